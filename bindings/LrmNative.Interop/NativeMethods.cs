@@ -1,0 +1,92 @@
+using System.Runtime.InteropServices;
+
+namespace LrmNative.Interop;
+
+/// <summary>Status codes of <c>lrm_native.h</c> (append-only).</summary>
+internal enum LrmStatus
+{
+    Ok = 0,
+    InvalidArgument = 1,
+    ShapeMismatch = 2,
+    OutOfMemory = 3,
+    IoError = 4,
+    Unsupported = 5,
+    Internal = 6,
+}
+
+/// <summary><c>lrm_resize_mode</c>.</summary>
+internal enum LrmResizeMode
+{
+    Bilinear = 0,
+    Bicubic = 1,
+}
+
+/// <summary><c>lrm_activation</c>.</summary>
+internal enum LrmActivation
+{
+    None = 0,
+    Relu = 1,
+    Gelu = 2,
+    Silu = 3,
+}
+
+/// <summary>Exact C signatures of <c>native/include/lrm_native.h</c>. No logic.</summary>
+internal static unsafe partial class NativeMethods
+{
+    private const string Lib = LibraryResolver.LrmNative;
+
+    [LibraryImport(Lib)] internal static partial byte* lrm_last_error();
+    [LibraryImport(Lib)] internal static partial void lrm_clear_error();
+    [LibraryImport(Lib)] internal static partial byte* lrm_version();
+    [LibraryImport(Lib)] internal static partial byte* lrm_build_info();
+    [LibraryImport(Lib)] internal static partial byte* lrm_blas_info();
+    [LibraryImport(Lib)] internal static partial int lrm_get_num_threads();
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_set_num_threads(int n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_gemm_forward(float* @out, float* a, float* b, float* bias, float* residual,
+        long m, long n, long k, int transpose_a, int transpose_b);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_layernorm_forward(float* @out, float* mean, float* rstd, float* inp,
+        float* weight, float* bias, long rows, long channels, float eps);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_modln_forward(float* @out, float* mean, float* rstd, float* inp,
+        float* weight, float* bias, float* shift, float* scale, long batch, long tokens, long channels, float eps);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_attention_forward(float* @out, float* lse, float* q, float* k, float* v,
+        long batch, long heads, long q_len, long kv_len, long head_dim, long q_row_stride, long kv_row_stride,
+        float scale);
+
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_gelu_forward(float* @out, float* inp, long n);
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_silu_forward(float* @out, float* inp, long n);
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_relu_forward(float* @out, float* inp, long n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_softmax_forward(float* @out, float* inp, long rows, long cols);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_patch_embed_forward(float* @out, float* image, float* weight, float* bias,
+        long batch, long in_channels, long height, long width, long out_channels, long patch);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_deconv_forward(float* @out, float* inp, float* weight, float* bias,
+        long batch, long in_channels, long height, long width, long out_channels, long kernel);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_forward(float* @out, float* inp, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_triplane_sample_forward(float* @out, float* planes, float* points,
+        long batch, long num_points, long channels, long height, long width);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_mlp_forward(float* @out, float* inp, float** weights, float** biases,
+        long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
+
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_f32_to_bf16(ushort* @out, float* inp, long n);
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_bf16_to_f32(float* @out, ushort* inp, long n);
+}

@@ -1,0 +1,364 @@
+using LrmNative.Interop;
+
+namespace LrmNative.Backends;
+
+/// <summary>
+/// The CPU engine: every op calls the C reference kernels in liblrm_native.so
+/// (OpenMP + OpenBLAS). Shapes are checked here, so a mismatch is reported with the
+/// op and tensor names before native code sees a pointer.
+/// </summary>
+public sealed unsafe class CpuBackend : IBackend
+{
+    /// <summary>Creates the backend; <paramref name="threads"/> &gt; 0 fixes the OpenMP/BLAS thread count.</summary>
+    public CpuBackend(int threads = 0)
+    {
+        if (threads > 0)
+        {
+            NativeCheck.Check(NativeMethods.lrm_set_num_threads(threads));
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => "cpu";
+
+    /// <inheritdoc />
+    public Device Device => Device.Cpu;
+
+    private static float* F(Tensor? tensor) => tensor is null ? null : (float*)tensor.Pointer;
+
+    // ---- GEMM ---------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Gemm(Tensor output, Tensor a, Tensor b, Tensor? bias = null, Tensor? residual = null, bool transposeA = false, bool transposeB = false)
+    {
+        const string op = "Gemm";
+        Expect.HostFloat32(op, ("output", output), ("a", a), ("b", b), ("bias", bias), ("residual", residual));
+        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
+        Expect.Shape(op, "b", b, -1, -1);
+        if (transposeA && a.Rank != 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
+        }
+        var k = transposeA ? a.Size(0) : a.Size(-1);
+        var m = a.ElementCount / Math.Max(k, 1);
+        var n = transposeB ? b.Size(0) : b.Size(1);
+        var bInner = transposeB ? b.Size(1) : b.Size(0);
+        if (bInner != k)
+        {
+            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
+        }
+        Span<long> outShape = stackalloc long[transposeA ? 2 : a.Rank];
+        if (transposeA)
+        {
+            outShape[0] = m;
+        }
+        else
+        {
+            a.Shape[..^1].CopyTo(outShape);
+        }
+        outShape[^1] = n;
+        Expect.Shape(op, "output", output, outShape);
+        Expect.Shape(op, "bias", bias, n);
+        Expect.Shape(op, "residual", residual, outShape);
+        NativeCheck.Check(NativeMethods.lrm_gemm_forward(F(output), F(a), F(b), F(bias), F(residual),
+            m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0), $"a {a.ShapeText}, b {b.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
+        throw NotYet("GemmBackward");
+
+    // ---- normalisation ---------------------------------------------------------
+
+    /// <inheritdoc />
+    public void LayerNorm(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, float epsilon)
+    {
+        const string op = "LayerNorm";
+        Expect.HostFloat32(op, ("output", output), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias));
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        var rows = input.ElementCount / Math.Max(channels, 1);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
+        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        NativeCheck.Check(NativeMethods.lrm_layernorm_forward(F(output), F(mean), F(rstd), F(input), F(weight), F(bias),
+            rows, channels, epsilon), $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
+        throw NotYet("LayerNormBackward");
+
+    /// <inheritdoc />
+    public void ModLN(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon)
+    {
+        const string op = "ModLN";
+        Expect.HostFloat32(op, ("output", output), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias), ("shift", shift), ("scale", scale));
+        Expect.Shape(op, "input", input, -1, -1, -1);
+        long batch = input.Size(0), tokens = input.Size(1), channels = input.Size(2);
+        Expect.Shape(op, "output", output, batch, tokens, channels);
+        Expect.Shape(op, "mean", mean, batch, tokens);
+        Expect.Shape(op, "rstd", rstd, batch, tokens);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        Expect.Shape(op, "shift", shift, batch, channels);
+        Expect.Shape(op, "scale", scale, batch, channels);
+        NativeCheck.Check(NativeMethods.lrm_modln_forward(F(output), F(mean), F(rstd), F(input), F(weight), F(bias),
+            F(shift), F(scale), batch, tokens, channels, epsilon), $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale) =>
+        throw NotYet("ModLNBackward");
+
+    // ---- attention -------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Attention(Tensor output, Tensor? logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale)
+    {
+        const string op = "Attention";
+        Expect.HostFloat32(op, ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
+        Expect.Positive(op, "heads", heads);
+        Expect.Shape(op, "output", output, -1, -1, -1);
+        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
+        if (width % heads != 0)
+        {
+            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
+        }
+        var headDim = width / heads;
+        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
+        Expect.Shape(op, "key", key.Source, batch, -1, -1);
+        var keyLength = key.Source.Size(1);
+        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
+        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
+        CheckSlice(op, "query", query, width);
+        CheckSlice(op, "key", key, width);
+        CheckSlice(op, "value", value, width);
+        NativeCheck.Check(NativeMethods.lrm_attention_forward(F(output), F(logSumExp),
+            F(query.Source) + query.ColumnOffset, F(key.Source) + key.ColumnOffset, F(value.Source) + value.ColumnOffset,
+            batch, heads, queryLength, keyLength, headDim, query.Source.Size(2), key.Source.Size(2), scale),
+            $"q {query.Source.ShapeText}, k {key.Source.ShapeText}, heads {heads}");
+    }
+
+    private static void CheckSlice(string op, string name, ColumnSlice slice, long width)
+    {
+        if (slice.ColumnOffset < 0 || slice.ColumnOffset + width > slice.Source.Size(2))
+        {
+            throw new LrmShapeException($"{op}: columns [{slice.ColumnOffset}, {slice.ColumnOffset + width}) of '{name}' {slice.Source.ShapeText} are out of range");
+        }
+    }
+
+    /// <inheritdoc />
+    public void AttentionBackward(Tensor gradQuery, Tensor gradKey, Tensor gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
+        throw NotYet("AttentionBackward");
+
+    // ---- element-wise ----------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Activate(Tensor output, Tensor input, Activation activation)
+    {
+        const string op = "Activate";
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var n = input.ElementCount;
+        NativeCheck.Check(activation switch
+        {
+            Activation.Gelu => NativeMethods.lrm_gelu_forward(F(output), F(input), n),
+            Activation.Silu => NativeMethods.lrm_silu_forward(F(output), F(input), n),
+            Activation.Relu => NativeMethods.lrm_relu_forward(F(output), F(input), n),
+            Activation.None => Copy(output, input),
+            _ => throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}"),
+        }, $"{activation} on {input.ShapeText}");
+    }
+
+    private static LrmStatus Copy(Tensor output, Tensor input)
+    {
+        if (output != input)
+        {
+            Buffer.MemoryCopy(input.Pointer, output.Pointer, output.ByteCount, input.ByteCount);
+        }
+        return LrmStatus.Ok;
+    }
+
+    /// <inheritdoc />
+    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) =>
+        throw NotYet("ActivateBackward");
+
+    /// <inheritdoc />
+    public void Softmax(Tensor output, Tensor input)
+    {
+        const string op = "Softmax";
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 1, "(..., columns)");
+        Expect.Shape(op, "output", output, input.Shape);
+        var cols = input.Size(-1);
+        NativeCheck.Check(NativeMethods.lrm_softmax_forward(F(output), F(input), input.ElementCount / Math.Max(cols, 1), cols),
+            $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => throw NotYet("SoftmaxBackward");
+
+    // ---- convolutions ----------------------------------------------------------
+
+    /// <inheritdoc />
+    public void PatchEmbed(Tensor output, Tensor image, Tensor weight, Tensor? bias)
+    {
+        const string op = "PatchEmbed";
+        Expect.HostFloat32(op, ("output", output), ("image", image), ("weight", weight), ("bias", bias));
+        Expect.Shape(op, "image", image, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
+        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
+        long outChannels = weight.Size(0), patch = weight.Size(2);
+        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
+        Expect.Positive(op, "patch", patch);
+        if (patch > height || patch > width)
+        {
+            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
+        }
+        Expect.Shape(op, "bias", bias, outChannels);
+        Expect.Shape(op, "output", output, batch, height / patch * (width / patch), outChannels);
+        NativeCheck.Check(NativeMethods.lrm_patch_embed_forward(F(output), F(image), F(weight), F(bias),
+            batch, inChannels, height, width, outChannels, patch), $"image {image.ShapeText}, weight {weight.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
+        throw NotYet("PatchEmbedBackward");
+
+    /// <inheritdoc />
+    public void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias)
+    {
+        const string op = "Deconvolution";
+        Expect.HostFloat32(op, ("output", output), ("input", input), ("weight", weight), ("bias", bias));
+        Expect.Shape(op, "input", input, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
+        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
+        long outChannels = weight.Size(1), kernel = weight.Size(2);
+        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        Expect.Shape(op, "bias", bias, outChannels);
+        Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
+        NativeCheck.Check(NativeMethods.lrm_deconv_forward(F(output), F(input), F(weight), F(bias),
+            batch, inChannels, height, width, outChannels, kernel), $"input {input.ShapeText}, weight {weight.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
+        throw NotYet("DeconvolutionBackward");
+
+    // ---- resampling ------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Resize(Tensor output, Tensor input, ResizeMode mode, float cubicA = -0.75f, bool antialias = false)
+    {
+        const string op = "Resize";
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 2, "(..., height, width)");
+        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        expected[^2] = -1;
+        expected[^1] = -1;
+        Expect.Shape(op, "output", output, expected);
+        long inHeight = input.Size(-2), inWidth = input.Size(-1), outHeight = output.Size(-2), outWidth = output.Size(-1);
+        var planes = input.ElementCount / Math.Max(inHeight * inWidth, 1);
+        NativeCheck.Check(NativeMethods.lrm_resize_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0), $"{mode} {input.ShapeText} -> {output.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
+        throw NotYet("ResizeBackward");
+
+    /// <inheritdoc />
+    public void TriplaneSample(Tensor output, Tensor planes, Tensor points)
+    {
+        const string op = "TriplaneSample";
+        Expect.HostFloat32(op, ("output", output), ("planes", planes), ("points", points));
+        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
+        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
+        Expect.Shape(op, "points", points, batch, -1, 3);
+        var count = points.Size(1);
+        Expect.Shape(op, "output", output, batch, count, 3 * channels);
+        NativeCheck.Check(NativeMethods.lrm_triplane_sample_forward(F(output), F(planes), F(points), batch, count, channels, height, width),
+            $"planes {planes.ShapeText}, points {points.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
+        throw NotYet("TriplaneSampleBackward");
+
+    // ---- small MLP -------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Mlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
+    {
+        const string op = "Mlp";
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        if (weights.Count == 0 || biases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one bias slot per weight (got {weights.Count} weights, {biases.Count} biases)");
+        }
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        var layers = weights.Count;
+        var dims = stackalloc long[layers + 1];
+        dims[0] = input.Size(-1);
+        var weightPointers = stackalloc float*[layers];
+        var biasPointers = stackalloc float*[layers];
+        for (var l = 0; l < layers; l++)
+        {
+            var name = $"weights[{l}]";
+            Expect.HostFloat32(op, (name, weights[l]), ($"biases[{l}]", biases[l]));
+            Expect.Shape(op, name, weights[l], -1, dims[l]);
+            dims[l + 1] = weights[l].Size(0);
+            Expect.Shape(op, $"biases[{l}]", biases[l], dims[l + 1]);
+            weightPointers[l] = F(weights[l]);
+            biasPointers[l] = F(biases[l]);
+        }
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dims[layers];
+        Expect.Shape(op, "output", output, outShape);
+        var rows = input.ElementCount / Math.Max(dims[0], 1);
+        NativeCheck.Check(NativeMethods.lrm_mlp_forward(F(output), F(input), weightPointers, biasPointers, dims, layers, rows,
+            (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
+    }
+
+    /// <inheritdoc />
+    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
+        throw NotYet("MlpBackward");
+
+    // ---- conversion ------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Convert(Tensor output, Tensor input)
+    {
+        const string op = "Convert";
+        Expect.Host(op, "output", output);
+        Expect.Host(op, "input", input);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var n = input.ElementCount;
+        NativeCheck.Check((input.DataType, output.DataType) switch
+        {
+            (DataType.Float32, DataType.BFloat16) => NativeMethods.lrm_convert_f32_to_bf16((ushort*)output.Pointer, F(input), n),
+            (DataType.BFloat16, DataType.Float32) => NativeMethods.lrm_convert_bf16_to_f32(F(output), (ushort*)input.Pointer, n),
+            (var from, var to) when from == to => Copy(output, input),
+            (var from, var to) => throw new LrmUnsupportedException($"{op}: no conversion from {from} to {to}"),
+        }, $"{input.DataType} -> {output.DataType} {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        // The CPU backend holds no resources of its own.
+    }
+
+    private static NotImplementedException NotYet(string op) =>
+        new($"{op}: the CPU backward lands with training (issue 6); forward ops only in this build");
+}

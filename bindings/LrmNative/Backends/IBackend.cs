@@ -1,0 +1,140 @@
+namespace LrmNative.Backends;
+
+/// <summary>Activation functions the fused ops understand (values match <c>lrm_activation</c>).</summary>
+public enum Activation
+{
+    /// <summary>Identity.</summary>
+    None = 0,
+    /// <summary>max(x, 0).</summary>
+    Relu = 1,
+    /// <summary>Exact GELU, 0.5·x·(1 + erf(x/√2)).</summary>
+    Gelu = 2,
+    /// <summary>x·sigmoid(x).</summary>
+    Silu = 3,
+}
+
+/// <summary>Image resampling filters (values match <c>lrm_resize_mode</c>).</summary>
+public enum ResizeMode
+{
+    /// <summary>Bilinear (triangle filter when antialiased).</summary>
+    Bilinear = 0,
+    /// <summary>Keys cubic convolution with a configurable coefficient a.</summary>
+    Bicubic = 1,
+}
+
+/// <summary>
+/// A column slice of a row-major (batch, tokens, columns) tensor: lets attention read q, k
+/// and v straight out of a packed projection such as qkv (B, T, 3C).
+/// </summary>
+/// <param name="Source">The tensor holding the rows.</param>
+/// <param name="ColumnOffset">First column of the slice.</param>
+public readonly record struct ColumnSlice(Tensor Source, long ColumnOffset = 0)
+{
+    /// <summary>The whole tensor.</summary>
+    public static implicit operator ColumnSlice(Tensor source) => new(source);
+}
+
+/// <summary>
+/// Every op of the engine, forward and backward, in one interface with two
+/// implementations (CPU, CUDA). Argument order follows the house rule: outputs,
+/// saved-for-backward, inputs, parameters, sizes. Backward: input gradients first;
+/// parameter gradients accumulate (+=), activation gradients overwrite.
+/// All tensors are fp32 unless an op says otherwise.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>Short name, e.g. "cpu".</summary>
+    string Name { get; }
+
+    /// <summary>The device the backend computes on.</summary>
+    Device Device { get; }
+
+    // ---- GEMM ---------------------------------------------------------------
+
+    /// <summary>output (M,N) = op(a)·op(b) + bias (N) + residual (M,N); a (M,K) or (K,M) if transposeA; b (K,N) or (N,K) if transposeB (nn.Linear weights). residual may be output.</summary>
+    void Gemm(Tensor output, Tensor a, Tensor b, Tensor? bias = null, Tensor? residual = null, bool transposeA = false, bool transposeB = false);
+
+    /// <summary>Backward of <see cref="Gemm"/>: da, db overwrite; dbias accumulates.</summary>
+    void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false);
+
+    // ---- normalisation -------------------------------------------------------
+
+    /// <summary>LayerNorm over the last dimension of input (…, C); mean/rstd (rows) are optional saved statistics.</summary>
+    void LayerNorm(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, float epsilon);
+
+    /// <summary>Backward of <see cref="LayerNorm"/>.</summary>
+    void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight);
+
+    /// <summary>ModLN (LRM §3.2): LN(input)·(1 + scale) + shift; input (B,T,C), shift and scale (B,C).</summary>
+    void ModLN(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon);
+
+    /// <summary>Backward of <see cref="ModLN"/>.</summary>
+    void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale);
+
+    // ---- attention -------------------------------------------------------------
+
+    /// <summary>
+    /// Multi-head attention without masks or biases: output (B,Tq,H·D) = softmax(scale·q·kᵀ)·v per head.
+    /// q is a slice (B,Tq,H·D) and k, v slices (B,Tk,H·D) of possibly wider tensors;
+    /// lse (B,H,Tq) optionally receives the log-sum-exp saved for backward.
+    /// </summary>
+    void Attention(Tensor output, Tensor? logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale);
+
+    /// <summary>Backward of <see cref="Attention"/> (recomputes probabilities from the log-sum-exp).</summary>
+    void AttentionBackward(Tensor gradQuery, Tensor gradKey, Tensor gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale);
+
+    // ---- element-wise ----------------------------------------------------------
+
+    /// <summary>output = act(input), element-wise; output may be input.</summary>
+    void Activate(Tensor output, Tensor input, Activation activation);
+
+    /// <summary>Backward of <see cref="Activate"/>.</summary>
+    void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation);
+
+    /// <summary>Softmax over the last dimension; output may be input.</summary>
+    void Softmax(Tensor output, Tensor input);
+
+    /// <summary>Backward of <see cref="Softmax"/>.</summary>
+    void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output);
+
+    // ---- convolutions ----------------------------------------------------------
+
+    /// <summary>Patch embedding: image (B,Cin,H,W), weight (Cout,Cin,P,P), bias (Cout) → output (B,(H/P)·(W/P),Cout).</summary>
+    void PatchEmbed(Tensor output, Tensor image, Tensor weight, Tensor? bias);
+
+    /// <summary>Backward of <see cref="PatchEmbed"/>.</summary>
+    void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight);
+
+    /// <summary>Transposed convolution, kernel = stride: input (B,Cin,H,W), weight (Cin,Cout,K,K) → output (B,Cout,H·K,W·K).</summary>
+    void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias);
+
+    /// <summary>Backward of <see cref="Deconvolution"/>.</summary>
+    void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight);
+
+    // ---- resampling ------------------------------------------------------------
+
+    /// <summary>Resize (…, Hin, Win) → (…, Hout, Wout), align_corners = false, as torch.nn.functional.interpolate.</summary>
+    void Resize(Tensor output, Tensor input, ResizeMode mode, float cubicA = -0.75f, bool antialias = false);
+
+    /// <summary>Backward of <see cref="Resize"/> (the adjoint of the resampling matrix).</summary>
+    void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false);
+
+    /// <summary>Triplane sampling: planes (B,3,H,W,C) channels-last, points (B,N,3) → output (B,N,3C).</summary>
+    void TriplaneSample(Tensor output, Tensor planes, Tensor points);
+
+    /// <summary>Backward of <see cref="TriplaneSample"/> into the planes (and optionally the points).</summary>
+    void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points);
+
+    // ---- small MLP -------------------------------------------------------------
+
+    /// <summary>Linear layers (weights (out,in), optional biases) with <paramref name="hiddenActivation"/> between them and <paramref name="outputActivation"/> after the last.</summary>
+    void Mlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation);
+
+    /// <summary>Backward of <see cref="Mlp"/>.</summary>
+    void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation);
+
+    // ---- conversion ------------------------------------------------------------
+
+    /// <summary>Element type conversion between fp32 and bf16 (round to nearest even), same shape.</summary>
+    void Convert(Tensor output, Tensor input);
+}

@@ -1,0 +1,80 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using LrmNative.Interop;
+
+namespace LrmNative;
+
+/// <summary>Base of every error LrmNative raises on purpose.</summary>
+public class LrmException : Exception
+{
+    /// <summary>Creates the exception with a message a user can act on.</summary>
+    public LrmException(string message) : base(message) { }
+    /// <summary>Creates the exception wrapping a cause.</summary>
+    public LrmException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>A null, empty or out-of-range argument.</summary>
+public sealed class LrmInvalidArgumentException(string message) : LrmException(message);
+
+/// <summary>Tensors whose shapes or dtypes cannot go together; the message names the op, tensor and shapes.</summary>
+public sealed class LrmShapeException(string message) : LrmException(message);
+
+/// <summary>Host or device memory ran out.</summary>
+public sealed class LrmOutOfMemoryException(string message) : LrmException(message);
+
+/// <summary>A file is missing, unreadable or corrupt; the message names it.</summary>
+public sealed class LrmFormatException(string message) : LrmException(message);
+
+/// <summary>A valid request this build or device cannot serve.</summary>
+public sealed class LrmUnsupportedException(string message) : LrmException(message);
+
+/// <summary>An engine bug; please report it with the message.</summary>
+public sealed class LrmInternalException(string message) : LrmException(message);
+
+/// <summary>The one helper turning <c>lrm_status</c> codes into typed exceptions.</summary>
+internal static class NativeCheck
+{
+    /// <summary>Throws the typed exception for a failed status, with the native message, the failing call and context.</summary>
+    public static void Check(LrmStatus status, string? context = null,
+        [CallerArgumentExpression(nameof(status))] string call = "")
+    {
+        if (status == LrmStatus.Ok)
+        {
+            return;
+        }
+        var message = new StringBuilder(LastError());
+        if (context is not null)
+        {
+            message.Append(" [").Append(context).Append(']');
+        }
+        message.Append(" (in ").Append(CallName(call)).Append(')');
+        var text = message.ToString();
+        throw status switch
+        {
+            LrmStatus.InvalidArgument => new LrmInvalidArgumentException(text),
+            LrmStatus.ShapeMismatch => new LrmShapeException(text),
+            LrmStatus.OutOfMemory => new LrmOutOfMemoryException(text),
+            LrmStatus.IoError => new LrmFormatException(text),
+            LrmStatus.Unsupported => new LrmUnsupportedException(text),
+            _ => new LrmInternalException(text),
+        };
+    }
+
+    /// <summary>The native thread-local error message.</summary>
+    public static unsafe string LastError() => Utf8(NativeMethods.lrm_last_error()) is { Length: > 0 } text
+        ? text
+        : "native call failed without a message";
+
+    /// <summary>Reads a NUL-terminated UTF-8 string owned by the native side.</summary>
+    public static unsafe string Utf8(byte* text) =>
+        text is null ? string.Empty : System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)text) ?? string.Empty;
+
+    // "NativeMethods.lrm_gemm_forward(o, a, ...)" -> "lrm_gemm_forward"
+    private static string CallName(string call)
+    {
+        var open = call.IndexOf('(', StringComparison.Ordinal);
+        var head = open >= 0 ? call[..open] : call;
+        var dot = head.LastIndexOf('.');
+        return dot >= 0 ? head[(dot + 1)..] : head;
+    }
+}

@@ -1,0 +1,214 @@
+using System.Runtime.InteropServices;
+
+namespace LrmNative;
+
+/// <summary>
+/// A dense, row-major tensor that owns its buffer: shape, element type, device.
+/// Host buffers are 64-byte aligned native memory (no GC pinning needed to hand them to
+/// native code). Dispose frees the buffer; using a disposed tensor throws.
+/// </summary>
+public sealed unsafe class Tensor : IDisposable
+{
+    private const nuint Alignment = 64;
+    private readonly long[] _shape;
+    private void* _data;
+    private void* _allocation;
+    private readonly long _guardBytes;
+
+    private Tensor(long[] shape, DataType dataType, Device device, long guardElements = 0)
+    {
+        _shape = shape;
+        DataType = dataType;
+        Device = device;
+        ElementCount = CountElements(shape);
+        ByteCount = checked(ElementCount * dataType.ElementSize());
+        if (device.Kind != DeviceKind.Cpu)
+        {
+            throw new LrmUnsupportedException($"tensors on {device} need the CUDA backend, which this build does not have yet");
+        }
+        try
+        {
+            // At least one byte so an all-empty tensor still has a valid pointer.
+            _guardBytes = guardElements * dataType.ElementSize();
+            _allocation = NativeMemory.AlignedAlloc((nuint)Math.Max(ByteCount + 2 * _guardBytes, 1), Alignment);
+            _data = (byte*)_allocation + _guardBytes;
+        }
+        catch (OutOfMemoryException)
+        {
+            throw new LrmOutOfMemoryException($"cannot allocate {ByteCount} bytes for a {dataType} tensor of shape {FormatShape(shape)}");
+        }
+    }
+
+    /// <summary>Sizes of each dimension.</summary>
+    public ReadOnlySpan<long> Shape => _shape;
+
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => _shape.Length;
+
+    /// <summary>Element type.</summary>
+    public DataType DataType { get; }
+
+    /// <summary>Where the buffer lives.</summary>
+    public Device Device { get; }
+
+    /// <summary>Product of the shape.</summary>
+    public long ElementCount { get; }
+
+    /// <summary>Size of the buffer in bytes.</summary>
+    public long ByteCount { get; }
+
+    /// <summary>True after <see cref="Dispose"/>.</summary>
+    public bool IsDisposed => _data is null;
+
+    /// <summary>Size of one dimension; negative indices count from the end.</summary>
+    public long Size(int dimension) => _shape[dimension < 0 ? _shape.Length + dimension : dimension];
+
+    /// <summary>A new host tensor, contents unspecified.</summary>
+    public static Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32) =>
+        new(ValidateShape(shape), dataType, Device.Cpu);
+
+    /// <summary>
+    /// A host tensor with <paramref name="guardElements"/> extra elements before and after its
+    /// data, all set to <paramref name="poisonBits"/>, so tests can prove an op wrote every
+    /// element (<see cref="CountBits"/>) and nothing outside (<see cref="GuardsIntact"/>).
+    /// </summary>
+    internal static Tensor CreateGuarded(ReadOnlySpan<long> shape, uint poisonBits, long guardElements = 64)
+    {
+        var tensor = new Tensor(ValidateShape(shape), DataType.Float32, Device.Cpu, guardElements);
+        new Span<uint>(tensor._allocation, checked((int)(tensor.ElementCount + 2 * guardElements))).Fill(poisonBits);
+        return tensor;
+    }
+
+    /// <summary>True if both guard regions still hold <paramref name="poisonBits"/>.</summary>
+    internal bool GuardsIntact(uint poisonBits)
+    {
+        ThrowIfDisposed();
+        var guard = (int)(_guardBytes / sizeof(uint));
+        var before = new ReadOnlySpan<uint>(_allocation, guard);
+        var after = new ReadOnlySpan<uint>((byte*)_data + ByteCount, guard);
+        return !before.ContainsAnyExcept(poisonBits) && !after.ContainsAnyExcept(poisonBits);
+    }
+
+    /// <summary>How many elements hold exactly the bit pattern <paramref name="bits"/>.</summary>
+    internal long CountBits(uint bits)
+    {
+        var values = MemoryMarshal.Cast<float, uint>(AsSpan<float>());
+        return values.Count(bits);
+    }
+
+    /// <summary>A new host tensor filled with zeros.</summary>
+    public static Tensor Zeros(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32)
+    {
+        var tensor = Empty(shape, dataType);
+        NativeMemory.Clear(tensor._data, (nuint)tensor.ByteCount);
+        return tensor;
+    }
+
+    /// <summary>A new fp32 host tensor holding a copy of <paramref name="values"/>.</summary>
+    public static Tensor FromArray(ReadOnlySpan<float> values, params ReadOnlySpan<long> shape)
+    {
+        var tensor = Empty(shape);
+        if (values.Length != tensor.ElementCount)
+        {
+            tensor.Dispose();
+            throw new LrmShapeException($"{values.Length} values cannot fill a tensor of shape {FormatShape(shape)} ({CountElements(shape.ToArray())} elements)");
+        }
+        values.CopyTo(tensor.AsSpan<float>());
+        return tensor;
+    }
+
+    /// <summary>The host buffer as a span of <typeparamref name="T"/> (fp32: float, bf16: ushort, i32: int).</summary>
+    public Span<T> AsSpan<T>() where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (sizeof(T) != DataType.ElementSize())
+        {
+            throw new LrmShapeException($"a {DataType} tensor cannot be viewed as {typeof(T).Name}");
+        }
+        return new Span<T>(_data, checked((int)ElementCount));
+    }
+
+    /// <summary>A copy of the contents as fp32 values (bf16 widened exactly).</summary>
+    public float[] ToFloatArray()
+    {
+        ThrowIfDisposed();
+        return DataType switch
+        {
+            DataType.Float32 => AsSpan<float>().ToArray(),
+            DataType.BFloat16 => AsSpan<ushort>().ToArray().Select(bits => BitConverter.Int32BitsToSingle(bits << 16)).ToArray(),
+            DataType.Int32 => AsSpan<int>().ToArray().Select(v => (float)v).ToArray(),
+            _ => throw new LrmInternalException($"unhandled data type {DataType}"),
+        };
+    }
+
+    /// <summary>Shape as "(2, 3, 4)".</summary>
+    public string ShapeText => FormatShape(_shape);
+
+    /// <inheritdoc />
+    public override string ToString() => $"Tensor{ShapeText} {DataType} on {Device}";
+
+    /// <summary>Raw pointer for backends; valid until Dispose.</summary>
+    internal void* Pointer
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _data;
+        }
+    }
+
+    /// <summary>Frees the buffer. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        Free();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Frees the buffer if the owner forgot to (host memory only).</summary>
+    ~Tensor() => Free();
+
+    private void Free()
+    {
+        if (_allocation is not null)
+        {
+            NativeMemory.AlignedFree(_allocation);
+            _allocation = null;
+            _data = null;
+        }
+    }
+
+    /// <summary>"(2, 3, 4)".</summary>
+    public static string FormatShape(ReadOnlySpan<long> shape)
+    {
+        var parts = new string[shape.Length];
+        for (var i = 0; i < shape.Length; i++)
+        {
+            parts[i] = shape[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return shape.Length == 1 ? $"({parts[0]},)" : $"({string.Join(", ", parts)})";
+    }
+
+    private static long[] ValidateShape(ReadOnlySpan<long> shape)
+    {
+        foreach (var size in shape)
+        {
+            if (size < 0)
+            {
+                throw new LrmInvalidArgumentException($"tensor shape {FormatShape(shape)} has a negative size");
+            }
+        }
+        return shape.ToArray();
+    }
+
+    private static long CountElements(long[] shape)
+    {
+        long count = 1;
+        foreach (var size in shape)
+        {
+            count = checked(count * size);
+        }
+        return count;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_data is null, this);
+}

@@ -1,0 +1,222 @@
+/*
+ * lrm_native.h — the flat C ABI of LrmNative's CPU engine (liblrm_native.so).
+ *
+ * Conventions (see shared STYLE.md):
+ *  - Every function is prefixed `lrm_`, returns an lrm_status, and never lets a
+ *    C++ exception cross the boundary. On failure, lrm_last_error() returns a
+ *    readable, thread-local message naming the op and the offending argument.
+ *  - Argument order: outputs, saved-for-backward, inputs, parameters, sizes.
+ *    Shapes are written next to every pointer, row-major, last index fastest.
+ *  - All tensors are fp32 unless stated. Optional pointers may be NULL and say so.
+ *  - Activation outputs are overwritten. Inputs are never modified unless an
+ *    argument is documented as allowed to alias the output.
+ *  - Sizes are int64_t; zero or negative sizes are rejected with
+ *    LRM_STATUS_INVALID_ARGUMENT (an empty op is a caller bug in this engine).
+ *  - Enums are append-only: new values go at the end, old values never change.
+ *  - Kernels are OpenMP-parallel and deterministic for a given thread count.
+ */
+#ifndef LRM_NATIVE_H
+#define LRM_NATIVE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define LRM_API __declspec(dllexport)
+#else
+#define LRM_API __attribute__((visibility("default")))
+#endif
+
+typedef enum lrm_status {
+    LRM_STATUS_OK = 0,
+    LRM_STATUS_INVALID_ARGUMENT = 1, /* null pointer, non-positive size, bad enum value */
+    LRM_STATUS_SHAPE_MISMATCH = 2,   /* sizes that cannot go together (e.g. image smaller than a patch) */
+    LRM_STATUS_OUT_OF_MEMORY = 3,
+    LRM_STATUS_IO_ERROR = 4,         /* file missing, unreadable or corrupt */
+    LRM_STATUS_UNSUPPORTED = 5,      /* valid request this build cannot serve */
+    LRM_STATUS_INTERNAL = 6          /* a bug: please report */
+} lrm_status;
+
+typedef enum lrm_resize_mode {
+    LRM_RESIZE_BILINEAR = 0,
+    LRM_RESIZE_BICUBIC = 1
+} lrm_resize_mode;
+
+typedef enum lrm_activation {
+    LRM_ACTIVATION_NONE = 0,
+    LRM_ACTIVATION_RELU = 1,
+    LRM_ACTIVATION_GELU = 2, /* exact: 0.5·x·(1 + erf(x/√2)) */
+    LRM_ACTIVATION_SILU = 3
+} lrm_activation;
+
+/* ---- library information and errors ------------------------------------ */
+
+/* Message of the last failed call on this thread ("" if none). Valid until the
+ * next lrm_ call on the same thread. */
+LRM_API const char* lrm_last_error(void);
+LRM_API void lrm_clear_error(void);
+/* Semantic version "MAJOR.MINOR.PATCH". */
+LRM_API const char* lrm_version(void);
+/* Compiler, build type, flags, OpenMP version. */
+LRM_API const char* lrm_build_info(void);
+/* BLAS vendor and configuration string (e.g. OpenBLAS' own config line). */
+LRM_API const char* lrm_blas_info(void);
+/* Threads OpenMP will use for the next parallel region. */
+LRM_API int32_t lrm_get_num_threads(void);
+/* Set the OpenMP (and BLAS) thread count; n <= 0 restores the default. */
+LRM_API lrm_status lrm_set_num_threads(int32_t n);
+
+/* ---- GEMM --------------------------------------------------------------- */
+
+/* out = op(a) · op(b) + bias + residual, through OpenBLAS sgemm.
+ *   out      (m, n)
+ *   a        (m, k), or (k, m) stored when transpose_a != 0
+ *   b        (k, n), or (n, k) stored when transpose_b != 0  (nn.Linear weight: transpose_b = 1)
+ *   bias     (n)     optional, broadcast over rows
+ *   residual (m, n)  optional; may alias out (in-place residual add)
+ */
+LRM_API lrm_status lrm_gemm_forward(float* out, const float* a, const float* b, const float* bias,
+                                    const float* residual, int64_t m, int64_t n, int64_t k,
+                                    int32_t transpose_a, int32_t transpose_b);
+
+/* ---- normalisation ------------------------------------------------------ */
+
+/* LayerNorm over the last dimension, biased variance, statistics in fp32.
+ *   out  (rows, channels)
+ *   mean (rows) optional, saved for backward
+ *   rstd (rows) optional, saved for backward: 1/sqrt(var + eps)
+ *   inp  (rows, channels)
+ *   weight, bias (channels) optional (absent = 1 and 0)
+ */
+LRM_API lrm_status lrm_layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                         const float* weight, const float* bias, int64_t rows,
+                                         int64_t channels, float eps);
+
+/* ModLN (LRM §3.2): out = LN(inp)·(1 + scale[b]) + shift[b], per-sample modulation.
+ *   out  (batch, tokens, channels)
+ *   mean, rstd (batch, tokens) optional, saved for backward
+ *   inp  (batch, tokens, channels)
+ *   weight, bias (channels) optional LN affine
+ *   shift, scale (batch, channels)
+ */
+LRM_API lrm_status lrm_modln_forward(float* out, float* mean, float* rstd, const float* inp,
+                                     const float* weight, const float* bias, const float* shift,
+                                     const float* scale, int64_t batch, int64_t tokens,
+                                     int64_t channels, float eps);
+
+/* ---- attention ---------------------------------------------------------- */
+
+/* Multi-head scaled dot-product attention, no mask, no biases, tiled over keys
+ * with an online softmax (the score matrix is never materialised).
+ *   out (batch, q_len, heads·head_dim), contiguous
+ *   lse (batch, heads, q_len) optional, saved for backward: log Σ_j exp(s_ij)
+ *   q   (batch, q_len,  heads·head_dim) with rows q_row_stride elements apart
+ *   k   (batch, kv_len, heads·head_dim) with rows kv_row_stride elements apart
+ *   v   (batch, kv_len, heads·head_dim) with rows kv_row_stride elements apart
+ * Row strides let packed projections be used in place, e.g. qkv (B,T,3C):
+ * q = qkv, k = qkv + C, v = qkv + 2C, both strides 3C. Strides must be >= heads·head_dim.
+ * scale: multiplies q·k (usually 1/sqrt(head_dim)).
+ */
+LRM_API lrm_status lrm_attention_forward(float* out, float* lse, const float* q, const float* k,
+                                         const float* v, int64_t batch, int64_t heads,
+                                         int64_t q_len, int64_t kv_len, int64_t head_dim,
+                                         int64_t q_row_stride, int64_t kv_row_stride, float scale);
+
+/* ---- element-wise and row-wise ----------------------------------------- */
+
+/* out = act(inp), n elements; out may alias inp. */
+LRM_API lrm_status lrm_gelu_forward(float* out, const float* inp, int64_t n);
+LRM_API lrm_status lrm_silu_forward(float* out, const float* inp, int64_t n);
+LRM_API lrm_status lrm_relu_forward(float* out, const float* inp, int64_t n);
+
+/* Softmax over the last dimension (numerically stable). out may alias inp.
+ *   out, inp (rows, cols) */
+LRM_API lrm_status lrm_softmax_forward(float* out, const float* inp, int64_t rows, int64_t cols);
+
+/* ---- convolutions ------------------------------------------------------- */
+
+/* Patch embedding: Conv2d(in_channels, out_channels, kernel = stride = patch), with bias,
+ * written token-major (what the transformer consumes). Trailing rows/columns that do
+ * not fill a patch are dropped, as PyTorch does.
+ *   out    (batch, (height/patch)·(width/patch), out_channels), tokens row-major over the grid
+ *   image  (batch, in_channels, height, width)
+ *   weight (out_channels, in_channels, patch, patch)   (PyTorch layout)
+ *   bias   (out_channels) optional
+ */
+LRM_API lrm_status lrm_patch_embed_forward(float* out, const float* image, const float* weight,
+                                           const float* bias, int64_t batch, int64_t in_channels,
+                                           int64_t height, int64_t width, int64_t out_channels,
+                                           int64_t patch);
+
+/* Transposed convolution with kernel = stride (2 in LRM's upsampler), no padding:
+ * ConvTranspose2d(in_channels, out_channels, kernel, stride = kernel) + bias.
+ *   out    (batch, out_channels, height·kernel, width·kernel)
+ *   inp    (batch, in_channels, height, width)
+ *   weight (in_channels, out_channels, kernel, kernel)  (PyTorch layout)
+ *   bias   (out_channels) optional
+ */
+LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float* weight,
+                                      const float* bias, int64_t batch, int64_t in_channels,
+                                      int64_t height, int64_t width, int64_t out_channels,
+                                      int64_t kernel);
+
+/* ---- image resize ------------------------------------------------------- */
+
+/* Resize planes, matching torch.nn.functional.interpolate with align_corners=False.
+ *   out (planes, out_height, out_width)
+ *   inp (planes, in_height, in_width)
+ * mode: bilinear or bicubic; cubic_a is the Keys coefficient (PyTorch: −0.75 without
+ * antialias, −0.5 with antialias; any value allowed). antialias != 0 widens the filter
+ * support by the downscale factor (PIL / torch antialias=True); it changes nothing when
+ * upscaling. Without antialias, bicubic reads clamp to the border. */
+LRM_API lrm_status lrm_resize_forward(float* out, const float* inp, int64_t planes,
+                                      int64_t in_height, int64_t in_width, int64_t out_height,
+                                      int64_t out_width, int32_t mode, float cubic_a,
+                                      int32_t antialias);
+
+/* ---- triplane sampling -------------------------------------------------- */
+
+/* Sample three axis-aligned feature planes at 3-D points, equal to
+ * grid_sample(mode=bilinear, padding_mode=zeros, align_corners=False) per plane,
+ * features concatenated [plane0 | plane1 | plane2].
+ * Point p = (x, y, z) in [−1, 1]³ maps to grid coordinates (u, v):
+ *   plane 0: (x, y), plane 1: (x, z), plane 2: (z, y)   (OpenLRM's order)
+ * u indexes width, v indexes height; pixel = ((u + 1)·W − 1)/2.
+ *   out    (batch, points, 3·channels)
+ *   planes (batch, 3, height, width, channels)   channels-last
+ *   points (batch, points, 3)
+ */
+LRM_API lrm_status lrm_triplane_sample_forward(float* out, const float* planes,
+                                               const float* points, int64_t batch,
+                                               int64_t num_points, int64_t channels,
+                                               int64_t height, int64_t width);
+
+/* ---- small MLP ---------------------------------------------------------- */
+
+/* A stack of nn.Linear layers with `hidden_activation` between them and
+ * `output_activation` after the last (LRM's NeRF decoder: ReLU / none).
+ *   out      (rows, dims[num_layers])
+ *   inp      (rows, dims[0])
+ *   weights  num_layers pointers, layer l: (dims[l+1], dims[l])   (nn.Linear layout)
+ *   biases   num_layers pointers, layer l: (dims[l+1]), each optional (NULL)
+ *   dims     num_layers + 1 sizes
+ * Rows are processed in blocks, so scratch memory stays bounded. */
+LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* const* weights,
+                                   const float* const* biases, const int64_t* dims,
+                                   int32_t num_layers, int64_t rows, int32_t hidden_activation,
+                                   int32_t output_activation);
+
+/* ---- dtype conversion --------------------------------------------------- */
+
+/* fp32 → bf16 with round-to-nearest-even (NaN stays NaN), and back (exact). */
+LRM_API lrm_status lrm_convert_f32_to_bf16(uint16_t* out, const float* inp, int64_t n);
+LRM_API lrm_status lrm_convert_bf16_to_f32(float* out, const uint16_t* inp, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LRM_NATIVE_H */

@@ -1,0 +1,22 @@
+using System.CommandLine;
+using LrmNative;
+
+namespace LrmNative.Cli;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var root = new RootCommand("lrm — LrmNative: one photo in, a 3D asset out (Large Reconstruction Model, arXiv 2311.04400)");
+        root.Subcommands.Add(InfoCommand.Create());
+        try
+        {
+            return root.Parse(args).Invoke();
+        }
+        catch (LrmException error)
+        {
+            Console.Error.WriteLine($"lrm: error: {error.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Checks (and, when run as root, installs) what building LrmNative needs:
+# the .NET SDK, CMake, g++, OpenMP (part of g++) and OpenBLAS.
+# Usage: tools/setup.sh            (exit 0 when everything is present)
+set -euo pipefail
+
+missing_packages=()
+command -v cmake >/dev/null 2>&1 || missing_packages+=(cmake)
+command -v g++ >/dev/null 2>&1 || missing_packages+=(g++)
+command -v make >/dev/null 2>&1 || missing_packages+=(make)
+# OpenBLAS: the header and the linkable library come with libopenblas-dev.
+if ! { [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] || [ -e /usr/include/openblas/cblas.h ]; } \
+   || ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; then
+    missing_packages+=(libopenblas-dev)
+fi
+
+if [ ${#missing_packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${missing_packages[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends "${missing_packages[@]}" >&2
+    else
+        echo "setup: missing packages: ${missing_packages[*]}" >&2
+        echo "setup: install them with:  sudo apt-get install -y ${missing_packages[*]}" >&2
+        exit 1
+    fi
+fi
+
+if ! command -v dotnet >/dev/null 2>&1; then
+    echo "setup: the .NET 10 SDK is required (dotnet not on PATH); see https://learn.microsoft.com/dotnet/core/install/linux-debian" >&2
+    exit 1
+fi

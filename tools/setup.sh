@@ -9,10 +9,15 @@ command -v cmake >/dev/null 2>&1 || missing_packages+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing_packages+=(g++)
 command -v make >/dev/null 2>&1 || missing_packages+=(make)
 # OpenBLAS: the header and the linkable library come with libopenblas-dev.
-if ! { [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] || [ -e /usr/include/openblas/cblas.h ]; } \
-   || ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; then
-    missing_packages+=(libopenblas-dev)
-fi
+have_openblas() {
+    if command -v dpkg-query >/dev/null 2>&1; then
+        dpkg-query -W -f='${Status}' libopenblas-dev 2>/dev/null | grep -q "install ok installed"
+    else
+        find /usr/include /usr/local/include -name cblas.h 2>/dev/null | grep -q . &&
+            find /usr/lib /usr/local/lib -name 'libopenblas.so*' 2>/dev/null | grep -q .
+    fi
+}
+have_openblas || missing_packages+=(libopenblas-dev)
 
 if [ ${#missing_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

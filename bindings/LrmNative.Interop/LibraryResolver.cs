@@ -51,7 +51,16 @@ internal static class LibraryResolver
     /// <summary>Tries to load a logical library; returns false (and why) instead of throwing.</summary>
     public static bool TryLoad(string logicalName, out IntPtr handle, out string detail)
     {
-        handle = Resolve(logicalName, typeof(LibraryResolver).Assembly, null);
+        try
+        {
+            handle = Resolve(logicalName, typeof(LibraryResolver).Assembly, null);
+        }
+        catch (Exception error) when (error is DllNotFoundException or BadImageFormatException)
+        {
+            handle = IntPtr.Zero;
+            detail = $"{Table[logicalName].EnvironmentVariable} names a library that cannot be loaded: {error.Message}";
+            return false;
+        }
         if (handle != IntPtr.Zero)
         {
             detail = LoadedPath(logicalName) ?? logicalName;

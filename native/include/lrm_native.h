@@ -12,6 +12,11 @@
  *    argument is documented as allowed to alias the output.
  *  - Sizes are int64_t; zero or negative sizes are rejected with
  *    LRM_STATUS_INVALID_ARGUMENT (an empty op is a caller bug in this engine).
+ *    Sizes that are each valid but cannot go together (a row stride shorter than
+ *    the row, a patch larger than the image) give LRM_STATUS_SHAPE_MISMATCH; sizes
+ *    whose products overflow are INVALID_ARGUMENT; sizes beyond what a backend can
+ *    index (the 32-bit BLAS interface, 2^30-pixel planes) are LRM_STATUS_UNSUPPORTED.
+ *    All arguments are validated before any memory is touched.
  *  - Enums are append-only: new values go at the end, old values never change.
  *  - Kernels are OpenMP-parallel and deterministic for a given thread count.
  */
@@ -54,8 +59,10 @@ typedef enum lrm_activation {
 
 /* ---- library information and errors ------------------------------------ */
 
-/* Message of the last failed call on this thread ("" if none). Valid until the
- * next lrm_ call on the same thread. */
+/* Message of the last failed call on this thread ("" if none), ASCII, starting
+ * with the function name: "lrm_gemm_forward: argument 'a' is NULL". Successful
+ * calls leave it unchanged (read it right after a non-OK status). Valid until the
+ * next failing lrm_ call or lrm_clear_error on the same thread. */
 LRM_API const char* lrm_last_error(void);
 LRM_API void lrm_clear_error(void);
 /* Semantic version "MAJOR.MINOR.PATCH". */
@@ -64,9 +71,12 @@ LRM_API const char* lrm_version(void);
 LRM_API const char* lrm_build_info(void);
 /* BLAS vendor and configuration string (e.g. OpenBLAS' own config line). */
 LRM_API const char* lrm_blas_info(void);
-/* Threads OpenMP will use for the next parallel region. */
+/* Threads the library's parallel regions use (for calls from any host thread). */
 LRM_API int32_t lrm_get_num_threads(void);
-/* Set the OpenMP (and BLAS) thread count; n <= 0 restores the default. */
+/* Set the library's thread count, process-wide; n <= 0 restores the default
+ * captured when the library was loaded (OMP_NUM_THREADS or the core count).
+ * n > 1024 is INVALID_ARGUMENT. BLAS work is split over these same threads
+ * (OpenBLAS itself is set to one thread when the library loads). */
 LRM_API lrm_status lrm_set_num_threads(int32_t n);
 
 /* ---- GEMM --------------------------------------------------------------- */
@@ -76,7 +86,9 @@ LRM_API lrm_status lrm_set_num_threads(int32_t n);
  *   a        (m, k), or (k, m) stored when transpose_a != 0
  *   b        (k, n), or (n, k) stored when transpose_b != 0  (nn.Linear weight: transpose_b = 1)
  *   bias     (n)     optional, broadcast over rows
- *   residual (m, n)  optional; may alias out (in-place residual add)
+ *   residual (m, n)  optional; may be exactly out (in-place residual add), must not
+ *                    otherwise overlap it
+ * m, n, k must fit the 32-bit BLAS interface (else LRM_STATUS_UNSUPPORTED).
  */
 LRM_API lrm_status lrm_gemm_forward(float* out, const float* a, const float* b, const float* bias,
                                     const float* residual, int64_t m, int64_t n, int64_t k,
@@ -90,6 +102,7 @@ LRM_API lrm_status lrm_gemm_forward(float* out, const float* a, const float* b, 
  *   rstd (rows) optional, saved for backward: 1/sqrt(var + eps)
  *   inp  (rows, channels)
  *   weight, bias (channels) optional (absent = 1 and 0)
+ * eps must be finite and >= 0.
  */
 LRM_API lrm_status lrm_layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                                          const float* weight, const float* bias, int64_t rows,
@@ -117,8 +130,10 @@ LRM_API lrm_status lrm_modln_forward(float* out, float* mean, float* rstd, const
  *   k   (batch, kv_len, heads·head_dim) with rows kv_row_stride elements apart
  *   v   (batch, kv_len, heads·head_dim) with rows kv_row_stride elements apart
  * Row strides let packed projections be used in place, e.g. qkv (B,T,3C):
- * q = qkv, k = qkv + C, v = qkv + 2C, both strides 3C. Strides must be >= heads·head_dim.
- * scale: multiplies q·k (usually 1/sqrt(head_dim)).
+ * q = qkv, k = qkv + C, v = qkv + 2C, both strides 3C. Strides must be >= heads·head_dim
+ * (else LRM_STATUS_SHAPE_MISMATCH). q, k, v may overlap each other; out must not
+ * overlap them.
+ * scale: multiplies q·k (usually 1/sqrt(head_dim)); must be finite.
  */
 LRM_API lrm_status lrm_attention_forward(float* out, float* lse, const float* q, const float* k,
                                          const float* v, int64_t batch, int64_t heads,
@@ -169,9 +184,18 @@ LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float*
  *   out (planes, out_height, out_width)
  *   inp (planes, in_height, in_width)
  * mode: bilinear or bicubic; cubic_a is the Keys coefficient (PyTorch: −0.75 without
- * antialias, −0.5 with antialias; any value allowed). antialias != 0 widens the filter
- * support by the downscale factor (PIL / torch antialias=True); it changes nothing when
- * upscaling. Without antialias, bicubic reads clamp to the border. */
+ * antialias, −0.5 with antialias; any finite value allowed). antialias != 0 widens the
+ * filter support by the downscale factor (PIL / torch antialias=True). Border handling
+ * differs: without antialias, reads clamp to the border; with antialias, taps outside
+ * the image are dropped and the remaining weights renormalised. So antialias changes
+ * nothing when upscaling bilinearly, but upscaling bicubic differs near the borders
+ * (as in PyTorch).
+ * Taps are computed in double: results are ~1e-7 from interpolate() on float64
+ * inputs; PyTorch's float32 kernel rounds its coordinates and is itself up to ~2e-5
+ * (relative L2) from that for large downscales such as 512 → 224.
+ * Source coordinates use scale = in/out, i.e. interpolate(size=...). Callers of
+ * interpolate(scale_factor=s) (e.g. DINO's position-embedding resize) get
+ * scale = 1/s in PyTorch, which differs slightly unless out = in·s exactly. */
 LRM_API lrm_status lrm_resize_forward(float* out, const float* inp, int64_t planes,
                                       int64_t in_height, int64_t in_width, int64_t out_height,
                                       int64_t out_width, int32_t mode, float cubic_a,
@@ -185,6 +209,8 @@ LRM_API lrm_status lrm_resize_forward(float* out, const float* inp, int64_t plan
  * Point p = (x, y, z) in [−1, 1]³ maps to grid coordinates (u, v):
  *   plane 0: (x, y), plane 1: (x, z), plane 2: (z, y)   (OpenLRM's order)
  * u indexes width, v indexes height; pixel = ((u + 1)·W − 1)/2.
+ * Points outside [−1, 1]³ read zeros beyond the border; non-finite coordinates
+ * sample zeros. height and width must be < 2^30.
  *   out    (batch, points, 3·channels)
  *   planes (batch, 3, height, width, channels)   channels-last
  *   points (batch, points, 3)
@@ -201,8 +227,10 @@ LRM_API lrm_status lrm_triplane_sample_forward(float* out, const float* planes,
  *   out      (rows, dims[num_layers])
  *   inp      (rows, dims[0])
  *   weights  num_layers pointers, layer l: (dims[l+1], dims[l])   (nn.Linear layout)
- *   biases   num_layers pointers, layer l: (dims[l+1]), each optional (NULL)
+ *   biases   num_layers pointers, layer l: (dims[l+1]), each optional (NULL);
+ *            biases itself may be NULL (no biases at all)
  *   dims     num_layers + 1 sizes
+ * num_layers >= 1; activations are lrm_activation values.
  * Rows are processed in blocks, so scratch memory stays bounded. */
 LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* const* weights,
                                    const float* const* biases, const int64_t* dims,

@@ -31,3 +31,29 @@ public sealed class EngineInfoTests
         }
     }
 }
+
+/// <summary>A broken CUDA override is reported, not thrown (lrm info must never crash).</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class CudaOverrideTests
+{
+    [Test]
+    public void UnloadableOverrideIsReportedWithTheVariableName()
+    {
+        var previous = Environment.GetEnvironmentVariable("LRM_CUDA_LIBRARY");
+        var bogus = Path.Combine(Path.GetTempPath(), $"not-a-library-{Guid.NewGuid():N}.so");
+        File.WriteAllText(bogus, "this is not an ELF file");
+        try
+        {
+            Environment.SetEnvironmentVariable("LRM_CUDA_LIBRARY", bogus);
+            var cuda = CudaDriverInfo.Probe();
+            Assert.That(cuda.Available, Is.False);
+            Assert.That(cuda.Summary, Does.StartWith("no CUDA driver").And.Contain("LRM_CUDA_LIBRARY"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("LRM_CUDA_LIBRARY", previous);
+            File.Delete(bogus);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+// conv.cpp — the two convolutions of LRM, both with kernel = stride (no overlap).
+//
+// Patch embedding, Conv2d(Cin, O, kernel = stride = P) + bias, written token-major:
+//   out[b, gy·Gw + gx, o] = bias[o] + Σ_{c,py,px} image[b, c, gy·P + py, gx·P + px]·w[o, c, py, px]
+//   out (B, Gh·Gw, O), image (B, Cin, H, W), w (O, Cin, P, P), Gh = ⌊H/P⌋, Gw = ⌊W/P⌋
+//   Patches do not overlap, so im2col is a pure gather (each pixel copied at most
+//   once) into cols (Gh·Gw, Cin·P·P), followed by one sgemm out = cols·wᵀ per image.
+//   Pixels beyond the last full patch are ignored, as PyTorch does.
+//
+// De-convolution, ConvTranspose2d(Cin, O, kernel = stride = K, no padding) + bias:
+//   out[b, o, y·K + ky, x·K + kx] = bias[o] + Σ_c inp[b, c, y, x]·w[c, o, ky, kx]
+//   out (B, O, H·K, W·K), inp (B, Cin, H, W), w (Cin, O, K, K)
+//   Every output pixel receives exactly one input pixel, so the op is one sgemm
+//   cols (O·K·K, H·W) = wᵀ·inp[b] per image followed by a scatter (col2im
+//   without the overlap-add).
+//
+// The gemms go through lrm::sgemm (gemm.hpp), outside any OpenMP region; the
+// gathers/scatters are OpenMP loops. Backward (to come): the same two gemms transposed.
+#include "common.hpp"
+#include "errors.hpp"
+#include "gemm.hpp"
+#include "lrm_native.h"
+
+#include <cstring>
+
+namespace lrm {
+namespace {
+
+void patch_embed_forward(float* out, const float* image, const float* weight, const float* bias, int64_t batch,
+                         int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t patch,
+                         int gemm_m, int gemm_n, int gemm_k) {
+    const int64_t grid_w = width / patch;
+    const int64_t tokens = static_cast<int64_t>(gemm_m);
+    const int64_t depth = static_cast<int64_t>(gemm_k);  // Cin·P·P
+    Scratch cols(tokens * depth);
+    const int threads = num_threads();
+    for (int64_t b = 0; b < batch; ++b) {
+        const float* img = image + b * channels * height * width;
+        float* dst = out + b * tokens * out_channels;
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t t = 0; t < tokens; ++t) {
+            const int64_t gy = t / grid_w, gx = t % grid_w;
+            float* row = cols.data() + t * depth;
+            for (int64_t c = 0; c < channels; ++c)
+                for (int64_t py = 0; py < patch; ++py)
+                    std::memcpy(row + (c * patch + py) * patch,
+                                img + (c * height + gy * patch + py) * width + gx * patch, sizeof(float) * patch);
+            if (bias != nullptr) std::memcpy(dst + t * out_channels, bias, sizeof(float) * out_channels);
+        }
+        sgemm(false, true, gemm_m, gemm_n, gemm_k, cols.data(), gemm_k, weight, gemm_k, bias != nullptr ? 1.0f : 0.0f,
+              dst, gemm_n);
+    }
+}
+
+void deconv_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t batch,
+                    int64_t in_channels, int64_t height, int64_t width, int64_t out_channels, int64_t kernel,
+                    int gemm_m, int gemm_n, int gemm_k) {
+    const int64_t pixels = height * width;
+    const int64_t out_width = width * kernel;
+    Scratch cols(static_cast<int64_t>(gemm_m) * gemm_n);  // (O·K·K, H·W)
+    const int threads = num_threads();
+    for (int64_t b = 0; b < batch; ++b) {
+        sgemm(true, false, gemm_m, gemm_n, gemm_k, weight, gemm_m, inp + b * in_channels * pixels, gemm_n, 0.0f,
+              cols.data(), gemm_n);
+        float* dst_b = out + b * out_channels * pixels * kernel * kernel;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+        for (int64_t o = 0; o < out_channels; ++o)
+            for (int64_t y = 0; y < height; ++y) {
+                const float add = bias != nullptr ? bias[o] : 0.0f;
+                for (int64_t ky = 0; ky < kernel; ++ky) {
+                    float* dst = dst_b + (o * height * kernel + y * kernel + ky) * out_width;
+                    for (int64_t kx = 0; kx < kernel; ++kx) {
+                        const float* src = cols.data() + ((o * kernel + ky) * kernel + kx) * pixels + y * width;
+                        for (int64_t x = 0; x < width; ++x) dst[x * kernel + kx] = src[x] + add;
+                    }
+                }
+            }
+    }
+}
+
+}  // namespace
+}  // namespace lrm
+
+extern "C" {
+
+LRM_API lrm_status lrm_patch_embed_forward(float* out, const float* image, const float* weight, const float* bias,
+                                           int64_t batch, int64_t in_channels, int64_t height, int64_t width,
+                                           int64_t out_channels, int64_t patch) {
+    return lrm::guarded("lrm_patch_embed_forward", [&](const lrm::Args& args) {
+        args.not_null(out, "out").not_null(image, "image").not_null(weight, "weight");
+        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
+        args.positive(width, "width").positive(out_channels, "out_channels").positive(patch, "patch");
+        if (patch > height || patch > width)
+            args.fail(LRM_STATUS_SHAPE_MISMATCH, "patch (%lld) must be <= height (%lld) and width (%lld)",
+                      static_cast<long long>(patch), static_cast<long long>(height), static_cast<long long>(width));
+        args.elements({batch, in_channels, height, width}, "image (batch x in_channels x height x width)");
+        const int64_t tokens = args.elements({height / patch, width / patch}, "token grid");
+        const int64_t depth = args.elements({in_channels, patch, patch}, "weight (in_channels x patch x patch)");
+        args.elements({out_channels, depth}, "weight");
+        args.elements({batch, tokens, out_channels}, "out");
+        args.elements({tokens, depth}, "im2col buffer");
+        lrm::patch_embed_forward(out, image, weight, bias, batch, in_channels, height, width, out_channels, patch,
+                                 args.blas_int(tokens, "tokens"), args.blas_int(out_channels, "out_channels"),
+                                 args.blas_int(depth, "in_channels*patch*patch"));
+    });
+}
+
+LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float* weight, const float* bias,
+                                      int64_t batch, int64_t in_channels, int64_t height, int64_t width,
+                                      int64_t out_channels, int64_t kernel) {
+    return lrm::guarded("lrm_deconv_forward", [&](const lrm::Args& args) {
+        args.not_null(out, "out").not_null(inp, "inp").not_null(weight, "weight");
+        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
+        args.positive(width, "width").positive(out_channels, "out_channels").positive(kernel, "kernel");
+        args.elements({batch, in_channels, height, width}, "inp (batch x in_channels x height x width)");
+        const int64_t taps = args.elements({out_channels, kernel, kernel}, "out_channels x kernel x kernel");
+        args.elements({in_channels, taps}, "weight (in_channels x out_channels x kernel x kernel)");
+        const int64_t pixels = args.elements({height, width}, "height x width");
+        args.elements({batch, taps, pixels}, "out (batch x out_channels x height*kernel x width*kernel)");
+        args.elements({taps, pixels}, "column buffer");
+        lrm::deconv_forward(out, inp, weight, bias, batch, in_channels, height, width, out_channels, kernel,
+                            args.blas_int(taps, "out_channels*kernel*kernel"), args.blas_int(pixels, "height*width"),
+                            args.blas_int(in_channels, "in_channels"));
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,157 @@
+// mlp.cpp — a small fused MLP: a stack of nn.Linear layers with an activation
+// between them and (optionally) after the last, e.g. LRM's triplane NeRF decoder
+// (3·80 → 64 → … → 4, ReLU) or the camera embedder.
+//
+//   x_0 = inp (rows, d_0);  x_{l+1} = act_l(x_l · W_lᵀ + b_l)
+//   act_l = hidden_activation for l < L−1, output_activation for the last layer
+//   out (rows, d_L), W_l (d_{l+1}, d_l) nn.Linear layout, b_l (d_{l+1}) optional
+//
+// Fusion: rows are cut into blocks of kBlockRows; one thread carries a block
+// through all layers in two ping-pong scratch tiles, so activations never leave
+// the cache and memory stays O(threads · kBlockRows · max d). The layer products
+// use the register-tiled microkernel (microkernel.hpp), not BLAS: we are inside an
+// OpenMP region, and for widths of 64 per-call BLAS overhead would dominate anyway.
+// Weights are packed once per call as W_lᵀ (d_l, d_{l+1} rounded up to the tile
+// width, zero-padded), the layout the microkernel streams.
+//
+// Backward (to come): recompute or save x_l per block; dW_l += dyᵀ·x_l, db_l += Σ dy.
+#include "common.hpp"
+#include "errors.hpp"
+#include "lrm_native.h"
+#include "microkernel.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "activation.cuh"
+
+namespace lrm {
+namespace {
+
+constexpr int64_t kBlockRows = 40 * kTileRows;  // 240 rows per block
+
+// y[r, o] = act(y[r, o] + bias[o]) over a block; one loop per activation so each
+// one vectorises (a switch inside the loop would not).
+template <class Activation>
+void bias_activate(float* y, int64_t ld, int64_t rows, int64_t cols, const float* bias, Activation act) {
+    for (int64_t r = 0; r < rows; ++r) {
+        float* yr = y + r * ld;
+        if (bias != nullptr)
+            for (int64_t o = 0; o < cols; ++o) yr[o] = act(yr[o] + bias[o]);
+        else
+            for (int64_t o = 0; o < cols; ++o) yr[o] = act(yr[o]);
+    }
+}
+
+void epilogue(float* y, int64_t ld, int64_t rows, int64_t cols, const float* bias, int32_t activation) {
+    switch (activation) {
+        case LRM_ACTIVATION_RELU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_relu(x); }); break;
+        case LRM_ACTIVATION_GELU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_gelu(x); }); break;
+        case LRM_ACTIVATION_SILU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_silu(x); }); break;
+        default:
+            if (bias != nullptr) bias_activate(y, ld, rows, cols, bias, [](float x) { return x; });
+            break;
+    }
+}
+
+void mlp_forward(float* out, const float* inp, const float* const* weights, const float* const* biases,
+                 const int64_t* dims, int32_t num_layers, int64_t rows, int32_t hidden_activation,
+                 int32_t output_activation) {
+    // Padded widths and packed, transposed weights.
+    std::vector<int64_t> padded(num_layers + 1), offset(num_layers + 1, 0);
+    int64_t widest = 0;
+    for (int32_t l = 0; l <= num_layers; ++l) {
+        padded[l] = round_up(dims[l], kTileCols);
+        widest = std::max(widest, padded[l]);
+    }
+    for (int32_t l = 0; l < num_layers; ++l) offset[l + 1] = offset[l] + dims[l] * padded[l + 1];
+    Scratch packed(std::max<int64_t>(offset[num_layers], 1));
+    const int threads = num_threads();
+    for (int32_t l = 0; l < num_layers; ++l) {
+        const int64_t din = dims[l], dout = dims[l + 1], ld = padded[l + 1];
+        const float* w = weights[l];
+        float* wt = packed.data() + offset[l];
+#pragma omp parallel for num_threads(threads) schedule(static) if (din * dout > 65536)
+        for (int64_t i = 0; i < din; ++i) {
+            float* dst = wt + i * ld;
+            for (int64_t o = 0; o < dout; ++o) dst[o] = w[o * din + i];
+            for (int64_t o = dout; o < ld; ++o) dst[o] = 0.0f;
+        }
+    }
+
+    const int64_t blocks = ceil_div(rows, kBlockRows);
+    const int team = static_cast<int>(std::min<int64_t>(threads, blocks));
+    const int64_t tile = kBlockRows * widest;
+    Scratch scratch(2 * tile * team);
+    const int64_t d_in = dims[0], d_out = dims[num_layers];
+
+#pragma omp parallel num_threads(team)
+    {
+        float* ping = scratch.data() + 2 * tile * omp_get_thread_num();
+        float* pong = ping + tile;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t block = 0; block < blocks; ++block) {
+            const int64_t r0 = block * kBlockRows;
+            const int64_t nr = std::min(kBlockRows, rows - r0);
+            const int64_t pr = round_up(nr, kTileRows);
+            float* x = ping;
+            float* y = pong;
+            for (int64_t r = 0; r < pr; ++r) {
+                if (r < nr)
+                    std::memcpy(x + r * padded[0], inp + (r0 + r) * d_in, sizeof(float) * d_in);
+                else
+                    std::memset(x + r * padded[0], 0, sizeof(float) * d_in);
+            }
+            for (int32_t l = 0; l < num_layers; ++l) {
+                const int64_t din = dims[l], dout = dims[l + 1], ld = padded[l + 1];
+                gemm_tiles(pr, ld, din, x, padded[l], packed.data() + offset[l], ld, y, ld, false);
+                epilogue(y, ld, nr, dout, biases != nullptr ? biases[l] : nullptr,
+                         l + 1 < num_layers ? hidden_activation : output_activation);
+                std::swap(x, y);
+            }
+            for (int64_t r = 0; r < nr; ++r)
+                std::memcpy(out + (r0 + r) * d_out, x + r * padded[num_layers], sizeof(float) * d_out);
+        }
+    }
+}
+
+bool valid_activation(int32_t a) {
+    return a == LRM_ACTIVATION_NONE || a == LRM_ACTIVATION_RELU || a == LRM_ACTIVATION_GELU ||
+           a == LRM_ACTIVATION_SILU;
+}
+
+}  // namespace
+}  // namespace lrm
+
+extern "C" LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* const* weights,
+                                              const float* const* biases, const int64_t* dims, int32_t num_layers,
+                                              int64_t rows, int32_t hidden_activation, int32_t output_activation) {
+    return lrm::guarded("lrm_mlp_forward", [&](const lrm::Args& args) {
+        args.not_null(out, "out").not_null(inp, "inp").not_null(weights, "weights").not_null(dims, "dims");
+        if (num_layers < 1) args.fail(LRM_STATUS_INVALID_ARGUMENT, "num_layers must be >= 1, got %d", num_layers);
+        args.positive(rows, "rows");
+        for (int32_t l = 0; l <= num_layers; ++l)
+            if (dims[l] <= 0)
+                args.fail(LRM_STATUS_INVALID_ARGUMENT, "dims[%d] must be > 0, got %lld", l,
+                          static_cast<long long>(dims[l]));
+        for (int32_t l = 0; l < num_layers; ++l) {
+            if (weights[l] == nullptr) args.fail(LRM_STATUS_INVALID_ARGUMENT, "argument 'weights[%d]' is NULL", l);
+            args.elements({dims[l + 1], dims[l]}, "weights (dims[l+1] x dims[l])");
+            // The packed copy pads dims[l+1] to whole tiles (dims are now < 2^59).
+            args.elements({dims[l], dims[l + 1] + lrm::kTileCols}, "packed weights");
+        }
+        args.elements({rows, dims[0]}, "inp (rows x dims[0])");
+        args.elements({rows, dims[num_layers]}, "out (rows x dims[num_layers])");
+        if (!lrm::valid_activation(hidden_activation))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "hidden_activation must be an lrm_activation (0..3), got %d",
+                      hidden_activation);
+        if (!lrm::valid_activation(output_activation))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "output_activation must be an lrm_activation (0..3), got %d",
+                      output_activation);
+        lrm::mlp_forward(out, inp, weights, biases, dims, num_layers, rows, hidden_activation, output_activation);
+    });
+}

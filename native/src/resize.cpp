@@ -1,0 +1,167 @@
+// resize.cpp — image/plane resize matching torch.nn.functional.interpolate
+// (align_corners=False) for mode='bilinear' and 'bicubic', antialias False/True.
+//
+//   out (P, OH, OW), inp (P, IH, IW), P independent planes (B·C images).
+//
+// Separable, in PyTorch's order: every output pixel is Σ_y w_y (Σ_x w_x in[y, x]).
+//   1. Per axis, a tap table: for each output index its input indices and weights
+//      (kernels/resize.cuh has the per-index math for all four variants).
+//   2. Horizontal pass: tmp (P, IH, OW) = rows of inp filtered along x.
+//   3. Vertical pass:   out (P, OH, OW) = rows of tmp combined along y, vectorised
+//      over the output row.
+// Taps are computed in double and rounded once (see resize.cuh on why this is
+// closer to the exact result than PyTorch's own float32 kernel); pixel sums run in
+// float in tap order, as in PyTorch. Both passes are OpenMP loops over rows.
+//
+// Non-antialias taps may repeat an index (border clamping); antialias taps are a
+// contiguous window [xmin, xmin + count) of varying length, so the table stores
+// explicit indices and a per-output tap count.
+#include "common.hpp"
+#include "errors.hpp"
+#include "lrm_native.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "resize.cuh"
+
+namespace lrm {
+namespace {
+
+struct TapTable {
+    int64_t width = 0;            // taps per output index (max)
+    std::vector<int64_t> count;   // (out) taps used
+    std::vector<int64_t> index;   // (out, width)
+    std::vector<float> weight;    // (out, width)
+};
+
+TapTable make_taps(int64_t in_size, int64_t out_size, bool bicubic, float cubic_a, bool antialias) {
+    TapTable t;
+    const double scale = lrm_resize_scale(in_size, out_size);
+    const double a = static_cast<double>(cubic_a);
+    if (antialias) {
+        const double support = bicubic ? 2.0 : 1.0;
+        std::vector<lrm_aa_window> windows(out_size);
+        for (int64_t o = 0; o < out_size; ++o) {
+            windows[o] = lrm_aa_window_at(scale, support, o, in_size);
+            t.width = std::max<int64_t>(t.width, windows[o].xsize);
+        }
+        t.width = std::max<int64_t>(t.width, 1);
+        t.count.assign(out_size, 0);
+        t.index.assign(out_size * t.width, 0);
+        t.weight.assign(out_size * t.width, 0.0f);
+        std::vector<double> w(t.width);
+        for (int64_t o = 0; o < out_size; ++o) {
+            const lrm_aa_window& window = windows[o];
+            double total = 0.0;
+            for (int64_t j = 0; j < window.xsize; ++j) {
+                const double x = lrm_aa_tap_position(&window, j);
+                w[j] = bicubic ? lrm_cubic_filter(x, a) : lrm_triangle_filter(x);
+                total += w[j];
+            }
+            // PIL/PyTorch: normalise to sum 1 unless every tap is zero.
+            const double norm = total != 0.0 ? 1.0 / total : 1.0;
+            for (int64_t j = 0; j < window.xsize; ++j) {
+                t.weight[o * t.width + j] = static_cast<float>(w[j] * norm);
+                t.index[o * t.width + j] = window.xmin + j;
+            }
+            t.count[o] = window.xsize;
+        }
+    } else if (!bicubic) {
+        t.width = 2;
+        t.count.assign(out_size, 2);
+        t.index.resize(out_size * 2);
+        t.weight.resize(out_size * 2);
+        for (int64_t o = 0; o < out_size; ++o) {
+            const double src = lrm_resize_source_index(scale, o, /*clamp_negative=*/1);
+            const int64_t i0 = std::min(static_cast<int64_t>(src), in_size - 1);
+            const int64_t offset = i0 < in_size - 1 ? 1 : 0;
+            const double lambda1 = std::min(std::max(src - static_cast<double>(i0), 0.0), 1.0);
+            t.index[2 * o] = i0;
+            t.index[2 * o + 1] = i0 + offset;
+            t.weight[2 * o] = static_cast<float>(1.0 - lambda1);
+            t.weight[2 * o + 1] = static_cast<float>(lambda1);
+        }
+    } else {
+        t.width = 4;
+        t.count.assign(out_size, 4);
+        t.index.resize(out_size * 4);
+        t.weight.resize(out_size * 4);
+        for (int64_t o = 0; o < out_size; ++o) {
+            const double src = lrm_resize_source_index(scale, o, /*clamp_negative=*/0);
+            const double floor_src = std::floor(src);
+            const int64_t i0 = static_cast<int64_t>(floor_src);
+            lrm_cubic_weights(src - floor_src, a, &t.weight[4 * o]);
+            for (int64_t j = 0; j < 4; ++j) t.index[4 * o + j] = std::min(std::max(i0 - 1 + j, int64_t{0}), in_size - 1);
+        }
+    }
+    return t;
+}
+
+void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, int64_t in_w, int64_t out_h,
+                    int64_t out_w, bool bicubic, float cubic_a, bool antialias) {
+    const TapTable taps_x = make_taps(in_w, out_w, bicubic, cubic_a, antialias);
+    const TapTable taps_y = make_taps(in_h, out_h, bicubic, cubic_a, antialias);
+    Scratch tmp(planes * in_h * out_w);
+    const int threads = num_threads();
+
+    const int64_t in_rows = planes * in_h;
+#pragma omp parallel for num_threads(threads) schedule(static) if (in_rows * out_w > 16384)
+    for (int64_t row = 0; row < in_rows; ++row) {
+        const float* src = inp + row * in_w;
+        float* dst = tmp.data() + row * out_w;
+        for (int64_t x = 0; x < out_w; ++x) {
+            const int64_t* idx = &taps_x.index[x * taps_x.width];
+            const float* w = &taps_x.weight[x * taps_x.width];
+            const int64_t n = taps_x.count[x];
+            float acc = n > 0 ? src[idx[0]] * w[0] : 0.0f;
+            for (int64_t j = 1; j < n; ++j) acc += src[idx[j]] * w[j];
+            dst[x] = acc;
+        }
+    }
+
+    const int64_t out_rows = planes * out_h;
+#pragma omp parallel for num_threads(threads) schedule(static) if (out_rows * out_w > 16384)
+    for (int64_t row = 0; row < out_rows; ++row) {
+        const int64_t p = row / out_h, y = row % out_h;
+        const int64_t* idx = &taps_y.index[y * taps_y.width];
+        const float* w = &taps_y.weight[y * taps_y.width];
+        const int64_t n = taps_y.count[y];
+        const float* plane = tmp.data() + p * in_h * out_w;
+        float* dst = out + row * out_w;
+        if (n == 0) {
+            for (int64_t x = 0; x < out_w; ++x) dst[x] = 0.0f;
+            continue;
+        }
+        const float* first = plane + idx[0] * out_w;
+        for (int64_t x = 0; x < out_w; ++x) dst[x] = first[x] * w[0];
+        for (int64_t j = 1; j < n; ++j) {
+            const float* src = plane + idx[j] * out_w;
+            const float wj = w[j];
+            for (int64_t x = 0; x < out_w; ++x) dst[x] += src[x] * wj;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace lrm
+
+extern "C" LRM_API lrm_status lrm_resize_forward(float* out, const float* inp, int64_t planes, int64_t in_height,
+                                                 int64_t in_width, int64_t out_height, int64_t out_width, int32_t mode,
+                                                 float cubic_a, int32_t antialias) {
+    return lrm::guarded("lrm_resize_forward", [&](const lrm::Args& args) {
+        args.not_null(out, "out").not_null(inp, "inp");
+        args.positive(planes, "planes").positive(in_height, "in_height").positive(in_width, "in_width");
+        args.positive(out_height, "out_height").positive(out_width, "out_width");
+        if (mode != LRM_RESIZE_BILINEAR && mode != LRM_RESIZE_BICUBIC)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT,
+                      "mode must be LRM_RESIZE_BILINEAR (0) or LRM_RESIZE_BICUBIC (1), got %d", mode);
+        args.finite(cubic_a, "cubic_a");
+        args.elements({planes, in_height, in_width}, "inp (planes x in_height x in_width)");
+        args.elements({planes, out_height, out_width}, "out (planes x out_height x out_width)");
+        args.elements({planes, in_height, out_width}, "intermediate (planes x in_height x out_width)");
+        lrm::resize_forward(out, inp, planes, in_height, in_width, out_height, out_width, mode == LRM_RESIZE_BICUBIC,
+                            cubic_a, antialias != 0);
+    });
+}

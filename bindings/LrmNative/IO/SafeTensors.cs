@@ -170,6 +170,19 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> header, long dataLength)
     {
+        try
+        {
+            return ParseHeaderJson(path, header, dataLength);
+        }
+        catch (Exception error) when (error is InvalidOperationException or System.Text.DecoderFallbackException or FormatException)
+        {
+            // Invalid UTF-8 inside strings, or numbers of the wrong kind, surface lazily from System.Text.Json.
+            throw new LrmFormatException($"{path}: header is not valid UTF-8 JSON of the safetensors schema ({error.Message})");
+        }
+    }
+
+    private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseHeaderJson(string path, ReadOnlySpan<byte> header, long dataLength)
+    {
         JsonDocument document;
         try
         {

@@ -4,7 +4,8 @@
  * A 2-D resize is separable: every output pixel is Σ_y w_y Σ_x w_x in[y, x].
  *
  * Without antialias (PyTorch's upsample_bilinear2d / upsample_bicubic2d):
- *   scale = in/out, src = (dst + 0.5)·scale − 0.5
+ *   scale = in/out (or 1/scale_factor, see lrm_resize_scale_from_factor),
+ *   src = (dst + 0.5)·scale − 0.5
  *   bilinear: src clamped at 0 from below, taps ⌊src⌋ and ⌊src⌋+1 (the second one
  *             collapses onto the first at the last pixel), weights 1−t, t.
  *   bicubic : src not clamped, taps ⌊src⌋−1 … ⌊src⌋+2 clamped to the border,
@@ -64,6 +65,13 @@ LRM_HD double lrm_triangle_filter(double x) {
 /* in/out, as PyTorch's area_pixel_compute_scale when no scale factor is given. */
 LRM_HD double lrm_resize_scale(long long in_size, long long out_size) {
     return (double)in_size / (double)out_size;
+}
+
+/* Coordinate scale of interpolate(scale_factor=s) (PyTorch's area_pixel_compute_scale
+ * with a scale given): 1/s, not in/out. The two differ unless out = in·s exactly, e.g.
+ * DINOv2's position table 37 → 16 with s = 16/37 + offset. s <= 0 falls back to in/out. */
+LRM_HD double lrm_resize_scale_from_factor(double scale_factor, long long in_size, long long out_size) {
+    return scale_factor > 0.0 ? 1.0 / scale_factor : lrm_resize_scale(in_size, out_size);
 }
 
 /* Source coordinate of output index dst (align_corners=False). Linear modes clamp

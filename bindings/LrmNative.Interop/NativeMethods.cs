@@ -89,4 +89,41 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_f32_to_bf16(ushort* @out, float* inp, long n);
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_bf16_to_f32(float* @out, ushort* inp, long n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_scaled_forward(float* @out, float* inp, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias,
+        double scale_factor_h, double scale_factor_w);
+
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_add_forward(float* @out, float* a, float* b, long n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_layerscale_forward(float* @out, float* inp, float* gamma, float* residual,
+        long rows, long channels);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_transpose_forward(float* @out, float* inp, long batch, long rows, long cols);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_nerf_decode_forward(float* sigma, float* rgb, float* raw, long rows);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_rays_forward(float* origins, float* directions, float* depths,
+        float* depth_range, float* cameras, long batch, long height, long width, long samples);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_points_forward(float* points, float* origins, float* directions,
+        float* depths, long batch, long rays, long samples);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_decode_forward(float* decoded, float* raw, float* points, long rows);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_importance_forward(float* fine_depths, float* coarse_depths,
+        float* coarse_weights, long batch, long rays, long coarse_samples, long fine_samples);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_march_forward(float* rgb, float* depth, float* opacity, float* weights,
+        float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
+        float* background, float* depth_range, long batch, long rays);
 }

@@ -243,6 +243,113 @@ LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* co
 LRM_API lrm_status lrm_convert_f32_to_bf16(uint16_t* out, const float* inp, int64_t n);
 LRM_API lrm_status lrm_convert_bf16_to_f32(float* out, const uint16_t* inp, int64_t n);
 
+/* ---- image resize with explicit scale factors ------------------------- */
+
+/* As lrm_resize_forward, but source coordinates use scale = 1/scale_factor per axis,
+ * as torch.nn.functional.interpolate(scale_factor=...) does (PyTorch's
+ * area_pixel_compute_scale), instead of in/out. DINOv2 resizes its position table
+ * this way: interpolate(table 37×37, scale_factor=(g + offset)/37), output g×g.
+ *   out (planes, out_height, out_width)
+ *   inp (planes, in_height, in_width)
+ * scale_factor_h, scale_factor_w: finite and > 0 (output/input, as given to PyTorch).
+ * The output size is the caller's (PyTorch: ⌊in·scale_factor⌋). */
+LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float* inp, int64_t planes,
+                                             int64_t in_height, int64_t in_width, int64_t out_height,
+                                             int64_t out_width, int32_t mode, float cubic_a,
+                                             int32_t antialias, double scale_factor_h,
+                                             double scale_factor_w);
+
+/* ---- element-wise arithmetic ------------------------------------------- */
+
+/* out = a + b, n elements; out may alias a or b. */
+LRM_API lrm_status lrm_add_forward(float* out, const float* a, const float* b, int64_t n);
+
+/* LayerScale with residual (DINOv2 blocks: x + ls.gamma ⊙ f(x)):
+ *   out[r, c] = residual[r, c] + inp[r, c]·gamma[c]
+ *   out, inp  (rows, channels)
+ *   gamma     (channels)
+ *   residual  (rows, channels) optional (absent = 0)
+ * out may alias inp or residual. */
+LRM_API lrm_status lrm_layerscale_forward(float* out, const float* inp, const float* gamma,
+                                          const float* residual, int64_t rows, int64_t channels);
+
+/* ---- layout ------------------------------------------------------------ */
+
+/* Batched transpose of the last two dimensions: out[b, c, r] = inp[b, r, c].
+ *   out (batch, cols, rows)
+ *   inp (batch, rows, cols)
+ * out must not overlap inp. */
+LRM_API lrm_status lrm_transpose_forward(float* out, const float* inp, int64_t batch, int64_t rows,
+                                         int64_t cols);
+
+/* ---- triplane NeRF output ---------------------------------------------- */
+
+/* Density and colour from the NeRF MLP's raw output (OpenLRM's OSGDecoder):
+ *   sigma (rows)     softplus(raw[:, 0] − 1)            optional
+ *   rgb   (rows, 3)  sigmoid(raw[:, 1:4])·1.002 − 0.001  optional
+ *   raw   (rows, 4)
+ * At least one output must be given. */
+LRM_API lrm_status lrm_nerf_decode_forward(float* sigma, float* rgb, const float* raw, int64_t rows);
+
+/* ---- volume rendering (deterministic mode; tests/golden/model/README.md) ---- */
+
+/* Camera rays through pixel centres and their coarse sample depths.
+ *   origins, directions (batch, height·width, 3)   directions unit length, pixels row-major
+ *   depths      (batch, height·width, samples)     linspace(near, far, samples)
+ *   depth_range (batch, 2) optional: min and max of each image's depths (for march)
+ *   cameras     (batch, 25)   4×4 camera-to-world (OpenGL convention) row-major, then the 3×3
+ *                             intrinsics normalised by the image size, row-major
+ * near/far: the ray's intersection with [−1, 1]³; rays that miss it take the image's
+ * (min, max) over the near values of the rays that hit (OpenLRM). samples >= 2. */
+LRM_API lrm_status lrm_render_rays_forward(float* origins, float* directions, float* depths,
+                                           float* depth_range, const float* cameras, int64_t batch,
+                                           int64_t height, int64_t width, int64_t samples);
+
+/* Sample positions p = origin + t·direction.
+ *   points (batch, rays·samples, 3)   ray-major
+ *   origins, directions (batch, rays, 3)
+ *   depths (batch, rays, samples) */
+LRM_API lrm_status lrm_render_points_forward(float* points, const float* origins,
+                                             const float* directions, const float* depths,
+                                             int64_t batch, int64_t rays, int64_t samples);
+
+/* Decoded samples for marching: [σ_raw, rgb] with rgb = sigmoid·1.002 − 0.001 inside
+ * the box (max|p| ≤ 1 + 1e-5), and [−FLT_MAX/8, 0, 0, 0] outside.
+ *   decoded (rows, 4)
+ *   raw     (rows, 4)   NeRF MLP output
+ *   points  (rows, 3)   sample positions */
+LRM_API lrm_status lrm_render_decode_forward(float* decoded, const float* raw, const float* points,
+                                             int64_t rows);
+
+/* Importance sample depths by a deterministic inverse CDF of the smoothed coarse
+ * weights over the coarse interval midpoints (EG3D's sample_pdf with det=True).
+ *   fine_depths    (batch, rays, fine_samples)       non-decreasing per ray
+ *   coarse_depths  (batch, rays, coarse_samples)     sorted per ray
+ *   coarse_weights (batch, rays, coarse_samples − 1) from lrm_render_march_forward
+ * coarse_samples >= 4. */
+LRM_API lrm_status lrm_render_importance_forward(float* fine_depths, const float* coarse_depths,
+                                                 const float* coarse_weights, int64_t batch,
+                                                 int64_t rays, int64_t coarse_samples,
+                                                 int64_t fine_samples);
+
+/* Volume rendering of decoded samples (midpoint rule, MipRayMarcher2). Per ray, the
+ * samples are the merge by depth of set a and set b (each sorted; b may be empty).
+ *   rgb      (batch, rays, 3)   optional: Σ w·c_mid + background·(1 − Σ w)
+ *   depth    (batch, rays)      optional: Σ w·t_mid / Σ w (NaN → +∞), clamped to depth_range
+ *   opacity  (batch, rays)      optional: Σ w
+ *   weights  (batch, rays, samples_a + samples_b − 1)  optional
+ *   depths_a (batch, rays, samples_a), decoded_a (batch, rays·samples_a, 4)
+ *   depths_b (batch, rays, samples_b), decoded_b (batch, rays·samples_b, 4)  NULL if samples_b = 0
+ *   background  (3)        colour composited behind (1, 1, 1 = white)
+ *   depth_range (batch, 2) [min, max] per image (lrm_render_rays_forward); required with depth
+ * samples_a >= 1, samples_b >= 0, samples_a + samples_b >= 2. */
+LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opacity, float* weights,
+                                            const float* depths_a, const float* decoded_a,
+                                            int64_t samples_a, const float* depths_b,
+                                            const float* decoded_b, int64_t samples_b,
+                                            const float* background, const float* depth_range,
+                                            int64_t batch, int64_t rays);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,10 @@
 // Non-antialias taps may repeat an index (border clamping); antialias taps are a
 // contiguous window [xmin, xmin + count) of varying length, so the table stores
 // explicit indices and a per-output tap count.
+//
+// Two entry points: lrm_resize_forward maps coordinates with scale = in/out
+// (interpolate(size=...)); lrm_resize_scaled_forward with scale = 1/scale_factor
+// (interpolate(scale_factor=...), as DINOv2's position-table resize calls it).
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
@@ -36,9 +40,9 @@ struct TapTable {
     std::vector<float> weight;    // (out, width)
 };
 
-TapTable make_taps(int64_t in_size, int64_t out_size, bool bicubic, float cubic_a, bool antialias) {
+// scale: source pixels per output pixel (in/out, or 1/scale_factor).
+TapTable make_taps(int64_t in_size, int64_t out_size, double scale, bool bicubic, float cubic_a, bool antialias) {
     TapTable t;
-    const double scale = lrm_resize_scale(in_size, out_size);
     const double a = static_cast<double>(cubic_a);
     if (antialias) {
         const double support = bicubic ? 2.0 : 1.0;
@@ -100,9 +104,12 @@ TapTable make_taps(int64_t in_size, int64_t out_size, bool bicubic, float cubic_
 }
 
 void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, int64_t in_w, int64_t out_h,
-                    int64_t out_w, bool bicubic, float cubic_a, bool antialias) {
-    const TapTable taps_x = make_taps(in_w, out_w, bicubic, cubic_a, antialias);
-    const TapTable taps_y = make_taps(in_h, out_h, bicubic, cubic_a, antialias);
+                    int64_t out_w, bool bicubic, float cubic_a, bool antialias, double scale_factor_h,
+                    double scale_factor_w) {
+    const TapTable taps_x =
+        make_taps(in_w, out_w, lrm_resize_scale_from_factor(scale_factor_w, in_w, out_w), bicubic, cubic_a, antialias);
+    const TapTable taps_y =
+        make_taps(in_h, out_h, lrm_resize_scale_from_factor(scale_factor_h, in_h, out_h), bicubic, cubic_a, antialias);
     Scratch tmp(planes * in_h * out_w);
     const int threads = num_threads();
 
@@ -144,6 +151,21 @@ void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, 
     }
 }
 
+// Checks shared by both entry points.
+void check_resize_args(const Args& args, float* out, const float* inp, int64_t planes, int64_t in_height,
+                       int64_t in_width, int64_t out_height, int64_t out_width, int32_t mode, float cubic_a) {
+    args.not_null(out, "out").not_null(inp, "inp");
+    args.positive(planes, "planes").positive(in_height, "in_height").positive(in_width, "in_width");
+    args.positive(out_height, "out_height").positive(out_width, "out_width");
+    if (mode != LRM_RESIZE_BILINEAR && mode != LRM_RESIZE_BICUBIC)
+        args.fail(LRM_STATUS_INVALID_ARGUMENT, "mode must be LRM_RESIZE_BILINEAR (0) or LRM_RESIZE_BICUBIC (1), got %d",
+                  mode);
+    args.finite(cubic_a, "cubic_a");
+    args.elements({planes, in_height, in_width}, "inp (planes x in_height x in_width)");
+    args.elements({planes, out_height, out_width}, "out (planes x out_height x out_width)");
+    args.elements({planes, in_height, out_width}, "intermediate (planes x in_height x out_width)");
+}
+
 }  // namespace
 }  // namespace lrm
 
@@ -151,17 +173,24 @@ extern "C" LRM_API lrm_status lrm_resize_forward(float* out, const float* inp, i
                                                  int64_t in_width, int64_t out_height, int64_t out_width, int32_t mode,
                                                  float cubic_a, int32_t antialias) {
     return lrm::guarded("lrm_resize_forward", [&](const lrm::Args& args) {
-        args.not_null(out, "out").not_null(inp, "inp");
-        args.positive(planes, "planes").positive(in_height, "in_height").positive(in_width, "in_width");
-        args.positive(out_height, "out_height").positive(out_width, "out_width");
-        if (mode != LRM_RESIZE_BILINEAR && mode != LRM_RESIZE_BICUBIC)
-            args.fail(LRM_STATUS_INVALID_ARGUMENT,
-                      "mode must be LRM_RESIZE_BILINEAR (0) or LRM_RESIZE_BICUBIC (1), got %d", mode);
-        args.finite(cubic_a, "cubic_a");
-        args.elements({planes, in_height, in_width}, "inp (planes x in_height x in_width)");
-        args.elements({planes, out_height, out_width}, "out (planes x out_height x out_width)");
-        args.elements({planes, in_height, out_width}, "intermediate (planes x in_height x out_width)");
+        lrm::check_resize_args(args, out, inp, planes, in_height, in_width, out_height, out_width, mode, cubic_a);
         lrm::resize_forward(out, inp, planes, in_height, in_width, out_height, out_width, mode == LRM_RESIZE_BICUBIC,
-                            cubic_a, antialias != 0);
+                            cubic_a, antialias != 0, 0.0, 0.0);
+    });
+}
+
+extern "C" LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float* inp, int64_t planes,
+                                                        int64_t in_height, int64_t in_width, int64_t out_height,
+                                                        int64_t out_width, int32_t mode, float cubic_a,
+                                                        int32_t antialias, double scale_factor_h,
+                                                        double scale_factor_w) {
+    return lrm::guarded("lrm_resize_scaled_forward", [&](const lrm::Args& args) {
+        lrm::check_resize_args(args, out, inp, planes, in_height, in_width, out_height, out_width, mode, cubic_a);
+        if (!(scale_factor_h > 0.0) || !(scale_factor_w > 0.0) || !std::isfinite(scale_factor_h) ||
+            !std::isfinite(scale_factor_w))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "scale factors must be finite and > 0, got %g x %g", scale_factor_h,
+                      scale_factor_w);
+        lrm::resize_forward(out, inp, planes, in_height, in_width, out_height, out_width, mode == LRM_RESIZE_BICUBIC,
+                            cubic_a, antialias != 0, scale_factor_h, scale_factor_w);
     });
 }

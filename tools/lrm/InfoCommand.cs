@@ -1,16 +1,45 @@
 using System.CommandLine;
 using LrmNative;
+using LrmNative.Model;
 
 namespace LrmNative.Cli;
 
-/// <summary>`lrm info`: version, build, native library, threads, BLAS, CUDA driver.</summary>
+/// <summary>
+/// `lrm info`: version, build, native library, threads, BLAS, CUDA driver; with --model DIR, the model's
+/// config and parameter count (its weights checked against the config from the file header, not loaded).
+/// </summary>
 internal static class InfoCommand
 {
     public static Command Create()
     {
-        var command = new Command("info", "Print version, build, native library, threads, BLAS and whether a CUDA driver was found");
-        command.SetAction(_ =>
+        var command = new Command("info", "Print version, build, native library, threads, BLAS and whether a CUDA driver was found; with --model, a model's config and parameter count");
+        var model = new Option<string?>("--model")
         {
+            Description = "An OpenLRM-style model folder (config.json + model.safetensors) to describe",
+        };
+        var verbose = new Option<bool>("--verbose")
+        {
+            Description = "Also list the checkpoint tensors the model does not use (e.g. encoder.model.mask_token)",
+        };
+        command.Options.Add(model);
+        command.Options.Add(verbose);
+        command.SetAction(parse =>
+        {
+            var directory = parse.GetValue(model);
+            if (directory is not null)
+            {
+                // Reported here: System.CommandLine's own handler would print a stack trace instead.
+                try
+                {
+                    PrintModel(directory, parse.GetValue(verbose));
+                    return 0;
+                }
+                catch (LrmException error)
+                {
+                    Console.Error.WriteLine($"lrm: error: {error.Message}");
+                    return 1;
+                }
+            }
             var info = EngineInfo.Query();
             Console.WriteLine($"LrmNative       {info.Version}");
             Console.WriteLine($"native library  {info.NativeLibraryPath} (liblrm_native {info.NativeVersion})");
@@ -26,5 +55,25 @@ internal static class InfoCommand
             return 0;
         });
         return command;
+    }
+
+    private static void PrintModel(string directory, bool verbose)
+    {
+        var (config, ignored) = LrmModel.Inspect(directory);
+        Console.WriteLine($"model           {Path.GetFullPath(directory)}");
+        Console.WriteLine($"parameters      {config.ParameterCountText} ({config.ParameterCount:N0})");
+        Console.WriteLine($"encoder         {config.EncoderModelName}: {config.EncoderDepth} blocks × {config.EncoderFeatDim}, {config.EncoderHeads} heads, {config.EncoderRegisters} registers, {config.EncoderImageSize}² input ({config.PatchGridSize}² patches of {ModelConfig.PatchSize})");
+        Console.WriteLine($"decoder         {config.TransformerLayers} ModLN blocks × {config.TransformerDim}, {config.TransformerHeads} heads, {config.TriplaneTokens} tokens, camera embedding {config.CameraEmbedDim}");
+        Console.WriteLine($"triplane        3 × {config.TriplaneDim} × {config.TriplaneHighRes}², NeRF MLP {ModelConfig.NerfLayers} × {ModelConfig.NerfHiddenDim}, {config.RenderingSamplesPerRay} samples per ray");
+        Console.WriteLine($"unused tensors  {ignored.Count}");
+        if (verbose)
+        {
+            foreach (var name in ignored)
+            {
+                Console.WriteLine($"                {name}");
+            }
+        }
+        Console.WriteLine("config:");
+        Console.WriteLine(config.ToJson());
     }
 }

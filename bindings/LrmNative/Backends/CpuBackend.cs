@@ -353,6 +353,219 @@ public sealed unsafe class CpuBackend : IBackend
         }, $"{input.DataType} -> {output.DataType} {input.ShapeText}");
     }
 
+    // ---- element-wise arithmetic and layout -------------------------------------
+
+    /// <inheritdoc />
+    public void Add(Tensor output, Tensor a, Tensor b)
+    {
+        const string op = "Add";
+        Expect.HostFloat32(op, ("output", output), ("a", a), ("b", b));
+        Expect.Shape(op, "b", b, a.Shape);
+        Expect.Shape(op, "output", output, a.Shape);
+        Expect.NotEmpty(op, "a", a);
+        NativeCheck.Check(NativeMethods.lrm_add_forward(F(output), F(a), F(b), a.ElementCount), $"a {a.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void LayerScale(Tensor output, Tensor input, Tensor gamma, Tensor? residual)
+    {
+        const string op = "LayerScale";
+        Expect.HostFloat32(op, ("output", output), ("input", input), ("gamma", gamma), ("residual", residual));
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gamma", gamma, channels);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.Shape(op, "residual", residual, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        NativeCheck.Check(NativeMethods.lrm_layerscale_forward(F(output), F(input), F(gamma), F(residual),
+            input.ElementCount / channels, channels), $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void Transpose(Tensor output, Tensor input)
+    {
+        const string op = "Transpose";
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 2, "(..., rows, columns)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        (expected[^1], expected[^2]) = (expected[^2], expected[^1]);
+        Expect.Shape(op, "output", output, expected);
+        Expect.NotEmpty(op, "input", input);
+        if (output == input)
+        {
+            throw new LrmInvalidArgumentException($"{op}: output must not be the input (the transpose is not in place)");
+        }
+        long rows = input.Size(-2), columns = input.Size(-1);
+        NativeCheck.Check(NativeMethods.lrm_transpose_forward(F(output), F(input), input.ElementCount / (rows * columns), rows, columns),
+            $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void Copy(Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count)
+    {
+        const string op = "Copy";
+        Expect.Host(op, "destination", destination);
+        Expect.Host(op, "source", source);
+        if (destination.DataType != source.DataType)
+        {
+            throw new LrmShapeException($"{op}: cannot copy {source.DataType} into {destination.DataType}");
+        }
+        if (count < 0 || sourceOffset < 0 || destinationOffset < 0
+            || sourceOffset > source.ElementCount - count || destinationOffset > destination.ElementCount - count)
+        {
+            throw new LrmShapeException($"{op}: {count} elements from offset {sourceOffset} of {source.ShapeText} to offset {destinationOffset} of {destination.ShapeText} are out of range");
+        }
+        var size = destination.DataType.ElementSize();
+        var from = (byte*)source.Pointer + sourceOffset * size;
+        var to = (byte*)destination.Pointer + destinationOffset * size;
+        var bytes = count * size;
+        if (from < to + bytes && to < from + bytes && count > 0)
+        {
+            throw new LrmInvalidArgumentException($"{op}: source and destination ranges overlap");
+        }
+        Buffer.MemoryCopy(from, to, bytes, bytes);
+    }
+
+    /// <inheritdoc />
+    public void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
+    {
+        const string op = "ResizeScaled";
+        Expect.HostFloat32(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 2, "(..., height, width)");
+        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        expected[^2] = -1;
+        expected[^1] = -1;
+        Expect.Shape(op, "output", output, expected);
+        long inHeight = input.Size(-2), inWidth = input.Size(-1), outHeight = output.Size(-2), outWidth = output.Size(-1);
+        var planes = input.ElementCount / Math.Max(inHeight * inWidth, 1);
+        NativeCheck.Check(NativeMethods.lrm_resize_scaled_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
+            $"{mode} {input.ShapeText} -> {output.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
+    }
+
+    // ---- triplane NeRF and volume rendering -----------------------------------
+
+    /// <inheritdoc />
+    public void NerfDecode(Tensor? sigma, Tensor? rgb, Tensor raw)
+    {
+        const string op = "NerfDecode";
+        Expect.HostFloat32(op, ("sigma", sigma), ("rgb", rgb), ("raw", raw));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        Span<long> shape = stackalloc long[raw.Rank];
+        raw.Shape.CopyTo(shape);
+        shape[^1] = 1;
+        Expect.Shape(op, "sigma", sigma, shape);
+        shape[^1] = 3;
+        Expect.Shape(op, "rgb", rgb, shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_nerf_decode_forward(F(sigma), F(rgb), F(raw), raw.ElementCount / 4), $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderRays(Tensor origins, Tensor directions, Tensor depths, Tensor? depthRange, Tensor cameras, int height, int width)
+    {
+        const string op = "RenderRays";
+        Expect.HostFloat32(op, ("origins", origins), ("directions", directions), ("depths", depths), ("depthRange", depthRange), ("cameras", cameras));
+        Expect.Positive(op, "height", height);
+        Expect.Positive(op, "width", width);
+        Expect.Shape(op, "cameras", cameras, -1, 25);
+        var batch = cameras.Size(0);
+        var rays = (long)height * width;
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "depths", depths, batch, rays, -1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        NativeCheck.Check(NativeMethods.lrm_render_rays_forward(F(origins), F(directions), F(depths), F(depthRange), F(cameras),
+            batch, height, width, depths.Size(2)), $"cameras {cameras.ShapeText}, {height}x{width}, depths {depths.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderPoints(Tensor points, Tensor origins, Tensor directions, Tensor depths)
+    {
+        const string op = "RenderPoints";
+        Expect.HostFloat32(op, ("points", points), ("origins", origins), ("directions", directions), ("depths", depths));
+        Expect.Shape(op, "depths", depths, -1, -1, -1);
+        long batch = depths.Size(0), rays = depths.Size(1), samples = depths.Size(2);
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "points", points, batch, rays * samples, 3);
+        NativeCheck.Check(NativeMethods.lrm_render_points_forward(F(points), F(origins), F(directions), F(depths),
+            batch, rays, samples), $"depths {depths.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderDecode(Tensor decoded, Tensor raw, Tensor points)
+    {
+        const string op = "RenderDecode";
+        Expect.HostFloat32(op, ("decoded", decoded), ("raw", raw), ("points", points));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
+        {
+            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
+        }
+        Expect.Shape(op, "decoded", decoded, raw.Shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_render_decode_forward(F(decoded), F(raw), F(points), raw.ElementCount / 4),
+            $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights)
+    {
+        const string op = "RenderImportance";
+        Expect.HostFloat32(op, ("fineDepths", fineDepths), ("coarseDepths", coarseDepths), ("coarseWeights", coarseWeights));
+        Expect.Shape(op, "coarseDepths", coarseDepths, -1, -1, -1);
+        long batch = coarseDepths.Size(0), rays = coarseDepths.Size(1), coarse = coarseDepths.Size(2);
+        Expect.Shape(op, "coarseWeights", coarseWeights, batch, rays, coarse - 1);
+        Expect.Shape(op, "fineDepths", fineDepths, batch, rays, -1);
+        NativeCheck.Check(NativeMethods.lrm_render_importance_forward(F(fineDepths), F(coarseDepths), F(coarseWeights),
+            batch, rays, coarse, fineDepths.Size(2)), $"coarse {coarseDepths.ShapeText}, fine {fineDepths.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        const string op = "RenderMarch";
+        Expect.HostFloat32(op, ("rgb", rgb), ("depth", depth), ("opacity", opacity), ("weights", weights),
+            ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
+        if (background.Length != 3)
+        {
+            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
+        }
+        if ((depthsB is null) != (decodedB is null))
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthsB and decodedB must be given together");
+        }
+        if (depth is not null && depthRange is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthRange is required to clamp depth");
+        }
+        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
+        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
+        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
+        var samplesB = depthsB?.Size(2) ?? 0;
+        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "rgb", rgb, batch, rays, 3);
+        Expect.Shape(op, "depth", depth, batch, rays);
+        Expect.Shape(op, "opacity", opacity, batch, rays);
+        Expect.Shape(op, "weights", weights, batch, rays, samplesA + samplesB - 1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        fixed (float* backgroundPointer = background)
+        {
+            NativeCheck.Check(NativeMethods.lrm_render_march_forward(F(rgb), F(depth), F(opacity), F(weights),
+                F(depthsA), F(decodedA), samplesA, F(depthsB), F(decodedB), samplesB, backgroundPointer, F(depthRange), batch, rays),
+                $"depthsA {depthsA.ShapeText}, depthsB {depthsB?.ShapeText ?? "none"}");
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

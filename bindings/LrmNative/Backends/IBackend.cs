@@ -137,4 +137,60 @@ public interface IBackend : IDisposable
 
     /// <summary>Element type conversion between fp32 and bf16 (round to nearest even), same shape.</summary>
     void Convert(Tensor output, Tensor input);
+
+    // ---- element-wise arithmetic and layout -------------------------------------
+
+    /// <summary>output = a + b, element-wise, all the same shape; output may be a or b.</summary>
+    void Add(Tensor output, Tensor a, Tensor b);
+
+    /// <summary>
+    /// LayerScale with residual (DINOv2): output (…, C) = residual + input·gamma, gamma (C);
+    /// residual optional (absent = 0). output may be input or residual.
+    /// </summary>
+    void LayerScale(Tensor output, Tensor input, Tensor gamma, Tensor? residual);
+
+    /// <summary>Transpose of the last two dimensions: input (…, R, C) → output (…, C, R); output must not be input.</summary>
+    void Transpose(Tensor output, Tensor input);
+
+    /// <summary>
+    /// Copies <paramref name="count"/> elements, flat row-major indices: destination[destinationOffset + i] =
+    /// source[sourceOffset + i]. Both tensors of the same element type; the ranges must not overlap.
+    /// </summary>
+    void Copy(Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count);
+
+    /// <summary>
+    /// <see cref="Resize"/> with interpolate(scale_factor=…) coordinates: source positions use 1/scaleFactor per
+    /// axis rather than in/out (DINOv2's position-table resize). The output size is output's.
+    /// </summary>
+    void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias);
+
+    // ---- triplane NeRF and volume rendering -----------------------------------
+
+    /// <summary>NeRF head: raw (…, 4) → sigma (…, 1) = softplus(raw₀ − 1), rgb (…, 3) = sigmoid(raw₁…₃)·1.002 − 0.001; either output optional.</summary>
+    void NerfDecode(Tensor? sigma, Tensor? rgb, Tensor raw);
+
+    /// <summary>
+    /// Rays through the pixel centres of a height×width image and their coarse depths:
+    /// cameras (B, 25) = 4×4 camera-to-world (OpenGL) + 3×3 normalised intrinsics, row-major →
+    /// origins, directions (B, H·W, 3), depths (B, H·W, S) = linspace(near, far, S) over the ray's span in [−1, 1]³,
+    /// and optionally depthRange (B, 2), each image's [min, max] depth (for <see cref="RenderMarch"/>).
+    /// </summary>
+    void RenderRays(Tensor origins, Tensor directions, Tensor depths, Tensor? depthRange, Tensor cameras, int height, int width);
+
+    /// <summary>Sample positions: points (B, R·S, 3) = origins (B, R, 3) + depths (B, R, S)·directions (B, R, 3), ray-major.</summary>
+    void RenderPoints(Tensor points, Tensor origins, Tensor directions, Tensor depths);
+
+    /// <summary>Samples ready to march: decoded (…, 4) = [σ_raw, rgb] from raw MLP output (…, 4) inside the box, [−FLT_MAX/8, 0, 0, 0] outside; points (…, 3).</summary>
+    void RenderDecode(Tensor decoded, Tensor raw, Tensor points);
+
+    /// <summary>Deterministic importance depths: fine (B, R, Nf) from coarse depths (B, R, Nc) and their march weights (B, R, Nc − 1).</summary>
+    void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights);
+
+    /// <summary>
+    /// Volume rendering of the merge (by depth) of two sorted sample sets: depthsA (B, R, Sa) with decodedA (B, R·Sa, 4),
+    /// optional depthsB (B, R, Sb) with decodedB (B, R·Sb, 4) → rgb (B, R, 3), depth (B, R), opacity (B, R),
+    /// weights (B, R, Sa + Sb − 1), each optional; background (3) is composited behind; depth is clamped to
+    /// depthRange (B, 2), which it requires.
+    /// </summary>
+    void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
 }

@@ -1,0 +1,47 @@
+using LrmNative.Backends;
+
+namespace LrmNative.Model;
+
+/// <summary>
+/// The camera embedder (LRM §3.2): raw camera features (B, 16) → Linear(16, E) → SiLU → Linear(E, E) → (B, E).
+/// The embedding modulates every decoder norm (ModLN).
+/// </summary>
+internal sealed class CameraEmbedder
+{
+    private readonly Tensor[] _weights;
+    private readonly Tensor?[] _biases;
+
+    /// <summary>Binds camera_embedder.mlp.{0,2}.{weight,bias}.</summary>
+    public CameraEmbedder(WeightSet weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        const string prefix = LrmWeightNames.CameraEmbedder;
+        _weights = [weights[prefix + "mlp.0.weight"], weights[prefix + "mlp.2.weight"]];
+        _biases = [weights[prefix + "mlp.0.bias"], weights[prefix + "mlp.2.bias"]];
+    }
+
+    /// <summary>Embedding width E.</summary>
+    public long Width => _weights[1].Size(0);
+
+    /// <summary>Embeds cameras (B, 16) into (B, E); the caller owns the result.</summary>
+    public Tensor Forward(IBackend backend, Tensor camera)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(camera);
+        if (camera.Rank != 2 || camera.Size(1) != ModelConfig.CameraRawDim)
+        {
+            throw new LrmShapeException($"camera embedder: camera must be (batch, {ModelConfig.CameraRawDim}) = 3×4 camera-to-world + fx, fy, cx, cy; got {camera.ShapeText}");
+        }
+        var embedding = Tensor.Empty([camera.Size(0), Width]);
+        try
+        {
+            backend.Mlp(embedding, camera, _weights, _biases, Activation.Silu, Activation.None);
+            return embedding;
+        }
+        catch
+        {
+            embedding.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using LrmNative.Backends;
+
+namespace LrmNative.Model;
+
+/// <summary>
+/// The image encoder: DINOv2 ViT with register tokens (OpenLRM v1.1), forward only.
+/// Image (B, 3, H, W) in [0, 1], no mean/std normalisation → patch embedding (14×14) → tokens
+/// [CLS + pos₀, registers (no position), patches + pos] → blocks → final LayerNorm → [CLS, patches]
+/// (B, 1 + P, C), registers dropped. The trained 37×37 position table is resized to the patch grid as
+/// DINOv2's interpolate_pos_encoding does: bicubic with scale_factor (g + offset)/37, antialiased for the
+/// register models; it is computed once per grid size and cached.
+/// </summary>
+internal sealed class DinoV2Encoder : IDisposable
+{
+    private readonly ModelConfig _config;
+    private readonly Tensor _clsToken, _positions, _patchWeight, _patchBias, _normWeight, _normBias;
+    private readonly Tensor? _registers;
+    private readonly VitBlock[] _blocks;
+    private readonly Dictionary<(long Height, long Width), Tensor> _positionCache = [];
+    private readonly Lock _cacheLock = new();
+
+    /// <summary>Binds the encoder's weights (keys under encoder.model.).</summary>
+    public DinoV2Encoder(ModelConfig config, WeightSet weights)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(weights);
+        _config = config;
+        const string prefix = LrmWeightNames.Encoder;
+        _clsToken = weights[prefix + "cls_token"];
+        _positions = weights[prefix + "pos_embed"];
+        _registers = config.EncoderRegisters > 0 ? weights[prefix + "register_tokens"] : null;
+        _patchWeight = weights[prefix + "patch_embed.proj.weight"];
+        _patchBias = weights[prefix + "patch_embed.proj.bias"];
+        _normWeight = weights[prefix + "norm.weight"];
+        _normBias = weights[prefix + "norm.bias"];
+        _blocks = new VitBlock[config.EncoderDepth];
+        for (var i = 0; i < _blocks.Length; i++)
+        {
+            _blocks[i] = new VitBlock(weights, LrmWeightNames.EncoderBlock(i), config.EncoderHeads);
+        }
+    }
+
+    /// <summary>Encodes images (B, 3, H, W) into features (B, 1 + (H/14)·(W/14), C); the caller owns the result.</summary>
+    public Tensor Forward(IBackend backend, Tensor image)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Rank != 4 || image.Size(1) != 3)
+        {
+            throw new LrmShapeException($"encoder: image must be (batch, 3, height, width), got {image.ShapeText}");
+        }
+        long batch = image.Size(0), width = _config.EncoderFeatDim;
+        long gridHeight = image.Size(2) / ModelConfig.PatchSize, gridWidth = image.Size(3) / ModelConfig.PatchSize;
+        if (gridHeight == 0 || gridWidth == 0)
+        {
+            throw new LrmShapeException($"encoder: image {image.ShapeText} is smaller than one {ModelConfig.PatchSize}×{ModelConfig.PatchSize} patch");
+        }
+        long patches = gridHeight * gridWidth, registers = _config.EncoderRegisters;
+        long tokens = 1 + registers + patches;
+        var positions = PositionTable(backend, gridHeight, gridWidth);
+
+        using var scratch = new ScratchTensors();
+        var embedded = scratch.Empty(batch, patches, width);
+        backend.PatchEmbed(embedded, image, _patchWeight, _patchBias);
+        var patchPositions = scratch.Empty(batch, patches, width);
+        var cls = scratch.Empty(1, width);
+        var clsPosition = scratch.Empty(1, width);
+        backend.Copy(clsPosition, 0, positions, 0, width);
+        backend.Add(cls, clsPosition, scratch.Reshaped(backend, _clsToken, 1, width));
+        for (long b = 0; b < batch; b++)
+        {
+            backend.Copy(patchPositions, b * patches * width, positions, width, patches * width);
+        }
+        backend.Add(embedded, embedded, patchPositions);
+
+        // [CLS, registers, patches], as prepare_tokens_with_masks builds them.
+        var x = scratch.Empty(batch, tokens, width);
+        for (long b = 0; b < batch; b++)
+        {
+            var row = b * tokens * width;
+            backend.Copy(x, row, cls, 0, width);
+            if (_registers is not null)
+            {
+                backend.Copy(x, row + width, _registers, 0, registers * width);
+            }
+            backend.Copy(x, row + (1 + registers) * width, embedded, b * patches * width, patches * width);
+        }
+        foreach (var block in _blocks)
+        {
+            block.Forward(backend, x);
+        }
+
+        // Drop the registers, then the final LayerNorm (per token, so the order does not matter).
+        var features = Tensor.Empty([batch, 1 + patches, width]);
+        try
+        {
+            for (long b = 0; b < batch; b++)
+            {
+                var row = b * tokens * width;
+                backend.Copy(features, b * (1 + patches) * width, x, row, width);
+                backend.Copy(features, (b * (1 + patches) + 1) * width, x, row + (1 + registers) * width, patches * width);
+            }
+            backend.LayerNorm(features, null, null, features, _normWeight, _normBias, ModelConfig.LayerNormEpsilon);
+            return features;
+        }
+        catch
+        {
+            features.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The position table added to [CLS, patches] for a gridHeight×gridWidth patch grid, (1 + P, C):
+    /// row 0 is the [CLS] position, the rest the 37×37 table resized (cached; owned by the encoder).
+    /// </summary>
+    public Tensor PositionTable(IBackend backend, long gridHeight, long gridWidth)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        lock (_cacheLock)
+        {
+            if (_positionCache.TryGetValue((gridHeight, gridWidth), out var cached))
+            {
+                return cached;
+            }
+            var table = ResizePositions(backend, gridHeight, gridWidth);
+            _positionCache[(gridHeight, gridWidth)] = table;
+            return table;
+        }
+    }
+
+    private Tensor ResizePositions(IBackend backend, long gridHeight, long gridWidth)
+    {
+        const int trained = ModelConfig.PositionGridSize;
+        long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
+        var table = Tensor.Empty([1 + patches, width]);
+        try
+        {
+            backend.Copy(table, 0, _positions, 0, width);
+            if (gridHeight == trained && gridWidth == trained)
+            {
+                // interpolate_pos_encoding returns the table unchanged at the trained size.
+                backend.Copy(table, width, _positions, width, patches * width);
+                return table;
+            }
+            using var scratch = new ScratchTensors();
+            // (37·37, C) → (C, 37, 37), resize → (C, gh, gw) → (gh·gw, C).
+            var grid = scratch.Empty(trained * trained, width);
+            backend.Copy(grid, 0, _positions, width, trained * trained * width);
+            var channelsFirst = scratch.Empty(width, trained * trained);
+            backend.Transpose(channelsFirst, grid);
+            var resized = scratch.Empty(width, gridHeight, gridWidth);
+            var offset = _config.EncoderInterpolateOffset;
+            var antialias = _config.EncoderInterpolateAntialias;
+            backend.ResizeScaled(resized, scratch.Reshaped(backend, channelsFirst, width, trained, trained), ResizeMode.Bicubic,
+                (gridHeight + offset) / trained, (gridWidth + offset) / trained, antialias ? -0.5f : -0.75f, antialias);
+            var tokenMajor = scratch.Empty(patches, width);
+            backend.Transpose(tokenMajor, scratch.Reshaped(backend, resized, width, patches));
+            backend.Copy(table, width, tokenMajor, 0, patches * width);
+            return table;
+        }
+        catch
+        {
+            table.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Frees the cached position tables (the weights belong to the <see cref="WeightSet"/>).</summary>
+    public void Dispose()
+    {
+        lock (_cacheLock)
+        {
+            foreach (var table in _positionCache.Values)
+            {
+                table.Dispose();
+            }
+            _positionCache.Clear();
+        }
+    }
+}

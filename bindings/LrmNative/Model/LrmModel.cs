@@ -1,0 +1,195 @@
+using LrmNative.Backends;
+
+namespace LrmNative.Model;
+
+/// <summary>Intermediate and final outputs of <see cref="LrmModel.Forward"/>. Owns its tensors.</summary>
+/// <param name="Features">Image features (B, 1 + P, C): [CLS, patches] after the encoder's final norm.</param>
+/// <param name="CameraEmbedding">Camera embedding (B, E).</param>
+/// <param name="Tokens">Triplane tokens (B, 3·l·l, D) after the decoder's final norm.</param>
+/// <param name="Planes">Triplane (B, 3, C_tri, H, W), as OpenLRM's forward_planes returns it.</param>
+internal sealed record LrmOutputs(Tensor Features, Tensor CameraEmbedding, Tensor Tokens, Tensor Planes) : IDisposable
+{
+    /// <summary>Frees all four tensors.</summary>
+    public void Dispose()
+    {
+        Features.Dispose();
+        CameraEmbedding.Dispose();
+        Tokens.Dispose();
+        Planes.Dispose();
+    }
+}
+
+/// <summary>
+/// The Large Reconstruction Model (arXiv 2311.04400) as OpenLRM v1.1 builds it, forward only: DINOv2 encoder,
+/// camera embedder, ModLN transformer decoder, de-convolution upsampler, triplane NeRF and volume renderer.
+/// Loaded from an OpenLRM-style folder (config.json + model.safetensors) through the weight-name table of
+/// <see cref="LrmWeightNames"/>; every size comes from the config, so the paper's and OpenLRM's small, base
+/// and large models are one code path.
+/// </summary>
+internal sealed class LrmModel : IDisposable
+{
+    /// <summary>The config file of a model folder.</summary>
+    public const string ConfigFileName = "config.json";
+
+    /// <summary>The weights file of a model folder.</summary>
+    public const string WeightsFileName = "model.safetensors";
+
+    private readonly WeightSet _weights;
+
+    private LrmModel(ModelConfig config, WeightSet weights)
+    {
+        Config = config;
+        _weights = weights;
+        ParameterCount = weights.ParameterCount;
+        IgnoredTensors = weights.Ignored;
+        try
+        {
+            Encoder = new DinoV2Encoder(config, weights);
+            CameraEmbedder = new CameraEmbedder(weights);
+            Decoder = new TriplaneDecoder(config, weights);
+            Upsampler = new TriplaneUpsampler(config, weights);
+            Nerf = new TriplaneNerf(weights);
+            Renderer = new VolumeRenderer(Nerf, config.RenderingSamplesPerRay);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The architecture.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Parameters loaded (equals <see cref="ModelConfig.ParameterCount"/>).</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>Tensors of the checkpoint the model does not use (e.g. encoder.model.mask_token), sorted.</summary>
+    public IReadOnlyList<string> IgnoredTensors { get; }
+
+    /// <summary>The DINOv2 image encoder.</summary>
+    public DinoV2Encoder Encoder { get; }
+
+    /// <summary>The camera embedder.</summary>
+    public CameraEmbedder CameraEmbedder { get; }
+
+    /// <summary>The image-to-triplane transformer decoder.</summary>
+    public TriplaneDecoder Decoder { get; }
+
+    /// <summary>Tokens → triplane.</summary>
+    public TriplaneUpsampler Upsampler { get; }
+
+    /// <summary>The triplane NeRF MLP.</summary>
+    public TriplaneNerf Nerf { get; }
+
+    /// <summary>The volume renderer (deterministic mode).</summary>
+    public VolumeRenderer Renderer { get; }
+
+    /// <summary>
+    /// Loads an OpenLRM-style model folder: <c>config.json</c> (flat OpenLRM keys) and <c>model.safetensors</c>.
+    /// Every expected tensor is checked for presence and shape before anything is read; extra tensors are ignored
+    /// and listed in <see cref="IgnoredTensors"/>.
+    /// </summary>
+    public static LrmModel Load(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!Directory.Exists(directory))
+        {
+            throw new LrmFormatException($"{directory}: model folder not found (expected {ConfigFileName} and {WeightsFileName} in it)");
+        }
+        var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
+        var weightsPath = Path.Combine(directory, WeightsFileName);
+        if (!File.Exists(weightsPath))
+        {
+            throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
+        }
+        return Load(config, weightsPath);
+    }
+
+    /// <summary>Loads the weights of <paramref name="config"/> from a safetensors file under OpenLRM's keys.</summary>
+    public static LrmModel Load(ModelConfig config, string weightsPath)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var weights = WeightSet.Load(weightsPath, LrmWeightNames.Expected(config));
+        try
+        {
+            return new LrmModel(config, weights);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads a model folder's config and checks its weights file against it from the header alone (nothing is
+    /// loaded): for <c>lrm info --model</c>. Returns the config and the checkpoint's unused tensor names.
+    /// </summary>
+    public static (ModelConfig Config, IReadOnlyList<string> IgnoredTensors) Inspect(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!Directory.Exists(directory))
+        {
+            throw new LrmFormatException($"{directory}: model folder not found (expected {ConfigFileName} and {WeightsFileName} in it)");
+        }
+        var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
+        var weightsPath = Path.Combine(directory, WeightsFileName);
+        if (!File.Exists(weightsPath))
+        {
+            throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
+        }
+        return (config, WeightSet.Inspect(weightsPath, LrmWeightNames.Expected(config)));
+    }
+
+    /// <summary>
+    /// Image (B, 3, S, S) in [0, 1] and source camera (B, 16) → features, camera embedding, tokens and triplane
+    /// (B, 3, C_tri, 2l, 2l); the caller owns the outputs.
+    /// </summary>
+    public LrmOutputs Forward(IBackend backend, Tensor image, Tensor camera)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(camera);
+        if (camera.Rank != 2 || camera.Size(0) != image.Size(0))
+        {
+            throw new LrmShapeException($"model: camera must be ({image.Size(0)}, {ModelConfig.CameraRawDim}) for image {image.ShapeText}, got {camera.ShapeText}");
+        }
+        Tensor? features = null, embedding = null, tokens = null;
+        try
+        {
+            features = Encoder.Forward(backend, image);
+            embedding = CameraEmbedder.Forward(backend, camera);
+            tokens = Decoder.Forward(backend, features, embedding);
+            var planes = Upsampler.Forward(backend, tokens);
+            return new LrmOutputs(features, embedding, tokens, planes);
+        }
+        catch
+        {
+            features?.Dispose();
+            embedding?.Dispose();
+            tokens?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Image (B, 3, S, S) and source camera (B, 16) → triplane (B, 3, C_tri, 2l, 2l); the caller owns it.</summary>
+    public Tensor ForwardPlanes(IBackend backend, Tensor image, Tensor camera)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(camera);
+        using var features = Encoder.Forward(backend, image);
+        using var embedding = CameraEmbedder.Forward(backend, camera);
+        using var tokens = Decoder.Forward(backend, features, embedding);
+        return Upsampler.Forward(backend, tokens);
+    }
+
+    /// <summary>Frees the weights and the modules' caches.</summary>
+    public void Dispose()
+    {
+        Encoder?.Dispose();
+        Decoder?.Dispose();
+        _weights.Dispose();
+    }
+}

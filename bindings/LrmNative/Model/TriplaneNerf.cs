@@ -1,0 +1,148 @@
+using LrmNative.Backends;
+
+namespace LrmNative.Model;
+
+/// <summary>
+/// The triplane NeRF (LRM §3.3; OpenLRM's OSGDecoder): a point p ∈ [−1, 1]³ reads plane 0 at (x, y),
+/// plane 1 at (x, z), plane 2 at (z, y) (bilinear, zero padding, align_corners=False), the three features
+/// are concatenated (3·C_tri) and decoded by Linear(3C, 64) → ReLU → 64 → ReLU → 64 → ReLU → Linear(64, 4).
+/// Channel 0 is the raw density (σ = softplus(raw − 1)), channels 1–3 the colour (sigmoid·1.002 − 0.001).
+/// Planes are converted once to channels-last (B, 3, H, W, C) so each bilinear tap reads one contiguous vector.
+/// </summary>
+internal sealed class TriplaneNerf
+{
+    /// <summary>Points per query chunk (default 65536): bounds the features buffer (chunk · 3·C_tri floats).</summary>
+    public int ChunkPoints { get; init; } = 1 << 16;
+
+    private readonly Tensor[] _weights;
+    private readonly Tensor?[] _biases;
+
+    /// <summary>Binds synthesizer.decoder.net.{0,2,4,6}.{weight,bias}.</summary>
+    public TriplaneNerf(WeightSet weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var indices = LrmWeightNames.NerfLinearIndices;
+        _weights = [.. indices.Select(i => weights[$"{LrmWeightNames.Nerf}{i}.weight"])];
+        _biases = [.. indices.Select(i => (Tensor?)weights[$"{LrmWeightNames.Nerf}{i}.bias"])];
+    }
+
+    /// <summary>Triplane channels the MLP expects.</summary>
+    public long Channels => _weights[0].Size(1) / 3;
+
+    /// <summary>Planes (B, 3, C, H, W), as the upsampler makes them → channels-last (B, 3, H, W, C); the caller owns the result.</summary>
+    public static Tensor ToChannelsLast(IBackend backend, Tensor planes)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(planes);
+        if (planes.Rank != 5 || planes.Size(1) != 3)
+        {
+            throw new LrmShapeException($"triplane: planes must be (batch, 3, channels, height, width), got {planes.ShapeText}");
+        }
+        long batch = planes.Size(0), channels = planes.Size(2), height = planes.Size(3), width = planes.Size(4);
+        using var scratch = new ScratchTensors();
+        var transposed = scratch.Empty(3 * batch, height * width, channels);
+        backend.Transpose(transposed, scratch.Reshaped(backend, planes, 3 * batch, channels, height * width));
+        var output = Tensor.Empty([batch, 3, height, width, channels]);
+        backend.Copy(output, 0, transposed, 0, transposed.ElementCount);
+        return output;
+    }
+
+    /// <summary>
+    /// Raw MLP output (B, N, 4) at points (B, N, 3) of channels-last planes (B, 3, H, W, C), computed in
+    /// chunks of <see cref="ChunkPoints"/> points; the caller owns the result.
+    /// </summary>
+    public Tensor QueryRaw(IBackend backend, Tensor planes, Tensor points)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(planes);
+        ArgumentNullException.ThrowIfNull(points);
+        CheckPlanes(planes);
+        var raw = Tensor.Empty([points.Size(0), points.Size(1), 4]);
+        try
+        {
+            QueryRawInto(backend, raw, planes, points);
+            return raw;
+        }
+        catch
+        {
+            raw.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Density σ (B, N, 1) = softplus(raw₀ − 1) and colour (B, N, 3) at points (B, N, 3) of channels-last
+    /// planes; the caller owns both.
+    /// </summary>
+    public (Tensor Sigma, Tensor Rgb) Query(IBackend backend, Tensor planes, Tensor points)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        using var raw = QueryRaw(backend, planes, points);
+        var sigma = Tensor.Empty([points.Size(0), points.Size(1), 1]);
+        var rgb = Tensor.Empty([points.Size(0), points.Size(1), 3]);
+        try
+        {
+            backend.NerfDecode(sigma, rgb, raw);
+            return (sigma, rgb);
+        }
+        catch
+        {
+            sigma.Dispose();
+            rgb.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes the raw MLP output (B, N, 4) for points (B, N, 3) into <paramref name="raw"/>.</summary>
+    public void QueryRawInto(IBackend backend, Tensor raw, Tensor planes, Tensor points)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(raw);
+        ArgumentNullException.ThrowIfNull(planes);
+        ArgumentNullException.ThrowIfNull(points);
+        CheckPlanes(planes);
+        if (points.Rank != 3 || points.Size(2) != 3 || points.Size(0) != planes.Size(0))
+        {
+            throw new LrmShapeException($"triplane: points must be ({planes.Size(0)}, N, 3) for planes {planes.ShapeText}, got {points.ShapeText}");
+        }
+        long batch = points.Size(0), count = points.Size(1), featureWidth = 3 * Channels;
+        using var scratch = new ScratchTensors();
+        if (batch * count <= ChunkPoints)
+        {
+            var features = scratch.Empty(batch, count, featureWidth);
+            backend.TriplaneSample(features, planes, points);
+            backend.Mlp(raw, features, _weights, _biases, Activation.Relu, Activation.None);
+            return;
+        }
+        // One image at a time, in chunks of points, so the features buffer stays bounded.
+        var planeSize = planes.ElementCount / batch;
+        var imagePlanes = batch == 1 ? planes : scratch.Empty([1, .. planes.Shape[1..]]);
+        for (long b = 0; b < batch; b++)
+        {
+            if (batch > 1)
+            {
+                backend.Copy(imagePlanes, 0, planes, b * planeSize, planeSize);
+            }
+            for (long start = 0; start < count; start += ChunkPoints)
+            {
+                var n = Math.Min(ChunkPoints, count - start);
+                using var chunk = new ScratchTensors();
+                var chunkPoints = chunk.Empty(1, n, 3);
+                backend.Copy(chunkPoints, 0, points, (b * count + start) * 3, n * 3);
+                var features = chunk.Empty(1, n, featureWidth);
+                backend.TriplaneSample(features, imagePlanes, chunkPoints);
+                var chunkRaw = chunk.Empty(1, n, 4);
+                backend.Mlp(chunkRaw, features, _weights, _biases, Activation.Relu, Activation.None);
+                backend.Copy(raw, (b * count + start) * 4, chunkRaw, 0, n * 4);
+            }
+        }
+    }
+
+    private void CheckPlanes(Tensor planes)
+    {
+        if (planes.Rank != 5 || planes.Size(1) != 3 || planes.Size(4) != Channels)
+        {
+            throw new LrmShapeException($"triplane: planes must be channels-last (batch, 3, height, width, {Channels}), got {planes.ShapeText}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using LrmNative.Backends;
+
+namespace LrmNative.Model;
+
+/// <summary>
+/// The upsampler (LRM §3.2): tokens (B, 3·l·l, D) → (3B, D, l, l) → ConvTranspose2d(D, C_tri, 2, stride 2)
+/// + bias → planes (B, 3, C_tri, 2l, 2l), as OpenLRM's reshape_upsample.
+/// </summary>
+internal sealed class TriplaneUpsampler
+{
+    private readonly Tensor _weight, _bias;
+    private readonly int _lowRes;
+
+    /// <summary>Binds upsampler.weight (D, C_tri, 2, 2) and upsampler.bias.</summary>
+    public TriplaneUpsampler(ModelConfig config, WeightSet weights)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(weights);
+        _weight = weights[LrmWeightNames.Upsampler + "weight"];
+        _bias = weights[LrmWeightNames.Upsampler + "bias"];
+        _lowRes = config.TriplaneLowRes;
+    }
+
+    /// <summary>Planes (B, 3, C_tri, 2l, 2l) from tokens (B, 3·l·l, D); the caller owns the result.</summary>
+    public Tensor Forward(IBackend backend, Tensor tokens)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(tokens);
+        long low = _lowRes, width = _weight.Size(0), channels = _weight.Size(1), kernel = _weight.Size(2);
+        if (tokens.Rank != 3 || tokens.Size(1) != 3 * low * low || tokens.Size(2) != width)
+        {
+            throw new LrmShapeException($"upsampler: tokens must be (batch, {3 * low * low}, {width}), got {tokens.ShapeText}");
+        }
+        var batch = tokens.Size(0);
+        using var scratch = new ScratchTensors();
+        // 'nihwd -> indhw' per plane: (3B, l·l, D) → (3B, D, l·l).
+        var channelsFirst = scratch.Empty(3 * batch, width, low * low);
+        backend.Transpose(channelsFirst, scratch.Reshaped(backend, tokens, 3 * batch, low * low, width));
+        var high = low * kernel;
+        var planes = scratch.Empty(3 * batch, channels, high, high);
+        backend.Deconvolution(planes, scratch.Reshaped(backend, channelsFirst, 3 * batch, width, low, low), _weight, _bias);
+        var output = Tensor.Empty([batch, 3, channels, high, high]);
+        backend.Copy(output, 0, planes, 0, planes.ElementCount);
+        return output;
+    }
+}

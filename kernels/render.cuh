@@ -1,0 +1,156 @@
+/*
+ * render.cuh — per-ray math of LRM's volume renderer (OpenLRM v1.1 RaySampler,
+ * ImportanceRenderer and MipRayMarcher2, EG3D-derived), deterministic mode.
+ * tests/golden/model/README.md is the specification; in short:
+ *
+ *  ray      pixel (i, j) of an H×W image, x = (j + ½)/W, y = (i + ½)/H,
+ *           x_lift = (x − cx + cy·sk/fy − sk·y/fy)/fx, y_lift = (y − cy)/fy,
+ *           d = normalize(R·(x_lift, −y_lift, −1)), origin = camera position
+ *           (camera-to-world R | o in OpenGL convention; the flip is OpenCV→OpenGL).
+ *  box      near/far = slab intersection with [−1, 1]³ (valid iff far > near).
+ *  inside   a sample p is inside iff max|p_i| ≤ 1 + 1e-5; outside samples get rgb 0
+ *           and the raw density −FLT_MAX/8, so every interval touching one has σ = 0.
+ *  march    for consecutive samples k, k+1: Δ = t₊ − t, σ = softplus((σ_raw + σ_raw₊)/2 − 1),
+ *           α = 1 − e^(−σΔ), T_k = Π_{j<k}(1 − α_j + 1e-10), w_k = α_k·T_k;
+ *           rgb = Σ w·(c + c₊)/2 + bg·(1 − Σw), depth = Σ w·(t + t₊)/2 / Σw (NaN → +∞,
+ *           then clamped to the image's sample range), opacity = Σw.
+ *  pdf      importance samples by a deterministic inverse CDF of the smoothed
+ *           coarse weights over the coarse midpoints (EG3D's sample_pdf, det=True).
+ */
+#ifndef LRM_RENDER_CUH
+#define LRM_RENDER_CUH
+
+#include "lrm_common.cuh"
+#include "nerf.cuh"
+
+#define LRM_RENDER_INSIDE_TOLERANCE 1e-5f
+/* OpenLRM's out-of-box raw density: nan_to_num(−inf)/8 = −FLT_MAX/8. */
+#define LRM_RENDER_OUTSIDE_DENSITY (-4.2535295e37f)
+#define LRM_RENDER_TRANSMITTANCE_EPS 1e-10f
+#define LRM_RENDER_WEIGHT_PADDING 0.01f /* added to the smoothed weights */
+#define LRM_RENDER_PDF_EPS 1e-5f        /* added to the pdf weights; smallest CDF step */
+/* +infinity without <math.h> (NVRTC has none): the negation of lrm_common's −infinity. */
+#define LRM_RENDER_INF (-LRM_NEG_INF)
+
+/* Unit direction of the ray through pixel centre (x, y) ∈ (0, 1)², camera (25 floats:
+ * 4×4 camera-to-world row-major, 3×3 normalised intrinsics row-major). Computed in
+ * double: one ray per pixel costs nothing, and the result is then exact to fp32. */
+LRM_HD void lrm_render_ray_direction(const float* camera, double x, double y, double* dir) {
+    const double fx = camera[16], sk = camera[17], cx = camera[18];
+    const double fy = camera[20], cy = camera[21];
+    const double x_lift = (x - cx + cy * sk / fy - sk * y / fy) / fx;
+    const double y_lift = (y - cy) / fy;
+    const double cam[3] = {x_lift, -y_lift, -1.0};
+    double norm2 = 0.0;
+    for (int a = 0; a < 3; ++a) {
+        dir[a] = camera[4 * a] * cam[0] + camera[4 * a + 1] * cam[1] + camera[4 * a + 2] * cam[2];
+        norm2 += dir[a] * dir[a];
+    }
+    const double inv = 1.0 / sqrt(norm2);
+    for (int a = 0; a < 3; ++a) dir[a] *= inv;
+}
+
+/* Slab intersection of the ray o + t·d with [−1, 1]³; returns far > near. */
+LRM_HD int lrm_render_ray_box(const double* o, const double* d, double* near_t, double* far_t) {
+    double lo = (double)LRM_NEG_INF, hi = (double)LRM_RENDER_INF;
+    for (int a = 0; a < 3; ++a) {
+        const double inv = 1.0 / d[a];
+        const double start = inv >= 0.0 ? -1.0 : 1.0;
+        const double t_lo = (start - o[a]) * inv, t_hi = (-start - o[a]) * inv;
+        lo = t_lo > lo ? t_lo : lo;
+        hi = t_hi < hi ? t_hi : hi;
+    }
+    *near_t = lo;
+    *far_t = hi;
+    return hi > lo;
+}
+
+/* True if p lies inside the box, with the tolerance that keeps samples on its surface. */
+LRM_HD int lrm_render_inside(const float* p) {
+    const float limit = 1.0f + LRM_RENDER_INSIDE_TOLERANCE;
+    return fabsf(p[0]) <= limit && fabsf(p[1]) <= limit && fabsf(p[2]) <= limit;
+}
+
+/* Decoded sample (σ_raw, r, g, b) from the MLP output and the sample position. */
+LRM_HD void lrm_render_decode(float* decoded, const float* raw, const float* p) {
+    if (lrm_render_inside(p)) {
+        decoded[0] = raw[0];
+        for (int c = 1; c < 4; ++c) decoded[c] = lrm_nerf_color(raw[c]);
+    } else {
+        decoded[0] = LRM_RENDER_OUTSIDE_DENSITY;
+        decoded[1] = decoded[2] = decoded[3] = 0.0f;
+    }
+}
+
+/* Composites one ray whose samples are the merge (by depth, a first on ties) of two
+ * sorted sets: ta (na) with decoded sa (na, 4) and tb (nb) with sb (nb, 4); nb may be 0.
+ * Writes rgb (3), the un-clamped depth (NaN → +∞), opacity, and weights (na + nb − 1)
+ * when not NULL. */
+LRM_HD void lrm_render_march_ray(float* rgb, float* depth, float* opacity, float* weights, const float* ta,
+                                 const float* sa, long long na, const float* tb, const float* sb, long long nb,
+                                 const float* background) {
+    long long ia = 0, ib = 0;
+    /* The first sample. */
+    const int first_a = nb == 0 || (na > 0 && ta[0] <= tb[0]);
+    float t0 = first_a ? ta[0] : tb[0];
+    const float* s0 = first_a ? sa : sb;
+    if (first_a) ia = 1; else ib = 1;
+    float transmittance = 1.0f, total = 0.0f, depth_sum = 0.0f;
+    float color[3] = {0.0f, 0.0f, 0.0f};
+    for (long long k = 0; k + 1 < na + nb; ++k) {
+        const int take_a = ib >= nb || (ia < na && ta[ia] <= tb[ib]);
+        const float t1 = take_a ? ta[ia] : tb[ib];
+        const float* s1 = take_a ? sa + 4 * ia : sb + 4 * ib;
+        if (take_a) ++ia; else ++ib;
+        const float delta = t1 - t0;
+        const float sigma = lrm_softplus((s0[0] + s1[0]) * 0.5f - LRM_NERF_DENSITY_BIAS);
+        const float alpha = 1.0f - expf(-sigma * delta);
+        const float w = alpha * transmittance;
+        transmittance *= 1.0f - alpha + LRM_RENDER_TRANSMITTANCE_EPS;
+        for (int c = 0; c < 3; ++c) color[c] += w * ((s0[1 + c] + s1[1 + c]) * 0.5f);
+        depth_sum += w * ((t0 + t1) * 0.5f);
+        total += w;
+        if (weights) weights[k] = w;
+        t0 = t1;
+        s0 = s1;
+    }
+    for (int c = 0; c < 3; ++c) rgb[c] = color[c] + background[c] * (1.0f - total);
+    const float d = depth_sum / total;
+    *depth = d != d ? LRM_RENDER_INF : d;
+    *opacity = total;
+}
+
+/* Importance depths of one ray (EG3D sample_pdf, det=True). t: nc coarse depths,
+ * w: nc − 1 coarse weights, fine: nf outputs, cdf: scratch of nc − 2 floats. nc >= 4. */
+LRM_HD void lrm_render_importance_ray(float* fine, const float* t, const float* w, long long nc, long long nf,
+                                      float* cdf) {
+    const long long m = nc - 3; /* pdf weights a[1:-1] */
+    /* Smoothed weight a_k = (max(w_{k-1}, w_k) + max(w_k, w_{k+1}))/2 + 0.01 (max-pool k2 s1 p1,
+     * then avg-pool k2 s1), with out-of-range neighbours ignored; q_j = a_{j+1} + eps. */
+    float sum = 0.0f;
+    for (long long j = 0; j < m; ++j) {
+        const long long k = j + 1; /* 1 ≤ k ≤ nc − 3, so w_{k−1}, w_k, w_{k+1} all exist */
+        const float left = w[k - 1] > w[k] ? w[k - 1] : w[k];
+        const float right = w[k] > w[k + 1] ? w[k] : w[k + 1];
+        const float q = (left + right) * 0.5f + LRM_RENDER_WEIGHT_PADDING + LRM_RENDER_PDF_EPS;
+        cdf[j + 1] = q;
+        sum += q;
+    }
+    cdf[0] = 0.0f;
+    for (long long j = 0; j < m; ++j) cdf[j + 1] = cdf[j] + cdf[j + 1] / sum;
+    for (long long s = 0; s < nf; ++s) {
+        const float u = nf > 1 ? (float)s / (float)(nf - 1) : 0.0f;
+        long long ind = 0; /* searchsorted right: entries ≤ u */
+        while (ind <= m && cdf[ind] <= u) ++ind;
+        const long long below = ind - 1 > 0 ? ind - 1 : 0;
+        const long long above = ind < m ? ind : m;
+        float denom = cdf[above] - cdf[below];
+        if (denom < LRM_RENDER_PDF_EPS) denom = 1.0f;
+        /* Bins are the coarse midpoints b_k = (t_k + t_{k+1})/2. */
+        const float b_below = (t[below] + t[below + 1]) * 0.5f;
+        const float b_above = (t[above] + t[above + 1]) * 0.5f;
+        fine[s] = b_below + (u - cdf[below]) / denom * (b_above - b_below);
+    }
+}
+
+#endif /* LRM_RENDER_CUH */

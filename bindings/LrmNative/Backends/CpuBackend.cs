@@ -255,6 +255,14 @@ public sealed unsafe class CpuBackend : IBackend
     public void Resize(Tensor output, Tensor input, ResizeMode mode, float cubicA = -0.75f, bool antialias = false)
     {
         const string op = "Resize";
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, output, input);
+        NativeCheck.Check(NativeMethods.lrm_resize_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0), $"{mode} {input.ShapeText} -> {output.ShapeText}");
+    }
+
+    // Shared by Resize and ResizeScaled: (..., H, W) → (..., H', W') with the same leading dims.
+    private static (long Planes, long InHeight, long InWidth, long OutHeight, long OutWidth) CheckResize(string op, Tensor output, Tensor input)
+    {
         Expect.HostFloat32(op, ("output", output), ("input", input));
         Expect.Rank(op, "input", input, 2, "(..., height, width)");
         Expect.Rank(op, "output", output, 2, "(..., height, width)");
@@ -263,10 +271,8 @@ public sealed unsafe class CpuBackend : IBackend
         expected[^2] = -1;
         expected[^1] = -1;
         Expect.Shape(op, "output", output, expected);
-        long inHeight = input.Size(-2), inWidth = input.Size(-1), outHeight = output.Size(-2), outWidth = output.Size(-1);
-        var planes = input.ElementCount / Math.Max(inHeight * inWidth, 1);
-        NativeCheck.Check(NativeMethods.lrm_resize_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
-            (int)mode, cubicA, antialias ? 1 : 0), $"{mode} {input.ShapeText} -> {output.ShapeText}");
+        long inHeight = input.Size(-2), inWidth = input.Size(-1);
+        return (input.ElementCount / Math.Max(inHeight * inWidth, 1), inHeight, inWidth, output.Size(-2), output.Size(-1));
     }
 
     /// <inheritdoc />
@@ -431,16 +437,7 @@ public sealed unsafe class CpuBackend : IBackend
     public void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
     {
         const string op = "ResizeScaled";
-        Expect.HostFloat32(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., height, width)");
-        Expect.Rank(op, "output", output, 2, "(..., height, width)");
-        Span<long> expected = stackalloc long[input.Rank];
-        input.Shape.CopyTo(expected);
-        expected[^2] = -1;
-        expected[^1] = -1;
-        Expect.Shape(op, "output", output, expected);
-        long inHeight = input.Size(-2), inWidth = input.Size(-1), outHeight = output.Size(-2), outWidth = output.Size(-1);
-        var planes = input.ElementCount / Math.Max(inHeight * inWidth, 1);
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, output, input);
         NativeCheck.Check(NativeMethods.lrm_resize_scaled_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
             (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
             $"{mode} {input.ShapeText} -> {output.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");

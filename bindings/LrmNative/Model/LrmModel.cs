@@ -92,6 +92,13 @@ internal sealed class LrmModel : IDisposable
     /// </summary>
     public static LrmModel Load(string directory)
     {
+        var (config, weightsPath) = OpenFolder(directory);
+        return Load(config, weightsPath);
+    }
+
+    // An OpenLRM model folder: its parsed config and the path of its weights, or one clear error.
+    private static (ModelConfig Config, string WeightsPath) OpenFolder(string directory)
+    {
         ArgumentNullException.ThrowIfNull(directory);
         if (!Directory.Exists(directory))
         {
@@ -103,7 +110,7 @@ internal sealed class LrmModel : IDisposable
         {
             throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
         }
-        return Load(config, weightsPath);
+        return (config, weightsPath);
     }
 
     /// <summary>Loads the weights of <paramref name="config"/> from a safetensors file under OpenLRM's keys.</summary>
@@ -128,17 +135,7 @@ internal sealed class LrmModel : IDisposable
     /// </summary>
     public static (ModelConfig Config, IReadOnlyList<string> IgnoredTensors) Inspect(string directory)
     {
-        ArgumentNullException.ThrowIfNull(directory);
-        if (!Directory.Exists(directory))
-        {
-            throw new LrmFormatException($"{directory}: model folder not found (expected {ConfigFileName} and {WeightsFileName} in it)");
-        }
-        var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
-        var weightsPath = Path.Combine(directory, WeightsFileName);
-        if (!File.Exists(weightsPath))
-        {
-            throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
-        }
+        var (config, weightsPath) = OpenFolder(directory);
         return (config, WeightSet.Inspect(weightsPath, LrmWeightNames.Expected(config)));
     }
 

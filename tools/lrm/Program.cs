@@ -11,7 +11,8 @@ internal static class Program
         root.Subcommands.Add(InfoCommand.Create());
         try
         {
-            return root.Parse(args).Invoke();
+            // Our own handler below prints one clear line for LrmException instead of a stack trace.
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (LrmException error)
         {

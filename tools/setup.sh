@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks (and, when run as root, installs) what building LrmNative needs:
-# the .NET SDK, CMake, g++, OpenMP (part of g++) and OpenBLAS.
+# the .NET SDK, CMake, g++, OpenMP (part of g++), OpenBLAS, libpng and libjpeg-turbo.
 # Usage: tools/setup.sh            (exit 0 when everything is present)
 set -euo pipefail
 
@@ -8,16 +8,22 @@ missing_packages=()
 command -v cmake >/dev/null 2>&1 || missing_packages+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing_packages+=(g++)
 command -v make >/dev/null 2>&1 || missing_packages+=(make)
-# OpenBLAS: the header and the linkable library come with libopenblas-dev.
-have_openblas() {
+# Libraries with headers: OpenBLAS (libopenblas-dev), libpng (libpng-dev) and
+# libjpeg-turbo (libjpeg62-turbo-dev). Asked of dpkg where there is one, else
+# looked for on disk: have_dev_package PACKAGE HEADER LIBRARY-GLOB.
+have_dev_package() {
     if command -v dpkg-query >/dev/null 2>&1; then
-        dpkg-query -W -f='${Status}' libopenblas-dev 2>/dev/null | grep -q "install ok installed"
+        dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
     else
-        find /usr/include /usr/local/include -name cblas.h 2>/dev/null | grep -q . &&
-            find /usr/lib /usr/local/lib -name 'libopenblas.so*' 2>/dev/null | grep -q .
+        find /usr/include /usr/local/include -name "$2" 2>/dev/null | grep -q . &&
+            find /usr/lib /usr/local/lib -name "$3" 2>/dev/null | grep -q .
     fi
 }
-have_openblas || missing_packages+=(libopenblas-dev)
+have_dev_package libopenblas-dev cblas.h 'libopenblas.so*' || missing_packages+=(libopenblas-dev)
+have_dev_package libpng-dev png.h 'libpng*.so*' || missing_packages+=(libpng-dev)
+# Debian's libjpeg62-turbo-dev; Ubuntu's libjpeg-dev (libjpeg-turbo8-dev) serves as well.
+have_dev_package libjpeg62-turbo-dev jpeglib.h 'libjpeg.so*' || have_dev_package libjpeg-dev jpeglib.h 'libjpeg.so*' ||
+    missing_packages+=(libjpeg62-turbo-dev)
 
 if [ ${#missing_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

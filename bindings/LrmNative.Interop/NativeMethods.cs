@@ -127,3 +127,32 @@ internal static unsafe partial class NativeMethods
         float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
         float* background, float* depth_range, long batch, long rays);
 }
+
+/// <summary><c>lrm_image_format</c>.</summary>
+internal enum LrmImageFormat
+{
+    Unknown = 0,
+    Png = 1,
+    Jpeg = 2,
+}
+
+/// <summary>Image codecs of <c>lrm_native.h</c> (strings are NUL-terminated UTF-8).</summary>
+internal static unsafe partial class NativeMethods
+{
+    /// <summary><c>LRM_IMAGE_DEFAULT_MAX_SIDE</c>.</summary>
+    internal const long LRM_IMAGE_DEFAULT_MAX_SIDE = 16384;
+
+    /// <summary><c>LRM_IMAGE_DEFAULT_MAX_PIXELS</c>.</summary>
+    internal const long LRM_IMAGE_DEFAULT_MAX_PIXELS = 67108864;
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_image_probe(long* height, long* width, int* has_alpha, int* format,
+        byte* data, long size, byte* name, long max_side, long max_pixels);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_image_decode(float* pixels, int* has_alpha, byte* data, long size, byte* name,
+        long height, long width, long max_side, long max_pixels);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_image_write_png(byte* path, float* pixels, long height, long width, long channels);
+}

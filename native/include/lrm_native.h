@@ -350,6 +350,56 @@ LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opa
                                             const float* background, const float* depth_range,
                                             int64_t batch, int64_t rays);
 
+/* ---- image codecs ------------------------------------------------------- */
+
+/* Image file formats lrm_image_probe recognises (by their signature bytes). */
+typedef enum lrm_image_format {
+    LRM_IMAGE_FORMAT_UNKNOWN = 0,
+    LRM_IMAGE_FORMAT_PNG = 1,
+    LRM_IMAGE_FORMAT_JPEG = 2
+} lrm_image_format;
+
+/* Default decoding limits: 16384 pixels per side, 64 Mpx (8192 x 8192) in all. */
+#define LRM_IMAGE_DEFAULT_MAX_SIDE 16384
+#define LRM_IMAGE_DEFAULT_MAX_PIXELS 67108864
+
+/* Reads an encoded PNG or JPEG file's header from memory: its size, whether it
+ * carries alpha (an alpha channel or a PNG tRNS chunk) and its format.
+ *   height, width  out
+ *   has_alpha      out, optional (1 or 0)
+ *   format         out, optional (lrm_image_format)
+ *   data           (size) the whole file
+ *   name           optional: the file's name, put in every message ("<memory>" if NULL)
+ * Images wider or taller than max_side, or with more than max_pixels pixels, are
+ * refused from the header alone (decompression bombs), as are corrupt or truncated
+ * headers and other formats: LRM_STATUS_IO_ERROR, the message naming the file. */
+LRM_API lrm_status lrm_image_probe(int64_t* height, int64_t* width, int32_t* has_alpha, int32_t* format,
+                                   const uint8_t* data, int64_t size, const char* name, int64_t max_side,
+                                   int64_t max_pixels);
+
+/* Decodes a PNG (1/2/4/8/16-bit grey, grey+alpha, RGB, RGBA, palette, tRNS, interlaced)
+ * or JPEG (baseline, progressive, greyscale, CMYK/YCCK converted to RGB) to RGBA fp32.
+ *   pixels    (height, width, 4)  RGBA in [0, 1]: 8-bit v/255, 16-bit v/65535; grey is
+ *             replicated; alpha = 1 where the file has none. No colour management.
+ *   has_alpha out, optional, as lrm_image_probe
+ *   data, name, max_side, max_pixels  as lrm_image_probe
+ *   height, width  the size lrm_image_probe returned (else LRM_STATUS_SHAPE_MISMATCH)
+ * Corrupt or truncated data (including a JPEG that ends early or has damaged entropy
+ * data, which libjpeg alone would grey-fill with a warning) is LRM_STATUS_IO_ERROR with
+ * one message naming the file; nothing is printed. pixels may be partly written then. */
+LRM_API lrm_status lrm_image_decode(float* pixels, int32_t* has_alpha, const uint8_t* data, int64_t size,
+                                    const char* name, int64_t height, int64_t width, int64_t max_side,
+                                    int64_t max_pixels);
+
+/* Writes an 8-bit RGB (channels = 3) or RGBA (channels = 4) PNG to path (UTF-8),
+ * atomically: into a temporary file in the same folder, flushed to disk, then renamed
+ * over path; on any failure the temporary file is removed and path is untouched.
+ *   pixels (height, width, channels) values clamped to [0, 1], v·255 rounded to nearest
+ *          (NaN → 0), so decoding an 8-bit PNG and writing it back is exact.
+ * The folder must exist. */
+LRM_API lrm_status lrm_image_write_png(const char* path, const float* pixels, int64_t height, int64_t width,
+                                       int64_t channels);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,242 @@
+using System.Text;
+using LrmNative.Interop;
+
+namespace LrmNative;
+
+/// <summary>
+/// Limits checked from an image file's header before anything is decoded, so that a small file claiming a
+/// huge size (a decompression bomb) is refused at once with a clear message.
+/// </summary>
+public sealed record ImageLimits
+{
+    /// <summary>16384 pixels per side and 64 Mpx (8192 × 8192) in all.</summary>
+    public static ImageLimits Default { get; } = new();
+
+    /// <summary>Largest width or height accepted, in pixels (default 16384).</summary>
+    public long MaxSide { get; init; } = NativeMethods.LRM_IMAGE_DEFAULT_MAX_SIDE;
+
+    /// <summary>Largest width × height accepted (default 67,108,864 = 64 Mpx).</summary>
+    public long MaxPixels { get; init; } = NativeMethods.LRM_IMAGE_DEFAULT_MAX_PIXELS;
+}
+
+/// <summary>
+/// An RGBA image in memory: fp32 values in [0, 1], row-major (height, width, 4). Loads PNG (8/16-bit grey,
+/// grey+alpha, RGB, RGBA, palette with tRNS, interlaced) and JPEG (baseline, progressive, greyscale, CMYK)
+/// through libpng and libjpeg-turbo, and saves 8-bit PNG. Values are taken as stored (no colour management,
+/// EXIF orientation ignored). A corrupt, truncated or over-sized file raises <see cref="LrmFormatException"/>
+/// naming the file. Dispose frees the pixels.
+/// </summary>
+/// <example>
+/// <code>
+/// using var image = Image.Load("chair.png");
+/// Console.WriteLine($"{image.Width}×{image.Height}, alpha: {image.HasAlpha}");
+/// image.SavePng("copy.png");
+/// </code>
+/// </example>
+public sealed unsafe class Image : IDisposable
+{
+    private readonly Tensor _pixels;
+
+    private Image(Tensor pixels, bool hasAlpha, string source)
+    {
+        _pixels = pixels;
+        HasAlpha = hasAlpha;
+        Source = source;
+    }
+
+    /// <summary>Width in pixels.</summary>
+    public int Width => (int)_pixels.Size(1);
+
+    /// <summary>Height in pixels.</summary>
+    public int Height => (int)_pixels.Size(0);
+
+    /// <summary>
+    /// True if the source had transparency (an alpha channel or a PNG tRNS chunk). Without it the alpha channel of
+    /// <see cref="Pixels"/> is 1 everywhere.
+    /// </summary>
+    public bool HasAlpha { get; }
+
+    /// <summary>Where the image came from (the file path, or a name given to <see cref="Decode"/>), for messages.</summary>
+    public string Source { get; }
+
+    /// <summary>The pixels as a host tensor (height, width, 4) fp32, RGBA in [0, 1]; owned by the image.</summary>
+    public Tensor Pixels
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_pixels.IsDisposed, this);
+            return _pixels;
+        }
+    }
+
+    /// <summary>Reads and decodes a PNG or JPEG file (the format is recognised from its first bytes).</summary>
+    /// <exception cref="LrmFormatException">The file is missing, unreadable, not PNG/JPEG, corrupt, truncated or over <paramref name="limits"/>.</exception>
+    public static Image Load(string path, ImageLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        byte[] data;
+        try
+        {
+            data = File.ReadAllBytes(path);
+        }
+        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new LrmFormatException($"{path}: image file not found");
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new LrmFormatException($"{path}: cannot read the image file: {error.Message}");
+        }
+        if (data.Length == 0)
+        {
+            throw new LrmFormatException($"{path}: the image file is empty");
+        }
+        return Decode(data, path, limits);
+    }
+
+    /// <summary>Decodes a PNG or JPEG file held in memory; <paramref name="name"/> appears in error messages.</summary>
+    /// <exception cref="LrmFormatException">The data is not PNG/JPEG, corrupt, truncated or over <paramref name="limits"/>.</exception>
+    public static Image Decode(ReadOnlySpan<byte> data, string? name = null, ImageLimits? limits = null)
+    {
+        limits ??= ImageLimits.Default;
+        var source = string.IsNullOrEmpty(name) ? "<memory>" : name;
+        if (data.IsEmpty)
+        {
+            throw new LrmFormatException($"{source}: the image data is empty");
+        }
+        var nameBytes = Utf8z(source);
+        long height, width;
+        int hasAlpha;
+        fixed (byte* bytes = data)
+        fixed (byte* namePointer = nameBytes)
+        {
+            NativeCheck.Check(NativeMethods.lrm_image_probe(&height, &width, &hasAlpha, null, bytes, data.Length, namePointer,
+                limits.MaxSide, limits.MaxPixels));
+            var pixels = Tensor.Empty([height, width, 4]);
+            try
+            {
+                NativeCheck.Check(NativeMethods.lrm_image_decode((float*)pixels.Pointer, &hasAlpha, bytes, data.Length, namePointer,
+                    height, width, limits.MaxSide, limits.MaxPixels));
+                return new Image(pixels, hasAlpha != 0, source);
+            }
+            catch
+            {
+                pixels.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// An image from RGBA values (height, width, 4) row-major in [0, 1] (copied). <paramref name="hasAlpha"/> says whether
+    /// the alpha values are meaningful (preprocessing uses them to find the object).
+    /// </summary>
+    public static Image FromRgba(ReadOnlySpan<float> rgba, int width, int height, bool hasAlpha = true, string name = "<memory>")
+    {
+        CheckSize(width, height);
+        if (rgba.Length != (long)width * height * 4)
+        {
+            throw new LrmShapeException($"image: {rgba.Length} values cannot fill {width}×{height} RGBA pixels ({(long)width * height * 4} values)");
+        }
+        return new Image(Tensor.FromArray(rgba, height, width, 4), hasAlpha, name);
+    }
+
+    /// <summary>An image from RGB values (height, width, 3) row-major in [0, 1] (copied); alpha is 1 and <see cref="HasAlpha"/> false.</summary>
+    public static Image FromRgb(ReadOnlySpan<float> rgb, int width, int height, string name = "<memory>")
+    {
+        CheckSize(width, height);
+        var count = (long)width * height;
+        if (rgb.Length != count * 3)
+        {
+            throw new LrmShapeException($"image: {rgb.Length} values cannot fill {width}×{height} RGB pixels ({count * 3} values)");
+        }
+        var pixels = Tensor.Empty([height, width, 4]);
+        var span = pixels.AsSpan<float>();
+        for (var i = 0; i < (int)count; i++)
+        {
+            span[4 * i] = rgb[3 * i];
+            span[4 * i + 1] = rgb[3 * i + 1];
+            span[4 * i + 2] = rgb[3 * i + 2];
+            span[4 * i + 3] = 1f;
+        }
+        return new Image(pixels, false, name);
+    }
+
+    /// <summary>
+    /// Writes an 8-bit PNG atomically (a temporary file renamed over <paramref name="path"/>; the folder is created if
+    /// needed): RGBA when <paramref name="includeAlpha"/> (default: <see cref="HasAlpha"/>), else RGB. Values are
+    /// clamped to [0, 1] and rounded, so saving a loaded 8-bit PNG reproduces its pixels exactly.
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file cannot be written (the message names it and says why).</exception>
+    public void SavePng(string path, bool? includeAlpha = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var pixels = Pixels;
+        if (includeAlpha ?? HasAlpha)
+        {
+            WritePng(path, pixels);
+            return;
+        }
+        using var rgb = Tensor.Empty([Height, Width, 3]);
+        var source = pixels.AsSpan<float>();
+        var target = rgb.AsSpan<float>();
+        for (var i = 0; i < target.Length / 3; i++)
+        {
+            target[3 * i] = source[4 * i];
+            target[3 * i + 1] = source[4 * i + 1];
+            target[3 * i + 2] = source[4 * i + 2];
+        }
+        WritePng(path, rgb);
+    }
+
+    /// <summary>
+    /// Writes a host fp32 tensor (height, width, 3 or 4), or (1, height, width, 3 or 4), as an 8-bit RGB/RGBA PNG,
+    /// atomically; the folder is created if needed.
+    /// </summary>
+    internal static void WritePng(string path, Tensor pixels)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(pixels);
+        var shape = pixels.Shape;
+        var rank = pixels.Rank;
+        if (pixels.DataType != DataType.Float32 || rank < 3 || (rank == 4 && shape[0] != 1) || rank > 4 || (shape[^1] != 3 && shape[^1] != 4))
+        {
+            throw new LrmShapeException($"PNG: pixels must be a Float32 tensor (height, width, 3 or 4), got {pixels.DataType} {pixels.ShapeText}");
+        }
+        var full = Path.GetFullPath(path);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full) ?? ".");
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new LrmFormatException($"{path}: cannot create its folder: {error.Message}");
+        }
+        var pathBytes = Utf8z(full);
+        fixed (byte* pathPointer = pathBytes)
+        {
+            NativeCheck.Check(NativeMethods.lrm_image_write_png(pathPointer, (float*)pixels.Pointer, shape[^3], shape[^2], shape[^1]));
+        }
+    }
+
+    /// <summary>Frees the pixels. Safe to call twice.</summary>
+    public void Dispose() => _pixels.Dispose();
+
+    /// <inheritdoc />
+    public override string ToString() => $"Image {Source}: {Width}×{Height}{(HasAlpha ? " RGBA" : " RGB")}";
+
+    private static void CheckSize(int width, int height)
+    {
+        if (width <= 0 || height <= 0)
+        {
+            throw new LrmInvalidArgumentException($"image: width and height must be > 0, got {width}×{height}");
+        }
+    }
+
+    private static byte[] Utf8z(string text)
+    {
+        var bytes = new byte[Encoding.UTF8.GetByteCount(text) + 1];
+        Encoding.UTF8.GetBytes(text, bytes);
+        return bytes;
+    }
+}

@@ -1,0 +1,246 @@
+using System.CommandLine;
+using LrmNative.Backends;
+using LrmNative.Cli;
+using LrmNative.Imaging;
+using LrmNative.IO;
+using LrmNative.Model;
+
+namespace LrmNative.Tests;
+
+/// <summary>
+/// `lrm reconstruct` end to end on the tiny golden checkpoint with a synthetic image: the saved triplane equals
+/// <see cref="LrmModel.ForwardPlanes"/> on the same preprocessed tensor, query.npy equals the NeRF query run
+/// directly, the renders have the asked size; bad inputs give one error line, exit code 1 and no output files.
+/// </summary>
+[TestFixture]
+public sealed class ReconstructCommandTests
+{
+    private static string TinyModel => Path.Combine(Golden.DataDirectory, "model", "tiny");
+
+    private string _folder = "";
+
+    [SetUp]
+    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
+
+    [TearDown]
+    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
+
+    // Runs `lrm reconstruct ARGS` in process; returns the exit code and what went to stderr.
+    private static (int ExitCode, string Error) Lrm(params string[] args)
+    {
+        var root = new RootCommand("lrm (test)");
+        root.Subcommands.Add(ReconstructCommand.Create());
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = root.Parse(["reconstruct", .. args]).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, error.ToString());
+    }
+
+    // An RGBA image with an opaque, colour-graded ellipse on a transparent background, saved as PNG.
+    private string SyntheticImage(string name = "object.png")
+    {
+        const int width = 90, height = 70;
+        var rgba = new float[width * height * 4];
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                var dx = (x - 50) / 25.0;
+                var dy = (y - 33) / 20.0;
+                if (dx * dx + dy * dy <= 1)
+                {
+                    var i = 4 * (y * width + x);
+                    rgba[i] = x / (float)width;
+                    rgba[i + 1] = 0.3f + 0.5f * y / height;
+                    rgba[i + 2] = 0.6f;
+                    rgba[i + 3] = 1f;
+                }
+            }
+        }
+        var path = Path.Combine(_folder, name);
+        using var image = Image.FromRgba(rgba, width, height);
+        image.SavePng(path);
+        return path;
+    }
+
+    private string Points(int count)
+    {
+        var random = new Random(3);
+        var values = Enumerable.Range(0, count * 3).Select(_ => (float)(random.NextDouble() * 2.2 - 1.1)).ToArray();
+        var path = Path.Combine(_folder, "points.npy");
+        using var points = Tensor.FromArray(values, count, 3);
+        Npy.Write(path, points);
+        return path;
+    }
+
+    [Test]
+    public void ExportsEqualTheModelRunDirectly()
+    {
+        var imagePath = SyntheticImage();
+        var pointsPath = Points(77);
+        var output = Path.Combine(_folder, "out");
+        var planesPath = Path.Combine(_folder, "planes", "planes.safetensors");
+        var (code, log) = Lrm("--model", TinyModel, imagePath, "--out", output, "--save-triplane", planesPath,
+            "--query", pointsPath, "--render-size", "24");
+        Assert.That(code, Is.EqualTo(0), log);
+        foreach (var stage in new[] { "model", "image", "points", "preprocess", "triplane", "write", "query", "render", "done in" })
+        {
+            Assert.That(log, Does.Contain("lrm: " + stage), $"progress line for {stage}");
+        }
+        Assert.That(log, Does.Not.Contain("warning"), "an RGBA input needs no background estimate");
+
+        // The same pipeline, run directly.
+        using var backend = new CpuBackend();
+        using var model = LrmModel.Load(TinyModel);
+        using var image = Image.Load(imagePath);
+        using var input = new ImagePreprocessor(new ImagePreprocessOptions { OutputSize = model.Config.EncoderImageSize }).Process(backend, image);
+        using var camera = Tensor.FromArray(Cameras.CanonicalSource(), 1, ModelConfig.CameraRawDim);
+        using var planes = model.ForwardPlanes(backend, input.Image, camera);
+
+        using (var file = SafeTensorsFile.Open(planesPath))
+        {
+            using var saved = file.ReadTensor("planes");
+            var c = model.Config.TriplaneDim;
+            var r = model.Config.TriplaneHighRes;
+            Assert.That(saved.ShapeText, Is.EqualTo($"(3, {c}, {r}, {r})"));
+            Assert.That(saved.AsSpan<float>().SequenceEqual(planes.AsSpan<float>()), Is.True, "saved planes are the forward's, bit for bit");
+            Assert.That(ModelConfig.Parse(file.Metadata["config"], planesPath).ToJson(), Is.EqualTo(model.Config.ToJson()));
+            Assert.That(file.Metadata["source_camera"], Does.StartWith("[1, "));
+        }
+
+        using var channelsLast = TriplaneNerf.ToChannelsLast(backend, planes);
+        using var points = Npy.ReadFloat32(pointsPath);
+        using var batched = Tensor.FromArray(points.AsSpan<float>(), 1, 77, 3);
+        var (sigma, rgb) = model.Nerf.Query(backend, channelsLast, batched);
+        using (sigma)
+        using (rgb)
+        using (var query = Npy.ReadFloat32(Path.Combine(output, "query.npy")))
+        {
+            Assert.That(query.ShapeText, Is.EqualTo("(77, 4)"));
+            var values = query.AsSpan<float>();
+            for (var i = 0; i < 77; i++)
+            {
+                Assert.That(values[4 * i], Is.EqualTo(sigma.AsSpan<float>()[i]), $"density {i}");
+                for (var k = 0; k < 3; k++)
+                {
+                    Assert.That(values[4 * i + 1 + k], Is.EqualTo(rgb.AsSpan<float>()[3 * i + k]), $"colour {i}.{k}");
+                }
+            }
+            Assert.That(values.ToArray().Where((_, i) => i % 4 == 0), Is.All.GreaterThanOrEqualTo(0f), "softplus densities");
+        }
+
+        using (var view = Image.Load(Path.Combine(output, "input_view.png")))
+        {
+            Assert.That((view.Width, view.Height, view.HasAlpha), Is.EqualTo((24, 24, false)));
+        }
+        using (var preprocessed = Image.Load(Path.Combine(output, "preprocessed.png")))
+        {
+            Assert.That((preprocessed.Width, preprocessed.Height), Is.EqualTo((model.Config.EncoderImageSize, model.Config.EncoderImageSize)));
+        }
+        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal),
+            Is.EqualTo(new[] { "depth.png", "input_view.png", "opacity.png", "preprocessed.png", "query.npy" }));
+    }
+
+    [Test]
+    public void WithoutOptionalExportsOnlyTheRendersAreWritten()
+    {
+        var output = Path.Combine(_folder, "plain");
+        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "16");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal),
+            Is.EqualTo(new[] { "depth.png", "input_view.png", "opacity.png", "preprocessed.png" }));
+    }
+
+    [Test]
+    public void AnImageWithoutAlphaWarnsAboutTheBackgroundEstimate()
+    {
+        var rgb = new float[40 * 30 * 3];
+        for (var i = 0; i < 40 * 30; i++)
+        {
+            int x = i % 40, y = i / 40;
+            var inside = Math.Abs(x - 20) < 8 && Math.Abs(y - 15) < 6;
+            rgb[3 * i] = inside ? 0.9f : 0.95f;
+            rgb[3 * i + 1] = inside ? 0.2f : 0.95f;
+            rgb[3 * i + 2] = inside ? 0.1f : 0.95f;
+        }
+        var path = Path.Combine(_folder, "photo.png");
+        using (var image = Image.FromRgb(rgb, 40, 30))
+        {
+            image.SavePng(path);
+        }
+        var (code, log) = Lrm("--model", TinyModel, path, "--out", Path.Combine(_folder, "o"), "--render-size", "8");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("lrm: warning:").And.Contain("no alpha channel").And.Contain("plain backgrounds"));
+    }
+
+    private static IEnumerable<TestCaseData> BadInputs()
+    {
+        yield return new TestCaseData("missing-model", "model folder not found").SetArgDisplayNames("missing model folder");
+        yield return new TestCaseData("missing-image", "image file not found").SetArgDisplayNames("missing image");
+        yield return new TestCaseData("corrupt-image", "corrupt or truncated PNG").SetArgDisplayNames("corrupt image");
+        yield return new TestCaseData("tiny-image", "1×1 pixels").SetArgDisplayNames("1x1 image");
+        yield return new TestCaseData("bomb", "limit").SetArgDisplayNames("decompression bomb");
+        yield return new TestCaseData("bad-points", "(N, 3)").SetArgDisplayNames("points of the wrong shape");
+        yield return new TestCaseData("unwritable-out", "not writable").SetArgDisplayNames("unwritable output folder");
+        yield return new TestCaseData("render-size", "--render-size").SetArgDisplayNames("bad render size");
+    }
+
+    [TestCaseSource(nameof(BadInputs))]
+    public void BadInputsFailWithOneLineAndNoOutput(string kind, string expected)
+    {
+        var model = TinyModel;
+        var image = SyntheticImage();
+        var output = Path.Combine(_folder, "out");
+        var extra = new List<string>();
+        switch (kind)
+        {
+            case "missing-model":
+                model = Path.Combine(_folder, "no-such-model");
+                break;
+            case "missing-image":
+                image = Path.Combine(_folder, "no-such.png");
+                break;
+            case "corrupt-image":
+                var bytes = File.ReadAllBytes(image);
+                File.WriteAllBytes(image, bytes[..(bytes.Length / 2)]);
+                break;
+            case "tiny-image":
+                using (var one = Image.FromRgba([1f, 0f, 0f, 1f], 1, 1))
+                {
+                    one.SavePng(image);
+                }
+                break;
+            case "bomb":
+                // Rewrite the IHDR's size (its CRC too, so only the size is wrong).
+                var png = File.ReadAllBytes(image);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(16), 100000);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(20), 100000);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(29), ImageFixtures.Crc32(png.AsSpan(12, 17)));
+                File.WriteAllBytes(image, png);
+                break;
+            case "bad-points":
+                using (var flat = Tensor.FromArray([1f, 2f, 3f, 4f], 2, 2))
+                {
+                    var path = Path.Combine(_folder, "flat.npy");
+                    Npy.Write(path, flat);
+                    extra.AddRange(["--query", path]);
+                }
+                break;
+            case "unwritable-out":
+                var file = Path.Combine(_folder, "a-file");
+                File.WriteAllText(file, "not a folder");
+                output = Path.Combine(file, "out");
+                break;
+            case "render-size":
+                extra.AddRange(["--render-size", "0"]);
+                break;
+        }
+        var (code, log) = Lrm(["--model", model, image, "--out", output, .. extra]);
+        Assert.That(code, Is.EqualTo(1), log);
+        var lines = log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var errors = lines.Where(line => line.StartsWith("lrm: error:", StringComparison.Ordinal)).ToArray();
+        Assert.That(errors, Has.Length.EqualTo(1), log);
+        Assert.That(errors[0], Does.Contain(expected));
+        Assert.That(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), Is.False, "no output written");
+    }
+}

@@ -77,6 +77,11 @@ internal static class LibraryResolver
         {
             return IntPtr.Zero;
         }
+        if (libraryName == LrmNative)
+        {
+            // Must happen before libopenblas (a dependency of liblrm_native) is loaded.
+            OpenBlasCoreType.Apply();
+        }
         var overridePath = Environment.GetEnvironmentVariable(entry.EnvironmentVariable);
         if (!string.IsNullOrEmpty(overridePath))
         {

@@ -24,7 +24,8 @@ public sealed record EngineInfo(
             NativeCheck.Utf8(NativeMethods.lrm_build_info()),
             full,
             NativeMethods.lrm_get_num_threads(),
-            NativeCheck.Utf8(NativeMethods.lrm_blas_info()),
+            NativeCheck.Utf8(NativeMethods.lrm_blas_info())
+                + (OpenBlasCoreType.Applied is { } core ? $" (OPENBLAS_CORETYPE={core} set automatically for this AMD AVX-512 CPU; LRM_OPENBLAS_CORETYPE_AUTO=0 disables)" : ""),
             CudaDriverInfo.Probe());
     }
 }

@@ -175,7 +175,7 @@ public sealed class ReconstructCommandTests
 
     private static IEnumerable<TestCaseData> BadInputs()
     {
-        yield return new TestCaseData("missing-model", "model folder not found").SetArgDisplayNames("missing model folder");
+        yield return new TestCaseData("missing-model", "model not found").SetArgDisplayNames("missing model folder");
         yield return new TestCaseData("missing-image", "image file not found").SetArgDisplayNames("missing image");
         yield return new TestCaseData("corrupt-image", "corrupt or truncated PNG").SetArgDisplayNames("corrupt image");
         yield return new TestCaseData("tiny-image", "1×1 pixels").SetArgDisplayNames("1x1 image");

@@ -15,7 +15,7 @@ internal static class InfoCommand
         var command = new Command("info", "Print version, build, native library, threads, BLAS and whether a CUDA driver was found; with --model, a model's config and parameter count");
         var model = new Option<string?>("--model")
         {
-            Description = "An OpenLRM-style model folder (config.json + model.safetensors) to describe",
+            Description = "A model to describe: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file",
         };
         var verbose = new Option<bool>("--verbose")
         {

@@ -10,6 +10,7 @@ internal static class Program
         var root = new RootCommand("lrm — LrmNative: one photo in, a 3D asset out (Large Reconstruction Model, arXiv 2311.04400)");
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(ReconstructCommand.Create());
+        root.Subcommands.Add(ConvertCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

@@ -69,7 +69,7 @@ internal static class ReconstructCommand
         var image = new Argument<string>("IMAGE") { Description = "Input photo (PNG or JPEG); RGBA with the background removed works best" };
         var model = new Option<string>("--model")
         {
-            Description = "An OpenLRM-style model folder (config.json + model.safetensors)",
+            Description = "The model: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file (lrm convert)",
             Required = true,
         };
         var output = new Option<string>("--out")

@@ -1,4 +1,5 @@
 using LrmNative.Backends;
+using LrmNative.IO;
 
 namespace LrmNative.Model;
 
@@ -86,23 +87,67 @@ internal sealed class LrmModel : IDisposable
     public VolumeRenderer Renderer { get; }
 
     /// <summary>
-    /// Loads an OpenLRM-style model folder: <c>config.json</c> (flat OpenLRM keys) and <c>model.safetensors</c>.
-    /// Every expected tensor is checked for presence and shape before anything is read; extra tensors are ignored
-    /// and listed in <see cref="IgnoredTensors"/>.
+    /// Loads a model from <paramref name="path"/>: an OpenLRM-style folder (<c>config.json</c> with flat OpenLRM
+    /// keys + <c>model.safetensors</c>), or LrmNative's single-file format (one safetensors file whose
+    /// metadata holds the config, see <see cref="SaveSingleFile"/>). Every expected tensor is checked for presence
+    /// and shape before anything is read; extra tensors are ignored and listed in <see cref="IgnoredTensors"/>.
     /// </summary>
-    public static LrmModel Load(string directory)
+    public static LrmModel Load(string path)
     {
-        var (config, weightsPath) = OpenFolder(directory);
+        var (config, weightsPath) = OpenModel(path);
         return Load(config, weightsPath);
+    }
+
+    /// <summary>Metadata key marking LrmNative's single-file model format (value <see cref="SingleFileVersion"/>).</summary>
+    public const string FormatMetadataKey = "lrmnative.format";
+
+    /// <summary>Metadata key holding the model config (OpenLRM's flat JSON keys) in the single-file format.</summary>
+    public const string ConfigMetadataKey = "lrmnative.config";
+
+    /// <summary>Version of the single-file format.</summary>
+    public const string SingleFileVersion = "1";
+
+    /// <summary>
+    /// Converts a model (an OpenLRM folder, or a single file) into LrmNative's single-file format: the tensors the
+    /// model uses, under OpenLRM's names, with the config JSON in the safetensors metadata. Written atomically.
+    /// </summary>
+    public static void SaveSingleFile(string source, string destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var (config, weightsPath) = OpenModel(source);
+        var configJson = ConfigJson(source, weightsPath);
+        using var weights = WeightSet.Load(weightsPath, LrmWeightNames.Expected(config));
+        var tensors = LrmWeightNames.Expected(config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, weights[spec.Name]));
+        SafeTensorsFile.Write(destination, tensors, new Dictionary<string, string>
+        {
+            [FormatMetadataKey] = SingleFileVersion,
+            [ConfigMetadataKey] = configJson,
+            ["format"] = "pt",
+        });
+    }
+
+    // The config JSON text of a model: config.json of a folder, or the metadata of a single file.
+    private static string ConfigJson(string source, string weightsPath) => Directory.Exists(source)
+        ? File.ReadAllText(Path.Combine(source, ConfigFileName))
+        : ReadSingleFileConfig(weightsPath).Json;
+
+    // A model path: its parsed config and the path of its weights, or one clear error.
+    private static (ModelConfig Config, string WeightsPath) OpenModel(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (File.Exists(path))
+        {
+            return (ReadSingleFileConfig(path).Config, path);
+        }
+        return OpenFolder(path);
     }
 
     // An OpenLRM model folder: its parsed config and the path of its weights, or one clear error.
     private static (ModelConfig Config, string WeightsPath) OpenFolder(string directory)
     {
-        ArgumentNullException.ThrowIfNull(directory);
         if (!Directory.Exists(directory))
         {
-            throw new LrmFormatException($"{directory}: model folder not found (expected {ConfigFileName} and {WeightsFileName} in it)");
+            throw new LrmFormatException($"{directory}: model not found (expected a folder with {ConfigFileName} and {WeightsFileName}, or an LrmNative model file)");
         }
         var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
         var weightsPath = Path.Combine(directory, WeightsFileName);
@@ -111,6 +156,21 @@ internal sealed class LrmModel : IDisposable
             throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
         }
         return (config, weightsPath);
+    }
+
+    private static (ModelConfig Config, string Json) ReadSingleFileConfig(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        if (!file.Metadata.TryGetValue(FormatMetadataKey, out var version) || !file.Metadata.TryGetValue(ConfigMetadataKey, out var json))
+        {
+            throw new LrmFormatException($"{path}: not an LrmNative model file (its metadata lacks '{FormatMetadataKey}' and '{ConfigMetadataKey}'); "
+                + $"an OpenLRM model is a folder with {ConfigFileName} and {WeightsFileName}");
+        }
+        if (version != SingleFileVersion)
+        {
+            throw new LrmUnsupportedException($"{path}: LrmNative model format version {version}; this build reads version {SingleFileVersion}");
+        }
+        return (ModelConfig.Parse(json, $"{path} (metadata '{ConfigMetadataKey}')"), json);
     }
 
     /// <summary>Loads the weights of <paramref name="config"/> from a safetensors file under OpenLRM's keys.</summary>
@@ -135,7 +195,7 @@ internal sealed class LrmModel : IDisposable
     /// </summary>
     public static (ModelConfig Config, IReadOnlyList<string> IgnoredTensors) Inspect(string directory)
     {
-        var (config, weightsPath) = OpenFolder(directory);
+        var (config, weightsPath) = OpenModel(directory);
         return (config, WeightSet.Inspect(weightsPath, LrmWeightNames.Expected(config)));
     }
 

@@ -168,8 +168,67 @@ def main():
     close(by_size.permute(0, 2, 3, 1).reshape(1, g * g, -1), cases["encoder"][1]["out.pos_embed_resized"][:, 1:],
           1e-6, "pos table: scale_factor vs size-based interpolate")
     print("check: modules agree with nn.MultiheadAttention / nn.ConvTranspose2d / size-based bicubic-aa")
+    check_dino()
     print("check: OK")
     return 0
+
+
+def check_dino():
+    """The paper's variant: encoder_dino, full_dino, nerf_query_deep (tiny DINO v1 config CONFIG_DINO)."""
+    cfg = mg.CONFIG_DINO
+    Wd = mg.make_weights(cfg, variant="dino")
+    C, D, T, H = cfg["encoder_feat_dim"], cfg["transformer_dim"], cfg["triplane_dim"], cfg["triplane_high_res"]
+    g = cfg["encoder_image_size"] // cfg["encoder_patch_size"]
+    ntok = 3 * cfg["triplane_low_res"] ** 2
+    planes = (1, 3, T, H, H)
+    assert not any("ls1" in k or "ls2" in k or "register_tokens" in k or "mask_token" in k for k in Wd)
+    assert Wd["encoder.model.pos_embed"].shape == (1, 1 + 14 * 14, C)
+    assert Wd["camera_embedder.mlp.0.weight"].shape == (cfg["camera_embed_dim"], 20)
+    assert sorted(int(k.split(".")[3]) for k in Wd if k.startswith("synthesizer.") and k.endswith("weight")) == \
+        list(range(0, 2 * cfg["nerf_layers"], 2))
+    io = {
+        "encoder_dino": ("encoder.model.", {"in.image": (1, 3, 64, 64), "out.features": (1, 1 + g * g, C),
+                                            "out.pos_embed_resized": (1, 1 + g * g, C)}),
+        "full_dino": ("", {"in.image": (1, 3, 64, 64), "in.camera": (1, 20), "out.features": (1, 1 + g * g, C),
+                           "out.tokens": (1, ntok, D), "out.planes": planes}),
+        "nerf_query_deep": ("synthesizer.", {"in.planes": planes, "in.points": (1, 500, 3),
+                                             "out.sigma": (1, 500, 1), "out.rgb": (1, 500, 3)}),
+    }
+    cases = {}
+    for name, (prefix, shapes) in io.items():
+        meta, T_ = load(os.path.join(MODEL_DIR, name + ".safetensors"))
+        assert meta["module"] == name and meta["config"] == mg.CONFIG_DINO_TEXT, name
+        got = {k: tuple(v.shape) for k, v in T_.items() if k.startswith(("in.", "out."))}
+        assert got == shapes, f"{name}: {got} != {shapes}"
+        wk = {k for k in T_ if not k.startswith(("in.", "out."))}
+        assert wk == {k for k in Wd if k.startswith(prefix)}, name
+        for k in wk:
+            assert torch.equal(T_[k], Wd[k]), f"{name}: {k}"
+        cases[name] = T_
+    full, enc = cases["full_dino"], cases["encoder_dino"]
+    assert torch.equal(full["in.image"], enc["in.image"]) and torch.equal(full["out.features"], enc["out.features"])
+    assert torch.equal(full["in.camera"][0], mg.canonical_source_camera_full())
+    W64 = mg.to64(Wd)
+    feats, emb, tokens, pl = mg.forward_planes(W64, full["in.image"].double(), full["in.camera"].double(), cfg)
+    for k, v in (("features", feats), ("tokens", tokens), ("planes", pl)):
+        assert torch.equal(v.to(torch.float32), full["out." + k]), f"full_dino.out.{k} != recomputed"
+    # bilinear resize of the 14x14 table by explicit size == the same with an explicit (separable) weight matrix
+    def bilinear_matrix(n_in, n_out):
+        m = torch.zeros(n_out, n_in, dtype=torch.float64)
+        for i in range(n_out):
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            i0 = min(int(src), n_in - 1)
+            i1 = min(i0 + 1, n_in - 1)
+            f = src - i0
+            m[i, i0] += 1 - f
+            m[i, i1] += f
+        return m
+    A = bilinear_matrix(14, g)
+    table = W64["encoder.model.pos_embed"][0, 1:].reshape(14, 14, C)
+    manual = torch.einsum("ya,xb,abc->yxc", A, A, table).reshape(g * g, C)
+    close(manual, enc["out.pos_embed_resized"][0, 1:], 1e-6, "dino pos table vs explicit bilinear weights")
+    print("check: dino cases (encoder_dino, full_dino, nerf_query_deep): names, shapes, weights, full recomputed "
+          "bitwise, bilinear position table")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,20 @@ CONFIG = {
 }
 CONFIG_TEXT = json.dumps(CONFIG, indent=2) + "\n"
 
+# Tiny paper-style config (DINO v1 encoder, 4x4 camera feature, deep NeRF MLP): LrmNative extension keys
+# encoder_patch_size 16, no registers, no LayerScale, 14x14 position table resized bilinearly,
+# camera_input_dim 20, nerf_layers 10 (hidden 32 to exercise nerf_hidden_dim).
+CONFIG_DINO = {
+    "camera_embed_dim": 32, "rendering_samples_per_ray": 16, "transformer_dim": 64,
+    "transformer_layers": 2, "transformer_heads": 4, "triplane_low_res": 8, "triplane_high_res": 16,
+    "triplane_dim": 8, "encoder_type": "dino", "encoder_model_name": "dino_vitb16",
+    "encoder_feat_dim": 48, "encoder_freeze": False,
+    "encoder_depth": 2, "encoder_heads": 3, "encoder_image_size": 64,
+    "encoder_patch_size": 16, "encoder_registers": 0, "encoder_layer_scale": False, "encoder_pos_grid": 14,
+    "encoder_pos_interpolation": "bilinear", "camera_input_dim": 20, "nerf_layers": 10, "nerf_hidden_dim": 32,
+}
+CONFIG_DINO_TEXT = json.dumps(CONFIG_DINO, indent=2) + "\n"
+
 PATCH = 14
 NUM_REGISTERS = 4
 POS_GRID = 37                 # trained DINOv2 position table: 37x37 patches + CLS = 1370 rows
@@ -46,6 +60,16 @@ RENDER_SIZE = 12
 INBOX_TOL = 1e-5              # in-box test: max|p| <= 1 + INBOX_TOL (see README)
 
 DTYPE = torch.float64
+
+
+def enc_params(cfg):
+    """(patch, registers, layer_scale, pos_grid, interpolation) of the config's encoder (defaults by type)."""
+    dino = cfg["encoder_type"] == "dino"
+    return (cfg.get("encoder_patch_size", 16 if dino else PATCH),
+            cfg.get("encoder_registers", 0 if dino else NUM_REGISTERS),
+            cfg.get("encoder_layer_scale", not dino),
+            cfg.get("encoder_pos_grid", 14 if dino else POS_GRID),
+            cfg.get("encoder_pos_interpolation", "bilinear" if dino else "bicubic-antialias"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -74,6 +98,8 @@ def make_weights(cfg, variant="tiny", cond_dim=None):
     T = cfg["triplane_dim"]
     L = cfg["triplane_low_res"]
     cond_dim = C if cond_dim is None else cond_dim
+    patch, n_reg, layer_scale, pos_grid, _ = enc_params(cfg)
+    dino = cfg["encoder_type"] == "dino"
 
     def lin(key, out_f, in_f, gain=1.0, bias=True, bias_std=0.1):
         W[key + ".weight"] = randn(f"{variant}/{key}.weight", (out_f, in_f), gain / math.sqrt(in_f))
@@ -89,25 +115,29 @@ def make_weights(cfg, variant="tiny", cond_dim=None):
     # encoder (DINOv2 with registers)
     e = "encoder.model."
     W[e + "cls_token"] = randn(f"{variant}/{e}cls_token", (1, 1, C), 0.5)
-    W[e + "pos_embed"] = randn(f"{variant}/{e}pos_embed", (1, POS_GRID * POS_GRID + 1, C), 0.3)
-    W[e + "register_tokens"] = randn(f"{variant}/{e}register_tokens", (1, NUM_REGISTERS, C), 0.5)
-    W[e + "mask_token"] = randn(f"{variant}/{e}mask_token", (1, C), 0.02)
-    W[e + "patch_embed.proj.weight"] = randn(f"{variant}/{e}patch_embed.proj.weight", (C, 3, PATCH, PATCH),
-                                             1.0 / math.sqrt(3 * PATCH * PATCH))
+    W[e + "pos_embed"] = randn(f"{variant}/{e}pos_embed", (1, pos_grid * pos_grid + 1, C), 0.3)
+    if n_reg:
+        W[e + "register_tokens"] = randn(f"{variant}/{e}register_tokens", (1, n_reg, C), 0.5)
+    if not dino:
+        W[e + "mask_token"] = randn(f"{variant}/{e}mask_token", (1, C), 0.02)
+    W[e + "patch_embed.proj.weight"] = randn(f"{variant}/{e}patch_embed.proj.weight", (C, 3, patch, patch),
+                                             1.0 / math.sqrt(3 * patch * patch))
     W[e + "patch_embed.proj.bias"] = randn(f"{variant}/{e}patch_embed.proj.bias", (C,), 0.1)
     for i in range(cfg["encoder_depth"]):
         b = f"{e}blocks.{i}."
         ln(b + "norm1", C)
         lin(b + "attn.qkv", 3 * C, C)
         lin(b + "attn.proj", C, C)
-        W[b + "ls1.gamma"] = rand(f"{variant}/{b}ls1.gamma", (C,), 0.1, 1.0)
+        if layer_scale:
+            W[b + "ls1.gamma"] = rand(f"{variant}/{b}ls1.gamma", (C,), 0.1, 1.0)
         ln(b + "norm2", C)
         lin(b + "mlp.fc1", 4 * C, C)
         lin(b + "mlp.fc2", C, 4 * C)
-        W[b + "ls2.gamma"] = rand(f"{variant}/{b}ls2.gamma", (C,), 0.1, 1.0)
+        if layer_scale:
+            W[b + "ls2.gamma"] = rand(f"{variant}/{b}ls2.gamma", (C,), 0.1, 1.0)
     ln(e + "norm", C)
     # camera embedder
-    lin("camera_embedder.mlp.0", M, 16)
+    lin("camera_embedder.mlp.0", M, cfg.get("camera_input_dim", 16))
     lin("camera_embedder.mlp.2", M, M)
     # transformer decoder
     for i in range(cfg["transformer_layers"]):
@@ -139,10 +169,11 @@ def make_weights(cfg, variant="tiny", cond_dim=None):
     W["upsampler.weight"] = randn(f"{variant}/upsampler.weight", (D, T, 2, 2), 1.0 / math.sqrt(D))
     W["upsampler.bias"] = randn(f"{variant}/upsampler.bias", (T,), 0.1)
     # triplane NeRF decoder
-    lin("synthesizer.decoder.net.0", 64, 3 * T, gain=math.sqrt(2.0))
-    lin("synthesizer.decoder.net.2", 64, 64, gain=math.sqrt(2.0))
-    lin("synthesizer.decoder.net.4", 64, 64, gain=math.sqrt(2.0))
-    lin("synthesizer.decoder.net.6", 4, 64)
+    n_layers, hidden = cfg.get("nerf_layers", 4), cfg.get("nerf_hidden_dim", 64)
+    for l in range(n_layers):
+        last = l == n_layers - 1
+        lin(f"synthesizer.decoder.net.{2 * l}", 4 if last else hidden, 3 * T if l == 0 else hidden,
+            gain=1.0 if last else math.sqrt(2.0))
     return W
 
 
@@ -175,14 +206,16 @@ def vit_block(W, prefix, x, heads):
     h = layer_norm(x, W, prefix + "norm1")
     qkv = linear(h, W, prefix + "attn.qkv")
     a = attention(qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:], heads)
-    x = x + linear(a, W, prefix + "attn.proj") * W[prefix + "ls1.gamma"]
+    a = linear(a, W, prefix + "attn.proj")
+    x = x + (a * W[prefix + "ls1.gamma"] if prefix + "ls1.gamma" in W else a)   # DINO v1: no LayerScale
     h = layer_norm(x, W, prefix + "norm2")
     h = linear(F.gelu(linear(h, W, prefix + "mlp.fc1")), W, prefix + "mlp.fc2")
-    return x + h * W[prefix + "ls2.gamma"]
+    return x + (h * W[prefix + "ls2.gamma"] if prefix + "ls2.gamma" in W else h)
 
 
-def resize_pos_embed(pos_embed, gh, gw):
-    """DINOv2 interpolate_pos_encoding: CLS row kept, 37x37 patch table -> gh x gw, bicubic (antialias)."""
+def resize_pos_embed(pos_embed, gh, gw, mode="bicubic-antialias"):
+    """DINOv2 interpolate_pos_encoding: CLS row kept, 37x37 patch table -> gh x gw, bicubic (antialias).
+    mode "bilinear" (the paper's DINO v1): g x g table -> gh x gw by explicit size, align_corners=False."""
     n = pos_embed.shape[1] - 1
     g = int(round(math.sqrt(n)))
     assert g * g == n
@@ -191,6 +224,10 @@ def resize_pos_embed(pos_embed, gh, gw):
     if gh == g and gw == g:
         return pos_embed
     table = pos_embed[:, 1:].reshape(1, g, g, C).permute(0, 3, 1, 2)
+    if mode == "bilinear":
+        out = F.interpolate(table, size=(gh, gw), mode="bilinear", align_corners=False, antialias=False)
+        return torch.cat([cls, out.permute(0, 2, 3, 1).reshape(1, gh * gw, C)], dim=1)
+    assert mode == "bicubic-antialias", mode
     sh, sw = (gh + INTERP_OFFSET) / g, (gw + INTERP_OFFSET) / g
     out = F.interpolate(table, scale_factor=(sh, sw), mode="bicubic", antialias=INTERP_ANTIALIAS,
                         align_corners=False)
@@ -201,17 +238,19 @@ def resize_pos_embed(pos_embed, gh, gw):
 def encoder(W, image, cfg):
     e = "encoder.model."
     N = image.shape[0]
-    x = F.conv2d(image, W[e + "patch_embed.proj.weight"], W[e + "patch_embed.proj.bias"], stride=PATCH)
+    patch, n_reg, _, _, interp = enc_params(cfg)
+    x = F.conv2d(image, W[e + "patch_embed.proj.weight"], W[e + "patch_embed.proj.bias"], stride=patch)
     gh, gw = x.shape[-2:]
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([W[e + "cls_token"].expand(N, -1, -1), x], dim=1)
-    pos = resize_pos_embed(W[e + "pos_embed"], gh, gw)
+    pos = resize_pos_embed(W[e + "pos_embed"], gh, gw, interp)
     x = x + pos
-    x = torch.cat([x[:, :1], W[e + "register_tokens"].expand(N, -1, -1), x[:, 1:]], dim=1)
+    if n_reg:
+        x = torch.cat([x[:, :1], W[e + "register_tokens"].expand(N, -1, -1), x[:, 1:]], dim=1)
     for i in range(cfg["encoder_depth"]):
         x = vit_block(W, f"{e}blocks.{i}.", x, cfg["encoder_heads"])
     x = layer_norm(x, W, e + "norm")
-    feats = torch.cat([x[:, :1], x[:, 1 + NUM_REGISTERS:]], dim=1)
+    feats = torch.cat([x[:, :1], x[:, 1 + n_reg:]], dim=1)
     return feats, pos
 
 
@@ -282,10 +321,10 @@ def nerf_raw(W, planes, pts):
     """-> raw sigma (N, M, 1) (not activated), rgb (N, M, 3) = sigmoid * 1.002 - 0.001."""
     x = triplane_features(planes, pts)
     p = "synthesizer.decoder.net."
-    x = F.relu(linear(x, W, p + "0"))
-    x = F.relu(linear(x, W, p + "2"))
-    x = F.relu(linear(x, W, p + "4"))
-    x = linear(x, W, p + "6")
+    n_layers = len([k for k in W if k.startswith(p) and k.endswith(".weight")])   # 4 (OpenLRM) or 10 (paper)
+    for l in range(n_layers - 1):
+        x = F.relu(linear(x, W, f"{p}{2 * l}"))
+    x = linear(x, W, f"{p}{2 * (n_layers - 1)}")
     return x[..., :1], torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
 
 
@@ -415,6 +454,15 @@ def canonical_source_camera(dist=2.0, f=0.75, c=0.5):
     return torch.tensor(rt + [f, f, c, c], dtype=torch.float32)
 
 
+def canonical_source_camera_full(dist=2.0, f=0.75, c=0.5):
+    """(20,) = the paper's camera feature: 4x4 c2w row-major (the canonical camera) + fx, fy, cx, cy."""
+    rt = [1, 0, 0, 0,
+          0, 0, -1, -dist,
+          0, 1, 0, 0,
+          0, 0, 0, 1]
+    return torch.tensor(rt + [f, f, c, c], dtype=torch.float32)
+
+
 def look_at_render_camera(azim_deg, elev_deg, dist=2.0, f=0.75, c=0.5):
     """(25,) = 4x4 c2w (OpenGL, looking at the origin, world up +Z) + 3x3 normalised intrinsics."""
     a, e = math.radians(azim_deg), math.radians(elev_deg)
@@ -458,13 +506,13 @@ def rel_err(a, ref):
 SIZES = {}
 
 
-def write_case(name, weights, inputs, outputs, extra_meta=None, extra=None):
+def write_case(name, weights, inputs, outputs, extra_meta=None, extra=None, config_text=CONFIG_TEXT):
     tensors = {k: f32_entry(v) for k, v in weights.items()}
     tensors.update({"in." + k: f32_entry(v) for k, v in inputs.items()})
     tensors.update({"out." + k: f32_entry(v) for k, v in outputs.items()})
     if extra:
         tensors.update({k: f32_entry(v) for k, v in extra.items()})
-    meta = {"module": name, "config": CONFIG_TEXT}
+    meta = {"module": name, "config": config_text}
     meta.update(extra_meta or {})
     path = os.path.join(OUT_DIR, name + ".safetensors")
     SIZES[os.path.relpath(path, OUT_DIR)] = golden_io.write(path, tensors, meta)
@@ -617,10 +665,50 @@ def main():
     SIZES["renderer_debug.safetensors"] = golden_io.write(
         path, {k: f32_entry(v) for k, v in extra.items()}, dict(rmeta, module="renderer_debug"))
 
+    dino_cases()
+
     total = sum(SIZES.values())
     for k in sorted(SIZES):
         print(f"  {k:32s} {SIZES[k]:9d} bytes")
     print(f"  total {total} bytes ({total / 1e6:.2f} MB)")
+
+
+def dino_cases():
+    """The paper's variant: encoder_dino, full_dino (tiny paper-style model) and nerf_query_deep (10 layers)."""
+    cfg = CONFIG_DINO
+    W = make_weights(cfg, variant="dino")
+    S_img = cfg["encoder_image_size"]
+    patch, _, _, pos_grid, interp = enc_params(cfg)
+    image = rand("case/dino/image", (1, 3, S_img, S_img))
+    meta = {"patch_size": str(patch), "num_register_tokens": "0", "pos_grid": str(pos_grid),
+            "interpolation": interp}
+
+    ins = {"image": image}
+    fn = lambda w, i: dict(zip(("features", "pos_embed_resized"), encoder(w, i["image"], cfg)))
+    o64, o32 = run_both(fn, W, ins)
+    report("encoder_dino", o64, o32)
+    write_case("encoder_dino", select(W, "encoder.model."), ins, o64, meta, config_text=CONFIG_DINO_TEXT)
+
+    ins = {"image": image, "camera": canonical_source_camera_full()[None]}
+    fn = lambda w, i: dict(zip(("features", "embedding", "tokens", "planes"),
+                               forward_planes(w, i["image"], i["camera"], cfg)))
+    o64, o32 = run_both(fn, W, ins)
+    o64.pop("embedding"), o32.pop("embedding")
+    report("full_dino", o64, o32)
+    write_case("full_dino", W, ins, o64, meta, config_text=CONFIG_DINO_TEXT)
+
+    T, H = cfg["triplane_dim"], cfg["triplane_high_res"]
+    pts = rand("case/nerf_query_deep/points", (1, 500, 3), -1.05, 1.05)
+    ins = {"planes": randn("case/nerf_query_deep/planes", (1, 3, T, H, H)), "points": pts}
+
+    def fn(w, i):
+        s, c = nerf_raw(w, i["planes"], i["points"])
+        return {"sigma": density_act(s), "rgb": c}
+    o64, o32 = run_both(fn, W, ins)
+    report("nerf_query_deep", o64, o32)
+    write_case("nerf_query_deep", select(W, "synthesizer."), ins, o64,
+               {"nerf_layers": str(cfg["nerf_layers"]), "nerf_hidden_dim": str(cfg["nerf_hidden_dim"])},
+               config_text=CONFIG_DINO_TEXT)
 
 
 def check_render_margins(aux):

@@ -3,7 +3,8 @@ using LrmNative.Backends;
 namespace LrmNative.Model;
 
 /// <summary>
-/// The camera embedder (LRM §3.2): raw camera features (B, 16) → Linear(16, E) → SiLU → Linear(E, E) → (B, E).
+/// The camera embedder (LRM §3.2): raw camera features (B, K) → Linear(K, E) → SiLU → Linear(E, E) → (B, E),
+/// K = 16 (OpenLRM: 3×4 camera-to-world + fx, fy, cx, cy) or 20 (the paper: 4×4 + fx, fy, cx, cy), from the weights.
 /// The embedding modulates every decoder norm (ModLN).
 /// </summary>
 internal sealed class CameraEmbedder
@@ -23,14 +24,18 @@ internal sealed class CameraEmbedder
     /// <summary>Embedding width E.</summary>
     public long Width => _weights[1].Size(0);
 
-    /// <summary>Embeds cameras (B, 16) into (B, E); the caller owns the result.</summary>
+    /// <summary>Raw camera feature width K the first layer expects.</summary>
+    public long InputWidth => _weights[0].Size(1);
+
+    /// <summary>Embeds cameras (B, K) into (B, E); the caller owns the result.</summary>
     public Tensor Forward(IBackend backend, Tensor camera)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(camera);
-        if (camera.Rank != 2 || camera.Size(1) != ModelConfig.CameraRawDim)
+        if (camera.Rank != 2 || camera.Size(1) != InputWidth)
         {
-            throw new LrmShapeException($"camera embedder: camera must be (batch, {ModelConfig.CameraRawDim}) = 3×4 camera-to-world + fx, fy, cx, cy; got {camera.ShapeText}");
+            var layout = InputWidth == ModelConfig.CameraRawDimFull ? "4×4" : "3×4";
+            throw new LrmShapeException($"camera embedder: camera must be (batch, {InputWidth}) = {layout} camera-to-world + fx, fy, cx, cy; got {camera.ShapeText}");
         }
         var embedding = Tensor.Empty([camera.Size(0), Width]);
         try

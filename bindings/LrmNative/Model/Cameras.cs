@@ -27,6 +27,21 @@ internal static class Cameras
     }
 
     /// <summary>
+    /// The canonical source camera as a <paramref name="inputDim"/>-value feature: 16 as
+    /// <see cref="CanonicalSource(float, float, float)"/> (OpenLRM), or 20 = the full 4×4 camera-to-world
+    /// matrix row-major, then fx, fy, cx, cy (the paper's camera feature).
+    /// </summary>
+    public static float[] CanonicalSourceFor(int inputDim, float distance = CanonicalDistance, float focal = CanonicalFocal, float principal = CanonicalPrincipal)
+    {
+        return inputDim switch
+        {
+            ModelConfig.CameraRawDim => CanonicalSource(distance, focal, principal),
+            ModelConfig.CameraRawDimFull => [.. LookAtOrigin(0, -distance, 0), focal, focal, principal, principal],
+            _ => throw new LrmInvalidArgumentException($"a source camera feature has {ModelConfig.CameraRawDim} or {ModelConfig.CameraRawDimFull} values, not {inputDim}"),
+        };
+    }
+
+    /// <summary>
     /// A 25-value render camera: the 4×4 camera-to-world matrix row-major, then the 3×3 normalised
     /// intrinsics [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] row-major.
     /// </summary>

@@ -3,12 +3,14 @@ using LrmNative.Backends;
 namespace LrmNative.Model;
 
 /// <summary>
-/// The image encoder: DINOv2 ViT with register tokens (OpenLRM v1.1), forward only.
-/// Image (B, 3, H, W) in [0, 1], no mean/std normalisation → patch embedding (14×14) → tokens
-/// [CLS + pos₀, registers (no position), patches + pos] → blocks → final LayerNorm → [CLS, patches]
-/// (B, 1 + P, C), registers dropped. The trained 37×37 position table is resized to the patch grid as
-/// DINOv2's interpolate_pos_encoding does: bicubic with scale_factor (g + offset)/37, antialiased for the
-/// register models; it is computed once per grid size and cached.
+/// The image encoder, forward only: DINOv2 ViT with register tokens (OpenLRM v1.1) or DINO v1 ViT (the paper,
+/// OpenLRM v1.0) — one module, the differences are config settings. Image (B, 3, H, W) in [0, 1] (optionally
+/// normalised by encoder_image_mean/std; none by default) → patch embedding (p×p, p = 14 or 16) → tokens
+/// [CLS + pos₀, registers (no position; DINOv2 *_reg only), patches + pos] → blocks (LayerScale for DINOv2)
+/// → final LayerNorm → [CLS, patches] (B, 1 + P, C), registers dropped. The trained position table
+/// (37×37 for DINOv2, 14×14 for DINO) is resized to the patch grid: DINOv2's interpolate_pos_encoding
+/// (bicubic with scale_factor (g + offset)/grid, antialiased for the register models) or, for the paper,
+/// bilinear by explicit size (align_corners=False, no antialias); it is computed once per grid size and cached.
 /// </summary>
 internal sealed class DinoV2Encoder : IDisposable
 {
@@ -36,11 +38,11 @@ internal sealed class DinoV2Encoder : IDisposable
         _blocks = new VitBlock[config.EncoderDepth];
         for (var i = 0; i < _blocks.Length; i++)
         {
-            _blocks[i] = new VitBlock(weights, LrmWeightNames.EncoderBlock(i), config.EncoderHeads);
+            _blocks[i] = new VitBlock(weights, LrmWeightNames.EncoderBlock(i), config.EncoderHeads, config.EncoderLayerScale);
         }
     }
 
-    /// <summary>Encodes images (B, 3, H, W) into features (B, 1 + (H/14)·(W/14), C); the caller owns the result.</summary>
+    /// <summary>Encodes images (B, 3, H, W) into features (B, 1 + (H/p)·(W/p), C); the caller owns the result.</summary>
     public Tensor Forward(IBackend backend, Tensor image)
     {
         ArgumentNullException.ThrowIfNull(backend);
@@ -50,10 +52,11 @@ internal sealed class DinoV2Encoder : IDisposable
             throw new LrmShapeException($"encoder: image must be (batch, 3, height, width), got {image.ShapeText}");
         }
         long batch = image.Size(0), width = _config.EncoderFeatDim;
-        long gridHeight = image.Size(2) / ModelConfig.PatchSize, gridWidth = image.Size(3) / ModelConfig.PatchSize;
+        long patch = _config.EncoderPatchSize;
+        long gridHeight = image.Size(2) / patch, gridWidth = image.Size(3) / patch;
         if (gridHeight == 0 || gridWidth == 0)
         {
-            throw new LrmShapeException($"encoder: image {image.ShapeText} is smaller than one {ModelConfig.PatchSize}×{ModelConfig.PatchSize} patch");
+            throw new LrmShapeException($"encoder: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
         }
         long patches = gridHeight * gridWidth, registers = _config.EncoderRegisters;
         long tokens = 1 + registers + patches;
@@ -61,7 +64,7 @@ internal sealed class DinoV2Encoder : IDisposable
 
         using var scratch = new ScratchTensors();
         var embedded = scratch.Empty(batch, patches, width);
-        backend.PatchEmbed(embedded, image, _patchWeight, _patchBias);
+        backend.PatchEmbed(embedded, Normalized(scratch, image), _patchWeight, _patchBias);
         var patchPositions = scratch.Empty(batch, patches, width);
         var cls = scratch.Empty(1, width);
         var clsPosition = scratch.Empty(1, width);
@@ -110,9 +113,36 @@ internal sealed class DinoV2Encoder : IDisposable
         }
     }
 
+    // The image normalised per channel, (x − mean) / std, when the config gives mean/std; else the image itself.
+    private Tensor Normalized(ScratchTensors scratch, Tensor image)
+    {
+        if (_config.EncoderImageMean is null && _config.EncoderImageStd is null)
+        {
+            return image;
+        }
+        var mean = _config.EncoderImageMean ?? [0f, 0f, 0f];
+        var std = _config.EncoderImageStd ?? [1f, 1f, 1f];
+        var normalized = scratch.Empty(image.Shape.ToArray());
+        var source = image.AsSpan<float>();
+        var target = normalized.AsSpan<float>();
+        long plane = image.Size(2) * image.Size(3);
+        for (long b = 0; b < image.Size(0); b++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                var start = (int)((b * 3 + c) * plane);
+                for (var k = 0; k < plane; k++)
+                {
+                    target[start + k] = (source[start + k] - mean[c]) / std[c];
+                }
+            }
+        }
+        return normalized;
+    }
+
     /// <summary>
     /// The position table added to [CLS, patches] for a gridHeight×gridWidth patch grid, (1 + P, C):
-    /// row 0 is the [CLS] position, the rest the 37×37 table resized (cached; owned by the encoder).
+    /// row 0 is the [CLS] position, the rest the trained grid×grid table resized (cached; owned by the encoder).
     /// </summary>
     public Tensor PositionTable(IBackend backend, long gridHeight, long gridWidth)
     {
@@ -131,7 +161,7 @@ internal sealed class DinoV2Encoder : IDisposable
 
     private Tensor ResizePositions(IBackend backend, long gridHeight, long gridWidth)
     {
-        const int trained = ModelConfig.PositionGridSize;
+        int trained = _config.EncoderPositionGrid;
         long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
         var table = Tensor.Empty([1 + patches, width]);
         try
@@ -150,6 +180,15 @@ internal sealed class DinoV2Encoder : IDisposable
             var channelsFirst = scratch.Empty(width, trained * trained);
             backend.Transpose(channelsFirst, grid);
             var resized = scratch.Empty(width, gridHeight, gridWidth);
+            if (_config.EncoderPositionInterpolation == ModelConfig.InterpolationBilinear)
+            {
+                // The paper: bilinear to the explicit grid size, align_corners=False, no antialias.
+                backend.Resize(resized, scratch.Reshaped(backend, channelsFirst, width, trained, trained), ResizeMode.Bilinear);
+                var positions = scratch.Empty(patches, width);
+                backend.Transpose(positions, scratch.Reshaped(backend, resized, width, patches));
+                backend.Copy(table, width, positions, 0, patches * width);
+                return table;
+            }
             var offset = _config.EncoderInterpolateOffset;
             var antialias = _config.EncoderInterpolateAntialias;
             backend.ResizeScaled(resized, scratch.Reshaped(backend, channelsFirst, width, trained, trained), ResizeMode.Bicubic,

@@ -21,7 +21,8 @@ internal sealed record LrmOutputs(Tensor Features, Tensor CameraEmbedding, Tenso
 }
 
 /// <summary>
-/// The Large Reconstruction Model (arXiv 2311.04400) as OpenLRM v1.1 builds it, forward only: DINOv2 encoder,
+/// The Large Reconstruction Model (arXiv 2311.04400) as OpenLRM v1.1 builds it, forward only: DINOv2 (or the
+/// paper's DINO v1) encoder,
 /// camera embedder, ModLN transformer decoder, de-convolution upsampler, triplane NeRF and volume renderer.
 /// Loaded from an OpenLRM-style folder (config.json + model.safetensors) through the weight-name table of
 /// <see cref="LrmWeightNames"/>; every size comes from the config, so the paper's and OpenLRM's small, base
@@ -49,7 +50,7 @@ internal sealed class LrmModel : IDisposable
             CameraEmbedder = new CameraEmbedder(weights);
             Decoder = new TriplaneDecoder(config, weights);
             Upsampler = new TriplaneUpsampler(config, weights);
-            Nerf = new TriplaneNerf(weights);
+            Nerf = new TriplaneNerf(weights, config.NerfLayerCount);
             Renderer = new VolumeRenderer(Nerf, config.RenderingSamplesPerRay);
         }
         catch
@@ -210,7 +211,7 @@ internal sealed class LrmModel : IDisposable
         ArgumentNullException.ThrowIfNull(camera);
         if (camera.Rank != 2 || camera.Size(0) != image.Size(0))
         {
-            throw new LrmShapeException($"model: camera must be ({image.Size(0)}, {ModelConfig.CameraRawDim}) for image {image.ShapeText}, got {camera.ShapeText}");
+            throw new LrmShapeException($"model: camera must be ({image.Size(0)}, {Config.CameraInputDim}) for image {image.ShapeText}, got {camera.ShapeText}");
         }
         Tensor? features = null, embedding = null, tokens = null;
         try

@@ -12,7 +12,8 @@ internal sealed record WeightSpec(string Name, long[] Shape)
 /// <summary>
 /// The weight-name table of OpenLRM v1.1 checkpoints (model.safetensors): every tensor the model reads,
 /// under its exact key, with the shape the config implies. Loading checks a file against it, and the
-/// parameter count is its sum, so the two cannot drift apart. DINOv2's mask_token is not in the table:
+/// parameter count is its sum, so the two cannot drift apart. DINO v1 encoders use the same encoder.model.*
+/// keys without register_tokens and ls1/ls2, with a 14×14 position table. DINOv2's mask_token is not in the table:
 /// OpenLRM removed it (unused at inference), and the published parameter counts leave it out.
 /// </summary>
 internal static class LrmWeightNames
@@ -41,8 +42,11 @@ internal static class LrmWeightNames
     /// <summary>Key prefix of the triplane NeRF MLP.</summary>
     public const string Nerf = "synthesizer.decoder.net.";
 
-    /// <summary>Indices of the NeRF MLP's Linear layers inside its nn.Sequential (ReLUs between).</summary>
+    /// <summary>Indices of OpenLRM's 4 NeRF MLP Linear layers inside its nn.Sequential (ReLUs between).</summary>
     public static readonly int[] NerfLinearIndices = [0, 2, 4, 6];
+
+    /// <summary>Indices of the Linear layers of a <paramref name="layers"/>-layer NeRF MLP: 0, 2, …, 2(layers − 1).</summary>
+    public static int[] NerfLinearIndicesFor(int layers) => [.. Enumerable.Range(0, layers).Select(l => 2 * l)];
 
     /// <summary>Every tensor of the model in checkpoint order (encoder, camera, decoder, upsampler, NeRF).</summary>
     public static IReadOnlyList<WeightSpec> Expected(ModelConfig config)
@@ -64,25 +68,25 @@ internal static class LrmWeightNames
             Add(prefix + "bias", width);
         }
 
-        // DINOv2 encoder.
+        // DINOv2 / DINO v1 encoder.
         long c = config.EncoderFeatDim;
         Add(Encoder + "cls_token", 1, 1, c);
-        Add(Encoder + "pos_embed", 1, 1 + ModelConfig.PositionGridSize * ModelConfig.PositionGridSize, c);
+        Add(Encoder + "pos_embed", 1, 1 + (long)config.EncoderPositionGrid * config.EncoderPositionGrid, c);
         if (config.EncoderRegisters > 0)
         {
             Add(Encoder + "register_tokens", 1, config.EncoderRegisters, c);
         }
-        Add(Encoder + "patch_embed.proj.weight", c, 3, ModelConfig.PatchSize, ModelConfig.PatchSize);
+        Add(Encoder + "patch_embed.proj.weight", c, 3, config.EncoderPatchSize, config.EncoderPatchSize);
         Add(Encoder + "patch_embed.proj.bias", c);
         for (var i = 0; i < config.EncoderDepth; i++)
         {
-            specs.AddRange(EncoderBlockSpecs(EncoderBlock(i), c));
+            specs.AddRange(EncoderBlockSpecs(EncoderBlock(i), c, config.EncoderLayerScale));
         }
         Norm(Encoder + "norm.", c);
 
         // Camera embedder: Linear → SiLU → Linear.
         long e = config.CameraEmbedDim;
-        Linear(CameraEmbedder + "mlp.0.", e, ModelConfig.CameraRawDim);
+        Linear(CameraEmbedder + "mlp.0.", e, config.CameraInputDim);
         Linear(CameraEmbedder + "mlp.2.", e, e);
 
         // Decoder: learned tokens, ModLN blocks, final norm.
@@ -98,17 +102,30 @@ internal static class LrmWeightNames
         Add(Upsampler + "weight", d, config.TriplaneDim, ModelConfig.UpsampleFactor, ModelConfig.UpsampleFactor);
         Add(Upsampler + "bias", config.TriplaneDim);
 
-        // Triplane NeRF MLP: 3·C_tri → 64 → 64 → 64 → 4.
-        long[] widths = [3L * config.TriplaneDim, ModelConfig.NerfHiddenDim, ModelConfig.NerfHiddenDim, ModelConfig.NerfHiddenDim, 4];
-        for (var l = 0; l < NerfLinearIndices.Length; l++)
-        {
-            Linear($"{Nerf}{NerfLinearIndices[l]}.", widths[l + 1], widths[l]);
-        }
+        // Triplane NeRF MLP: 3·C_tri → hidden → … → hidden → 4 (OpenLRM: 4 layers × 64; the paper: 10 × 64).
+        specs.AddRange(NerfSpecs(config));
         return specs;
     }
 
-    /// <summary>Tensors of one DINOv2 block of width <paramref name="width"/> under <paramref name="prefix"/>.</summary>
-    public static IEnumerable<WeightSpec> EncoderBlockSpecs(string prefix, long width)
+    /// <summary>Tensors of the triplane NeRF MLP of <paramref name="config"/> (synthesizer.decoder.net.{0,2,…}).</summary>
+    public static IEnumerable<WeightSpec> NerfSpecs(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var indices = NerfLinearIndicesFor(config.NerfLayerCount);
+        for (var l = 0; l < indices.Length; l++)
+        {
+            long input = l == 0 ? 3L * config.TriplaneDim : config.NerfHiddenWidth;
+            long output = l == indices.Length - 1 ? 4 : config.NerfHiddenWidth;
+            yield return new($"{Nerf}{indices[l]}.weight", [output, input]);
+            yield return new($"{Nerf}{indices[l]}.bias", [output]);
+        }
+    }
+
+    /// <summary>
+    /// Tensors of one ViT block of width <paramref name="width"/> under <paramref name="prefix"/>; DINOv2's
+    /// LayerScale gammas ls1/ls2 only when <paramref name="layerScale"/> (DINO v1 has none).
+    /// </summary>
+    public static IEnumerable<WeightSpec> EncoderBlockSpecs(string prefix, long width, bool layerScale = true)
     {
         long c = width;
         yield return new(prefix + "norm1.weight", [c]);
@@ -117,14 +134,20 @@ internal static class LrmWeightNames
         yield return new(prefix + "attn.qkv.bias", [3 * c]);
         yield return new(prefix + "attn.proj.weight", [c, c]);
         yield return new(prefix + "attn.proj.bias", [c]);
-        yield return new(prefix + "ls1.gamma", [c]);
+        if (layerScale)
+        {
+            yield return new(prefix + "ls1.gamma", [c]);
+        }
         yield return new(prefix + "norm2.weight", [c]);
         yield return new(prefix + "norm2.bias", [c]);
         yield return new(prefix + "mlp.fc1.weight", [4 * c, c]);
         yield return new(prefix + "mlp.fc1.bias", [4 * c]);
         yield return new(prefix + "mlp.fc2.weight", [c, 4 * c]);
         yield return new(prefix + "mlp.fc2.bias", [c]);
-        yield return new(prefix + "ls2.gamma", [c]);
+        if (layerScale)
+        {
+            yield return new(prefix + "ls2.gamma", [c]);
+        }
     }
 
     /// <summary>

@@ -7,28 +7,52 @@ namespace LrmNative.Model;
 /// The architecture of an LRM, read from OpenLRM v1.1's flat <c>config.json</c> (camera_embed_dim,
 /// rendering_samples_per_ray, transformer_dim/layers/heads, triplane_low_res/high_res/dim, encoder_type,
 /// encoder_model_name, encoder_feat_dim, encoder_freeze) plus LrmNative's optional extension keys
-/// (encoder_depth, encoder_heads, encoder_image_size), which OpenLRM ignores. The encoder's depth and heads
+/// (encoder_depth, encoder_heads, encoder_image_size, encoder_patch_size, encoder_registers,
+/// encoder_layer_scale, encoder_pos_grid, encoder_pos_interpolation, encoder_image_mean/std,
+/// camera_input_dim, nerf_layers, nerf_hidden_dim), which OpenLRM ignores. The encoder's depth and heads
 /// default from encoder_model_name, the input image size from transformer_dim (512 → 224, 768 → 336,
-/// 1024 → 448, as OpenLRM's small/base/large checkpoints were trained).
+/// 1024 → 448, as OpenLRM's small/base/large checkpoints were trained; 512 for DINO v1, the paper's size).
+/// Two encoder types share one module: "dinov2" (OpenLRM v1.1: patch 14, 4 registers, LayerScale, 37×37
+/// position table resized with antialiased bicubic) and "dino" (DINO v1 ViT, the paper and OpenLRM v1.0:
+/// patch 16, no registers, no LayerScale, 14×14 position table resized bilinearly); each extension key
+/// defaults by type.
 /// </summary>
 internal sealed record ModelConfig
 {
-    /// <summary>DINOv2 patch size.</summary>
+    /// <summary>DINOv2 patch size (the default of encoder_patch_size for "dinov2"; see <see cref="EncoderPatchSize"/>).</summary>
     public const int PatchSize = 14;
+
+    /// <summary>DINO v1 patch size (the default of encoder_patch_size for "dino").</summary>
+    public const int DinoPatchSize = 16;
 
     /// <summary>Side of DINOv2's trained position table (518 / 14): 37×37 patch positions plus [CLS].</summary>
     public const int PositionGridSize = 37;
 
+    /// <summary>Side of DINO v1's trained position table (224 / 16): 14×14 patch positions plus [CLS].</summary>
+    public const int DinoPositionGridSize = 14;
+
+    /// <summary>encoder_pos_interpolation: antialiased bicubic (a = −0.5), scale_factor g/grid (DINOv2 *_reg).</summary>
+    public const string InterpolationBicubicAntialias = "bicubic-antialias";
+
+    /// <summary>encoder_pos_interpolation: plain bicubic (a = −0.75), scale_factor (g + 0.1)/grid (DINOv2 without registers, DINO v1's own code).</summary>
+    public const string InterpolationBicubic = "bicubic";
+
+    /// <summary>encoder_pos_interpolation: bilinear, align_corners=False, no antialias, by explicit output size (the paper).</summary>
+    public const string InterpolationBilinear = "bilinear";
+
     /// <summary>LayerNorm epsilon of every norm in the model (DINOv2 and the decoder).</summary>
     public const float LayerNormEpsilon = 1e-6f;
 
-    /// <summary>Raw camera feature width: the 3×4 camera-to-world matrix plus fx, fy, cx, cy.</summary>
+    /// <summary>OpenLRM's raw camera feature width: the 3×4 camera-to-world matrix plus fx, fy, cx, cy (default of camera_input_dim).</summary>
     public const int CameraRawDim = 16;
 
-    /// <summary>Hidden width of the triplane NeRF MLP (OpenLRM's OSGDecoder).</summary>
+    /// <summary>The paper's raw camera feature width: the 4×4 camera-to-world matrix plus fx, fy, cx, cy.</summary>
+    public const int CameraRawDimFull = 20;
+
+    /// <summary>Hidden width of the triplane NeRF MLP (OpenLRM's OSGDecoder; default of nerf_hidden_dim).</summary>
     public const int NerfHiddenDim = 64;
 
-    /// <summary>Linear layers of the triplane NeRF MLP.</summary>
+    /// <summary>Linear layers of OpenLRM's triplane NeRF MLP (default of nerf_layers; the paper has 10).</summary>
     public const int NerfLayers = 4;
 
     /// <summary>De-convolution kernel and stride of the upsampler.</summary>
@@ -58,10 +82,10 @@ internal sealed record ModelConfig
     /// <summary>Triplane channels.</summary>
     public required int TriplaneDim { get; init; }
 
-    /// <summary>"dinov2" (DINO v1, "dino", is not supported yet).</summary>
+    /// <summary>"dinov2" (OpenLRM v1.1) or "dino" (DINO v1 ViT: the paper, OpenLRM v1.0).</summary>
     public required string EncoderType { get; init; }
 
-    /// <summary>DINOv2 hub name, e.g. dinov2_vits14_reg.</summary>
+    /// <summary>Hub name, e.g. dinov2_vits14_reg or dino_vitb16.</summary>
     public required string EncoderModelName { get; init; }
 
     /// <summary>Encoder width (the image features' width, the cross-attention key/value width).</summary>
@@ -79,20 +103,47 @@ internal sealed record ModelConfig
     /// <summary>Side of the square input image the model expects.</summary>
     public required int EncoderImageSize { get; init; }
 
-    /// <summary>Register tokens of the encoder (4 for the *_reg models).</summary>
-    public int EncoderRegisters => EncoderModelName.EndsWith("_reg", StringComparison.Ordinal) ? 4 : 0;
+    /// <summary>Encoder patch size (encoder_patch_size; 14 for dinov2, 16 for dino).</summary>
+    public int EncoderPatchSize { get; init; } = PatchSize;
+
+    /// <summary>Register tokens of the encoder (encoder_registers; 4 for the DINOv2 *_reg models, 0 for dino).</summary>
+    public int EncoderRegisters { get; init; } = 4;
+
+    /// <summary>Whether the encoder blocks have LayerScale gammas ls1/ls2 (encoder_layer_scale; DINOv2 yes, DINO v1 no).</summary>
+    public bool EncoderLayerScale { get; init; } = true;
+
+    /// <summary>Side of the trained position table (encoder_pos_grid; 37 for dinov2, 14 for dino).</summary>
+    public int EncoderPositionGrid { get; init; } = PositionGridSize;
 
     /// <summary>
-    /// How DINOv2 resizes its position table: with registers, antialiased bicubic (a = −0.5) and no
-    /// coordinate offset; the original models use plain bicubic (a = −0.75) and scale_factor offset 0.1.
+    /// How the position table is resized to the patch grid (encoder_pos_interpolation): "bicubic-antialias"
+    /// (DINOv2 *_reg), "bicubic" (DINOv2 without registers) or "bilinear" (dino, the paper).
     /// </summary>
-    public bool EncoderInterpolateAntialias => EncoderRegisters > 0;
+    public string EncoderPositionInterpolation { get; init; } = InterpolationBicubicAntialias;
 
-    /// <summary>Offset added to the patch grid in DINOv2's scale_factor (0 with registers, else 0.1).</summary>
-    public double EncoderInterpolateOffset => EncoderRegisters > 0 ? 0.0 : 0.1;
+    /// <summary>Per-channel RGB mean subtracted from the [0, 1] image before the encoder (encoder_image_mean; none by default).</summary>
+    public float[]? EncoderImageMean { get; init; }
+
+    /// <summary>Per-channel RGB std dividing the image after the mean (encoder_image_std; none by default).</summary>
+    public float[]? EncoderImageStd { get; init; }
+
+    /// <summary>Raw camera feature width (camera_input_dim): 16 (OpenLRM: 3×4 + 4) or 20 (the paper: 4×4 + 4).</summary>
+    public int CameraInputDim { get; init; } = CameraRawDim;
+
+    /// <summary>Linear layers of the triplane NeRF MLP (nerf_layers; 4 for OpenLRM, 10 for the paper).</summary>
+    public int NerfLayerCount { get; init; } = NerfLayers;
+
+    /// <summary>Hidden width of the triplane NeRF MLP (nerf_hidden_dim; 64).</summary>
+    public int NerfHiddenWidth { get; init; } = NerfHiddenDim;
+
+    /// <summary>Whether the position table is resized with antialiasing (bicubic-antialias only).</summary>
+    public bool EncoderInterpolateAntialias => EncoderPositionInterpolation == InterpolationBicubicAntialias;
+
+    /// <summary>Offset added to the patch grid in the scale_factor of the bicubic resizes (0.1 for plain bicubic, else 0).</summary>
+    public double EncoderInterpolateOffset => EncoderPositionInterpolation == InterpolationBicubic ? 0.1 : 0.0;
 
     /// <summary>Patches per side of the input image.</summary>
-    public int PatchGridSize => EncoderImageSize / PatchSize;
+    public int PatchGridSize => EncoderImageSize / EncoderPatchSize;
 
     /// <summary>Decoder head width.</summary>
     public int TransformerHeadDim => TransformerDim / TransformerHeads;
@@ -115,16 +166,23 @@ internal sealed record ModelConfig
     /// <summary>Where the config was read from (for error messages); "" if built in code.</summary>
     public string Source { get; init; } = "";
 
-    // The DINOv2 hub models LrmNative knows: width, depth, heads (registers from the _reg suffix).
-    private static readonly Dictionary<string, (int Width, int Depth, int Heads)> KnownEncoders = new(StringComparer.Ordinal)
+    // The hub models LrmNative knows: type, width, depth, heads, patch (registers from the _reg suffix).
+    private static readonly Dictionary<string, (string Type, int Width, int Depth, int Heads, int Patch)> KnownEncoders = new(StringComparer.Ordinal)
     {
-        ["dinov2_vits14"] = (384, 12, 6),
-        ["dinov2_vits14_reg"] = (384, 12, 6),
-        ["dinov2_vitb14"] = (768, 12, 12),
-        ["dinov2_vitb14_reg"] = (768, 12, 12),
-        ["dinov2_vitl14"] = (1024, 24, 16),
-        ["dinov2_vitl14_reg"] = (1024, 24, 16),
+        ["dinov2_vits14"] = ("dinov2", 384, 12, 6, 14),
+        ["dinov2_vits14_reg"] = ("dinov2", 384, 12, 6, 14),
+        ["dinov2_vitb14"] = ("dinov2", 768, 12, 12, 14),
+        ["dinov2_vitb14_reg"] = ("dinov2", 768, 12, 12, 14),
+        ["dinov2_vitl14"] = ("dinov2", 1024, 24, 16, 14),
+        ["dinov2_vitl14_reg"] = ("dinov2", 1024, 24, 16, 14),
+        ["dino_vits16"] = ("dino", 384, 12, 6, 16),
+        ["dino_vitb16"] = ("dino", 768, 12, 12, 16),
+        ["dino_vits8"] = ("dino", 384, 12, 6, 8),
+        ["dino_vitb8"] = ("dino", 768, 12, 12, 8),
     };
+
+    // The paper's input resolution: the default image size of DINO v1 encoders.
+    private const int DinoImageSize = 512;
 
     // OpenLRM v1.1's training resolution per decoder width (small, base, large).
     private static readonly Dictionary<int, int> ImageSizeByTransformerDim = new() { [512] = 224, [768] = 336, [1024] = 448 };
@@ -162,14 +220,19 @@ internal sealed record ModelConfig
             }
             var reader = new KeyReader(root, source);
             var encoderType = reader.String("encoder_type");
-            if (encoderType != "dinov2")
+            if (encoderType is not ("dinov2" or "dino"))
             {
-                throw new LrmUnsupportedException($"{source}: encoder_type '{encoderType}' is not supported (LrmNative reads OpenLRM v1.1's 'dinov2' encoders)");
+                throw new LrmUnsupportedException($"{source}: encoder_type '{encoderType}' is not supported (LrmNative reads 'dinov2' (OpenLRM v1.1) and 'dino' (DINO v1, the paper) encoders)");
             }
+            var dino = encoderType == "dino";
             var modelName = reader.String("encoder_model_name");
             if (!KnownEncoders.TryGetValue(modelName, out var known))
             {
-                throw new LrmUnsupportedException($"{source}: encoder_model_name '{modelName}' is not a DINOv2 model LrmNative knows (one of {string.Join(", ", KnownEncoders.Keys)})");
+                throw new LrmUnsupportedException($"{source}: encoder_model_name '{modelName}' is not a DINO/DINOv2 model LrmNative knows (one of {string.Join(", ", KnownEncoders.Keys)})");
+            }
+            if (known.Type != encoderType)
+            {
+                throw new LrmUnsupportedException($"{source}: encoder_type '{encoderType}' does not match encoder_model_name '{modelName}' (a '{known.Type}' model)");
             }
             var featDim = reader.Positive("encoder_feat_dim");
             var depth = reader.OptionalPositive("encoder_depth") ?? known.Depth;
@@ -179,7 +242,7 @@ internal sealed record ModelConfig
                 throw new LrmFormatException($"{source}: encoder_feat_dim {featDim} does not match {modelName} (width {known.Width}); give encoder_heads (and encoder_depth) for a non-standard encoder");
             }
             var transformerDim = reader.Positive("transformer_dim");
-            var imageSize = reader.OptionalPositive("encoder_image_size");
+            var imageSize = reader.OptionalPositive("encoder_image_size") ?? (dino ? DinoImageSize : null);
             if (imageSize is null)
             {
                 imageSize = ImageSizeByTransformerDim.TryGetValue(transformerDim, out var size)
@@ -204,6 +267,17 @@ internal sealed record ModelConfig
                 EncoderDepth = depth,
                 EncoderHeads = heads ?? known.Heads,
                 EncoderImageSize = imageSize.Value,
+                EncoderPatchSize = reader.OptionalPositive("encoder_patch_size") ?? known.Patch,
+                EncoderRegisters = reader.OptionalCount("encoder_registers") ?? (modelName.EndsWith("_reg", StringComparison.Ordinal) ? 4 : 0),
+                EncoderLayerScale = reader.OptionalBoolean("encoder_layer_scale") ?? !dino,
+                EncoderPositionGrid = reader.OptionalPositive("encoder_pos_grid") ?? (dino ? DinoPositionGridSize : PositionGridSize),
+                EncoderPositionInterpolation = reader.OptionalString("encoder_pos_interpolation")
+                    ?? (dino ? InterpolationBilinear : modelName.EndsWith("_reg", StringComparison.Ordinal) ? InterpolationBicubicAntialias : InterpolationBicubic),
+                EncoderImageMean = reader.OptionalTriple("encoder_image_mean"),
+                EncoderImageStd = reader.OptionalTriple("encoder_image_std"),
+                CameraInputDim = reader.OptionalPositive("camera_input_dim") ?? CameraRawDim,
+                NerfLayerCount = reader.OptionalPositive("nerf_layers") ?? NerfLayers,
+                NerfHiddenWidth = reader.OptionalPositive("nerf_hidden_dim") ?? NerfHiddenDim,
             };
             config.Validate();
             return config;
@@ -224,7 +298,18 @@ internal sealed record ModelConfig
         Require(TransformerDim % TransformerHeads == 0, "transformer_heads", $"{TransformerHeads} heads do not divide transformer_dim {TransformerDim}");
         Require(EncoderFeatDim % EncoderHeads == 0, "encoder_heads", $"{EncoderHeads} heads do not divide encoder_feat_dim {EncoderFeatDim}");
         Require(TriplaneHighRes == UpsampleFactor * TriplaneLowRes, "triplane_high_res", $"must be {UpsampleFactor} × triplane_low_res ({UpsampleFactor * TriplaneLowRes}), got {TriplaneHighRes}");
-        Require(EncoderImageSize % PatchSize == 0, "encoder_image_size", $"must be a multiple of the patch size {PatchSize}, got {EncoderImageSize}");
+        Require(EncoderImageSize % EncoderPatchSize == 0, "encoder_image_size", $"must be a multiple of the patch size {EncoderPatchSize}, got {EncoderImageSize}");
+        Require(EncoderPatchSize > 0, "encoder_patch_size", $"must be positive, got {EncoderPatchSize}");
+        Require(EncoderRegisters >= 0, "encoder_registers", $"must be >= 0, got {EncoderRegisters}");
+        Require(EncoderPositionGrid > 0, "encoder_pos_grid", $"must be positive, got {EncoderPositionGrid}");
+        Require(EncoderPositionInterpolation is InterpolationBicubicAntialias or InterpolationBicubic or InterpolationBilinear, "encoder_pos_interpolation",
+            $"must be '{InterpolationBicubicAntialias}', '{InterpolationBicubic}' or '{InterpolationBilinear}', got '{EncoderPositionInterpolation}'");
+        Require(EncoderImageMean is null || EncoderImageMean.Length == 3, "encoder_image_mean", "must be 3 numbers (R, G, B)");
+        Require(EncoderImageStd is null || (EncoderImageStd.Length == 3 && EncoderImageStd.All(v => v > 0 && float.IsFinite(v))), "encoder_image_std", "must be 3 positive numbers (R, G, B)");
+        Require(CameraInputDim is CameraRawDim or CameraRawDimFull, "camera_input_dim",
+            $"must be {CameraRawDim} (3×4 camera-to-world + fx, fy, cx, cy) or {CameraRawDimFull} (4×4 + fx, fy, cx, cy), got {CameraInputDim}");
+        Require(NerfLayerCount >= 2, "nerf_layers", $"must be >= 2 (input and output layers), got {NerfLayerCount}");
+        Require(NerfHiddenWidth > 0, "nerf_hidden_dim", $"must be positive, got {NerfHiddenWidth}");
         Require(RenderingSamplesPerRay % 2 == 0 && RenderingSamplesPerRay >= 8, "rendering_samples_per_ray", $"must be even and >= 8 (half coarse, half importance), got {RenderingSamplesPerRay}");
     }
 
@@ -250,6 +335,28 @@ internal sealed record ModelConfig
             json.WriteNumber("encoder_depth", EncoderDepth);
             json.WriteNumber("encoder_heads", EncoderHeads);
             json.WriteNumber("encoder_image_size", EncoderImageSize);
+            json.WriteNumber("encoder_patch_size", EncoderPatchSize);
+            json.WriteNumber("encoder_registers", EncoderRegisters);
+            json.WriteBoolean("encoder_layer_scale", EncoderLayerScale);
+            json.WriteNumber("encoder_pos_grid", EncoderPositionGrid);
+            json.WriteString("encoder_pos_interpolation", EncoderPositionInterpolation);
+            void Triple(string key, float[]? values)
+            {
+                if (values is not null)
+                {
+                    json.WriteStartArray(key);
+                    foreach (var value in values)
+                    {
+                        json.WriteNumberValue(value);
+                    }
+                    json.WriteEndArray();
+                }
+            }
+            Triple("encoder_image_mean", EncoderImageMean);
+            Triple("encoder_image_std", EncoderImageStd);
+            json.WriteNumber("camera_input_dim", CameraInputDim);
+            json.WriteNumber("nerf_layers", NerfLayerCount);
+            json.WriteNumber("nerf_hidden_dim", NerfHiddenWidth);
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
@@ -283,6 +390,34 @@ internal sealed record ModelConfig
         }
 
         public int Positive(string key) => ToPositive(key, Required(key));
+
+        public string? OptionalString(string key) => Find(key) is { } value
+            ? value.ValueKind == JsonValueKind.String ? value.GetString() : throw new LrmFormatException($"{source}: key '{key}' must be a string, got {value.GetRawText()}")
+            : null;
+
+        public bool? OptionalBoolean(string key) => Find(key) is { } value
+            ? value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : throw new LrmFormatException($"{source}: key '{key}' must be true or false, got {value.GetRawText()}")
+            : null;
+
+        public int? OptionalCount(string key) => Find(key) is { } value
+            ? value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) && number >= 0
+                ? number
+                : throw new LrmFormatException($"{source}: key '{key}' must be a non-negative integer, got {value.GetRawText()}")
+            : null;
+
+        public float[]? OptionalTriple(string key)
+        {
+            if (Find(key) is not { } value)
+            {
+                return null;
+            }
+            if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() != 3
+                || value.EnumerateArray().Any(item => item.ValueKind != JsonValueKind.Number || !float.IsFinite(item.GetSingle())))
+            {
+                throw new LrmFormatException($"{source}: key '{key}' must be an array of 3 numbers (R, G, B), got {value.GetRawText()}");
+            }
+            return [.. value.EnumerateArray().Select(item => item.GetSingle())];
+        }
 
         public int? OptionalPositive(string key) => Find(key) is { } value ? ToPositive(key, value) : null;
 

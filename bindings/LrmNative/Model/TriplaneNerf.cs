@@ -5,7 +5,8 @@ namespace LrmNative.Model;
 /// <summary>
 /// The triplane NeRF (LRM §3.3; OpenLRM's OSGDecoder): a point p ∈ [−1, 1]³ reads plane 0 at (x, y),
 /// plane 1 at (x, z), plane 2 at (z, y) (bilinear, zero padding, align_corners=False), the three features
-/// are concatenated (3·C_tri) and decoded by Linear(3C, 64) → ReLU → 64 → ReLU → 64 → ReLU → Linear(64, 4).
+/// are concatenated (3·C_tri) and decoded by Linear(3C, 64) → ReLU → 64 → ReLU → 64 → ReLU → Linear(64, 4)
+/// (OpenLRM's 4 layers; the paper's MLP has 10 layers: nerf_layers / nerf_hidden_dim in the config).
 /// Channel 0 is the raw density (σ = softplus(raw − 1)), channels 1–3 the colour (sigmoid·1.002 − 0.001).
 /// Planes are converted once to channels-last (B, 3, H, W, C) so each bilinear tap reads one contiguous vector.
 /// </summary>
@@ -17,11 +18,11 @@ internal sealed class TriplaneNerf
     private readonly Tensor[] _weights;
     private readonly Tensor?[] _biases;
 
-    /// <summary>Binds synthesizer.decoder.net.{0,2,4,6}.{weight,bias}.</summary>
-    public TriplaneNerf(WeightSet weights)
+    /// <summary>Binds synthesizer.decoder.net.{0,2,…,2(layers−1)}.{weight,bias} (OpenLRM: {0,2,4,6}).</summary>
+    public TriplaneNerf(WeightSet weights, int layers = ModelConfig.NerfLayers)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        var indices = LrmWeightNames.NerfLinearIndices;
+        var indices = LrmWeightNames.NerfLinearIndicesFor(layers);
         _weights = [.. indices.Select(i => weights[$"{LrmWeightNames.Nerf}{i}.weight"])];
         _biases = [.. indices.Select(i => (Tensor?)weights[$"{LrmWeightNames.Nerf}{i}.bias"])];
     }

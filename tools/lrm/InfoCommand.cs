@@ -62,9 +62,9 @@ internal static class InfoCommand
         var (config, ignored) = LrmModel.Inspect(directory);
         Console.WriteLine($"model           {Path.GetFullPath(directory)}");
         Console.WriteLine($"parameters      {config.ParameterCountText} ({config.ParameterCount:N0})");
-        Console.WriteLine($"encoder         {config.EncoderModelName}: {config.EncoderDepth} blocks × {config.EncoderFeatDim}, {config.EncoderHeads} heads, {config.EncoderRegisters} registers, {config.EncoderImageSize}² input ({config.PatchGridSize}² patches of {ModelConfig.PatchSize})");
-        Console.WriteLine($"decoder         {config.TransformerLayers} ModLN blocks × {config.TransformerDim}, {config.TransformerHeads} heads, {config.TriplaneTokens} tokens, camera embedding {config.CameraEmbedDim}");
-        Console.WriteLine($"triplane        3 × {config.TriplaneDim} × {config.TriplaneHighRes}², NeRF MLP {ModelConfig.NerfLayers} × {ModelConfig.NerfHiddenDim}, {config.RenderingSamplesPerRay} samples per ray");
+        Console.WriteLine($"encoder         {config.EncoderModelName}: {config.EncoderDepth} blocks × {config.EncoderFeatDim}, {config.EncoderHeads} heads, {config.EncoderRegisters} registers, {config.EncoderImageSize}² input ({config.PatchGridSize}² patches of {config.EncoderPatchSize})");
+        Console.WriteLine($"decoder         {config.TransformerLayers} ModLN blocks × {config.TransformerDim}, {config.TransformerHeads} heads, {config.TriplaneTokens} tokens, camera {config.CameraInputDim} values → embedding {config.CameraEmbedDim}");
+        Console.WriteLine($"triplane        3 × {config.TriplaneDim} × {config.TriplaneHighRes}², NeRF MLP {config.NerfLayerCount} × {config.NerfHiddenWidth}, {config.RenderingSamplesPerRay} samples per ray");
         Console.WriteLine($"unused tensors  {ignored.Count}");
         if (verbose)
         {

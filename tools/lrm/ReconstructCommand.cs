@@ -168,7 +168,7 @@ internal static class ReconstructCommand
             EnsureWritableFolder(Path.GetDirectoryName(Path.GetFullPath(options.SaveTriplane)) ?? ".");
         }
 
-        using var camera = Tensor.FromArray(Cameras.CanonicalSource(), 1, ModelConfig.CameraRawDim);
+        using var camera = Tensor.FromArray(Cameras.CanonicalSourceFor(model.Config.CameraInputDim), 1, model.Config.CameraInputDim);
         using var planes = stage.Run("triplane", () => model.ForwardPlanes(backend, input.Image, camera),
             p => $"image → triplane {p.ShapeText}");
         using var channelsLast = TriplaneNerf.ToChannelsLast(backend, planes);
@@ -289,7 +289,7 @@ internal static class ReconstructCommand
         // (1, 3, C, H, W) → (3, C, H, W): the same bytes.
         using var single = Tensor.Empty(planes.Shape[1..]);
         planes.AsSpan<float>().CopyTo(single.AsSpan<float>());
-        var camera = string.Join(", ", Cameras.CanonicalSource().Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+        var camera = string.Join(", ", Cameras.CanonicalSourceFor(config.CameraInputDim).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
         SafeTensorsFile.Write(path, [new("planes", single)], new Dictionary<string, string>
         {
             ["config"] = config.ToJson(),

@@ -11,27 +11,45 @@
 // (batch, head, block of kBlockQueries queries). It walks the keys in blocks of
 // kBlockKeys, keeping for each query the running max/sum of the online softmax
 // (kernels/attention.cuh) and an unnormalised output row, so the Tq×Tk score
-// matrix never exists; memory is O(block) per thread. Per key block:
-//   1. pack Kᵀ (D × kBlockKeys) and V (kBlockKeys × Dp) into contiguous tiles,
-//   2. S = Q̃·Kᵀ with Q̃ = q·scale·log2(e) packed once per task (base-2 scores),
-//   3. per row: block max → α = 2^(m_old − m_new), O *= α, P = 2^(S − m_new),
-//   4. O += P·V.
-// Steps 2 and 4 use the register-tiled microkernel (microkernel.hpp); step 3 a
+// matrix never exists; memory is O(block) per thread. The scores are computed
+// transposed, one key per row and one query per column:
+//   once per task: Q̃ᵀ (D × kBlockQueries), Q̃ = q·scale·log2(e) (base-2 scores);
+//   per key block:
+//   1. Sᵀ = K·Q̃ᵀ, K read in place (its rows are the broadcast operand, so no
+//      transposed copy of K is needed; only a last partial tile is copied),
+//   2. per query (column): block max → α = 2^(m_old − m_new), O *= α,
+//      P = 2^(S − m_new), Σ P; with queries along the vector lanes every step is
+//      a vertical vector operation, no per-row horizontal reductions,
+//   3. V copied into a contiguous tile, O += P·V reading P from Pᵀ.
+// Steps 1 and 3 use the register-tiled microkernel (microkernel.hpp); step 2 a
 // vectorised polynomial exp2 (fastmath.hpp). Tasks are spread over OpenMP threads
 // with a dynamic schedule; every output element is produced by one thread in a
 // fixed order, so results do not depend on the thread count.
 //
-// Measured (AMD EPYC Zen 4, x86-64-v3 build, 2 threads, B=1, 16 heads × 64):
-//   self-attention 3072×3072: ~220 ms ≈ 175 GFLOP/s (sgemm 1024³ on the same
-//   cores: ~230 GFLOP/s); cross-attention 3072×1025: ~75 ms. PyTorch 1.13's
-//   softmax(QKᵀ)V with the 16×3072×3072 scores materialised: ~800 ms.
-// Variants tried: plain-loop tiles instead of the vector-extension tile were ~8x
-// slower (GCC did not keep the accumulators in registers); 4×16 tiles ~8% slower
-// than 6×16; key blocks of 64 or 256 and query blocks of 48 or 192 were within
-// noise or slower than 96 × 128.
+// Two builds (cpu_dispatch.hpp): the baseline (x86-64-v3: AVX2, 6×16 tiles) and
+// AVX-512 (x86-64-v4: 8×32 tiles), chosen at run time. Block sizes are the same in
+// both (96 queries, 120 keys: multiples of both tile shapes), so both sum every
+// score and output in the same order: on the shapes we tested their results are
+// bit-identical.
+//
+// Measured (AMD EPYC Zen 5 VM, 2 threads, B=1, 16 heads × 64, best of 5):
+//                                 self 3072×3072     cross 3072×1025
+//   before (Kᵀ packed per task,   ~218 ms  175 GF/s   ~74 ms  175 GF/s
+//     S = Q̃·Kᵀ, AVX2 only)
+//   baseline build (AVX2)          ~197 ms  195 GF/s   ~67 ms  190 GF/s
+//   AVX-512 build                  ~109 ms  355 GF/s   ~38 ms  340 GF/s
+// (FMA peak of these 2 cores, measured: ~245 GFLOP/s with ymm, ~490 with zmm.)
+// The old layout spent ~15% packing Kᵀ and V and ~4% in horizontal row reductions;
+// reading V in place instead of copying it was ~1.4x slower (rows 4 KiB apart
+// compete for the same L1 sets). Tile shapes 6×32 to 12×32 and 4×64, query blocks
+// of 64-192 and key blocks of 64-256 were all within noise of the choice above;
+// exp2 is ~8% of the AVX-512 time (measured by replacing it with a subtraction).
+// PyTorch 1.13's softmax(QKᵀ)V with the 16×3072×3072 scores materialised: ~800 ms
+// (measured on Zen 4).
 //
 // Backward (to come): recompute P from q, k and the saved lse, FlashAttention-2 style.
 #include "common.hpp"
+#include "cpu_dispatch.hpp"
 #include "errors.hpp"
 #include "fastmath.hpp"
 #include "lrm_native.h"
@@ -46,70 +64,49 @@
 #include "attention.cuh"
 
 namespace lrm {
+namespace LRM_KERNEL_NS {
 namespace {
 
-constexpr int64_t kBlockQueries = 16 * kTileRows;  // 96 query rows per task
-constexpr int64_t kBlockKeys = 128;                 // keys per inner block (multiple of kTileCols)
-static_assert(kBlockKeys % kTileCols == 0, "key block must hold whole tiles");
+constexpr int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
+// Queries are padded to whole tiles in both products, where they are the columns
+// (Sᵀ) and then the rows (O): to a multiple of both tile sides (48 or 32).
+constexpr int64_t kQueryQuantum = kTileRows / gcd(kTileRows, kTileCols) * kTileCols;
+// Both builds use the same blocks (so the same softmax steps and sums).
+constexpr int64_t kBlockQueries = 96;  // queries per task
+constexpr int64_t kBlockKeys = 120;    // keys per inner block (multiple of 6 and 8)
+static_assert(kBlockQueries % kQueryQuantum == 0, "query block must hold whole tiles");
+static_assert(kBlockKeys % kTileRows == 0, "key block must hold whole tiles");
 
-struct AttentionShape {
-    int64_t batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride;
-    float scale;
-};
-
-// Largest of x[0..n), ignoring NaN (which then propagates through the exp).
-inline float row_max(const float* x, int64_t n) {
-    float lanes[8];
-    for (int l = 0; l < 8; ++l) lanes[l] = LRM_NEG_INF;
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int l = 0; l < 8; ++l) lanes[l] = x[j + l] > lanes[l] ? x[j + l] : lanes[l];
-    float m = LRM_NEG_INF;
-    for (; j < n; ++j) m = x[j] > m ? x[j] : m;
-    for (int l = 0; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
-    return m;
-}
-
-// x[j] ← 2^(x[j] − shift) for j < n; returns Σ_j x[j] (8 partial sums, vectorised).
-inline float exp2_shifted_sum(float* x, int64_t n, float shift) {
-    for (int64_t j = 0; j < n; ++j) x[j] = exp2_nonpositive(x[j] - shift);
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int l = 0; l < 8; ++l) lanes[l] += x[j + l];
-    float sum = 0.0f;
-    for (; j < n; ++j) sum += x[j];
-    for (int l = 0; l < 8; ++l) sum += lanes[l];
-    return sum;
-}
+}  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s) {
     const int64_t D = s.head_dim;
-    const int64_t Dp = round_up(D, kTileCols);  // output tile width
+    const int64_t Dp = round_up(D, kVecWidth);  // O row width: whole vectors
     const int64_t width = s.heads * D;
     const int64_t q_blocks = ceil_div(s.q_len, kBlockQueries);
     const int64_t tasks = s.batch * s.heads * q_blocks;
     const int threads = static_cast<int>(std::min<int64_t>(num_threads(), tasks));
 
     // Per-thread scratch, each piece a multiple of 16 floats (64 bytes).
-    const int64_t q_pack = round_up(kBlockQueries * D, 16);
-    const int64_t k_pack = round_up(D * kBlockKeys, 16);
+    const int64_t q_pack = round_up(D * kBlockQueries, 16);
+    const int64_t k_tail = round_up(kTileRows * D, 16);
     const int64_t v_pack = kBlockKeys * Dp;
-    const int64_t scores = kBlockQueries * kBlockKeys;
+    const int64_t scores = kBlockKeys * kBlockQueries;
     const int64_t acc = kBlockQueries * Dp;
-    const int64_t per_thread = q_pack + k_pack + v_pack + scores + acc;
+    const int64_t per_thread = q_pack + k_tail + v_pack + scores + acc;
     Scratch scratch(per_thread * threads);
 
     const float score_scale = s.scale * LRM_LOG2E;
 
 #pragma omp parallel num_threads(threads)
     {
-        float* qp = scratch.data() + per_thread * omp_get_thread_num();  // (kBlockQueries, D)
-        float* kt = qp + q_pack;                                          // (D, kBlockKeys)
-        float* vp = kt + k_pack;                                          // (kBlockKeys, Dp)
-        float* sp = vp + v_pack;                                          // (kBlockQueries, kBlockKeys)
-        float* op = sp + scores;                                          // (kBlockQueries, Dp)
+        float* qt = scratch.data() + per_thread * omp_get_thread_num();  // Q̃ᵀ (D, kBlockQueries)
+        float* kp = qt + q_pack;                                          // last keys (kTileRows, D)
+        float* vp = kp + k_tail;                                          // V (kBlockKeys, Dp)
+        float* st = vp + v_pack;                                          // Sᵀ, then Pᵀ (kBlockKeys, kBlockQueries)
+        float* op = st + scores;                                          // O (kBlockQueries, Dp)
         lrm_softmax_state state[kBlockQueries];
+        float block_max[kBlockQueries], block_sum[kBlockQueries], shift[kBlockQueries];
         // Columns D..Dp of the V tile stay zero for the whole run.
         std::memset(vp, 0, sizeof(float) * v_pack);
 
@@ -120,45 +117,75 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
             const int64_t b = task / (q_blocks * s.heads);
             const int64_t q0 = block * kBlockQueries;
             const int64_t nq = std::min(kBlockQueries, s.q_len - q0);
-            const int64_t rows = round_up(nq, kTileRows);
+            const int64_t nqp = round_up(nq, kQueryQuantum);  // queries computed (zero-padded)
 
-            for (int64_t i = 0; i < rows; ++i) {
-                float* dst = qp + i * D;
+            for (int64_t i = 0; i < nqp; ++i) {
                 if (i < nq) {
                     const float* src = q + (b * s.q_len + q0 + i) * s.q_row_stride + h * D;
-                    for (int64_t d = 0; d < D; ++d) dst[d] = src[d] * score_scale;
+                    for (int64_t d = 0; d < D; ++d) qt[d * kBlockQueries + i] = src[d] * score_scale;
                 } else {
-                    std::memset(dst, 0, sizeof(float) * D);
+                    for (int64_t d = 0; d < D; ++d) qt[d * kBlockQueries + i] = 0.0f;
                 }
                 state[i] = lrm_softmax_state_init();
             }
-            std::memset(op, 0, sizeof(float) * rows * Dp);
+            std::memset(op, 0, sizeof(float) * nqp * Dp);
 
             for (int64_t k0 = 0; k0 < s.kv_len; k0 += kBlockKeys) {
                 const int64_t nk = std::min(kBlockKeys, s.kv_len - k0);
-                const int64_t cols = round_up(nk, kTileCols);
-                for (int64_t j = 0; j < nk; ++j) {
-                    const int64_t row = (b * s.kv_len + k0 + j) * s.kv_row_stride + h * D;
-                    const float* krow = k + row;
-                    for (int64_t d = 0; d < D; ++d) kt[d * kBlockKeys + j] = krow[d];
-                    std::memcpy(vp + j * Dp, v + row, sizeof(float) * D);
+                const float* kb = k + (b * s.kv_len + k0) * s.kv_row_stride + h * D;
+                const float* vb = v + (b * s.kv_len + k0) * s.kv_row_stride + h * D;
+
+                // Sᵀ = K·Q̃ᵀ (nk × nqp), K read in place; a last tile of fewer than
+                // kTileRows keys is copied, zero-padded, so no row past kv_len is read.
+                const int64_t full = nk / kTileRows * kTileRows;
+                if (full < nk) {
+                    for (int64_t j = 0; j < kTileRows; ++j)
+                        for (int64_t d = 0; d < D; ++d)
+                            kp[j * D + d] = full + j < nk ? kb[(full + j) * s.kv_row_stride + d] : 0.0f;
                 }
-                for (int64_t d = 0; d < D; ++d)
-                    for (int64_t j = nk; j < cols; ++j) kt[d * kBlockKeys + j] = 0.0f;
+                for (int64_t i = 0; i < nqp; i += kTileCols) {
+                    for (int64_t j = 0; j < full; j += kTileRows)
+                        gemm_tile<kTileRows, kTileCols, false>(D, kb + j * s.kv_row_stride, s.kv_row_stride, qt + i,
+                                                               kBlockQueries, st + j * kBlockQueries + i,
+                                                               kBlockQueries, false);
+                    if (full < nk)
+                        gemm_tile<kTileRows, kTileCols, false>(D, kp, D, qt + i, kBlockQueries,
+                                                               st + full * kBlockQueries + i, kBlockQueries, false);
+                }
 
-                gemm_tiles(rows, cols, D, qp, D, kt, kBlockKeys, sp, kBlockKeys, false);
-
-                for (int64_t i = 0; i < rows; ++i) {
-                    float* srow = sp + i * kBlockKeys;
-                    const float alpha = lrm_softmax_state_rescale(&state[i], row_max(srow, nk));
+                // Online softmax, one query per column: every step is a vertical
+                // (vectorised) operation over the queries. NaN scores are skipped by
+                // the max and then propagate through the exp.
+                for (int64_t i = 0; i < nqp; ++i) block_max[i] = LRM_NEG_INF;
+                for (int64_t j = 0; j < nk; ++j) {
+                    const float* srow = st + j * kBlockQueries;
+                    for (int64_t i = 0; i < nqp; ++i) block_max[i] = srow[i] > block_max[i] ? srow[i] : block_max[i];
+                }
+                for (int64_t i = 0; i < nqp; ++i) {
+                    const float alpha = lrm_softmax_state_rescale(&state[i], block_max[i]);
                     if (alpha != 1.0f) {
                         float* orow = op + i * Dp;
                         for (int64_t d = 0; d < Dp; ++d) orow[d] *= alpha;
                     }
-                    state[i].sum += exp2_shifted_sum(srow, nk, state[i].max);
+                    shift[i] = state[i].max;
+                    block_sum[i] = 0.0f;
                 }
+                for (int64_t j = 0; j < nk; ++j) {
+                    float* srow = st + j * kBlockQueries;
+                    for (int64_t i = 0; i < nqp; ++i) {
+                        const float p = exp2_nonpositive(srow[i] - shift[i]);
+                        srow[i] = p;
+                        block_sum[i] += p;
+                    }
+                }
+                for (int64_t i = 0; i < nqp; ++i) state[i].sum += block_sum[i];
 
-                gemm_tiles(rows, Dp, nk, sp, kBlockKeys, vp, Dp, op, Dp, true);
+                // O += P·V, P read from Pᵀ. V is copied into a contiguous tile (its
+                // rows, typically 4 KiB apart in the input, would fight over the
+                // same L1 sets: read in place it was ~1.4x slower).
+                for (int64_t j = 0; j < nk; ++j)
+                    for (int64_t d = 0; d < D; ++d) vp[j * Dp + d] = vb[j * s.kv_row_stride + d];
+                gemm_tiles<true>(nqp, Dp, nk, st, kBlockQueries, vp, Dp, op, Dp, true);
             }
 
             for (int64_t i = 0; i < nq; ++i) {
@@ -172,9 +199,10 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     }
 }
 
-}  // namespace
+}  // namespace LRM_KERNEL_NS
 }  // namespace lrm
 
+#if !defined(LRM_KERNELS_AVX512)
 extern "C" LRM_API lrm_status lrm_attention_forward(float* out, float* lse, const float* q, const float* k,
                                                     const float* v, int64_t batch, int64_t heads, int64_t q_len,
                                                     int64_t kv_len, int64_t head_dim, int64_t q_row_stride,
@@ -195,7 +223,8 @@ extern "C" LRM_API lrm_status lrm_attention_forward(float* out, float* lse, cons
         args.elements({batch, kv_len, kv_row_stride}, "k, v (batch x kv_len x kv_row_stride)");
         args.elements({batch, q_len, width}, "out (batch x q_len x heads*head_dim)");
         args.finite(scale, "scale");
-        lrm::attention_forward(out, lse, q, k, v,
-                               {batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale});
+        lrm::kernels().attention_forward(out, lse, q, k, v,
+                                         {batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale});
     });
 }
+#endif

@@ -11,12 +11,15 @@
 // Domain: −∞ ≤ x ≤ 0, the shifted scores s − max. x < −126 returns 0 (the true
 // value is subnormal or below, negligible next to the row's maximum term 1);
 // NaN returns NaN.
+// In an unnamed namespace: compiled once per instruction set (cpu_dispatch.hpp),
+// each translation unit keeps its own copy.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
 namespace lrm {
+namespace {
 
 inline float exp2_nonpositive(float x) {
     const float kRound = 12582912.0f;  // 1.5·2^23
@@ -46,4 +49,5 @@ inline float exp2_nonpositive(float x) {
     return x < -126.0f ? 0.0f : (x != x ? x : result);
 }
 
+}  // namespace
 }  // namespace lrm

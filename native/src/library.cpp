@@ -11,7 +11,12 @@
 // thread pools on the same cores are slower). This is process-wide, so other
 // OpenBLAS users in the same process (numpy in a test script) become
 // single-threaded too.
+//
+// lrm_build_info ends with "kernels: ...", the attention/MLP kernel build chosen
+// for this CPU at run time: "avx512", or the baseline's SIMD level and why AVX-512
+// is not used (cpu_dispatch.hpp; LRM_DISABLE_AVX512=1 forces the baseline).
 #include "common.hpp"
+#include "cpu_dispatch.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
 
@@ -20,6 +25,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <string>
 
 namespace lrm {
 
@@ -80,7 +86,10 @@ extern "C" {
 
 LRM_API const char* lrm_version(void) { return LRM_VERSION_STRING; }
 
-LRM_API const char* lrm_build_info(void) { return lrm::kBuildInfo; }
+LRM_API const char* lrm_build_info(void) {
+    static const std::string info = std::string(lrm::kBuildInfo) + "; kernels: " + lrm::kernels().description;
+    return info.c_str();
+}
 
 LRM_API const char* lrm_blas_info(void) {
     // OpenBLAS' config line names its version, build options and the kernel set it

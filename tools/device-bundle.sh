@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Packs what the GPU device machine needs to run LrmNative's tests (it has no .NET SDK):
+# the .NET runtime (host + Microsoft.NETCore.App), the built test project, liblrm_native.so and
+# every non-glibc library it links (OpenBLAS, libgfortran, libquadmath, libpng, libjpeg, libgomp,
+# libstdc++, libgcc_s, zlib) — one .tar.xz under device-bundle/ (git-ignored; a device call
+# carries at most 64 MiB). On the device:
+#   tar -xJf device-bundle/bundle.tar.xz -C /tmp && /tmp/lrm-bundle/run-tests.sh [test-runner args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+configuration=${CONFIGURATION:-Release}
+dotnet build tests/LrmNative.Tests/LrmNative.Tests.csproj -c "$configuration" -nologo -clp:ErrorsOnly >&2
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+root="$stage/lrm-bundle"
+mkdir -p "$root/dotnet/shared/Microsoft.NETCore.App" "$root/tests"
+
+dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+runtime=$(ls -d "$dotnet_root"/shared/Microsoft.NETCore.App/* | sort -V | tail -1)
+cp "$dotnet_root/dotnet" "$root/dotnet/"
+cp -r "$dotnet_root/host" "$root/dotnet/"
+cp -r "$runtime" "$root/dotnet/shared/Microsoft.NETCore.App/"
+
+cp -r tests/LrmNative.Tests/bin/"$configuration"/net10.0/. "$root/tests/"
+# Non-glibc dependencies next to liblrm_native.so (its RUNPATH is $ORIGIN).
+ldd "$root/tests/liblrm_native.so" | awk '/=>/ {print $3}' | while read -r library; do
+    case "$(basename "$library")" in
+        libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*) ;;
+        *) cp -L "$library" "$root/tests/" ;;
+    esac
+done
+
+cat > "$root/run-tests.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the bundled tests with the bundled runtime; arguments go to the test runner.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+cd "$here/tests"
+exec "$here/dotnet/dotnet" LrmNative.Tests.dll "$@"
+RUN
+chmod +x "$root/run-tests.sh"
+
+mkdir -p device-bundle
+XZ_OPT=-6T2 tar -C "$stage" -cJf device-bundle/bundle.tar.xz lrm-bundle
+ls -l device-bundle/bundle.tar.xz >&2

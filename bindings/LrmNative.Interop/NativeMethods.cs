@@ -156,3 +156,20 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_image_write_png(byte* path, float* pixels, long height, long width, long channels);
 }
+
+/// <summary>Marching cubes of <c>lrm_native.h</c>; <c>lrm_mesh*</c> is an opaque handle (<see cref="nint"/>).</summary>
+internal static unsafe partial class NativeMethods
+{
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_marching_cubes_forward(nint* mesh, float* field, float* bounds,
+        long depth, long height, long width, float level);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_mesh_size(long* vertex_count, long* triangle_count, nint mesh);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_mesh_copy(float* vertices, int* triangles, nint mesh,
+        long vertex_count, long triangle_count);
+
+    [LibraryImport(Lib)] internal static partial void lrm_mesh_free(nint mesh);
+}

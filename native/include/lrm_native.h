@@ -400,6 +400,45 @@ LRM_API lrm_status lrm_image_decode(float* pixels, int32_t* has_alpha, const uin
 LRM_API lrm_status lrm_image_write_png(const char* path, const float* pixels, int64_t height, int64_t width,
                                        int64_t channels);
 
+/* ---- marching cubes ------------------------------------------------------ */
+
+/* A triangle mesh made by the library; read it with lrm_mesh_size and lrm_mesh_copy,
+ * release it with lrm_mesh_free. */
+typedef struct lrm_mesh lrm_mesh;
+
+/* Iso-surface of a scalar grid by marching cubes (Lorensen & Cline 1987; tables and edge
+ * interpolation in kernels/marching_cubes.cuh).
+ *   mesh    out: a new mesh (NULL on failure), free with lrm_mesh_free
+ *   field   (depth, height, width)  indexed [z][y][x], x fastest
+ *   bounds  (2, 3) optional: [min_x, min_y, min_z, max_x, max_y, max_z]; grid point
+ *           (x, y, z) = (0, 0, 0) maps to min and (width−1, height−1, depth−1) to max.
+ *           NULL: vertices in grid coordinates (x, y, z) = (column, row, plane).
+ * Inside is value > level (NeRF density above the threshold is object; NaN is outside).
+ * Vertices (V, 3) as (x, y, z), placed by linear interpolation on the grid edges that cross
+ * the level, one per edge, shared by every triangle that uses it. Triangles (T, 3) are int32
+ * vertex indices, counter-clockwise seen from outside (normals toward decreasing values).
+ * Ambiguous faces are resolved the same way in every cell, so a level set that closes inside
+ * the grid gives a watertight, manifold mesh. Output order is fixed (vertices by edge
+ * (z, y, x, axis), triangles by cell (z, y, x)) and independent of the thread count.
+ * depth, height, width >= 2; level finite; bounds finite with max > min per axis.
+ * More than 2^31 − 1 vertices is LRM_STATUS_UNSUPPORTED. An empty result (no crossing) is
+ * a valid mesh with V = T = 0. */
+LRM_API lrm_status lrm_marching_cubes_forward(lrm_mesh** mesh, const float* field, const float* bounds,
+                                              int64_t depth, int64_t height, int64_t width, float level);
+
+/* Number of vertices and triangles of a mesh. */
+LRM_API lrm_status lrm_mesh_size(int64_t* vertex_count, int64_t* triangle_count, const lrm_mesh* mesh);
+
+/* Copies a mesh into caller buffers sized by lrm_mesh_size (the counts must match, else
+ * LRM_STATUS_SHAPE_MISMATCH; zero counts are allowed here, and their buffer may be NULL).
+ *   vertices  (vertex_count, 3)    (x, y, z)
+ *   triangles (triangle_count, 3)  int32 */
+LRM_API lrm_status lrm_mesh_copy(float* vertices, int32_t* triangles, const lrm_mesh* mesh,
+                                 int64_t vertex_count, int64_t triangle_count);
+
+/* Releases a mesh; NULL is a no-op. */
+LRM_API void lrm_mesh_free(lrm_mesh* mesh);
+
 #ifdef __cplusplus
 }
 #endif

@@ -563,6 +563,61 @@ public sealed unsafe class CpuBackend : IBackend
         }
     }
 
+    // ---- iso-surfaces ------------------------------------------------------------
+
+    /// <inheritdoc />
+    public (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default)
+    {
+        const string op = "MarchingCubes";
+        if (field is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: tensor 'field' is null");
+        }
+        Expect.HostFloat32(op, ("field", field));
+        Expect.Shape(op, "field", field, -1, -1, -1);
+        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
+        if (depth < 2 || height < 2 || width < 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
+        }
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
+        }
+        if (bounds.Length is not (0 or 6))
+        {
+            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
+        }
+        nint mesh = 0;
+        try
+        {
+            fixed (float* boundsPointer = bounds)
+            {
+                NativeCheck.Check(NativeMethods.lrm_marching_cubes_forward(&mesh, F(field), bounds.IsEmpty ? null : boundsPointer,
+                    depth, height, width, level), $"field {field.ShapeText}, level {level}");
+            }
+            long vertexCount, triangleCount;
+            NativeCheck.Check(NativeMethods.lrm_mesh_size(&vertexCount, &triangleCount, mesh));
+            var vertices = Tensor.Empty([vertexCount, 3]);
+            var triangles = Tensor.Empty([triangleCount, 3], DataType.Int32);
+            try
+            {
+                NativeCheck.Check(NativeMethods.lrm_mesh_copy(F(vertices), (int*)triangles.Pointer, mesh, vertexCount, triangleCount));
+            }
+            catch
+            {
+                vertices.Dispose();
+                triangles.Dispose();
+                throw;
+            }
+            return (vertices, triangles);
+        }
+        finally
+        {
+            NativeMethods.lrm_mesh_free(mesh);
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -193,4 +193,17 @@ public interface IBackend : IDisposable
     /// depthRange (B, 2), which it requires.
     /// </summary>
     void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
+
+    // ---- iso-surfaces ------------------------------------------------------------
+
+    /// <summary>
+    /// Marching cubes: the surface value = <paramref name="level"/> of field (D, H, W), indexed [z][y][x], with
+    /// value &gt; level inside (density convention). Returns new tensors the caller disposes: vertices (V, 3) fp32 as
+    /// (x, y, z), one per crossing grid edge, placed by linear interpolation; triangles (T, 3) Int32, counter-clockwise
+    /// seen from outside. Vertices are in grid coordinates (x = column, y = row, z = plane), or, when
+    /// <paramref name="bounds"/> holds six values [minX, minY, minZ, maxX, maxY, maxZ], in that box with grid point
+    /// (0, 0, 0) at min and (W−1, H−1, D−1) at max. Level sets closed inside the grid give watertight meshes; the
+    /// output order does not depend on the thread count. D, H, W ≥ 2; V = T = 0 when nothing crosses.
+    /// </summary>
+    (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default);
 }

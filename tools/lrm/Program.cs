@@ -11,6 +11,7 @@ internal static class Program
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(ReconstructCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(MeshCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

@@ -1,0 +1,306 @@
+using System.Numerics;
+using LrmNative.IO;
+
+namespace LrmNative;
+
+/// <summary>The axis-aligned box around a mesh's vertices, in the mesh's own (z-up) coordinates.</summary>
+/// <param name="Min">Smallest x, y and z over all vertices.</param>
+/// <param name="Max">Largest x, y and z over all vertices.</param>
+public readonly record struct MeshBounds(Vector3 Min, Vector3 Max)
+{
+    /// <summary>Extent along each axis (<see cref="Max"/> − <see cref="Min"/>).</summary>
+    public Vector3 Size => Max - Min;
+
+    /// <summary>Middle of the box.</summary>
+    public Vector3 Center => (Min + Max) * 0.5f;
+}
+
+/// <summary>
+/// A triangle mesh: vertex positions (V, 3) fp32, triangles (T, 3) int32 vertex indices wound counter-clockwise
+/// seen from outside, optional per-vertex RGB colours (V, 3) in [0, 1] and optional unit normals (V, 3); all arrays
+/// flattened row-major. Coordinates are the engine's world: <b>z up</b>, as in OpenLRM and Blender.
+/// Saves binary PLY, OBJ (both keep z-up as is) and GLB (glTF 2.0, converted to glTF's y-up, see
+/// <see cref="SaveGlb"/>); every file is written atomically, so a reader sees the old file or the complete new one.
+/// The same mesh always gives the same bytes.
+/// </summary>
+/// <example>
+/// <code>
+/// var mesh = new Mesh(positions, triangles, colors);
+/// mesh.ComputeVertexNormals();
+/// mesh.Save("chair.glb"); // or .ply / .obj
+/// </code>
+/// </example>
+public sealed class Mesh
+{
+    private readonly float[] _positions;
+    private readonly int[] _triangles;
+    private readonly float[]? _colors;
+    private float[]? _normals;
+
+    /// <summary>
+    /// A mesh from flattened arrays (copied). <paramref name="colors"/> and <paramref name="normals"/> may be empty for
+    /// "none"; otherwise they need one RGB / xyz triple per vertex. Normals are normalised to unit length.
+    /// </summary>
+    /// <param name="positions">(V, 3) vertex positions x, y, z; finite.</param>
+    /// <param name="triangles">(T, 3) vertex indices in [0, V), counter-clockwise seen from outside.</param>
+    /// <param name="colors">(V, 3) RGB in [0, 1], or empty.</param>
+    /// <param name="normals">(V, 3) finite, non-zero normals, or empty.</param>
+    /// <exception cref="LrmShapeException">An array length is not a multiple of 3, or colours/normals do not match the vertex count.</exception>
+    /// <exception cref="LrmInvalidArgumentException">A non-finite position, an index out of range, a colour outside [0, 1], or a zero or non-finite normal.</exception>
+    public Mesh(ReadOnlySpan<float> positions, ReadOnlySpan<int> triangles, ReadOnlySpan<float> colors = default,
+        ReadOnlySpan<float> normals = default)
+    {
+        if (positions.Length % 3 != 0)
+        {
+            throw new LrmShapeException($"mesh: positions must be (V, 3) floats, got {positions.Length} values (not a multiple of 3)");
+        }
+        if (triangles.Length % 3 != 0)
+        {
+            throw new LrmShapeException($"mesh: triangles must be (T, 3) indices, got {triangles.Length} values (not a multiple of 3)");
+        }
+        var vertexCount = positions.Length / 3;
+        if (!colors.IsEmpty && colors.Length != positions.Length)
+        {
+            throw new LrmShapeException($"mesh: colours must be (V, 3) = {positions.Length} values for {vertexCount} vertices, got {colors.Length}");
+        }
+        if (!normals.IsEmpty && normals.Length != positions.Length)
+        {
+            throw new LrmShapeException($"mesh: normals must be (V, 3) = {positions.Length} values for {vertexCount} vertices, got {normals.Length}");
+        }
+        for (var i = 0; i < positions.Length; i++)
+        {
+            if (!float.IsFinite(positions[i]))
+            {
+                var v = i / 3;
+                throw new LrmInvalidArgumentException(
+                    $"mesh: vertex {v} has a non-finite position ({positions[3 * v]}, {positions[3 * v + 1]}, {positions[3 * v + 2]})");
+            }
+        }
+        for (var i = 0; i < triangles.Length; i++)
+        {
+            if ((uint)triangles[i] >= (uint)vertexCount)
+            {
+                throw new LrmInvalidArgumentException(
+                    $"mesh: triangle {i / 3} refers to vertex {triangles[i]}, outside [0, {vertexCount}) for {vertexCount} vertices");
+            }
+        }
+        for (var i = 0; i < colors.Length; i++)
+        {
+            if (!(colors[i] >= 0f && colors[i] <= 1f))
+            {
+                throw new LrmInvalidArgumentException($"mesh: vertex {i / 3} has colour component {colors[i]}, outside [0, 1]");
+            }
+        }
+        _positions = positions.ToArray();
+        _triangles = triangles.ToArray();
+        _colors = colors.IsEmpty ? null : colors.ToArray();
+        if (!normals.IsEmpty)
+        {
+            var unit = normals.ToArray();
+            for (var v = 0; v < vertexCount; v++)
+            {
+                var n = new Vector3(unit[3 * v], unit[3 * v + 1], unit[3 * v + 2]);
+                var length = n.Length();
+                if (!float.IsFinite(length) || length == 0f)
+                {
+                    throw new LrmInvalidArgumentException($"mesh: vertex {v} has normal ({n.X}, {n.Y}, {n.Z}), which cannot be normalised");
+                }
+                Store(unit, v, n / length);
+            }
+            _normals = unit;
+        }
+        Bounds = ComputeBounds(_positions);
+    }
+
+    /// <summary>Number of vertices V.</summary>
+    public int VertexCount => _positions.Length / 3;
+
+    /// <summary>Number of triangles T.</summary>
+    public int TriangleCount => _triangles.Length / 3;
+
+    /// <summary>True when there are no triangles (such a mesh saves as PLY/OBJ but not as GLB).</summary>
+    public bool IsEmpty => _triangles.Length == 0;
+
+    /// <summary>Vertex positions (V, 3), z up.</summary>
+    public ReadOnlySpan<float> Positions => _positions;
+
+    /// <summary>Triangle vertex indices (T, 3), counter-clockwise seen from outside.</summary>
+    public ReadOnlySpan<int> Triangles => _triangles;
+
+    /// <summary>Per-vertex RGB (V, 3) in [0, 1]; empty when <see cref="HasColors"/> is false.</summary>
+    public ReadOnlySpan<float> Colors => _colors;
+
+    /// <summary>Per-vertex unit normals (V, 3); empty when <see cref="HasNormals"/> is false.</summary>
+    public ReadOnlySpan<float> Normals => _normals;
+
+    /// <summary>True when the mesh has per-vertex colours.</summary>
+    public bool HasColors => _colors is not null;
+
+    /// <summary>True when the mesh has per-vertex normals (given, or from <see cref="ComputeVertexNormals"/>).</summary>
+    public bool HasNormals => _normals is not null;
+
+    /// <summary>The box around all vertices (both corners zero for a mesh without vertices).</summary>
+    public MeshBounds Bounds { get; }
+
+    /// <summary>
+    /// Sets (or replaces) the normals with area-weighted vertex normals: each vertex gets the normalised sum of its
+    /// triangles' face normals weighted by their areas (the sum of unnormalised cross products), so large faces
+    /// dominate slivers. A vertex used by no triangle of non-zero area gets +Z. Returns this mesh.
+    /// </summary>
+    public Mesh ComputeVertexNormals()
+    {
+        _normals = AreaWeightedNormals(_positions, _triangles);
+        return this;
+    }
+
+    /// <summary>
+    /// Writes a binary little-endian PLY (1.0) atomically: x, y, z float; nx, ny, nz float when the mesh has normals;
+    /// red, green, blue uchar (colour × 255, rounded) when it has colours; faces as a uchar count and int indices.
+    /// Coordinates stay z-up as in the engine. The folder is created if needed.
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file cannot be written (the message names it and says why).</exception>
+    public void SavePly(string path) => Write(path, "PLY", stream => PlyWriter.Write(stream, this));
+
+    /// <summary>
+    /// Writes a Wavefront OBJ atomically: <c>v x y z r g b</c> lines (the vertex-colour extension MeshLab and Blender
+    /// read; plain <c>v x y z</c> without colours), <c>vn</c> lines when the mesh has normals, and 1-based
+    /// <c>f a//a b//b c//c</c> faces (<c>f a b c</c> without normals). Numbers use the invariant culture and the
+    /// shortest text that reads back to the same float. Coordinates stay z-up as in the engine. The folder is
+    /// created if needed.
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file cannot be written (the message names it and says why).</exception>
+    public void SaveObj(string path) => Write(path, "OBJ", stream => ObjWriter.Write(stream, this));
+
+    /// <summary>
+    /// Writes a binary glTF 2.0 (GLB) atomically: one mesh with one triangle primitive holding POSITION (with exact
+    /// min/max), NORMAL (the mesh's normals, or area-weighted ones computed for the file when it has none), COLOR_0
+    /// (VEC3 float, when the mesh has colours) and UNSIGNED_INT indices, one node, one scene and a plain
+    /// non-metallic, fully rough material so viewers show the vertex colours.
+    /// <para>
+    /// glTF is y-up while the engine is z-up, so positions and normals are rotated by −90° about x:
+    /// (x, y, z) → (x, z, −y). A rotation keeps the triangle winding, so faces still point outward and
+    /// "up" in the engine is "up" in any glTF viewer or game engine. PLY and OBJ are not converted.
+    /// </para>
+    /// </summary>
+    /// <exception cref="LrmInvalidArgumentException">The mesh has no triangles (glTF forbids empty accessors).</exception>
+    /// <exception cref="LrmUnsupportedException">The binary data would exceed GLB's 4 GiB limit (or 2 GiB in memory).</exception>
+    /// <exception cref="LrmFormatException">The file cannot be written (the message names it and says why).</exception>
+    public void SaveGlb(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var glb = GlbWriter.Build(this, path);
+        Write(path, "GLB", stream => stream.Write(glb));
+    }
+
+    /// <summary>Saves by the file's extension: <c>.glb</c>, <c>.ply</c> or <c>.obj</c> (any case).</summary>
+    /// <exception cref="LrmInvalidArgumentException">Another extension, or see the chosen writer.</exception>
+    public void Save(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        switch (Path.GetExtension(path).ToUpperInvariant())
+        {
+            case ".GLB":
+                SaveGlb(path);
+                break;
+            case ".PLY":
+                SavePly(path);
+                break;
+            case ".OBJ":
+                SaveObj(path);
+                break;
+            default:
+                throw new LrmInvalidArgumentException($"{path}: unknown mesh format '{Path.GetExtension(path)}' (expected .glb, .ply or .obj)");
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"Mesh: {VertexCount} vertices, {TriangleCount} triangles{(HasColors ? ", colours" : "")}{(HasNormals ? ", normals" : "")}";
+
+    /// <summary>Area-weighted unit vertex normals (V, 3); +Z where a vertex touches no triangle of non-zero area.</summary>
+    internal static float[] AreaWeightedNormals(ReadOnlySpan<float> positions, ReadOnlySpan<int> triangles)
+    {
+        // Summed in double so the result does not depend on how many small faces meet at a vertex.
+        var sums = new double[positions.Length];
+        for (var t = 0; t < triangles.Length; t += 3)
+        {
+            int a = triangles[t], b = triangles[t + 1], c = triangles[t + 2];
+            var pa = Load(positions, a);
+            var ab = Load(positions, b) - pa;
+            var ac = Load(positions, c) - pa;
+            // |ab × ac| is twice the triangle's area: the weight comes for free.
+            var nx = ab.Y * ac.Z - ab.Z * ac.Y;
+            var ny = ab.Z * ac.X - ab.X * ac.Z;
+            var nz = ab.X * ac.Y - ab.Y * ac.X;
+            foreach (var v in (ReadOnlySpan<int>)[a, b, c])
+            {
+                sums[3 * v] += nx;
+                sums[3 * v + 1] += ny;
+                sums[3 * v + 2] += nz;
+            }
+        }
+        var normals = new float[positions.Length];
+        for (var v = 0; v < normals.Length / 3; v++)
+        {
+            double x = sums[3 * v], y = sums[3 * v + 1], z = sums[3 * v + 2];
+            var length = Math.Sqrt(x * x + y * y + z * z);
+            if (length > 0 && double.IsFinite(length))
+            {
+                normals[3 * v] = (float)(x / length);
+                normals[3 * v + 1] = (float)(y / length);
+                normals[3 * v + 2] = (float)(z / length);
+            }
+            else
+            {
+                normals[3 * v + 2] = 1f;
+            }
+        }
+        return normals;
+    }
+
+    private static Vector3D Load(ReadOnlySpan<float> values, int vertex) =>
+        new(values[3 * vertex], values[3 * vertex + 1], values[3 * vertex + 2]);
+
+    private static void Store(float[] values, int vertex, Vector3 value)
+    {
+        values[3 * vertex] = value.X;
+        values[3 * vertex + 1] = value.Y;
+        values[3 * vertex + 2] = value.Z;
+    }
+
+    private static MeshBounds ComputeBounds(float[] positions)
+    {
+        if (positions.Length == 0)
+        {
+            return default;
+        }
+        var min = new Vector3(float.PositiveInfinity);
+        var max = new Vector3(float.NegativeInfinity);
+        for (var i = 0; i < positions.Length; i += 3)
+        {
+            var p = new Vector3(positions[i], positions[i + 1], positions[i + 2]);
+            min = Vector3.Min(min, p);
+            max = Vector3.Max(max, p);
+        }
+        return new MeshBounds(min, max);
+    }
+
+    private static void Write(string path, string format, Action<Stream> write)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        try
+        {
+            AtomicFile.Write(path, write);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new LrmFormatException($"{path}: cannot write the {format} mesh: {error.Message}");
+        }
+    }
+
+    // Double-precision 3-vector for the normal sums (System.Numerics has only float vectors).
+    private readonly record struct Vector3D(double X, double Y, double Z)
+    {
+        public static Vector3D operator -(Vector3D p, Vector3D q) => new(p.X - q.X, p.Y - q.Y, p.Z - q.Z);
+    }
+}

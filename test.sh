@@ -11,6 +11,16 @@ configuration=${CONFIGURATION:-Release}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# The Khronos glTF validator (npm gltf-validator) checks every GLB the tests write; without node/npm
+# those tests are skipped with the reason, never passed.
+validator_dir="$PWD/artifacts/gltf-validator"
+if [ ! -d "$validator_dir/node_modules/gltf-validator" ] && command -v npm >/dev/null 2>&1; then
+    echo "==> installing gltf-validator (npm) into artifacts/gltf-validator"
+    npm install --prefix "$validator_dir" --no-audit --no-fund --silent gltf-validator@2.0.0-dev.3.10 >/dev/null 2>&1 \
+        || echo "warning: npm install gltf-validator failed; the glTF validator tests will be skipped"
+fi
+export LRM_GLTF_VALIDATOR_DIR="$validator_dir"
+
 echo "==> building ($configuration)"
 dotnet build tests/LrmNative.Tests/LrmNative.Tests.csproj -c "$configuration" -nologo -clp:ErrorsOnly
 

@@ -32,7 +32,9 @@ public sealed class ReconstructCommandTests
         root.Subcommands.Add(ReconstructCommand.Create());
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = root.Parse(["reconstruct", .. args]).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        // The mesh stage (default 384³) is exercised by its own tests; elsewhere it is switched off to keep the suite fast.
+        string[] mesh = args.Contains("--resolution") ? [] : ["--resolution", "0"];
+        var code = root.Parse(["reconstruct", .. args, .. mesh]).Invoke(new InvocationConfiguration { Output = output, Error = error });
         return (code, error.ToString());
     }
 
@@ -139,6 +141,46 @@ public sealed class ReconstructCommandTests
         }
         Assert.That(Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal),
             Is.EqualTo(new[] { "depth.png", "input_view.png", "opacity.png", "preprocessed.png", "query.npy" }));
+    }
+
+    [Test]
+    public void MeshIsExtractedColouredAndWrittenInEveryFormat()
+    {
+        var output = Path.Combine(_folder, "mesh");
+        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "8",
+            "--resolution", "40", "--threshold", "0.7", "--formats", "glb,ply,obj");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("grid query").And.Contain("marching cubes").And.Contain("export"));
+        foreach (var format in new[] { "glb", "ply", "obj" })
+        {
+            Assert.That(File.Exists(Path.Combine(output, $"mesh.{format}")), Is.True, format);
+        }
+        // The OBJ carries positions inside the box and the NeRF's colours clamped to [0, 1].
+        var vertices = File.ReadLines(Path.Combine(output, "mesh.obj")).Where(l => l.StartsWith("v ", StringComparison.Ordinal))
+            .Select(l => l[2..].Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToList();
+        Assert.That(vertices, Is.Not.Empty);
+        Assert.That(vertices.All(v => v.Length == 6 && v.Take(3).All(c => c is >= -1f and <= 1f) && v.Skip(3).All(c => c is >= 0f and <= 1f)), Is.True);
+    }
+
+    [Test]
+    public void NoSurfaceAboveTheThresholdWarnsAndWritesNoMesh()
+    {
+        var output = Path.Combine(_folder, "nomesh");
+        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "8", "--resolution", "16", "--threshold", "1000");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("lrm: warning: no surface at density 1000"));
+        Assert.That(File.Exists(Path.Combine(output, "mesh.glb")), Is.False);
+    }
+
+    [TestCase("--formats", "fbx", "--formats")]
+    [TestCase("--resolution", "1", "--resolution")]
+    public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)
+    {
+        var output = Path.Combine(_folder, "badmesh");
+        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, option, value);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log, Does.Contain("lrm: error:").And.Contain(expected));
+        Assert.That(Directory.Exists(output), Is.False);
     }
 
     [Test]

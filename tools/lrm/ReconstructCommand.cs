@@ -30,6 +30,15 @@ internal sealed record ReconstructOptions
     /// <summary>Side of the rendered input view, in pixels.</summary>
     public int RenderSize { get; init; } = ReconstructCommand.DefaultRenderSize;
 
+    /// <summary>Density grid resolution for the mesh (0: no mesh).</summary>
+    public int Resolution { get; init; } = ReconstructCommand.DefaultResolution;
+
+    /// <summary>Density level of the surface (OpenLRM's mesh threshold).</summary>
+    public float Threshold { get; init; } = ReconstructCommand.DefaultThreshold;
+
+    /// <summary>Mesh formats to write: glb, ply, obj.</summary>
+    public IReadOnlyList<string> Formats { get; init; } = ["glb"];
+
     /// <summary>CPU threads (0: the library's default).</summary>
     public int Threads { get; init; }
 
@@ -61,6 +70,11 @@ internal static class ReconstructCommand
 {
     public const string DefaultOut = "out";
     public const int DefaultRenderSize = 128;
+    /// <summary>Default mesh grid resolution (the paper's 384³).</summary>
+    public const int DefaultResolution = 384;
+    /// <summary>Default surface density (OpenLRM's mesh threshold, 3.0).</summary>
+    public const float DefaultThreshold = 3.0f;
+    private static readonly string[] MeshFormats = ["glb", "ply", "obj"];
     private const int MaxRenderSize = 4096;
 
     public static Command Create()
@@ -99,8 +113,23 @@ internal static class ReconstructCommand
             Description = "The object's longest side as a fraction of the encoder input (0 < r <= 1)",
             DefaultValueFactory = _ => 0.85,
         };
+        var resolution = new Option<int>("--resolution")
+        {
+            Description = "Density grid resolution for the mesh (marching cubes over [-1, 1]³); 0 skips the mesh",
+            DefaultValueFactory = _ => DefaultResolution,
+        };
+        var threshold = new Option<float>("--threshold")
+        {
+            Description = "Density of the extracted surface (OpenLRM's mesh threshold)",
+            DefaultValueFactory = _ => DefaultThreshold,
+        };
+        var formats = new Option<string>("--formats")
+        {
+            Description = "Mesh formats to write, comma-separated: glb, ply, obj (OUT/mesh.<format>)",
+            DefaultValueFactory = _ => "glb",
+        };
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio })
+        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats })
         {
             command.Options.Add(option);
         }
@@ -119,6 +148,10 @@ internal static class ReconstructCommand
                     RenderSize = parse.GetValue(renderSize),
                     Threads = parse.GetValue(threads),
                     ForegroundRatio = parse.GetValue(ratio),
+                    Resolution = parse.GetValue(resolution),
+                    Threshold = parse.GetValue(threshold),
+                    Formats = (parse.GetValue(formats) ?? "glb").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(f => f.ToLowerInvariant()).Distinct().ToArray(),
                 }, log);
                 return 0;
             }
@@ -212,7 +245,52 @@ internal static class ReconstructCommand
             }
             return view;
         }, view => $"input view {options.RenderSize}² → {view}, opacity.png, depth.png");
+        if (options.Resolution > 0)
+        {
+            ExtractMesh(stage, backend, model, channelsLast, options, log);
+        }
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lrm: done in {total.Elapsed.TotalSeconds:F2} s → {Path.GetFullPath(options.Out)}"));
+    }
+
+    // Density grid → marching cubes → vertex colours from the NeRF at the vertices → OUT/mesh.<format>.
+    internal static void ExtractMesh(StageLog stage, IBackend backend, LrmModel model, Tensor channelsLast, ReconstructOptions options, TextWriter log)
+    {
+        var resolution = options.Resolution;
+        using var grid = stage.Run("grid query", () => DensityGrid.Query(backend, model.Nerf, channelsLast, resolution),
+            _ => $"{resolution}³ = {(long)resolution * resolution * resolution:N0} points");
+        var (vertices, triangles) = stage.Run("marching cubes", () => backend.MarchingCubes(grid, options.Threshold, [-1f, -1f, -1f, 1f, 1f, 1f]),
+            m => $"level {options.Threshold}: {m.Vertices.Size(0):N0} vertices, {m.Triangles.Size(0):N0} triangles");
+        using (vertices)
+        using (triangles)
+        {
+            if (triangles.ElementCount == 0)
+            {
+                log.WriteLine($"lrm: warning: no surface at density {options.Threshold} inside the object box; no mesh written (try a lower --threshold)");
+                return;
+            }
+            var written = stage.Run("export", () =>
+            {
+                using var points = Tensor.Empty([1, vertices.Size(0), 3]);
+                vertices.AsSpan<float>().CopyTo(points.AsSpan<float>());
+                var (sigma, rgb) = model.Nerf.Query(backend, channelsLast, points);
+                using (sigma)
+                using (rgb)
+                {
+                    var colors = rgb.AsSpan<float>().ToArray();
+                    for (var i = 0; i < colors.Length; i++)
+                    {
+                        colors[i] = Math.Clamp(colors[i], 0f, 1f); // the NeRF's rgb spans [-0.001, 1.001]
+                    }
+                    var mesh = new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>(), colors).ComputeVertexNormals();
+                    var paths = options.Formats.Select(format => Path.Combine(options.Out, $"mesh.{format}")).ToList();
+                    foreach (var path in paths)
+                    {
+                        mesh.Save(path);
+                    }
+                    return paths;
+                }
+            }, paths => string.Join(", ", paths));
+        }
     }
 
     /// <summary>NeRF at points (1, N, 3) of channels-last planes → (N, 4) = [σ, r, g, b]; the caller owns it.</summary>
@@ -240,6 +318,18 @@ internal static class ReconstructCommand
 
     private static void Validate(ReconstructOptions options)
     {
+        if (options.Resolution != 0 && options.Resolution is < 2 or > 1024)
+        {
+            throw new LrmInvalidArgumentException($"--resolution must be 0 (no mesh) or in 2..1024, got {options.Resolution}");
+        }
+        if (!float.IsFinite(options.Threshold))
+        {
+            throw new LrmInvalidArgumentException($"--threshold must be a finite density, got {options.Threshold}");
+        }
+        if (options.Formats.Count == 0 || options.Formats.FirstOrDefault(f => !MeshFormats.Contains(f)) is { } unknown && unknown is not null)
+        {
+            throw new LrmInvalidArgumentException($"--formats takes glb, ply and/or obj, got '{string.Join(",", options.Formats)}'");
+        }
         if (options.RenderSize is <= 0 or > MaxRenderSize)
         {
             throw new LrmInvalidArgumentException($"--render-size must be in 1..{MaxRenderSize}, got {options.RenderSize}");
@@ -349,7 +439,7 @@ internal static class ReconstructCommand
     }
 
     // One progress line per stage on stderr: "lrm: <stage>  <what>  (<seconds> s)".
-    private sealed class StageLog(TextWriter log)
+    internal sealed class StageLog(TextWriter log)
     {
         public T Run<T>(string name, Func<T> work, Func<T, string> describe)
         {

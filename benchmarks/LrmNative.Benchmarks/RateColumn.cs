@@ -61,6 +61,7 @@ public sealed class RateColumn : IColumn
         {
             RateUnit.GigaFlops => (perSecond / 1e9).ToString("F1", CultureInfo.InvariantCulture) + " GFLOP/s",
             RateUnit.MegaPoints => (perSecond / 1e6).ToString("F1", CultureInfo.InvariantCulture) + " Mpoints/s",
+            RateUnit.MegaVoxels => (perSecond / 1e6).ToString("F1", CultureInfo.InvariantCulture) + " Mvoxels/s",
             _ => "-",
         };
     }

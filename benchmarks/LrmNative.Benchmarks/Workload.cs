@@ -7,6 +7,8 @@ public enum RateUnit
     GigaFlops,
     /// <summary>Sampled points, shown as Mpoints/s.</summary>
     MegaPoints,
+    /// <summary>Grid cells, shown as Mvoxels/s.</summary>
+    MegaVoxels,
 }
 
 /// <summary>

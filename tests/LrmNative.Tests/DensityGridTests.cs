@@ -13,7 +13,7 @@ public sealed class DensityGridTests
     public void GridMatchesPointQueries(int resolution)
     {
         using var backend = new CpuBackend();
-        using var model = LrmModel.Load(Path.Combine(Golden.DataDirectory, "model", "tiny"));
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
         var size = model.Config.EncoderImageSize;
         var random = new Random(resolution);
         using var image = Tensor.FromArray(Enumerable.Range(0, 3 * size * size).Select(_ => random.NextSingle()).ToArray(), 1, 3, size, size);
@@ -52,7 +52,7 @@ public sealed class DensityGridTests
     public void ResolutionOutOfRangeIsRejected()
     {
         using var backend = new CpuBackend();
-        using var model = LrmModel.Load(Path.Combine(Golden.DataDirectory, "model", "tiny"));
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
         using var planes = Tensor.Zeros([1, 3, 16, 16, 8]);
         Assert.Throws<LrmInvalidArgumentException>(() => DensityGrid.Query(backend, model.Nerf, planes, 1).Dispose());
     }

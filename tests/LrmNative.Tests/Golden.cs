@@ -8,6 +8,15 @@ internal static class Golden
 {
     public static string DataDirectory => Path.Combine(AppContext.BaseDirectory, "golden");
 
+    /// <summary>The tiny OpenLRM-layout checkpoint of tests/golden/model/tiny (tests/golden/make_model_golden.py).</summary>
+    public static string TinyModelDirectory => Path.Combine(DataDirectory, "model", "tiny");
+
+    /// <summary>A model-module golden case, tests/golden/model/&lt;name&gt;.safetensors.</summary>
+    public static string ModelCasePath(string name) => Path.Combine(DataDirectory, "model", name + ".safetensors");
+
+    /// <summary>The model config a model golden case was made with (its "config" metadata).</summary>
+    public static Model.ModelConfig ModelConfigOf(SafeTensorsFile file) => Model.ModelConfig.Parse(file.Metadata["config"], file.Path);
+
     /// <summary>One NUnit case per golden file of <paramref name="op"/>, named by the case.</summary>
     public static IEnumerable<TestCaseData> Cases(string op)
     {

@@ -19,18 +19,9 @@ public sealed class ModelDinoTests
     [OneTimeTearDown]
     public void Dispose() => _backend.Dispose();
 
-    private static string CasePath(string name) => Path.Combine(Golden.DataDirectory, "model", name + ".safetensors");
-
     private static string PresetPath(string name) => Path.Combine(AppContext.BaseDirectory, "configs", name + ".json");
 
-    private static ModelConfig ConfigOf(SafeTensorsFile file) => ModelConfig.Parse(file.Metadata["config"], file.Path);
-
-    private static void AssertClose(Tensor actual, Tensor expected, string what)
-    {
-        Assert.That(actual.Shape.ToArray(), Is.EqualTo(expected.Shape.ToArray()), $"{what}: shape");
-        var error = Compare.RelativeError(actual.AsSpan<float>(), expected.AsSpan<float>());
-        Assert.That(error, Is.LessThan(Tolerance), $"{what}: ‖out−ref‖/‖ref‖");
-    }
+    private static void AssertClose(Tensor actual, Tensor expected, string what) => Compare.Close(actual, expected, Tolerance, what);
 
     [Test]
     public void PaperPresetParameterCount()
@@ -140,7 +131,7 @@ public sealed class ModelDinoTests
     [TestCase("\"encoder_freeze\": false", "\"encoder_freeze\": false, \"encoder_image_mean\": [0.5, 0.5]", "encoder_image_mean")]
     public void BadExtensionKeysNameTheKey(string replace, string with, string message)
     {
-        using var file = SafeTensorsFile.Open(CasePath("full_dino"));
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("full_dino"));
         var json = file.Metadata["config"];
         Assert.That(json, Does.Contain(replace));
         var error = Assert.Throws<LrmFormatException>(() => ModelConfig.Parse(json.Replace(replace, with, StringComparison.Ordinal), "c.json"));
@@ -150,7 +141,7 @@ public sealed class ModelDinoTests
     [Test]
     public void EncoderTypeMustMatchTheModelName()
     {
-        using var file = SafeTensorsFile.Open(CasePath("full_dino"));
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("full_dino"));
         var json = file.Metadata["config"].Replace("dino_vitb16", "dinov2_vitb14", StringComparison.Ordinal);
         var error = Assert.Throws<LrmUnsupportedException>(() => ModelConfig.Parse(json, "c.json"));
         Assert.That(error!.Message, Does.Contain("encoder_type").And.Contain("dinov2_vitb14"));
@@ -171,9 +162,9 @@ public sealed class ModelDinoTests
     [Test]
     public void EncoderDino()
     {
-        var path = CasePath("encoder_dino");
+        var path = Golden.ModelCasePath("encoder_dino");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightSet.Load(path, LrmWeightNames.Expected(config).Where(s => s.Name.StartsWith(LrmWeightNames.Encoder, StringComparison.Ordinal)));
         using var encoder = new DinoV2Encoder(config, weights);
         using var image = file.ReadTensor("in.image");
@@ -190,9 +181,9 @@ public sealed class ModelDinoTests
     [Test]
     public void FullDino()
     {
-        var path = CasePath("full_dino");
+        var path = Golden.ModelCasePath("full_dino");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var model = LrmModel.Load(config, path);
         Assert.That(model.ParameterCount, Is.EqualTo(config.ParameterCount));
         using var image = file.ReadTensor("in.image");
@@ -212,9 +203,9 @@ public sealed class ModelDinoTests
     [Test]
     public void NerfQueryDeep()
     {
-        var path = CasePath("nerf_query_deep");
+        var path = Golden.ModelCasePath("nerf_query_deep");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightSet.Load(path, LrmWeightNames.NerfSpecs(config));
         var nerf = new TriplaneNerf(weights, config.NerfLayerCount);
         using var planes = file.ReadTensor("in.planes");
@@ -234,9 +225,9 @@ public sealed class ModelDinoTests
     [Test]
     public void ImageMeanAndStdNormaliseTheInput()
     {
-        var path = CasePath("encoder_dino");
+        var path = Golden.ModelCasePath("encoder_dino");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         var normalising = config with { EncoderImageMean = [0.485f, 0.456f, 0.406f], EncoderImageStd = [0.229f, 0.224f, 0.225f] };
         var specs = LrmWeightNames.Expected(config).Where(s => s.Name.StartsWith(LrmWeightNames.Encoder, StringComparison.Ordinal)).ToList();
         using var weights = WeightSet.Load(path, specs);

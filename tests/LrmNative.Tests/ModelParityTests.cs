@@ -17,13 +17,6 @@ public sealed class ModelParityTests
     [OneTimeTearDown]
     public void Dispose() => _backend.Dispose();
 
-    private static string CasePath(string name) => Path.Combine(Golden.DataDirectory, "model", name + ".safetensors");
-
-    private static string TinyDirectory => Path.Combine(Golden.DataDirectory, "model", "tiny");
-
-    // The case's config (its "config" metadata, the tiny config.json text).
-    private static ModelConfig ConfigOf(SafeTensorsFile file) => ModelConfig.Parse(file.Metadata["config"], file.Path);
-
     private static WeightSet WeightsOf(string path, IEnumerable<WeightSpec> specs) => WeightSet.Load(path, specs);
 
     private static IEnumerable<WeightSpec> Prefixed(ModelConfig config, string prefix) =>
@@ -39,9 +32,9 @@ public sealed class ModelParityTests
     [Test]
     public void VitBlock()
     {
-        var path = CasePath("vit_block");
+        var path = Golden.ModelCasePath("vit_block");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         var prefix = LrmWeightNames.EncoderBlock(0);
         using var weights = WeightsOf(path, LrmWeightNames.EncoderBlockSpecs(prefix, config.EncoderFeatDim));
         var block = new VitBlock(weights, prefix, config.EncoderHeads);
@@ -54,9 +47,9 @@ public sealed class ModelParityTests
     [Test]
     public void Encoder()
     {
-        var path = CasePath("encoder");
+        var path = Golden.ModelCasePath("encoder");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(path, Prefixed(config, LrmWeightNames.Encoder));
         using var encoder = new DinoV2Encoder(config, weights);
         using var image = file.ReadTensor("in.image");
@@ -72,9 +65,9 @@ public sealed class ModelParityTests
     [Test]
     public void CameraEmbedder()
     {
-        var path = CasePath("camera_embedder");
+        var path = Golden.ModelCasePath("camera_embedder");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(path, Prefixed(config, LrmWeightNames.CameraEmbedder));
         var embedder = new CameraEmbedder(weights);
         using var camera = file.ReadTensor("in.camera");
@@ -88,9 +81,9 @@ public sealed class ModelParityTests
     [TestCase("decoder_block_shared")]
     public void DecoderBlock(string name)
     {
-        var path = CasePath(name);
+        var path = Golden.ModelCasePath(name);
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var x = file.ReadTensor("in.x");
         using var condition = file.ReadTensor("in.cond");
         using var cameraEmbedding = file.ReadTensor("in.camera_embedding");
@@ -107,9 +100,9 @@ public sealed class ModelParityTests
     [Test]
     public void Upsampler()
     {
-        var path = CasePath("upsampler");
+        var path = Golden.ModelCasePath("upsampler");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(path, Prefixed(config, LrmWeightNames.Upsampler));
         var upsampler = new TriplaneUpsampler(config, weights);
         using var tokens = file.ReadTensor("in.tokens");
@@ -122,9 +115,9 @@ public sealed class ModelParityTests
     [Test]
     public void NerfQuery()
     {
-        var path = CasePath("nerf_query");
+        var path = Golden.ModelCasePath("nerf_query");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(path, Prefixed(config, LrmWeightNames.Nerf));
         var nerf = new TriplaneNerf(weights);
         using var planes = file.ReadTensor("in.planes");
@@ -145,9 +138,9 @@ public sealed class ModelParityTests
     [Test]
     public void Renderer()
     {
-        var path = CasePath("renderer");
+        var path = Golden.ModelCasePath("renderer");
         using var file = SafeTensorsFile.Open(path);
-        var config = ConfigOf(file);
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(path, Prefixed(config, LrmWeightNames.Nerf));
         var renderer = new VolumeRenderer(new TriplaneNerf(weights), config.RenderingSamplesPerRay);
         Assert.That(renderer.CoarseSamples, Is.EqualTo(file.Long("samples_coarse")));
@@ -174,8 +167,8 @@ public sealed class ModelParityTests
     [Test]
     public void RendererBatchesAndChunksAgree()
     {
-        using var file = SafeTensorsFile.Open(CasePath("renderer"));
-        var config = ConfigOf(file);
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("renderer"));
+        var config = Golden.ModelConfigOf(file);
         using var weights = WeightsOf(file.Path, Prefixed(config, LrmWeightNames.Nerf));
         var renderer = new VolumeRenderer(new TriplaneNerf(weights), config.RenderingSamplesPerRay);
         var chunked = new VolumeRenderer(new TriplaneNerf(weights) { ChunkPoints = 100 }, config.RenderingSamplesPerRay) { ChunkRays = 7 };
@@ -209,9 +202,9 @@ public sealed class ModelParityTests
     [Test]
     public void RendererIntermediates()
     {
-        using var file = SafeTensorsFile.Open(CasePath("renderer_debug"));
-        using var renderCase = SafeTensorsFile.Open(CasePath("renderer"));
-        var config = ConfigOf(renderCase);
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("renderer_debug"));
+        using var renderCase = SafeTensorsFile.Open(Golden.ModelCasePath("renderer"));
+        var config = Golden.ModelConfigOf(renderCase);
         using var weights = WeightsOf(renderCase.Path, Prefixed(config, LrmWeightNames.Nerf));
         var nerf = new TriplaneNerf(weights);
         using var planes = renderCase.ReadTensor("in.planes");
@@ -244,9 +237,9 @@ public sealed class ModelParityTests
     [Test]
     public void FullModel()
     {
-        var path = CasePath("full");
+        var path = Golden.ModelCasePath("full");
         using var file = SafeTensorsFile.Open(path);
-        using var model = LrmModel.Load(ConfigOf(file), path);
+        using var model = LrmModel.Load(Golden.ModelConfigOf(file), path);
         using var image = file.ReadTensor("in.image");
         using var camera = file.ReadTensor("in.camera");
         using var outputs = model.Forward(_backend, image, camera);
@@ -262,10 +255,10 @@ public sealed class ModelParityTests
     [Test]
     public void TinyCheckpointFolderLoadsAndMatchesTheFullCase()
     {
-        using var model = LrmModel.Load(TinyDirectory);
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
         Assert.That(model.IgnoredTensors, Is.EqualTo(new[] { "encoder.model.mask_token" }));
         Assert.That(model.ParameterCount, Is.EqualTo(model.Config.ParameterCount));
-        using var file = SafeTensorsFile.Open(CasePath("full"));
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("full"));
         using var image = file.ReadTensor("in.image");
         using var camera = Tensor.FromArray(Cameras.CanonicalSource(), 1, ModelConfig.CameraRawDim);
         using var planes = model.ForwardPlanes(_backend, image, camera);
@@ -276,8 +269,8 @@ public sealed class ModelParityTests
     [Test]
     public void FullForwardIsBitwiseDeterministic()
     {
-        using var model = LrmModel.Load(TinyDirectory);
-        using var file = SafeTensorsFile.Open(CasePath("full"));
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
+        using var file = SafeTensorsFile.Open(Golden.ModelCasePath("full"));
         using var image = file.ReadTensor("in.image");
         using var camera = file.ReadTensor("in.camera");
         using var first = model.ForwardPlanes(_backend, image, camera);

@@ -11,8 +11,6 @@ public sealed class ModelSingleFileTests
     private readonly CpuBackend _backend = new();
     private string _directory = null!;
 
-    private static string TinyDirectory => Path.Combine(Golden.DataDirectory, "model", "tiny");
-
     [SetUp]
     public void MakeDirectory() => _directory = Directory.CreateTempSubdirectory("lrm-single-file-").FullName;
 
@@ -26,13 +24,13 @@ public sealed class ModelSingleFileTests
     public void ConvertedFileLoadsAndGivesBitIdenticalPlanes()
     {
         var path = Path.Combine(_directory, "tiny.lrm.safetensors");
-        LrmModel.SaveSingleFile(TinyDirectory, path);
+        LrmModel.SaveSingleFile(Golden.TinyModelDirectory, path);
         using (var file = SafeTensorsFile.Open(path))
         {
             Assert.That(file.Metadata[LrmModel.FormatMetadataKey], Is.EqualTo(LrmModel.SingleFileVersion));
             Assert.That(file.Contains("encoder.model.mask_token"), Is.False, "only the tensors the model uses are written");
         }
-        using var folderModel = LrmModel.Load(TinyDirectory);
+        using var folderModel = LrmModel.Load(Golden.TinyModelDirectory);
         using var fileModel = LrmModel.Load(path);
         Assert.That(fileModel.ParameterCount, Is.EqualTo(folderModel.ParameterCount));
         Assert.That(fileModel.IgnoredTensors, Is.Empty);

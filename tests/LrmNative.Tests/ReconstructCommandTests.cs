@@ -15,8 +15,6 @@ namespace LrmNative.Tests;
 [TestFixture]
 public sealed class ReconstructCommandTests
 {
-    private static string TinyModel => Path.Combine(Golden.DataDirectory, "model", "tiny");
-
     private string _folder = "";
 
     [SetUp]
@@ -82,7 +80,7 @@ public sealed class ReconstructCommandTests
         var pointsPath = Points(77);
         var output = Path.Combine(_folder, "out");
         var planesPath = Path.Combine(_folder, "planes", "planes.safetensors");
-        var (code, log) = Lrm("--model", TinyModel, imagePath, "--out", output, "--save-triplane", planesPath,
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, imagePath, "--out", output, "--save-triplane", planesPath,
             "--query", pointsPath, "--render-size", "24");
         Assert.That(code, Is.EqualTo(0), log);
         foreach (var stage in new[] { "model", "image", "points", "preprocess", "triplane", "write", "query", "render", "done in" })
@@ -93,7 +91,7 @@ public sealed class ReconstructCommandTests
 
         // The same pipeline, run directly.
         using var backend = new CpuBackend();
-        using var model = LrmModel.Load(TinyModel);
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
         using var image = Image.Load(imagePath);
         using var input = new ImagePreprocessor(new ImagePreprocessOptions { OutputSize = model.Config.EncoderImageSize }).Process(backend, image);
         using var camera = Tensor.FromArray(Cameras.CanonicalSource(), 1, ModelConfig.CameraRawDim);
@@ -147,7 +145,7 @@ public sealed class ReconstructCommandTests
     public void MeshIsExtractedColouredAndWrittenInEveryFormat()
     {
         var output = Path.Combine(_folder, "mesh");
-        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "8",
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "8",
             "--resolution", "40", "--threshold", "0.7", "--formats", "glb,ply,obj");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("grid query").And.Contain("marching cubes").And.Contain("export"));
@@ -166,7 +164,7 @@ public sealed class ReconstructCommandTests
     public void NoSurfaceAboveTheThresholdWarnsAndWritesNoMesh()
     {
         var output = Path.Combine(_folder, "nomesh");
-        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "8", "--resolution", "16", "--threshold", "1000");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "8", "--resolution", "16", "--threshold", "1000");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: warning: no surface at density 1000"));
         Assert.That(File.Exists(Path.Combine(output, "mesh.glb")), Is.False);
@@ -177,7 +175,7 @@ public sealed class ReconstructCommandTests
     public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)
     {
         var output = Path.Combine(_folder, "badmesh");
-        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, option, value);
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, option, value);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log, Does.Contain("lrm: error:").And.Contain(expected));
         Assert.That(Directory.Exists(output), Is.False);
@@ -187,7 +185,7 @@ public sealed class ReconstructCommandTests
     public void WithoutOptionalExportsOnlyTheRendersAreWritten()
     {
         var output = Path.Combine(_folder, "plain");
-        var (code, log) = Lrm("--model", TinyModel, SyntheticImage(), "--out", output, "--render-size", "16");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "16");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal),
             Is.EqualTo(new[] { "depth.png", "input_view.png", "opacity.png", "preprocessed.png" }));
@@ -210,7 +208,7 @@ public sealed class ReconstructCommandTests
         {
             image.SavePng(path);
         }
-        var (code, log) = Lrm("--model", TinyModel, path, "--out", Path.Combine(_folder, "o"), "--render-size", "8");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, path, "--out", Path.Combine(_folder, "o"), "--render-size", "8");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: warning:").And.Contain("no alpha channel").And.Contain("plain backgrounds"));
     }
@@ -230,7 +228,7 @@ public sealed class ReconstructCommandTests
     [TestCaseSource(nameof(BadInputs))]
     public void BadInputsFailWithOneLineAndNoOutput(string kind, string expected)
     {
-        var model = TinyModel;
+        var model = Golden.TinyModelDirectory;
         var image = SyntheticImage();
         var output = Path.Combine(_folder, "out");
         var extra = new List<string>();

@@ -48,6 +48,10 @@ internal static unsafe partial class NativeMethods
         long m, long n, long k, int transpose_a, int transpose_b);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_gemm_backward(float* da, float* db, float* dbias, float* dout, float* a,
+        float* b, long m, long n, long k, int transpose_a, int transpose_b);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_layernorm_forward(float* @out, float* mean, float* rstd, float* inp,
         float* weight, float* bias, long rows, long channels, float eps);
 

@@ -94,6 +94,17 @@ LRM_API lrm_status lrm_gemm_forward(float* out, const float* a, const float* b, 
                                     const float* residual, int64_t m, int64_t n, int64_t k,
                                     int32_t transpose_a, int32_t transpose_b);
 
+/* Backward of lrm_gemm_forward (docs/derivations/gemm.md). With A = op(a), B = op(b):
+ *   da    (m, k), or (k, m) when transpose_a   = dout·Bᵀ in a's layout     optional, overwritten
+ *   db    (k, n), or (n, k) when transpose_b   = Aᵀ·dout in b's layout     optional, overwritten
+ *   dbias (n)                                  += Σ_rows dout              optional, accumulated
+ *   dout  (m, n)
+ *   a, b  as in the forward (a is needed for db, b for da; the other may be NULL)
+ * The residual's gradient is dout itself. At least one gradient must be requested. */
+LRM_API lrm_status lrm_gemm_backward(float* da, float* db, float* dbias, const float* dout, const float* a,
+                                     const float* b, int64_t m, int64_t n, int64_t k, int32_t transpose_a,
+                                     int32_t transpose_b);
+
 /* ---- normalisation ------------------------------------------------------ */
 
 /* LayerNorm over the last dimension, biased variance, statistics in fp32.

@@ -18,14 +18,25 @@
 // PyTorch computes (a·b + bias) + residual; we compute a·b + (residual + bias).
 // The difference is one rounding of the epilogue, ~1e-7 relative.
 //
-// Backward (to come): da = dout·bᵀ, db += aᵀ·dout, dbias += Σ_rows dout.
+// Backward (docs/derivations/gemm.md), with A = op(a) (m×k), B = op(b) (k×n):
+//   dA = dout·Bᵀ, dB = Aᵀ·dout, stored in a's and b's own layouts (transposed when
+//   the forward's operand was), so each is one sgemm with no copies:
+//     da (m,k) = dout·bᵀ      [tb: dout·b]      da (k,m) when ta = b·doutᵀ  [tb: bᵀ·doutᵀ]
+//     db (k,n) = aᵀ·dout      [ta: a·dout]      db (n,k) when tb = doutᵀ·a  [ta: doutᵀ·aᵀ]
+//   dbias (n) += Σ_rows dout   (RowPartials: per-thread double sums, thread order)
+//   dresidual = dout: nothing to compute, the caller passes dout on.
+// da and db overwrite (beta = 0): either operand may be an activation, so the op
+// does not guess; a caller summing weight gradients over micro-batches adds db into
+// its own accumulator. dbias accumulates, as parameter gradients do.
 #include "gemm.hpp"
 
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
+#include "reduce.hpp"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -91,8 +102,59 @@ void gemm_forward(float* out, const float* a, const float* b, const float* bias,
     sgemm(transpose_a, transpose_b, m, n, k, a, transpose_a ? m : k, b, transpose_b ? k : n, beta, out, n);
 }
 
+// dbias[c] += Σ_r dout[r, c].
+void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
+    RowPartials parts(rows, cols, num_threads(), std::max<int64_t>(1, 32768 / cols));
+#pragma omp parallel num_threads(parts.threads())
+    {
+        const int t = omp_get_thread_num();
+        double* acc = parts.partial(t);
+        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+            const float* g = dout + r * cols;
+            for (int64_t c = 0; c < cols; ++c) acc[c] += g[c];
+        }
+    }
+    parts.reduce();
+    for (int64_t c = 0; c < cols; ++c) dbias[c] = static_cast<float>(dbias[c] + parts.total(c));
+}
+
+void gemm_backward(float* da, float* db, float* dbias, const float* dout, const float* a, const float* b, int m, int n,
+                   int k, bool transpose_a, bool transpose_b) {
+    if (da != nullptr) {
+        if (!transpose_a)  // da (m, k) = dout (m, n) · Bᵀ; Bᵀ is b itself when transpose_b
+            sgemm(false, !transpose_b, m, k, n, dout, n, b, transpose_b ? k : n, 0.0f, da, k);
+        else  // da (k, m) = B (k, n) · doutᵀ
+            sgemm(transpose_b, true, k, m, n, b, transpose_b ? k : n, dout, n, 0.0f, da, m);
+    }
+    if (db != nullptr) {
+        if (!transpose_b)  // db (k, n) = Aᵀ (k, m) · dout (m, n); Aᵀ is a itself when transpose_a
+            sgemm(!transpose_a, false, k, n, m, a, transpose_a ? m : k, dout, n, 0.0f, db, n);
+        else  // db (n, k) = doutᵀ (n, m) · A (m, k)
+            sgemm(true, transpose_a, n, k, m, dout, n, a, transpose_a ? m : k, 0.0f, db, k);
+    }
+    if (dbias != nullptr) bias_backward(dbias, dout, m, n);
+}
+
 }  // namespace
 }  // namespace lrm
+
+extern "C" LRM_API lrm_status lrm_gemm_backward(float* da, float* db, float* dbias, const float* dout, const float* a,
+                                                const float* b, int64_t m, int64_t n, int64_t k, int32_t transpose_a,
+                                                int32_t transpose_b) {
+    return lrm::guarded("lrm_gemm_backward", [&](const lrm::Args& args) {
+        args.not_null(dout, "dout");
+        if (da == nullptr && db == nullptr && dbias == nullptr)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "no gradient requested (da, db and dbias are all NULL)");
+        if (da != nullptr) args.not_null(b, "b (needed for da)");
+        if (db != nullptr) args.not_null(a, "a (needed for db)");
+        args.positive(m, "m").positive(n, "n").positive(k, "k");
+        args.elements({m, n}, "dout (m x n)");
+        args.elements({m, k}, "a (m x k)");
+        args.elements({k, n}, "b (k x n)");
+        const int bm = args.blas_int(m, "m"), bn = args.blas_int(n, "n"), bk = args.blas_int(k, "k");
+        lrm::gemm_backward(da, db, dbias, dout, a, b, bm, bn, bk, transpose_a != 0, transpose_b != 0);
+    });
+}
 
 extern "C" LRM_API lrm_status lrm_gemm_forward(float* out, const float* a, const float* b, const float* bias,
                                                const float* residual, int64_t m, int64_t n, int64_t k,

@@ -65,8 +65,54 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
-        throw NotYet("GemmBackward");
+    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false)
+    {
+        const string op = "GemmBackward";
+        Expect.HostFloat32(op, ("gradA", gradA), ("gradB", gradB), ("gradBias", gradBias), ("gradOutput", gradOutput), ("a", a), ("b", b));
+        var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
+        Expect.Shape(op, "gradOutput", gradOutput, GemmOutputShape(a, n, transposeA));
+        Expect.Shape(op, "gradA", gradA, a.Shape);
+        Expect.Shape(op, "gradB", gradB, b.Shape);
+        Expect.Shape(op, "gradBias", gradBias, n);
+        if (gradA is null && gradB is null && gradBias is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradA, gradB and gradBias are all null)");
+        }
+        NativeCheck.Check(NativeMethods.lrm_gemm_backward(F(gradA), F(gradB), F(gradBias), F(gradOutput), F(a), F(b),
+            m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0), $"a {a.ShapeText}, b {b.ShapeText}");
+    }
+
+    // (M, N, K) of op(a)·op(b), with the forward's checks on a and b.
+    private static (long M, long N, long K) GemmSizes(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
+    {
+        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
+        Expect.Shape(op, "b", b, -1, -1);
+        if (transposeA && a.Rank != 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
+        }
+        var k = transposeA ? a.Size(0) : a.Size(-1);
+        var m = a.ElementCount / Math.Max(k, 1);
+        var n = transposeB ? b.Size(0) : b.Size(1);
+        var bInner = transposeB ? b.Size(1) : b.Size(0);
+        if (bInner != k)
+        {
+            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
+        }
+        return (m, n, k);
+    }
+
+    // The forward's output shape: (M, N), or a's leading dimensions and N.
+    private static long[] GemmOutputShape(Tensor a, long n, bool transposeA)
+    {
+        var shape = transposeA ? new long[2] : a.Shape.ToArray();
+        if (transposeA)
+        {
+            shape[0] = a.Size(1);
+        }
+        shape[^1] = n;
+        return shape;
+    }
 
     // ---- normalisation ---------------------------------------------------------
 

@@ -11,6 +11,12 @@
  *    accumulates in double, which makes it the accurate side of every parity test;
  *  - Welford with Chan's merge (lrm_welford_*), for one-pass GPU reductions where
  *    threads own slices of a row and merge their partial states.
+ *
+ * Backward (docs/derivations/layernorm.md, modln.md), per row with x̂ = (x − mean)·rstd:
+ *   ModLN: dy = dout·(1 + scale)       (the gradient reaching LN's output)
+ *          dshift = Σ_t dout, dscale = Σ_t dout·y, y = x̂·w + b
+ *   LN:    dw += Σ_rows dy·x̂, db += Σ_rows dy, g = dy·w,
+ *          dx = rstd·(g − mean_c(g) − x̂·mean_c(g·x̂))
  */
 #ifndef LRM_LAYERNORM_CUH
 #define LRM_LAYERNORM_CUH
@@ -89,6 +95,15 @@ LRM_HD float lrm_layernorm_apply(float x, float mean, float rstd, float w, float
 /* ModLN modulation of an already normalised value. */
 LRM_HD float lrm_modln_modulate(float normed, float shift, float scale) {
     return normed * (1.0f + scale) + shift;
+}
+
+/* ModLN backward: the gradient reaching the LayerNorm output through the modulation. */
+LRM_HD float lrm_modln_backward_dnormed(float dout, float scale) { return dout * (1.0f + scale); }
+
+/* LayerNorm backward, one element: g = dy·w is the gradient of the normalised value x̂;
+ * mean_g = Σ_c g/C and mean_gxhat = Σ_c g·x̂/C are row means. */
+LRM_HD float lrm_layernorm_backward_dx(float g, float xhat, float mean_g, float mean_gxhat, float rstd) {
+    return rstd * (g - mean_g - xhat * mean_gxhat);
 }
 
 #endif /* LRM_LAYERNORM_CUH */

@@ -60,6 +60,15 @@ internal static unsafe partial class NativeMethods
         float* weight, float* bias, float* shift, float* scale, long batch, long tokens, long channels, float eps);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_layernorm_backward(float* dinp, float* dweight, float* dbias, float* dout,
+        float* mean, float* rstd, float* inp, float* weight, long rows, long channels);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_modln_backward(float* dinp, float* dweight, float* dbias, float* dshift,
+        float* dscale, float* dout, float* mean, float* rstd, float* inp, float* weight, float* bias, float* scale,
+        long batch, long tokens, long channels);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_attention_forward(float* @out, float* lse, float* q, float* k, float* v,
         long batch, long heads, long q_len, long kv_len, long head_dim, long q_row_stride, long kv_row_stride,
         float scale);

@@ -131,6 +131,35 @@ LRM_API lrm_status lrm_modln_forward(float* out, float* mean, float* rstd, const
                                      const float* scale, int64_t batch, int64_t tokens,
                                      int64_t channels, float eps);
 
+/* Backward of lrm_layernorm_forward (docs/derivations/layernorm.md), from the saved
+ * statistics. With x̂ = (inp − mean)·rstd and g = dout·weight:
+ *   dinp    (rows, channels) = rstd·(g − mean_c(g) − x̂·mean_c(g·x̂))   optional, overwritten;
+ *                              may alias dout
+ *   dweight (channels)      += Σ_rows dout·x̂                          optional, accumulated
+ *   dbias   (channels)      += Σ_rows dout                             optional, accumulated
+ *   dout, inp (rows, channels); mean, rstd (rows) as the forward saved them
+ *   weight  (channels) optional (absent = 1)
+ * At least one gradient must be requested. */
+LRM_API lrm_status lrm_layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                          const float* mean, const float* rstd, const float* inp,
+                                          const float* weight, int64_t rows, int64_t channels);
+
+/* Backward of lrm_modln_forward (docs/derivations/modln.md). With y = LN(inp) (affine
+ * included) and dy = dout·(1 + scale[b]):
+ *   dinp    (batch, tokens, channels)  LayerNorm backward of dy          optional, overwritten;
+ *                                      may alias dout
+ *   dweight, dbias (channels)          += Σ dy·x̂, += Σ dy               optional, accumulated
+ *   dshift  (batch, channels)          = Σ_tokens dout                   optional, overwritten
+ *   dscale  (batch, channels)          = Σ_tokens dout·y                 optional, overwritten
+ *   dout, inp (batch, tokens, channels); mean, rstd (batch, tokens) as saved
+ *   weight, bias (channels) optional LN affine; scale (batch, channels)
+ * shift/scale are activations (the modulation MLP's output), so their gradients
+ * overwrite. At least one gradient must be requested. */
+LRM_API lrm_status lrm_modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, float* dscale,
+                                      const float* dout, const float* mean, const float* rstd,
+                                      const float* inp, const float* weight, const float* bias,
+                                      const float* scale, int64_t batch, int64_t tokens, int64_t channels);
+
 /* ---- attention ---------------------------------------------------------- */
 
 /* Multi-head scaled dot-product attention, no mask, no biases, tiled over keys

@@ -14,12 +14,27 @@
 // Rows are independent: one OpenMP loop over rows, static schedule.
 // Works in place (out == inp): a row is fully read before it is written.
 //
-// Backward (to come): dinp from the saved mean/rstd; dweight, dbias accumulate (+=).
+// Backward (docs/derivations/layernorm.md and modln.md), from the saved mean/rstd:
+//   dy = dout·(1 + scale) (ModLN; dout for LN), x̂ = (x − mean)·rstd, g = dy·w,
+//   dinp = rstd·(g − mean_c(g) − x̂·mean_c(g·x̂))                  overwritten
+//   dweight += Σ_rows dy·x̂, dbias += Σ_rows dy                      accumulated
+//   dshift = Σ_tokens dout, dscale = Σ_tokens dout·(x̂·w + b)         overwritten
+// shift and scale come out of the modulation MLP (activations, one pair per ModLN
+// and sample), so their gradients overwrite like any input gradient. One pass per
+// row for the row sums (double) and the parameter/modulation sums, a second pass
+// writes dinp (recomputing x̂ and g rather than storing them). Rows are split over
+// threads in contiguous ranges; every column sum goes through a per-thread double
+// partial added in thread order (reduce.hpp): deterministic for a thread count.
+// dinp may alias dout (each element of dout is read before dinp's is written).
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
+#include "reduce.hpp"
+
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "layernorm.cuh"
 
@@ -58,6 +73,73 @@ void modln_forward(float* out, float* mean, float* rstd, const float* inp, const
     }
 }
 
+// LayerNorm is ModLN backward with batch = 1 and no modulation (scale = NULL, and
+// then dshift/dscale are not produced).
+void modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, float* dscale, const float* dout,
+                    const float* mean, const float* rstd, const float* inp, const float* weight, const float* bias,
+                    const float* scale, int64_t batch, int64_t tokens, int64_t channels) {
+    const int64_t rows = batch * tokens;
+    const int64_t C = channels;
+    const bool modulated = scale != nullptr;
+    // Partial layout per thread: [dweight C | dbias C | dshift B·C | dscale B·C].
+    const int64_t width = 2 * C + (modulated ? 2 * batch * C : 0);
+    RowPartials parts(rows, width, num_threads(), std::max<int64_t>(1, 16384 / C));
+#pragma omp parallel num_threads(parts.threads())
+    {
+        const int t = omp_get_thread_num();
+        double* acc = parts.partial(t);
+        double* acc_w = acc;
+        double* acc_b = acc + C;
+        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+            const int64_t b = r / tokens;
+            const float* x = inp + r * C;
+            const float* dy_out = dout + r * C;
+            const float* s = modulated ? scale + b * C : nullptr;
+            const float mu = mean[r], rs = rstd[r];
+            double* acc_shift = modulated ? acc + 2 * C + b * C : nullptr;
+            double* acc_scale = modulated ? acc + 2 * C + batch * C + b * C : nullptr;
+            double sum_g = 0.0, sum_gx = 0.0;
+            for (int64_t c = 0; c < C; ++c) {
+                const float xhat = lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f);
+                const float w = weight != nullptr ? weight[c] : 1.0f;
+                float dy = dy_out[c];
+                if (modulated) {
+                    const float y = lrm_layernorm_apply(x[c], mu, rs, w, bias != nullptr ? bias[c] : 0.0f);
+                    acc_shift[c] += dy;
+                    acc_scale[c] += static_cast<double>(dy) * y;
+                    dy = lrm_modln_backward_dnormed(dy, s[c]);
+                }
+                acc_w[c] += static_cast<double>(dy) * xhat;
+                acc_b[c] += dy;
+                const float g = dy * w;
+                sum_g += g;
+                sum_gx += static_cast<double>(g) * xhat;
+            }
+            if (dinp == nullptr) continue;
+            const float mean_g = static_cast<float>(sum_g / C);
+            const float mean_gx = static_cast<float>(sum_gx / C);
+            float* dx = dinp + r * C;
+            for (int64_t c = 0; c < C; ++c) {
+                const float xhat = lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f);
+                const float w = weight != nullptr ? weight[c] : 1.0f;
+                const float dy = modulated ? lrm_modln_backward_dnormed(dy_out[c], s[c]) : dy_out[c];
+                dx[c] = lrm_layernorm_backward_dx(dy * w, xhat, mean_g, mean_gx, rs);
+            }
+        }
+    }
+    parts.reduce();
+    for (int64_t c = 0; c < C; ++c) {
+        if (dweight != nullptr) dweight[c] = static_cast<float>(dweight[c] + parts.total(c));
+        if (dbias != nullptr) dbias[c] = static_cast<float>(dbias[c] + parts.total(C + c));
+    }
+    if (modulated) {
+        for (int64_t i = 0; i < batch * C; ++i) {
+            if (dshift != nullptr) dshift[i] = static_cast<float>(parts.total(2 * C + i));
+            if (dscale != nullptr) dscale[i] = static_cast<float>(parts.total(2 * C + batch * C + i));
+        }
+    }
+}
+
 void check_eps(const Args& args, float eps) {
     if (!(eps >= 0.0f) || !std::isfinite(eps))
         args.fail(LRM_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", static_cast<double>(eps));
@@ -88,6 +170,36 @@ LRM_API lrm_status lrm_modln_forward(float* out, float* mean, float* rstd, const
         args.elements({batch, tokens, channels}, "inp (batch x tokens x channels)");
         lrm::check_eps(args, eps);
         lrm::modln_forward(out, mean, rstd, inp, weight, bias, shift, scale, batch, tokens, channels, eps);
+    });
+}
+
+LRM_API lrm_status lrm_layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                          const float* mean, const float* rstd, const float* inp, const float* weight,
+                                          int64_t rows, int64_t channels) {
+    return lrm::guarded("lrm_layernorm_backward", [&](const lrm::Args& args) {
+        args.not_null(dout, "dout").not_null(mean, "mean").not_null(rstd, "rstd").not_null(inp, "inp");
+        if (dinp == nullptr && dweight == nullptr && dbias == nullptr)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "no gradient requested (dinp, dweight and dbias are all NULL)");
+        args.positive(rows, "rows").positive(channels, "channels");
+        args.elements({rows, channels}, "inp (rows x channels)");
+        lrm::modln_backward(dinp, dweight, dbias, nullptr, nullptr, dout, mean, rstd, inp, weight, nullptr, nullptr, 1,
+                            rows, channels);
+    });
+}
+
+LRM_API lrm_status lrm_modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, float* dscale,
+                                      const float* dout, const float* mean, const float* rstd, const float* inp,
+                                      const float* weight, const float* bias, const float* scale, int64_t batch,
+                                      int64_t tokens, int64_t channels) {
+    return lrm::guarded("lrm_modln_backward", [&](const lrm::Args& args) {
+        args.not_null(dout, "dout").not_null(mean, "mean").not_null(rstd, "rstd").not_null(inp, "inp");
+        args.not_null(scale, "scale");
+        if (dinp == nullptr && dweight == nullptr && dbias == nullptr && dshift == nullptr && dscale == nullptr)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "no gradient requested (all gradient pointers are NULL)");
+        args.positive(batch, "batch").positive(tokens, "tokens").positive(channels, "channels");
+        args.elements({batch, tokens, channels}, "inp (batch x tokens x channels)");
+        lrm::modln_backward(dinp, dweight, dbias, dshift, dscale, dout, mean, rstd, inp, weight, bias, scale, batch,
+                            tokens, channels);
     });
 }
 

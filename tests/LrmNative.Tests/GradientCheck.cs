@@ -9,7 +9,8 @@ namespace LrmNative.Tests;
 /// The forward runs in fp32, L is summed in double. The step actually taken is
 /// <c>(float)(x + h) − (float)(x − h)</c>, so rounding the perturbed input costs nothing.
 /// With O(1) inputs, h ≈ 1e-2 balances truncation (O(h²)) against fp32 rounding of L (O(ε·√N/h)):
-/// normalised errors come out around 1e-4..1e-3, well inside the 1e-2 the issue asks for.
+/// normalised errors come out around 1e-6..1e-4 for smooth ops, so tests pass tolerances well
+/// below the default 1e-2 (the issue's bound) where the op allows.
 /// </summary>
 internal static class GradientCheck
 {

@@ -46,4 +46,19 @@ LRM_HD float lrm_softmax_state_rescale(lrm_softmax_state* s, float block_max) {
 /* Natural-log log-sum-exp of the (unscaled by log2 e) scores, saved for backward. */
 LRM_HD float lrm_softmax_state_lse(lrm_softmax_state s) { return (s.max + log2f(s.sum)) * LRM_LN2; }
 
+/* ---- backward (docs/derivations/attention.md) ---------------------------------
+ * FlashAttention-2 (Dao 2023, Alg. 2): P is recomputed block by block from the saved
+ * lse instead of being stored, in the same base-2 scores as the forward:
+ *   P_ij  = e^(scale·q_i·k_j − lse_i) = 2^(s_ij − lse_i·log2 e)
+ *   D_i   = Σ_d dO_id·O_id            (= Σ_j P_ij·dP_ij, one dot product per query)
+ *   dP_ij = dO_i·v_j,  dS_ij = P_ij·(dP_ij − D_i)
+ *   dV = Pᵀ·dO,  dQ = scale·dS·K,  dK = scale·dSᵀ·Q
+ */
+
+/* The saved natural-log lse moved to the forward's base-2 score scale. */
+LRM_HD float lrm_attention_lse_base2(float lse) { return lse * LRM_LOG2E; }
+
+/* Gradient of the (unscaled) score from the probability p, its gradient dp, and D_i. */
+LRM_HD float lrm_attention_dscore(float p, float dp, float delta) { return p * (dp - delta); }
+
 #endif /* LRM_ATTENTION_CUH */

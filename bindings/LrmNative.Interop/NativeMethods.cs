@@ -73,6 +73,11 @@ internal static unsafe partial class NativeMethods
         long batch, long heads, long q_len, long kv_len, long head_dim, long q_row_stride, long kv_row_stride,
         float scale);
 
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_attention_backward(float* dq, float* dk, float* dv, float* dout, float* @out,
+        float* lse, float* q, float* k, float* v, long batch, long heads, long q_len, long kv_len, long head_dim,
+        long q_row_stride, long kv_row_stride, long dq_row_stride, long dkv_row_stride, float scale);
+
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_gelu_forward(float* @out, float* inp, long n);
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_silu_forward(float* @out, float* inp, long n);
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_relu_forward(float* @out, float* inp, long n);

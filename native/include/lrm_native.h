@@ -180,6 +180,25 @@ LRM_API lrm_status lrm_attention_forward(float* out, float* lse, const float* q,
                                          int64_t q_len, int64_t kv_len, int64_t head_dim,
                                          int64_t q_row_stride, int64_t kv_row_stride, float scale);
 
+/* Backward of lrm_attention_forward (docs/derivations/attention.md), FlashAttention-2
+ * style: the probabilities are recomputed in tiles from q, k and the saved lse, so no
+ * q_len × kv_len matrix is ever stored (scratch is O(q_len·head_dim) per thread).
+ *   dq  (batch, q_len,  heads·head_dim) rows dq_row_stride apart    overwritten
+ *   dk  (batch, kv_len, heads·head_dim) rows dkv_row_stride apart   overwritten
+ *   dv  (batch, kv_len, heads·head_dim) rows dkv_row_stride apart   overwritten
+ *   dout, out (batch, q_len, heads·head_dim) contiguous; out is the forward's output
+ *   lse (batch, heads, q_len) as the forward saved it
+ *   q, k, v, strides and scale as in the forward
+ * Gradient strides let a packed dqkv (B,T,3C) be written in place: dq = dqkv,
+ * dk = dqkv + C, dv = dqkv + 2C, both strides 3C. Only the head columns of each slice
+ * are written. The gradients must not overlap any input. */
+LRM_API lrm_status lrm_attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                          const float* out, const float* lse, const float* q,
+                                          const float* k, const float* v, int64_t batch, int64_t heads,
+                                          int64_t q_len, int64_t kv_len, int64_t head_dim,
+                                          int64_t q_row_stride, int64_t kv_row_stride,
+                                          int64_t dq_row_stride, int64_t dkv_row_stride, float scale);
+
 /* ---- element-wise and row-wise ----------------------------------------- */
 
 /* out = act(inp), n elements; out may alias inp. */

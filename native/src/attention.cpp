@@ -47,7 +47,8 @@
 // PyTorch 1.13's softmax(QKᵀ)V with the 16×3072×3072 scores materialised: ~800 ms
 // (measured on Zen 4).
 //
-// Backward (to come): recompute P from q, k and the saved lse, FlashAttention-2 style.
+// Backward (attention_backward below; docs/derivations/attention.md): FlashAttention-2
+// on the CPU, P recomputed in tiles from q, k and the saved lse, never stored whole.
 #include "common.hpp"
 #include "cpu_dispatch.hpp"
 #include "errors.hpp"
@@ -199,10 +200,239 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     }
 }
 
+namespace {
+
+// Backward blocks (same in both builds, so both do the same sums in the same order).
+// Keys are the rows of the dK/dV tiles (whole kTileRows) and the columns of S and dP
+// (whole vectors): padded to a multiple of both.
+constexpr int64_t kKeyQuantum = kTileRows / gcd(kTileRows, kVecWidth) * kVecWidth;
+constexpr int64_t kBackwardKeys = 96;     // keys per block (multiple of 24 and 16)
+constexpr int64_t kBackwardQueries = 96;  // queries per block (multiple of 6 and 8)
+static_assert(kBackwardKeys % kKeyQuantum == 0, "key block must hold whole tiles");
+static_assert(kBackwardQueries % kTileRows == 0, "query block must hold whole tiles");
+
+// Softmax probability from a base-2 score and the row's base-2 lse. The argument is ≤ 0
+// up to rounding; larger values (a wrong lse) are clamped so exp2 stays defined, NaN passes.
+inline float recompute_probability(float score, float lse2) {
+    const float x = score - lse2;
+    return exp2_nonpositive(x > 0.0f ? 0.0f : x);
+}
+
+}  // namespace
+
+// FlashAttention-2 backward on the CPU. A task is (batch, head, group of key blocks):
+//  - once per task: Q, dO of the head packed (Tq × Dp, zero-padded), the base-2 lse
+//    and D_i = Σ dO·O per query, and a zeroed dQ accumulator (Tq × Dp);
+//  - per key block (kBackwardKeys keys): K packed as rows (for dQ), Kᵀ scaled by
+//    scale·log2 e (for S), Vᵀ (for dP); zeroed dK, dV tiles;
+//  - per query block (kBackwardQueries queries), five tile products:
+//      S = Q·Kᵀ, dP = dO·Vᵀ, then P = 2^(S − lse₂), dS = P·(dP − D) in place,
+//      dV += Pᵀ·dO, dK += dSᵀ·Q (P and dS read transposed), dQ += dS·K;
+//  - dK·scale and dV written out after the key block; dQ·scale after the task.
+// Memory is O(Tq·D) per thread plus fixed tiles: no Tq × Tk matrix anywhere. When
+// batch·heads < threads the keys are split into G groups, each task keeps its own dQ
+// partial and the partials are added in group order afterwards (G depends only on the
+// sizes and the thread count: deterministic for a thread count).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, const AttentionShape& s,
+                        int64_t dq_row_stride, int64_t dkv_row_stride) {
+    const int64_t D = s.head_dim;
+    const int64_t Dp = round_up(D, kVecWidth);
+    const int64_t width = s.heads * D;
+    const int64_t heads_total = s.batch * s.heads;
+    const int64_t kv_blocks = ceil_div(s.kv_len, kBackwardKeys);
+    const int64_t groups = std::min<int64_t>(kv_blocks, std::max<int64_t>(1, ceil_div(num_threads(), heads_total)));
+    const int64_t tasks = heads_total * groups;
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads(), tasks));
+    const int64_t q_padded = round_up(s.q_len, kBackwardQueries);
+
+    const int64_t head_pack = q_padded * Dp;  // Q, dO, dQ of one head
+    const int64_t key_tile = kBackwardKeys * Dp;
+    const int64_t score_tile = kBackwardQueries * kBackwardKeys;
+    const int64_t per_thread = 3 * head_pack + 2 * round_up(q_padded, 16) + 5 * key_tile + 2 * score_tile;
+    Scratch scratch(per_thread * threads);
+    // dQ partials of every (batch, head, group) when the keys are split.
+    Scratch partials(groups > 1 ? tasks * s.q_len * D : 0);
+
+    const float score_scale = s.scale * LRM_LOG2E;
+
+#pragma omp parallel num_threads(threads)
+    {
+        float* qh = scratch.data() + per_thread * omp_get_thread_num();  // Q (q_padded, Dp)
+        float* doh = qh + head_pack;                                      // dO (q_padded, Dp)
+        float* dqh = doh + head_pack;                                     // dQ accumulator (q_padded, Dp)
+        float* lse2 = dqh + head_pack;                                    // base-2 lse (q_padded)
+        float* delta = lse2 + round_up(q_padded, 16);                     // D_i (q_padded)
+        float* kp = delta + round_up(q_padded, 16);                       // K (kBackwardKeys, Dp)
+        float* kt = kp + key_tile;                                        // Kᵀ·scale·log2e (D, kBackwardKeys)
+        float* vt = kt + key_tile;                                        // Vᵀ (D, kBackwardKeys)
+        float* dkb = vt + key_tile;                                       // dK tile (kBackwardKeys, Dp)
+        float* dvb = dkb + key_tile;                                      // dV tile (kBackwardKeys, Dp)
+        float* pb = dvb + key_tile;                                       // S, then P (kBackwardQueries, kBackwardKeys)
+        float* dsb = pb + score_tile;                                     // dP, then dS
+
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; ++task) {
+            const int64_t group = task % groups;
+            const int64_t h = (task / groups) % s.heads;
+            const int64_t b = task / (groups * s.heads);
+
+            // Per-head packing, zero-padded to whole query blocks and vectors.
+            std::memset(qh, 0, sizeof(float) * 3 * head_pack);
+            for (int64_t i = 0; i < s.q_len; ++i) {
+                const float* qrow = q + (b * s.q_len + i) * s.q_row_stride + h * D;
+                const float* grow = dout + (b * s.q_len + i) * width + h * D;
+                const float* orow = out + (b * s.q_len + i) * width + h * D;
+                double dot = 0.0;
+                for (int64_t d = 0; d < D; ++d) {
+                    qh[i * Dp + d] = qrow[d];
+                    doh[i * Dp + d] = grow[d];
+                    dot += static_cast<double>(grow[d]) * orow[d];
+                }
+                delta[i] = static_cast<float>(dot);
+                lse2[i] = lrm_attention_lse_base2(lse[(b * s.heads + h) * s.q_len + i]);
+            }
+            for (int64_t i = s.q_len; i < q_padded; ++i) delta[i] = lse2[i] = 0.0f;
+
+            const int64_t block_begin = kv_blocks * group / groups, block_end = kv_blocks * (group + 1) / groups;
+            for (int64_t kb = block_begin; kb < block_end; ++kb) {
+                const int64_t k0 = kb * kBackwardKeys;
+                const int64_t nk = std::min(kBackwardKeys, s.kv_len - k0);
+                const int64_t nkp = round_up(nk, kKeyQuantum);
+                std::memset(kp, 0, sizeof(float) * 5 * key_tile);
+                for (int64_t j = 0; j < nk; ++j) {
+                    const float* krow = k + (b * s.kv_len + k0 + j) * s.kv_row_stride + h * D;
+                    const float* vrow = v + (b * s.kv_len + k0 + j) * s.kv_row_stride + h * D;
+                    for (int64_t d = 0; d < D; ++d) {
+                        kp[j * Dp + d] = krow[d];
+                        kt[d * kBackwardKeys + j] = krow[d] * score_scale;
+                        vt[d * kBackwardKeys + j] = vrow[d];
+                    }
+                }
+
+                for (int64_t q0 = 0; q0 < s.q_len; q0 += kBackwardQueries) {
+                    const int64_t nq = std::min(kBackwardQueries, s.q_len - q0);
+                    const int64_t nqp = round_up(nq, kTileRows);
+                    const float* qi = qh + q0 * Dp;
+                    const float* doi = doh + q0 * Dp;
+                    // S = Q·(Kᵀ·scale·log2e), dP = dO·Vᵀ   (nqp × nkp)
+                    gemm_tiles<false>(nqp, nkp, D, qi, Dp, kt, kBackwardKeys, pb, kBackwardKeys, false);
+                    gemm_tiles<false>(nqp, nkp, D, doi, Dp, vt, kBackwardKeys, dsb, kBackwardKeys, false);
+                    // P and dS in place; padded keys and queries get 0 so they add nothing.
+                    for (int64_t i = 0; i < nqp; ++i) {
+                        float* prow = pb + i * kBackwardKeys;
+                        float* dsrow = dsb + i * kBackwardKeys;
+                        if (i >= nq) {
+                            std::memset(prow, 0, sizeof(float) * nkp);
+                            std::memset(dsrow, 0, sizeof(float) * nkp);
+                            continue;
+                        }
+                        const float l2 = lse2[q0 + i], di = delta[q0 + i];
+                        for (int64_t j = 0; j < nk; ++j) {
+                            const float p = recompute_probability(prow[j], l2);
+                            prow[j] = p;
+                            dsrow[j] = lrm_attention_dscore(p, dsrow[j], di);
+                        }
+                        for (int64_t j = nk; j < nkp; ++j) prow[j] = dsrow[j] = 0.0f;
+                    }
+                    // dV += Pᵀ·dO, dK += dSᵀ·Q   (nkp × Dp, over nq queries)
+                    gemm_tiles<true>(nkp, Dp, nq, pb, kBackwardKeys, doi, Dp, dvb, Dp, true);
+                    gemm_tiles<true>(nkp, Dp, nq, dsb, kBackwardKeys, qi, Dp, dkb, Dp, true);
+                    // dQ += dS·K   (nqp × Dp, over nkp keys)
+                    gemm_tiles<false>(nqp, Dp, nkp, dsb, kBackwardKeys, kp, Dp, dqh + q0 * Dp, Dp, true);
+                }
+
+                for (int64_t j = 0; j < nk; ++j) {
+                    float* dkrow = dk + (b * s.kv_len + k0 + j) * dkv_row_stride + h * D;
+                    float* dvrow = dv + (b * s.kv_len + k0 + j) * dkv_row_stride + h * D;
+                    for (int64_t d = 0; d < D; ++d) {
+                        dkrow[d] = dkb[j * Dp + d] * s.scale;
+                        dvrow[d] = dvb[j * Dp + d];
+                    }
+                }
+            }
+
+            if (groups == 1) {
+                for (int64_t i = 0; i < s.q_len; ++i) {
+                    float* dqrow = dq + (b * s.q_len + i) * dq_row_stride + h * D;
+                    for (int64_t d = 0; d < D; ++d) dqrow[d] = dqh[i * Dp + d] * s.scale;
+                }
+            } else {
+                float* part = partials.data() + task * s.q_len * D;
+                for (int64_t i = 0; i < s.q_len; ++i)
+                    for (int64_t d = 0; d < D; ++d) part[i * D + d] = dqh[i * Dp + d];
+            }
+        }
+
+        if (groups > 1) {
+            // dQ = scale·Σ_groups partial, groups in order; one (batch, head, query) row per step.
+#pragma omp for schedule(static)
+            for (int64_t row = 0; row < heads_total * s.q_len; ++row) {
+                const int64_t bh = row / s.q_len, i = row % s.q_len;
+                const int64_t b = bh / s.heads, h = bh % s.heads;
+                float* dqrow = dq + (b * s.q_len + i) * dq_row_stride + h * D;
+                const float* first = partials.data() + (bh * groups) * s.q_len * D + i * D;
+                for (int64_t d = 0; d < D; ++d) {
+                    float sum = first[d];
+                    for (int64_t g = 1; g < groups; ++g) sum += first[g * s.q_len * D + d];
+                    dqrow[d] = sum * s.scale;
+                }
+            }
+        }
+    }
+}
+
 }  // namespace LRM_KERNEL_NS
 }  // namespace lrm
 
 #if !defined(LRM_KERNELS_AVX512)
+namespace {
+
+// The checks lrm_attention_forward and lrm_attention_backward share.
+void check_attention_sizes(const lrm::Args& args, int64_t batch, int64_t heads, int64_t q_len, int64_t kv_len,
+                           int64_t head_dim, int64_t q_row_stride, int64_t kv_row_stride, float scale) {
+    args.positive(batch, "batch").positive(heads, "heads").positive(q_len, "q_len").positive(kv_len, "kv_len");
+    args.positive(head_dim, "head_dim").positive(q_row_stride, "q_row_stride");
+    args.positive(kv_row_stride, "kv_row_stride");
+    const int64_t width = args.elements({heads, head_dim}, "heads x head_dim");
+    if (q_row_stride < width)
+        args.fail(LRM_STATUS_SHAPE_MISMATCH, "q_row_stride (%lld) must be >= heads*head_dim (%lld)",
+                  static_cast<long long>(q_row_stride), static_cast<long long>(width));
+    if (kv_row_stride < width)
+        args.fail(LRM_STATUS_SHAPE_MISMATCH, "kv_row_stride (%lld) must be >= heads*head_dim (%lld)",
+                  static_cast<long long>(kv_row_stride), static_cast<long long>(width));
+    args.elements({batch, q_len, q_row_stride}, "q (batch x q_len x q_row_stride)");
+    args.elements({batch, kv_len, kv_row_stride}, "k, v (batch x kv_len x kv_row_stride)");
+    args.elements({batch, q_len, width}, "out (batch x q_len x heads*head_dim)");
+    args.finite(scale, "scale");
+}
+
+}  // namespace
+
+extern "C" LRM_API lrm_status lrm_attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                                     const float* out, const float* lse, const float* q,
+                                                     const float* k, const float* v, int64_t batch, int64_t heads,
+                                                     int64_t q_len, int64_t kv_len, int64_t head_dim,
+                                                     int64_t q_row_stride, int64_t kv_row_stride,
+                                                     int64_t dq_row_stride, int64_t dkv_row_stride, float scale) {
+    return lrm::guarded("lrm_attention_backward", [&](const lrm::Args& args) {
+        args.not_null(dq, "dq").not_null(dk, "dk").not_null(dv, "dv").not_null(dout, "dout").not_null(out, "out");
+        args.not_null(lse, "lse").not_null(q, "q").not_null(k, "k").not_null(v, "v");
+        check_attention_sizes(args, batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale);
+        args.positive(dq_row_stride, "dq_row_stride").positive(dkv_row_stride, "dkv_row_stride");
+        const int64_t width = heads * head_dim;
+        if (dq_row_stride < width || dkv_row_stride < width)
+            args.fail(LRM_STATUS_SHAPE_MISMATCH, "dq_row_stride (%lld) and dkv_row_stride (%lld) must be >= heads*head_dim (%lld)",
+                      static_cast<long long>(dq_row_stride), static_cast<long long>(dkv_row_stride),
+                      static_cast<long long>(width));
+        args.elements({batch, q_len, dq_row_stride}, "dq (batch x q_len x dq_row_stride)");
+        args.elements({batch, kv_len, dkv_row_stride}, "dk, dv (batch x kv_len x dkv_row_stride)");
+        lrm::kernels().attention_backward(dq, dk, dv, dout, out, lse, q, k, v,
+                                          {batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale},
+                                          dq_row_stride, dkv_row_stride);
+    });
+}
+
 extern "C" LRM_API lrm_status lrm_attention_forward(float* out, float* lse, const float* q, const float* k,
                                                     const float* v, int64_t batch, int64_t heads, int64_t q_len,
                                                     int64_t kv_len, int64_t head_dim, int64_t q_row_stride,

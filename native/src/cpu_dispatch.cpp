@@ -63,7 +63,8 @@ bool avx512_disabled_by_environment() {
 #endif
 
 Kernels choose() noexcept {
-    const Kernels baseline{&kernels_base::attention_forward, &kernels_base::mlp_forward, nullptr};
+    const Kernels baseline{&kernels_base::attention_forward, &kernels_base::mlp_forward,
+                           &kernels_base::attention_backward, nullptr};
 #if defined(LRM_AVX512_DISPATCH) && (defined(__x86_64__) || defined(__i386__))
     if (avx512_disabled_by_environment()) {
         Kernels k = baseline;
@@ -75,7 +76,8 @@ Kernels choose() noexcept {
         k.description = LRM_BASELINE_SIMD " (no AVX-512 on this CPU/OS)";
         return k;
     }
-    return Kernels{&kernels_avx512::attention_forward, &kernels_avx512::mlp_forward, "avx512"};
+    return Kernels{&kernels_avx512::attention_forward, &kernels_avx512::mlp_forward, &kernels_avx512::attention_backward,
+                   "avx512"};
 #else
     Kernels k = baseline;
     k.description = LRM_BASELINE_SIMD " (built without LRM_AVX512_DISPATCH)";

@@ -1,4 +1,4 @@
-// cpu_dispatch.hpp — the hot CPU kernels (attention, fused MLP) in two builds,
+// cpu_dispatch.hpp — the hot CPU kernels (attention forward/backward, fused MLP) in two builds,
 // one picked at run time.
 //
 // The library is compiled for a portable baseline (-march=LRM_CPU_ARCH, x86-64-v3 =
@@ -60,7 +60,10 @@ constexpr int64_t kMaxTileCols = 64;
                            const AttentionShape& s);                                                                 \
     void mlp_forward(float* out, const float* inp, const float* const* weights, const float* const* biases,         \
                      const int64_t* dims, int32_t num_layers, int64_t rows, int32_t hidden_activation,              \
-                     int32_t output_activation);
+                     int32_t output_activation);                                                                     \
+    void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, \
+                            const float* q, const float* k, const float* v, const AttentionShape& s,                \
+                            int64_t dq_row_stride, int64_t dkv_row_stride);
 namespace kernels_base {
 LRM_DECLARE_KERNELS
 }
@@ -72,6 +75,7 @@ LRM_DECLARE_KERNELS
 struct Kernels {
     decltype(&kernels_base::attention_forward) attention_forward;
     decltype(&kernels_base::mlp_forward) mlp_forward;
+    decltype(&kernels_base::attention_backward) attention_backward;
     const char* description;  // "avx512", or the baseline's SIMD level and why AVX-512 is not used
 };
 

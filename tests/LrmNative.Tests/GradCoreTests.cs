@@ -270,12 +270,305 @@ public abstract class GradCoreTests
         AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, modulation, scope.Add(Tensor.Zeros([2, 8, 3])), stats, stats, input, channels, channels, modulation), "ModLNBackward", "'gradOutput'");
     }
 
+    // ---- attention --------------------------------------------------------------------------
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_attention" })]
+    public void AttentionBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var heads = (int)file.Long("heads");
+        var width = file.Long("heads") * file.Long("head_dim");
+        var scale = file.Float("scale");
+        var gradOutput = file.Read(scope, "dout");
+        var output = file.Read(scope, "out");
+        var lse = file.Read(scope, "lse");
+        for (var call = 1; call <= 2; call++)
+        {
+            if (file.Flag("packed"))
+            {
+                var qkv = file.Read(scope, "qkv");
+                var expected = file.Read(scope, "dqkv");
+                var gradient = call == 1 ? outputs.Like("dqkv", expected) : outputs.Create("dqkv again", expected.Shape);
+                _backend.AttentionBackward(new ColumnSlice(gradient, 0), new ColumnSlice(gradient, width), new ColumnSlice(gradient, 2 * width),
+                    gradOutput, output, lse, new ColumnSlice(qkv, 0), new ColumnSlice(qkv, width), new ColumnSlice(qkv, 2 * width), heads, scale);
+                outputs.AssertWrittenExactly();
+                Compare.Close(gradient, expected, Tolerance, $"call {call}: packed dqkv");
+            }
+            else
+            {
+                var (expectedQ, expectedK, expectedV) = (file.Read(scope, "dq"), file.Read(scope, "dk"), file.Read(scope, "dv"));
+                var gradQuery = outputs.Create($"dq {call}", expectedQ.Shape);
+                var gradKey = outputs.Create($"dk {call}", expectedK.Shape);
+                var gradValue = outputs.Create($"dv {call}", expectedV.Shape);
+                _backend.AttentionBackward(gradQuery, gradKey, gradValue, gradOutput, output, lse,
+                    file.Read(scope, "q"), file.Read(scope, "k"), file.Read(scope, "v"), heads, scale);
+                outputs.AssertWrittenExactly();
+                Compare.Close(gradQuery, expectedQ, Tolerance, $"call {call}: dq");
+                Compare.Close(gradKey, expectedK, Tolerance, $"call {call}: dk");
+                Compare.Close(gradValue, expectedV, Tolerance, $"call {call}: dv");
+            }
+        }
+    }
+
+    [Test]
+    public void AttentionBackwardGradientsOverwrite()
+    {
+        var random = new Random(41);
+        using var scope = new TensorScope();
+        var (q, k, v) = (scope.Add(GradientCheck.Random(random, 1f, 1, 9, 8)), scope.Add(GradientCheck.Random(random, 1f, 1, 11, 8)), scope.Add(GradientCheck.Random(random, 1f, 1, 11, 8)));
+        var output = scope.Add(Tensor.Empty([1, 9, 8]));
+        var lse = scope.Add(Tensor.Empty([1, 2, 9]));
+        var gradOutput = scope.Add(GradientCheck.Random(random, 1f, 1, 9, 8));
+        _backend.Attention(output, lse, q, k, v, 2, 0.5f);
+        var first = (scope.Add(Tensor.Empty(q.Shape)), scope.Add(Tensor.Empty(k.Shape)), scope.Add(Tensor.Empty(v.Shape)));
+        _backend.AttentionBackward(first.Item1, first.Item2, first.Item3, gradOutput, output, lse, q, k, v, 2, 0.5f);
+        var again = (scope.Add(GradientCheck.Random(random, 5f, q.Shape.ToArray())), scope.Add(GradientCheck.Random(random, 5f, k.Shape.ToArray())), scope.Add(GradientCheck.Random(random, 5f, v.Shape.ToArray())));
+        _backend.AttentionBackward(again.Item1, again.Item2, again.Item3, gradOutput, output, lse, q, k, v, 2, 0.5f);
+        Assert.That(again.Item1.ToFloatArray(), Is.EqualTo(first.Item1.ToFloatArray()), "dq ignores what the buffer held");
+        Assert.That(again.Item2.ToFloatArray(), Is.EqualTo(first.Item2.ToFloatArray()), "dk ignores what the buffer held");
+        Assert.That(again.Item3.ToFloatArray(), Is.EqualTo(first.Item3.ToFloatArray()), "dv ignores what the buffer held");
+    }
+
+    [TestCase(1, 2, 5, 7, 4)]
+    [TestCase(2, 1, 13, 9, 6)]
+    public void AttentionBackwardMatchesFiniteDifferences(int batch, int heads, int queryLength, int keyLength, int headDim)
+    {
+        var random = new Random(51 + queryLength);
+        var width = heads * headDim;
+        var scale = 1f / MathF.Sqrt(headDim);
+        using var scope = new TensorScope();
+        var q = scope.Add(GradientCheck.Random(random, 1.5f, batch, queryLength, width));
+        var k = scope.Add(GradientCheck.Random(random, 1.5f, batch, keyLength, width));
+        var v = scope.Add(GradientCheck.Random(random, 1f, batch, keyLength, width));
+        var probe = scope.Add(GradientCheck.Random(random, 1f, batch, queryLength, width));
+        var output = scope.Add(Tensor.Empty([batch, queryLength, width]));
+        var lse = scope.Add(Tensor.Empty([batch, heads, queryLength]));
+        var (gradQuery, gradKey, gradValue) = (scope.Add(Tensor.Empty(q.Shape)), scope.Add(Tensor.Empty(k.Shape)), scope.Add(Tensor.Empty(v.Shape)));
+        _backend.Attention(output, lse, q, k, v, heads, scale);
+        _backend.AttentionBackward(gradQuery, gradKey, gradValue, probe, output, lse, q, k, v, heads, scale);
+
+        double Loss()
+        {
+            _backend.Attention(output, null, q, k, v, heads, scale);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        GradientCheck.AssertMatches("dq", q, gradQuery, Loss, tolerance: 1e-3);
+        GradientCheck.AssertMatches("dk", k, gradKey, Loss, tolerance: 1e-3);
+        GradientCheck.AssertMatches("dv", v, gradValue, Loss, tolerance: 1e-3);
+    }
+
+    [Test]
+    public void AttentionBackwardOnPackedQkvMatchesFiniteDifferences()
+    {
+        const int heads = 2, headDim = 6, tokens = 13, width = heads * headDim;
+        var random = new Random(61);
+        using var scope = new TensorScope();
+        var qkv = scope.Add(GradientCheck.Random(random, 1.5f, 1, tokens, 3 * width));
+        var probe = scope.Add(GradientCheck.Random(random, 1f, 1, tokens, width));
+        var output = scope.Add(Tensor.Empty([1, tokens, width]));
+        var lse = scope.Add(Tensor.Empty([1, heads, tokens]));
+        var gradient = scope.Add(Tensor.Empty(qkv.Shape));
+        var (q, k, v) = (new ColumnSlice(qkv, 0), new ColumnSlice(qkv, width), new ColumnSlice(qkv, 2 * width));
+        _backend.Attention(output, lse, q, k, v, heads, 0.4f);
+        _backend.AttentionBackward(new ColumnSlice(gradient, 0), new ColumnSlice(gradient, width), new ColumnSlice(gradient, 2 * width),
+            probe, output, lse, q, k, v, heads, 0.4f);
+
+        double Loss()
+        {
+            _backend.Attention(output, null, q, k, v, heads, 0.4f);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        // One qkv element feeds q, k or v: the packed gradient must be their sum laid out as qkv.
+        GradientCheck.AssertMatches("dqkv", qkv, gradient, Loss, tolerance: 1e-3, maxElements: 160);
+    }
+
+    // Long sequences against a double-precision reference: the paper's cross-attention shape
+    // (3072 triplane tokens × 1025 image tokens, one head of 16 to keep the reference fast),
+    // and self-attention across many key blocks with three threads on one head, which splits the
+    // keys into groups whose dQ partials are summed afterwards.
+    [TestCase(1, 1, 3072, 1025, 16, 0)]
+    [TestCase(1, 1, 700, 700, 24, 3)]
+    [TestCase(2, 3, 130, 257, 64, 0)]
+    public void AttentionBackwardMatchesDoubleReference(int batch, int heads, int queryLength, int keyLength, int headDim, int threads)
+    {
+        var random = new Random(71 + keyLength);
+        var width = heads * headDim;
+        var scale = 1f / MathF.Sqrt(headDim);
+        using var scope = new TensorScope();
+        var q = scope.Add(GradientCheck.Random(random, 2f, batch, queryLength, width));
+        var k = scope.Add(GradientCheck.Random(random, 2f, batch, keyLength, width));
+        var v = scope.Add(GradientCheck.Random(random, 1f, batch, keyLength, width));
+        var gradOutput = scope.Add(GradientCheck.Random(random, 1f, batch, queryLength, width));
+        var output = scope.Add(Tensor.Empty([batch, queryLength, width]));
+        var lse = scope.Add(Tensor.Empty([batch, heads, queryLength]));
+        using var outputs = new GuardedOutputs();
+        var gradQuery = outputs.Create("dq", q.Shape);
+        var gradKey = outputs.Create("dk", k.Shape);
+        var gradValue = outputs.Create("dv", v.Shape);
+        _backend.Attention(output, lse, q, k, v, heads, scale);
+        if (threads > 0)
+        {
+            NativeCheck.Check(Interop.NativeMethods.lrm_set_num_threads(threads));
+        }
+        try
+        {
+            _backend.AttentionBackward(gradQuery, gradKey, gradValue, gradOutput, output, lse, q, k, v, heads, scale);
+        }
+        finally
+        {
+            if (threads > 0)
+            {
+                NativeCheck.Check(Interop.NativeMethods.lrm_set_num_threads(0));
+            }
+        }
+        outputs.AssertWrittenExactly();
+        var (dq, dk, dv) = AttentionReference.Backward(q, k, v, gradOutput, heads, scale);
+        Assert.That(Compare.RelativeError(gradQuery.AsSpan<float>(), dq), Is.LessThan(1e-5), "dq");
+        Assert.That(Compare.RelativeError(gradKey.AsSpan<float>(), dk), Is.LessThan(1e-5), "dk");
+        Assert.That(Compare.RelativeError(gradValue.AsSpan<float>(), dv), Is.LessThan(1e-5), "dv");
+    }
+
+    // Self-attention over the paper's 3072 triplane tokens: a stored score (or probability) matrix
+    // would take 3072² floats per head (2 heads: 75 MB). The peak resident set, reset just before the
+    // call (Linux: /proc/self/clear_refs "5"), may grow by the per-thread tiles only.
+    [Test]
+    public void AttentionBackwardRunsInBoundedMemory()
+    {
+        const int heads = 2, headDim = 64, tokens = 3072, width = heads * headDim;
+        var random = new Random(81);
+        using var scope = new TensorScope();
+        var qkv = scope.Add(GradientCheck.Random(random, 1f, 1, tokens, 3 * width));
+        var gradOutput = scope.Add(GradientCheck.Random(random, 1f, 1, tokens, width));
+        var output = scope.Add(Tensor.Empty([1, tokens, width]));
+        var lse = scope.Add(Tensor.Empty([1, heads, tokens]));
+        var gradient = scope.Add(Tensor.Zeros(qkv.Shape));
+        var (q, k, v) = (new ColumnSlice(qkv, 0), new ColumnSlice(qkv, width), new ColumnSlice(qkv, 2 * width));
+        _backend.Attention(output, lse, q, k, v, heads, 0.125f);
+        if (!ResetPeakResidentSet())
+        {
+            Assert.Ignore("peak RSS cannot be reset here (needs Linux /proc/self/clear_refs)");
+        }
+        var before = ReadStatusKilobytes("VmRSS");
+        _backend.AttentionBackward(new ColumnSlice(gradient, 0), new ColumnSlice(gradient, width), new ColumnSlice(gradient, 2 * width),
+            gradOutput, output, lse, q, k, v, heads, 0.125f);
+        var growthMegabytes = (ReadStatusKilobytes("VmHWM") - before) / 1024.0;
+        Assert.That(growthMegabytes, Is.LessThan(32), "peak memory growth of attention backward, 2 heads × 3072² (a score matrix would be 75 MB)");
+        Assert.That(gradient.ToFloatArray().All(float.IsFinite), Is.True, "finite gradients");
+    }
+
+    private static bool ResetPeakResidentSet()
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+            return File.Exists("/proc/self/status");
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static long ReadStatusKilobytes(string key)
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(key + ":", StringComparison.Ordinal));
+        return long.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Test]
+    public void AttentionBackwardRejectsBadShapes()
+    {
+        using var scope = new TensorScope();
+        var q = scope.Add(Tensor.Zeros([1, 4, 8]));
+        var kv = scope.Add(Tensor.Zeros([1, 6, 8]));
+        var output = scope.Add(Tensor.Zeros([1, 4, 8]));
+        var lse = scope.Add(Tensor.Zeros([1, 2, 4]));
+        var (dq, dk, dv) = (scope.Add(Tensor.Zeros([1, 4, 8])), scope.Add(Tensor.Zeros([1, 6, 8])), scope.Add(Tensor.Zeros([1, 6, 8])));
+        AssertShapeError(() => _backend.AttentionBackward(dq, dk, scope.Add(Tensor.Zeros([1, 5, 8])), output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradValue'");
+        AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, output, output, scope.Add(Tensor.Zeros([1, 2, 5])), q, kv, kv, 2, 1f), "AttentionBackward", "'lse'");
+        AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, scope.Add(Tensor.Zeros([1, 4, 4])), output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradOutput'");
+        AssertShapeError(() => _backend.AttentionBackward(new ColumnSlice(dq, 4), dk, dv, output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradQuery'");
+        var error = Assert.Throws<LrmInvalidArgumentException>(() => _backend.AttentionBackward(q, dk, dv, output, output, lse, q, kv, kv, 2, 1f));
+        Assert.That(error!.Message, Does.StartWith("AttentionBackward:").And.Contain("input"));
+    }
+
     // ---- helpers ------------------------------------------------------------------------------
 
     private static void AssertShapeError(Action call, string op, string detail)
     {
         var error = Assert.Throws<LrmShapeException>(() => call());
         Assert.That(error!.Message, Does.StartWith(op + ":").And.Contain(detail));
+    }
+}
+
+/// <summary>Plain double-precision attention backward (S, P, dP, dS row by row) for the tests.</summary>
+internal static class AttentionReference
+{
+    public static (float[] Dq, float[] Dk, float[] Dv) Backward(Tensor q, Tensor k, Tensor v, Tensor gradOutput, int heads, float scale)
+    {
+        int batch = (int)q.Size(0), queryLength = (int)q.Size(1), keyLength = (int)k.Size(1), width = (int)q.Size(2);
+        var headDim = width / heads;
+        var (qs, ks, vs, gs) = (q.AsSpan<float>().ToArray(), k.AsSpan<float>().ToArray(), v.AsSpan<float>().ToArray(), gradOutput.AsSpan<float>().ToArray());
+        var dq = new double[qs.Length];
+        var dk = new double[ks.Length];
+        var dv = new double[vs.Length];
+        var p = new double[keyLength];
+        var dp = new double[keyLength];
+        for (var b = 0; b < batch; b++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var i = 0; i < queryLength; i++)
+                {
+                    var qRow = (b * queryLength + i) * width + h * headDim;
+                    var max = double.NegativeInfinity;
+                    for (var j = 0; j < keyLength; j++)
+                    {
+                        var kRow = (b * keyLength + j) * width + h * headDim;
+                        double dot = 0;
+                        for (var d = 0; d < headDim; d++)
+                        {
+                            dot += (double)qs[qRow + d] * ks[kRow + d];
+                        }
+                        p[j] = dot * scale;
+                        max = Math.Max(max, p[j]);
+                    }
+                    double sum = 0;
+                    for (var j = 0; j < keyLength; j++)
+                    {
+                        p[j] = Math.Exp(p[j] - max);
+                        sum += p[j];
+                    }
+                    double delta = 0;
+                    for (var j = 0; j < keyLength; j++)
+                    {
+                        p[j] /= sum;
+                        var vRow = (b * keyLength + j) * width + h * headDim;
+                        double dot = 0;
+                        for (var d = 0; d < headDim; d++)
+                        {
+                            dot += (double)gs[qRow + d] * vs[vRow + d];
+                        }
+                        dp[j] = dot;
+                        delta += p[j] * dot;
+                    }
+                    for (var j = 0; j < keyLength; j++)
+                    {
+                        var kRow = (b * keyLength + j) * width + h * headDim;
+                        var ds = p[j] * (dp[j] - delta) * scale;
+                        for (var d = 0; d < headDim; d++)
+                        {
+                            dq[qRow + d] += ds * ks[kRow + d];
+                            dk[kRow + d] += ds * qs[qRow + d];
+                            dv[kRow + d] += p[j] * gs[qRow + d];
+                        }
+                    }
+                }
+            }
+        }
+        return (dq.Select(x => (float)x).ToArray(), dk.Select(x => (float)x).ToArray(), dv.Select(x => (float)x).ToArray());
     }
 }
 

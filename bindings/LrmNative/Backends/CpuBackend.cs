@@ -235,8 +235,56 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void AttentionBackward(Tensor gradQuery, Tensor gradKey, Tensor gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
-        throw NotYet("AttentionBackward");
+    public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale)
+    {
+        const string op = "AttentionBackward";
+        foreach (var (name, tensor) in new[] { ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
+            ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source) })
+        {
+            if (tensor is null)
+            {
+                throw new LrmInvalidArgumentException($"{op}: tensor '{name}' is null");
+            }
+        }
+        foreach (var gradient in new[] { gradQuery.Source, gradKey.Source, gradValue.Source })
+        {
+            if (gradient == query.Source || gradient == key.Source || gradient == value.Source || gradient == gradOutput || gradient == output)
+            {
+                throw new LrmInvalidArgumentException($"{op}: the gradients must not be written into an input tensor ({gradient.ShapeText})");
+            }
+        }
+        Expect.HostFloat32(op, ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
+            ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
+        Expect.Positive(op, "heads", heads);
+        Expect.Shape(op, "output", output, -1, -1, -1);
+        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
+        if (width % heads != 0)
+        {
+            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
+        }
+        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
+        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
+        Expect.Shape(op, "key", key.Source, batch, -1, -1);
+        var keyLength = key.Source.Size(1);
+        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
+        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
+        Expect.Shape(op, "gradQuery", gradQuery.Source, batch, queryLength, -1);
+        Expect.Shape(op, "gradKey", gradKey.Source, batch, keyLength, -1);
+        Expect.Shape(op, "gradValue", gradValue.Source, batch, keyLength, gradKey.Source.Size(2));
+        CheckSlice(op, "query", query, width);
+        CheckSlice(op, "key", key, width);
+        CheckSlice(op, "value", value, width);
+        CheckSlice(op, "gradQuery", gradQuery, width);
+        CheckSlice(op, "gradKey", gradKey, width);
+        CheckSlice(op, "gradValue", gradValue, width);
+        NativeCheck.Check(NativeMethods.lrm_attention_backward(
+            F(gradQuery.Source) + gradQuery.ColumnOffset, F(gradKey.Source) + gradKey.ColumnOffset, F(gradValue.Source) + gradValue.ColumnOffset,
+            F(gradOutput), F(output), F(logSumExp),
+            F(query.Source) + query.ColumnOffset, F(key.Source) + key.ColumnOffset, F(value.Source) + value.ColumnOffset,
+            batch, heads, queryLength, keyLength, width / heads, query.Source.Size(2), key.Source.Size(2),
+            gradQuery.Source.Size(2), gradKey.Source.Size(2), scale),
+            $"q {query.Source.ShapeText}, k {key.Source.ShapeText}, heads {heads}");
+    }
 
     // ---- element-wise ----------------------------------------------------------
 

@@ -80,8 +80,12 @@ public interface IBackend : IDisposable
     /// </summary>
     void Attention(Tensor output, Tensor? logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale);
 
-    /// <summary>Backward of <see cref="Attention"/> (recomputes probabilities from the log-sum-exp).</summary>
-    void AttentionBackward(Tensor gradQuery, Tensor gradKey, Tensor gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale);
+    /// <summary>
+    /// Backward of <see cref="Attention"/> (recomputes probabilities from the log-sum-exp; no Tq×Tk matrix is stored).
+    /// The gradients are slices like the inputs, so a packed dqkv (B,T,3C) is written in place; all three overwrite
+    /// (their head columns only). output and logSumExp are what the forward returned.
+    /// </summary>
+    void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale);
 
     // ---- element-wise ----------------------------------------------------------
 

@@ -1,9 +1,14 @@
 /*
- * activation.cuh — point-wise activations, forward (backward derivatives later,
- * side by side). Exact definitions, as in PyTorch:
+ * activation.cuh — point-wise activations, forward and backward side by side.
+ * Exact definitions, as in PyTorch:
  *   gelu(x) = 0.5·x·(1 + erf(x/√2))          (not the tanh approximation)
  *   silu(x) = x·sigmoid(x) = x / (1 + e^(−x))
  *   relu(x) = max(x, 0), NaN propagates (as torch.relu)
+ * Derivatives (docs/derivations/activation.md):
+ *   gelu'(x) = Φ(x) + x·φ(x),  Φ(x) = 0.5·(1 + erf(x/√2)), φ(x) = e^(−x²/2)/√(2π)
+ *   silu'(x) = σ(x)·(1 + x·(1 − σ(x)))
+ *   relu:     dx = x ≤ 0 ? 0 : dy   (0 at the kink, dy for NaN x, as torch's threshold_backward)
+ * Row softmax backward (docs/derivations/softmax.md): dx = y·(dy − Σ_j y_j·dy_j).
  */
 #ifndef LRM_ACTIVATION_CUH
 #define LRM_ACTIVATION_CUH
@@ -18,5 +23,24 @@ LRM_HD float lrm_silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* `x < 0 ? 0 : x` rather than fmaxf(x, 0): fmaxf would turn NaN into 0. */
 LRM_HD float lrm_relu(float x) { return x < 0.0f ? 0.0f : x; }
+
+#define LRM_INV_SQRT_2PI 0.398942280401432677940f /* 1/√(2π) */
+
+LRM_HD float lrm_gelu_grad(float x) {
+    const float cdf = 0.5f * (1.0f + erff(x * LRM_SQRT1_2));
+    const float pdf = LRM_INV_SQRT_2PI * expf(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
+LRM_HD float lrm_silu_grad(float x) {
+    const float s = 1.0f / (1.0f + expf(-x));
+    return s * (1.0f + x * (1.0f - s));
+}
+
+/* Gradient through relu: the upstream gradient where x > 0 (or x is NaN), 0 elsewhere. */
+LRM_HD float lrm_relu_backward(float dy, float x) { return x <= 0.0f ? 0.0f : dy; }
+
+/* Softmax backward, one element: y the softmax output, dot = Σ_j y_j·dy_j over its row. */
+LRM_HD float lrm_softmax_backward(float y, float dy, float dot) { return y * (dy - dot); }
 
 #endif /* LRM_ACTIVATION_CUH */

@@ -85,6 +85,13 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_softmax_forward(float* @out, float* inp, long rows, long cols);
 
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_gelu_backward(float* dinp, float* dout, float* inp, long n);
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_silu_backward(float* dinp, float* dout, float* inp, long n);
+    [LibraryImport(Lib)] internal static partial LrmStatus lrm_relu_backward(float* dinp, float* dout, float* inp, long n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_softmax_backward(float* dinp, float* dout, float* @out, long rows, long cols);
+
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_patch_embed_forward(float* @out, float* image, float* weight, float* bias,
         long batch, long in_channels, long height, long width, long out_channels, long patch);

@@ -210,6 +210,18 @@ LRM_API lrm_status lrm_relu_forward(float* out, const float* inp, int64_t n);
  *   out, inp (rows, cols) */
 LRM_API lrm_status lrm_softmax_forward(float* out, const float* inp, int64_t rows, int64_t cols);
 
+/* Backward of the activations (docs/derivations/activation.md), n elements:
+ *   dinp = dout·act'(inp); relu: inp <= 0 ? 0 : dout (0 at the kink, as PyTorch)
+ * dinp is overwritten and may alias dout. */
+LRM_API lrm_status lrm_gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+LRM_API lrm_status lrm_silu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+LRM_API lrm_status lrm_relu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+
+/* Backward of lrm_softmax_forward from its output (docs/derivations/softmax.md):
+ *   dinp = out·(dout − Σ_j out_j·dout_j) per row
+ *   dinp, dout, out (rows, cols); dinp is overwritten and may alias dout. */
+LRM_API lrm_status lrm_softmax_backward(float* dinp, const float* dout, const float* out, int64_t rows, int64_t cols);
+
 /* ---- convolutions ------------------------------------------------------- */
 
 /* Patch embedding: Conv2d(in_channels, out_channels, kernel = stride = patch), with bias,

@@ -494,6 +494,108 @@ public abstract class GradCoreTests
         Assert.That(error!.Message, Does.StartWith("AttentionBackward:").And.Contain("input"));
     }
 
+    // ---- activations and softmax -----------------------------------------------------------
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_gelu" })]
+    public void GeluBackwardMatchesAutograd(string path) => CheckActivationBackward(path, Activation.Gelu);
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_silu" })]
+    public void SiluBackwardMatchesAutograd(string path) => CheckActivationBackward(path, Activation.Silu);
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_relu" })]
+    public void ReluBackwardMatchesAutograd(string path) => CheckActivationBackward(path, Activation.Relu);
+
+    private void CheckActivationBackward(string path, Activation activation)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var input = file.Read(scope, "inp");
+        var gradOutput = file.Read(scope, "dout");
+        var expected = file.Read(scope, "dinp");
+        var gradInput = outputs.Like("dinp", expected);
+        _backend.ActivateBackward(gradInput, gradOutput, input, activation);
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradInput, expected, Tolerance, $"{activation} dinp");
+        // In place (dinp aliases dout) gives the same values.
+        _backend.ActivateBackward(gradOutput, gradOutput, input, activation);
+        Compare.Close(gradOutput, expected, Tolerance, $"{activation} dinp in place");
+    }
+
+    [TestCase(Activation.Gelu)]
+    [TestCase(Activation.Silu)]
+    [TestCase(Activation.Relu)]
+    [TestCase(Activation.None)]
+    public void ActivationBackwardMatchesFiniteDifferences(Activation activation)
+    {
+        var random = new Random(91 + (int)activation);
+        using var scope = new TensorScope();
+        var input = scope.Add(GradientCheck.Random(random, 3f, 4, 29));
+        // Keep ReLU's kink out of reach of the ±h steps.
+        var values = input.AsSpan<float>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = MathF.Abs(values[i]) < 0.1f ? 0.1f + values[i] : values[i];
+        }
+        var probe = scope.Add(GradientCheck.Random(random, 1f, 4, 29));
+        var output = scope.Add(Tensor.Empty([4, 29]));
+        var gradInput = scope.Add(Tensor.Empty([4, 29]));
+        _backend.ActivateBackward(gradInput, probe, input, activation);
+
+        double Loss()
+        {
+            _backend.Activate(output, input, activation);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        GradientCheck.AssertMatches($"{activation} dinp", input, gradInput, Loss, tolerance: 1e-4);
+    }
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_softmax" })]
+    public void SoftmaxBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var gradOutput = file.Read(scope, "dout");
+        var expected = file.Read(scope, "dinp");
+        var gradInput = outputs.Like("dinp", expected);
+        _backend.SoftmaxBackward(gradInput, gradOutput, file.Read(scope, "out"));
+        outputs.AssertWrittenExactly();
+        // A one-column softmax is constant: its gradient is exactly zero (absolute error then).
+        Compare.Close(gradInput, expected, Tolerance, "softmax dinp");
+    }
+
+    [Test]
+    public void SoftmaxBackwardMatchesFiniteDifferences()
+    {
+        var random = new Random(101);
+        using var scope = new TensorScope();
+        var input = scope.Add(GradientCheck.Random(random, 2f, 3, 2, 17));
+        var probe = scope.Add(GradientCheck.Random(random, 1f, 3, 2, 17));
+        var output = scope.Add(Tensor.Empty(input.Shape));
+        var gradInput = scope.Add(Tensor.Empty(input.Shape));
+        _backend.Softmax(output, input);
+        _backend.SoftmaxBackward(gradInput, probe, output);
+
+        double Loss()
+        {
+            _backend.Softmax(output, input);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        GradientCheck.AssertMatches("softmax dinp", input, gradInput, Loss, tolerance: 1e-4);
+    }
+
+    [Test]
+    public void ElementwiseBackwardRejectsBadShapes()
+    {
+        using var scope = new TensorScope();
+        var input = scope.Add(Tensor.Zeros([3, 5]));
+        AssertShapeError(() => _backend.ActivateBackward(scope.Add(Tensor.Zeros([5, 3])), input, input, Activation.Gelu), "ActivateBackward", "'gradInput'");
+        AssertShapeError(() => _backend.ActivateBackward(input, scope.Add(Tensor.Zeros([15])), input, Activation.Relu), "ActivateBackward", "'gradOutput'");
+        AssertShapeError(() => _backend.SoftmaxBackward(input, scope.Add(Tensor.Zeros([3, 4])), input), "SoftmaxBackward", "'gradOutput'");
+        AssertShapeError(() => _backend.SoftmaxBackward(scope.Add(Tensor.Zeros([3, 5, 1])), input, input), "SoftmaxBackward", "'gradInput'");
+    }
+
     // ---- helpers ------------------------------------------------------------------------------
 
     private static void AssertShapeError(Action call, string op, string detail)

@@ -316,8 +316,23 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) =>
-        throw NotYet("ActivateBackward");
+    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation)
+    {
+        const string op = "ActivateBackward";
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
+        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var n = input.ElementCount;
+        NativeCheck.Check(activation switch
+        {
+            Activation.Gelu => NativeMethods.lrm_gelu_backward(F(gradInput), F(gradOutput), F(input), n),
+            Activation.Silu => NativeMethods.lrm_silu_backward(F(gradInput), F(gradOutput), F(input), n),
+            Activation.Relu => NativeMethods.lrm_relu_backward(F(gradInput), F(gradOutput), F(input), n),
+            Activation.None => Copy(gradInput, gradOutput),
+            _ => throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}"),
+        }, $"{activation} on {input.ShapeText}");
+    }
 
     /// <inheritdoc />
     public void Softmax(Tensor output, Tensor input)
@@ -332,7 +347,18 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => throw NotYet("SoftmaxBackward");
+    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output)
+    {
+        const string op = "SoftmaxBackward";
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("output", output));
+        Expect.Rank(op, "output", output, 1, "(..., columns)");
+        Expect.NotEmpty(op, "output", output);
+        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
+        Expect.Shape(op, "gradInput", gradInput, output.Shape);
+        var cols = output.Size(-1);
+        NativeCheck.Check(NativeMethods.lrm_softmax_backward(F(gradInput), F(gradOutput), F(output), output.ElementCount / cols, cols),
+            $"output {output.ShapeText}");
+    }
 
     // ---- convolutions ----------------------------------------------------------
 

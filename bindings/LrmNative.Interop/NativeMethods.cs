@@ -127,6 +127,10 @@ internal static unsafe partial class NativeMethods
         long rows, long channels);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_layerscale_backward(float* dinp, float* dgamma, float* dresidual, float* dout,
+        float* inp, float* gamma, long rows, long channels);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_transpose_forward(float* @out, float* inp, long batch, long rows, long cols);
 
     [LibraryImport(Lib)]

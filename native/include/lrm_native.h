@@ -344,6 +344,15 @@ LRM_API lrm_status lrm_add_forward(float* out, const float* a, const float* b, i
 LRM_API lrm_status lrm_layerscale_forward(float* out, const float* inp, const float* gamma,
                                           const float* residual, int64_t rows, int64_t channels);
 
+/* Backward of lrm_layerscale_forward (docs/derivations/layerscale.md):
+ *   dinp      (rows, channels) = dout·gamma      optional, overwritten; may alias dout
+ *   dgamma    (channels)      += Σ_rows dout·inp  optional, accumulated
+ *   dresidual (rows, channels) = dout            optional, overwritten (a copy; may be dout)
+ *   dout, inp (rows, channels); gamma (channels)  (inp needed for dgamma, gamma for dinp)
+ * The backward of lrm_add_forward is dout for both inputs: no entry point. */
+LRM_API lrm_status lrm_layerscale_backward(float* dinp, float* dgamma, float* dresidual, const float* dout,
+                                           const float* inp, const float* gamma, int64_t rows, int64_t channels);
+
 /* ---- layout ------------------------------------------------------------ */
 
 /* Batched transpose of the last two dimensions: out[b, c, r] = inp[b, r, c].

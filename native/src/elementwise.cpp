@@ -8,11 +8,23 @@
 // each element is read before it is written. Flat OpenMP loops, static schedule,
 // parallel only above a size where the fork/join pays off: deterministic.
 //
-// Backward (to come): add passes dout to both; layerscale dinp = dout·gamma
-// (overwrites), dgamma += Σ_rows dout·inp, dresidual = dout.
+// Backward (docs/derivations/layerscale.md):
+//   add         da = db = dout: nothing to compute, so no entry point; the caller hands
+//               dout on to both branches (a residual stream keeps one buffer).
+//   layerscale  dinp = dout·gamma[c] (overwritten), dresidual = dout (overwritten, a copy;
+//               skipped when it is dout itself), dgamma += Σ_rows dout·inp (accumulated,
+//               per-thread double partials added in thread order: reduce.hpp).
+//               dinp may alias dout: each element's dgamma term is taken before dinp is
+//               written.
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
+#include "reduce.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace lrm {
 namespace {
@@ -41,6 +53,32 @@ void layerscale_forward(float* out, const float* inp, const float* gamma, const 
     }
 }
 
+void layerscale_backward(float* dinp, float* dgamma, float* dresidual, const float* dout, const float* inp,
+                         const float* gamma, int64_t rows, int64_t channels) {
+    const int64_t C = channels;
+    RowPartials parts(rows, dgamma != nullptr ? C : 0, num_threads(), std::max<int64_t>(1, kParallelThreshold / C));
+#pragma omp parallel num_threads(parts.threads())
+    {
+        const int t = omp_get_thread_num();
+        double* acc = dgamma != nullptr ? parts.partial(t) : nullptr;
+        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+            const float* g = dout + r * C;
+            const float* x = inp + r * C;
+            if (dresidual != nullptr && dresidual != dout) std::memcpy(dresidual + r * C, g, sizeof(float) * C);
+            if (acc != nullptr)
+                for (int64_t c = 0; c < C; ++c) acc[c] += static_cast<double>(g[c]) * x[c];
+            if (dinp != nullptr) {
+                float* dx = dinp + r * C;
+                for (int64_t c = 0; c < C; ++c) dx[c] = g[c] * gamma[c];
+            }
+        }
+    }
+    if (dgamma != nullptr) {
+        parts.reduce();
+        for (int64_t c = 0; c < C; ++c) dgamma[c] = static_cast<float>(dgamma[c] + parts.total(c));
+    }
+}
+
 }  // namespace
 }  // namespace lrm
 
@@ -61,6 +99,22 @@ LRM_API lrm_status lrm_layerscale_forward(float* out, const float* inp, const fl
         args.positive(rows, "rows").positive(channels, "channels");
         args.elements({rows, channels}, "inp (rows x channels)");
         lrm::layerscale_forward(out, inp, gamma, residual, rows, channels);
+    });
+}
+
+LRM_API lrm_status lrm_layerscale_backward(float* dinp, float* dgamma, float* dresidual, const float* dout,
+                                           const float* inp, const float* gamma, int64_t rows, int64_t channels) {
+    return lrm::guarded("lrm_layerscale_backward", [&](const lrm::Args& args) {
+        args.not_null(dout, "dout");
+        if (dinp == nullptr && dgamma == nullptr && dresidual == nullptr)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "no gradient requested (dinp, dgamma and dresidual are all NULL)");
+        if (dinp != nullptr) args.not_null(gamma, "gamma (needed for dinp)");
+        if (dgamma != nullptr) args.not_null(inp, "inp (needed for dgamma)");
+        if (dresidual != nullptr && dresidual == dinp)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "dresidual and dinp must be different buffers");
+        args.positive(rows, "rows").positive(channels, "channels");
+        args.elements({rows, channels}, "dout (rows x channels)");
+        lrm::layerscale_backward(dinp, dgamma, dresidual, dout, inp, gamma, rows, channels);
     });
 }
 

@@ -596,6 +596,101 @@ public abstract class GradCoreTests
         AssertShapeError(() => _backend.SoftmaxBackward(scope.Add(Tensor.Zeros([3, 5, 1])), input, input), "SoftmaxBackward", "'gradInput'");
     }
 
+    // ---- LayerScale (and Add) ------------------------------------------------------------------
+
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "core_layerscale" })]
+    public void LayerScaleBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        using var accumulators = new GuardedAccumulators();
+        var hasResidual = file.Flag("has_residual");
+        var expectedInput = file.Read(scope, "dinp");
+        var expectedGamma = file.Read(scope, "dgamma");
+        var expectedResidual = hasResidual ? file.Read(scope, "dresidual") : null;
+        var gradInput = outputs.Like("dinp", expectedInput);
+        var gradResidual = hasResidual ? outputs.Like("dresidual", expectedResidual!) : null;
+        var gradGamma = accumulators.ZerosLike("dgamma", expectedGamma);
+        var (gradOutput, input, gamma) = (file.Read(scope, "dout"), file.Read(scope, "inp"), file.Read(scope, "gamma"));
+        for (var call = 1; call <= 2; call++)
+        {
+            _backend.LayerScaleBackward(gradInput, gradGamma, gradResidual, gradOutput, input, gamma);
+            outputs.AssertWrittenExactly();
+            accumulators.AssertGuardsIntact();
+            Compare.Close(gradInput, expectedInput, Tolerance, $"call {call}: dinp (overwritten)");
+            if (hasResidual)
+            {
+                Assert.That(gradResidual!.ToFloatArray(), Is.EqualTo(expectedResidual!.ToFloatArray()), $"call {call}: dresidual = dout");
+            }
+            GradientCheck.CloseScaled(gradGamma, expectedGamma, call, Tolerance, $"call {call}: dgamma (accumulated)");
+        }
+        // In place: dinp written over dout still gives the same dinp and dgamma.
+        using var copy = Tensor.FromArray(gradOutput.AsSpan<float>(), gradOutput.Shape);
+        using var gammaOnly = Tensor.Zeros(expectedGamma.Shape);
+        _backend.LayerScaleBackward(copy, gammaOnly, null, copy, input, gamma);
+        Compare.Close(copy, expectedInput, Tolerance, "dinp in place over dout");
+        Compare.Close(gammaOnly, expectedGamma, Tolerance, "dgamma with dinp in place over dout");
+    }
+
+    [Test]
+    public void LayerScaleBackwardMatchesFiniteDifferences()
+    {
+        var random = new Random(111);
+        using var scope = new TensorScope();
+        var input = scope.Add(GradientCheck.Random(random, 1f, 3, 4, 11));
+        var gamma = scope.Add(GradientCheck.Random(random, 0.5f, 11));
+        var residual = scope.Add(GradientCheck.Random(random, 1f, 3, 4, 11));
+        var probe = scope.Add(GradientCheck.Random(random, 1f, 3, 4, 11));
+        var output = scope.Add(Tensor.Empty(input.Shape));
+        var gradInput = scope.Add(Tensor.Empty(input.Shape));
+        var gradResidual = scope.Add(Tensor.Empty(input.Shape));
+        var gradGamma = scope.Add(Tensor.Zeros([11]));
+        _backend.LayerScaleBackward(gradInput, gradGamma, gradResidual, probe, input, gamma);
+
+        double Loss()
+        {
+            _backend.LayerScale(output, input, gamma, residual);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        GradientCheck.AssertMatches("dinp", input, gradInput, Loss, tolerance: 1e-4);
+        GradientCheck.AssertMatches("dgamma", gamma, gradGamma, Loss, tolerance: 1e-4);
+        GradientCheck.AssertMatches("dresidual", residual, gradResidual, Loss, tolerance: 1e-4);
+    }
+
+    // Add has no backward op: both inputs receive dout. The check that this is right.
+    [Test]
+    public void AddGradientIsTheUpstreamGradientForBothInputs()
+    {
+        var random = new Random(121);
+        using var scope = new TensorScope();
+        var a = scope.Add(GradientCheck.Random(random, 1f, 5, 7));
+        var b = scope.Add(GradientCheck.Random(random, 1f, 5, 7));
+        var probe = scope.Add(GradientCheck.Random(random, 1f, 5, 7));
+        var output = scope.Add(Tensor.Empty([5, 7]));
+
+        double Loss()
+        {
+            _backend.Add(output, a, b);
+            return GradientCheck.ProbeLoss(output, probe);
+        }
+        GradientCheck.AssertMatches("da", a, probe, Loss, tolerance: 1e-4);
+        GradientCheck.AssertMatches("db", b, probe, Loss, tolerance: 1e-4);
+    }
+
+    [Test]
+    public void LayerScaleBackwardRejectsBadShapes()
+    {
+        using var scope = new TensorScope();
+        var input = scope.Add(Tensor.Zeros([2, 3, 4]));
+        var gamma = scope.Add(Tensor.Zeros([4]));
+        AssertShapeError(() => _backend.LayerScaleBackward(input, scope.Add(Tensor.Zeros([3])), null, input, input, gamma), "LayerScaleBackward", "'gradGamma'");
+        AssertShapeError(() => _backend.LayerScaleBackward(null, null, scope.Add(Tensor.Zeros([6, 4])), input, input, gamma), "LayerScaleBackward", "'gradResidual'");
+        AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, scope.Add(Tensor.Zeros([2, 3, 5])), input, gamma), "LayerScaleBackward", "'gradOutput'");
+        AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, input, input, scope.Add(Tensor.Zeros([3]))), "LayerScaleBackward", "'gamma'");
+        Assert.Throws<LrmInvalidArgumentException>(() => _backend.LayerScaleBackward(null, null, null, input, input, gamma));
+    }
+
     // ---- helpers ------------------------------------------------------------------------------
 
     private static void AssertShapeError(Action call, string op, string detail)

@@ -546,6 +546,32 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma)
+    {
+        const string op = "LayerScaleBackward";
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradGamma", gradGamma), ("gradResidual", gradResidual),
+            ("gradOutput", gradOutput), ("input", input), ("gamma", gamma));
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        Expect.NotEmpty(op, "input", input);
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gamma", gamma, channels);
+        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradResidual", gradResidual, input.Shape);
+        Expect.Shape(op, "gradGamma", gradGamma, channels);
+        if (gradInput is null && gradGamma is null && gradResidual is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradInput, gradGamma and gradResidual are all null)");
+        }
+        if (gradInput is not null && gradInput == gradResidual)
+        {
+            throw new LrmInvalidArgumentException($"{op}: gradInput and gradResidual must be different tensors");
+        }
+        NativeCheck.Check(NativeMethods.lrm_layerscale_backward(F(gradInput), F(gradGamma), F(gradResidual), F(gradOutput),
+            F(input), F(gamma), input.ElementCount / channels, channels), $"input {input.ShapeText}");
+    }
+
+    /// <inheritdoc />
     public void Transpose(Tensor output, Tensor input)
     {
         const string op = "Transpose";

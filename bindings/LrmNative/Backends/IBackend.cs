@@ -153,6 +153,13 @@ public interface IBackend : IDisposable
     /// </summary>
     void LayerScale(Tensor output, Tensor input, Tensor gamma, Tensor? residual);
 
+    /// <summary>
+    /// Backward of <see cref="LayerScale"/>: gradInput = gradOutput·gamma and gradResidual = gradOutput overwrite,
+    /// gradGamma (C) += Σ_rows gradOutput·input accumulates; each optional, at least one given.
+    /// (<see cref="Add"/> needs no backward: both inputs receive gradOutput.)
+    /// </summary>
+    void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma);
+
     /// <summary>Transpose of the last two dimensions: input (…, R, C) → output (…, C, R); output must not be input.</summary>
     void Transpose(Tensor output, Tensor input);
 

@@ -1,4 +1,5 @@
 using LrmNative.Backends;
+using LrmNative.Interop;
 using LrmNative.IO;
 
 namespace LrmNative.Tests;
@@ -766,6 +767,43 @@ internal static class AttentionReference
             }
         }
         return (dq.Select(x => (float)x).ToArray(), dk.Select(x => (float)x).ToArray(), dv.Select(x => (float)x).ToArray());
+    }
+}
+
+/// <summary>The backward entry points of the C ABI reject null pointers and impossible strides with the function's name.</summary>
+[TestFixture]
+public sealed unsafe class NativeBackwardBadInputTests
+{
+    [Test]
+    public void EveryBackwardEntryPointRejectsNullInputs()
+    {
+        var x = stackalloc float[64];
+        var calls = new (string Name, Func<LrmStatus> Call)[]
+        {
+            ("lrm_gemm_backward", () => NativeMethods.lrm_gemm_backward(x, x, null, null, x, x, 2, 2, 2, 0, 0)),
+            ("lrm_layernorm_backward", () => NativeMethods.lrm_layernorm_backward(x, null, null, x, null, x, x, null, 2, 2)),
+            ("lrm_modln_backward", () => NativeMethods.lrm_modln_backward(x, null, null, x, x, x, x, x, x, null, null, null, 1, 2, 2)),
+            ("lrm_attention_backward", () => NativeMethods.lrm_attention_backward(x, x, x, x, x, null, x, x, x, 1, 1, 2, 2, 2, 2, 2, 2, 2, 1f)),
+            ("lrm_gelu_backward", () => NativeMethods.lrm_gelu_backward(x, x, null, 4)),
+            ("lrm_silu_backward", () => NativeMethods.lrm_silu_backward(null, x, x, 4)),
+            ("lrm_relu_backward", () => NativeMethods.lrm_relu_backward(x, null, x, 4)),
+            ("lrm_softmax_backward", () => NativeMethods.lrm_softmax_backward(x, x, null, 2, 2)),
+            ("lrm_layerscale_backward", () => NativeMethods.lrm_layerscale_backward(x, null, null, x, x, null, 2, 2)),
+        };
+        foreach (var (name, call) in calls)
+        {
+            Assert.That(call(), Is.EqualTo(LrmStatus.InvalidArgument), name);
+            Assert.That(NativeCheck.LastError(), Does.StartWith(name).And.Contain("NULL"), name);
+        }
+    }
+
+    [Test]
+    public void AttentionBackwardRejectsShortGradientStrides()
+    {
+        var x = stackalloc float[256];
+        var status = NativeMethods.lrm_attention_backward(x, x, x, x, x, x, x, x, x, 1, 2, 3, 3, 4, 8, 8, 8, 7, 0.5f);
+        Assert.That(status, Is.EqualTo(LrmStatus.ShapeMismatch));
+        Assert.That(NativeCheck.LastError(), Does.StartWith("lrm_attention_backward").And.Contain("dkv_row_stride"));
     }
 }
 

@@ -54,7 +54,7 @@ public interface IBackend : IDisposable
     /// <summary>output (M,N) = op(a)·op(b) + bias (N) + residual (M,N); a (M,K) or (K,M) if transposeA; b (K,N) or (N,K) if transposeB (nn.Linear weights). residual may be output.</summary>
     void Gemm(Tensor output, Tensor a, Tensor b, Tensor? bias = null, Tensor? residual = null, bool transposeA = false, bool transposeB = false);
 
-    /// <summary>Backward of <see cref="Gemm"/>: da, db overwrite; dbias accumulates.</summary>
+    /// <summary>Backward of <see cref="Gemm"/>: gradA, gradB (each in its operand's layout) overwrite; gradBias accumulates; each optional. The residual's gradient is gradOutput itself.</summary>
     void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false);
 
     // ---- normalisation -------------------------------------------------------
@@ -62,13 +62,13 @@ public interface IBackend : IDisposable
     /// <summary>LayerNorm over the last dimension of input (…, C); mean/rstd (rows) are optional saved statistics.</summary>
     void LayerNorm(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, float epsilon);
 
-    /// <summary>Backward of <see cref="LayerNorm"/>.</summary>
+    /// <summary>Backward of <see cref="LayerNorm"/> from the saved mean/rstd: gradInput overwrites; gradWeight, gradBias accumulate.</summary>
     void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight);
 
     /// <summary>ModLN (LRM §3.2): LN(input)·(1 + scale) + shift; input (B,T,C), shift and scale (B,C).</summary>
     void ModLN(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon);
 
-    /// <summary>Backward of <see cref="ModLN"/>.</summary>
+    /// <summary>Backward of <see cref="ModLN"/>: gradInput, gradShift, gradScale overwrite (shift/scale are activations of the modulation MLP); gradWeight, gradBias accumulate.</summary>
     void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale);
 
     // ---- attention -------------------------------------------------------------
@@ -92,13 +92,13 @@ public interface IBackend : IDisposable
     /// <summary>output = act(input), element-wise; output may be input.</summary>
     void Activate(Tensor output, Tensor input, Activation activation);
 
-    /// <summary>Backward of <see cref="Activate"/>.</summary>
+    /// <summary>Backward of <see cref="Activate"/> from the forward's input: gradInput = gradOutput·act'(input), overwritten; may be gradOutput.</summary>
     void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation);
 
     /// <summary>Softmax over the last dimension; output may be input.</summary>
     void Softmax(Tensor output, Tensor input);
 
-    /// <summary>Backward of <see cref="Softmax"/>.</summary>
+    /// <summary>Backward of <see cref="Softmax"/> from the forward's output: gradInput = output·(gradOutput − Σ output·gradOutput), overwritten; may be gradOutput.</summary>
     void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output);
 
     // ---- convolutions ----------------------------------------------------------

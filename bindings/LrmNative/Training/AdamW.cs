@@ -169,7 +169,8 @@ internal sealed class AdamW : IDisposable
     /// <summary>
     /// Restores the moments of <paramref name="parameters"/> and the step count from <paramref name="read"/>
     /// (a checkpoint's tensor by key, null when absent). With <paramref name="stepCount"/> 0 the state must be empty;
-    /// otherwise every parameter must have both moments of its shape. Errors name <paramref name="source"/> and the tensor.
+    /// otherwise every parameter must have both moments of its shape. Errors name <paramref name="source"/> and the tensor;
+    /// on an error the optimiser keeps its previous state.
     /// </summary>
     public void LoadState(Func<string, Tensor?> read, IReadOnlyList<TrainableParameter> parameters, long stepCount, string source)
     {
@@ -179,31 +180,51 @@ internal sealed class AdamW : IDisposable
         {
             throw new LrmFormatException($"{source}: optimiser step count {stepCount} is negative");
         }
-        ClearState();
-        if (stepCount > 0)
+        var loaded = new Dictionary<string, (Tensor ExpAvg, Tensor ExpAvgSq)>(StringComparer.Ordinal);
+        try
         {
-            foreach (var parameter in parameters)
+            if (stepCount > 0)
             {
-                var expAvg = read(ExpAvgPrefix + parameter.Name);
-                var expAvgSq = read(ExpAvgSqPrefix + parameter.Name);
-                foreach (var (key, tensor) in new[] { (ExpAvgPrefix, expAvg), (ExpAvgSqPrefix, expAvgSq) })
+                foreach (var parameter in parameters)
                 {
-                    if (tensor is null)
+                    var expAvg = read(ExpAvgPrefix + parameter.Name);
+                    var expAvgSq = read(ExpAvgSqPrefix + parameter.Name);
+                    if (expAvg is not null && expAvgSq is not null)
                     {
-                        expAvg?.Dispose();
-                        expAvgSq?.Dispose();
-                        throw new LrmFormatException($"{source}: optimiser state '{key}{parameter.Name}' is missing (the checkpoint is at step {stepCount})");
+                        loaded[parameter.Name] = (expAvg, expAvgSq);
                     }
-                    if (!tensor.Shape.SequenceEqual(parameter.Value.Shape) || tensor.DataType != DataType.Float32)
+                    foreach (var (key, tensor) in new[] { (ExpAvgPrefix, expAvg), (ExpAvgSqPrefix, expAvgSq) })
                     {
-                        var text = $"{source}: optimiser state '{key}{parameter.Name}' is {tensor.DataType} {tensor.ShapeText}, expected Float32 {parameter.Value.ShapeText}";
-                        expAvg?.Dispose();
-                        expAvgSq?.Dispose();
-                        throw new LrmFormatException(text);
+                        if (tensor is null)
+                        {
+                            if (!loaded.ContainsKey(parameter.Name))
+                            {
+                                expAvg?.Dispose();
+                                expAvgSq?.Dispose();
+                            }
+                            throw new LrmFormatException($"{source}: optimiser state '{key}{parameter.Name}' is missing (the checkpoint is at step {stepCount})");
+                        }
+                        if (!tensor.Shape.SequenceEqual(parameter.Value.Shape) || tensor.DataType != DataType.Float32)
+                        {
+                            throw new LrmFormatException($"{source}: optimiser state '{key}{parameter.Name}' is {tensor.DataType} {tensor.ShapeText}, expected Float32 {parameter.Value.ShapeText}");
+                        }
                     }
                 }
-                _state[parameter.Name] = (expAvg!, expAvgSq!);
             }
+        }
+        catch
+        {
+            foreach (var (expAvg, expAvgSq) in loaded.Values)
+            {
+                expAvg.Dispose();
+                expAvgSq.Dispose();
+            }
+            throw;
+        }
+        ClearState();
+        foreach (var (name, state) in loaded)
+        {
+            _state[name] = state;
         }
         StepCount = stepCount;
     }

@@ -87,7 +87,7 @@ public sealed class TrainingCheckpointTests
         // A stand-in training loop using every piece of state: weights, AdamW moments and step, the schedule, the
         // trainer's random stream and the data position (the gradient mixes in the batch's targets).
         var dataRoot = Path.Combine(_directory, "data");
-        WriteTinyDataset(dataRoot);
+        TrainingTestData.WriteTinyDataset(dataRoot);
         var dataset = MultiViewDataset.Open(dataRoot, new DataOptions { ViewsPerSample = 2, SourceImageSize = 8, RenderMinResolution = 4, RenderMaxResolution = 8, PatchSize = 4 });
         var schedule = new LearningRateSchedule(4e-3, 3, 20);
         const ulong seed = 1234;
@@ -141,28 +141,6 @@ public sealed class TrainingCheckpointTests
             differs += Bits(initial).SequenceEqual(Bits(straight[i].Value)) ? 0 : 1;
         }
         Assert.That(differs, Is.EqualTo(straight.Count), "training moved every tensor");
-    }
-
-    private static void WriteTinyDataset(string root)
-    {
-        foreach (var name in new[] { "o1", "o2", "o3" })
-        {
-            var directory = Path.Combine(root, name);
-            Directory.CreateDirectory(Path.Combine(directory, "rgba"));
-            Directory.CreateDirectory(Path.Combine(directory, "pose"));
-            for (var v = 0; v < 3; v++)
-            {
-                var pixels = Enumerable.Range(0, 8 * 8 * 4).Select(i => ((i * 37 + v * 11 + name[1]) % 256) / 255f).ToArray();
-                using (var image = Image.FromRgba(pixels, 8, 8))
-                {
-                    image.SavePng(Path.Combine(directory, "rgba", $"{v:D3}.png"));
-                }
-                using var pose = Tensor.FromArray(Cameras.LookAtOrigin(2 * MathF.Cos(v), 2 * MathF.Sin(v), 0.5f * v), 4, 4);
-                Npy.Write(Path.Combine(directory, "pose", $"{v:D3}.npy"), pose);
-            }
-            using var k = Tensor.FromArray([6.4f, 6.4f, 4, 4, 8, 8], 3, 2);
-            Npy.Write(Path.Combine(directory, "intrinsics.npy"), k);
-        }
     }
 
     [Test]

@@ -202,3 +202,14 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)] internal static partial void lrm_mesh_free(nint mesh);
 }
+
+/// <summary>Optimizer of <c>lrm_native.h</c> (training).</summary>
+internal static unsafe partial class NativeMethods
+{
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_adamw_step(float* param, float* exp_avg, float* exp_avg_sq, float* grad, float lr,
+        float beta1, float beta2, float eps, float weight_decay, float grad_scale, long step, long n);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_sum_squares(double* sum, long* nonfinite, float* x, long n);
+}

@@ -78,3 +78,16 @@ internal static class NativeCheck
         return dot >= 0 ? head[(dot + 1)..] : head;
     }
 }
+
+/// <summary>
+/// Training met a NaN or ±inf gradient or loss; the message names the step and the tensor. Training stops rather
+/// than let one bad value spread into every weight through the optimiser.
+/// </summary>
+public sealed class LrmNonFiniteException(string message, long step, string tensorName) : LrmException(message)
+{
+    /// <summary>The optimiser step (1-based) whose gradient or loss was not finite.</summary>
+    public long Step { get; } = step;
+
+    /// <summary>The tensor (a parameter's gradient, or "loss") that held the value.</summary>
+    public string TensorName { get; } = tensorName;
+}

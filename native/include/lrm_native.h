@@ -519,6 +519,23 @@ LRM_API lrm_status lrm_mesh_copy(float* vertices, int32_t* triangles, const lrm_
 /* Releases a mesh; NULL is a no-op. */
 LRM_API void lrm_mesh_free(lrm_mesh* mesh);
 
+/* ---- optimizer (training) ------------------------------------------------- */
+
+/* One AdamW step t >= 1 (torch.optim.AdamW, decoupled weight decay, amsgrad off), in place:
+ *   g = grad·grad_scale;  param ·= 1 − lr·weight_decay;  exp_avg = β1·exp_avg + (1 − β1)·g;
+ *   exp_avg_sq = β2·exp_avg_sq + (1 − β2)·g²;
+ *   param −= lr/(1 − β1^t) · exp_avg / (√exp_avg_sq / √(1 − β2^t) + eps)
+ *   param, exp_avg, exp_avg_sq, grad  (n)
+ * grad_scale is the global-norm clipping coefficient (1: none). lr, weight_decay, grad_scale >= 0,
+ * β in [0, 1), eps > 0, all finite. Math: kernels/optimizer.cuh. */
+LRM_API lrm_status lrm_adamw_step(float* param, float* exp_avg, float* exp_avg_sq, const float* grad, float lr,
+                                  float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                                  int64_t step, int64_t n);
+
+/* sum = Σ x² in double (fixed blocks: the same value for any thread count); nonfinite (optional) = number
+ * of NaN/±inf elements of x (0 when the sum is finite).  x (n) */
+LRM_API lrm_status lrm_sum_squares(double* sum, int64_t* nonfinite, const float* x, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

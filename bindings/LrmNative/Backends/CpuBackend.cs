@@ -802,6 +802,35 @@ public sealed unsafe class CpuBackend : IBackend
         }
     }
 
+    // ---- optimizer (training) ------------------------------------------------------
+
+    /// <inheritdoc />
+    public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, float gradientScale, long stepNumber)
+    {
+        const string op = "AdamWStep";
+        Expect.HostFloat32(op, ("parameter", parameter), ("expAvg", expAvg), ("expAvgSq", expAvgSq), ("gradient", gradient));
+        Expect.NotEmpty(op, "parameter", parameter);
+        Expect.Shape(op, "expAvg", expAvg, parameter.Shape);
+        Expect.Shape(op, "expAvgSq", expAvgSq, parameter.Shape);
+        Expect.Shape(op, "gradient", gradient, parameter.Shape);
+        NativeCheck.Check(NativeMethods.lrm_adamw_step(F(parameter), F(expAvg), F(expAvgSq), F(gradient), learningRate, beta1, beta2,
+            epsilon, weightDecay, gradientScale, stepNumber, parameter.ElementCount), $"parameter {parameter.ShapeText}, step {stepNumber}");
+    }
+
+    /// <inheritdoc />
+    public double SumOfSquares(Tensor input, out long nonFinite)
+    {
+        const string op = "SumOfSquares";
+        Expect.HostFloat32(op, ("input", input));
+        Expect.NotEmpty(op, "input", input);
+        double sum;
+        long bad;
+        NativeCheck.Check(NativeMethods.lrm_sum_squares(&sum, &bad, F(input), input.ElementCount), $"input {input.ShapeText}");
+        nonFinite = bad;
+        return sum;
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

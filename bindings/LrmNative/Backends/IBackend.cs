@@ -217,4 +217,17 @@ public interface IBackend : IDisposable
     /// output order does not depend on the thread count. D, H, W ≥ 2; V = T = 0 when nothing crosses.
     /// </summary>
     (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default);
+
+    // ---- optimizer (training) ------------------------------------------------------
+
+    /// <summary>
+    /// One AdamW step <paramref name="stepNumber"/> (≥ 1) in place, as torch.optim.AdamW: the gradient is first scaled by
+    /// <paramref name="gradientScale"/> (global-norm clipping), then decoupled weight decay, moment updates and the
+    /// bias-corrected step (kernels/optimizer.cuh). parameter, expAvg, expAvgSq, gradient: same shape, fp32.
+    /// </summary>
+    void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, float gradientScale, long stepNumber);
+
+    /// <summary>Σ x² over <paramref name="input"/> in double (the same for any thread count); <paramref name="nonFinite"/> counts NaN/±inf elements.</summary>
+    double SumOfSquares(Tensor input, out long nonFinite);
 }

@@ -1,0 +1,122 @@
+using LrmNative.Model;
+
+namespace LrmNative.Training;
+
+/// <summary>
+/// Camera normalisation of LRM training data (LRM §3.2; OpenLRM's camera_normalization with 'auto' distance): the
+/// source view's camera is moved to the canonical pose at its own distance d from the origin — (0, −d, 0) looking
+/// at the origin along +Y with +Z up (<see cref="Cameras.LookAtOrigin"/>) — and every view of the object is moved by
+/// the same rigid transform M = canonical · source⁻¹, so the views keep their poses relative to each other and to
+/// the source. Matrices are 4×4 camera-to-world, row-major, OpenGL convention; the math runs in double.
+/// </summary>
+internal static class CameraNormalization
+{
+    /// <summary>
+    /// The normalised 4×4 poses (row-major, 16 values each) of <paramref name="poses"/>; pose 0 is the source.
+    /// Every pose must be rigid (<see cref="RigidError"/>); the source must not sit at the origin.
+    /// </summary>
+    public static double[][] Normalize(IReadOnlyList<double[]> poses)
+    {
+        ArgumentNullException.ThrowIfNull(poses);
+        if (poses.Count == 0)
+        {
+            throw new LrmInvalidArgumentException("camera normalisation needs at least the source pose");
+        }
+        var source = poses[0];
+        var distance = Math.Sqrt(source[3] * source[3] + source[7] * source[7] + source[11] * source[11]);
+        if (!(distance > 1e-9))
+        {
+            throw new LrmInvalidArgumentException("the source camera sits at the origin; it has no distance to normalise to");
+        }
+        var canonical = Canonical(distance);
+        var transform = Multiply(canonical, InverseRigid(source));
+        var result = new double[poses.Count][];
+        for (var v = 0; v < poses.Count; v++)
+        {
+            result[v] = v == 0 ? canonical : Multiply(transform, poses[v]);
+        }
+        return result;
+    }
+
+    /// <summary>The canonical source pose at <paramref name="distance"/>: [1,0,0,0; 0,0,−1,−d; 0,1,0,0; 0,0,0,1].</summary>
+    public static double[] Canonical(double distance) =>
+    [
+        1, 0, 0, 0,
+        0, 0, -1, -distance,
+        0, 1, 0, 0,
+        0, 0, 0, 1,
+    ];
+
+    /// <summary>
+    /// How far a 4×4 pose is from a rigid transform: the largest of |RᵀR − I|, |det R − 1| and |bottom row − (0,0,0,1)|;
+    /// +∞ when any value is NaN/±inf.
+    /// </summary>
+    public static double RigidError(ReadOnlySpan<double> pose)
+    {
+        if (pose.Length != 16)
+        {
+            throw new LrmInvalidArgumentException($"a pose has 16 values, got {pose.Length}");
+        }
+        foreach (var value in pose)
+        {
+            if (!double.IsFinite(value))
+            {
+                return double.PositiveInfinity;
+            }
+        }
+        double error = 0;
+        for (var a = 0; a < 3; a++)
+        {
+            for (var b = 0; b < 3; b++)
+            {
+                double dot = 0;
+                for (var k = 0; k < 3; k++)
+                {
+                    dot += pose[4 * k + a] * pose[4 * k + b];
+                }
+                error = Math.Max(error, Math.Abs(dot - (a == b ? 1 : 0)));
+            }
+        }
+        var det = pose[0] * (pose[5] * pose[10] - pose[6] * pose[9])
+                - pose[1] * (pose[4] * pose[10] - pose[6] * pose[8])
+                + pose[2] * (pose[4] * pose[9] - pose[5] * pose[8]);
+        error = Math.Max(error, Math.Abs(det - 1));
+        error = Math.Max(error, Math.Max(Math.Max(Math.Abs(pose[12]), Math.Abs(pose[13])), Math.Max(Math.Abs(pose[14]), Math.Abs(pose[15] - 1))));
+        return error;
+    }
+
+    /// <summary>Inverse of a rigid 4×4 transform [R t; 0 1]: [Rᵀ −Rᵀt; 0 1].</summary>
+    public static double[] InverseRigid(ReadOnlySpan<double> pose)
+    {
+        var inverse = new double[16];
+        for (var r = 0; r < 3; r++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                inverse[4 * r + c] = pose[4 * c + r];
+            }
+            inverse[4 * r + 3] = -(pose[r] * pose[3] + pose[4 + r] * pose[7] + pose[8 + r] * pose[11]);
+        }
+        inverse[15] = 1;
+        return inverse;
+    }
+
+    /// <summary>Product of two 4×4 row-major matrices.</summary>
+    public static double[] Multiply(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
+    {
+        var product = new double[16];
+        for (var r = 0; r < 4; r++)
+        {
+            for (var c = 0; c < 4; c++)
+            {
+                double sum = 0;
+                for (var k = 0; k < 4; k++)
+                {
+                    sum += a[4 * r + k] * b[4 * k + c];
+                }
+                product[4 * r + c] = sum;
+            }
+        }
+        return product;
+    }
+}

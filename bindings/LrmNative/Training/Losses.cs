@@ -1,0 +1,148 @@
+using System.Globalization;
+
+namespace LrmNative.Training;
+
+/// <summary>
+/// Image and regulariser losses with their input gradients (fp32 tensors, loss values in double).
+/// Each takes the tensor the gradient goes to (null: value only) and a <c>weight</c> the gradient is multiplied by;
+/// with <c>accumulate</c> the weighted gradient is added (several terms feed one rendered image), otherwise it
+/// overwrites. The returned value is unweighted.
+/// <list type="bullet">
+/// <item>MSE (LRM §3.3): mean over every element of (prediction − target)²; ∂/∂x = 2(x − y)/N.</item>
+/// <item>Mask loss: the same mean squared error between rendered opacity and the target alpha. MSE rather than
+/// binary cross-entropy: rendered opacity is exactly 0 for rays that miss the box and saturates to 1 inside the
+/// object, where BCE's gradient 1/(o(1 − o)) explodes (and needs clamping that biases it), while the MSE gradient
+/// is bounded by 2/N; alpha mattes with anti-aliased edges are fractional targets, which MSE treats exactly.
+/// (InstantMesh supervises masks the same way.)</item>
+/// <item>Total variation of the triplane (OpenLRM, weight 5e-4): for planes (…, H, W),
+/// TV = 2·(mean Δh² + mean Δw²) with Δh = x[…, i+1, j] − x[…, i, j], Δw = x[…, i, j+1] − x[…, i, j].</item>
+/// </list>
+/// </summary>
+internal static class Losses
+{
+    /// <summary>OpenLRM's weight of the triplane TV term.</summary>
+    public const float DefaultTotalVariationWeight = 5e-4f;
+
+    /// <summary>mean((prediction − target)²); gradient (same shape) = weight·2(prediction − target)/N.</summary>
+    public static double MeanSquaredError(Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        ArgumentNullException.ThrowIfNull(target);
+        CheckSame("MSE", "target", target, prediction);
+        if (gradient is not null)
+        {
+            CheckSame("MSE", "gradient", gradient, prediction);
+        }
+        var x = prediction.AsSpan<float>();
+        var y = target.AsSpan<float>();
+        if (x.Length == 0)
+        {
+            throw new LrmShapeException($"MSE: prediction {prediction.ShapeText} is empty");
+        }
+        double sum = 0;
+        for (var i = 0; i < x.Length; i++)
+        {
+            double d = x[i] - y[i];
+            sum += d * d;
+        }
+        if (gradient is not null)
+        {
+            var g = gradient.AsSpan<float>();
+            var factor = (float)(2.0 * weight / x.Length);
+            for (var i = 0; i < x.Length; i++)
+            {
+                var value = factor * (x[i] - y[i]);
+                g[i] = accumulate ? g[i] + value : value;
+            }
+        }
+        return sum / x.Length;
+    }
+
+    /// <summary>Mask loss: <see cref="MeanSquaredError"/> of rendered opacity against the target alpha (see the class remarks).</summary>
+    public static double MaskMeanSquaredError(Tensor? gradient, Tensor opacity, Tensor alpha, float weight = 1f, bool accumulate = false) =>
+        MeanSquaredError(gradient, opacity, alpha, weight, accumulate);
+
+    /// <summary>
+    /// Total variation of planes (…, H, W) (the triplane (N, 3, C, H, W)): 2·(mean Δh² + mean Δw²); H, W ≥ 2.
+    /// The gradient (same shape) is weight·∂TV/∂planes.
+    /// </summary>
+    public static double TotalVariation(Tensor? gradient, Tensor planes, float weight = DefaultTotalVariationWeight, bool accumulate = false)
+    {
+        ArgumentNullException.ThrowIfNull(planes);
+        if (planes.Rank < 2 || planes.Size(-1) < 2 || planes.Size(-2) < 2)
+        {
+            throw new LrmShapeException($"TV: planes must be (…, H, W) with H, W >= 2, got {planes.ShapeText}");
+        }
+        if (gradient is not null)
+        {
+            CheckSame("TV", "gradient", gradient, planes);
+        }
+        var height = (int)planes.Size(-2);
+        var width = (int)planes.Size(-1);
+        var x = planes.AsSpan<float>();
+        var slices = x.Length / (height * width);
+        var countH = (double)slices * (height - 1) * width;
+        var countW = (double)slices * height * (width - 1);
+        double sumH = 0, sumW = 0;
+        var g = gradient is null ? Span<float>.Empty : gradient.AsSpan<float>();
+        if (gradient is not null && !accumulate)
+        {
+            g.Clear();
+        }
+        var factorH = (float)(4.0 * weight / countH);
+        var factorW = (float)(4.0 * weight / countW);
+        for (var s = 0; s < slices; s++)
+        {
+            var plane = x.Slice(s * height * width, height * width);
+            var planeGradient = gradient is null ? Span<float>.Empty : g.Slice(s * height * width, height * width);
+            for (var i = 0; i < height; i++)
+            {
+                for (var j = 0; j < width; j++)
+                {
+                    var here = plane[i * width + j];
+                    if (i + 1 < height)
+                    {
+                        var d = plane[(i + 1) * width + j] - here;
+                        sumH += (double)d * d;
+                        if (!planeGradient.IsEmpty)
+                        {
+                            planeGradient[(i + 1) * width + j] += factorH * d;
+                            planeGradient[i * width + j] -= factorH * d;
+                        }
+                    }
+                    if (j + 1 < width)
+                    {
+                        var d = plane[i * width + j + 1] - here;
+                        sumW += (double)d * d;
+                        if (!planeGradient.IsEmpty)
+                        {
+                            planeGradient[i * width + j + 1] += factorW * d;
+                            planeGradient[i * width + j] -= factorW * d;
+                        }
+                    }
+                }
+            }
+        }
+        return 2.0 * (sumH / countH + sumW / countW);
+    }
+
+    /// <summary>Throws <see cref="LrmNonFiniteException"/> naming the step and the loss term when <paramref name="value"/> is NaN/±inf.</summary>
+    public static double EnsureFinite(double value, string term, long step)
+    {
+        if (!double.IsFinite(value))
+        {
+            throw new LrmNonFiniteException(string.Create(CultureInfo.InvariantCulture,
+                $"step {step}: the {term} loss is {value}; training stopped (check the data and the learning rate, or resume from the last checkpoint)"),
+                step, "loss." + term);
+        }
+        return value;
+    }
+
+    private static void CheckSame(string op, string name, Tensor tensor, Tensor reference)
+    {
+        if (!tensor.Shape.SequenceEqual(reference.Shape))
+        {
+            throw new LrmShapeException($"{op}: '{name}' is {tensor.ShapeText}, expected {reference.ShapeText}");
+        }
+    }
+}

@@ -1,0 +1,523 @@
+using System.Globalization;
+using LrmNative.Backends;
+using LrmNative.IO;
+
+namespace LrmNative.Training;
+
+/// <summary>What to do with an object whose files are bad (missing view, non-rigid pose, wrong image size, NaN).</summary>
+internal enum BadDataPolicy
+{
+    /// <summary>Stop with an <see cref="LrmFormatException"/> naming the object and file.</summary>
+    Fatal,
+
+    /// <summary>Report it (<see cref="MultiViewDataset.Problems"/>, <see cref="MultiViewLoader.Problems"/>) and leave the object out.</summary>
+    Skip,
+}
+
+/// <summary>One bad object: which, which file, what is wrong.</summary>
+/// <param name="Object">The object folder's name.</param>
+/// <param name="File">The offending file (or folder).</param>
+/// <param name="Message">What is wrong and what was expected.</param>
+internal sealed record DataProblem(string Object, string File, string Message)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{File}: {Message} (object '{Object}')";
+}
+
+/// <summary>How samples are drawn; defaults follow OpenLRM's small model (V = 4, renders 64–192 px, 64² patch).</summary>
+internal sealed record DataOptions
+{
+    /// <summary>Views per sample, the source included (LRM: 4 = source + 3; the source view is supervised too).</summary>
+    public int ViewsPerSample { get; init; } = 4;
+
+    /// <summary>Side of the source image handed to the encoder (the model's encoder_image_size).</summary>
+    public int SourceImageSize { get; init; } = 224;
+
+    /// <summary>Width of the source camera feature: 16 (OpenLRM: 3×4 + fx, fy, cx, cy) or 20 (the paper: 4×4 + 4).</summary>
+    public int CameraInputDim { get; init; } = Model.ModelConfig.CameraRawDim;
+
+    /// <summary>Smallest random render resolution (LRM: 128; OpenLRM small: 64).</summary>
+    public int RenderMinResolution { get; init; } = 64;
+
+    /// <summary>Largest random render resolution, included (LRM: 384; OpenLRM small: 192).</summary>
+    public int RenderMaxResolution { get; init; } = 192;
+
+    /// <summary>Side of the supervised square patch (LRM: 128; OpenLRM small: 64).</summary>
+    public int PatchSize { get; init; } = 64;
+
+    /// <summary>Background colours a sample's views are composited on, one drawn per sample (LRM: 0, 0.5, 1).</summary>
+    public IReadOnlyList<float> Backgrounds { get; init; } = [0f, 0.5f, 1f];
+
+    /// <summary>Bad objects: fatal (default) or skipped with a report.</summary>
+    public BadDataPolicy BadData { get; init; } = BadDataPolicy.Fatal;
+
+    /// <summary>Largest |RᵀR − I|, |det R − 1| or bottom-row deviation a pose may have to count as rigid.</summary>
+    public double RigidTolerance { get; init; } = 1e-3;
+
+    /// <summary>Checks the settings; the message names the setting.</summary>
+    public void Validate()
+    {
+        static void Require(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new LrmInvalidArgumentException("data: " + message);
+            }
+        }
+        Require(ViewsPerSample >= 1, $"views per sample must be >= 1, got {ViewsPerSample}");
+        Require(SourceImageSize >= 1, $"source image size must be >= 1, got {SourceImageSize}");
+        Require(CameraInputDim is Model.ModelConfig.CameraRawDim or Model.ModelConfig.CameraRawDimFull, $"camera input width must be 16 or 20, got {CameraInputDim}");
+        Require(PatchSize >= 1, $"patch size must be >= 1, got {PatchSize}");
+        Require(RenderMinResolution >= PatchSize, $"the smallest render resolution ({RenderMinResolution}) must hold the {PatchSize}² patch");
+        Require(RenderMaxResolution >= RenderMinResolution, $"render resolution range [{RenderMinResolution}, {RenderMaxResolution}] is empty");
+        Require(Backgrounds is { Count: > 0 } && Backgrounds.All(b => b is >= 0 and <= 1), "backgrounds must be one or more values in [0, 1]");
+        Require(RigidTolerance > 0, $"rigid tolerance must be positive, got {RigidTolerance}");
+    }
+}
+
+/// <summary>An object's camera intrinsics in pixels, and the image size they were given for (null: any, taken from the images).</summary>
+internal readonly record struct PixelIntrinsics(double Fx, double Fy, double Cx, double Cy, int? Width, int? Height);
+
+/// <summary>One object folder that passed the checks: its views (sorted by index), their raw poses and the intrinsics.</summary>
+internal sealed class DatasetObject
+{
+    internal DatasetObject(string name, string directory, int[] views, double[][] poses, PixelIntrinsics intrinsics)
+    {
+        Name = name;
+        Directory = directory;
+        ViewIndices = views;
+        Poses = poses;
+        Intrinsics = intrinsics;
+    }
+
+    /// <summary>Folder name (the object id).</summary>
+    public string Name { get; }
+
+    /// <summary>Folder path.</summary>
+    public string Directory { get; }
+
+    /// <summary>File numbers NNN of the views, ascending.</summary>
+    public IReadOnlyList<int> ViewIndices { get; }
+
+    /// <summary>Camera-to-world 4×4 row-major per view (as stored, before normalisation).</summary>
+    public IReadOnlyList<double[]> Poses { get; }
+
+    /// <summary>The object's intrinsics.</summary>
+    public PixelIntrinsics Intrinsics { get; }
+
+    /// <summary>Path of the image of view number <paramref name="index"/> (rgba/NNN.png).</summary>
+    public string ImagePath(int index) => Path.Combine(Directory, "rgba", ViewFileName(index, ".png"));
+
+    /// <summary>Path of the pose of view number <paramref name="index"/> (pose/NNN.npy).</summary>
+    public string PosePath(int index) => Path.Combine(Directory, "pose", ViewFileName(index, ".npy"));
+
+    internal static string ViewFileName(int index, string extension) => index.ToString("D3", CultureInfo.InvariantCulture) + extension;
+}
+
+/// <summary>Where one view's supervised patch lies in the full render: resolution, top-left corner, side.</summary>
+/// <param name="Resolution">Side r of the full (virtual) render, drawn per view.</param>
+/// <param name="X">First column of the patch.</param>
+/// <param name="Y">First row of the patch.</param>
+/// <param name="Size">Side of the patch.</param>
+internal readonly record struct RenderWindow(int Resolution, int X, int Y, int Size);
+
+/// <summary>
+/// A multi-view training set in OpenLRM's layout: one folder per object under the root, each with
+/// <c>rgba/NNN.png</c> (straight alpha), <c>pose/NNN.npy</c> (4×4 or 3×4 camera-to-world, OpenGL convention) and
+/// <c>intrinsics.npy</c> — OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width, height]] in pixels, or a (3, 3) pixel
+/// matrix K (then normalised by each image's size). Opening checks every object's files, poses and intrinsics;
+/// images are checked (size) when a sample is loaded. Bad objects follow <see cref="DataOptions.BadData"/>.
+/// </summary>
+internal sealed class MultiViewDataset
+{
+    private readonly List<DataProblem> _problems;
+
+    private MultiViewDataset(string root, DataOptions options, List<DatasetObject> objects, List<DataProblem> problems)
+    {
+        Root = root;
+        Options = options;
+        Objects = objects;
+        _problems = problems;
+    }
+
+    /// <summary>The dataset folder.</summary>
+    public string Root { get; }
+
+    /// <summary>The sampling settings.</summary>
+    public DataOptions Options { get; }
+
+    /// <summary>Objects that passed the checks, sorted by folder name (ordinal).</summary>
+    public IReadOnlyList<DatasetObject> Objects { get; }
+
+    /// <summary>Objects left out when the folder was opened (policy <see cref="BadDataPolicy.Skip"/>).</summary>
+    public IReadOnlyList<DataProblem> Problems => _problems;
+
+    /// <summary>Scans and checks <paramref name="root"/>; see the class remarks.</summary>
+    public static MultiViewDataset Open(string root, DataOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        options ??= new DataOptions();
+        options.Validate();
+        if (!System.IO.Directory.Exists(root))
+        {
+            throw new LrmFormatException($"{root}: dataset folder not found (expected one folder per object with rgba/, pose/ and intrinsics.npy)");
+        }
+        var objects = new List<DatasetObject>();
+        var problems = new List<DataProblem>();
+        foreach (var directory in System.IO.Directory.GetDirectories(root).Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                objects.Add(ScanObject(directory, options));
+            }
+            catch (BadDataException bad)
+            {
+                if (options.BadData == BadDataPolicy.Fatal)
+                {
+                    throw new LrmFormatException($"bad training data: {bad.Problem} (use the skip policy to leave such objects out)");
+                }
+                problems.Add(bad.Problem);
+            }
+        }
+        if (objects.Count == 0)
+        {
+            throw new LrmFormatException(problems.Count == 0
+                ? $"{root}: no object folders (expected one folder per object with rgba/NNN.png, pose/NNN.npy and intrinsics.npy)"
+                : $"{root}: no usable objects; all {problems.Count} were bad, the first: {problems[0]}");
+        }
+        return new MultiViewDataset(root, options, objects, problems);
+    }
+
+    private static DatasetObject ScanObject(string directory, DataOptions options)
+    {
+        var name = Path.GetFileName(directory);
+        DataProblem Problem(string file, string message) => new(name, file, message);
+        var rgbaDirectory = Path.Combine(directory, "rgba");
+        var poseDirectory = Path.Combine(directory, "pose");
+        var intrinsicsPath = Path.Combine(directory, "intrinsics.npy");
+        if (!System.IO.Directory.Exists(rgbaDirectory))
+        {
+            throw new BadDataException(Problem(rgbaDirectory, "folder missing (an object folder holds rgba/NNN.png, pose/NNN.npy and intrinsics.npy)"));
+        }
+        if (!System.IO.Directory.Exists(poseDirectory))
+        {
+            throw new BadDataException(Problem(poseDirectory, "folder missing (one NNN.npy camera-to-world pose per view)"));
+        }
+        if (!File.Exists(intrinsicsPath))
+        {
+            throw new BadDataException(Problem(intrinsicsPath, "file missing (the object's camera intrinsics)"));
+        }
+        var images = ViewNumbers(rgbaDirectory, ".png", name);
+        var poses = ViewNumbers(poseDirectory, ".npy", name);
+        foreach (var index in images.Keys.Union(poses.Keys).Order())
+        {
+            if (!poses.ContainsKey(index))
+            {
+                throw new BadDataException(Problem(Path.Combine(poseDirectory, DatasetObject.ViewFileName(index, ".npy")),
+                    $"missing view: the pose is missing but {Path.Combine("rgba", DatasetObject.ViewFileName(index, ".png"))} exists"));
+            }
+            if (!images.ContainsKey(index))
+            {
+                throw new BadDataException(Problem(Path.Combine(rgbaDirectory, DatasetObject.ViewFileName(index, ".png")),
+                    $"missing view: the image is missing but {Path.Combine("pose", DatasetObject.ViewFileName(index, ".npy"))} exists"));
+            }
+        }
+        var views = images.Keys.Order().ToArray();
+        if (views.Length < options.ViewsPerSample)
+        {
+            throw new BadDataException(Problem(rgbaDirectory, $"has {views.Length} view(s); a sample needs {options.ViewsPerSample}"));
+        }
+        var matrices = new double[views.Length][];
+        for (var v = 0; v < views.Length; v++)
+        {
+            matrices[v] = ReadPose(poses[views[v]], name, options.RigidTolerance);
+        }
+        var intrinsics = ReadIntrinsics(intrinsicsPath, name);
+        return new DatasetObject(name, directory, views, matrices, intrinsics);
+    }
+
+    // NNN → path for every file with the extension; a file that is not all digits is bad data.
+    private static Dictionary<int, string> ViewNumbers(string directory, string extension, string objectName)
+    {
+        var result = new Dictionary<int, string>();
+        foreach (var path in System.IO.Directory.GetFiles(directory))
+        {
+            var fileName = Path.GetFileName(path);
+            if (!fileName.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            var stem = fileName[..^extension.Length];
+            if (stem.Length == 0 || !stem.All(char.IsAsciiDigit) || !int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+            {
+                throw new BadDataException(new DataProblem(objectName, path, $"view files are named by number (NNN{extension}), got '{fileName}'"));
+            }
+            if (!result.TryAdd(index, path))
+            {
+                throw new BadDataException(new DataProblem(objectName, path, $"view {index} appears twice ({Path.GetFileName(result[index])} and {fileName})"));
+            }
+        }
+        return result;
+    }
+
+    private static double[] ReadPose(string path, string objectName, double tolerance)
+    {
+        float[] values;
+        long[] shape;
+        try
+        {
+            using var tensor = Npy.ReadFloat32(path);
+            values = tensor.ToFloatArray();
+            shape = tensor.Shape.ToArray();
+        }
+        catch (LrmException error)
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"unreadable pose: {error.Message}"));
+        }
+        if (!(shape is [4, 4] or [3, 4]))
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"a pose is a 4×4 (or 3×4) camera-to-world matrix, got shape {Tensor.FormatShape(shape)}"));
+        }
+        var pose = new double[16];
+        for (var i = 0; i < values.Length; i++)
+        {
+            pose[i] = values[i];
+        }
+        if (shape[0] == 3)
+        {
+            pose[15] = 1;
+        }
+        var error2 = CameraNormalization.RigidError(pose);
+        if (!(error2 <= tolerance))
+        {
+            throw new BadDataException(new DataProblem(objectName, path, double.IsFinite(error2)
+                ? string.Create(CultureInfo.InvariantCulture, $"the pose is not a rigid transform (rotation part off orthonormal/det 1 or bottom row off (0,0,0,1) by {error2:G3}, tolerance {tolerance:G3})")
+                : "the pose holds NaN or infinity"));
+        }
+        return pose;
+    }
+
+    private static PixelIntrinsics ReadIntrinsics(string path, string objectName)
+    {
+        float[] v;
+        long[] shape;
+        try
+        {
+            using var tensor = Npy.ReadFloat32(path);
+            v = tensor.ToFloatArray();
+            shape = tensor.Shape.ToArray();
+        }
+        catch (LrmException error)
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"unreadable intrinsics: {error.Message}"));
+        }
+        if (v.Any(x => !float.IsFinite(x)))
+        {
+            throw new BadDataException(new DataProblem(objectName, path, "the intrinsics hold NaN or infinity"));
+        }
+        PixelIntrinsics result;
+        if (shape is [3, 2])
+        {
+            // OpenLRM: [[fx, fy], [cx, cy], [width, height]].
+            if (v[4] != MathF.Round(v[4]) || v[5] != MathF.Round(v[5]) || v[4] < 1 || v[5] < 1)
+            {
+                throw new BadDataException(new DataProblem(objectName, path, $"image width and height (row 3) must be positive integers, got {v[4]}, {v[5]}"));
+            }
+            result = new PixelIntrinsics(v[0], v[1], v[2], v[3], (int)v[4], (int)v[5]);
+        }
+        else if (shape is [3, 3])
+        {
+            result = new PixelIntrinsics(v[0], v[4], v[2], v[5], null, null);
+        }
+        else
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"intrinsics are (3, 2) [[fx, fy], [cx, cy], [width, height]] or a (3, 3) matrix K in pixels, got shape {Tensor.FormatShape(shape)}"));
+        }
+        if (!(result.Fx > 0 && result.Fy > 0))
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"focal lengths must be positive, got fx {result.Fx}, fy {result.Fy}"));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Draws and loads one sample of object <paramref name="objectIndex"/> into row <paramref name="row"/> of
+    /// <paramref name="batch"/>: V distinct views (the first is the source), one background, a render window per view,
+    /// all from <paramref name="random"/> before any file is read. Throws <see cref="BadDataException"/> for a bad image.
+    /// </summary>
+    internal void LoadInto(TrainingBatch batch, int row, int objectIndex, TrainingRandom random, IBackend backend)
+    {
+        var entry = Objects[objectIndex];
+        var options = Options;
+        var viewCount = options.ViewsPerSample;
+
+        // Every random draw first: the sample depends only on (seed, position), not on the files.
+        var order = Enumerable.Range(0, entry.ViewIndices.Count).ToArray();
+        for (var i = 0; i < viewCount; i++)
+        {
+            var j = i + random.Next(order.Length - i);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        var chosen = order[..viewCount];
+        var background = options.Backgrounds[random.Next(options.Backgrounds.Count)];
+        var windows = new RenderWindow[viewCount];
+        for (var v = 0; v < viewCount; v++)
+        {
+            var resolution = random.NextInclusive(options.RenderMinResolution, options.RenderMaxResolution);
+            var x = random.NextInclusive(0, resolution - options.PatchSize);
+            var y = random.NextInclusive(0, resolution - options.PatchSize);
+            windows[v] = new RenderWindow(resolution, x, y, options.PatchSize);
+        }
+
+        var normalized = CameraNormalization.Normalize([.. chosen.Select(v => entry.Poses[v])]);
+        batch.Objects[row] = entry.Name;
+        batch.Backgrounds[row] = background;
+        int? width = entry.Intrinsics.Width, height = entry.Intrinsics.Height;
+        for (var v = 0; v < viewCount; v++)
+        {
+            var viewNumber = entry.ViewIndices[chosen[v]];
+            var path = entry.ImagePath(viewNumber);
+            using var planar = LoadComposited(path, entry.Name, background, ref width, ref height);
+            if (v == 0)
+            {
+                ResizeSource(batch, row, planar, backend);
+            }
+            CropTarget(batch, row, v, planar, windows[v], backend);
+            var intrinsics = Normalized(entry.Intrinsics, width!.Value, height!.Value);
+            WriteCameras(batch, row, v, normalized[v], intrinsics, windows[v]);
+            batch.ViewNumbers[row * viewCount + v] = viewNumber;
+            batch.Windows[row * viewCount + v] = windows[v];
+            if (v == 0)
+            {
+                WriteSourceCamera(batch, row, normalized[0], intrinsics, options.CameraInputDim);
+            }
+        }
+    }
+
+    // (fx, fy, cx, cy) normalised by the image size.
+    private static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
+        (k.Fx / width, k.Fy / height, k.Cx / width, k.Cy / height);
+
+    // The image as planar (4, H, W): RGB composited over the background, then alpha.
+    private static Tensor LoadComposited(string path, string objectName, float background, ref int? width, ref int? height)
+    {
+        Image image;
+        try
+        {
+            image = Image.Load(path);
+        }
+        catch (LrmFormatException error)
+        {
+            throw new BadDataException(new DataProblem(objectName, path, $"unreadable image: {error.Message}"));
+        }
+        using (image)
+        {
+            if (width is null)
+            {
+                (width, height) = (image.Width, image.Height);
+            }
+            if (image.Width != width || image.Height != height)
+            {
+                throw new BadDataException(new DataProblem(objectName, path,
+                    $"image of the wrong size: {image.Width}×{image.Height}, the object's views are {width}×{height}"));
+            }
+            var pixels = image.Pixels.AsSpan<float>();
+            var count = image.Width * image.Height;
+            var planar = Tensor.Empty([4, image.Height, image.Width]);
+            var output = planar.AsSpan<float>();
+            for (var i = 0; i < count; i++)
+            {
+                var alpha = pixels[4 * i + 3];
+                for (var c = 0; c < 3; c++)
+                {
+                    output[c * count + i] = pixels[4 * i + c] * alpha + background * (1 - alpha);
+                }
+                output[3 * count + i] = alpha;
+            }
+            return planar;
+        }
+    }
+
+    private void ResizeSource(TrainingBatch batch, int row, Tensor planar, IBackend backend)
+    {
+        var size = Options.SourceImageSize;
+        long height = planar.Size(1), width = planar.Size(2);
+        using var rgb = Tensor.Empty([3, height, width]);
+        planar.AsSpan<float>()[..(int)(3 * height * width)].CopyTo(rgb.AsSpan<float>());
+        using var resized = Tensor.Empty([3, size, size]);
+        backend.Resize(resized, rgb, ResizeMode.Bilinear, antialias: true);
+        resized.AsSpan<float>().CopyTo(batch.SourceImages.AsSpan<float>().Slice(row * 3 * size * size, 3 * size * size));
+    }
+
+    private void CropTarget(TrainingBatch batch, int row, int view, Tensor planar, RenderWindow window, IBackend backend)
+    {
+        var r = window.Resolution;
+        var p = window.Size;
+        using var resized = Tensor.Empty([4, r, r]);
+        backend.Resize(resized, planar, ResizeMode.Bilinear, antialias: true);
+        var source = resized.AsSpan<float>();
+        var index = row * Options.ViewsPerSample + view;
+        var rgb = batch.TargetRgb.AsSpan<float>().Slice(index * p * p * 3, p * p * 3);
+        var alpha = batch.TargetAlpha.AsSpan<float>().Slice(index * p * p, p * p);
+        var plane = r * r;
+        for (var i = 0; i < p; i++)
+        {
+            for (var j = 0; j < p; j++)
+            {
+                var at = (window.Y + i) * r + window.X + j;
+                var pixel = i * p + j;
+                rgb[3 * pixel] = source[at];
+                rgb[3 * pixel + 1] = source[plane + at];
+                rgb[3 * pixel + 2] = source[2 * plane + at];
+                alpha[pixel] = Math.Clamp(source[3 * plane + at], 0f, 1f);
+            }
+        }
+    }
+
+    // Full-image camera and the patch camera: the same rays as pixels (Y + i, X + j) of the r×r render, as a p×p image
+    // (fx' = fx·r/p, cx' = (cx·r − X)/p, likewise y), so the renderer needs no notion of windows.
+    private void WriteCameras(TrainingBatch batch, int row, int view, double[] pose, (double Fx, double Fy, double Cx, double Cy) k, RenderWindow window)
+    {
+        var index = row * Options.ViewsPerSample + view;
+        var full = batch.FullCameras.AsSpan<float>().Slice(index * 25, 25);
+        var patch = batch.RenderCameras.AsSpan<float>().Slice(index * 25, 25);
+        for (var i = 0; i < 16; i++)
+        {
+            full[i] = patch[i] = (float)pose[i];
+        }
+        double r = window.Resolution, p = window.Size;
+        WriteK(full[16..], k.Fx, k.Fy, k.Cx, k.Cy);
+        WriteK(patch[16..], k.Fx * r / p, k.Fy * r / p, (k.Cx * r - window.X) / p, (k.Cy * r - window.Y) / p);
+
+        static void WriteK(Span<float> target, double fx, double fy, double cx, double cy)
+        {
+            target.Clear();
+            target[0] = (float)fx;
+            target[2] = (float)cx;
+            target[4] = (float)fy;
+            target[5] = (float)cy;
+            target[8] = 1;
+        }
+    }
+
+    private static void WriteSourceCamera(TrainingBatch batch, int row, double[] pose, (double Fx, double Fy, double Cx, double Cy) k, int width)
+    {
+        var target = batch.SourceCameras.AsSpan<float>().Slice(row * width, width);
+        var matrixValues = width - 4;
+        for (var i = 0; i < matrixValues; i++)
+        {
+            target[i] = (float)pose[i];
+        }
+        target[matrixValues] = (float)k.Fx;
+        target[matrixValues + 1] = (float)k.Fy;
+        target[matrixValues + 2] = (float)k.Cx;
+        target[matrixValues + 3] = (float)k.Cy;
+    }
+}
+
+/// <summary>Bad data found while scanning or loading an object (internal; surfaces as <see cref="LrmFormatException"/> or a report).</summary>
+internal sealed class BadDataException(DataProblem problem) : LrmException(problem.ToString())
+{
+    /// <summary>The problem.</summary>
+    public DataProblem Problem { get; } = problem;
+}

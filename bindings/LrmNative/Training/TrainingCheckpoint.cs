@@ -1,0 +1,157 @@
+using System.Globalization;
+using System.Text.Json;
+using LrmNative.IO;
+using LrmNative.Model;
+
+namespace LrmNative.Training;
+
+/// <summary>Everything besides tensors that a resumed run needs to continue exactly.</summary>
+/// <param name="Step">Optimiser updates done (the next update is Step + 1).</param>
+/// <param name="Seed">The run's seed (data order, sample draws).</param>
+/// <param name="Data">Where the data stream continues (<see cref="MultiViewLoader.Position"/>).</param>
+/// <param name="RandomState">State of the trainer's own <see cref="TrainingRandom"/> (e.g. ray jitter).</param>
+/// <param name="Extra">Trainer-defined JSON (settings, schedule) carried along verbatim; may be empty.</param>
+internal sealed record TrainingState(long Step, ulong Seed, DataPosition Data, ulong RandomState, string Extra = "");
+
+/// <summary>
+/// Training checkpoints: one safetensors file holding the fp32 weights under their OpenLRM names, AdamW's moments
+/// (<see cref="AdamW.ExpAvgPrefix"/>, <see cref="AdamW.ExpAvgSqPrefix"/>) and, in the metadata, the
+/// <see cref="TrainingState"/> and the optimiser settings (key <see cref="StateMetadataKey"/>) plus — when a model
+/// config is given — LrmNative's single-file model keys, so the checkpoint is also a model file
+/// (<see cref="LrmModel.Load(string)"/> reads it and ignores the optimiser tensors). Written atomically (temporary
+/// file, flush, rename): an interrupted write leaves the previous checkpoint as it was.
+/// </summary>
+internal static class TrainingCheckpoint
+{
+    /// <summary>Metadata key of the training state JSON.</summary>
+    public const string StateMetadataKey = "lrmnative.training";
+
+    /// <summary>Version of the training state layout.</summary>
+    public const int Version = 1;
+
+    /// <summary>
+    /// Writes a checkpoint of <paramref name="parameters"/> and <paramref name="optimizer"/> at <paramref name="state"/>
+    /// to <paramref name="path"/>. <paramref name="configJson"/> (the model config, OpenLRM keys) makes it a model file too.
+    /// </summary>
+    public static void Save(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Step != optimizer.StepCount)
+        {
+            throw new LrmInvalidArgumentException($"checkpoint: the state says step {state.Step} but the optimiser has done {optimizer.StepCount} updates");
+        }
+        var tensors = parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)).Concat(optimizer.StateTensors()).ToList();
+        var metadata = new Dictionary<string, string>
+        {
+            [StateMetadataKey] = StateJson(state, optimizer.Options),
+            ["format"] = "pt",
+        };
+        if (configJson is not null)
+        {
+            metadata[LrmModel.FormatMetadataKey] = LrmModel.SingleFileVersion;
+            metadata[LrmModel.ConfigMetadataKey] = configJson;
+        }
+        SafeTensorsFile.Write(path, tensors, metadata);
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/>: copies the weights into <paramref name="parameters"/> (every one must be there
+    /// with its shape), restores <paramref name="optimizer"/>'s moments and step, and returns the state. Errors name
+    /// the file and the tensor; nothing is changed unless the whole checkpoint checks out.
+    /// </summary>
+    public static TrainingState Load(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        using var file = SafeTensorsFile.Open(path);
+        if (!file.Metadata.TryGetValue(StateMetadataKey, out var json))
+        {
+            throw new LrmFormatException($"{path}: not a training checkpoint (no '{StateMetadataKey}' metadata); a model file alone cannot resume training");
+        }
+        var state = ParseState(json, path);
+        foreach (var parameter in parameters)
+        {
+            var info = file.Info(parameter.Name);
+            if (info.DType != "F32" || !info.Shape.AsSpan().SequenceEqual(parameter.Value.Shape))
+            {
+                throw new LrmFormatException($"{path}: weight '{parameter.Name}' is {info.DType} {Tensor.FormatShape(info.Shape)}, the model needs F32 {parameter.Value.ShapeText}");
+            }
+        }
+        optimizer.LoadState(name => file.Contains(name) ? file.ReadTensor(name) : null, parameters, state.Step, path);
+        foreach (var parameter in parameters)
+        {
+            file.Bytes(parameter.Name).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(parameter.Value.AsSpan<float>()));
+        }
+        return state;
+    }
+
+    /// <summary>Reads only the training state of a checkpoint (for `lrm info` and resume checks).</summary>
+    public static TrainingState ReadState(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        return file.Metadata.TryGetValue(StateMetadataKey, out var json)
+            ? ParseState(json, path)
+            : throw new LrmFormatException($"{path}: not a training checkpoint (no '{StateMetadataKey}' metadata)");
+    }
+
+    private static string StateJson(TrainingState state, AdamWOptions options)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("version", Version);
+            json.WriteNumber("step", state.Step);
+            // 64-bit values as decimal strings: JSON numbers are doubles to most readers.
+            json.WriteString("seed", state.Seed.ToString(CultureInfo.InvariantCulture));
+            json.WriteString("random_state", state.RandomState.ToString(CultureInfo.InvariantCulture));
+            json.WriteNumber("data_epoch", state.Data.Epoch);
+            json.WriteNumber("data_index", state.Data.Index);
+            json.WriteStartObject("optimizer");
+            json.WriteString("name", "adamw");
+            json.WriteNumber("lr", options.LearningRate);
+            json.WriteNumber("beta1", options.Beta1);
+            json.WriteNumber("beta2", options.Beta2);
+            json.WriteNumber("eps", options.Epsilon);
+            json.WriteNumber("weight_decay", options.WeightDecay);
+            json.WriteNumber("max_grad_norm", options.MaxGradientNorm);
+            json.WriteEndObject();
+            json.WriteString("extra", state.Extra);
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static TrainingState ParseState(string text, string path)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            var root = document.RootElement;
+            var version = root.GetProperty("version").GetInt32();
+            if (version != Version)
+            {
+                throw new LrmUnsupportedException($"{path}: training checkpoint version {version}; this build reads version {Version}");
+            }
+            var state = new TrainingState(
+                root.GetProperty("step").GetInt64(),
+                ulong.Parse(root.GetProperty("seed").GetString()!, CultureInfo.InvariantCulture),
+                new DataPosition(root.GetProperty("data_epoch").GetInt64(), root.GetProperty("data_index").GetInt64()),
+                ulong.Parse(root.GetProperty("random_state").GetString()!, CultureInfo.InvariantCulture),
+                root.TryGetProperty("extra", out var extra) ? extra.GetString() ?? "" : "");
+            if (state.Step < 0 || state.Data.Epoch < 0 || state.Data.Index < 0)
+            {
+                throw new LrmFormatException($"{path}: training state has negative counters (step {state.Step}, data {state.Data})");
+            }
+            return state;
+        }
+        catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentNullException)
+        {
+            throw new LrmFormatException($"{path}: '{StateMetadataKey}' metadata is not a valid training state ({error.Message})");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using LrmNative.Backends;
+
+namespace LrmNative.Training;
+
+/// <summary>The model side of training: its parameters, and forward + backward of one batch.</summary>
+internal interface ITrainingTask
+{
+    /// <summary>The trainable tensors with their gradient buffers (fixed for the whole run).</summary>
+    IReadOnlyList<TrainableParameter> Parameters { get; }
+
+    /// <summary>
+    /// Sets every gradient to ∂loss/∂parameter for <paramref name="batch"/> (overwriting the previous step's) and
+    /// returns the loss terms by name, "loss" (the total) among them. <paramref name="random"/> is the trainer's
+    /// stream (e.g. ray jitter); it is checkpointed.
+    /// </summary>
+    IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, TrainingBatch batch, TrainingRandom random);
+}
+
+/// <summary>Settings of a training run.</summary>
+internal sealed record TrainingOptions
+{
+    /// <summary>Total optimiser updates of the run (the schedule's length).</summary>
+    public long Steps { get; init; } = 1000;
+
+    /// <summary>Samples per batch.</summary>
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary>Seed of the data order, the sample draws and the trainer's random stream.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Linear warm-up updates (the paper: 3000), clamped to <see cref="Steps"/>.</summary>
+    public long WarmupSteps { get; init; } = 3000;
+
+    /// <summary>Learning rate at the end of the cosine.</summary>
+    public double MinimumLearningRate { get; init; }
+
+    /// <summary>AdamW settings (peak learning rate included).</summary>
+    public AdamWOptions Optimizer { get; init; } = new();
+
+    /// <summary>Write a checkpoint every this many updates (and always at the end); 0: only at the end.</summary>
+    public long CheckpointEvery { get; init; } = 500;
+
+    /// <summary>Folder for checkpoint.safetensors and train.jsonl.</summary>
+    public required string OutputDirectory { get; init; }
+
+    /// <summary>The model config JSON stored in checkpoints (makes them model files); null: none.</summary>
+    public string? ConfigJson { get; init; }
+}
+
+/// <summary>Progress after one update, for a live display.</summary>
+/// <param name="Step">Updates done.</param>
+/// <param name="TotalSteps">Updates of the run.</param>
+/// <param name="Losses">Loss terms of this update.</param>
+/// <param name="Optimizer">Norm, clipping and learning rate of this update.</param>
+/// <param name="StepsPerSecond">Throughput since the run (or resume) started.</param>
+internal readonly record struct TrainingProgress(long Step, long TotalSteps, IReadOnlyDictionary<string, double> Losses, OptimizerStep Optimizer, double StepsPerSecond)
+{
+    /// <summary>Estimated time left at the current throughput.</summary>
+    public TimeSpan Remaining => StepsPerSecond > 0 ? TimeSpan.FromSeconds((TotalSteps - Step) / StepsPerSecond) : TimeSpan.Zero;
+}
+
+/// <summary>
+/// The training loop: batches from a <see cref="MultiViewLoader"/> (decoded in the background), gradients from the
+/// <see cref="ITrainingTask"/>, a finite-loss check, AdamW with clipping on the cosine schedule, one JSON line per
+/// update in <c>train.jsonl</c>, and atomic checkpoints (<c>checkpoint.safetensors</c>) that resume exactly.
+/// Cancellation stops after the current update and writes a checkpoint.
+/// </summary>
+internal sealed class TrainingLoop
+{
+    /// <summary>File name of the checkpoint inside the output folder.</summary>
+    public const string CheckpointFileName = "checkpoint.safetensors";
+
+    /// <summary>File name of the JSON-lines log inside the output folder.</summary>
+    public const string LogFileName = "train.jsonl";
+
+    private readonly ITrainingTask _task;
+    private readonly MultiViewDataset _dataset;
+    private readonly TrainingOptions _options;
+
+    /// <summary>A loop over <paramref name="dataset"/> training <paramref name="task"/> with <paramref name="options"/>.</summary>
+    public TrainingLoop(ITrainingTask task, MultiViewDataset dataset, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(dataset);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Steps < 1 || options.BatchSize < 1 || options.CheckpointEvery < 0)
+        {
+            throw new LrmInvalidArgumentException($"training: steps ({options.Steps}) and batch size ({options.BatchSize}) must be >= 1, checkpoint interval ({options.CheckpointEvery}) >= 0");
+        }
+        _task = task;
+        _dataset = dataset;
+        _options = options;
+    }
+
+    /// <summary>Path of the checkpoint this loop writes.</summary>
+    public string CheckpointPath => Path.Combine(_options.OutputDirectory, CheckpointFileName);
+
+    /// <summary>
+    /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh or from the checkpoint at
+    /// <paramref name="resumeFrom"/> (same seed and batch size required). Returns the number of updates done.
+    /// </summary>
+    public long Run(IBackend backend, string? resumeFrom = null, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        Directory.CreateDirectory(_options.OutputDirectory);
+        var parameters = _task.Parameters;
+        using var optimizer = new AdamW(_options.Optimizer);
+        var random = new TrainingRandom(TrainingRandom.For(_options.Seed, 0x747261696E).State);
+        var position = default(DataPosition);
+        if (resumeFrom is not null)
+        {
+            var state = TrainingCheckpoint.Load(resumeFrom, parameters, optimizer);
+            CheckCompatible(state, resumeFrom);
+            random = new TrainingRandom(state.RandomState);
+            position = state.Data;
+            TrimLog(state.Step);
+        }
+        var schedule = new LearningRateSchedule(_options.Optimizer.LearningRate, Math.Min(_options.WarmupSteps, _options.Steps), _options.Steps, _options.MinimumLearningRate);
+        using var loader = new MultiViewLoader(_dataset, _options.BatchSize, _options.Seed, position);
+        using var log = new StreamWriter(Path.Combine(_options.OutputDirectory, LogFileName), append: true);
+        var clock = Stopwatch.StartNew();
+        var startStep = optimizer.StepCount;
+        void Save() => TrainingCheckpoint.Save(CheckpointPath, parameters, optimizer,
+            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson);
+
+        while (optimizer.StepCount < _options.Steps)
+        {
+            var step = optimizer.StepCount + 1;
+            IReadOnlyDictionary<string, double> losses;
+            using (var batch = loader.Next())
+            {
+                losses = _task.ComputeGradients(backend, batch, random);
+            }
+            foreach (var (term, value) in losses)
+            {
+                Losses.EnsureFinite(value, term, step);
+            }
+            var update = optimizer.Step(backend, parameters, schedule.At(step));
+            WriteLog(log, update, losses, clock.Elapsed.TotalSeconds);
+            progress?.Invoke(new TrainingProgress(step, _options.Steps, losses, update, (step - startStep) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+            var last = optimizer.StepCount == _options.Steps;
+            if (last || cancellation.IsCancellationRequested || (_options.CheckpointEvery > 0 && step % _options.CheckpointEvery == 0))
+            {
+                Save();
+            }
+            if (cancellation.IsCancellationRequested)
+            {
+                break;
+            }
+        }
+        return optimizer.StepCount;
+    }
+
+    // After a crash the log may hold updates the checkpoint does not: drop them so the resumed run's lines follow on.
+    private void TrimLog(long step)
+    {
+        var path = Path.Combine(_options.OutputDirectory, LogFileName);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+        var kept = File.ReadLines(path).Where(line =>
+        {
+            using var document = JsonDocument.Parse(line);
+            return document.RootElement.GetProperty("step").GetInt64() <= step;
+        }).ToList();
+        IO.AtomicFile.Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            foreach (var line in kept)
+            {
+                writer.WriteLine(line);
+            }
+        });
+    }
+
+    private string ExtraJson() => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["batch_size"] = _options.BatchSize,
+        ["steps"] = _options.Steps,
+        ["warmup_steps"] = _options.WarmupSteps,
+        ["min_lr"] = _options.MinimumLearningRate,
+    });
+
+    private void CheckCompatible(TrainingState state, string path)
+    {
+        if (state.Seed != _options.Seed)
+        {
+            throw new LrmInvalidArgumentException($"{path}: the checkpoint was trained with seed {state.Seed}, this run has {_options.Seed}; resume with the same seed to continue the same data order");
+        }
+        using var extra = JsonDocument.Parse(state.Extra.Length > 0 ? state.Extra : "{}");
+        if (extra.RootElement.TryGetProperty("batch_size", out var batch) && batch.GetInt32() != _options.BatchSize)
+        {
+            throw new LrmInvalidArgumentException($"{path}: the checkpoint was trained with batch size {batch.GetInt32()}, this run has {_options.BatchSize}");
+        }
+        if (state.Step > _options.Steps)
+        {
+            throw new LrmInvalidArgumentException($"{path}: the checkpoint is at step {state.Step}, beyond this run's {_options.Steps} steps");
+        }
+    }
+
+    private static void WriteLog(StreamWriter log, OptimizerStep update, IReadOnlyDictionary<string, double> losses, double seconds)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("step", update.Step);
+            json.WriteNumber("lr", update.LearningRate);
+            foreach (var (term, value) in losses.OrderBy(l => l.Key, StringComparer.Ordinal))
+            {
+                json.WriteNumber(term, value);
+            }
+            json.WriteNumber("grad_norm", update.GradientNorm);
+            json.WriteNumber("clip_scale", update.ClipScale);
+            json.WriteNumber("seconds", Math.Round(seconds, 3));
+            json.WriteEndObject();
+        }
+        log.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+        log.Flush();
+    }
+
+    /// <summary>Reads train.jsonl of <paramref name="directory"/> as (step, term → value) rows, for tests and tools.</summary>
+    public static IReadOnlyList<IReadOnlyDictionary<string, double>> ReadLog(string directory)
+    {
+        var rows = new List<IReadOnlyDictionary<string, double>>();
+        foreach (var line in File.ReadLines(Path.Combine(directory, LogFileName)))
+        {
+            using var document = JsonDocument.Parse(line);
+            rows.Add(document.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble(), StringComparer.Ordinal));
+        }
+        return rows;
+    }
+}

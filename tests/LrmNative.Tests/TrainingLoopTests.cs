@@ -1,0 +1,190 @@
+using LrmNative.Backends;
+using LrmNative.Training;
+
+namespace LrmNative.Tests;
+
+/// <summary>
+/// The training loop with a small analytic task (a linear map from source pixels to target colour statistics):
+/// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step named.
+/// </summary>
+public sealed class TrainingLoopTests
+{
+    private string _directory = "";
+    private MultiViewDataset _dataset = null!;
+
+    [SetUp]
+    public void CreateData()
+    {
+        _directory = Directory.CreateTempSubdirectory("lrm-loop-").FullName;
+        TrainingTestData.WriteTinyDataset(Path.Combine(_directory, "data"));
+        _dataset = MultiViewDataset.Open(Path.Combine(_directory, "data"),
+            new DataOptions { ViewsPerSample = 2, SourceImageSize = 8, RenderMinResolution = 4, RenderMaxResolution = 8, PatchSize = 4 });
+    }
+
+    [TearDown]
+    public void DeleteData() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>loss = mean_b ‖Wᵀf_b + c − y_b‖², f = three source pixels, y = mean target RGB and alpha; plus a tiny jitter from the trainer's stream.</summary>
+    private sealed class LinearTask : ITrainingTask, IDisposable
+    {
+        private readonly Tensor _weight = Tensor.Zeros([3, 4]);
+        private readonly Tensor _bias = Tensor.Zeros([4]);
+        private readonly Tensor _weightGradient = Tensor.Zeros([3, 4]);
+        private readonly Tensor _biasGradient = Tensor.Zeros([4]);
+
+        public LinearTask() => Parameters = [new("toy.weight", _weight, _weightGradient), new("toy.bias", _bias, _biasGradient)];
+
+        public IReadOnlyList<TrainableParameter> Parameters { get; }
+
+        public long? NaNAtCall { get; init; }
+
+        private long _calls;
+
+        public IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, TrainingBatch batch, TrainingRandom random)
+        {
+            _calls++;
+            _weightGradient.AsSpan<float>().Clear();
+            _biasGradient.AsSpan<float>().Clear();
+            var w = _weight.AsSpan<float>();
+            var c = _bias.AsSpan<float>();
+            var rows = batch.Objects.Length;
+            var sourcePlane = batch.SourceImages.Size(2) * batch.SourceImages.Size(3);
+            var targetsPerRow = (int)(batch.TargetRgb.ElementCount / rows / 3);
+            double loss = 0;
+            for (var b = 0; b < rows; b++)
+            {
+                var source = batch.SourceImages.AsSpan<float>().Slice((int)(b * 3 * sourcePlane), (int)(3 * sourcePlane));
+                float[] f = [source[0], source[(int)sourcePlane + 5], source[2 * (int)sourcePlane + 9]];
+                var rgb = batch.TargetRgb.AsSpan<float>().Slice(b * targetsPerRow * 3, targetsPerRow * 3);
+                var alpha = batch.TargetAlpha.AsSpan<float>().Slice(b * targetsPerRow, targetsPerRow);
+                var y = new float[4];
+                for (var i = 0; i < targetsPerRow; i++)
+                {
+                    y[0] += rgb[3 * i] / targetsPerRow;
+                    y[1] += rgb[3 * i + 1] / targetsPerRow;
+                    y[2] += rgb[3 * i + 2] / targetsPerRow;
+                    y[3] += alpha[i] / targetsPerRow;
+                }
+                for (var o = 0; o < 4; o++)
+                {
+                    var prediction = c[o] + f[0] * w[o] + f[1] * w[4 + o] + f[2] * w[8 + o];
+                    var residual = prediction - y[o];
+                    loss += residual * residual / rows;
+                    var g = 2 * residual / rows;
+                    _biasGradient.AsSpan<float>()[o] += g;
+                    for (var k = 0; k < 3; k++)
+                    {
+                        _weightGradient.AsSpan<float>()[4 * k + o] += g * f[k];
+                    }
+                }
+            }
+            _biasGradient.AsSpan<float>()[0] += (float)(random.NextDouble() * 1e-4);
+            return new Dictionary<string, double> { ["loss"] = _calls == NaNAtCall ? double.NaN : loss };
+        }
+
+        public void Dispose()
+        {
+            _weight.Dispose();
+            _bias.Dispose();
+            _weightGradient.Dispose();
+            _biasGradient.Dispose();
+        }
+    }
+
+    private TrainingOptions Options(string name, long steps) => new()
+    {
+        Steps = steps,
+        BatchSize = 2,
+        Seed = 77,
+        WarmupSteps = 3,
+        CheckpointEvery = 0,
+        Optimizer = new AdamWOptions { LearningRate = 3e-2 },
+        OutputDirectory = Path.Combine(_directory, name),
+    };
+
+    private static uint[] Bits(Tensor tensor) => [.. tensor.AsSpan<float>().ToArray().Select(BitConverter.SingleToUInt32Bits)];
+
+    [Test]
+    public void LossFallsAndEveryUpdateIsLogged()
+    {
+        using var task = new LinearTask();
+        using var backend = new CpuBackend();
+        var options = Options("fall", 60);
+        var seen = new List<TrainingProgress>();
+        var done = new TrainingLoop(task, _dataset, options).Run(backend, progress: seen.Add);
+        Assert.That(done, Is.EqualTo(60));
+        var log = TrainingLoop.ReadLog(options.OutputDirectory);
+        Assert.That(log.Select(r => r["step"]), Is.EqualTo(Enumerable.Range(1, 60).Select(s => (double)s)));
+        Assert.That(log[0]["lr"], Is.EqualTo(1e-2).Within(1e-12), "warm-up: base/3");
+        Assert.That(log[2]["lr"], Is.EqualTo(3e-2).Within(1e-12), "warm-up ends at the peak");
+        Assert.That(log[59]["lr"], Is.EqualTo(0).Within(1e-12), "cosine ends at 0");
+        var first = log.Take(3).Average(r => r["loss"]);
+        var last = log.Skip(55).Average(r => r["loss"]);
+        Assert.That(last, Is.LessThan(first / 2), $"loss {first:G4} → {last:G4}");
+        Assert.That(seen, Has.Count.EqualTo(60));
+        Assert.That(seen[^1].Remaining, Is.EqualTo(TimeSpan.Zero));
+        Assert.That(File.Exists(Path.Combine(options.OutputDirectory, TrainingLoop.CheckpointFileName)), Is.True, "checkpoint at the end");
+    }
+
+    [Test]
+    public void CancelledRunResumesToTheSameBits()
+    {
+        using var backend = new CpuBackend();
+        using var straight = new LinearTask();
+        var straightOptions = Options("straight", 12);
+        new TrainingLoop(straight, _dataset, straightOptions).Run(backend);
+
+        using var interrupted = new LinearTask();
+        var options = Options("resumed", 12);
+        using var cancel = new CancellationTokenSource();
+        var stopped = new TrainingLoop(interrupted, _dataset, options).Run(backend, progress: p =>
+        {
+            if (p.Step == 5)
+            {
+                cancel.Cancel();
+            }
+        }, cancellation: cancel.Token);
+        Assert.That(stopped, Is.EqualTo(5));
+        using var resumedTask = new LinearTask();
+        var loop = new TrainingLoop(resumedTask, _dataset, options);
+        Assert.That(loop.Run(backend, resumeFrom: loop.CheckpointPath), Is.EqualTo(12));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.That(Bits(resumedTask.Parameters[i].Value), Is.EqualTo(Bits(straight.Parameters[i].Value)), resumedTask.Parameters[i].Name);
+        }
+        var straightLog = TrainingLoop.ReadLog(straightOptions.OutputDirectory);
+        var resumedLog = TrainingLoop.ReadLog(options.OutputDirectory);
+        Assert.That(resumedLog.Select(r => r["loss"]), Is.EqualTo(straightLog.Select(r => r["loss"])), "the same losses step by step");
+
+        using var other = new LinearTask();
+        Assert.That(Assert.Throws<LrmInvalidArgumentException>(() => new TrainingLoop(other, _dataset, options with { Seed = 78 }).Run(backend, loop.CheckpointPath))!.Message,
+            Does.Contain("seed"));
+    }
+
+    [Test]
+    public void NonFiniteLossStopsWithTheStepAndKeepsTheLastCheckpoint()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask { NaNAtCall = 4 };
+        var options = Options("nan", 10) with { CheckpointEvery = 1 };
+        var loop = new TrainingLoop(task, _dataset, options);
+        var error = Assert.Throws<LrmNonFiniteException>(() => loop.Run(backend))!;
+        Assert.That(error.Step, Is.EqualTo(4));
+        Assert.That(error.TensorName, Is.EqualTo("loss.loss"));
+        Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void ResumingAfterACrashDropsLogLinesBeyondTheCheckpoint()
+    {
+        using var backend = new CpuBackend();
+        using var crashing = new LinearTask { NaNAtCall = 6 };
+        var options = Options("crash", 8) with { CheckpointEvery = 4 };
+        var loop = new TrainingLoop(crashing, _dataset, options);
+        Assert.Throws<LrmNonFiniteException>(() => loop.Run(backend));
+        Assert.That(TrainingLoop.ReadLog(options.OutputDirectory), Has.Count.EqualTo(5), "steps 1-5 logged, checkpoint at 4");
+        using var healthy = new LinearTask();
+        new TrainingLoop(healthy, _dataset, options).Run(backend, resumeFrom: loop.CheckpointPath);
+        Assert.That(TrainingLoop.ReadLog(options.OutputDirectory).Select(r => r["step"]), Is.EqualTo(Enumerable.Range(1, 8).Select(s => (double)s)));
+    }
+}

@@ -76,6 +76,14 @@ internal static unsafe partial class NativeMethods
         long batch, long in_channels, long height, long width, long out_channels, long kernel);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_patch_embed_backward(float* dimage, float* dweight, float* dbias, float* dout,
+        float* image, float* weight, long batch, long in_channels, long height, long width, long out_channels, long patch);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_deconv_backward(float* dinp, float* dweight, float* dbias, float* dout,
+        float* inp, float* weight, long batch, long in_channels, long height, long width, long out_channels, long kernel);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_resize_forward(float* @out, float* inp, long planes, long in_height,
         long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias);
 

@@ -178,6 +178,33 @@ LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float*
                                       int64_t height, int64_t width, int64_t out_channels,
                                       int64_t kernel);
 
+/* Backward of lrm_patch_embed_forward (docs/derivations/patch_embed.md). Sizes as the forward.
+ *   dimage  (batch, in_channels, height, width)  optional, overwritten; pixels beyond the
+ *                                                last full patch get 0
+ *   dweight (out_channels, in_channels, patch, patch) optional, accumulated (+=)
+ *   dbias   (out_channels)                       optional, accumulated (+=)
+ *   dout    (batch, (height/patch)·(width/patch), out_channels)
+ *   image   the forward's input, required with dweight (may be NULL otherwise)
+ *   weight  the forward's weight, required with dimage (may be NULL otherwise)
+ * At least one gradient must be given. */
+LRM_API lrm_status lrm_patch_embed_backward(float* dimage, float* dweight, float* dbias,
+                                            const float* dout, const float* image,
+                                            const float* weight, int64_t batch,
+                                            int64_t in_channels, int64_t height, int64_t width,
+                                            int64_t out_channels, int64_t patch);
+
+/* Backward of lrm_deconv_forward (docs/derivations/deconvolution.md). Sizes as the forward.
+ *   dinp    (batch, in_channels, height, width)        optional, overwritten
+ *   dweight (in_channels, out_channels, kernel, kernel) optional, accumulated (+=)
+ *   dbias   (out_channels)                              optional, accumulated (+=)
+ *   dout    (batch, out_channels, height·kernel, width·kernel)
+ *   inp     required with dweight; weight required with dinp
+ * At least one gradient must be given. */
+LRM_API lrm_status lrm_deconv_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                       const float* inp, const float* weight, int64_t batch,
+                                       int64_t in_channels, int64_t height, int64_t width,
+                                       int64_t out_channels, int64_t kernel);
+
 /* ---- image resize ------------------------------------------------------- */
 
 /* Resize planes, matching torch.nn.functional.interpolate with align_corners=False.

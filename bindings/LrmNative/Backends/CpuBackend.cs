@@ -226,8 +226,29 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
-        throw NotYet("PatchEmbedBackward");
+    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight)
+    {
+        const string op = "PatchEmbedBackward";
+        Expect.HostFloat32(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias),
+            ("gradOutput", gradOutput), ("image", image), ("weight", weight));
+        Expect.Shape(op, "image", image, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
+        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
+        long outChannels = weight.Size(0), patch = weight.Size(2);
+        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
+        Expect.Positive(op, "patch", patch);
+        if (patch > height || patch > width)
+        {
+            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
+        }
+        Expect.Shape(op, "gradOutput", gradOutput, batch, height / patch * (width / patch), outChannels);
+        Expect.Shape(op, "gradImage", gradImage, image.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        NativeCheck.Check(NativeMethods.lrm_patch_embed_backward(F(gradImage), F(gradWeight), F(gradBias), F(gradOutput),
+            F(image), F(weight), batch, inChannels, height, width, outChannels, patch),
+            $"image {image.ShapeText}, weight {weight.ShapeText}");
+    }
 
     /// <inheritdoc />
     public void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias)
@@ -246,8 +267,24 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
-        throw NotYet("DeconvolutionBackward");
+    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight)
+    {
+        const string op = "DeconvolutionBackward";
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias),
+            ("gradOutput", gradOutput), ("input", input), ("weight", weight));
+        Expect.Shape(op, "input", input, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
+        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
+        long outChannels = weight.Size(1), kernel = weight.Size(2);
+        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        Expect.Shape(op, "gradOutput", gradOutput, batch, outChannels, height * kernel, width * kernel);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        NativeCheck.Check(NativeMethods.lrm_deconv_backward(F(gradInput), F(gradWeight), F(gradBias), F(gradOutput),
+            F(input), F(weight), batch, inChannels, height, width, outChannels, kernel),
+            $"input {input.ShapeText}, weight {weight.ShapeText}");
+    }
 
     // ---- resampling ------------------------------------------------------------
 

@@ -1,0 +1,320 @@
+using LrmNative.Backends;
+using LrmNative.IO;
+
+namespace LrmNative.Tests;
+
+/// <summary>
+/// Backward ops of the convolution / resampling / NeRF / rendering half of issue 6, on the CPU:
+/// each against PyTorch autograd (tests/golden/make_grad_golden_spatial.py, rel. error &lt; 1e-4),
+/// against central finite differences of its own forward (probe loss L = Σ out·R), for the
+/// accumulate (+=) vs overwrite contract with poisoned, guarded buffers, and for shape errors.
+/// </summary>
+[TestFixture]
+public sealed class GradSpatialTests
+{
+    private const double GoldenTolerance = 1e-4;
+    private readonly CpuBackend _backend = new();
+
+    [OneTimeTearDown]
+    public void Dispose() => _backend.Dispose();
+
+    private static string GradDirectory => Path.Combine(AppContext.BaseDirectory, "golden", "grad");
+
+    /// <summary>One NUnit case per tests/golden/grad/spatial_&lt;op&gt;_*.safetensors.</summary>
+    public static IEnumerable<TestCaseData> GradCases(string op)
+    {
+        var files = Directory.Exists(GradDirectory)
+            ? Directory.GetFiles(GradDirectory, $"spatial_{op}_*.safetensors").Order(StringComparer.Ordinal).ToArray()
+            : [];
+        if (files.Length == 0)
+        {
+            throw new InvalidOperationException($"no gradient golden files for '{op}' in {GradDirectory}; regenerate with /usr/bin/python3 tests/golden/make_grad_golden_spatial.py");
+        }
+        foreach (var file in files)
+        {
+            yield return new TestCaseData(file).SetArgDisplayNames(Path.GetFileNameWithoutExtension(file));
+        }
+    }
+
+    // ---- patch embedding ------------------------------------------------------
+
+    [TestCaseSource(nameof(GradCases), new object[] { "patch_embed" })]
+    public void PatchEmbedBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var image = scope.Add(file.ReadTensor("image"));
+        var weight = scope.Add(file.ReadTensor("weight"));
+        var expectedImage = scope.Add(file.ReadTensor("grad_image"));
+        var expectedWeight = scope.Add(file.ReadTensor("grad_weight"));
+        var expectedBias = scope.Add(file.ReadTensor("grad_bias"));
+        var gradImage = outputs.Like("grad_image", expectedImage);
+        using var gradWeight = new AccumulatingGradient(weight.Shape, 1);
+        using var gradBias = new AccumulatingGradient(expectedBias.Shape, 2);
+        _backend.PatchEmbedBackward(gradImage, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), image, weight);
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradImage, expectedImage, GoldenTolerance, "patch_embed grad_image");
+        gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "patch_embed grad_weight");
+        gradBias.AssertAdded(expectedBias, GoldenTolerance, "patch_embed grad_bias");
+    }
+
+    [TestCase(2, 3, 23, 17, 6, 5)]
+    [TestCase(1, 2, 8, 12, 4, 4)]
+    public void PatchEmbedBackwardMatchesFiniteDifferences(int batch, int inChannels, int height, int width, int outChannels, int patch)
+    {
+        var random = new Random(11 + height);
+        using var image = SpatialGradientCheck.Normal(random, 1f, batch, inChannels, height, width);
+        using var weight = SpatialGradientCheck.Normal(random, 0.3f, outChannels, inChannels, patch, patch);
+        using var bias = SpatialGradientCheck.Normal(random, 0.1f, outChannels);
+        long tokens = (height / patch) * (width / patch);
+        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, tokens, outChannels);
+        using var output = Tensor.Empty([batch, tokens, outChannels]);
+        using var gradImage = Tensor.Empty(image.Shape);
+        using var gradWeight = Tensor.Zeros(weight.Shape);
+        using var gradBias = Tensor.Zeros(bias.Shape);
+        _backend.PatchEmbedBackward(gradImage, gradWeight, gradBias, probe, image, weight);
+
+        double Loss()
+        {
+            _backend.PatchEmbed(output, image, weight, bias);
+            return SpatialGradientCheck.Probe(output, probe);
+        }
+        // Linear in each argument: differences are exact up to rounding, so the bound is tight.
+        SpatialGradientCheck.AssertClose(image, gradImage, Loss, 1e-2f, 60, random, 1e-3, "d image");
+        SpatialGradientCheck.AssertClose(weight, gradWeight, Loss, 1e-2f, 60, random, 1e-3, "d weight");
+        SpatialGradientCheck.AssertClose(bias, gradBias, Loss, 1e-2f, 60, random, 1e-3, "d bias");
+        // Pixels beyond the last full patch do not reach the output: their gradient is exactly 0.
+        var gi = gradImage.AsSpan<float>();
+        for (var i = 0; i < gi.Length; i++)
+        {
+            var x = i % width;
+            var y = i / width % height;
+            if (x >= width / patch * patch || y >= height / patch * patch)
+            {
+                Assert.That(gi[i], Is.EqualTo(0f), $"grad_image[{i}] outside every patch");
+            }
+        }
+    }
+
+    [Test]
+    public void PatchEmbedBackwardWithoutImageGradient()
+    {
+        var random = new Random(5);
+        using var image = SpatialGradientCheck.Normal(random, 1f, 1, 3, 8, 8);
+        using var weight = SpatialGradientCheck.Normal(random, 0.3f, 4, 3, 4, 4);
+        using var dout = SpatialGradientCheck.Normal(random, 1f, 1, 4, 4);
+        using var full = Tensor.Zeros(weight.Shape);
+        using var gradImage = Tensor.Empty(image.Shape);
+        _backend.PatchEmbedBackward(gradImage, full, null, dout, image, weight);
+        using var only = Tensor.Zeros(weight.Shape);
+        _backend.PatchEmbedBackward(null, only, null, dout, image, weight);
+        Assert.That(only.AsSpan<float>().ToArray(), Is.EqualTo(full.AsSpan<float>().ToArray()));
+    }
+
+    // ---- transposed convolution ---------------------------------------------------
+
+    [TestCaseSource(nameof(GradCases), new object[] { "deconv" })]
+    public void DeconvolutionBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var input = scope.Add(file.ReadTensor("inp"));
+        var weight = scope.Add(file.ReadTensor("weight"));
+        var expectedInput = scope.Add(file.ReadTensor("grad_inp"));
+        var expectedWeight = scope.Add(file.ReadTensor("grad_weight"));
+        var expectedBias = scope.Add(file.ReadTensor("grad_bias"));
+        var gradInput = outputs.Like("grad_inp", expectedInput);
+        using var gradWeight = new AccumulatingGradient(weight.Shape, 3);
+        using var gradBias = new AccumulatingGradient(expectedBias.Shape, 4);
+        _backend.DeconvolutionBackward(gradInput, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), input, weight);
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradInput, expectedInput, GoldenTolerance, "deconv grad_inp");
+        gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "deconv grad_weight");
+        gradBias.AssertAdded(expectedBias, GoldenTolerance, "deconv grad_bias");
+    }
+
+    [TestCase(2, 5, 3, 7, 4, 2)]
+    [TestCase(1, 3, 4, 5, 2, 3)]
+    public void DeconvolutionBackwardMatchesFiniteDifferences(int batch, int inChannels, int height, int width, int outChannels, int kernel)
+    {
+        var random = new Random(21 + width);
+        using var input = SpatialGradientCheck.Normal(random, 1f, batch, inChannels, height, width);
+        using var weight = SpatialGradientCheck.Normal(random, 0.4f, inChannels, outChannels, kernel, kernel);
+        using var bias = SpatialGradientCheck.Normal(random, 0.1f, outChannels);
+        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, outChannels, height * kernel, width * kernel);
+        using var output = Tensor.Empty(probe.Shape);
+        using var gradInput = Tensor.Empty(input.Shape);
+        using var gradWeight = Tensor.Zeros(weight.Shape);
+        using var gradBias = Tensor.Zeros(bias.Shape);
+        _backend.DeconvolutionBackward(gradInput, gradWeight, gradBias, probe, input, weight);
+
+        double Loss()
+        {
+            _backend.Deconvolution(output, input, weight, bias);
+            return SpatialGradientCheck.Probe(output, probe);
+        }
+        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-2f, 60, random, 1e-3, "d input");
+        SpatialGradientCheck.AssertClose(weight, gradWeight, Loss, 1e-2f, 60, random, 1e-3, "d weight");
+        SpatialGradientCheck.AssertClose(bias, gradBias, Loss, 1e-2f, 60, random, 1e-3, "d bias");
+    }
+
+    [Test]
+    public void ConvolutionBackwardShapeErrorsNameTheTensor()
+    {
+        using var image = Tensor.Zeros([1, 3, 8, 8]);
+        using var weight = Tensor.Zeros([4, 3, 4, 4]);
+        using var dout = Tensor.Zeros([1, 4, 4]);
+        using var wrongDout = Tensor.Zeros([1, 5, 4]);
+        using var gradWeight = Tensor.Zeros([4, 3, 4, 4]);
+        using var wrongGradWeight = Tensor.Zeros([4, 3, 4, 5]);
+        using var wrongGradImage = Tensor.Zeros([1, 3, 8, 9]);
+        AssertShapeError(() => _backend.PatchEmbedBackward(null, gradWeight, null, wrongDout, image, weight), "PatchEmbedBackward", "gradOutput");
+        AssertShapeError(() => _backend.PatchEmbedBackward(null, wrongGradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradWeight");
+        AssertShapeError(() => _backend.PatchEmbedBackward(wrongGradImage, gradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradImage");
+
+        using var input = Tensor.Zeros([1, 3, 4, 5]);
+        using var deconvWeight = Tensor.Zeros([3, 2, 2, 2]);
+        using var deconvDout = Tensor.Zeros([1, 2, 8, 10]);
+        using var wrongDeconvDout = Tensor.Zeros([1, 2, 8, 11]);
+        using var deconvGradWeight = Tensor.Zeros([3, 2, 2, 2]);
+        using var wrongBias = Tensor.Zeros([3]);
+        AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, null, wrongDeconvDout, input, deconvWeight), "DeconvolutionBackward", "gradOutput");
+        AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, wrongBias, deconvDout, input, deconvWeight), "DeconvolutionBackward", "gradBias");
+    }
+
+    private static void AssertShapeError(Action call, string op, string tensor)
+    {
+        var error = Assert.Throws<LrmShapeException>(() => call())!;
+        Assert.That(error.Message, Does.StartWith(op + ":"), "the message names the op");
+        Assert.That(error.Message, Does.Contain($"'{tensor}'"), "the message names the tensor");
+    }
+}
+
+/// <summary>
+/// A parameter-gradient buffer with guard regions, pre-filled with known values, so a test can
+/// check that the op added its gradient (+=) and wrote nothing outside the tensor.
+/// </summary>
+internal sealed class AccumulatingGradient : IDisposable
+{
+    private readonly float[] _initial;
+
+    public AccumulatingGradient(ReadOnlySpan<long> shape, int seed)
+    {
+        Tensor = Tensor.CreateGuarded(shape, GuardedOutputs.Poison);
+        var span = Tensor.AsSpan<float>();
+        var random = new Random(seed);
+        for (var i = 0; i < span.Length; i++)
+        {
+            span[i] = (float)(random.NextDouble() - 0.5);
+        }
+        _initial = span.ToArray();
+    }
+
+    public Tensor Tensor { get; }
+
+    /// <summary>Asserts tensor − initial ≈ expected and that both guards are intact.</summary>
+    public void AssertAdded(Tensor expected, double tolerance, string what)
+    {
+        Assert.That(Tensor.GuardsIntact(GuardedOutputs.Poison), Is.True, $"{what}: write outside the tensor");
+        var span = Tensor.AsSpan<float>();
+        var added = new float[span.Length];
+        for (var i = 0; i < span.Length; i++)
+        {
+            added[i] = span[i] - _initial[i];
+        }
+        // The subtraction loses up to ~1 ulp of the initial values (|v| ≤ 0.5): ~3e-8 absolute.
+        var error = Compare.RelativeError(added, expected.AsSpan<float>());
+        Assert.That(error, Is.LessThan(tolerance), $"{what}: ‖(grad − initial) − ref‖/‖ref‖ (accumulation)");
+    }
+
+    public void Dispose() => Tensor.Dispose();
+}
+
+/// <summary>
+/// Central finite differences of a scalar probe loss L = Σ out·R (R random, fixed) against an
+/// analytic gradient, over a random sample of input elements. The error is normalised over the
+/// sample, ‖fd − analytic‖/‖analytic‖, and the analytic sample must not be all zero.
+/// </summary>
+internal static class SpatialGradientCheck
+{
+    /// <summary>Roughly normal values (sum of three uniforms), deterministic for a seed.</summary>
+    public static Tensor Normal(Random random, float scale, params long[] shape)
+    {
+        var tensor = Tensor.Empty(shape);
+        var span = tensor.AsSpan<float>();
+        for (var i = 0; i < span.Length; i++)
+        {
+            span[i] = scale * (float)(random.NextDouble() + random.NextDouble() + random.NextDouble() - 1.5);
+        }
+        return tensor;
+    }
+
+    /// <summary>Uniform values in [low, high).</summary>
+    public static Tensor Uniform(Random random, float low, float high, params long[] shape)
+    {
+        var tensor = Tensor.Empty(shape);
+        var span = tensor.AsSpan<float>();
+        for (var i = 0; i < span.Length; i++)
+        {
+            span[i] = low + (high - low) * (float)random.NextDouble();
+        }
+        return tensor;
+    }
+
+    /// <summary>Σ out·probe in double.</summary>
+    public static double Probe(Tensor output, Tensor probe)
+    {
+        var o = output.AsSpan<float>();
+        var r = probe.AsSpan<float>();
+        double sum = 0;
+        for (var i = 0; i < o.Length; i++)
+        {
+            sum += (double)o[i] * r[i];
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// Perturbs <paramref name="count"/> random elements of <paramref name="input"/> (those
+    /// <paramref name="usable"/> accepts) by ±<paramref name="step"/>, restores them exactly, and
+    /// asserts the normalised error of the differences against <paramref name="analytic"/>.
+    /// </summary>
+    public static void AssertClose(Tensor input, Tensor analytic, Func<double> loss, float step, int count, Random random,
+        double tolerance, string what, Func<int, bool>? usable = null)
+    {
+        var values = input.AsSpan<float>().ToArray();
+        var gradient = analytic.AsSpan<float>().ToArray();
+        Assert.That(gradient.Length, Is.EqualTo(values.Length), $"{what}: gradient size");
+        var candidates = Enumerable.Range(0, values.Length).Where(i => usable?.Invoke(i) ?? true).ToArray();
+        Assert.That(candidates, Is.Not.Empty, $"{what}: no element to perturb");
+        random.Shuffle(candidates);
+        var chosen = candidates.Take(count).ToArray();
+        double difference = 0, reference = 0;
+        var worst = (Index: -1, Numeric: 0.0, Analytic: 0.0);
+        foreach (var i in chosen)
+        {
+            var original = values[i];
+            input.AsSpan<float>()[i] = original + step;
+            var up = loss();
+            input.AsSpan<float>()[i] = original - step;
+            var down = loss();
+            input.AsSpan<float>()[i] = original;
+            // The perturbation actually applied, after rounding to float.
+            var applied = (double)(original + step) - (double)(original - step);
+            var numeric = (up - down) / applied;
+            var d = numeric - gradient[i];
+            if (worst.Index < 0 || Math.Abs(d) > Math.Abs(worst.Numeric - worst.Analytic))
+            {
+                worst = (i, numeric, gradient[i]);
+            }
+            difference += d * d;
+            reference += (double)gradient[i] * gradient[i];
+        }
+        Assert.That(reference, Is.GreaterThan(0), $"{what}: the analytic gradient is zero on every sampled element");
+        var error = Math.Sqrt(difference / reference);
+        Assert.That(error, Is.LessThan(tolerance),
+            $"{what}: ‖fd − analytic‖/‖analytic‖ over {chosen.Length} elements; worst element {worst.Index}: fd {worst.Numeric:G6}, analytic {worst.Analytic:G6}");
+    }
+}

@@ -103,6 +103,15 @@ internal static unsafe partial class NativeMethods
         long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias,
         double scale_factor_h, double scale_factor_w);
 
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_backward(float* dinp, float* dout, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_scaled_backward(float* dinp, float* dout, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias,
+        double scale_factor_h, double scale_factor_w);
+
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_add_forward(float* @out, float* a, float* b, long n);
 
     [LibraryImport(Lib)]

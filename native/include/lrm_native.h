@@ -286,6 +286,22 @@ LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float* inp, int64
                                              int32_t antialias, double scale_factor_h,
                                              double scale_factor_w);
 
+/* Backward of lrm_resize_forward / lrm_resize_scaled_forward (docs/derivations/resize.md):
+ * the adjoint of the resampling matrix, dinp = A_yᵀ · dout · A_x per plane, with the same
+ * float taps as the forward. Arguments as the forward's.
+ *   dinp (planes, in_height, in_width)    overwritten
+ *   dout (planes, out_height, out_width)
+ * Results do not depend on the thread count (both passes are gathers). */
+LRM_API lrm_status lrm_resize_backward(float* dinp, const float* dout, int64_t planes,
+                                       int64_t in_height, int64_t in_width, int64_t out_height,
+                                       int64_t out_width, int32_t mode, float cubic_a,
+                                       int32_t antialias);
+LRM_API lrm_status lrm_resize_scaled_backward(float* dinp, const float* dout, int64_t planes,
+                                              int64_t in_height, int64_t in_width,
+                                              int64_t out_height, int64_t out_width, int32_t mode,
+                                              float cubic_a, int32_t antialias,
+                                              double scale_factor_h, double scale_factor_w);
+
 /* ---- element-wise arithmetic ------------------------------------------- */
 
 /* out = a + b, n elements; out may alias a or b. */

@@ -184,6 +184,81 @@ public sealed class GradSpatialTests
         AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, wrongBias, deconvDout, input, deconvWeight), "DeconvolutionBackward", "gradBias");
     }
 
+    // ---- resize ------------------------------------------------------------------------
+
+    [TestCaseSource(nameof(GradCases), new object[] { "resize" })]
+    public void ResizeBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var expected = scope.Add(file.ReadTensor("grad_inp"));
+        var gradInput = outputs.Like("grad_inp", expected);
+        var mode = file.Metadata["mode"] == "bicubic" ? ResizeMode.Bicubic : ResizeMode.Bilinear;
+        _backend.ResizeBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, file.Float("cubic_a"), file.Flag("antialias"));
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradInput, expected, GoldenTolerance, "resize grad_inp");
+    }
+
+    [TestCaseSource(nameof(GradCases), new object[] { "scaled_resize" })]
+    public void ResizeScaledBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var expected = scope.Add(file.ReadTensor("grad_inp"));
+        var gradInput = outputs.Like("grad_inp", expected);
+        var mode = file.Metadata["mode"] == "bicubic" ? ResizeMode.Bicubic : ResizeMode.Bilinear;
+        var scaleHeight = double.Parse(file.Metadata["scale_factor_h"], System.Globalization.CultureInfo.InvariantCulture);
+        var scaleWidth = double.Parse(file.Metadata["scale_factor_w"], System.Globalization.CultureInfo.InvariantCulture);
+        _backend.ResizeScaledBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, scaleHeight, scaleWidth,
+            file.Float("cubic_a"), file.Flag("antialias"));
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradInput, expected, GoldenTolerance, "scaled_resize grad_inp");
+    }
+
+    [TestCase(ResizeMode.Bilinear, false, 7, 11, 16, 5)]
+    [TestCase(ResizeMode.Bilinear, true, 23, 19, 8, 7)]
+    [TestCase(ResizeMode.Bicubic, false, 9, 6, 5, 13)]
+    [TestCase(ResizeMode.Bicubic, true, 37, 37, 16, 16)]
+    [TestCase(ResizeMode.Bicubic, true, 5, 8, 12, 17)]
+    public void ResizeBackwardMatchesFiniteDifferences(ResizeMode mode, bool antialias, int inHeight, int inWidth, int outHeight, int outWidth)
+    {
+        var random = new Random(31 + inHeight * outWidth);
+        var cubicA = antialias ? -0.5f : -0.75f;
+        using var input = SpatialGradientCheck.Normal(random, 1f, 2, inHeight, inWidth);
+        using var probe = SpatialGradientCheck.Normal(random, 1f, 2, outHeight, outWidth);
+        using var output = Tensor.Empty(probe.Shape);
+        using var gradInput = Tensor.Empty(input.Shape);
+        _backend.ResizeBackward(gradInput, probe, mode, cubicA, antialias);
+        double Loss()
+        {
+            _backend.Resize(output, input, mode, cubicA, antialias);
+            return SpatialGradientCheck.Probe(output, probe);
+        }
+        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-2f, 80, random, 1e-3, $"{mode} d input");
+
+        // The scale-factor variant (DINOv2's table resize) against its own forward.
+        double scaleHeight = (outHeight + 0.1) / inHeight, scaleWidth = (outWidth + 0.1) / inWidth;
+        _backend.ResizeScaledBackward(gradInput, probe, mode, scaleHeight, scaleWidth, cubicA, antialias);
+        double ScaledLoss()
+        {
+            _backend.ResizeScaled(output, input, mode, scaleHeight, scaleWidth, cubicA, antialias);
+            return SpatialGradientCheck.Probe(output, probe);
+        }
+        SpatialGradientCheck.AssertClose(input, gradInput, ScaledLoss, 1e-2f, 80, random, 1e-3, $"{mode} scaled d input");
+    }
+
+    [Test]
+    public void ResizeBackwardShapeErrorsNameTheTensor()
+    {
+        using var gradInput = Tensor.Zeros([3, 7, 9]);
+        using var gradOutput = Tensor.Zeros([2, 14, 18]);
+        AssertShapeError(() => _backend.ResizeBackward(gradInput, gradOutput, ResizeMode.Bilinear), "ResizeBackward", "gradOutput");
+        using var flat = Tensor.Zeros([9]);
+        AssertShapeError(() => _backend.ResizeScaledBackward(flat, gradOutput, ResizeMode.Bicubic, 2, 2, -0.5f, true), "ResizeScaledBackward", "gradInput");
+    }
+
     private static void AssertShapeError(Action call, string op, string tensor)
     {
         var error = Assert.Throws<LrmShapeException>(() => call())!;

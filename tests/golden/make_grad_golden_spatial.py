@@ -162,7 +162,7 @@ def resize():
 
 def resize_scaled():
     """interpolate(scale_factor=...): DINOv2's position-table resize (37x37 -> g x g, bicubic, antialias)."""
-    op = "resize_scaled"
+    op = "scaled_resize"
     cases = [
         # name, planes, in (h, w), out (h, w), scale factors, mode, antialias
         ("bicubic_aa_37x37_16x16", 3, (37, 37), (16, 16), (16.1 / 37, 16.1 / 37), "bicubic", True),

@@ -298,23 +298,30 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     // Shared by Resize and ResizeScaled: (..., H, W) → (..., H', W') with the same leading dims.
-    private static (long Planes, long InHeight, long InWidth, long OutHeight, long OutWidth) CheckResize(string op, Tensor output, Tensor input)
+    // Backward passes the gradients' names.
+    private static (long Planes, long InHeight, long InWidth, long OutHeight, long OutWidth) CheckResize(string op, Tensor output, Tensor input,
+        string outputName = "output", string inputName = "input")
     {
-        Expect.HostFloat32(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., height, width)");
-        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        Expect.HostFloat32(op, (outputName, output), (inputName, input));
+        Expect.Rank(op, inputName, input, 2, "(..., height, width)");
+        Expect.Rank(op, outputName, output, 2, "(..., height, width)");
         Span<long> expected = stackalloc long[input.Rank];
         input.Shape.CopyTo(expected);
         expected[^2] = -1;
         expected[^1] = -1;
-        Expect.Shape(op, "output", output, expected);
+        Expect.Shape(op, outputName, output, expected);
         long inHeight = input.Size(-2), inWidth = input.Size(-1);
         return (input.ElementCount / Math.Max(inHeight * inWidth, 1), inHeight, inWidth, output.Size(-2), output.Size(-1));
     }
 
     /// <inheritdoc />
-    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
-        throw NotYet("ResizeBackward");
+    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false)
+    {
+        const string op = "ResizeBackward";
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, gradOutput, gradInput, "gradOutput", "gradInput");
+        NativeCheck.Check(NativeMethods.lrm_resize_backward(F(gradInput), F(gradOutput), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0), $"{mode} {gradInput.ShapeText} <- {gradOutput.ShapeText}");
+    }
 
     /// <inheritdoc />
     public void TriplaneSample(Tensor output, Tensor planes, Tensor points)
@@ -478,6 +485,16 @@ public sealed unsafe class CpuBackend : IBackend
         NativeCheck.Check(NativeMethods.lrm_resize_scaled_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
             (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
             $"{mode} {input.ShapeText} -> {output.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
+    }
+
+    /// <inheritdoc />
+    public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
+    {
+        const string op = "ResizeScaledBackward";
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, gradOutput, gradInput, "gradOutput", "gradInput");
+        NativeCheck.Check(NativeMethods.lrm_resize_scaled_backward(F(gradInput), F(gradOutput), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
+            $"{mode} {gradInput.ShapeText} <- {gradOutput.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
     }
 
     // ---- triplane NeRF and volume rendering -----------------------------------

@@ -164,6 +164,9 @@ public interface IBackend : IDisposable
     /// </summary>
     void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias);
 
+    /// <summary>Backward of <see cref="ResizeScaled"/> (the adjoint of its resampling matrix); gradInput is overwritten.</summary>
+    void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias);
+
     // ---- triplane NeRF and volume rendering -----------------------------------
 
     /// <summary>NeRF head: raw (…, 4) → sigma (…, 1) = softplus(raw₀ − 1), rgb (…, 3) = sigmoid(raw₁…₃)·1.002 − 0.001; either output optional.</summary>

@@ -92,6 +92,10 @@ internal static unsafe partial class NativeMethods
         long batch, long num_points, long channels, long height, long width);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_triplane_sample_backward(float* dplanes, float* dpoints, float* dout, float* planes,
+        float* points, long batch, long num_points, long channels, long height, long width, int deterministic);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_mlp_forward(float* @out, float* inp, float** weights, float** biases,
         long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
 

@@ -247,6 +247,24 @@ LRM_API lrm_status lrm_triplane_sample_forward(float* out, const float* planes,
                                                int64_t num_points, int64_t channels,
                                                int64_t height, int64_t width);
 
+/* Backward of lrm_triplane_sample_forward (docs/derivations/triplane_sample.md). Sizes as
+ * the forward; both gradients are overwritten, at least one must be given.
+ *   dplanes (batch, 3, height, width, channels) optional: Σ over samples of weight·dout
+ *   dpoints (batch, points, 3)                  optional: through the bilinear weights
+ *                                               (0 for samples that read only zeros)
+ *   dout    (batch, points, 3·channels)
+ *   planes  required with dpoints (may be NULL otherwise)
+ *   points  (batch, points, 3)
+ * deterministic != 0: dplanes by binning samples per cell and gathering per texel; the
+ * result is bitwise independent of the thread count. deterministic == 0: per-thread
+ * partial planes summed in thread order (deterministic for a given thread count only;
+ * scratch threads × 3·height·width·channels floats). dpoints is always independent of it. */
+LRM_API lrm_status lrm_triplane_sample_backward(float* dplanes, float* dpoints, const float* dout,
+                                                const float* planes, const float* points,
+                                                int64_t batch, int64_t num_points,
+                                                int64_t channels, int64_t height, int64_t width,
+                                                int32_t deterministic);
+
 /* ---- small MLP ---------------------------------------------------------- */
 
 /* A stack of nn.Linear layers with `hidden_activation` between them and

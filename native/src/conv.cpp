@@ -35,6 +35,9 @@
 namespace lrm {
 namespace {
 
+// Gathers and scatters below this many floats run on one thread: a fork/join costs more.
+constexpr int64_t kParallelElements = 32768;
+
 void patch_embed_forward(float* out, const float* image, const float* weight, const float* bias, int64_t batch,
                          int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t patch,
                          int gemm_m, int gemm_n, int gemm_k) {
@@ -46,7 +49,7 @@ void patch_embed_forward(float* out, const float* image, const float* weight, co
     for (int64_t b = 0; b < batch; ++b) {
         const float* img = image + b * channels * height * width;
         float* dst = out + b * tokens * out_channels;
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * depth > kParallelElements)
         for (int64_t t = 0; t < tokens; ++t) {
             const int64_t gy = t / grid_w, gx = t % grid_w;
             float* row = cols.data() + t * depth;
@@ -72,7 +75,7 @@ void deconv_forward(float* out, const float* inp, const float* weight, const flo
         sgemm(true, false, gemm_m, gemm_n, gemm_k, weight, gemm_m, inp + b * in_channels * pixels, gemm_n, 0.0f,
               cols.data(), gemm_n);
         float* dst_b = out + b * out_channels * pixels * kernel * kernel;
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (static_cast<int64_t>(gemm_m) * gemm_n > kParallelElements)
         for (int64_t o = 0; o < out_channels; ++o)
             for (int64_t y = 0; y < height; ++y) {
                 const float add = bias != nullptr ? bias[o] : 0.0f;
@@ -91,7 +94,7 @@ void deconv_forward(float* out, const float* inp, const float* weight, const flo
 void gather_patches(float* cols, const float* img, int64_t channels, int64_t height, int64_t width, int64_t patch,
                     int64_t tokens, int threads) {
     const int64_t grid_w = width / patch, depth = channels * patch * patch;
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * depth > kParallelElements)
     for (int64_t t = 0; t < tokens; ++t) {
         const int64_t gy = t / grid_w, gx = t % grid_w;
         float* row = cols + t * depth;
@@ -122,7 +125,7 @@ void patch_embed_backward(float* dimage, float* dweight, float* dbias, const flo
             // dcols (T, D) = g (T, O) · W (O, D), then scattered back (patches do not overlap).
             sgemm(false, false, gemm_m, gemm_k, gemm_n, g, gemm_n, weight, gemm_k, 0.0f, cols.data(), gemm_k);
             float* dimg = dimage + b * channels * height * width;
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (channels * height * width > kParallelElements)
             for (int64_t c = 0; c < channels; ++c)
                 for (int64_t y = 0; y < height; ++y) {
                     float* dst = dimg + (c * height + y) * width;
@@ -160,7 +163,7 @@ void deconv_backward(float* dinp, float* dweight, float* dbias, const float* dou
     for (int64_t b = 0; b < batch; ++b) {
         const float* g = dout + b * out_channels * out_plane;
         if (dinp != nullptr || dweight != nullptr) {
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (out_channels * out_plane > kParallelElements)
             for (int64_t o = 0; o < out_channels; ++o)
                 for (int64_t y = 0; y < height; ++y)
                     for (int64_t ky = 0; ky < kernel; ++ky) {

@@ -1,4 +1,5 @@
 using LrmNative.Backends;
+using LrmNative.Interop;
 using LrmNative.IO;
 
 namespace LrmNative.Tests;
@@ -257,6 +258,133 @@ public sealed class GradSpatialTests
         AssertShapeError(() => _backend.ResizeBackward(gradInput, gradOutput, ResizeMode.Bilinear), "ResizeBackward", "gradOutput");
         using var flat = Tensor.Zeros([9]);
         AssertShapeError(() => _backend.ResizeScaledBackward(flat, gradOutput, ResizeMode.Bicubic, 2, 2, -0.5f, true), "ResizeScaledBackward", "gradInput");
+    }
+
+    // ---- triplane sampling -------------------------------------------------------------
+
+    [TestCaseSource(nameof(GradCases), new object[] { "triplane" })]
+    public void TriplaneSampleBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        var planes = scope.Add(file.ReadTensor("planes"));
+        var points = scope.Add(file.ReadTensor("points"));
+        var dout = scope.Add(file.ReadTensor("dout"));
+        var expectedPlanes = scope.Add(file.ReadTensor("grad_planes"));
+        var expectedPoints = scope.Add(file.ReadTensor("grad_points"));
+        foreach (var deterministic in new[] { true, false })
+        {
+            using var outputs = new GuardedOutputs();
+            var gradPlanes = outputs.Like("grad_planes", expectedPlanes);
+            var gradPoints = outputs.Like("grad_points", expectedPoints);
+            using var backend = new CpuBackend { Deterministic = deterministic };
+            backend.TriplaneSampleBackward(gradPlanes, gradPoints, dout, planes, points);
+            outputs.AssertWrittenExactly();
+            Compare.Close(gradPlanes, expectedPlanes, GoldenTolerance, $"triplane grad_planes (deterministic {deterministic})");
+            Compare.Close(gradPoints, expectedPoints, GoldenTolerance, $"triplane grad_points (deterministic {deterministic})");
+        }
+    }
+
+    [TestCase(1, 200, 6, 9, 13)]
+    [TestCase(2, 90, 4, 16, 16)]
+    public void TriplaneSampleBackwardMatchesFiniteDifferences(int batch, int count, int channels, int height, int width)
+    {
+        var random = new Random(41 + count);
+        using var planes = SpatialGradientCheck.Normal(random, 1f, batch, 3, height, width, channels);
+        using var points = SpatialGradientCheck.Uniform(random, -1.08f, 1.08f, batch, count, 3);
+        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, count, 3 * channels);
+        using var output = Tensor.Empty(probe.Shape);
+        using var gradPlanes = Tensor.Empty(planes.Shape);
+        using var gradPoints = Tensor.Empty(points.Shape);
+        _backend.TriplaneSampleBackward(gradPlanes, gradPoints, probe, planes, points);
+        double Loss()
+        {
+            _backend.TriplaneSample(output, planes, points);
+            return SpatialGradientCheck.Probe(output, probe);
+        }
+        SpatialGradientCheck.AssertClose(planes, gradPlanes, Loss, 1e-2f, 80, random, 1e-3, "d planes",
+            i => gradPlanes.AsSpan<float>()[i] != 0);
+        // Points: avoid the kinks of bilinear interpolation (pixel-centre lines, where floor() switches cells)
+        // and the image border, so ±step stays inside one cell in every plane reading that coordinate.
+        const float step = 1e-3f;
+        var coordinates = points.AsSpan<float>().ToArray();
+        bool AwayFromKinks(int i)
+        {
+            var axis = i % 3;
+            var size = axis == 1 ? height : width; // y is always a v (height) coordinate; x and z are u (width) ones...
+            if (axis == 2)
+            {
+                // ...except z, which is v on plane 1 (height) and u on plane 2 (width): check both.
+                return Smooth(coordinates[i], height) && Smooth(coordinates[i], width);
+            }
+            return Smooth(coordinates[i], size);
+        }
+        static bool Smooth(float u, int size)
+        {
+            var pixel = ((u + 1.0) * size - 1.0) / 2.0;
+            var fraction = pixel - Math.Floor(pixel);
+            var margin = 4.0 * step * size / 2.0;
+            return fraction > margin && fraction < 1.0 - margin;
+        }
+        SpatialGradientCheck.AssertClose(points, gradPoints, Loss, step, 90, random, 1e-2, "d points", AwayFromKinks);
+    }
+
+    [Test]
+    public void TriplaneSampleBackwardIsIndependentOfTheThreadCount()
+    {
+        var random = new Random(51);
+        // Big enough for every parallel branch (> 8192 points, plane > 4096 values), points crowded into a few cells.
+        using var planes = SpatialGradientCheck.Normal(random, 1f, 2, 3, 24, 20, 12);
+        using var points = SpatialGradientCheck.Uniform(random, -0.3f, 0.3f, 2, 9000, 3);
+        using var dout = SpatialGradientCheck.Normal(random, 1f, 2, 9000, 36);
+        float[]? reference = null;
+        float[]? referencePoints = null;
+        try
+        {
+            foreach (var threads in new[] { 1, 2, 3, 5 })
+            {
+                using var backend = new CpuBackend(threads);
+                using var gradPlanes = Tensor.Empty(planes.Shape);
+                using var gradPoints = Tensor.Empty(points.Shape);
+                backend.TriplaneSampleBackward(gradPlanes, gradPoints, dout, planes, points);
+                var bits = gradPlanes.AsSpan<float>().ToArray();
+                if (reference is null)
+                {
+                    reference = bits;
+                    referencePoints = gradPoints.AsSpan<float>().ToArray();
+                }
+                else
+                {
+                    Assert.That(bits.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(reference.Select(BitConverter.SingleToInt32Bits)),
+                        $"grad_planes with {threads} threads");
+                    Assert.That(gradPoints.AsSpan<float>().ToArray(), Is.EqualTo(referencePoints), $"grad_points with {threads} threads");
+                }
+                // The per-thread-partials mode sums in another order: same values to rounding.
+                backend.Deterministic = false;
+                using var partial = Tensor.Empty(planes.Shape);
+                backend.TriplaneSampleBackward(partial, null, dout, planes, points);
+                Assert.That(Compare.RelativeError(partial.AsSpan<float>(), reference), Is.LessThan(1e-6), $"partials with {threads} threads");
+            }
+        }
+        finally
+        {
+            NativeCheck.Check(NativeMethods.lrm_set_num_threads(0));
+        }
+    }
+
+    [Test]
+    public void TriplaneSampleBackwardShapeErrorsNameTheTensor()
+    {
+        using var planes = Tensor.Zeros([1, 3, 4, 5, 2]);
+        using var points = Tensor.Zeros([1, 7, 3]);
+        using var dout = Tensor.Zeros([1, 7, 6]);
+        using var gradPlanes = Tensor.Zeros([1, 3, 4, 5, 2]);
+        using var wrongDout = Tensor.Zeros([1, 7, 5]);
+        using var wrongGradPlanes = Tensor.Zeros([1, 3, 5, 4, 2]);
+        using var wrongGradPoints = Tensor.Zeros([1, 6, 3]);
+        AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, null, wrongDout, planes, points), "TriplaneSampleBackward", "gradOutput");
+        AssertShapeError(() => _backend.TriplaneSampleBackward(wrongGradPlanes, null, dout, planes, points), "TriplaneSampleBackward", "gradPlanes");
+        AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, wrongGradPoints, dout, planes, points), "TriplaneSampleBackward", "gradPoints");
     }
 
     private static void AssertShapeError(Action call, string op, string tensor)

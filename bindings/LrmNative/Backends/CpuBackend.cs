@@ -21,6 +21,13 @@ public sealed unsafe class CpuBackend : IBackend
     /// <inheritdoc />
     public string Name => "cpu";
 
+    /// <summary>
+    /// Scatter-add backward ops (triplane sampling into the planes) give results that do not depend on the
+    /// thread count (default). False uses per-thread partial sums instead: deterministic for a given thread
+    /// count only, and more scratch memory.
+    /// </summary>
+    public bool Deterministic { get; set; } = true;
+
     /// <inheritdoc />
     public Device Device => Device.Cpu;
 
@@ -338,8 +345,21 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
-        throw NotYet("TriplaneSampleBackward");
+    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points)
+    {
+        const string op = "TriplaneSampleBackward";
+        Expect.HostFloat32(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput),
+            ("planes", planes), ("points", points));
+        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
+        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
+        Expect.Shape(op, "points", points, batch, -1, 3);
+        var count = points.Size(1);
+        Expect.Shape(op, "gradOutput", gradOutput, batch, count, 3 * channels);
+        Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
+        Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
+        NativeCheck.Check(NativeMethods.lrm_triplane_sample_backward(F(gradPlanes), F(gradPoints), F(gradOutput), F(planes), F(points),
+            batch, count, channels, height, width, Deterministic ? 1 : 0), $"planes {planes.ShapeText}, points {points.ShapeText}");
+    }
 
     // ---- small MLP -------------------------------------------------------------
 

@@ -82,6 +82,17 @@ LRM_HD void lrm_render_decode(float* decoded, const float* raw, const float* p) 
     }
 }
 
+/* Backward of lrm_render_decode: draw (4) from ddecoded (4); 0 outside the box (the decoded
+ * values there are constants), else dσ_raw passes through and drgb·1.002·s·(1 − s). */
+LRM_HD void lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw, const float* p) {
+    if (lrm_render_inside(p)) {
+        draw[0] = ddecoded[0];
+        for (int c = 1; c < 4; ++c) draw[c] = ddecoded[c] * lrm_nerf_color_derivative(raw[c]);
+    } else {
+        draw[0] = draw[1] = draw[2] = draw[3] = 0.0f;
+    }
+}
+
 /* Composites one ray whose samples are the merge (by depth, a first on ties) of two
  * sorted sets: ta (na) with decoded sa (na, 4) and tb (nb) with sb (nb, 4); nb may be 0.
  * Writes rgb (3), the un-clamped depth (NaN → +∞), opacity, and weights (na + nb − 1)

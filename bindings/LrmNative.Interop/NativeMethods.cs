@@ -99,6 +99,10 @@ internal static unsafe partial class NativeMethods
     internal static partial LrmStatus lrm_mlp_forward(float* @out, float* inp, float** weights, float** biases,
         long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
 
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_mlp_backward(float* dinp, float** dweights, float** dbiases, float* dout, float* inp,
+        float** weights, float** biases, long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
+
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_f32_to_bf16(ushort* @out, float* inp, long n);
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_bf16_to_f32(float* @out, ushort* inp, long n);
 
@@ -129,6 +133,9 @@ internal static unsafe partial class NativeMethods
     internal static partial LrmStatus lrm_nerf_decode_forward(float* sigma, float* rgb, float* raw, long rows);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_nerf_decode_backward(float* draw, float* dsigma, float* drgb, float* raw, long rows);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_rays_forward(float* origins, float* directions, float* depths,
         float* depth_range, float* cameras, long batch, long height, long width, long samples);
 
@@ -138,6 +145,9 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_decode_forward(float* decoded, float* raw, float* points, long rows);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_decode_backward(float* draw, float* ddecoded, float* raw, float* points, long rows);
 
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_importance_forward(float* fine_depths, float* coarse_depths,

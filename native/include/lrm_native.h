@@ -282,6 +282,22 @@ LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* co
                                    int32_t num_layers, int64_t rows, int32_t hidden_activation,
                                    int32_t output_activation);
 
+/* Backward of lrm_mlp_forward (docs/derivations/mlp.md); arguments as the forward's.
+ *   dinp     (rows, dims[0])  optional, overwritten
+ *   dweights num_layers pointers, each optional (NULL: that layer's weight gradient is not
+ *            wanted), accumulated (+=); dweights itself may be NULL
+ *   dbiases  num_layers pointers, each optional, accumulated (+=): Σ over rows of the
+ *            layer's output gradient (also where the layer has no bias); may be NULL
+ *   dout     (rows, dims[num_layers])
+ *   inp, weights, biases  the forward's
+ * Nothing is saved by the forward: the activations are recomputed in row chunks
+ * (memory O(chunk · Σ dims), not O(rows)). relu'(0) = 0, as PyTorch. */
+LRM_API lrm_status lrm_mlp_backward(float* dinp, float* const* dweights, float* const* dbiases,
+                                    const float* dout, const float* inp,
+                                    const float* const* weights, const float* const* biases,
+                                    const int64_t* dims, int32_t num_layers, int64_t rows,
+                                    int32_t hidden_activation, int32_t output_activation);
+
 /* ---- dtype conversion --------------------------------------------------- */
 
 /* fp32 → bf16 with round-to-nearest-even (NaN stays NaN), and back (exact). */
@@ -352,6 +368,14 @@ LRM_API lrm_status lrm_transpose_forward(float* out, const float* inp, int64_t b
  * At least one output must be given. */
 LRM_API lrm_status lrm_nerf_decode_forward(float* sigma, float* rgb, const float* raw, int64_t rows);
 
+/* Backward of lrm_nerf_decode_forward (docs/derivations/nerf_decode.md).
+ *   draw   (rows, 4)  overwritten: [dσ·softplus'(raw₀ − 1), drgb·1.002·s·(1 − s)]
+ *   dsigma (rows)     optional (absent: 0)
+ *   drgb   (rows, 3)  optional (absent: 0); at least one must be given
+ *   raw    (rows, 4) */
+LRM_API lrm_status lrm_nerf_decode_backward(float* draw, const float* dsigma, const float* drgb,
+                                            const float* raw, int64_t rows);
+
 /* ---- volume rendering (deterministic mode; tests/golden/model/README.md) ---- */
 
 /* Camera rays through pixel centres and their coarse sample depths.
@@ -381,6 +405,15 @@ LRM_API lrm_status lrm_render_points_forward(float* points, const float* origins
  *   points  (rows, 3)   sample positions */
 LRM_API lrm_status lrm_render_decode_forward(float* decoded, const float* raw, const float* points,
                                              int64_t rows);
+
+/* Backward of lrm_render_decode_forward (docs/derivations/render_decode.md).
+ *   draw     (rows, 4)  overwritten: inside the box [dσ_raw, drgb·1.002·s·(1 − s)], else 0
+ *   ddecoded (rows, 4)
+ *   raw      (rows, 4), points (rows, 3)  the forward's inputs
+ * Sample positions get no gradient (the box test is a step; points come from the
+ * cameras and fixed depths, see docs/derivations/render_points.md). */
+LRM_API lrm_status lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw,
+                                              const float* points, int64_t rows);
 
 /* Importance sample depths by a deterministic inverse CDF of the smoothed coarse
  * weights over the coarse interval midpoints (EG3D's sample_pdf with det=True).

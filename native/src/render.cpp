@@ -119,6 +119,13 @@ void render_decode_forward(float* decoded, const float* raw, const float* points
     for (int64_t n = 0; n < rows; ++n) lrm_render_decode(decoded + 4 * n, raw + 4 * n, points + 3 * n);
 }
 
+void render_decode_backward(float* draw, const float* ddecoded, const float* raw, const float* points, int64_t rows) {
+    const int threads = num_threads();
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows > 8192)
+    for (int64_t n = 0; n < rows; ++n)
+        lrm_render_decode_backward(draw + 4 * n, ddecoded + 4 * n, raw + 4 * n, points + 3 * n);
+}
+
 void render_importance_forward(float* fine, const float* coarse, const float* weights, int64_t rays,
                                int64_t coarse_samples, int64_t fine_samples) {
     const int threads = num_threads();
@@ -193,6 +200,16 @@ LRM_API lrm_status lrm_render_decode_forward(float* decoded, const float* raw, c
         args.not_null(decoded, "decoded").not_null(raw, "raw").not_null(points, "points").positive(rows, "rows");
         args.elements({rows, 4}, "raw (rows x 4)");
         lrm::render_decode_forward(decoded, raw, points, rows);
+    });
+}
+
+LRM_API lrm_status lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw,
+                                              const float* points, int64_t rows) {
+    return lrm::guarded("lrm_render_decode_backward", [&](const lrm::Args& args) {
+        args.not_null(draw, "draw").not_null(ddecoded, "ddecoded").not_null(raw, "raw").not_null(points, "points");
+        args.positive(rows, "rows");
+        args.elements({rows, 4}, "raw (rows x 4)");
+        lrm::render_decode_backward(draw, ddecoded, raw, points, rows);
     });
 }
 

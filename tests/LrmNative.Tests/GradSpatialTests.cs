@@ -387,6 +387,256 @@ public sealed class GradSpatialTests
         AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, wrongGradPoints, dout, planes, points), "TriplaneSampleBackward", "gradPoints");
     }
 
+    // ---- NeRF MLP ----------------------------------------------------------------------
+
+    private static Activation ParseActivation(string name) => name switch
+    {
+        "none" => Activation.None,
+        "relu" => Activation.Relu,
+        "gelu" => Activation.Gelu,
+        "silu" => Activation.Silu,
+        _ => throw new ArgumentException($"unknown activation '{name}' in golden metadata"),
+    };
+
+    [TestCaseSource(nameof(GradCases), new object[] { "mlp" })]
+    public void MlpBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var layers = (int)file.Long("num_layers");
+        var input = scope.Add(file.ReadTensor("inp"));
+        var weights = Enumerable.Range(0, layers).Select(l => scope.Add(file.ReadTensor($"w{l}"))).ToList();
+        var biases = Enumerable.Range(0, layers).Select(l => scope.AddOptional(file.Optional($"b{l}"))).ToList();
+        var gradWeights = Enumerable.Range(0, layers).Select(l => scope.Add(new AccumulatingGradient(weights[l].Shape, 10 + l))).ToList();
+        var gradBiases = Enumerable.Range(0, layers)
+            .Select(l => biases[l] is null ? null : scope.Add(new AccumulatingGradient(biases[l]!.Shape, 20 + l))).ToList();
+        var expectedInput = scope.Add(file.ReadTensor("grad_inp"));
+        var gradInput = outputs.Like("grad_inp", expectedInput);
+        _backend.MlpBackward(gradInput, [.. gradWeights.Select(g => g.Tensor)], [.. gradBiases.Select(g => g?.Tensor)],
+            scope.Add(file.ReadTensor("dout")), input, weights, biases,
+            ParseActivation(file.Metadata["hidden_activation"]), ParseActivation(file.Metadata["output_activation"]));
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradInput, expectedInput, GoldenTolerance, "mlp grad_inp");
+        for (var l = 0; l < layers; l++)
+        {
+            gradWeights[l].AssertAdded(scope.Add(file.ReadTensor($"grad_w{l}")), GoldenTolerance, $"mlp grad_w{l}");
+            gradBiases[l]?.AssertAdded(scope.Add(file.ReadTensor($"grad_b{l}")), GoldenTolerance, $"mlp grad_b{l}");
+        }
+    }
+
+    // ReLU's kinks make finite differences unreliable at random points (a 1e-3 step crosses
+    // some zero among hundreds of pre-activations): ReLU is checked against autograd above.
+    [TestCase(Activation.Gelu, Activation.Silu, new long[] { 7, 12, 9, 3 }, 5)]
+    [TestCase(Activation.Silu, Activation.None, new long[] { 5, 8, 4 }, 11)]
+    [TestCase(Activation.None, Activation.Gelu, new long[] { 3, 6 }, 4)]
+    public void MlpBackwardMatchesFiniteDifferences(Activation hidden, Activation output, long[] dims, int rows)
+    {
+        var random = new Random(61 + rows);
+        using var scope = new TensorScope();
+        var layers = dims.Length - 1;
+        var input = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[0]));
+        var weights = Enumerable.Range(0, layers).Select(l => scope.Add(SpatialGradientCheck.Normal(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
+        var biases = Enumerable.Range(0, layers).Select(l => (Tensor?)scope.Add(SpatialGradientCheck.Normal(random, 0.2f, dims[l + 1]))).ToList();
+        var probe = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[^1]));
+        var result = scope.Add(Tensor.Empty([rows, dims[^1]]));
+        var gradInput = scope.Add(Tensor.Empty(input.Shape));
+        var gradWeights = weights.Select(w => scope.Add(Tensor.Zeros(w.Shape))).ToList();
+        var gradBiases = biases.Select(b => (Tensor?)scope.Add(Tensor.Zeros(b!.Shape))).ToList();
+        _backend.MlpBackward(gradInput, gradWeights, gradBiases, probe, input, weights, biases, hidden, output);
+        double Loss()
+        {
+            _backend.Mlp(result, input, weights, biases, hidden, output);
+            return SpatialGradientCheck.Probe(result, probe);
+        }
+        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-3f, 30, random, 5e-3, "d input");
+        for (var l = 0; l < layers; l++)
+        {
+            SpatialGradientCheck.AssertClose(weights[l], gradWeights[l], Loss, 1e-3f, 30, random, 5e-3, $"d weights[{l}]");
+            SpatialGradientCheck.AssertClose(biases[l]!, gradBiases[l]!, Loss, 1e-3f, 30, random, 5e-3, $"d biases[{l}]");
+        }
+    }
+
+    [Test]
+    public void MlpBackwardOverManyRowsEqualsTheSumOverTheirHalves()
+    {
+        // 9000 rows of the NeRF MLP shape take two recomputation chunks; two halves take one each.
+        var random = new Random(71);
+        using var scope = new TensorScope();
+        long[] dims = [24, 64, 64, 64, 4];
+        const int rows = 9000, half = rows / 2;
+        var input = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[0]));
+        var dout = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[^1]));
+        var weights = Enumerable.Range(0, 4).Select(l => scope.Add(SpatialGradientCheck.Normal(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
+        var biases = Enumerable.Range(0, 4).Select(l => (Tensor?)scope.Add(SpatialGradientCheck.Normal(random, 0.2f, dims[l + 1]))).ToList();
+        var gradInput = scope.Add(Tensor.Empty(input.Shape));
+        var gradWeights = weights.Select(w => scope.Add(Tensor.Zeros(w.Shape))).ToList();
+        var gradBiases = biases.Select(b => (Tensor?)scope.Add(Tensor.Zeros(b!.Shape))).ToList();
+        _backend.MlpBackward(gradInput, gradWeights, gradBiases, dout, input, weights, biases, Activation.Relu, Activation.None);
+
+        var halfWeights = weights.Select(w => scope.Add(Tensor.Zeros(w.Shape))).ToList();
+        var halfBiases = biases.Select(b => (Tensor?)scope.Add(Tensor.Zeros(b!.Shape))).ToList();
+        var halfInput = scope.Add(Tensor.Empty([half, dims[0]]));
+        var halfDout = scope.Add(Tensor.Empty([half, dims[^1]]));
+        var halfGradInput = scope.Add(Tensor.Empty([half, dims[0]]));
+        var joined = new float[rows * dims[0]];
+        for (var part = 0; part < 2; part++)
+        {
+            _backend.Copy(halfInput, 0, input, part * half * dims[0], half * dims[0]);
+            _backend.Copy(halfDout, 0, dout, part * half * dims[^1], half * dims[^1]);
+            _backend.MlpBackward(halfGradInput, halfWeights, halfBiases, halfDout, halfInput, weights, biases, Activation.Relu, Activation.None);
+            halfGradInput.AsSpan<float>().CopyTo(joined.AsSpan(part * half * (int)dims[0]));
+        }
+        Assert.That(Compare.RelativeError(gradInput.AsSpan<float>(), joined), Is.LessThan(1e-6), "grad_inp");
+        for (var l = 0; l < 4; l++)
+        {
+            Assert.That(Compare.RelativeError(gradWeights[l].AsSpan<float>(), halfWeights[l].AsSpan<float>()), Is.LessThan(1e-5), $"grad_w{l}");
+            Assert.That(Compare.RelativeError(gradBiases[l]!.AsSpan<float>(), halfBiases[l]!.AsSpan<float>()), Is.LessThan(1e-5), $"grad_b{l}");
+        }
+    }
+
+    [Test]
+    public void MlpBackwardShapeErrorsNameTheTensor()
+    {
+        using var input = Tensor.Zeros([5, 4]);
+        using var w0 = Tensor.Zeros([6, 4]);
+        using var w1 = Tensor.Zeros([2, 6]);
+        using var dout = Tensor.Zeros([5, 2]);
+        using var gw0 = Tensor.Zeros([6, 4]);
+        using var gw1 = Tensor.Zeros([2, 6]);
+        using var wrongGw1 = Tensor.Zeros([6, 2]);
+        using var wrongDout = Tensor.Zeros([5, 3]);
+        using var wrongGb0 = Tensor.Zeros([4]);
+        AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [null, null], wrongDout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+            "MlpBackward", "gradOutput");
+        AssertShapeError(() => _backend.MlpBackward(null, [gw0, wrongGw1], [null, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+            "MlpBackward", "gradWeights[1]");
+        AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [wrongGb0, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+            "MlpBackward", "gradBiases[0]");
+    }
+
+    // ---- NeRF output activations and the box mask -------------------------------------------
+
+    [TestCaseSource(nameof(GradCases), new object[] { "nerf_decode" })]
+    public void NerfDecodeBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var raw = scope.Add(file.ReadTensor("raw"));
+        var expected = scope.Add(file.ReadTensor("grad_raw"));
+        var gradRaw = outputs.Like("grad_raw", expected);
+        var dsigma = scope.Add(file.ReadTensor("dsigma"));
+        var drgb = scope.Add(file.ReadTensor("drgb"));
+        _backend.NerfDecodeBackward(gradRaw, dsigma, drgb, raw);
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradRaw, expected, GoldenTolerance, "nerf_decode grad_raw");
+
+        // One upstream gradient absent: its channels get exactly 0, the others are unchanged.
+        using var sigmaOnly = Tensor.Empty(raw.Shape);
+        _backend.NerfDecodeBackward(sigmaOnly, dsigma, null, raw);
+        using var rgbOnly = Tensor.Empty(raw.Shape);
+        _backend.NerfDecodeBackward(rgbOnly, null, drgb, raw);
+        var all = gradRaw.AsSpan<float>();
+        for (var i = 0; i < all.Length; i++)
+        {
+            var density = i % 4 == 0;
+            Assert.That(sigmaOnly.AsSpan<float>()[i], Is.EqualTo(density ? all[i] : 0f), $"sigma only, element {i}");
+            Assert.That(rgbOnly.AsSpan<float>()[i], Is.EqualTo(density ? 0f : all[i]), $"rgb only, element {i}");
+        }
+    }
+
+    [Test]
+    public void NerfDecodeBackwardMatchesFiniteDifferences()
+    {
+        var random = new Random(81);
+        using var raw = SpatialGradientCheck.Normal(random, 6f, 40, 4);
+        raw.AsSpan<float>()[0] = 24f; // above softplus' threshold (linear there)
+        raw.AsSpan<float>()[4] = -30f;
+        using var probeSigma = SpatialGradientCheck.Normal(random, 1f, 40, 1);
+        using var probeRgb = SpatialGradientCheck.Normal(random, 1f, 40, 3);
+        using var sigma = Tensor.Empty(probeSigma.Shape);
+        using var rgb = Tensor.Empty(probeRgb.Shape);
+        using var gradRaw = Tensor.Empty(raw.Shape);
+        _backend.NerfDecodeBackward(gradRaw, probeSigma, probeRgb, raw);
+        double Loss()
+        {
+            _backend.NerfDecode(sigma, rgb, raw);
+            return SpatialGradientCheck.Probe(sigma, probeSigma) + SpatialGradientCheck.Probe(rgb, probeRgb);
+        }
+        var values = raw.AsSpan<float>().ToArray();
+        // Away from the softplus threshold (raw₀ − 1 = 20), where float log1p(e^x) and x differ by ~2e-9.
+        SpatialGradientCheck.AssertClose(raw, gradRaw, Loss, 1e-3f, 160, random, 1e-3, "d raw",
+            i => i % 4 != 0 || Math.Abs(values[i] - 21f) > 0.1f);
+    }
+
+    [TestCaseSource(nameof(GradCases), new object[] { "render_decode" })]
+    public void RenderDecodeBackwardMatchesAutograd(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var expected = scope.Add(file.ReadTensor("grad_raw"));
+        var gradRaw = outputs.Like("grad_raw", expected);
+        _backend.RenderDecodeBackward(gradRaw, scope.Add(file.ReadTensor("ddecoded")), scope.Add(file.ReadTensor("raw")),
+            scope.Add(file.ReadTensor("points")));
+        outputs.AssertWrittenExactly();
+        Compare.Close(gradRaw, expected, GoldenTolerance, "render_decode grad_raw");
+    }
+
+    [Test]
+    public void RenderDecodeBackwardMatchesFiniteDifferences()
+    {
+        var random = new Random(91);
+        using var raw = SpatialGradientCheck.Normal(random, 3f, 50, 4);
+        using var points = SpatialGradientCheck.Uniform(random, -1.4f, 1.4f, 50, 3);
+        using var probe = SpatialGradientCheck.Normal(random, 1f, 50, 4);
+        var p = points.AsSpan<float>().ToArray();
+        bool Outside(int n) => Math.Max(Math.Abs(p[3 * n]), Math.Max(Math.Abs(p[3 * n + 1]), Math.Abs(p[3 * n + 2]))) > 1.00001f;
+        for (var n = 0; n < 50; n++)
+        {
+            if (Outside(n))
+            {
+                // The outside density (−FLT_MAX/8) is a constant; left in the probe it would swamp the loss.
+                probe.AsSpan<float>()[4 * n] = 0f;
+            }
+        }
+        using var decoded = Tensor.Empty(raw.Shape);
+        using var gradRaw = Tensor.Empty(raw.Shape);
+        _backend.RenderDecodeBackward(gradRaw, probe, raw, points);
+        double Loss()
+        {
+            _backend.RenderDecode(decoded, raw, points);
+            return SpatialGradientCheck.Probe(decoded, probe);
+        }
+        SpatialGradientCheck.AssertClose(raw, gradRaw, Loss, 1e-3f, 120, random, 1e-3, "d raw");
+        // Samples outside the box: exactly zero gradient (whatever the upstream gradient).
+        _backend.RenderDecodeBackward(gradRaw, raw, raw, points);
+        for (var n = 0; n < 50; n++)
+        {
+            if (Outside(n))
+            {
+                Assert.That(gradRaw.AsSpan<float>().Slice(4 * n, 4).ToArray(), Is.All.EqualTo(0f), $"sample {n} outside the box");
+            }
+        }
+    }
+
+    [Test]
+    public void NerfAndRenderDecodeBackwardShapeErrorsNameTheTensor()
+    {
+        using var raw = Tensor.Zeros([6, 4]);
+        using var gradRaw = Tensor.Zeros([6, 4]);
+        using var wrongSigma = Tensor.Zeros([6, 2]);
+        using var wrongGradRaw = Tensor.Zeros([5, 4]);
+        using var points = Tensor.Zeros([6, 3]);
+        using var gradDecoded = Tensor.Zeros([6, 4]);
+        using var wrongGradDecoded = Tensor.Zeros([6, 3]);
+        AssertShapeError(() => _backend.NerfDecodeBackward(gradRaw, wrongSigma, null, raw), "NerfDecodeBackward", "gradSigma");
+        AssertShapeError(() => _backend.NerfDecodeBackward(wrongGradRaw, null, gradDecoded, raw), "NerfDecodeBackward", "gradRaw");
+        AssertShapeError(() => _backend.RenderDecodeBackward(gradRaw, wrongGradDecoded, raw, points), "RenderDecodeBackward", "gradDecoded");
+        AssertShapeError(() => _backend.RenderDecodeBackward(wrongGradRaw, gradDecoded, raw, points), "RenderDecodeBackward", "gradRaw");
+    }
+
     private static void AssertShapeError(Action call, string op, string tensor)
     {
         var error = Assert.Throws<LrmShapeException>(() => call())!;

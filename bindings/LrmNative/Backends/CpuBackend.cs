@@ -400,8 +400,50 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
-        throw NotYet("MlpBackward");
+    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
+    {
+        const string op = "MlpBackward";
+        ArgumentNullException.ThrowIfNull(gradWeights);
+        ArgumentNullException.ThrowIfNull(gradBiases);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
+        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
+        }
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        var layers = weights.Count;
+        var dims = stackalloc long[layers + 1];
+        dims[0] = input.Size(-1);
+        var weightPointers = stackalloc float*[layers];
+        var biasPointers = stackalloc float*[layers];
+        var gradWeightPointers = stackalloc float*[layers];
+        var gradBiasPointers = stackalloc float*[layers];
+        for (var l = 0; l < layers; l++)
+        {
+            var name = $"weights[{l}]";
+            Expect.HostFloat32(op, (name, weights[l]), ($"biases[{l}]", biases[l]), ($"gradWeights[{l}]", gradWeights[l]), ($"gradBiases[{l}]", gradBiases[l]));
+            Expect.Shape(op, name, weights[l], -1, dims[l]);
+            dims[l + 1] = weights[l].Size(0);
+            Expect.Shape(op, $"biases[{l}]", biases[l], dims[l + 1]);
+            Expect.Shape(op, $"gradWeights[{l}]", gradWeights[l], weights[l].Shape);
+            Expect.Shape(op, $"gradBiases[{l}]", gradBiases[l], dims[l + 1]);
+            weightPointers[l] = F(weights[l]);
+            biasPointers[l] = F(biases[l]);
+            gradWeightPointers[l] = F(gradWeights[l]);
+            gradBiasPointers[l] = F(gradBiases[l]);
+        }
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dims[layers];
+        Expect.Shape(op, "gradOutput", gradOutput, outShape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var rows = input.ElementCount / dims[0];
+        NativeCheck.Check(NativeMethods.lrm_mlp_backward(F(gradInput), gradWeightPointers, gradBiasPointers, F(gradOutput), F(input),
+            weightPointers, biasPointers, dims, layers, rows, (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
+    }
 
     // ---- conversion ------------------------------------------------------------
 
@@ -540,6 +582,32 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
+    {
+        const string op = "NerfDecodeBackward";
+        Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradSigma", gradSigma), ("gradRgb", gradRgb), ("raw", raw));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        if (gradSigma is null && gradRgb is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of gradSigma and gradRgb must be given");
+        }
+        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
+        Span<long> shape = stackalloc long[raw.Rank];
+        raw.Shape.CopyTo(shape);
+        shape[^1] = 1;
+        Expect.Shape(op, "gradSigma", gradSigma, shape);
+        shape[^1] = 3;
+        Expect.Shape(op, "gradRgb", gradRgb, shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_nerf_decode_backward(F(gradRaw), F(gradSigma), F(gradRgb), F(raw), raw.ElementCount / 4),
+            $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
     public void RenderRays(Tensor origins, Tensor directions, Tensor depths, Tensor? depthRange, Tensor cameras, int height, int width)
     {
         const string op = "RenderRays";
@@ -584,6 +652,23 @@ public sealed unsafe class CpuBackend : IBackend
         Expect.Shape(op, "decoded", decoded, raw.Shape);
         Expect.NotEmpty(op, "raw", raw);
         NativeCheck.Check(NativeMethods.lrm_render_decode_forward(F(decoded), F(raw), F(points), raw.ElementCount / 4),
+            $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points)
+    {
+        const string op = "RenderDecodeBackward";
+        Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradDecoded", gradDecoded), ("raw", raw), ("points", points));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
+        {
+            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
+        }
+        Expect.Shape(op, "gradDecoded", gradDecoded, raw.Shape);
+        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_render_decode_backward(F(gradRaw), F(gradDecoded), F(raw), F(points), raw.ElementCount / 4),
             $"raw {raw.ShapeText}");
     }
 

@@ -172,6 +172,9 @@ public interface IBackend : IDisposable
     /// <summary>NeRF head: raw (…, 4) → sigma (…, 1) = softplus(raw₀ − 1), rgb (…, 3) = sigmoid(raw₁…₃)·1.002 − 0.001; either output optional.</summary>
     void NerfDecode(Tensor? sigma, Tensor? rgb, Tensor raw);
 
+    /// <summary>Backward of <see cref="NerfDecode"/>: gradRaw (…, 4) is overwritten; an absent upstream gradient counts as zero (at least one is required).</summary>
+    void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw);
+
     /// <summary>
     /// Rays through the pixel centres of a height×width image and their coarse depths:
     /// cameras (B, 25) = 4×4 camera-to-world (OpenGL) + 3×3 normalised intrinsics, row-major →
@@ -185,6 +188,9 @@ public interface IBackend : IDisposable
 
     /// <summary>Samples ready to march: decoded (…, 4) = [σ_raw, rgb] from raw MLP output (…, 4) inside the box, [−FLT_MAX/8, 0, 0, 0] outside; points (…, 3).</summary>
     void RenderDecode(Tensor decoded, Tensor raw, Tensor points);
+
+    /// <summary>Backward of <see cref="RenderDecode"/> into the raw MLP output (overwritten; zero outside the box). The points get no gradient.</summary>
+    void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points);
 
     /// <summary>Deterministic importance depths: fine (B, R, Nf) from coarse depths (B, R, Nc) and their march weights (B, R, Nc − 1).</summary>
     void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights);

@@ -157,6 +157,11 @@ internal static unsafe partial class NativeMethods
     internal static partial LrmStatus lrm_render_march_forward(float* rgb, float* depth, float* opacity, float* weights,
         float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
         float* background, float* depth_range, long batch, long rays);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_march_backward(float* ddecoded_a, float* ddecoded_b, float* drgb, float* ddepth,
+        float* dopacity, float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
+        float* background, float* depth_range, long batch, long rays);
 }
 
 /// <summary><c>lrm_image_format</c>.</summary>

@@ -444,6 +444,29 @@ LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opa
                                             const float* background, const float* depth_range,
                                             int64_t batch, int64_t rays);
 
+/* Backward of lrm_render_march_forward (docs/derivations/render_march.md): the gradients of
+ * rgb, depth and opacity with respect to the decoded samples [σ_raw, rgb] of both sets.
+ * Depths, background and depth_range are constants (no gradient); the weights output is not
+ * differentiated (it only feeds importance sampling).
+ *   ddecoded_a (batch, rays·samples_a, 4)  overwritten
+ *   ddecoded_b (batch, rays·samples_b, 4)  overwritten; required when samples_b > 0
+ *   drgb     (batch, rays, 3)  optional
+ *   ddepth   (batch, rays)     optional; no gradient where the forward clamped the depth
+ *                              (outside [lo, hi]) or no weight was left (Σw = 0)
+ *   dopacity (batch, rays)     optional; at least one of the three must be given
+ *   depths_a ... depth_range   the forward's inputs; depth_range required with ddepth
+ * Nothing per sample is kept from the forward: each ray is replayed into a per-thread
+ * scratch of 2·(samples_a + samples_b) floats and as many ints, then walked back to front
+ * (suffix sum normalised by the transmittance, exact for saturated intervals). Rays are
+ * independent, so results do not depend on the thread count. */
+LRM_API lrm_status lrm_render_march_backward(float* ddecoded_a, float* ddecoded_b, const float* drgb,
+                                             const float* ddepth, const float* dopacity,
+                                             const float* depths_a, const float* decoded_a,
+                                             int64_t samples_a, const float* depths_b,
+                                             const float* decoded_b, int64_t samples_b,
+                                             const float* background, const float* depth_range,
+                                             int64_t batch, int64_t rays);
+
 /* ---- image codecs ------------------------------------------------------- */
 
 /* Image file formats lrm_image_probe recognises (by their signature bytes). */

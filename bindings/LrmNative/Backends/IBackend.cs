@@ -203,6 +203,14 @@ public interface IBackend : IDisposable
     /// </summary>
     void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
 
+    /// <summary>
+    /// Backward of <see cref="RenderMarch"/> into the decoded samples of both sets (gradDecodedB required with decodedB),
+    /// overwritten, from the gradients of rgb, depth and opacity (each optional, at least one). Depths, background and
+    /// depthRange are constants; the depth gradient vanishes where the forward clamped it (depthRange required with it).
+    /// Nothing per sample is kept from the forward: each ray is recomputed.
+    /// </summary>
+    void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
+
     // ---- iso-surfaces ------------------------------------------------------------
 
     /// <summary>

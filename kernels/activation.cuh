@@ -26,21 +26,28 @@ LRM_HD float lrm_relu(float x) { return x < 0.0f ? 0.0f : x; }
 
 #define LRM_INV_SQRT_2PI 0.398942280401432677940f /* 1/√(2π) */
 
-LRM_HD float lrm_gelu_grad(float x) {
+/* Derivatives act'(x), x the pre-activation: dinp = dout·act'(x). */
+
+/* relu'(x): 0 for x ≤ 0 (0 at the kink), 1 otherwise — also for NaN x, as torch's threshold_backward. */
+LRM_HD float lrm_relu_derivative(float x) { return x <= 0.0f ? 0.0f : 1.0f; }
+
+/* gelu'(x) = Φ(x) + x·φ(x). */
+LRM_HD float lrm_gelu_derivative(float x) {
     const float cdf = 0.5f * (1.0f + erff(x * LRM_SQRT1_2));
     const float pdf = LRM_INV_SQRT_2PI * expf(-0.5f * x * x);
     return cdf + x * pdf;
 }
 
-LRM_HD float lrm_silu_grad(float x) {
+/* silu'(x) = s·(1 + x·(1 − s)), s = sigmoid(x). */
+LRM_HD float lrm_silu_derivative(float x) {
     const float s = 1.0f / (1.0f + expf(-x));
     return s * (1.0f + x * (1.0f - s));
 }
 
-/* Gradient through relu: the upstream gradient where x > 0 (or x is NaN), 0 elsewhere. */
-LRM_HD float lrm_relu_backward(float dy, float x) { return x <= 0.0f ? 0.0f : dy; }
+/* Gradient through relu, exactly 0 (not dy·0, which is NaN for infinite dy) where x ≤ 0. */
+LRM_HD float lrm_relu_gradient(float dy, float x) { return x <= 0.0f ? 0.0f : dy; }
 
 /* Softmax backward, one element: y the softmax output, dot = Σ_j y_j·dy_j over its row. */
-LRM_HD float lrm_softmax_backward(float y, float dy, float dot) { return y * (dy - dot); }
+LRM_HD float lrm_softmax_gradient(float y, float dy, float dot) { return y * (dy - dot); }
 
 #endif /* LRM_ACTIVATION_CUH */

@@ -72,7 +72,7 @@ void softmax_backward(float* dinp, const float* dout, const float* out, int64_t 
         double dot = 0.0;
         for (int64_t j = 0; j < cols; ++j) dot += static_cast<double>(y[j]) * dy[j];
         const float dot_f = static_cast<float>(dot);
-        for (int64_t j = 0; j < cols; ++j) dx[j] = lrm_softmax_backward(y[j], dy[j], dot_f);
+        for (int64_t j = 0; j < cols; ++j) dx[j] = lrm_softmax_gradient(y[j], dy[j], dot_f);
     }
 }
 
@@ -122,17 +122,17 @@ LRM_API lrm_status lrm_softmax_forward(float* out, const float* inp, int64_t row
 
 LRM_API lrm_status lrm_gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
     return lrm::activation_backward_entry("lrm_gelu_backward", dinp, dout, inp, n,
-                                          [](float dy, float x) { return dy * lrm_gelu_grad(x); });
+                                          [](float dy, float x) { return dy * lrm_gelu_derivative(x); });
 }
 
 LRM_API lrm_status lrm_silu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
     return lrm::activation_backward_entry("lrm_silu_backward", dinp, dout, inp, n,
-                                          [](float dy, float x) { return dy * lrm_silu_grad(x); });
+                                          [](float dy, float x) { return dy * lrm_silu_derivative(x); });
 }
 
 LRM_API lrm_status lrm_relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
     return lrm::activation_backward_entry("lrm_relu_backward", dinp, dout, inp, n,
-                                          [](float dy, float x) { return lrm_relu_backward(dy, x); });
+                                          [](float dy, float x) { return lrm_relu_gradient(dy, x); });
 }
 
 LRM_API lrm_status lrm_softmax_backward(float* dinp, const float* dout, const float* out, int64_t rows, int64_t cols) {

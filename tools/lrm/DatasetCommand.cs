@@ -54,6 +54,10 @@ internal static class DatasetCommand
         };
     }
 
+    // A bar only when the command writes to the real stderr and that is a terminal.
+    private static bool Interactive(ParseResult result) =>
+        ReferenceEquals(result.InvocationConfiguration.Error, Console.Error) && ProgressDisplay.Interactive;
+
     private static Command CreateSynth()
     {
         var common = new CommonOptions();
@@ -63,8 +67,8 @@ internal static class DatasetCommand
         common.AddTo(command);
         command.SetAction(result =>
         {
-            RunSynth(result.GetValue(objects), common.Read(result, result.GetValue(meshResolution)), result.GetValue(common.Out)!, Console.Error,
-                ProgressDisplay.Interactive);
+            RunSynth(result.GetValue(objects), common.Read(result, result.GetValue(meshResolution)), result.GetValue(common.Out)!, result.InvocationConfiguration.Error,
+                Interactive(result));
             return 0;
         });
         return command;
@@ -87,8 +91,8 @@ internal static class DatasetCommand
         common.AddTo(command);
         command.SetAction(result =>
         {
-            RunRender(result.GetValue(meshes)!, common.Read(result), result.GetValue(common.Out)!, result.GetValue(engine)!, Console.Error,
-                ProgressDisplay.Interactive);
+            RunRender(result.GetValue(meshes)!, common.Read(result), result.GetValue(common.Out)!, result.GetValue(engine)!, result.InvocationConfiguration.Error,
+                Interactive(result));
             return 0;
         });
         return command;
@@ -139,7 +143,7 @@ internal static class DatasetCommand
     {
         var folder = new Argument<string>("DIR") { Description = "Dataset folder (object folders, or one object folder)" };
         var command = new Command("check", "Validate a dataset folder: images and poses paired, poses rigid, sizes consistent") { folder };
-        command.SetAction(result => RunCheck(result.GetValue(folder)!, Console.Out));
+        command.SetAction(result => RunCheck(result.GetValue(folder)!, result.InvocationConfiguration.Output));
         return command;
     }
 

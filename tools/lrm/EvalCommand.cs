@@ -33,7 +33,7 @@ internal static class EvalCommand
         var command = new Command("images", "PSNR and SSIM (11×11 Gaussian window) between predicted and ground-truth images") { prediction, target, background, json };
         command.SetAction(result =>
         {
-            RunImages(result.GetValue(prediction)!, result.GetValue(target)!, result.GetValue(background)!, result.GetValue(json), Console.Out);
+            RunImages(result.GetValue(prediction)!, result.GetValue(target)!, result.GetValue(background)!, result.GetValue(json), result.InvocationConfiguration.Output);
             return 0;
         });
         return command;
@@ -138,7 +138,7 @@ internal static class EvalCommand
         command.SetAction(result =>
         {
             RunMesh(result.GetValue(prediction)!, result.GetValue(target)!, result.GetValue(samples), result.GetValue(seed), result.GetValue(threshold),
-                result.GetValue(normalize)!, result.GetValue(json), Console.Out);
+                result.GetValue(normalize)!, result.GetValue(json), result.InvocationConfiguration.Output);
             return 0;
         });
         return command;

@@ -342,11 +342,7 @@ internal sealed class SdfScene : IRayScene
             var d = Distance(origin + direction * t) / _lipschitz;
             if (d < HitEpsilon)
             {
-                // A few more steps pull t onto the surface (they may step back a little from inside).
-                for (var refine = 0; refine < 3; refine++)
-                {
-                    t += Distance(origin + direction * t) / _lipschitz;
-                }
+                t = Refine(origin, direction, t, d * _lipschitz);
                 var point = origin + direction * t;
                 Distance(point, out var part);
                 var normal = Normal(point);
@@ -359,6 +355,37 @@ internal sealed class SdfScene : IRayScene
             t += d;
         }
         return false;
+    }
+
+    // Sphere tracing stops within HitEpsilon of the surface, which at a slanted incidence can leave t short by
+    // HitEpsilon / cos θ. Secant steps on f(t) = distance(o + t·d) finish the root (keeping the best |f| seen).
+    private double Refine(Vec3 origin, Vec3 direction, double t, double f)
+    {
+        double bestT = t, bestF = Math.Abs(f);
+        double t0 = t, f0 = f;
+        var t1 = t + f / _lipschitz;
+        var f1 = Distance(origin + direction * t1);
+        for (var k = 0; k < 8; k++)
+        {
+            if (Math.Abs(f1) < bestF)
+            {
+                bestF = Math.Abs(f1);
+                bestT = t1;
+            }
+            if (bestF < 1e-13 || f1 == f0)
+            {
+                break;
+            }
+            var t2 = t1 - f1 * (t1 - t0) / (f1 - f0);
+            if (!double.IsFinite(t2) || Math.Abs(t2 - t1) > 1e-2)
+            {
+                break;
+            }
+            (t0, f0) = (t1, f1);
+            t1 = t2;
+            f1 = Distance(origin + direction * t1);
+        }
+        return bestT;
     }
 
     /// <summary>

@@ -265,7 +265,7 @@ internal static class DatasetChecker
                     }
                     else if (intrinsics is { } k && (Math.Abs(k.Width - loaded.Width) > 0.5 || Math.Abs(k.Height - loaded.Height) > 0.5))
                     {
-                        problems.Add($"{image}: {loaded.Width}×{loaded.Height}, but intrinsics.npy says {k.Width}×{k.Height}");
+                        problems.Add($"{image}: {loaded.Width}×{loaded.Height}, but {item.IntrinsicsPath} says {k.Width}×{k.Height}");
                     }
                 }
                 catch (LrmException error)

@@ -120,6 +120,29 @@ internal sealed class SdfPart
     /// <summary>Lipschitz constant of this part's distance (1 without bumps).</summary>
     public double Lipschitz => 1 + BumpAmplitude * BumpFrequency * Math.Sqrt(3);
 
+    /// <summary>Half extents of the world-axis box around the part (its local box turned by the rotation, bumps included).</summary>
+    public Vec3 WorldHalfExtents
+    {
+        get
+        {
+            var h = Primitive switch
+            {
+                SdfPrimitive.Sphere => new Vec3(A, A, A),
+                SdfPrimitive.Box or SdfPrimitive.RoundedBox => new Vec3(A, B, C),
+                SdfPrimitive.Cylinder => new Vec3(A, A, B),
+                SdfPrimitive.Cone => new Vec3(Math.Max(A, B), Math.Max(A, B), C),
+                SdfPrimitive.Torus => new Vec3(A + B, A + B, B),
+                SdfPrimitive.Capsule => new Vec3(A, A, A + B),
+                _ => throw new InvalidOperationException(Primitive.ToString()),
+            } + new Vec3(BumpAmplitude, BumpAmplitude, BumpAmplitude);
+            var r = Rotation;
+            return new Vec3(
+                Math.Abs(r.M00) * h.X + Math.Abs(r.M01) * h.Y + Math.Abs(r.M02) * h.Z,
+                Math.Abs(r.M10) * h.X + Math.Abs(r.M11) * h.Y + Math.Abs(r.M12) * h.Z,
+                Math.Abs(r.M20) * h.X + Math.Abs(r.M21) * h.Y + Math.Abs(r.M22) * h.Z);
+        }
+    }
+
     private double LocalRadius => Primitive switch
     {
         SdfPrimitive.Sphere => A,
@@ -238,14 +261,15 @@ internal sealed class SdfScene : IRayScene
         _lipschitz = _parts.Max(p => p.Lipschitz);
         Scale = scale;
         Offset = offset;
-        // World box: the union parts' bounding spheres (subtractions only remove material).
+        // World box: the union parts' rotated boxes (subtractions only remove material), a hair larger so that the
+        // tracer starts outside every surface.
         var min = new Vec3(double.MaxValue, double.MaxValue, double.MaxValue);
         var max = -min;
         foreach (var part in _parts.Where(p => p.Mode == CsgMode.Union))
         {
-            var r = new Vec3(part.BoundingRadius, part.BoundingRadius, part.BoundingRadius);
-            min = Vec3.Min(min, part.Translation - r);
-            max = Vec3.Max(max, part.Translation + r);
+            var h = part.WorldHalfExtents + new Vec3(1e-3, 1e-3, 1e-3);
+            min = Vec3.Min(min, part.Translation - h);
+            max = Vec3.Max(max, part.Translation + h);
         }
         _boxMin = min * scale + offset;
         _boxMax = max * scale + offset;

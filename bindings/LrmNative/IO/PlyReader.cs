@@ -92,7 +92,7 @@ internal static class PlyReader
                     {
                         if (property.CountType is not null)
                         {
-                            SkipList(source, property);
+                            SkipList(source, property, path);
                             continue;
                         }
                         var value = source.Next(property.Type);
@@ -128,7 +128,7 @@ internal static class PlyReader
                         }
                         else if (property.CountType is not null)
                         {
-                            SkipList(source, property);
+                            SkipList(source, property, path);
                         }
                         else
                         {
@@ -146,7 +146,7 @@ internal static class PlyReader
                     {
                         if (property.CountType is not null)
                         {
-                            SkipList(source, property);
+                            SkipList(source, property, path);
                         }
                         else
                         {
@@ -162,9 +162,9 @@ internal static class PlyReader
     private static int CheckedCount(double value, string path) =>
         value is >= 0 and <= 1_000_000 ? (int)value : throw new LrmFormatException($"{path}: PLY list length {value} is implausible");
 
-    private static void SkipList(IValueSource source, Property property)
+    private static void SkipList(IValueSource source, Property property, string path)
     {
-        var count = CheckedCount(source.Next(property.CountType!), "PLY");
+        var count = CheckedCount(source.Next(property.CountType!), path);
         for (var k = 0; k < count; k++)
         {
             source.Next(property.Type);

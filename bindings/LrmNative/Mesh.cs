@@ -192,6 +192,16 @@ public sealed class Mesh
         Write(path, "GLB", stream => stream.Write(glb));
     }
 
+    /// <summary>
+    /// Reads a mesh by the file's extension (any case): <c>.ply</c> (ASCII or binary, vertex colours), <c>.obj</c>
+    /// (vertex colours, or material diffuse colours from the .mtl) or <c>.glb</c> (glTF 2.0: node transforms,
+    /// COLOR_0 × baseColorFactor; converted from glTF's y-up to the engine's z-up). Polygons become triangle fans.
+    /// Normals in the file are not kept (<see cref="ComputeVertexNormals"/> makes them).
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file is missing, unreadable, malformed or has no triangles (the message names it).</exception>
+    /// <exception cref="LrmInvalidArgumentException">Another extension.</exception>
+    public static Mesh Load(string path) => MeshReader.Load(path);
+
     /// <summary>Saves by the file's extension: <c>.glb</c>, <c>.ply</c> or <c>.obj</c> (any case).</summary>
     /// <exception cref="LrmInvalidArgumentException">Another extension, or see the chosen writer.</exception>
     public void Save(string path)

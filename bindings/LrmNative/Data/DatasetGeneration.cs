@@ -1,0 +1,256 @@
+using System.Diagnostics;
+using LrmNative.Backends;
+
+namespace LrmNative.Data;
+
+/// <summary>Options shared by <c>lrm dataset synth</c> and <c>lrm dataset render</c>.</summary>
+internal sealed record DatasetOptions
+{
+    /// <summary>Views per object.</summary>
+    public int Views { get; init; } = 32;
+
+    /// <summary>Image side in pixels (square images).</summary>
+    public int Resolution { get; init; } = 256;
+
+    /// <summary>Seed of every random draw (objects, lighting, cameras).</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Marching-cubes cells per axis of the ground-truth mesh of synthetic objects.</summary>
+    public int MeshResolution { get; init; } = 128;
+
+    /// <summary>Threads (0: all cores). The bytes written do not depend on it.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Replace objects in a non-empty output folder.</summary>
+    public bool Overwrite { get; init; }
+
+    public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = Threads > 0 ? Threads : -1 };
+
+    public void Validate()
+    {
+        if (Views is < 1 or > 9999)
+        {
+            throw new LrmInvalidArgumentException($"--views must be in [1, 9999], got {Views}");
+        }
+        if (Resolution is < 8 or > 4096)
+        {
+            throw new LrmInvalidArgumentException($"--resolution must be in [8, 4096] pixels, got {Resolution}");
+        }
+        if (MeshResolution is < 16 or > 512)
+        {
+            throw new LrmInvalidArgumentException($"--mesh-resolution must be in [16, 512] cells, got {MeshResolution}");
+        }
+        if (Threads < 0)
+        {
+            throw new LrmInvalidArgumentException($"--threads must be >= 0 (0: all cores), got {Threads}");
+        }
+    }
+}
+
+/// <summary>Progress of a dataset run: objects done out of the total, the last one written and the time so far.</summary>
+internal readonly record struct DatasetProgress(int Done, int Total, string Name, TimeSpan Elapsed);
+
+/// <summary>
+/// Builds multi-view datasets: procedural objects (<see cref="Synthesize"/>) or the user's meshes
+/// (<see cref="RenderMeshes"/>), written by <see cref="DatasetWriter"/>. Object k draws everything from its own
+/// random stream (seed, k): its shape, its lighting, then its cameras, so the bytes of a dataset depend only on the
+/// options and never on thread scheduling.
+/// </summary>
+internal static class DatasetGeneration
+{
+    /// <summary>Longest half side of a normalised object: its bounding box is centred and spans [−0.96, 0.96] on its longest axis.</summary>
+    public const double ObjectHalfExtent = 0.96;
+
+    /// <summary>Marching-cubes cells per axis of the pass that measures a procedural object's bounding box.</summary>
+    public const int BoundsResolution = 96;
+
+    /// <summary>Name of synthetic object k.</summary>
+    public static string SynthName(int index) => $"obj_{index:D5}";
+
+    /// <summary>A normalised procedural object with its ground-truth mesh and lighting, and its stream (next: cameras).</summary>
+    public static (SdfScene Scene, Mesh Mesh, Lighting Lighting, DeterministicRandom Random) CreateSynthObject(CpuBackend backend, ulong seed,
+        int index, int meshResolution, ParallelOptions? parallel = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        var random = new DeterministicRandom(seed, (ulong)index);
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            var scene = new SdfScene(ProceduralObjects.Generate(random));
+            var (min, max) = scene.Bounds;
+            var lo = Math.Min(min.X, Math.Min(min.Y, min.Z)) - 0.05;
+            var hi = Math.Max(max.X, Math.Max(max.Y, max.Z)) + 0.05;
+            var coarse = Extract(backend, scene, BoundsResolution, lo, hi, parallel, colors: false);
+            if (coarse is null)
+            {
+                continue; // the cuts removed everything: draw another object from the same stream
+            }
+            var box = coarse.Bounds;
+            var centre = new Vec3(box.Center.X, box.Center.Y, box.Center.Z);
+            var half = 0.5 * Math.Max(box.Size.X, Math.Max(box.Size.Y, box.Size.Z));
+            var scale = ObjectHalfExtent / half;
+            var normalised = scene.WithTransform(scale, -centre * scale);
+            var mesh = Extract(backend, normalised, meshResolution, -1, 1, parallel, colors: true)
+                ?? throw new LrmInternalException($"object {index}: the normalised object lost its surface");
+            return (normalised, mesh, Lighting.Sample(random), random);
+        }
+        throw new LrmInternalException($"object {index} of seed {seed}: 20 draws in a row were empty");
+    }
+
+    /// <summary>The surface {d = 0} on a (cells+1)³ grid over [lo, hi]³ by marching cubes, with albedo vertex colours; null if empty.</summary>
+    public static Mesh? Extract(CpuBackend backend, SdfScene scene, int cells, double lo, double hi, ParallelOptions? parallel, bool colors)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(scene);
+        var samples = cells + 1;
+        var inside = scene.InsideField(samples, lo, hi, parallel);
+        using var field = Tensor.FromArray(inside, samples, samples, samples);
+        float flo = (float)lo, fhi = (float)hi;
+        var (vertices, triangles) = backend.MarchingCubes(field, 0f, [flo, flo, flo, fhi, fhi, fhi]);
+        using (vertices)
+        using (triangles)
+        {
+            if (triangles.ElementCount == 0)
+            {
+                return null;
+            }
+            var positions = vertices.AsSpan<float>();
+            float[] rgb = [];
+            if (colors)
+            {
+                rgb = new float[positions.Length];
+                var copy = positions.ToArray();
+                System.Threading.Tasks.Parallel.For(0, copy.Length / 3, parallel ?? new ParallelOptions(), v =>
+                {
+                    var p = new Vec3(copy[3 * v], copy[3 * v + 1], copy[3 * v + 2]);
+                    scene.Distance(p, out var part);
+                    var albedo = scene.Albedo(p, part);
+                    rgb[3 * v] = (float)Math.Clamp(albedo.X, 0, 1);
+                    rgb[3 * v + 1] = (float)Math.Clamp(albedo.Y, 0, 1);
+                    rgb[3 * v + 2] = (float)Math.Clamp(albedo.Z, 0, 1);
+                });
+            }
+            return new Mesh(positions, triangles.AsSpan<int>(), rgb);
+        }
+    }
+
+    /// <summary>Renders all views of an object from cameras drawn from its stream.</summary>
+    public static List<(DatasetCamera Camera, RenderedView View)> RenderViews(IRayScene scene, Lighting lighting, DeterministicRandom random,
+        DatasetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var cameras = Enumerable.Range(0, options.Views).Select(_ => DatasetCamera.SampleOrbit(random, options.Resolution, options.Resolution)).ToList();
+        return cameras.Select(camera => (camera, MultiViewRenderer.Render(scene, camera, lighting, options.Parallel))).ToList();
+    }
+
+    /// <summary><c>lrm dataset synth</c>: <paramref name="objects"/> procedural objects into <paramref name="root"/>.</summary>
+    public static void Synthesize(string root, int objects, DatasetOptions options, Action<DatasetProgress>? progress = null,
+        CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(options);
+        if (objects is < 1 or > 10_000_000)
+        {
+            throw new LrmInvalidArgumentException($"--objects must be in [1, 10000000], got {objects}");
+        }
+        options.Validate();
+        DatasetWriter.PrepareRoot(root, options.Overwrite);
+        using var backend = new CpuBackend();
+        var clock = Stopwatch.StartNew();
+        var names = new List<string>();
+        for (var index = 0; index < objects; index++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var (scene, mesh, lighting, random) = CreateSynthObject(backend, options.Seed, index, options.MeshResolution, options.Parallel);
+            var views = RenderViews(scene, lighting, random, options);
+            var name = SynthName(index);
+            DatasetWriter.WriteObject(root, name, views, mesh);
+            names.Add(name);
+            DatasetWriter.WriteUids(root, names);
+            progress?.Invoke(new DatasetProgress(index + 1, objects, name, clock.Elapsed));
+        }
+    }
+
+    /// <summary>Mesh files <c>lrm dataset render</c> accepts.</summary>
+    public static readonly string[] MeshExtensions = [".obj", ".ply", ".glb"];
+
+    /// <summary>
+    /// Centres a mesh's bounding box at the origin and scales it so its longest side spans [−0.96, 0.96] (the same
+    /// normalisation as procedural objects).
+    /// </summary>
+    public static Mesh Normalize(Mesh mesh, string source)
+    {
+        ArgumentNullException.ThrowIfNull(mesh);
+        if (mesh.TriangleCount == 0)
+        {
+            throw new LrmInvalidArgumentException($"{source}: the mesh has no triangles");
+        }
+        var box = mesh.Bounds;
+        var half = 0.5 * Math.Max(box.Size.X, Math.Max(box.Size.Y, box.Size.Z));
+        if (!(half > 0))
+        {
+            throw new LrmInvalidArgumentException($"{source}: the mesh has zero extent (all vertices at one point)");
+        }
+        var scale = ObjectHalfExtent / half;
+        var positions = mesh.Positions.ToArray();
+        for (var v = 0; v < positions.Length / 3; v++)
+        {
+            positions[3 * v] = (float)((positions[3 * v] - (double)box.Center.X) * scale);
+            positions[3 * v + 1] = (float)((positions[3 * v + 1] - (double)box.Center.Y) * scale);
+            positions[3 * v + 2] = (float)((positions[3 * v + 2] - (double)box.Center.Z) * scale);
+        }
+        return new Mesh(positions, mesh.Triangles, mesh.Colors);
+    }
+
+    /// <summary>Object folder name for a mesh file: its file name without extension, unsafe characters replaced.</summary>
+    public static string MeshName(string path)
+    {
+        var stem = Path.GetFileNameWithoutExtension(path);
+        var chars = stem.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray();
+        var name = new string(chars).TrimStart('.');
+        return name.Length == 0 ? "mesh" : name;
+    }
+
+    /// <summary>
+    /// <c>lrm dataset render</c>: every OBJ/PLY/GLB in <paramref name="meshFolder"/> (sorted by name), normalised, rendered
+    /// with the BVH ray tracer from the same random cameras as synthetic objects. All meshes are read and checked first.
+    /// </summary>
+    public static void RenderMeshes(string meshFolder, string root, DatasetOptions options, Action<DatasetProgress>? progress = null,
+        CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(meshFolder);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (!Directory.Exists(meshFolder))
+        {
+            throw new LrmInvalidArgumentException($"{meshFolder}: mesh folder not found");
+        }
+        var files = Directory.GetFiles(meshFolder)
+            .Where(f => MeshExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0)
+        {
+            throw new LrmInvalidArgumentException($"{meshFolder}: no .obj, .ply or .glb meshes in the folder");
+        }
+        var names = files.Select(MeshName).ToList();
+        var duplicate = names.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new LrmInvalidArgumentException($"{meshFolder}: several meshes map to the object name '{duplicate.Key}' (e.g. a.obj and a.ply); rename them");
+        }
+        // Read everything before writing anything.
+        var meshes = files.Select(f => Normalize(Mesh.Load(f), f)).ToList();
+        DatasetWriter.PrepareRoot(root, options.Overwrite);
+        var clock = Stopwatch.StartNew();
+        for (var index = 0; index < meshes.Count; index++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var random = new DeterministicRandom(options.Seed, (ulong)index);
+            var lighting = Lighting.Sample(random);
+            var scene = new MeshScene(meshes[index]);
+            var views = RenderViews(scene, lighting, random, options);
+            DatasetWriter.WriteObject(root, names[index], views, meshes[index]);
+            DatasetWriter.WriteUids(root, names.Take(index + 1));
+            progress?.Invoke(new DatasetProgress(index + 1, meshes.Count, names[index], clock.Elapsed));
+        }
+    }
+}

@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using LrmNative.Data;
+
+namespace LrmNative.Cli;
+
+/// <summary>
+/// <c>lrm dataset synth | render | check</c>: multi-view training data without downloads (docs/datasets.md).
+/// <list type="bullet">
+/// <item><c>synth --objects N --views V --resolution R --seed S --out DIR</c>: procedural objects.</item>
+/// <item><c>render --meshes DIR --views V --out DIR</c>: the user's OBJ/PLY/GLB meshes, same cameras and layout.</item>
+/// <item><c>check DIR</c>: validates a dataset folder; exit code 1 when it finds problems.</item>
+/// </list>
+/// </summary>
+internal static class DatasetCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("dataset", "Make and check multi-view datasets (OpenLRM layout): procedural objects, your meshes");
+        command.Subcommands.Add(CreateSynth());
+        command.Subcommands.Add(CreateRender());
+        command.Subcommands.Add(CreateCheck());
+        return command;
+    }
+
+    private sealed class CommonOptions
+    {
+        public Option<int> Views { get; } = new("--views") { Description = "Views per object", DefaultValueFactory = _ => 32 };
+        public Option<int> Resolution { get; } = new("--resolution") { Description = "Image side in pixels", DefaultValueFactory = _ => 256 };
+        public Option<ulong> Seed { get; } = new("--seed") { Description = "Random seed (same seed, same bytes)", DefaultValueFactory = _ => 0UL };
+        public Option<string> Out { get; } = new("--out") { Description = "Output dataset folder", Required = true };
+        public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0: all cores); the output does not depend on it", DefaultValueFactory = _ => 0 };
+        public Option<bool> Overwrite { get; } = new("--overwrite") { Description = "Replace objects in a non-empty output folder" };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Views);
+            command.Options.Add(Resolution);
+            command.Options.Add(Seed);
+            command.Options.Add(Out);
+            command.Options.Add(Threads);
+            command.Options.Add(Overwrite);
+        }
+
+        public DatasetOptions Read(ParseResult result, int meshResolution = 128) => new()
+        {
+            Views = result.GetValue(Views),
+            Resolution = result.GetValue(Resolution),
+            Seed = result.GetValue(Seed),
+            Threads = result.GetValue(Threads),
+            Overwrite = result.GetValue(Overwrite),
+            MeshResolution = meshResolution,
+        };
+    }
+
+    // A bar only when the command writes to the real stderr and that is a terminal.
+    private static bool Interactive(ParseResult result) =>
+        ReferenceEquals(result.InvocationConfiguration.Error, Console.Error) && ProgressDisplay.Interactive;
+
+    private static Command CreateSynth()
+    {
+        var common = new CommonOptions();
+        var objects = new Option<int>("--objects") { Description = "Number of procedural objects", Required = true };
+        var meshResolution = new Option<int>("--mesh-resolution") { Description = "Marching-cubes cells per axis of the ground-truth mesh", DefaultValueFactory = _ => 128 };
+        var command = new Command("synth", "Procedural objects (random textured primitives, unions and cuts) rendered from random cameras") { objects, meshResolution };
+        common.AddTo(command);
+        command.SetAction(result =>
+        {
+            RunSynth(result.GetValue(objects), common.Read(result, result.GetValue(meshResolution)), result.GetValue(common.Out)!, result.InvocationConfiguration.Error,
+                Interactive(result));
+            return 0;
+        });
+        return command;
+    }
+
+    public static void RunSynth(int objects, DatasetOptions options, string output, TextWriter log, bool interactive)
+    {
+        var clock = Stopwatch.StartNew();
+        ProgressDisplay.Run("synth", log, interactive, report =>
+            DatasetGeneration.Synthesize(output, objects, options, p => report(p.Done, p.Total, p.Name)));
+        Summary(log, objects, options, output, clock.Elapsed);
+    }
+
+    private static Command CreateRender()
+    {
+        var common = new CommonOptions();
+        var meshes = new Option<string>("--meshes") { Description = "Folder of .obj/.ply/.glb meshes (one object each)", Required = true };
+        var engine = new Option<string>("--engine") { Description = "cpu (BVH ray tracer) or blender (textured assets; needs `blender` on PATH)", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("render", "Render your own meshes with the same cameras and layout as synth") { meshes, engine };
+        common.AddTo(command);
+        command.SetAction(result =>
+        {
+            RunRender(result.GetValue(meshes)!, common.Read(result), result.GetValue(common.Out)!, result.GetValue(engine)!, result.InvocationConfiguration.Error,
+                Interactive(result));
+            return 0;
+        });
+        return command;
+    }
+
+    public static void RunRender(string meshes, DatasetOptions options, string output, string engine, TextWriter log, bool interactive)
+    {
+        switch (engine.ToLowerInvariant())
+        {
+            case "cpu":
+                break;
+            case "blender":
+                if (FindOnPath("blender") is null)
+                {
+                    throw new LrmUnsupportedException("--engine blender: `blender` is not on PATH; install Blender for textured assets or use --engine cpu (vertex and base colours)");
+                }
+                throw new LrmUnsupportedException("--engine blender: the Blender path is not implemented in this build; use --engine cpu");
+            default:
+                throw new LrmInvalidArgumentException($"--engine must be cpu or blender, got '{engine}'");
+        }
+        var clock = Stopwatch.StartNew();
+        var count = 0;
+        ProgressDisplay.Run("render", log, interactive, report =>
+            DatasetGeneration.RenderMeshes(meshes, output, options, p =>
+            {
+                count = p.Total;
+                report(p.Done, p.Total, p.Name);
+            }));
+        Summary(log, count, options, output, clock.Elapsed);
+    }
+
+    private static void Summary(TextWriter log, int objects, DatasetOptions options, string output, TimeSpan elapsed)
+    {
+        var perMinute = objects / Math.Max(elapsed.TotalMinutes, 1e-9);
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"lrm: wrote {objects} objects × {options.Views} views ({options.Resolution}×{options.Resolution}) to {output} in {elapsed.TotalSeconds:F1} s ({perMinute:F1} objects/min)"));
+    }
+
+    private static string? FindOnPath(string program)
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(folder => Path.Combine(folder, program))
+            .FirstOrDefault(File.Exists);
+    }
+
+    private static Command CreateCheck()
+    {
+        var folder = new Argument<string>("DIR") { Description = "Dataset folder (object folders, or one object folder)" };
+        var command = new Command("check", "Validate a dataset folder: images and poses paired, poses rigid, sizes consistent") { folder };
+        command.SetAction(result => RunCheck(result.GetValue(folder)!, result.InvocationConfiguration.Output));
+        return command;
+    }
+
+    /// <summary>Prints counts and problems; returns 0 when there are none, 1 otherwise.</summary>
+    public static int RunCheck(string folder, TextWriter output)
+    {
+        var report = DatasetChecker.Check(folder);
+        output.WriteLine($"{folder}: {report.Objects} objects, {report.Views} views, {report.Meshes} meshes, images {(report.Resolutions.Count == 0 ? "none" : string.Join(", ", report.Resolutions))}");
+        foreach (var note in report.Notes)
+        {
+            output.WriteLine($"note: {note}");
+        }
+        foreach (var problem in report.Problems)
+        {
+            output.WriteLine($"problem: {problem}");
+        }
+        output.WriteLine(report.Ok ? "ok: no problems" : $"{report.Problems.Count} problem(s)");
+        return report.Ok ? 0 : 1;
+    }
+}

@@ -10,7 +10,9 @@ using LrmNative.Benchmarks.Results;
 
 // Modes (benchmarks/README.md; benchmarks/run.sh chains them):
 //   --manifest FILE           the shapes as JSON, for the peer script
-//   --json FILE|auto [...]    run the kernel suites and write results JSON (auto: <results>/<machine-id>.json)
+//   --json FILE|auto [...]    run the kernel suites and write results JSON (auto: <results>/<machine-id>.json);
+//                             --peers FILE (repeatable) joins peer results, --long the long job, --preliminary NOTE
+//                             marks a disturbed run, --peak-gflops/--peak-gbps give the roofline instead of measuring
 //   --report DIR              SUMMARY.md and SVG charts from the results JSON in DIR
 //   anything else            plain BenchmarkDotNet (e.g. --filter '*Attention*', --list flat)
 var options = BenchOptions.Parse(args);
@@ -67,7 +69,7 @@ try
         },
         Entries = entries,
     };
-    if (options.Peers is { } peersPath)
+    foreach (var peersPath in options.Peers)
     {
         results = results.WithPeers(BenchmarkResults.Load(peersPath));
     }
@@ -127,7 +129,7 @@ namespace LrmNative.Benchmarks
         public string? Report { get; init; }
         public string? Json { get; init; }
         public string Results { get; init; } = Path.Combine("benchmarks", "results");
-        public string? Peers { get; init; }
+        public IReadOnlyList<string> Peers { get; init; } = [];
         public bool LongJob { get; init; }
         public string? Preliminary { get; init; }
         public double? PeakGflops { get; init; }
@@ -157,7 +159,7 @@ namespace LrmNative.Benchmarks
                     "--report" => options with { Report = Value() },
                     "--json" => options with { Json = Value() },
                     "--results" => options with { Results = Value() },
-                    "--peers" => options with { Peers = Value() },
+                    "--peers" => options with { Peers = [.. options.Peers, Value()] },
                     "--long" => options with { LongJob = true },
                     "--preliminary" => options with { Preliminary = Value() },
                     "--peak-gflops" => options with { PeakGflops = Number() },

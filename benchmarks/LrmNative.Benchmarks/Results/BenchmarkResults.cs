@@ -82,12 +82,11 @@ public sealed record BenchmarkResults
     public BenchmarkResults WithPeers(BenchmarkResults peers)
     {
         ArgumentNullException.ThrowIfNull(peers);
-        var byKey = peers.Entries
-            .GroupBy(entry => entry.Key, StringComparer.Ordinal)
-            .ToDictionary(group => group.Key, group => group.First(), StringComparer.Ordinal);
+        var byKey = peers.Entries.ToLookup(entry => entry.Key, StringComparer.Ordinal);
         var entries = Entries.Select(entry =>
         {
-            if (!byKey.TryGetValue(entry.Key, out var peer))
+            var peer = byKey[entry.Key].FirstOrDefault(candidate => SameDevice(entry.Backend, candidate.Backend));
+            if (peer is null)
             {
                 return entry;
             }
@@ -104,7 +103,26 @@ public sealed record BenchmarkResults
                 PeerNote = peer.Note,
             };
         }).ToList();
-        return this with { Entries = entries, Run = Run with { Peer = peers.Run.Peer ?? peers.Machine.Runtime, PeerNotes = peers.Run.PeerNotes } };
+        var peer = peers.Run.Peer ?? peers.Machine.Runtime;
+        var notes = (Run.PeerNotes ?? []).Concat(peers.Run.PeerNotes ?? []).Distinct(StringComparer.Ordinal).ToList();
+        return this with
+        {
+            Entries = entries,
+            Run = Run with { Peer = Run.Peer is null || Run.Peer == peer ? peer : $"{Run.Peer}; {peer}", PeerNotes = notes },
+        };
+    }
+
+    /// <summary>
+    /// Whether a peer backend runs on the same kind of device as ours: "cpu" pairs with "pytorch-cpu" and the CPU-only
+    /// "scikit-image", "cuda" with "pytorch-cuda".
+    /// </summary>
+    public static bool SameDevice(string ours, string peer)
+    {
+        ArgumentNullException.ThrowIfNull(ours);
+        ArgumentNullException.ThrowIfNull(peer);
+        return ours == "cpu"
+            ? peer.EndsWith("-cpu", StringComparison.Ordinal) || peer == "scikit-image"
+            : peer.EndsWith("-" + ours, StringComparison.Ordinal);
     }
 
     /// <summary>These results with each entry's roofline fraction and bound computed from <see cref="MachineInfo.Peak"/>.</summary>

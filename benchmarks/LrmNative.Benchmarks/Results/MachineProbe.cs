@@ -45,7 +45,9 @@ public static class MachineProbe
             Commit = GitCommit(),
             Threads = engine.Threads,
             Native = $"liblrm_native {engine.NativeVersion}: {engine.NativeBuild}",
-            Blas = engine.Blas,
+            Blas = Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is { Length: > 0 } core && !engine.Blas.Contains("OPENBLAS_CORETYPE", StringComparison.Ordinal)
+                ? $"{engine.Blas} (OPENBLAS_CORETYPE={core} from the environment)"
+                : engine.Blas,
             Peak = peak,
         };
     }

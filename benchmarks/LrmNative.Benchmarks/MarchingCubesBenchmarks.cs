@@ -6,7 +6,7 @@ namespace LrmNative.Benchmarks;
 /// Marching cubes (<see cref="Backends.IBackend.MarchingCubes"/>: classify, count, emit with shared vertices) at 256³ and the
 /// paper's 384³. The field is a sphere with a sinusoidal ripple filling [−1, 1]³, so the surface crosses many cells and every
 /// case class occurs; the rate counts all cells. The mesh the op allocates is freed outside the measured region.
-/// Peer: scikit-image's measure.marching_cubes (Lewiner), single-threaded, on the same field.
+/// Peer: scikit-image's measure.marching_cubes (Lewiner), single-threaded, on a field of the same formula.
 /// </summary>
 public class MarchingCubesBenchmarks : KernelBenchmarks<MarchingCubesShape>
 {

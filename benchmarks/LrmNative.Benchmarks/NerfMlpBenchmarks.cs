@@ -10,9 +10,6 @@ namespace LrmNative.Benchmarks;
 /// </summary>
 public class NerfMlpBenchmarks : KernelBenchmarks<NerfMlpShape>
 {
-    private Tensor[] _weights = [];
-    private Tensor?[] _biases = [];
-
     /// <inheritdoc />
     protected override Tensor[] CreateSet(Random random)
     {
@@ -40,14 +37,11 @@ public class NerfMlpBenchmarks : KernelBenchmarks<NerfMlpShape>
     {
         var set = NextSet();
         var layers = Shape.Layers;
-        if (_weights.Length != layers || !ReferenceEquals(_weights[0], set[2]))
-        {
-            _weights = set[2..(2 + layers)];
-            _biases = set[(2 + layers)..(2 + 2 * layers)];
-        }
+        var weights = set[2..(2 + layers)];
+        var biases = set[(2 + layers)..(2 + 2 * layers)];
         using (Device.Measure())
         {
-            Device.Backend.Mlp(set[0], set[1], _weights, _biases, Activation.Relu, Activation.None);
+            Device.Backend.Mlp(set[0], set[1], weights, biases, Activation.Relu, Activation.None);
         }
     }
 }

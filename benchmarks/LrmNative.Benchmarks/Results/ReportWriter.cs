@@ -236,7 +236,7 @@ public static class ReportWriter
             .Select(row => (row.Number, row.Entry, Intensity: row.Entry.Flops / row.Entry.Bytes, Gflops: row.Entry.Flops / row.Entry.Seconds!.Value / 1e9))
             .ToList();
         var families = results.Entries.Select(entry => entry.Family).Distinct().ToList();
-        const double left = 70, top = 50, plotWidth = 640, plotHeight = 420, legendWidth = 190;
+        const double left = 70, top = 50, plotWidth = 640, plotHeight = 420, legendWidth = 270;
         var width = left + plotWidth + 20 + legendWidth;
         var height = top + plotHeight + 60;
         var intensities = points.Select(point => point.Intensity).ToList();

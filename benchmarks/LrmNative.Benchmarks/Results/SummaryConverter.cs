@@ -6,11 +6,11 @@ namespace LrmNative.Benchmarks.Results;
 /// <summary>Turns BenchmarkDotNet's summaries of the kernel suites into result entries.</summary>
 public static class SummaryConverter
 {
-    /// <summary>One entry per case whose parameter is a <see cref="KernelShape"/>; cases that failed are listed as skipped.</summary>
+    /// <summary>One entry per case whose parameter is a <see cref="KernelShape"/>, in catalogue order; cases that failed are listed as skipped.</summary>
     public static IReadOnlyList<ResultEntry> Entries(IEnumerable<Summary> summaries)
     {
         ArgumentNullException.ThrowIfNull(summaries);
-        var entries = new List<ResultEntry>();
+        var entries = new List<(int Order, ResultEntry Entry)>();
         foreach (var summary in summaries)
         {
             foreach (var benchmarkCase in summary.BenchmarksCases)
@@ -35,7 +35,7 @@ public static class SummaryConverter
                 };
                 if (report is null || statistics is null || statistics.N == 0)
                 {
-                    entries.Add(entry with { Skipped = "BenchmarkDotNet reported no result (see its log)" });
+                    entries.Add((shape.Order, entry with { Skipped = "BenchmarkDotNet reported no result (see its log)" }));
                     continue;
                 }
                 var mean = statistics.Mean * 1e-9;
@@ -43,16 +43,17 @@ public static class SummaryConverter
                     .Where(m => m.IterationMode == IterationMode.Workload && m.IterationStage == IterationStage.Actual)
                     .Sum(m => m.Operations));
                 var device = DeviceTimings.Last(DeviceTimings.Key(shape.Key, target), operations);
-                entries.Add(entry with
+                entries.Add((shape.Order, entry with
                 {
                     TimeMeanS = mean,
                     TimeStddevS = statistics.StandardDeviation * 1e-9,
                     Samples = statistics.N,
                     DeviceTimeMeanS = device?.Average(),
                     Rate = shape.Rate(device?.Average() ?? mean),
-                });
+                }));
             }
         }
-        return entries;
+        // Catalogue order (family by family, configs smallest first), not BenchmarkDotNet's suite order.
+        return [.. entries.OrderBy(item => item.Order).ThenBy(item => item.Entry.Backend, StringComparer.Ordinal).Select(item => item.Entry)];
     }
 }

@@ -6,8 +6,8 @@ using BenchmarkDotNet.Running;
 namespace LrmNative.Benchmarks;
 
 /// <summary>
-/// "Rate": the work of the case's <see cref="KernelShape"/> parameter divided by the mean time,
-/// in the shape's unit. Cases without such a parameter show "-".
+/// "Rate": the work of the case's <see cref="IWorkload"/> parameter divided by the mean time,
+/// in its unit. Cases without such a parameter show "-".
 /// </summary>
 public sealed class RateColumn : IColumn
 {
@@ -50,12 +50,12 @@ public sealed class RateColumn : IColumn
     {
         ArgumentNullException.ThrowIfNull(summary);
         ArgumentNullException.ThrowIfNull(benchmarkCase);
-        var shape = benchmarkCase.Parameters.Items.Select(parameter => parameter.Value).OfType<KernelShape>().FirstOrDefault();
+        var workload = benchmarkCase.Parameters.Items.Select(parameter => parameter.Value).OfType<IWorkload>().FirstOrDefault();
         var meanNanoseconds = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        if (shape is null || meanNanoseconds is not > 0)
+        if (workload is null || meanNanoseconds is not > 0)
         {
             return "-";
         }
-        return shape.Rate(meanNanoseconds.Value * 1e-9).ToString("F1", CultureInfo.InvariantCulture) + " " + shape.UnitText;
+        return Rates.Of(workload, meanNanoseconds.Value * 1e-9).ToString("F1", CultureInfo.InvariantCulture) + " " + Rates.UnitName(workload.Unit);
     }
 }

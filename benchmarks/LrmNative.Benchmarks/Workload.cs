@@ -2,38 +2,62 @@ using System.Globalization;
 
 namespace LrmNative.Benchmarks;
 
-/// <summary>What a kernel's headline rate is counted in.</summary>
+/// <summary>What a rate is counted in.</summary>
 public enum RateUnit
 {
     /// <summary>Floating-point operations per second, shown as GFLOP/s (compute-bound kernels).</summary>
     GigaFlops,
-    /// <summary>Bytes of compulsory memory traffic per second, shown as GB/s (memory-bound kernels).</summary>
-    GigabytesPerSecond,
+    /// <summary>Sampled points per second, shown as Mpoints/s.</summary>
+    MegaPoints,
     /// <summary>Grid cells per second, shown as Mvoxels/s (marching cubes).</summary>
     MegaVoxels,
+    /// <summary>Bytes of compulsory memory traffic per second, shown as GB/s (memory-bound kernels).</summary>
+    GigabytesPerSecond,
 }
 
 /// <summary>
-/// The work one invocation of a benchmark does. Benchmark parameters implement it, so
-/// <see cref="RateColumn"/> and the JSON results turn a mean time into rates and a roofline
-/// fraction without running anything.
+/// The work one invocation of a benchmark does, in <see cref="Unit"/>. Benchmark parameters implement it, so
+/// <see cref="RateColumn"/> can turn BenchmarkDotNet's mean time into a rate without running anything.
+/// The kernel suites' parameters are <see cref="KernelShape"/>s, which also count FLOPs and bytes for the roofline.
 /// </summary>
 public interface IWorkload
 {
-    /// <summary>Floating-point operations per invocation (a multiply-add counts 2; exp, divisions and compares count 1 where counted at all; see each shape).</summary>
-    double Flops { get; }
+    /// <summary>Work per invocation: FLOPs, points, cells or bytes as <see cref="Unit"/> says.</summary>
+    double Amount { get; }
 
-    /// <summary>
-    /// Compulsory memory traffic per invocation in bytes: every input read once and every output written
-    /// once (fp32), no write-allocate, no re-reads. The floor a perfect kernel could reach.
-    /// </summary>
-    double Bytes { get; }
-
-    /// <summary>Items per invocation for item rates (grid cells for marching cubes); 0 when unused.</summary>
-    double Items { get; }
-
-    /// <summary>What the headline rate counts.</summary>
+    /// <summary>What <see cref="Amount"/> counts.</summary>
     RateUnit Unit { get; }
+}
+
+/// <summary>Rates from a workload and a time.</summary>
+public static class Rates
+{
+    /// <summary>The rate of <paramref name="workload"/> at <paramref name="seconds"/> per invocation, in its unit (GFLOP/s, Mpoints/s, …).</summary>
+    public static double Of(IWorkload workload, double seconds)
+    {
+        ArgumentNullException.ThrowIfNull(workload);
+        if (seconds <= 0)
+        {
+            return double.NaN;
+        }
+        var perSecond = workload.Amount / seconds;
+        return workload.Unit switch
+        {
+            RateUnit.GigaFlops or RateUnit.GigabytesPerSecond => perSecond / 1e9,
+            RateUnit.MegaPoints or RateUnit.MegaVoxels => perSecond / 1e6,
+            _ => double.NaN,
+        };
+    }
+
+    /// <summary>Text of a rate unit as the reports print it.</summary>
+    public static string UnitName(RateUnit unit) => unit switch
+    {
+        RateUnit.GigaFlops => "GFLOP/s",
+        RateUnit.MegaPoints => "Mpoints/s",
+        RateUnit.MegaVoxels => "Mvoxels/s",
+        RateUnit.GigabytesPerSecond => "GB/s",
+        _ => "?",
+    };
 }
 
 /// <summary>
@@ -59,17 +83,28 @@ public abstract record KernelShape : IWorkload, IComparable
     /// <summary>Position in the catalogue (BenchmarkDotNet orders parameters through <see cref="IComparable"/>).</summary>
     public int Order { get; init; }
 
-    /// <inheritdoc />
+    /// <summary>Floating-point operations per invocation (a multiply-add counts 2; see each shape for what is counted).</summary>
     public abstract double Flops { get; }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Compulsory memory traffic per invocation in bytes: every input read once and every output written
+    /// once (fp32), no write-allocate, no re-reads. The floor a perfect kernel could reach.
+    /// </summary>
     public abstract double Bytes { get; }
 
-    /// <inheritdoc />
+    /// <summary>Items per invocation for item rates (grid cells for marching cubes); 0 when unused.</summary>
     public virtual double Items => 0;
 
-    /// <inheritdoc />
+    /// <summary>The headline rate's unit: GFLOP/s by default, GB/s for memory-bound families.</summary>
     public virtual RateUnit Unit => RateUnit.GigaFlops;
+
+    /// <inheritdoc />
+    public double Amount => Unit switch
+    {
+        RateUnit.GigaFlops => Flops,
+        RateUnit.GigabytesPerSecond => Bytes,
+        _ => Items,
+    };
 
     /// <summary>The sizes the peer needs to build the same inputs, by name (see benchmarks/peers/kernels_torch.py).</summary>
     public abstract IReadOnlyDictionary<string, long> Dimensions { get; }
@@ -78,25 +113,10 @@ public abstract record KernelShape : IWorkload, IComparable
     public string Key => $"{Family}/{Name}";
 
     /// <summary>The headline rate at a mean time of <paramref name="seconds"/>, in <see cref="Unit"/>.</summary>
-    public double Rate(double seconds) => seconds > 0 ? Unit switch
-    {
-        RateUnit.GigaFlops => Flops / seconds / 1e9,
-        RateUnit.GigabytesPerSecond => Bytes / seconds / 1e9,
-        RateUnit.MegaVoxels => Items / seconds / 1e6,
-        _ => double.NaN,
-    } : double.NaN;
+    public double Rate(double seconds) => Rates.Of(this, seconds);
 
     /// <summary>Text of <see cref="Unit"/>.</summary>
-    public string UnitText => UnitName(Unit);
-
-    /// <summary>Text of a rate unit as the reports print it.</summary>
-    public static string UnitName(RateUnit unit) => unit switch
-    {
-        RateUnit.GigaFlops => "GFLOP/s",
-        RateUnit.GigabytesPerSecond => "GB/s",
-        RateUnit.MegaVoxels => "Mvoxels/s",
-        _ => "?",
-    };
+    public string UnitText => Rates.UnitName(Unit);
 
     /// <inheritdoc />
     public int CompareTo(object? obj) => obj is KernelShape other ? Order.CompareTo(other.Order) : 1;

@@ -4,94 +4,44 @@ using LrmNative.Backends;
 namespace LrmNative.Benchmarks;
 
 /// <summary>
-/// One attention call: Tq queries against Tk keys, H heads of D channels.
-/// Work counted as 4·B·H·Tq·Tk·D (q·kᵀ and p·v, a multiply-add each); exp and the
-/// softmax bookkeeping are not counted.
+/// Attention forward (fused, scores never written) as the model calls it: the decoder's self-attention over the
+/// 3×32×32 triplane tokens reading q, k, v out of one packed qkv projection, its cross-attention from those tokens to
+/// the image features ([CLS] + patches) reading k, v out of a packed kv projection, and the encoder's self-attention
+/// ([CLS] + registers + patches). Scale 1/√D; inference path (no log-sum-exp saved).
+/// Peer: torch.nn.functional.scaled_dot_product_attention where the torch version has it, else softmax(q·kᵀ·scale)·v.
 /// </summary>
-public sealed record AttentionShape(string Kind, int Batch, int Heads, int HeadDim, int QueryTokens, int KeyTokens) : IWorkload, IComparable
+public class AttentionBenchmarks : KernelBenchmarks<AttentionShape>
 {
-    /// <summary>Report rows by work (BenchmarkDotNet orders parameters through IComparable).</summary>
-    public int CompareTo(object? obj) => obj is AttentionShape other ? Amount.CompareTo(other.Amount) : 1;
-
-    /// <summary>Model width H·D.</summary>
-    public int Width => Heads * HeadDim;
-
     /// <inheritdoc />
-    public double Amount => 4.0 * Batch * Heads * QueryTokens * KeyTokens * HeadDim;
+    protected override Tensor[] CreateSet(Random random) => Shape.Self
+        ?
+        [
+            Tensor.Empty([1, Shape.QueryTokens, Shape.Width]),
+            RandomData.Uniform(random, -1, 1, 1, Shape.QueryTokens, 3 * Shape.Width),
+        ]
+        :
+        [
+            Tensor.Empty([1, Shape.QueryTokens, Shape.Width]),
+            RandomData.Uniform(random, -1, 1, 1, Shape.QueryTokens, Shape.Width),
+            RandomData.Uniform(random, -1, 1, 1, Shape.KeyTokens, 2 * Shape.Width),
+        ];
 
-    /// <inheritdoc />
-    public RateUnit Unit => RateUnit.GigaFlops;
-
-    /// <inheritdoc />
-    public override string ToString() => $"{Kind} {QueryTokens}x{KeyTokens} {Heads}x{HeadDim}";
-}
-
-/// <summary>
-/// Attention forward as the LRM decoder (§3.2, 16 heads × 64) calls it: self-attention over the
-/// 3×32×32 = 3072 triplane tokens reading q, k, v out of one packed qkv projection, and
-/// cross-attention from those tokens to the image features reading k, v out of a packed kv
-/// projection: 1025 = 32×32 patches + CLS (the paper's DINO ViT-B/16 at 512²), 257 = 16×16 + CLS
-/// (a smaller encoder, e.g. ViT/14 at 224²).
-/// Inference path: no log-sum-exp is saved. Scale 1/√64 = 1/8.
-/// </summary>
-public class AttentionBenchmarks
-{
-    private CpuBackend _backend = null!;
-    private Tensor _query = null!;
-    private Tensor _keyValue = null!;
-    private Tensor _output = null!;
-
-    public static IEnumerable<AttentionShape> Shapes =>
-    [
-        new("self", 1, 16, 64, 3072, 3072),
-        new("cross", 1, 16, 64, 3072, 1025),
-        new("cross", 1, 16, 64, 3072, 257),
-    ];
-
-    [ParamsSource(nameof(Shapes))]
-    public AttentionShape Shape { get; set; } = null!;
-
-    private bool IsSelf => Shape.Kind == "self";
-
-    [GlobalSetup]
-    public void Setup()
+    [Benchmark(Description = "Attention")]
+    public void Attention()
     {
-        var random = new Random(2);
-        _backend = new CpuBackend();
+        var set = NextSet();
         var width = Shape.Width;
-        if (IsSelf)
+        var scale = 1f / MathF.Sqrt(Shape.HeadDim);
+        using (Device.Measure())
         {
-            // qkv (B, T, 3C): q, k, v are column slices, as the fused projection produces them.
-            _query = RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.QueryTokens, 3 * width);
-            _keyValue = _query;
+            if (Shape.Self)
+            {
+                Device.Backend.Attention(set[0], null, new ColumnSlice(set[1], 0), new ColumnSlice(set[1], width), new ColumnSlice(set[1], 2L * width), Shape.Heads, scale);
+            }
+            else
+            {
+                Device.Backend.Attention(set[0], null, set[1], new ColumnSlice(set[2], 0), new ColumnSlice(set[2], width), Shape.Heads, scale);
+            }
         }
-        else
-        {
-            _query = RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.QueryTokens, width);
-            _keyValue = RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.KeyTokens, 2 * width);
-        }
-        _output = Tensor.Empty([Shape.Batch, Shape.QueryTokens, width]);
-    }
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _output.Dispose();
-        if (!ReferenceEquals(_keyValue, _query))
-        {
-            _keyValue.Dispose();
-        }
-        _query.Dispose();
-        _backend.Dispose();
-    }
-
-    [Benchmark(Description = "CpuBackend.Attention")]
-    public void Forward()
-    {
-        var width = Shape.Width;
-        var (key, value) = IsSelf
-            ? (new ColumnSlice(_keyValue, width), new ColumnSlice(_keyValue, 2L * width))
-            : (new ColumnSlice(_keyValue, 0), new ColumnSlice(_keyValue, width));
-        _backend.Attention(_output, null, _query, key, value, Shape.Heads, 1f / MathF.Sqrt(Shape.HeadDim));
     }
 }

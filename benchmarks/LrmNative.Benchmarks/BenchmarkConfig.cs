@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Exporters;
 using BenchmarkDotNet.Exporters.Json;
+using Perfolizer.Horology;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
@@ -8,21 +9,23 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 namespace LrmNative.Benchmarks;
 
 /// <summary>
-/// One short job for every suite: the ops take milliseconds to a second, and the baseline
-/// machine has two cores, so 2 warm-ups and 10 measured iterations in a single launch keep
-/// the whole suite to a few minutes. In-process: nothing is rebuilt, and the native library
-/// next to this assembly is the one measured.
+/// The jobs. In-process: nothing is rebuilt, and the native library next to this assembly is the one measured.
+/// <list type="bullet">
+/// <item>short (default): 1 launch, 2 warm-ups, 5 measured iterations of at least 100 ms, no unrolling, so the
+/// whole kernel suite runs in minutes on two cores;</item>
+/// <item>long (<c>--long</c>): 5 warm-ups, 20 iterations of at least 250 ms, for numbers to publish.</item>
+/// </list>
 /// </summary>
 internal static class BenchmarkConfig
 {
-    public static IConfig Create()
+    public static IConfig Create(bool longJob = false)
     {
-        var job = Job.Default
+        var job = (longJob
+                ? Job.Default.WithWarmupCount(5).WithIterationCount(20).WithIterationTime(TimeInterval.FromMilliseconds(250)).WithId("Long")
+                : Job.Default.WithWarmupCount(2).WithIterationCount(5).WithIterationTime(TimeInterval.FromMilliseconds(100)).WithId("Short"))
             .WithToolchain(InProcessEmitToolchain.Instance)
             .WithLaunchCount(1)
-            .WithWarmupCount(2)
-            .WithIterationCount(10)
-            .WithId("Short");
+            .WithUnrollFactor(1);
         var defaults = DefaultConfig.Instance;
         return ManualConfig.CreateMinimumViable()
             .AddJob(job)
@@ -30,7 +33,10 @@ internal static class BenchmarkConfig
             .AddExporter(MarkdownExporter.GitHub, JsonExporter.Brief)
             .AddAnalyser([.. defaults.GetAnalysers()])
             .AddValidator([.. defaults.GetValidators()])
-            // Shapes such as "Random 1048576 pts, 64x64x80" must not be cut to 20 characters.
-            .WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(40));
+            // Shapes such as "decoder MLP fc1 3072x1024 * 1024x4096 [openlrm-large,lrm-base-paper]" must not be cut.
+            .WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(90));
     }
+
+    /// <summary>Job name as the results record it.</summary>
+    public static string JobName(bool longJob) => longJob ? "long" : "short";
 }

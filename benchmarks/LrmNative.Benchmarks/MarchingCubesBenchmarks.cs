@@ -1,64 +1,29 @@
 using BenchmarkDotNet.Attributes;
-using LrmNative.Backends;
 
 namespace LrmNative.Benchmarks;
 
-/// <summary>A cubic density grid of <see cref="Resolution"/>³ points with a wavy closed surface.</summary>
-public sealed record MarchingCubesShape(int Resolution) : IWorkload, IComparable
-{
-    /// <inheritdoc />
-    public int CompareTo(object? obj) => obj is MarchingCubesShape other ? Resolution.CompareTo(other.Resolution) : 1;
-
-    /// <inheritdoc />
-    public double Amount => Math.Pow(Resolution - 1, 3);
-
-    /// <inheritdoc />
-    public RateUnit Unit => RateUnit.MegaVoxels;
-
-    /// <inheritdoc />
-    public override string ToString() => $"{Resolution}^3";
-}
-
 /// <summary>
-/// <see cref="CpuBackend.MarchingCubes"/> (classify, count, emit with shared vertices) at the mesh
-/// resolutions of issue 4: 128³, 256³ and the paper's 384³. The field is a sphere with a sinusoidal
-/// ripple, so the surface covers many cells and every case class occurs; the rate counts all cells.
+/// Marching cubes (<see cref="Backends.IBackend.MarchingCubes"/>: classify, count, emit with shared vertices) at 256³ and the
+/// paper's 384³. The field is a sphere with a sinusoidal ripple filling [−1, 1]³, so the surface crosses many cells and every
+/// case class occurs; the rate counts all cells. The mesh the op allocates is freed outside the measured region.
+/// Peer: scikit-image's measure.marching_cubes (Lewiner), single-threaded, on a field of the same formula.
 /// </summary>
-public class MarchingCubesBenchmarks
+public class MarchingCubesBenchmarks : KernelBenchmarks<MarchingCubesShape>
 {
-    private CpuBackend _backend = null!;
-    private Tensor _field = null!;
+    private static readonly float[] Box = [-1f, -1f, -1f, 1f, 1f, 1f];
 
-    public static IEnumerable<MarchingCubesShape> Shapes => [new(128), new(256), new(384)];
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) => [RippledSphere(Shape.Resolution, 0.6f + 0.02f * random.NextSingle())];
 
-    [ParamsSource(nameof(Shapes))]
-    public MarchingCubesShape Shape { get; set; } = null!;
-
-    [GlobalSetup]
-    public void Setup()
-    {
-        _backend = new CpuBackend();
-        var n = Shape.Resolution;
-        _field = Tensor.Empty([n, n, n]);
-        var values = _field.AsSpan<float>();
-        for (var z = 0; z < n; z++)
-        {
-            for (var y = 0; y < n; y++)
-            {
-                for (var x = 0; x < n; x++)
-                {
-                    float fx = -1 + 2f * x / (n - 1), fy = -1 + 2f * y / (n - 1), fz = -1 + 2f * z / (n - 1);
-                    var r = MathF.Sqrt(fx * fx + fy * fy + fz * fz);
-                    values[(z * n + y) * n + x] = 0.6f + 0.08f * MathF.Sin(9 * fx) * MathF.Sin(9 * fy) * MathF.Sin(9 * fz) - r;
-                }
-            }
-        }
-    }
-
-    [Benchmark(Description = "CpuBackend.MarchingCubes")]
+    [Benchmark(Description = "MarchingCubes")]
     public long Extract()
     {
-        var (vertices, triangles) = _backend.MarchingCubes(_field, 0f, [-1f, -1f, -1f, 1f, 1f, 1f]);
+        var set = NextSet();
+        Tensor vertices, triangles;
+        using (Device.Measure())
+        {
+            (vertices, triangles) = Device.Backend.MarchingCubes(set[0], 0f, Box);
+        }
         using (vertices)
         using (triangles)
         {
@@ -66,10 +31,32 @@ public class MarchingCubesBenchmarks
         }
     }
 
-    [GlobalCleanup]
-    public void Cleanup()
+    /// <summary>
+    /// (n, n, n) field, [z][y][x]: radius − |p| + 0.08·sin 9x·sin 9y·sin 9z over [−1, 1]³ (positive inside). The peer
+    /// builds the same field (benchmarks/peers/kernels_torch.py).
+    /// </summary>
+    internal static Tensor RippledSphere(int n, float radius)
     {
-        _field.Dispose();
-        _backend.Dispose();
+        var field = Tensor.Empty([n, n, n]);
+        var values = field.AsSpan<float>();
+        var sines = new float[n];
+        var coordinates = new float[n];
+        for (var i = 0; i < n; i++)
+        {
+            coordinates[i] = -1 + 2f * i / (n - 1);
+            sines[i] = MathF.Sin(9 * coordinates[i]);
+        }
+        for (var z = 0; z < n; z++)
+        {
+            for (var y = 0; y < n; y++)
+            {
+                for (var x = 0; x < n; x++)
+                {
+                    float fx = coordinates[x], fy = coordinates[y], fz = coordinates[z];
+                    values[(z * n + y) * n + x] = radius + 0.08f * sines[x] * sines[y] * sines[z] - MathF.Sqrt(fx * fx + fy * fy + fz * fz);
+                }
+            }
+        }
+        return field;
     }
 }

@@ -7,7 +7,7 @@ namespace LrmNative.Benchmarks;
 
 /// <summary>
 /// "Rate": the work of the case's <see cref="IWorkload"/> parameter divided by the mean time,
-/// in GFLOP/s or Mpoints/s. Cases without such a parameter show "-".
+/// in its unit. Cases without such a parameter show "-".
 /// </summary>
 public sealed class RateColumn : IColumn
 {
@@ -33,7 +33,7 @@ public sealed class RateColumn : IColumn
     public UnitType UnitType => UnitType.Dimensionless;
 
     /// <inheritdoc />
-    public string Legend => "Work per invocation / Mean: GFLOP/s for GEMM and attention, Mpoints/s for triplane sampling";
+    public string Legend => "The shape's work per invocation / Mean: GFLOP/s (compute kernels), GB/s of compulsory traffic (memory kernels), Mvoxels/s (marching cubes); see KernelShapes.cs";
 
     /// <inheritdoc />
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
@@ -50,22 +50,12 @@ public sealed class RateColumn : IColumn
     {
         ArgumentNullException.ThrowIfNull(summary);
         ArgumentNullException.ThrowIfNull(benchmarkCase);
-        var workload = Workload(benchmarkCase);
+        var workload = benchmarkCase.Parameters.Items.Select(parameter => parameter.Value).OfType<IWorkload>().FirstOrDefault();
         var meanNanoseconds = summary[benchmarkCase]?.ResultStatistics?.Mean;
         if (workload is null || meanNanoseconds is not > 0)
         {
             return "-";
         }
-        var perSecond = workload.Amount / (meanNanoseconds.Value * 1e-9);
-        return workload.Unit switch
-        {
-            RateUnit.GigaFlops => (perSecond / 1e9).ToString("F1", CultureInfo.InvariantCulture) + " GFLOP/s",
-            RateUnit.MegaPoints => (perSecond / 1e6).ToString("F1", CultureInfo.InvariantCulture) + " Mpoints/s",
-            RateUnit.MegaVoxels => (perSecond / 1e6).ToString("F1", CultureInfo.InvariantCulture) + " Mvoxels/s",
-            _ => "-",
-        };
+        return Rates.Of(workload, meanNanoseconds.Value * 1e-9).ToString("F1", CultureInfo.InvariantCulture) + " " + Rates.UnitName(workload.Unit);
     }
-
-    private static IWorkload? Workload(BenchmarkCase benchmarkCase) =>
-        benchmarkCase.Parameters.Items.Select(parameter => parameter.Value).OfType<IWorkload>().FirstOrDefault();
 }

@@ -1,0 +1,322 @@
+namespace LrmNative.Benchmarks;
+
+// Every kernel family's shape and its work, in one file: FLOPs (a multiply-add is 2) and compulsory bytes
+// (fp32 inputs read once, outputs written once). The roofline floor of a case is
+// max(Flops / peak FLOP/s, Bytes / peak bandwidth). Shapes are built from the model configs by LrmShapes.
+
+/// <summary>
+/// GEMM as the model's linear layers call it: output (M, N) = input (M, K) · weightᵀ + bias, weight (N, K)
+/// (nn.Linear's layout, transposeB). FLOPs 2·M·N·K (the bias add, M·N, is not counted).
+/// </summary>
+public sealed record GemmShape(string Layer, int M, int N, int K) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "gemm";
+
+    /// <inheritdoc />
+    public override string Name => $"{Layer} {Dim(M)}x{Dim(K)} * {Dim(K)}x{Dim(this.N)}";
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * M * N * K;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)M * K + (double)N * K + N + (double)M * N);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["m"] = M, ["n"] = N, ["k"] = K };
+}
+
+/// <summary>
+/// LayerNorm with affine weight and bias over the last dimension of (Rows, Channels). FLOPs 8 per element:
+/// mean 1, variance 3 (subtract, square, add), normalise 2, affine 2.
+/// </summary>
+public sealed record LayerNormShape(string Where, int Rows, int Channels) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "layernorm";
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {Dim(Rows)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => 8.0 * Rows * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (2.0 * Rows * Channels + 2.0 * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["rows"] = Rows, ["channels"] = Channels };
+}
+
+/// <summary>
+/// ModLN (LRM §3.2): LN(x)·(1 + scale) + shift over x (1, Tokens, Channels) with affine LN and per-image shift, scale (1, C).
+/// FLOPs 10 per element: LayerNorm's 8 plus the modulation's multiply-add.
+/// </summary>
+public sealed record ModLNShape(string Where, int Tokens, int Channels) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "modln";
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {Dim(Tokens)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => 10.0 * Tokens * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (2.0 * Tokens * Channels + 4.0 * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["tokens"] = Tokens, ["channels"] = Channels };
+}
+
+/// <summary>
+/// Multi-head attention forward, batch 1: QueryTokens queries against KeyTokens keys, Heads heads of HeadDim.
+/// Self-attention reads q, k, v out of one packed qkv (1, T, 3C); cross-attention reads q (1, Tq, C) and k, v out
+/// of a packed kv (1, Tk, 2C). FLOPs 4·H·Tq·Tk·D (q·kᵀ and p·v; exp and the softmax bookkeeping are not counted);
+/// bytes q, k, v and the output once (the scores never reach memory in a fused kernel).
+/// </summary>
+public sealed record AttentionShape(string Where, bool Self, int QueryTokens, int KeyTokens, int Heads, int HeadDim) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "attention";
+
+    /// <summary>Model width H·D.</summary>
+    public int Width => Heads * HeadDim;
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {(Self ? "self" : "cross")} {Dim(QueryTokens)}x{Dim(KeyTokens)}, {Dim(Heads)}x{Dim(HeadDim)}";
+
+    /// <inheritdoc />
+    public override double Flops => 4.0 * Heads * QueryTokens * KeyTokens * HeadDim;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * Width * (2.0 * QueryTokens + 2.0 * KeyTokens);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["self"] = Self ? 1 : 0, ["query_tokens"] = QueryTokens, ["key_tokens"] = KeyTokens, ["heads"] = Heads, ["head_dim"] = HeadDim,
+    };
+}
+
+/// <summary>
+/// Triplane sampling (LRM §3.3): Points random points in [−1, 1]³ against planes (1, 3, Resolution, Resolution, Channels),
+/// bilinear, zero padding → features (1, Points, 3·Channels). FLOPs 2·4 per channel per plane (four weighted taps);
+/// bytes points, planes and features once. Memory-bound: the features written dominate.
+/// </summary>
+public sealed record TriplaneShape(int Points, int Resolution, int Channels) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "triplane";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Points)} random pts, 3x{Dim(Resolution)}x{Dim(Resolution)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => 24.0 * Points * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Points + 3.0 * Resolution * Resolution * Channels + 3.0 * Points * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["points"] = Points, ["resolution"] = Resolution, ["channels"] = Channels,
+    };
+}
+
+/// <summary>
+/// The triplane NeRF MLP: Rows × (3·Channels) → Hidden (ReLU) → … → 4, Layers linear layers with biases.
+/// FLOPs 2·Rows·Σ in·out; bytes input, output and weights once.
+/// </summary>
+public sealed record NerfMlpShape(int Rows, int InputWidth, int Hidden, int Layers) : KernelShape
+{
+    /// <summary>Outputs per row: raw density and RGB.</summary>
+    public const int OutputWidth = 4;
+
+    /// <inheritdoc />
+    public override string Family => "nerf-mlp";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Rows)} rows, {Dim(InputWidth)}->{Dim(Hidden)}x{Dim(Layers - 1)}->{Dim(OutputWidth)}";
+
+    /// <summary>Layer widths: input, hidden…, output.</summary>
+    public IReadOnlyList<int> Widths => [InputWidth, .. Enumerable.Repeat(Hidden, Layers - 1), OutputWidth];
+
+    private double WeightElements => Enumerable.Range(0, Layers).Sum(l => (double)Widths[l] * Widths[l + 1]);
+
+    private double BiasElements => Enumerable.Range(1, Layers).Sum(l => (double)Widths[l]);
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Rows * WeightElements;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Rows * (InputWidth + OutputWidth) + WeightElements + BiasElements);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["rows"] = Rows, ["input_width"] = InputWidth, ["hidden"] = Hidden, ["layers"] = Layers, ["output_width"] = OutputWidth,
+    };
+}
+
+/// <summary>
+/// Ray compositing (LRM §3.3, OpenLRM's MipRayMarcher2): Rays rays whose coarse (SamplesA) and fine (SamplesB) sorted sample
+/// sets are merged by depth and composited on white → rgb, depth, opacity. FLOPs 25 per interval (midpoints 5, softplus 3,
+/// alpha 3, transmittance 3, weighted colour 6, depth 2, totals 3; exp and log counted 1); bytes depths (4) and decoded
+/// samples (16) per sample, rgb + depth + opacity per ray. Memory-bound.
+/// </summary>
+public sealed record RenderMarchShape(int Rays, int SamplesA, int SamplesB) : KernelShape
+{
+    /// <summary>FLOPs counted per interval between consecutive samples.</summary>
+    public const double FlopsPerInterval = 25;
+
+    /// <inheritdoc />
+    public override string Family => "render-march";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Rays)} rays, {Dim(SamplesA)}+{Dim(SamplesB)} samples";
+
+    /// <inheritdoc />
+    public override double Flops => FlopsPerInterval * Rays * (SamplesA + SamplesB - 1.0);
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Rays * (SamplesA + SamplesB) * 5 + Rays * 5.0 + 2);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["rays"] = Rays, ["samples_a"] = SamplesA, ["samples_b"] = SamplesB,
+    };
+}
+
+/// <summary>
+/// Marching cubes over a Resolution³ density grid (a rippled sphere, every case class occurs). Work is table-driven, so
+/// no FLOPs are counted; bytes are the field read once (the mesh written depends on the surface). Rate: cells per second.
+/// </summary>
+public sealed record MarchingCubesShape(int Resolution) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "marching-cubes";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Resolution)}^3 rippled sphere";
+
+    /// <inheritdoc />
+    public override double Flops => 0;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * Math.Pow(Resolution, 3);
+
+    /// <inheritdoc />
+    public override double Items => Math.Pow(Resolution - 1, 3);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.MegaVoxels;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["resolution"] = Resolution };
+}
+
+/// <summary>
+/// Image resize (the encoder's input): Planes planes of InSize² → OutSize², antialiased bicubic (a = −0.5), align_corners
+/// false, separable: a horizontal pass (Planes·InSize·OutSize outputs) then a vertical one (Planes·OutSize² outputs). Taps per
+/// output 4·max(1, In/Out) (the filter window), 2 FLOPs each; bytes input and output once (the intermediate not counted).
+/// </summary>
+public sealed record ResizeShape(int Planes, int InSize, int OutSize) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "resize";
+
+    /// <inheritdoc />
+    public override string Name => $"bicubic-aa {Dim(Planes)}x{Dim(InSize)}x{Dim(InSize)} -> {Dim(OutSize)}x{Dim(OutSize)}";
+
+    /// <summary>Filter taps per output along one axis.</summary>
+    public double Taps => 4.0 * Math.Max(1.0, (double)InSize / OutSize);
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Taps * Planes * ((double)InSize * OutSize + (double)OutSize * OutSize);
+
+    /// <inheritdoc />
+    public override double Bytes => Float * Planes * ((double)InSize * InSize + (double)OutSize * OutSize);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["planes"] = Planes, ["in_size"] = InSize, ["out_size"] = OutSize,
+    };
+}
+
+/// <summary>
+/// Patch embedding (the ViT's stem): image (1, 3, Size, Size) → (1, (Size/Patch)², Width) by a Patch×Patch, stride-Patch
+/// convolution with bias. FLOPs 2·tokens·Width·3·Patch²; bytes image, weight, bias and tokens once.
+/// </summary>
+public sealed record PatchEmbedShape(int Size, int Patch, int Width) : KernelShape
+{
+    /// <summary>Input channels (RGB).</summary>
+    public const int InputChannels = 3;
+
+    /// <inheritdoc />
+    public override string Family => "patch-embed";
+
+    /// <summary>Patches (tokens) produced.</summary>
+    public int Tokens => Size / Patch * (Size / Patch);
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Size)}x{Dim(Size)} /{Dim(Patch)} -> {Dim(Tokens)}x{Dim(Width)}";
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Tokens * Width * InputChannels * Patch * Patch;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (InputChannels * (double)Size * Size + (double)Width * InputChannels * Patch * Patch + Width + (double)Tokens * Width);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["size"] = Size, ["patch"] = Patch, ["width"] = Width,
+    };
+}
+
+/// <summary>
+/// The upsampler's de-convolution: input (Batch, InChannels, Side, Side) → (Batch, OutChannels, Side·K, Side·K), a K×K
+/// transposed convolution with stride K (no overlap) and bias. FLOPs 2·Batch·Side²·InChannels·OutChannels·K²; bytes
+/// input, weight, bias and output once.
+/// </summary>
+public sealed record DeconvolutionShape(int Batch, int InChannels, int OutChannels, int Side, int Kernel) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "deconvolution";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Batch)}x{Dim(InChannels)}x{Dim(Side)}x{Dim(Side)} -> {Dim(OutChannels)}x{Dim(Side * Kernel)}x{Dim(Side * Kernel)}";
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Batch * Side * Side * (double)InChannels * OutChannels * Kernel * Kernel;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Batch * InChannels * Side * Side + (double)InChannels * OutChannels * Kernel * Kernel
+        + OutChannels + (double)Batch * OutChannels * Side * Kernel * Side * Kernel);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["batch"] = Batch, ["in_channels"] = InChannels, ["out_channels"] = OutChannels, ["side"] = Side, ["kernel"] = Kernel,
+    };
+}

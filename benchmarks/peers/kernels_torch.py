@@ -1,0 +1,456 @@
+#!/usr/bin/python3
+"""PyTorch (and scikit-image) peer for LrmNative's kernel suites (issue 8).
+
+Runs every shape of the manifest that LrmNative.Benchmarks writes (`--manifest FILE`: the shapes derived from
+configs/*.json, so both sides run exactly the same sizes) through the PyTorch ops a PyTorch implementation of LRM
+uses, on the same number of threads, and prints the results in LrmNative's results schema (lrm-bench/1,
+docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put the ratio next to each case.
+
+    family          PyTorch op(s)
+    gemm            F.linear (x @ W^T + b)
+    layernorm       F.layer_norm
+    modln           F.layer_norm(x) * (1 + scale) + shift   (OpenLRM's modulate)
+    attention       F.scaled_dot_product_attention, or where torch lacks it (< 2.0) softmax(q k^T * scale) v
+    triplane        F.grid_sample over the three planes (channels-first, as PyTorch stores them), features as (N, 3C)
+    nerf-mlp        nn.Sequential(Linear, ReLU, ..., Linear)
+    render-march    cat + sort + gather of the two sample sets, then OpenLRM's MipRayMarcher2 on white
+    marching-cubes  skimage.measure.marching_cubes (Lewiner; single-threaded; also computes normals)
+    resize          F.interpolate(mode='bicubic', antialias=True)
+    patch-embed     F.conv2d(stride=P) -> tokens (flatten, transpose, contiguous: the layout ours writes)
+    deconvolution   F.conv_transpose2d(stride=K)
+
+Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
+(as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
+enough copies to exceed 128 MiB, random non-zero data. On CUDA every iteration is timed with CUDA events.
+
+Usage:
+  /usr/bin/python3 benchmarks/peers/kernels_torch.py --manifest manifest.json --threads 2 --out peers.json [--long]
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROTATION_BYTES = 128.0 * 1024 * 1024
+MAX_SETS = 16
+SCHEMA = "lrm-bench/1"
+MANIFEST_SCHEMA = "lrm-bench-manifest/1"
+
+
+def rotation_count(bytes_per_set):
+    """Copies of the inputs so that together they exceed 128 MiB (LrmNative's TensorRing rule)."""
+    if bytes_per_set <= 0:
+        return 1
+    return int(min(MAX_SETS, max(1, math.ceil(ROTATION_BYTES / bytes_per_set))))
+
+
+class Timer:
+    """Per-call seconds of fn over rotated input sets: warm-up, calibration, then timed iterations."""
+
+    def __init__(self, device, warmup, iterations, iteration_time):
+        self.device = device
+        self.warmup = warmup
+        self.iterations = iterations
+        self.iteration_time = iteration_time
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def _run(self, fn, sets, calls, start_index):
+        """Seconds for `calls` calls (CUDA: event time)."""
+        if self.device.type == "cuda":
+            begin = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            begin.record()
+            for i in range(calls):
+                fn(sets[(start_index + i) % len(sets)])
+            end.record()
+            end.synchronize()
+            return begin.elapsed_time(end) / 1e3
+        start = time.perf_counter()
+        for i in range(calls):
+            fn(sets[(start_index + i) % len(sets)])
+        return time.perf_counter() - start
+
+    def measure(self, fn, sets):
+        index = 0
+        single = None
+        for _ in range(max(1, self.warmup)):
+            single = self._run(fn, sets, 1, index)
+            index += 1
+        calls = max(1, int(math.ceil(self.iteration_time / max(single, 1e-9))))
+        per_call = []
+        for _ in range(self.iterations):
+            seconds = self._run(fn, sets, calls, index)
+            index += calls
+            per_call.append(seconds / calls)
+        mean = statistics.fmean(per_call)
+        stddev = statistics.stdev(per_call) if len(per_call) > 1 else 0.0
+        return mean, stddev, len(per_call)
+
+
+def uniform(generator, low, high, *shape, device):
+    return (torch.rand(*shape, generator=generator) * (high - low) + low).to(device)
+
+
+# ---- one builder per family: (make_set(generator) -> tuple of tensors, fn(set) -> result, note) ---------------------
+
+def gemm(d, device):
+    m, n, k = d["m"], d["n"], d["k"]
+
+    def make(g):
+        return (uniform(g, -1, 1, m, k, device=device), uniform(g, -0.05, 0.05, n, k, device=device),
+                uniform(g, -0.1, 0.1, n, device=device))
+
+    return make, lambda s: F.linear(s[0], s[1], s[2]), "F.linear"
+
+
+def layernorm(d, device):
+    rows, channels = d["rows"], d["channels"]
+
+    def make(g):
+        return (uniform(g, -2, 2, rows, channels, device=device), uniform(g, 0.5, 1.5, channels, device=device),
+                uniform(g, -0.5, 0.5, channels, device=device))
+
+    return make, lambda s: F.layer_norm(s[0], (channels,), s[1], s[2], 1e-6), "F.layer_norm"
+
+
+def modln(d, device):
+    tokens, channels = d["tokens"], d["channels"]
+
+    def make(g):
+        return (uniform(g, -2, 2, 1, tokens, channels, device=device), uniform(g, 0.5, 1.5, channels, device=device),
+                uniform(g, -0.5, 0.5, channels, device=device), uniform(g, -0.5, 0.5, 1, 1, channels, device=device),
+                uniform(g, -0.5, 0.5, 1, 1, channels, device=device))
+
+    def run(s):
+        return F.layer_norm(s[0], (channels,), s[1], s[2], 1e-6) * (1 + s[4]) + s[3]
+
+    return make, run, "F.layer_norm(x) * (1 + scale) + shift"
+
+
+def attention(d, device):
+    self_attention = bool(d["self"])
+    tq, tk, heads, head_dim = d["query_tokens"], d["key_tokens"], d["heads"], d["head_dim"]
+    width = heads * head_dim
+    scale = 1.0 / math.sqrt(head_dim)
+    sdpa = getattr(F, "scaled_dot_product_attention", None)
+
+    def make(g):
+        if self_attention:
+            return (uniform(g, -1, 1, 1, tq, 3 * width, device=device),)
+        return (uniform(g, -1, 1, 1, tq, width, device=device), uniform(g, -1, 1, 1, tk, 2 * width, device=device))
+
+    def split_heads(x, tokens):
+        return x.view(1, tokens, heads, head_dim).transpose(1, 2)
+
+    def run(s):
+        if self_attention:
+            q, k, v = s[0].split(width, dim=-1)
+        else:
+            q = s[0]
+            k, v = s[1].split(width, dim=-1)
+        q, k, v = split_heads(q, tq), split_heads(k, tk), split_heads(v, tk)
+        if sdpa is not None:
+            out = sdpa(q, k, v)
+        else:
+            out = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale, dim=-1).matmul(v)
+        return out.transpose(1, 2).reshape(1, tq, width)
+
+    note = ("F.scaled_dot_product_attention" if sdpa is not None else
+            f"explicit softmax(q k^T * scale) v: F.scaled_dot_product_attention is not in torch {torch.__version__}")
+    return make, run, note
+
+
+def triplane(d, device):
+    points, resolution, channels = d["points"], d["resolution"], d["channels"]
+
+    def make(g):
+        return (uniform(g, -1, 1, 3, channels, resolution, resolution, device=device),
+                uniform(g, -1, 1, points, 3, device=device))
+
+    def run(s):
+        planes, p = s
+        # OpenLRM's projections: plane 0 (x, y), plane 1 (x, z), plane 2 (z, y); u -> width, v -> height.
+        grid = torch.stack([p[:, [0, 1]], p[:, [0, 2]], p[:, [2, 1]]]).unsqueeze(1)  # (3, 1, N, 2)
+        sampled = F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (3, C, 1, N)
+        return sampled.squeeze(2).permute(2, 0, 1).reshape(points, 3 * channels)
+
+    return make, run, "F.grid_sample over 3 planes (channels-first), features as (N, 3C)"
+
+
+def nerf_mlp(d, device):
+    rows, width_in, hidden, layers, width_out = d["rows"], d["input_width"], d["hidden"], d["layers"], d["output_width"]
+    widths = [width_in] + [hidden] * (layers - 1) + [width_out]
+    modules = []
+    for layer in range(layers):
+        modules.append(torch.nn.Linear(widths[layer], widths[layer + 1]))
+        if layer < layers - 1:
+            modules.append(torch.nn.ReLU())
+    mlp = torch.nn.Sequential(*modules).to(device).eval()
+
+    def make(g):
+        return (uniform(g, -1, 1, rows, width_in, device=device),)
+
+    return make, lambda s: mlp(s[0]), "nn.Sequential(Linear, ReLU, ...)"
+
+
+def render_march(d, device):
+    rays, samples_a, samples_b = d["rays"], d["samples_a"], d["samples_b"]
+    near, far = 1.0, 3.0
+
+    def make(g):
+        def depths(samples):
+            return uniform(g, near, far, rays, samples, device="cpu").sort(dim=-1).values.to(device)
+
+        def decoded(samples):
+            x = uniform(g, 0, 1, rays, samples, 4, device="cpu")
+            x[..., 0] = -1 + 4 * x[..., 0]
+            return x.to(device)
+
+        return depths(samples_a), decoded(samples_a), depths(samples_b), decoded(samples_b)
+
+    def run(s):
+        # OpenLRM's unify_samples: merge the sets by depth.
+        all_depths = torch.cat([s[0], s[2]], dim=-1)
+        all_samples = torch.cat([s[1], s[3]], dim=-2)
+        depths, order = torch.sort(all_depths, dim=-1)
+        samples = torch.gather(all_samples, -2, order.unsqueeze(-1).expand(-1, -1, 4))
+        # MipRayMarcher2 (midpoints, softplus(x - 1) density, transmittance with 1e-10), composited on white.
+        deltas = depths[:, 1:] - depths[:, :-1]
+        colors = (samples[:, :-1, 1:] + samples[:, 1:, 1:]) / 2
+        densities = (samples[:, :-1, 0] + samples[:, 1:, 0]) / 2
+        mids = (depths[:, :-1] + depths[:, 1:]) / 2
+        alpha = 1 - torch.exp(-F.softplus(densities - 1) * deltas)
+        shifted = torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], dim=-1)
+        weights = alpha * torch.cumprod(shifted, dim=-1)[:, :-1]
+        rgb = (weights.unsqueeze(-1) * colors).sum(dim=-2)
+        total = weights.sum(dim=-1)
+        depth = torch.nan_to_num((weights * mids).sum(dim=-1) / total, float("inf"))
+        depth = torch.clamp(depth, near, far)
+        return rgb + (1 - total).unsqueeze(-1), depth, total
+
+    return make, run, "cat + sort + gather, then MipRayMarcher2 (OpenLRM) on white"
+
+
+def rippled_sphere(n, radius):
+    """LrmNative's MarchingCubesBenchmarks field: radius - |p| + 0.08 sin 9x sin 9y sin 9z, [z][y][x]."""
+    c = np.float32(-1) + np.float32(2) * np.arange(n, dtype=np.float32) / np.float32(n - 1)
+    s = np.sin(np.float32(9) * c).astype(np.float32)
+    z, y, x = np.meshgrid(c, c, c, indexing="ij")
+    ripple = np.float32(0.08) * s[:, None, None] * s[None, :, None] * s[None, None, :]
+    return (np.float32(radius) + ripple - np.sqrt(x * x + y * y + z * z)).astype(np.float32)
+
+
+def marching_cubes_case(d, device):
+    from skimage import measure  # noqa: F401  (ImportError -> the case is skipped with the reason)
+
+    n = d["resolution"]
+    rng = np.random.default_rng(n)
+
+    def make(_g):
+        return (rippled_sphere(n, 0.6 + 0.02 * float(rng.random())),)
+
+    return make, lambda s: measure.marching_cubes(s[0], level=0.0), "skimage.measure.marching_cubes (Lewiner), single-threaded, also computes normals"
+
+
+def resize(d, device):
+    planes, size_in, size_out = d["planes"], d["in_size"], d["out_size"]
+
+    def make(g):
+        return (uniform(g, 0, 1, 1, planes, size_in, size_in, device=device),)
+
+    def run(s):
+        return F.interpolate(s[0], size=(size_out, size_out), mode="bicubic", align_corners=False, antialias=True)
+
+    return make, run, "F.interpolate(mode='bicubic', antialias=True)"
+
+
+def patch_embed(d, device):
+    size, patch, width = d["size"], d["patch"], d["width"]
+    bound = 1.0 / math.sqrt(3 * patch * patch)
+
+    def make(g):
+        return (uniform(g, 0, 1, 1, 3, size, size, device=device), uniform(g, -bound, bound, width, 3, patch, patch, device=device),
+                uniform(g, -bound, bound, width, device=device))
+
+    def run(s):
+        return F.conv2d(s[0], s[1], s[2], stride=patch).flatten(2).transpose(1, 2).contiguous()
+
+    return make, run, "F.conv2d(stride=P) -> (tokens, width) contiguous"
+
+
+def deconvolution(d, device):
+    batch, cin, cout, side, kernel = d["batch"], d["in_channels"], d["out_channels"], d["side"], d["kernel"]
+    bound = 1.0 / math.sqrt(cin)
+
+    def make(g):
+        return (uniform(g, -1, 1, batch, cin, side, side, device=device), uniform(g, -bound, bound, cin, cout, kernel, kernel, device=device),
+                uniform(g, -bound, bound, cout, device=device))
+
+    return make, lambda s: F.conv_transpose2d(s[0], s[1], s[2], stride=kernel), "F.conv_transpose2d(stride=K)"
+
+
+FAMILIES = {
+    "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
+    "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
+    "patch-embed": patch_embed, "deconvolution": deconvolution,
+}
+
+
+def rate(entry, seconds):
+    unit = entry["rate_unit"]
+    if unit == "GFLOP/s":
+        return entry["flops"] / seconds / 1e9
+    if unit == "GB/s":
+        return entry["bytes"] / seconds / 1e9
+    if unit == "Mvoxels/s":
+        return entry["items"] / seconds / 1e6
+    return None
+
+
+def cpu_info():
+    model, cores, flags = platform.processor() or platform.machine(), set(), ""
+    try:
+        physical = None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value
+                elif key == "physical id":
+                    physical = value
+                elif key == "core id":
+                    cores.add((physical, value))
+                elif key == "flags" and not flags:
+                    flags = value
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile"]
+    features = " ".join(f for f in wanted if f in flags.split())
+    return model, len(cores) or os.cpu_count(), features or None
+
+
+def git_commit():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--manifest", required=True, help="shapes JSON from `LrmNative.Benchmarks --manifest FILE`")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
+    parser.add_argument("--long", action="store_true", help="5 warm-ups, 20 iterations of >= 250 ms (default: 2, 5 of >= 100 ms)")
+    parser.add_argument("--family", action="append", help="only these families (repeatable)")
+    args = parser.parse_args()
+
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        sys.exit(f"{args.manifest}: expected schema '{MANIFEST_SCHEMA}', got '{manifest.get('schema')}'")
+    torch.set_num_threads(args.threads)
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch.cuda.is_available() is False")
+    device = torch.device("cuda" if use_cuda else "cpu")
+    timer = Timer(device, 5 if args.long else 2, 20 if args.long else 5, 0.25 if args.long else 0.1)
+    backend = "pytorch-cuda" if use_cuda else "pytorch-cpu"
+    start = datetime.datetime.now(datetime.timezone.utc)
+
+    entries, notes = [], set()
+    with torch.no_grad():
+        for number, case in enumerate(manifest["shapes"]):
+            family = case["family"]
+            if args.family and family not in args.family:
+                continue
+            entry = {"family": family, "shape": case["shape"], "config": case["config"], "backend": backend,
+                     "time_mean_s": None, "time_stddev_s": None, "samples": 0, "device_time_mean_s": None,
+                     "flops": case["flops"], "bytes": case["bytes"], "rate": None, "rate_unit": case["rate_unit"],
+                     "roofline_fraction": None, "bound": None, "peer": None, "peer_time_mean_s": None,
+                     "peer_time_stddev_s": None, "ratio": None, "peer_note": None, "note": None, "skipped": None}
+            if family == "marching-cubes":
+                entry["backend"] = "scikit-image"
+            builder = FAMILIES.get(family)
+            try:
+                if builder is None:
+                    raise NotImplementedError(f"no peer for family '{family}'")
+                make, run, note = builder(case["dims"], device)
+                generator = torch.Generator().manual_seed(1000 + number)
+                sets = [make(generator) for _ in range(rotation_count(case["bytes"]))]
+                mean, stddev, samples = timer.measure(run, sets)
+                del sets
+            except ImportError as error:
+                entry["skipped"] = f"scikit-image is not importable ({error}); install python3-skimage"
+                notes.add(f"{family}: skipped, scikit-image is not importable")
+            except (NotImplementedError, RuntimeError) as error:
+                entry["skipped"] = f"{type(error).__name__}: {error}"
+            else:
+                entry.update(time_mean_s=mean, time_stddev_s=stddev, samples=samples, rate=rate(case, mean), note=note)
+                if use_cuda and family != "marching-cubes":
+                    entry["device_time_mean_s"] = mean
+                if family == "attention" and "explicit" in note:
+                    notes.add(f"attention: {note}")
+                if family == "marching-cubes":
+                    import skimage
+                    notes.add(f"marching-cubes: scikit-image {skimage.__version__} measure.marching_cubes (Lewiner), "
+                              "single-threaded whatever --threads says, and it also computes vertex normals")
+            status = entry["skipped"] or f"{entry['time_mean_s'] * 1e3:.2f} ms"
+            print(f"{family:15s} {case['shape']:55s} {status}", file=sys.stderr, flush=True)
+            entries.append(entry)
+
+    model, cores, features = cpu_info()
+    gpu = None
+    if use_cuda:
+        gpu = {"name": torch.cuda.get_device_name(0), "driver": f"CUDA runtime {torch.version.cuda}"}
+    try:
+        import skimage
+        skimage_version = f", scikit-image {skimage.__version__}"
+    except ImportError:
+        skimage_version = ", no scikit-image"
+    runtime = f"Python {platform.python_version()}, PyTorch {torch.__version__}, NumPy {np.__version__}{skimage_version}"
+    results = {
+        "schema": SCHEMA,
+        "machine": {
+            "id": "peer", "cpu": model, "cores": cores, "logical_processors": os.cpu_count(), "cpu_features": features,
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "os": f"{platform.platform()}", "dotnet": None, "runtime": runtime, "gpu": gpu,
+            "date": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": git_commit(), "threads": args.threads,
+            "native": None, "blas": None, "peak": None,
+        },
+        "run": {
+            "tool": "benchmarks/peers/kernels_torch.py", "job": "long" if args.long else "short", "preliminary": False,
+            "note": None, "peer": f"PyTorch {torch.__version__} {device.type}, {args.threads} threads",
+            "peer_notes": sorted(notes), "command": " ".join([sys.executable] + sys.argv),
+        },
+        "entries": entries,
+    }
+    text = json.dumps(results, indent=2) + "\n"
+    if args.out:
+        temporary = f"{args.out}.{os.getpid()}.tmp"
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, args.out)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -24,25 +24,36 @@ public sealed class GradSpatialTests
     // ---- patch embedding ------------------------------------------------------
 
     [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_patch_embed" })]
-    public void PatchEmbedBackwardMatchesAutograd(string path)
+    public void PatchEmbedBackwardMatchesAutograd(string path) =>
+        AssertConvolutionBackwardMatchesAutograd(path, "patch_embed", "image", 1, _backend.PatchEmbedBackward);
+
+    /// <summary>(gradInput, gradWeight, gradBias, gradOutput, input, weight), as PatchEmbedBackward and DeconvolutionBackward.</summary>
+    private delegate void ConvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight);
+
+    /// <summary>
+    /// A golden case of a convolution's backward: tensors &lt;input&gt;, weight, dout and their gradients
+    /// grad_&lt;input&gt;, grad_weight, grad_bias. The input gradient is overwritten (poisoned, guarded); the
+    /// parameter gradients start at prefilled values (from <paramref name="seed"/>) and must grow by the reference.
+    /// </summary>
+    private static void AssertConvolutionBackwardMatchesAutograd(string path, string op, string inputName, int seed, ConvolutionBackward backward)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var image = file.Read(scope, "image");
+        using var accumulators = new GuardedAccumulators();
+        var input = file.Read(scope, inputName);
         var weight = file.Read(scope, "weight");
-        var expectedImage = file.Read(scope, "grad_image");
+        var expectedInput = file.Read(scope, $"grad_{inputName}");
         var expectedWeight = file.Read(scope, "grad_weight");
         var expectedBias = file.Read(scope, "grad_bias");
-        var gradImage = outputs.Like("grad_image", expectedImage);
-        using var accumulators = new GuardedAccumulators();
-        var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, 1);
-        var gradBias = accumulators.Prefilled("grad_bias", expectedBias.Shape, 2);
-        _backend.PatchEmbedBackward(gradImage, gradWeight, gradBias, file.Read(scope, "dout"), image, weight);
+        var gradInput = outputs.Like($"grad_{inputName}", expectedInput);
+        var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, seed);
+        var gradBias = accumulators.Prefilled("grad_bias", expectedBias.Shape, seed + 1);
+        backward(gradInput, gradWeight, gradBias, file.Read(scope, "dout"), input, weight);
         outputs.AssertWrittenExactly();
-        Compare.Close(gradImage, expectedImage, GoldenTolerance, "patch_embed grad_image");
-        accumulators.AssertAccumulated(gradWeight, expectedWeight, 1, GoldenTolerance, "patch_embed grad_weight");
-        accumulators.AssertAccumulated(gradBias, expectedBias, 1, GoldenTolerance, "patch_embed grad_bias");
+        Compare.Close(gradInput, expectedInput, GoldenTolerance, $"{op} grad_{inputName}");
+        accumulators.AssertAccumulated(gradWeight, expectedWeight, 1, GoldenTolerance, $"{op} grad_weight");
+        accumulators.AssertAccumulated(gradBias, expectedBias, 1, GoldenTolerance, $"{op} grad_bias");
     }
 
     [TestCase(2, 3, 23, 17, 6, 5)]
@@ -101,26 +112,8 @@ public sealed class GradSpatialTests
     // ---- transposed convolution ---------------------------------------------------
 
     [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_deconv" })]
-    public void DeconvolutionBackwardMatchesAutograd(string path)
-    {
-        using var file = SafeTensorsFile.Open(path);
-        using var scope = new TensorScope();
-        using var outputs = new GuardedOutputs();
-        var input = file.Read(scope, "inp");
-        var weight = file.Read(scope, "weight");
-        var expectedInput = file.Read(scope, "grad_inp");
-        var expectedWeight = file.Read(scope, "grad_weight");
-        var expectedBias = file.Read(scope, "grad_bias");
-        var gradInput = outputs.Like("grad_inp", expectedInput);
-        using var accumulators = new GuardedAccumulators();
-        var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, 3);
-        var gradBias = accumulators.Prefilled("grad_bias", expectedBias.Shape, 4);
-        _backend.DeconvolutionBackward(gradInput, gradWeight, gradBias, file.Read(scope, "dout"), input, weight);
-        outputs.AssertWrittenExactly();
-        Compare.Close(gradInput, expectedInput, GoldenTolerance, "deconv grad_inp");
-        accumulators.AssertAccumulated(gradWeight, expectedWeight, 1, GoldenTolerance, "deconv grad_weight");
-        accumulators.AssertAccumulated(gradBias, expectedBias, 1, GoldenTolerance, "deconv grad_bias");
-    }
+    public void DeconvolutionBackwardMatchesAutograd(string path) =>
+        AssertConvolutionBackwardMatchesAutograd(path, "deconv", "inp", 3, _backend.DeconvolutionBackward);
 
     [TestCase(2, 5, 3, 7, 4, 2)]
     [TestCase(1, 3, 4, 5, 2, 3)]

@@ -448,20 +448,7 @@ extern "C" LRM_API lrm_status lrm_attention_forward(float* out, float* lse, cons
                                                     int64_t kv_row_stride, float scale) {
     return lrm::guarded("lrm_attention_forward", [&](const lrm::Args& args) {
         args.not_null(out, "out").not_null(q, "q").not_null(k, "k").not_null(v, "v");
-        args.positive(batch, "batch").positive(heads, "heads").positive(q_len, "q_len").positive(kv_len, "kv_len");
-        args.positive(head_dim, "head_dim").positive(q_row_stride, "q_row_stride");
-        args.positive(kv_row_stride, "kv_row_stride");
-        const int64_t width = args.elements({heads, head_dim}, "heads x head_dim");
-        if (q_row_stride < width)
-            args.fail(LRM_STATUS_SHAPE_MISMATCH, "q_row_stride (%lld) must be >= heads*head_dim (%lld)",
-                      static_cast<long long>(q_row_stride), static_cast<long long>(width));
-        if (kv_row_stride < width)
-            args.fail(LRM_STATUS_SHAPE_MISMATCH, "kv_row_stride (%lld) must be >= heads*head_dim (%lld)",
-                      static_cast<long long>(kv_row_stride), static_cast<long long>(width));
-        args.elements({batch, q_len, q_row_stride}, "q (batch x q_len x q_row_stride)");
-        args.elements({batch, kv_len, kv_row_stride}, "k, v (batch x kv_len x kv_row_stride)");
-        args.elements({batch, q_len, width}, "out (batch x q_len x heads*head_dim)");
-        args.finite(scale, "scale");
+        check_attention_sizes(args, batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale);
         lrm::kernels().attention_forward(out, lse, q, k, v,
                                          {batch, heads, q_len, kv_len, head_dim, q_row_stride, kv_row_stride, scale});
     });

@@ -196,6 +196,47 @@ void deconv_backward(float* dinp, float* dweight, float* dbias, const float* dou
     }
 }
 
+// GEMM sizes (m, n, k) in BLAS ints, as the forward and backward of one op use them.
+struct GemmShape {
+    int m, n, k;
+};
+
+// The checks lrm_patch_embed_forward and lrm_patch_embed_backward share; `output` names out or
+// dout, (batch x tokens x out_channels) either way. Returns (tokens, out_channels, in_channels·patch²).
+GemmShape check_patch_embed_sizes(const Args& args, int64_t batch, int64_t in_channels, int64_t height, int64_t width,
+                                  int64_t out_channels, int64_t patch, const char* output) {
+    args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
+    args.positive(width, "width").positive(out_channels, "out_channels").positive(patch, "patch");
+    if (patch > height || patch > width)
+        args.fail(LRM_STATUS_SHAPE_MISMATCH, "patch (%lld) must be <= height (%lld) and width (%lld)",
+                  static_cast<long long>(patch), static_cast<long long>(height), static_cast<long long>(width));
+    args.elements({batch, in_channels, height, width}, "image (batch x in_channels x height x width)");
+    const int64_t tokens = args.elements({height / patch, width / patch}, "token grid");
+    const int64_t depth = args.elements({in_channels, patch, patch}, "weight (in_channels x patch x patch)");
+    args.elements({out_channels, depth}, "weight");
+    args.elements({batch, tokens, out_channels}, output);
+    args.elements({tokens, depth}, "im2col buffer");
+    return {args.blas_int(tokens, "tokens"), args.blas_int(out_channels, "out_channels"),
+            args.blas_int(depth, "in_channels*patch*patch")};
+}
+
+// The checks lrm_deconv_forward and lrm_deconv_backward share; `output` names out or dout,
+// (batch x out_channels x height*kernel x width*kernel) either way. Returns
+// (out_channels·kernel², height·width, in_channels).
+GemmShape check_deconv_sizes(const Args& args, int64_t batch, int64_t in_channels, int64_t height, int64_t width,
+                             int64_t out_channels, int64_t kernel, const char* output) {
+    args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
+    args.positive(width, "width").positive(out_channels, "out_channels").positive(kernel, "kernel");
+    args.elements({batch, in_channels, height, width}, "inp (batch x in_channels x height x width)");
+    const int64_t taps = args.elements({out_channels, kernel, kernel}, "out_channels x kernel x kernel");
+    args.elements({in_channels, taps}, "weight (in_channels x out_channels x kernel x kernel)");
+    const int64_t pixels = args.elements({height, width}, "height x width");
+    args.elements({batch, taps, pixels}, output);
+    args.elements({taps, pixels}, "column buffer");
+    return {args.blas_int(taps, "out_channels*kernel*kernel"), args.blas_int(pixels, "height*width"),
+            args.blas_int(in_channels, "in_channels")};
+}
+
 }  // namespace
 }  // namespace lrm
 
@@ -206,20 +247,10 @@ LRM_API lrm_status lrm_patch_embed_forward(float* out, const float* image, const
                                            int64_t out_channels, int64_t patch) {
     return lrm::guarded("lrm_patch_embed_forward", [&](const lrm::Args& args) {
         args.not_null(out, "out").not_null(image, "image").not_null(weight, "weight");
-        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
-        args.positive(width, "width").positive(out_channels, "out_channels").positive(patch, "patch");
-        if (patch > height || patch > width)
-            args.fail(LRM_STATUS_SHAPE_MISMATCH, "patch (%lld) must be <= height (%lld) and width (%lld)",
-                      static_cast<long long>(patch), static_cast<long long>(height), static_cast<long long>(width));
-        args.elements({batch, in_channels, height, width}, "image (batch x in_channels x height x width)");
-        const int64_t tokens = args.elements({height / patch, width / patch}, "token grid");
-        const int64_t depth = args.elements({in_channels, patch, patch}, "weight (in_channels x patch x patch)");
-        args.elements({out_channels, depth}, "weight");
-        args.elements({batch, tokens, out_channels}, "out");
-        args.elements({tokens, depth}, "im2col buffer");
+        const lrm::GemmShape gemm =
+            lrm::check_patch_embed_sizes(args, batch, in_channels, height, width, out_channels, patch, "out");
         lrm::patch_embed_forward(out, image, weight, bias, batch, in_channels, height, width, out_channels, patch,
-                                 args.blas_int(tokens, "tokens"), args.blas_int(out_channels, "out_channels"),
-                                 args.blas_int(depth, "in_channels*patch*patch"));
+                                 gemm.m, gemm.n, gemm.k);
     });
 }
 
@@ -228,17 +259,11 @@ LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float*
                                       int64_t out_channels, int64_t kernel) {
     return lrm::guarded("lrm_deconv_forward", [&](const lrm::Args& args) {
         args.not_null(out, "out").not_null(inp, "inp").not_null(weight, "weight");
-        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
-        args.positive(width, "width").positive(out_channels, "out_channels").positive(kernel, "kernel");
-        args.elements({batch, in_channels, height, width}, "inp (batch x in_channels x height x width)");
-        const int64_t taps = args.elements({out_channels, kernel, kernel}, "out_channels x kernel x kernel");
-        args.elements({in_channels, taps}, "weight (in_channels x out_channels x kernel x kernel)");
-        const int64_t pixels = args.elements({height, width}, "height x width");
-        args.elements({batch, taps, pixels}, "out (batch x out_channels x height*kernel x width*kernel)");
-        args.elements({taps, pixels}, "column buffer");
-        lrm::deconv_forward(out, inp, weight, bias, batch, in_channels, height, width, out_channels, kernel,
-                            args.blas_int(taps, "out_channels*kernel*kernel"), args.blas_int(pixels, "height*width"),
-                            args.blas_int(in_channels, "in_channels"));
+        const lrm::GemmShape gemm = lrm::check_deconv_sizes(
+            args, batch, in_channels, height, width, out_channels, kernel,
+            "out (batch x out_channels x height*kernel x width*kernel)");
+        lrm::deconv_forward(out, inp, weight, bias, batch, in_channels, height, width, out_channels, kernel, gemm.m,
+                            gemm.n, gemm.k);
     });
 }
 
@@ -252,21 +277,10 @@ LRM_API lrm_status lrm_patch_embed_backward(float* dimage, float* dweight, float
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "at least one of 'dimage', 'dweight' and 'dbias' must be given");
         if (dweight != nullptr) args.not_null(image, "image (required with dweight)");
         if (dimage != nullptr) args.not_null(weight, "weight (required with dimage)");
-        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
-        args.positive(width, "width").positive(out_channels, "out_channels").positive(patch, "patch");
-        if (patch > height || patch > width)
-            args.fail(LRM_STATUS_SHAPE_MISMATCH, "patch (%lld) must be <= height (%lld) and width (%lld)",
-                      static_cast<long long>(patch), static_cast<long long>(height), static_cast<long long>(width));
-        args.elements({batch, in_channels, height, width}, "image (batch x in_channels x height x width)");
-        const int64_t tokens = args.elements({height / patch, width / patch}, "token grid");
-        const int64_t depth = args.elements({in_channels, patch, patch}, "weight (in_channels x patch x patch)");
-        args.elements({out_channels, depth}, "weight");
-        args.elements({batch, tokens, out_channels}, "dout");
-        args.elements({tokens, depth}, "im2col buffer");
+        const lrm::GemmShape gemm =
+            lrm::check_patch_embed_sizes(args, batch, in_channels, height, width, out_channels, patch, "dout");
         lrm::patch_embed_backward(dimage, dweight, dbias, dout, image, weight, batch, in_channels, height, width,
-                                  out_channels, patch, args.blas_int(tokens, "tokens"),
-                                  args.blas_int(out_channels, "out_channels"),
-                                  args.blas_int(depth, "in_channels*patch*patch"));
+                                  out_channels, patch, gemm.m, gemm.n, gemm.k);
     });
 }
 
@@ -279,17 +293,11 @@ LRM_API lrm_status lrm_deconv_backward(float* dinp, float* dweight, float* dbias
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "at least one of 'dinp', 'dweight' and 'dbias' must be given");
         if (dweight != nullptr) args.not_null(inp, "inp (required with dweight)");
         if (dinp != nullptr) args.not_null(weight, "weight (required with dinp)");
-        args.positive(batch, "batch").positive(in_channels, "in_channels").positive(height, "height");
-        args.positive(width, "width").positive(out_channels, "out_channels").positive(kernel, "kernel");
-        args.elements({batch, in_channels, height, width}, "inp (batch x in_channels x height x width)");
-        const int64_t taps = args.elements({out_channels, kernel, kernel}, "out_channels x kernel x kernel");
-        args.elements({in_channels, taps}, "weight (in_channels x out_channels x kernel x kernel)");
-        const int64_t pixels = args.elements({height, width}, "height x width");
-        args.elements({batch, taps, pixels}, "dout (batch x out_channels x height*kernel x width*kernel)");
-        args.elements({taps, pixels}, "column buffer");
+        const lrm::GemmShape gemm = lrm::check_deconv_sizes(
+            args, batch, in_channels, height, width, out_channels, kernel,
+            "dout (batch x out_channels x height*kernel x width*kernel)");
         lrm::deconv_backward(dinp, dweight, dbias, dout, inp, weight, batch, in_channels, height, width, out_channels,
-                             kernel, args.blas_int(taps, "out_channels*kernel*kernel"),
-                             args.blas_int(pixels, "height*width"), args.blas_int(in_channels, "in_channels"));
+                             kernel, gemm.m, gemm.n, gemm.k);
     });
 }
 

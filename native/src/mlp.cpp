@@ -264,6 +264,29 @@ void mlp_backward(float* dinp, float* const* dweights, float* const* dbiases, co
     }
 }
 
+// The checks lrm_mlp_forward and lrm_mlp_backward share; `output` names out or dout,
+// (rows x dims[num_layers]) either way. Each entry point adds its own per-layer limits.
+void check_mlp_sizes(const Args& args, const float* const* weights, const int64_t* dims, int32_t num_layers,
+                     int64_t rows, int32_t hidden_activation, int32_t output_activation, const char* output) {
+    if (num_layers < 1) args.fail(LRM_STATUS_INVALID_ARGUMENT, "num_layers must be >= 1, got %d", num_layers);
+    args.positive(rows, "rows");
+    for (int32_t l = 0; l <= num_layers; ++l)
+        if (dims[l] <= 0)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "dims[%d] must be > 0, got %lld", l, static_cast<long long>(dims[l]));
+    for (int32_t l = 0; l < num_layers; ++l) {
+        if (weights[l] == nullptr) args.fail(LRM_STATUS_INVALID_ARGUMENT, "argument 'weights[%d]' is NULL", l);
+        args.elements({dims[l + 1], dims[l]}, "weights (dims[l+1] x dims[l])");
+    }
+    args.elements({rows, dims[0]}, "inp (rows x dims[0])");
+    args.elements({rows, dims[num_layers]}, output);
+    if (!valid_activation(hidden_activation))
+        args.fail(LRM_STATUS_INVALID_ARGUMENT, "hidden_activation must be an lrm_activation (0..3), got %d",
+                  hidden_activation);
+    if (!valid_activation(output_activation))
+        args.fail(LRM_STATUS_INVALID_ARGUMENT, "output_activation must be an lrm_activation (0..3), got %d",
+                  output_activation);
+}
+
 }  // namespace
 }  // namespace lrm
 
@@ -273,26 +296,9 @@ extern "C" LRM_API lrm_status lrm_mlp_backward(float* dinp, float* const* dweigh
                                                int64_t rows, int32_t hidden_activation, int32_t output_activation) {
     return lrm::guarded("lrm_mlp_backward", [&](const lrm::Args& args) {
         args.not_null(dout, "dout").not_null(inp, "inp").not_null(weights, "weights").not_null(dims, "dims");
-        if (num_layers < 1) args.fail(LRM_STATUS_INVALID_ARGUMENT, "num_layers must be >= 1, got %d", num_layers);
-        args.positive(rows, "rows");
-        for (int32_t l = 0; l <= num_layers; ++l)
-            if (dims[l] <= 0)
-                args.fail(LRM_STATUS_INVALID_ARGUMENT, "dims[%d] must be > 0, got %lld", l,
-                          static_cast<long long>(dims[l]));
-        for (int32_t l = 0; l < num_layers; ++l) {
-            if (weights[l] == nullptr) args.fail(LRM_STATUS_INVALID_ARGUMENT, "argument 'weights[%d]' is NULL", l);
-            args.elements({dims[l + 1], dims[l]}, "weights (dims[l+1] x dims[l])");
-            args.blas_int(dims[l], "dims[l]");
-        }
-        args.elements({rows, dims[0]}, "inp (rows x dims[0])");
-        args.elements({rows, dims[num_layers]}, "dout (rows x dims[num_layers])");
-        args.blas_int(dims[num_layers], "dims[num_layers]");
-        if (!lrm::valid_activation(hidden_activation))
-            args.fail(LRM_STATUS_INVALID_ARGUMENT, "hidden_activation must be an lrm_activation (0..3), got %d",
-                      hidden_activation);
-        if (!lrm::valid_activation(output_activation))
-            args.fail(LRM_STATUS_INVALID_ARGUMENT, "output_activation must be an lrm_activation (0..3), got %d",
-                      output_activation);
+        lrm::check_mlp_sizes(args, weights, dims, num_layers, rows, hidden_activation, output_activation,
+                             "dout (rows x dims[num_layers])");
+        for (int32_t l = 0; l <= num_layers; ++l) args.blas_int(dims[l], "dims[l]");
         lrm::mlp_backward(dinp, dweights, dbiases, dout, inp, weights, biases, dims, num_layers, rows,
                           hidden_activation, output_activation);
     });
@@ -303,26 +309,11 @@ extern "C" LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, cons
                                               int64_t rows, int32_t hidden_activation, int32_t output_activation) {
     return lrm::guarded("lrm_mlp_forward", [&](const lrm::Args& args) {
         args.not_null(out, "out").not_null(inp, "inp").not_null(weights, "weights").not_null(dims, "dims");
-        if (num_layers < 1) args.fail(LRM_STATUS_INVALID_ARGUMENT, "num_layers must be >= 1, got %d", num_layers);
-        args.positive(rows, "rows");
-        for (int32_t l = 0; l <= num_layers; ++l)
-            if (dims[l] <= 0)
-                args.fail(LRM_STATUS_INVALID_ARGUMENT, "dims[%d] must be > 0, got %lld", l,
-                          static_cast<long long>(dims[l]));
-        for (int32_t l = 0; l < num_layers; ++l) {
-            if (weights[l] == nullptr) args.fail(LRM_STATUS_INVALID_ARGUMENT, "argument 'weights[%d]' is NULL", l);
-            args.elements({dims[l + 1], dims[l]}, "weights (dims[l+1] x dims[l])");
-            // The packed copy pads dims[l+1] to whole tiles (dims are now < 2^59).
+        lrm::check_mlp_sizes(args, weights, dims, num_layers, rows, hidden_activation, output_activation,
+                             "out (rows x dims[num_layers])");
+        // The packed copy pads dims[l+1] to whole tiles (dims are now < 2^59).
+        for (int32_t l = 0; l < num_layers; ++l)
             args.elements({dims[l], dims[l + 1] + lrm::kMaxTileCols}, "packed weights");
-        }
-        args.elements({rows, dims[0]}, "inp (rows x dims[0])");
-        args.elements({rows, dims[num_layers]}, "out (rows x dims[num_layers])");
-        if (!lrm::valid_activation(hidden_activation))
-            args.fail(LRM_STATUS_INVALID_ARGUMENT, "hidden_activation must be an lrm_activation (0..3), got %d",
-                      hidden_activation);
-        if (!lrm::valid_activation(output_activation))
-            args.fail(LRM_STATUS_INVALID_ARGUMENT, "output_activation must be an lrm_activation (0..3), got %d",
-                      output_activation);
         lrm::kernels().mlp_forward(out, inp, weights, biases, dims, num_layers, rows, hidden_activation,
                                    output_activation);
     });

@@ -59,14 +59,14 @@ void triplane_sample_forward(float* out, const float* planes, const float* point
     for (int64_t i = 0; i < total; ++i) {
         const int64_t b = i / num_points;
         const float* p = points + i * 3;
-        const float coords[3][2] = {{p[0], p[1]}, {p[0], p[2]}, {p[2], p[1]}};
         for (int plane = 0; plane < 3; ++plane) {
+            int axis_u, axis_v;
+            lrm_triplane_axes(plane, &axis_u, &axis_v);
             const float* base = planes + (b * 3 + plane) * plane_size;
             float* dst = out + i * 3 * channels + plane * channels;
             for (int64_t c = 0; c < channels; ++c) dst[c] = 0.0f;
-            const float ix = lrm_grid_unnormalize(coords[plane][0], w);
-            const float iy = lrm_grid_unnormalize(coords[plane][1], h);
-            const lrm_bilinear_taps t = lrm_bilinear_taps_at(ix, iy, w, h);
+            const lrm_bilinear_taps t =
+                lrm_bilinear_taps_at(lrm_grid_unnormalize(p[axis_u], w), lrm_grid_unnormalize(p[axis_v], h), w, h);
             // Offsets only, so no pointer is formed outside the plane for invalid corners.
             const int64_t at00 = (static_cast<int64_t>(t.y0) * width + t.x0) * channels;
             const int64_t down = width * channels;
@@ -223,6 +223,19 @@ void triplane_planes_backward_partials(float* dplanes, const float* dout, const 
     }
 }
 
+// The checks lrm_triplane_sample_forward and lrm_triplane_sample_backward share; `output`
+// describes out or dout, (batch x points x 3*channels) either way.
+void check_triplane_sizes(const Args& args, int64_t batch, int64_t num_points, int64_t channels, int64_t height,
+                          int64_t width, const char* output) {
+    args.positive(batch, "batch").positive(num_points, "num_points").positive(channels, "channels");
+    args.positive(height, "height").positive(width, "width");
+    if (height >= (int64_t{1} << 30) || width >= (int64_t{1} << 30))
+        args.fail(LRM_STATUS_UNSUPPORTED, "plane size %lld x %lld exceeds the 32-bit pixel index",
+                  static_cast<long long>(height), static_cast<long long>(width));
+    args.elements({batch, 3, height, width, channels}, "planes (batch x 3 x height x width x channels)");
+    args.elements({batch, num_points, 3, channels}, output);
+}
+
 }  // namespace
 }  // namespace lrm
 
@@ -231,13 +244,8 @@ extern "C" LRM_API lrm_status lrm_triplane_sample_forward(float* out, const floa
                                                           int64_t height, int64_t width) {
     return lrm::guarded("lrm_triplane_sample_forward", [&](const lrm::Args& args) {
         args.not_null(out, "out").not_null(planes, "planes").not_null(points, "points");
-        args.positive(batch, "batch").positive(num_points, "num_points").positive(channels, "channels");
-        args.positive(height, "height").positive(width, "width");
-        if (height >= (int64_t{1} << 30) || width >= (int64_t{1} << 30))
-            args.fail(LRM_STATUS_UNSUPPORTED, "plane size %lld x %lld exceeds the 32-bit pixel index",
-                      static_cast<long long>(height), static_cast<long long>(width));
-        args.elements({batch, 3, height, width, channels}, "planes (batch x 3 x height x width x channels)");
-        args.elements({batch, num_points, 3, channels}, "out (batch x points x 3*channels)");
+        lrm::check_triplane_sizes(args, batch, num_points, channels, height, width,
+                                  "out (batch x points x 3*channels)");
         lrm::triplane_sample_forward(out, planes, points, batch, num_points, channels, height, width);
     });
 }
@@ -251,13 +259,8 @@ extern "C" LRM_API lrm_status lrm_triplane_sample_backward(float* dplanes, float
         if (dplanes == nullptr && dpoints == nullptr)
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "at least one of 'dplanes' and 'dpoints' must be given");
         if (dpoints != nullptr) args.not_null(planes, "planes (required with dpoints)");
-        args.positive(batch, "batch").positive(num_points, "num_points").positive(channels, "channels");
-        args.positive(height, "height").positive(width, "width");
-        if (height >= (int64_t{1} << 30) || width >= (int64_t{1} << 30))
-            args.fail(LRM_STATUS_UNSUPPORTED, "plane size %lld x %lld exceeds the 32-bit pixel index",
-                      static_cast<long long>(height), static_cast<long long>(width));
-        args.elements({batch, 3, height, width, channels}, "planes (batch x 3 x height x width x channels)");
-        args.elements({batch, num_points, 3, channels}, "dout (batch x points x 3*channels)");
+        lrm::check_triplane_sizes(args, batch, num_points, channels, height, width,
+                                  "dout (batch x points x 3*channels)");
         args.elements({lrm::num_threads(), 3, height, width, channels}, "partial planes (threads x 3 x H x W x C)");
         if (dpoints != nullptr)
             lrm::triplane_points_backward(dpoints, dout, planes, points, batch, num_points, channels, height, width);

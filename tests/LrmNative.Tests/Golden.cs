@@ -75,6 +75,7 @@ internal static class Compare
     {
         Assert.That(actual.Shape.ToArray(), Is.EqualTo(expected.Shape.ToArray()), $"{what}: shape");
         var error = RelativeError(actual.AsSpan<float>(), expected.AsSpan<float>());
+        TestContext.Out.WriteLine($"{what}: ‖out−ref‖/‖ref‖ = {error:G3}");
         Assert.That(error, Is.LessThan(tolerance), $"{what}: ‖out−ref‖/‖ref‖");
     }
 }

@@ -58,7 +58,7 @@ public abstract class GradCoreTests
             Compare.Close(gradB, expectedB, Tolerance, $"call {call}: db (overwritten)");
             if (gradBias is not null)
             {
-                GradientCheck.CloseScaled(gradBias, expectedBias!, call, Tolerance, $"call {call}: dbias (accumulated)");
+                accumulators.AssertAccumulated(gradBias, expectedBias!, call, Tolerance, $"call {call}: dbias (accumulated)");
             }
         }
     }
@@ -117,11 +117,11 @@ public abstract class GradCoreTests
         var a = scope.Add(Tensor.Zeros([4, 3]));
         var b = scope.Add(Tensor.Zeros([3, 5]));
         var gradOutput = scope.Add(Tensor.Zeros([4, 5]));
-        AssertShapeError(() => _backend.GemmBackward(scope.Add(Tensor.Zeros([3, 4])), null, null, gradOutput, a, b), "GemmBackward", "'gradA'");
-        AssertShapeError(() => _backend.GemmBackward(null, scope.Add(Tensor.Zeros([5, 3])), null, gradOutput, a, b), "GemmBackward", "'gradB'");
-        AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([4])), gradOutput, a, b), "GemmBackward", "'gradBias'");
-        AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([5])), scope.Add(Tensor.Zeros([5, 4])), a, b), "GemmBackward", "'gradOutput'");
-        AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([5])), gradOutput, a, scope.Add(Tensor.Zeros([4, 5]))), "GemmBackward", "inner sizes");
+        GradientCheck.AssertShapeError(() => _backend.GemmBackward(scope.Add(Tensor.Zeros([3, 4])), null, null, gradOutput, a, b), "GemmBackward", "'gradA'");
+        GradientCheck.AssertShapeError(() => _backend.GemmBackward(null, scope.Add(Tensor.Zeros([5, 3])), null, gradOutput, a, b), "GemmBackward", "'gradB'");
+        GradientCheck.AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([4])), gradOutput, a, b), "GemmBackward", "'gradBias'");
+        GradientCheck.AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([5])), scope.Add(Tensor.Zeros([5, 4])), a, b), "GemmBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.GemmBackward(null, null, scope.Add(Tensor.Zeros([5])), gradOutput, a, scope.Add(Tensor.Zeros([4, 5]))), "GemmBackward", "inner sizes");
         Assert.Throws<LrmInvalidArgumentException>(() => _backend.GemmBackward(null, null, null, gradOutput, a, b));
     }
 
@@ -152,8 +152,8 @@ public abstract class GradCoreTests
             Compare.Close(gradInput, expectedInput, Tolerance, $"call {call}: dinp (overwritten)");
             if (affine)
             {
-                GradientCheck.CloseScaled(gradWeight!, expectedWeight!, call, Tolerance, $"call {call}: dweight (accumulated)");
-                GradientCheck.CloseScaled(gradBias!, expectedBias!, call, Tolerance, $"call {call}: dbias (accumulated)");
+                accumulators.AssertAccumulated(gradWeight!, expectedWeight!, call, Tolerance, $"call {call}: dweight (accumulated)");
+                accumulators.AssertAccumulated(gradBias!, expectedBias!, call, Tolerance, $"call {call}: dbias (accumulated)");
             }
         }
     }
@@ -214,8 +214,8 @@ public abstract class GradCoreTests
             Compare.Close(gradInput, expectedInput, Tolerance, $"call {call}: dinp (overwritten)");
             Compare.Close(gradShift, expectedShift, Tolerance, $"call {call}: dshift (overwritten)");
             Compare.Close(gradScale, expectedScale, Tolerance, $"call {call}: dscale (overwritten)");
-            GradientCheck.CloseScaled(gradWeight, expectedWeight, call, Tolerance, $"call {call}: dweight (accumulated)");
-            GradientCheck.CloseScaled(gradBias, expectedBias, call, Tolerance, $"call {call}: dbias (accumulated)");
+            accumulators.AssertAccumulated(gradWeight, expectedWeight, call, Tolerance, $"call {call}: dweight (accumulated)");
+            accumulators.AssertAccumulated(gradBias, expectedBias, call, Tolerance, $"call {call}: dbias (accumulated)");
         }
     }
 
@@ -263,12 +263,12 @@ public abstract class GradCoreTests
         var channels = scope.Add(Tensor.Zeros([8]));
         var modulation = scope.Add(Tensor.Zeros([2, 8]));
         var good = scope.Add(Tensor.Zeros([2, 3, 8]));
-        AssertShapeError(() => _backend.LayerNormBackward(scope.Add(Tensor.Zeros([2, 3, 7])), null, null, good, stats, stats, input, null), "LayerNormBackward", "'gradInput'");
-        AssertShapeError(() => _backend.LayerNormBackward(good, null, null, good, scope.Add(Tensor.Zeros([6])), stats, input, null), "LayerNormBackward", "'mean'");
-        AssertShapeError(() => _backend.LayerNormBackward(good, scope.Add(Tensor.Zeros([7])), null, good, stats, stats, input, channels), "LayerNormBackward", "'gradWeight'");
-        AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, scope.Add(Tensor.Zeros([3, 8])), good, stats, stats, input, channels, channels, modulation), "ModLNBackward", "'gradScale'");
-        AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, modulation, good, stats, stats, input, channels, channels, scope.Add(Tensor.Zeros([8]))), "ModLNBackward", "'scale'");
-        AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, modulation, scope.Add(Tensor.Zeros([2, 8, 3])), stats, stats, input, channels, channels, modulation), "ModLNBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.LayerNormBackward(scope.Add(Tensor.Zeros([2, 3, 7])), null, null, good, stats, stats, input, null), "LayerNormBackward", "'gradInput'");
+        GradientCheck.AssertShapeError(() => _backend.LayerNormBackward(good, null, null, good, scope.Add(Tensor.Zeros([6])), stats, input, null), "LayerNormBackward", "'mean'");
+        GradientCheck.AssertShapeError(() => _backend.LayerNormBackward(good, scope.Add(Tensor.Zeros([7])), null, good, stats, stats, input, channels), "LayerNormBackward", "'gradWeight'");
+        GradientCheck.AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, scope.Add(Tensor.Zeros([3, 8])), good, stats, stats, input, channels, channels, modulation), "ModLNBackward", "'gradScale'");
+        GradientCheck.AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, modulation, good, stats, stats, input, channels, channels, scope.Add(Tensor.Zeros([8]))), "ModLNBackward", "'scale'");
+        GradientCheck.AssertShapeError(() => _backend.ModLNBackward(good, null, null, modulation, modulation, scope.Add(Tensor.Zeros([2, 8, 3])), stats, stats, input, channels, channels, modulation), "ModLNBackward", "'gradOutput'");
     }
 
     // ---- attention --------------------------------------------------------------------------
@@ -487,10 +487,10 @@ public abstract class GradCoreTests
         var output = scope.Add(Tensor.Zeros([1, 4, 8]));
         var lse = scope.Add(Tensor.Zeros([1, 2, 4]));
         var (dq, dk, dv) = (scope.Add(Tensor.Zeros([1, 4, 8])), scope.Add(Tensor.Zeros([1, 6, 8])), scope.Add(Tensor.Zeros([1, 6, 8])));
-        AssertShapeError(() => _backend.AttentionBackward(dq, dk, scope.Add(Tensor.Zeros([1, 5, 8])), output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradValue'");
-        AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, output, output, scope.Add(Tensor.Zeros([1, 2, 5])), q, kv, kv, 2, 1f), "AttentionBackward", "'lse'");
-        AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, scope.Add(Tensor.Zeros([1, 4, 4])), output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradOutput'");
-        AssertShapeError(() => _backend.AttentionBackward(new ColumnSlice(dq, 4), dk, dv, output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradQuery'");
+        GradientCheck.AssertShapeError(() => _backend.AttentionBackward(dq, dk, scope.Add(Tensor.Zeros([1, 5, 8])), output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradValue'");
+        GradientCheck.AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, output, output, scope.Add(Tensor.Zeros([1, 2, 5])), q, kv, kv, 2, 1f), "AttentionBackward", "'lse'");
+        GradientCheck.AssertShapeError(() => _backend.AttentionBackward(dq, dk, dv, scope.Add(Tensor.Zeros([1, 4, 4])), output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.AttentionBackward(new ColumnSlice(dq, 4), dk, dv, output, output, lse, q, kv, kv, 2, 1f), "AttentionBackward", "'gradQuery'");
         var error = Assert.Throws<LrmInvalidArgumentException>(() => _backend.AttentionBackward(q, dk, dv, output, output, lse, q, kv, kv, 2, 1f));
         Assert.That(error!.Message, Does.StartWith("AttentionBackward:").And.Contain("input"));
     }
@@ -591,10 +591,10 @@ public abstract class GradCoreTests
     {
         using var scope = new TensorScope();
         var input = scope.Add(Tensor.Zeros([3, 5]));
-        AssertShapeError(() => _backend.ActivateBackward(scope.Add(Tensor.Zeros([5, 3])), input, input, Activation.Gelu), "ActivateBackward", "'gradInput'");
-        AssertShapeError(() => _backend.ActivateBackward(input, scope.Add(Tensor.Zeros([15])), input, Activation.Relu), "ActivateBackward", "'gradOutput'");
-        AssertShapeError(() => _backend.SoftmaxBackward(input, scope.Add(Tensor.Zeros([3, 4])), input), "SoftmaxBackward", "'gradOutput'");
-        AssertShapeError(() => _backend.SoftmaxBackward(scope.Add(Tensor.Zeros([3, 5, 1])), input, input), "SoftmaxBackward", "'gradInput'");
+        GradientCheck.AssertShapeError(() => _backend.ActivateBackward(scope.Add(Tensor.Zeros([5, 3])), input, input, Activation.Gelu), "ActivateBackward", "'gradInput'");
+        GradientCheck.AssertShapeError(() => _backend.ActivateBackward(input, scope.Add(Tensor.Zeros([15])), input, Activation.Relu), "ActivateBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.SoftmaxBackward(input, scope.Add(Tensor.Zeros([3, 4])), input), "SoftmaxBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.SoftmaxBackward(scope.Add(Tensor.Zeros([3, 5, 1])), input, input), "SoftmaxBackward", "'gradInput'");
     }
 
     // ---- LayerScale (and Add) ------------------------------------------------------------------
@@ -624,7 +624,7 @@ public abstract class GradCoreTests
             {
                 Assert.That(gradResidual!.ToFloatArray(), Is.EqualTo(expectedResidual!.ToFloatArray()), $"call {call}: dresidual = dout");
             }
-            GradientCheck.CloseScaled(gradGamma, expectedGamma, call, Tolerance, $"call {call}: dgamma (accumulated)");
+            accumulators.AssertAccumulated(gradGamma, expectedGamma, call, Tolerance, $"call {call}: dgamma (accumulated)");
         }
         // In place: dinp written over dout still gives the same dinp and dgamma.
         using var copy = Tensor.FromArray(gradOutput.AsSpan<float>(), gradOutput.Shape);
@@ -685,20 +685,15 @@ public abstract class GradCoreTests
         using var scope = new TensorScope();
         var input = scope.Add(Tensor.Zeros([2, 3, 4]));
         var gamma = scope.Add(Tensor.Zeros([4]));
-        AssertShapeError(() => _backend.LayerScaleBackward(input, scope.Add(Tensor.Zeros([3])), null, input, input, gamma), "LayerScaleBackward", "'gradGamma'");
-        AssertShapeError(() => _backend.LayerScaleBackward(null, null, scope.Add(Tensor.Zeros([6, 4])), input, input, gamma), "LayerScaleBackward", "'gradResidual'");
-        AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, scope.Add(Tensor.Zeros([2, 3, 5])), input, gamma), "LayerScaleBackward", "'gradOutput'");
-        AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, input, input, scope.Add(Tensor.Zeros([3]))), "LayerScaleBackward", "'gamma'");
+        GradientCheck.AssertShapeError(() => _backend.LayerScaleBackward(input, scope.Add(Tensor.Zeros([3])), null, input, input, gamma), "LayerScaleBackward", "'gradGamma'");
+        GradientCheck.AssertShapeError(() => _backend.LayerScaleBackward(null, null, scope.Add(Tensor.Zeros([6, 4])), input, input, gamma), "LayerScaleBackward", "'gradResidual'");
+        GradientCheck.AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, scope.Add(Tensor.Zeros([2, 3, 5])), input, gamma), "LayerScaleBackward", "'gradOutput'");
+        GradientCheck.AssertShapeError(() => _backend.LayerScaleBackward(input, null, null, input, input, scope.Add(Tensor.Zeros([3]))), "LayerScaleBackward", "'gamma'");
         Assert.Throws<LrmInvalidArgumentException>(() => _backend.LayerScaleBackward(null, null, null, input, input, gamma));
     }
 
     // ---- helpers ------------------------------------------------------------------------------
 
-    private static void AssertShapeError(Action call, string op, string detail)
-    {
-        var error = Assert.Throws<LrmShapeException>(() => call());
-        Assert.That(error!.Message, Does.StartWith(op + ":").And.Contain(detail));
-    }
 }
 
 /// <summary>Plain double-precision attention backward (S, P, dP, dS row by row) for the tests.</summary>

@@ -7,7 +7,7 @@ namespace LrmNative.Tests;
 /// <summary>
 /// Backward ops of the convolution / resampling / NeRF / rendering half of issue 6, on the CPU:
 /// each against PyTorch autograd (tests/golden/make_grad_golden_spatial.py, rel. error &lt; 1e-4),
-/// against central finite differences of its own forward (probe loss L = Σ out·R), for the
+/// against central finite differences of its own forward (<see cref="GradientCheck"/>), for the
 /// accumulate (+=) vs overwrite contract with poisoned, guarded buffers, and for shape errors.
 /// Finite-difference bounds: 1e-3 for ops linear in the perturbed argument (measured ~1e-5),
 /// 2e-3–5e-3 for the nonlinear ones (measured ≤ 9e-4); each test writes its measured error.
@@ -21,45 +21,39 @@ public sealed class GradSpatialTests
     [OneTimeTearDown]
     public void Dispose() => _backend.Dispose();
 
-    private static string GradDirectory => Path.Combine(AppContext.BaseDirectory, "golden", "grad");
-
-    /// <summary>One NUnit case per tests/golden/grad/spatial_&lt;op&gt;_*.safetensors.</summary>
-    public static IEnumerable<TestCaseData> GradCases(string op)
-    {
-        var files = Directory.Exists(GradDirectory)
-            ? Directory.GetFiles(GradDirectory, $"spatial_{op}_*.safetensors").Order(StringComparer.Ordinal).ToArray()
-            : [];
-        if (files.Length == 0)
-        {
-            throw new InvalidOperationException($"no gradient golden files for '{op}' in {GradDirectory}; regenerate with /usr/bin/python3 tests/golden/make_grad_golden_spatial.py");
-        }
-        foreach (var file in files)
-        {
-            yield return new TestCaseData(file).SetArgDisplayNames(Path.GetFileNameWithoutExtension(file));
-        }
-    }
-
     // ---- patch embedding ------------------------------------------------------
 
-    [TestCaseSource(nameof(GradCases), new object[] { "patch_embed" })]
-    public void PatchEmbedBackwardMatchesAutograd(string path)
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_patch_embed" })]
+    public void PatchEmbedBackwardMatchesAutograd(string path) =>
+        AssertConvolutionBackwardMatchesAutograd(path, "patch_embed", "image", 1, _backend.PatchEmbedBackward);
+
+    /// <summary>(gradInput, gradWeight, gradBias, gradOutput, input, weight), as PatchEmbedBackward and DeconvolutionBackward.</summary>
+    private delegate void ConvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight);
+
+    /// <summary>
+    /// A golden case of a convolution's backward: tensors &lt;input&gt;, weight, dout and their gradients
+    /// grad_&lt;input&gt;, grad_weight, grad_bias. The input gradient is overwritten (poisoned, guarded); the
+    /// parameter gradients start at prefilled values (from <paramref name="seed"/>) and must grow by the reference.
+    /// </summary>
+    private static void AssertConvolutionBackwardMatchesAutograd(string path, string op, string inputName, int seed, ConvolutionBackward backward)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var image = scope.Add(file.ReadTensor("image"));
-        var weight = scope.Add(file.ReadTensor("weight"));
-        var expectedImage = scope.Add(file.ReadTensor("grad_image"));
-        var expectedWeight = scope.Add(file.ReadTensor("grad_weight"));
-        var expectedBias = scope.Add(file.ReadTensor("grad_bias"));
-        var gradImage = outputs.Like("grad_image", expectedImage);
-        using var gradWeight = new AccumulatingGradient(weight.Shape, 1);
-        using var gradBias = new AccumulatingGradient(expectedBias.Shape, 2);
-        _backend.PatchEmbedBackward(gradImage, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), image, weight);
+        using var accumulators = new GuardedAccumulators();
+        var input = file.Read(scope, inputName);
+        var weight = file.Read(scope, "weight");
+        var expectedInput = file.Read(scope, $"grad_{inputName}");
+        var expectedWeight = file.Read(scope, "grad_weight");
+        var expectedBias = file.Read(scope, "grad_bias");
+        var gradInput = outputs.Like($"grad_{inputName}", expectedInput);
+        var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, seed);
+        var gradBias = accumulators.Prefilled("grad_bias", expectedBias.Shape, seed + 1);
+        backward(gradInput, gradWeight, gradBias, file.Read(scope, "dout"), input, weight);
         outputs.AssertWrittenExactly();
-        GoldenClose(gradImage, expectedImage, "patch_embed grad_image");
-        gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "patch_embed grad_weight");
-        gradBias.AssertAdded(expectedBias, GoldenTolerance, "patch_embed grad_bias");
+        Compare.Close(gradInput, expectedInput, GoldenTolerance, $"{op} grad_{inputName}");
+        accumulators.AssertAccumulated(gradWeight, expectedWeight, 1, GoldenTolerance, $"{op} grad_weight");
+        accumulators.AssertAccumulated(gradBias, expectedBias, 1, GoldenTolerance, $"{op} grad_bias");
     }
 
     [TestCase(2, 3, 23, 17, 6, 5)]
@@ -67,11 +61,11 @@ public sealed class GradSpatialTests
     public void PatchEmbedBackwardMatchesFiniteDifferences(int batch, int inChannels, int height, int width, int outChannels, int patch)
     {
         var random = new Random(11 + height);
-        using var image = SpatialGradientCheck.Normal(random, 1f, batch, inChannels, height, width);
-        using var weight = SpatialGradientCheck.Normal(random, 0.3f, outChannels, inChannels, patch, patch);
-        using var bias = SpatialGradientCheck.Normal(random, 0.1f, outChannels);
+        using var image = GradientCheck.Random(random, 1f, batch, inChannels, height, width);
+        using var weight = GradientCheck.Random(random, 0.3f, outChannels, inChannels, patch, patch);
+        using var bias = GradientCheck.Random(random, 0.1f, outChannels);
         long tokens = (height / patch) * (width / patch);
-        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, tokens, outChannels);
+        using var probe = GradientCheck.Random(random, 1f, batch, tokens, outChannels);
         using var output = Tensor.Empty([batch, tokens, outChannels]);
         using var gradImage = Tensor.Empty(image.Shape);
         using var gradWeight = Tensor.Zeros(weight.Shape);
@@ -81,12 +75,12 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.PatchEmbed(output, image, weight, bias);
-            return SpatialGradientCheck.Probe(output, probe);
+            return GradientCheck.ProbeLoss(output, probe);
         }
         // Linear in each argument: differences are exact up to rounding, so the bound is tight.
-        SpatialGradientCheck.AssertClose(image, gradImage, Loss, 1e-2f, 60, random, 1e-3, "d image");
-        SpatialGradientCheck.AssertClose(weight, gradWeight, Loss, 1e-2f, 60, random, 1e-3, "d weight");
-        SpatialGradientCheck.AssertClose(bias, gradBias, Loss, 1e-2f, 60, random, 1e-3, "d bias");
+        GradientCheck.AssertMatches("d image", image, gradImage, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
+        GradientCheck.AssertMatches("d weight", weight, gradWeight, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
+        GradientCheck.AssertMatches("d bias", bias, gradBias, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
         // Pixels beyond the last full patch do not reach the output: their gradient is exactly 0.
         var gi = gradImage.AsSpan<float>();
         for (var i = 0; i < gi.Length; i++)
@@ -104,9 +98,9 @@ public sealed class GradSpatialTests
     public void PatchEmbedBackwardWithoutImageGradient()
     {
         var random = new Random(5);
-        using var image = SpatialGradientCheck.Normal(random, 1f, 1, 3, 8, 8);
-        using var weight = SpatialGradientCheck.Normal(random, 0.3f, 4, 3, 4, 4);
-        using var dout = SpatialGradientCheck.Normal(random, 1f, 1, 4, 4);
+        using var image = GradientCheck.Random(random, 1f, 1, 3, 8, 8);
+        using var weight = GradientCheck.Random(random, 0.3f, 4, 3, 4, 4);
+        using var dout = GradientCheck.Random(random, 1f, 1, 4, 4);
         using var full = Tensor.Zeros(weight.Shape);
         using var gradImage = Tensor.Empty(image.Shape);
         _backend.PatchEmbedBackward(gradImage, full, null, dout, image, weight);
@@ -117,36 +111,19 @@ public sealed class GradSpatialTests
 
     // ---- transposed convolution ---------------------------------------------------
 
-    [TestCaseSource(nameof(GradCases), new object[] { "deconv" })]
-    public void DeconvolutionBackwardMatchesAutograd(string path)
-    {
-        using var file = SafeTensorsFile.Open(path);
-        using var scope = new TensorScope();
-        using var outputs = new GuardedOutputs();
-        var input = scope.Add(file.ReadTensor("inp"));
-        var weight = scope.Add(file.ReadTensor("weight"));
-        var expectedInput = scope.Add(file.ReadTensor("grad_inp"));
-        var expectedWeight = scope.Add(file.ReadTensor("grad_weight"));
-        var expectedBias = scope.Add(file.ReadTensor("grad_bias"));
-        var gradInput = outputs.Like("grad_inp", expectedInput);
-        using var gradWeight = new AccumulatingGradient(weight.Shape, 3);
-        using var gradBias = new AccumulatingGradient(expectedBias.Shape, 4);
-        _backend.DeconvolutionBackward(gradInput, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), input, weight);
-        outputs.AssertWrittenExactly();
-        GoldenClose(gradInput, expectedInput, "deconv grad_inp");
-        gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "deconv grad_weight");
-        gradBias.AssertAdded(expectedBias, GoldenTolerance, "deconv grad_bias");
-    }
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_deconv" })]
+    public void DeconvolutionBackwardMatchesAutograd(string path) =>
+        AssertConvolutionBackwardMatchesAutograd(path, "deconv", "inp", 3, _backend.DeconvolutionBackward);
 
     [TestCase(2, 5, 3, 7, 4, 2)]
     [TestCase(1, 3, 4, 5, 2, 3)]
     public void DeconvolutionBackwardMatchesFiniteDifferences(int batch, int inChannels, int height, int width, int outChannels, int kernel)
     {
         var random = new Random(21 + width);
-        using var input = SpatialGradientCheck.Normal(random, 1f, batch, inChannels, height, width);
-        using var weight = SpatialGradientCheck.Normal(random, 0.4f, inChannels, outChannels, kernel, kernel);
-        using var bias = SpatialGradientCheck.Normal(random, 0.1f, outChannels);
-        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, outChannels, height * kernel, width * kernel);
+        using var input = GradientCheck.Random(random, 1f, batch, inChannels, height, width);
+        using var weight = GradientCheck.Random(random, 0.4f, inChannels, outChannels, kernel, kernel);
+        using var bias = GradientCheck.Random(random, 0.1f, outChannels);
+        using var probe = GradientCheck.Random(random, 1f, batch, outChannels, height * kernel, width * kernel);
         using var output = Tensor.Empty(probe.Shape);
         using var gradInput = Tensor.Empty(input.Shape);
         using var gradWeight = Tensor.Zeros(weight.Shape);
@@ -156,11 +133,11 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.Deconvolution(output, input, weight, bias);
-            return SpatialGradientCheck.Probe(output, probe);
+            return GradientCheck.ProbeLoss(output, probe);
         }
-        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-2f, 60, random, 1e-3, "d input");
-        SpatialGradientCheck.AssertClose(weight, gradWeight, Loss, 1e-2f, 60, random, 1e-3, "d weight");
-        SpatialGradientCheck.AssertClose(bias, gradBias, Loss, 1e-2f, 60, random, 1e-3, "d bias");
+        GradientCheck.AssertMatches("d input", input, gradInput, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
+        GradientCheck.AssertMatches("d weight", weight, gradWeight, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
+        GradientCheck.AssertMatches("d bias", bias, gradBias, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 60, random: random);
     }
 
     [Test]
@@ -173,9 +150,9 @@ public sealed class GradSpatialTests
         using var gradWeight = Tensor.Zeros([4, 3, 4, 4]);
         using var wrongGradWeight = Tensor.Zeros([4, 3, 4, 5]);
         using var wrongGradImage = Tensor.Zeros([1, 3, 8, 9]);
-        AssertShapeError(() => _backend.PatchEmbedBackward(null, gradWeight, null, wrongDout, image, weight), "PatchEmbedBackward", "gradOutput");
-        AssertShapeError(() => _backend.PatchEmbedBackward(null, wrongGradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradWeight");
-        AssertShapeError(() => _backend.PatchEmbedBackward(wrongGradImage, gradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradImage");
+        GradientCheck.AssertShapeError(() => _backend.PatchEmbedBackward(null, gradWeight, null, wrongDout, image, weight), "PatchEmbedBackward", "gradOutput");
+        GradientCheck.AssertShapeError(() => _backend.PatchEmbedBackward(null, wrongGradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradWeight");
+        GradientCheck.AssertShapeError(() => _backend.PatchEmbedBackward(wrongGradImage, gradWeight, null, dout, image, weight), "PatchEmbedBackward", "gradImage");
 
         using var input = Tensor.Zeros([1, 3, 4, 5]);
         using var deconvWeight = Tensor.Zeros([3, 2, 2, 2]);
@@ -183,41 +160,41 @@ public sealed class GradSpatialTests
         using var wrongDeconvDout = Tensor.Zeros([1, 2, 8, 11]);
         using var deconvGradWeight = Tensor.Zeros([3, 2, 2, 2]);
         using var wrongBias = Tensor.Zeros([3]);
-        AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, null, wrongDeconvDout, input, deconvWeight), "DeconvolutionBackward", "gradOutput");
-        AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, wrongBias, deconvDout, input, deconvWeight), "DeconvolutionBackward", "gradBias");
+        GradientCheck.AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, null, wrongDeconvDout, input, deconvWeight), "DeconvolutionBackward", "gradOutput");
+        GradientCheck.AssertShapeError(() => _backend.DeconvolutionBackward(null, deconvGradWeight, wrongBias, deconvDout, input, deconvWeight), "DeconvolutionBackward", "gradBias");
     }
 
     // ---- resize ------------------------------------------------------------------------
 
-    [TestCaseSource(nameof(GradCases), new object[] { "resize" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_resize" })]
     public void ResizeBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var expected = scope.Add(file.ReadTensor("grad_inp"));
+        var expected = file.Read(scope, "grad_inp");
         var gradInput = outputs.Like("grad_inp", expected);
         var mode = file.Metadata["mode"] == "bicubic" ? ResizeMode.Bicubic : ResizeMode.Bilinear;
-        _backend.ResizeBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, file.Float("cubic_a"), file.Flag("antialias"));
+        _backend.ResizeBackward(gradInput, file.Read(scope, "dout"), mode, file.Float("cubic_a"), file.Flag("antialias"));
         outputs.AssertWrittenExactly();
-        GoldenClose(gradInput, expected, "resize grad_inp");
+        Compare.Close(gradInput, expected, GoldenTolerance, "resize grad_inp");
     }
 
-    [TestCaseSource(nameof(GradCases), new object[] { "scaled_resize" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_scaled_resize" })]
     public void ResizeScaledBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var expected = scope.Add(file.ReadTensor("grad_inp"));
+        var expected = file.Read(scope, "grad_inp");
         var gradInput = outputs.Like("grad_inp", expected);
         var mode = file.Metadata["mode"] == "bicubic" ? ResizeMode.Bicubic : ResizeMode.Bilinear;
         var scaleHeight = double.Parse(file.Metadata["scale_factor_h"], System.Globalization.CultureInfo.InvariantCulture);
         var scaleWidth = double.Parse(file.Metadata["scale_factor_w"], System.Globalization.CultureInfo.InvariantCulture);
-        _backend.ResizeScaledBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, scaleHeight, scaleWidth,
+        _backend.ResizeScaledBackward(gradInput, file.Read(scope, "dout"), mode, scaleHeight, scaleWidth,
             file.Float("cubic_a"), file.Flag("antialias"));
         outputs.AssertWrittenExactly();
-        GoldenClose(gradInput, expected, "scaled_resize grad_inp");
+        Compare.Close(gradInput, expected, GoldenTolerance, "scaled_resize grad_inp");
     }
 
     [TestCase(ResizeMode.Bilinear, false, 7, 11, 16, 5)]
@@ -229,17 +206,17 @@ public sealed class GradSpatialTests
     {
         var random = new Random(31 + inHeight * outWidth);
         var cubicA = antialias ? -0.5f : -0.75f;
-        using var input = SpatialGradientCheck.Normal(random, 1f, 2, inHeight, inWidth);
-        using var probe = SpatialGradientCheck.Normal(random, 1f, 2, outHeight, outWidth);
+        using var input = GradientCheck.Random(random, 1f, 2, inHeight, inWidth);
+        using var probe = GradientCheck.Random(random, 1f, 2, outHeight, outWidth);
         using var output = Tensor.Empty(probe.Shape);
         using var gradInput = Tensor.Empty(input.Shape);
         _backend.ResizeBackward(gradInput, probe, mode, cubicA, antialias);
         double Loss()
         {
             _backend.Resize(output, input, mode, cubicA, antialias);
-            return SpatialGradientCheck.Probe(output, probe);
+            return GradientCheck.ProbeLoss(output, probe);
         }
-        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-2f, 80, random, 1e-3, $"{mode} d input");
+        GradientCheck.AssertMatches($"{mode} d input", input, gradInput, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 80, random: random);
 
         // The scale-factor variant (DINOv2's table resize) against its own forward.
         double scaleHeight = (outHeight + 0.1) / inHeight, scaleWidth = (outWidth + 0.1) / inWidth;
@@ -247,9 +224,9 @@ public sealed class GradSpatialTests
         double ScaledLoss()
         {
             _backend.ResizeScaled(output, input, mode, scaleHeight, scaleWidth, cubicA, antialias);
-            return SpatialGradientCheck.Probe(output, probe);
+            return GradientCheck.ProbeLoss(output, probe);
         }
-        SpatialGradientCheck.AssertClose(input, gradInput, ScaledLoss, 1e-2f, 80, random, 1e-3, $"{mode} scaled d input");
+        GradientCheck.AssertMatches($"{mode} scaled d input", input, gradInput, ScaledLoss, step: 1e-2f, tolerance: 1e-3, maxElements: 80, random: random);
     }
 
     [Test]
@@ -257,23 +234,23 @@ public sealed class GradSpatialTests
     {
         using var gradInput = Tensor.Zeros([3, 7, 9]);
         using var gradOutput = Tensor.Zeros([2, 14, 18]);
-        AssertShapeError(() => _backend.ResizeBackward(gradInput, gradOutput, ResizeMode.Bilinear), "ResizeBackward", "gradOutput");
+        GradientCheck.AssertShapeError(() => _backend.ResizeBackward(gradInput, gradOutput, ResizeMode.Bilinear), "ResizeBackward", "gradOutput");
         using var flat = Tensor.Zeros([9]);
-        AssertShapeError(() => _backend.ResizeScaledBackward(flat, gradOutput, ResizeMode.Bicubic, 2, 2, -0.5f, true), "ResizeScaledBackward", "gradInput");
+        GradientCheck.AssertShapeError(() => _backend.ResizeScaledBackward(flat, gradOutput, ResizeMode.Bicubic, 2, 2, -0.5f, true), "ResizeScaledBackward", "gradInput");
     }
 
     // ---- triplane sampling -------------------------------------------------------------
 
-    [TestCaseSource(nameof(GradCases), new object[] { "triplane" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_triplane" })]
     public void TriplaneSampleBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
-        var planes = scope.Add(file.ReadTensor("planes"));
-        var points = scope.Add(file.ReadTensor("points"));
-        var dout = scope.Add(file.ReadTensor("dout"));
-        var expectedPlanes = scope.Add(file.ReadTensor("grad_planes"));
-        var expectedPoints = scope.Add(file.ReadTensor("grad_points"));
+        var planes = file.Read(scope, "planes");
+        var points = file.Read(scope, "points");
+        var dout = file.Read(scope, "dout");
+        var expectedPlanes = file.Read(scope, "grad_planes");
+        var expectedPoints = file.Read(scope, "grad_points");
         foreach (var deterministic in new[] { true, false })
         {
             using var outputs = new GuardedOutputs();
@@ -282,8 +259,8 @@ public sealed class GradSpatialTests
             using var backend = new CpuBackend { Deterministic = deterministic };
             backend.TriplaneSampleBackward(gradPlanes, gradPoints, dout, planes, points);
             outputs.AssertWrittenExactly();
-            GoldenClose(gradPlanes, expectedPlanes, $"triplane grad_planes (deterministic {deterministic})");
-            GoldenClose(gradPoints, expectedPoints, $"triplane grad_points (deterministic {deterministic})");
+            Compare.Close(gradPlanes, expectedPlanes, GoldenTolerance, $"triplane grad_planes (deterministic {deterministic})");
+            Compare.Close(gradPoints, expectedPoints, GoldenTolerance, $"triplane grad_points (deterministic {deterministic})");
         }
     }
 
@@ -292,9 +269,9 @@ public sealed class GradSpatialTests
     public void TriplaneSampleBackwardMatchesFiniteDifferences(int batch, int count, int channels, int height, int width)
     {
         var random = new Random(41 + count);
-        using var planes = SpatialGradientCheck.Normal(random, 1f, batch, 3, height, width, channels);
-        using var points = SpatialGradientCheck.Uniform(random, -1.08f, 1.08f, batch, count, 3);
-        using var probe = SpatialGradientCheck.Normal(random, 1f, batch, count, 3 * channels);
+        using var planes = GradientCheck.Random(random, 1f, batch, 3, height, width, channels);
+        using var points = GradientCheck.Uniform(random, -1.08f, 1.08f, batch, count, 3);
+        using var probe = GradientCheck.Random(random, 1f, batch, count, 3 * channels);
         using var output = Tensor.Empty(probe.Shape);
         using var gradPlanes = Tensor.Empty(planes.Shape);
         using var gradPoints = Tensor.Empty(points.Shape);
@@ -302,10 +279,10 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.TriplaneSample(output, planes, points);
-            return SpatialGradientCheck.Probe(output, probe);
+            return GradientCheck.ProbeLoss(output, probe);
         }
-        SpatialGradientCheck.AssertClose(planes, gradPlanes, Loss, 1e-2f, 80, random, 1e-3, "d planes",
-            i => gradPlanes.AsSpan<float>()[i] != 0);
+        GradientCheck.AssertMatches("d planes", planes, gradPlanes, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 80, random: random,
+            usable: i => gradPlanes.AsSpan<float>()[i] != 0);
         // Points: avoid the kinks of bilinear interpolation (pixel-centre lines, where floor() switches cells)
         // and the image border, so ±step stays inside one cell in every plane reading that coordinate.
         const float step = 1e-3f;
@@ -328,7 +305,8 @@ public sealed class GradSpatialTests
             var margin = 4.0 * step * size / 2.0;
             return fraction > margin && fraction < 1.0 - margin;
         }
-        SpatialGradientCheck.AssertClose(points, gradPoints, Loss, step, 90, random, 1e-3, "d points", AwayFromKinks);
+        GradientCheck.AssertMatches("d points", points, gradPoints, Loss, step: step, tolerance: 1e-3, maxElements: 90, random: random,
+            usable: AwayFromKinks);
     }
 
     [Test]
@@ -336,9 +314,9 @@ public sealed class GradSpatialTests
     {
         var random = new Random(51);
         // Big enough for every parallel branch (> 8192 points, plane > 4096 values), points crowded into a few cells.
-        using var planes = SpatialGradientCheck.Normal(random, 1f, 2, 3, 24, 20, 12);
-        using var points = SpatialGradientCheck.Uniform(random, -0.3f, 0.3f, 2, 9000, 3);
-        using var dout = SpatialGradientCheck.Normal(random, 1f, 2, 9000, 36);
+        using var planes = GradientCheck.Random(random, 1f, 2, 3, 24, 20, 12);
+        using var points = GradientCheck.Uniform(random, -0.3f, 0.3f, 2, 9000, 3);
+        using var dout = GradientCheck.Random(random, 1f, 2, 9000, 36);
         float[]? reference = null;
         float[]? referencePoints = null;
         try
@@ -384,9 +362,9 @@ public sealed class GradSpatialTests
         using var wrongDout = Tensor.Zeros([1, 7, 5]);
         using var wrongGradPlanes = Tensor.Zeros([1, 3, 5, 4, 2]);
         using var wrongGradPoints = Tensor.Zeros([1, 6, 3]);
-        AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, null, wrongDout, planes, points), "TriplaneSampleBackward", "gradOutput");
-        AssertShapeError(() => _backend.TriplaneSampleBackward(wrongGradPlanes, null, dout, planes, points), "TriplaneSampleBackward", "gradPlanes");
-        AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, wrongGradPoints, dout, planes, points), "TriplaneSampleBackward", "gradPoints");
+        GradientCheck.AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, null, wrongDout, planes, points), "TriplaneSampleBackward", "gradOutput");
+        GradientCheck.AssertShapeError(() => _backend.TriplaneSampleBackward(wrongGradPlanes, null, dout, planes, points), "TriplaneSampleBackward", "gradPlanes");
+        GradientCheck.AssertShapeError(() => _backend.TriplaneSampleBackward(gradPlanes, wrongGradPoints, dout, planes, points), "TriplaneSampleBackward", "gradPoints");
     }
 
     // ---- NeRF MLP ----------------------------------------------------------------------
@@ -400,30 +378,34 @@ public sealed class GradSpatialTests
         _ => throw new ArgumentException($"unknown activation '{name}' in golden metadata"),
     };
 
-    [TestCaseSource(nameof(GradCases), new object[] { "mlp" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_mlp" })]
     public void MlpBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
         var layers = (int)file.Long("num_layers");
-        var input = scope.Add(file.ReadTensor("inp"));
-        var weights = Enumerable.Range(0, layers).Select(l => scope.Add(file.ReadTensor($"w{l}"))).ToList();
+        var input = file.Read(scope, "inp");
+        var weights = Enumerable.Range(0, layers).Select(l => file.Read(scope, $"w{l}")).ToList();
         var biases = Enumerable.Range(0, layers).Select(l => scope.AddOptional(file.Optional($"b{l}"))).ToList();
-        var gradWeights = Enumerable.Range(0, layers).Select(l => scope.Add(new AccumulatingGradient(weights[l].Shape, 10 + l))).ToList();
+        using var accumulators = new GuardedAccumulators();
+        var gradWeights = Enumerable.Range(0, layers).Select(l => accumulators.Prefilled($"grad_w{l}", weights[l].Shape, 10 + l)).ToList();
         var gradBiases = Enumerable.Range(0, layers)
-            .Select(l => biases[l] is null ? null : scope.Add(new AccumulatingGradient(biases[l]!.Shape, 20 + l))).ToList();
-        var expectedInput = scope.Add(file.ReadTensor("grad_inp"));
+            .Select(l => biases[l] is null ? null : accumulators.Prefilled($"grad_b{l}", biases[l]!.Shape, 20 + l)).ToList();
+        var expectedInput = file.Read(scope, "grad_inp");
         var gradInput = outputs.Like("grad_inp", expectedInput);
-        _backend.MlpBackward(gradInput, [.. gradWeights.Select(g => g.Tensor)], [.. gradBiases.Select(g => g?.Tensor)],
-            scope.Add(file.ReadTensor("dout")), input, weights, biases,
+        _backend.MlpBackward(gradInput, gradWeights, gradBiases,
+            file.Read(scope, "dout"), input, weights, biases,
             ParseActivation(file.Metadata["hidden_activation"]), ParseActivation(file.Metadata["output_activation"]));
         outputs.AssertWrittenExactly();
-        GoldenClose(gradInput, expectedInput, "mlp grad_inp");
+        Compare.Close(gradInput, expectedInput, GoldenTolerance, "mlp grad_inp");
         for (var l = 0; l < layers; l++)
         {
-            gradWeights[l].AssertAdded(scope.Add(file.ReadTensor($"grad_w{l}")), GoldenTolerance, $"mlp grad_w{l}");
-            gradBiases[l]?.AssertAdded(scope.Add(file.ReadTensor($"grad_b{l}")), GoldenTolerance, $"mlp grad_b{l}");
+            accumulators.AssertAccumulated(gradWeights[l], file.Read(scope, $"grad_w{l}"), 1, GoldenTolerance, $"mlp grad_w{l}");
+            if (gradBiases[l] is { } gradBias)
+            {
+                accumulators.AssertAccumulated(gradBias, file.Read(scope, $"grad_b{l}"), 1, GoldenTolerance, $"mlp grad_b{l}");
+            }
         }
     }
 
@@ -437,10 +419,10 @@ public sealed class GradSpatialTests
         var random = new Random(61 + rows);
         using var scope = new TensorScope();
         var layers = dims.Length - 1;
-        var input = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[0]));
-        var weights = Enumerable.Range(0, layers).Select(l => scope.Add(SpatialGradientCheck.Normal(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
-        var biases = Enumerable.Range(0, layers).Select(l => (Tensor?)scope.Add(SpatialGradientCheck.Normal(random, 0.2f, dims[l + 1]))).ToList();
-        var probe = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[^1]));
+        var input = scope.Add(GradientCheck.Random(random, 1f, rows, dims[0]));
+        var weights = Enumerable.Range(0, layers).Select(l => scope.Add(GradientCheck.Random(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
+        var biases = Enumerable.Range(0, layers).Select(l => (Tensor?)scope.Add(GradientCheck.Random(random, 0.2f, dims[l + 1]))).ToList();
+        var probe = scope.Add(GradientCheck.Random(random, 1f, rows, dims[^1]));
         var result = scope.Add(Tensor.Empty([rows, dims[^1]]));
         var gradInput = scope.Add(Tensor.Empty(input.Shape));
         var gradWeights = weights.Select(w => scope.Add(Tensor.Zeros(w.Shape))).ToList();
@@ -449,13 +431,13 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.Mlp(result, input, weights, biases, hidden, output);
-            return SpatialGradientCheck.Probe(result, probe);
+            return GradientCheck.ProbeLoss(result, probe);
         }
-        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-3f, 30, random, 2e-3, "d input");
+        GradientCheck.AssertMatches("d input", input, gradInput, Loss, step: 1e-3f, tolerance: 2e-3, maxElements: 30, random: random);
         for (var l = 0; l < layers; l++)
         {
-            SpatialGradientCheck.AssertClose(weights[l], gradWeights[l], Loss, 1e-3f, 30, random, 2e-3, $"d weights[{l}]");
-            SpatialGradientCheck.AssertClose(biases[l]!, gradBiases[l]!, Loss, 1e-3f, 30, random, 2e-3, $"d biases[{l}]");
+            GradientCheck.AssertMatches($"d weights[{l}]", weights[l], gradWeights[l], Loss, step: 1e-3f, tolerance: 2e-3, maxElements: 30, random: random);
+            GradientCheck.AssertMatches($"d biases[{l}]", biases[l]!, gradBiases[l]!, Loss, step: 1e-3f, tolerance: 2e-3, maxElements: 30, random: random);
         }
     }
 
@@ -467,10 +449,10 @@ public sealed class GradSpatialTests
         using var scope = new TensorScope();
         long[] dims = [24, 64, 64, 64, 4];
         const int rows = 9000, half = rows / 2;
-        var input = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[0]));
-        var dout = scope.Add(SpatialGradientCheck.Normal(random, 1f, rows, dims[^1]));
-        var weights = Enumerable.Range(0, 4).Select(l => scope.Add(SpatialGradientCheck.Normal(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
-        var biases = Enumerable.Range(0, 4).Select(l => (Tensor?)scope.Add(SpatialGradientCheck.Normal(random, 0.2f, dims[l + 1]))).ToList();
+        var input = scope.Add(GradientCheck.Random(random, 1f, rows, dims[0]));
+        var dout = scope.Add(GradientCheck.Random(random, 1f, rows, dims[^1]));
+        var weights = Enumerable.Range(0, 4).Select(l => scope.Add(GradientCheck.Random(random, 1.5f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
+        var biases = Enumerable.Range(0, 4).Select(l => (Tensor?)scope.Add(GradientCheck.Random(random, 0.2f, dims[l + 1]))).ToList();
         var gradInput = scope.Add(Tensor.Empty(input.Shape));
         var gradWeights = weights.Select(w => scope.Add(Tensor.Zeros(w.Shape))).ToList();
         var gradBiases = biases.Select(b => (Tensor?)scope.Add(Tensor.Zeros(b!.Shape))).ToList();
@@ -509,30 +491,30 @@ public sealed class GradSpatialTests
         using var wrongGw1 = Tensor.Zeros([6, 2]);
         using var wrongDout = Tensor.Zeros([5, 3]);
         using var wrongGb0 = Tensor.Zeros([4]);
-        AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [null, null], wrongDout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+        GradientCheck.AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [null, null], wrongDout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
             "MlpBackward", "gradOutput");
-        AssertShapeError(() => _backend.MlpBackward(null, [gw0, wrongGw1], [null, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+        GradientCheck.AssertShapeError(() => _backend.MlpBackward(null, [gw0, wrongGw1], [null, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
             "MlpBackward", "gradWeights[1]");
-        AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [wrongGb0, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
+        GradientCheck.AssertShapeError(() => _backend.MlpBackward(null, [gw0, gw1], [wrongGb0, null], dout, input, [w0, w1], [null, null], Activation.Relu, Activation.None),
             "MlpBackward", "gradBiases[0]");
     }
 
     // ---- NeRF output activations and the box mask -------------------------------------------
 
-    [TestCaseSource(nameof(GradCases), new object[] { "nerf_decode" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_nerf_decode" })]
     public void NerfDecodeBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var raw = scope.Add(file.ReadTensor("raw"));
-        var expected = scope.Add(file.ReadTensor("grad_raw"));
+        var raw = file.Read(scope, "raw");
+        var expected = file.Read(scope, "grad_raw");
         var gradRaw = outputs.Like("grad_raw", expected);
-        var dsigma = scope.Add(file.ReadTensor("dsigma"));
-        var drgb = scope.Add(file.ReadTensor("drgb"));
+        var dsigma = file.Read(scope, "dsigma");
+        var drgb = file.Read(scope, "drgb");
         _backend.NerfDecodeBackward(gradRaw, dsigma, drgb, raw);
         outputs.AssertWrittenExactly();
-        GoldenClose(gradRaw, expected, "nerf_decode grad_raw");
+        Compare.Close(gradRaw, expected, GoldenTolerance, "nerf_decode grad_raw");
 
         // One upstream gradient absent: its channels get exactly 0, the others are unchanged.
         using var sigmaOnly = Tensor.Empty(raw.Shape);
@@ -552,11 +534,11 @@ public sealed class GradSpatialTests
     public void NerfDecodeBackwardMatchesFiniteDifferences()
     {
         var random = new Random(81);
-        using var raw = SpatialGradientCheck.Normal(random, 6f, 40, 4);
+        using var raw = GradientCheck.Random(random, 6f, 40, 4);
         raw.AsSpan<float>()[0] = 24f; // above softplus' threshold (linear there)
         raw.AsSpan<float>()[4] = -30f;
-        using var probeSigma = SpatialGradientCheck.Normal(random, 1f, 40, 1);
-        using var probeRgb = SpatialGradientCheck.Normal(random, 1f, 40, 3);
+        using var probeSigma = GradientCheck.Random(random, 1f, 40, 1);
+        using var probeRgb = GradientCheck.Random(random, 1f, 40, 3);
         using var sigma = Tensor.Empty(probeSigma.Shape);
         using var rgb = Tensor.Empty(probeRgb.Shape);
         using var gradRaw = Tensor.Empty(raw.Shape);
@@ -564,35 +546,35 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.NerfDecode(sigma, rgb, raw);
-            return SpatialGradientCheck.Probe(sigma, probeSigma) + SpatialGradientCheck.Probe(rgb, probeRgb);
+            return GradientCheck.ProbeLoss(sigma, probeSigma) + GradientCheck.ProbeLoss(rgb, probeRgb);
         }
         var values = raw.AsSpan<float>().ToArray();
         // Away from the softplus threshold (raw₀ − 1 = 20), where float log1p(e^x) and x differ by ~2e-9.
-        SpatialGradientCheck.AssertClose(raw, gradRaw, Loss, 1e-3f, 160, random, 1e-3, "d raw",
-            i => i % 4 != 0 || Math.Abs(values[i] - 21f) > 0.1f);
+        GradientCheck.AssertMatches("d raw", raw, gradRaw, Loss, step: 1e-3f, tolerance: 1e-3, maxElements: 160, random: random,
+            usable: i => i % 4 != 0 || Math.Abs(values[i] - 21f) > 0.1f);
     }
 
-    [TestCaseSource(nameof(GradCases), new object[] { "render_decode" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_render_decode" })]
     public void RenderDecodeBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var expected = scope.Add(file.ReadTensor("grad_raw"));
+        var expected = file.Read(scope, "grad_raw");
         var gradRaw = outputs.Like("grad_raw", expected);
-        _backend.RenderDecodeBackward(gradRaw, scope.Add(file.ReadTensor("ddecoded")), scope.Add(file.ReadTensor("raw")),
-            scope.Add(file.ReadTensor("points")));
+        _backend.RenderDecodeBackward(gradRaw, file.Read(scope, "ddecoded"), file.Read(scope, "raw"),
+            file.Read(scope, "points"));
         outputs.AssertWrittenExactly();
-        GoldenClose(gradRaw, expected, "render_decode grad_raw");
+        Compare.Close(gradRaw, expected, GoldenTolerance, "render_decode grad_raw");
     }
 
     [Test]
     public void RenderDecodeBackwardMatchesFiniteDifferences()
     {
         var random = new Random(91);
-        using var raw = SpatialGradientCheck.Normal(random, 3f, 50, 4);
-        using var points = SpatialGradientCheck.Uniform(random, -1.4f, 1.4f, 50, 3);
-        using var probe = SpatialGradientCheck.Normal(random, 1f, 50, 4);
+        using var raw = GradientCheck.Random(random, 3f, 50, 4);
+        using var points = GradientCheck.Uniform(random, -1.4f, 1.4f, 50, 3);
+        using var probe = GradientCheck.Random(random, 1f, 50, 4);
         var p = points.AsSpan<float>().ToArray();
         bool Outside(int n) => Math.Max(Math.Abs(p[3 * n]), Math.Max(Math.Abs(p[3 * n + 1]), Math.Abs(p[3 * n + 2]))) > 1.00001f;
         for (var n = 0; n < 50; n++)
@@ -609,9 +591,9 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.RenderDecode(decoded, raw, points);
-            return SpatialGradientCheck.Probe(decoded, probe);
+            return GradientCheck.ProbeLoss(decoded, probe);
         }
-        SpatialGradientCheck.AssertClose(raw, gradRaw, Loss, 1e-3f, 120, random, 1e-3, "d raw");
+        GradientCheck.AssertMatches("d raw", raw, gradRaw, Loss, step: 1e-3f, tolerance: 1e-3, maxElements: 120, random: random);
         // Samples outside the box: exactly zero gradient (whatever the upstream gradient).
         _backend.RenderDecodeBackward(gradRaw, raw, raw, points);
         for (var n = 0; n < 50; n++)
@@ -633,39 +615,39 @@ public sealed class GradSpatialTests
         using var points = Tensor.Zeros([6, 3]);
         using var gradDecoded = Tensor.Zeros([6, 4]);
         using var wrongGradDecoded = Tensor.Zeros([6, 3]);
-        AssertShapeError(() => _backend.NerfDecodeBackward(gradRaw, wrongSigma, null, raw), "NerfDecodeBackward", "gradSigma");
-        AssertShapeError(() => _backend.NerfDecodeBackward(wrongGradRaw, null, gradDecoded, raw), "NerfDecodeBackward", "gradRaw");
-        AssertShapeError(() => _backend.RenderDecodeBackward(gradRaw, wrongGradDecoded, raw, points), "RenderDecodeBackward", "gradDecoded");
-        AssertShapeError(() => _backend.RenderDecodeBackward(wrongGradRaw, gradDecoded, raw, points), "RenderDecodeBackward", "gradRaw");
+        GradientCheck.AssertShapeError(() => _backend.NerfDecodeBackward(gradRaw, wrongSigma, null, raw), "NerfDecodeBackward", "gradSigma");
+        GradientCheck.AssertShapeError(() => _backend.NerfDecodeBackward(wrongGradRaw, null, gradDecoded, raw), "NerfDecodeBackward", "gradRaw");
+        GradientCheck.AssertShapeError(() => _backend.RenderDecodeBackward(gradRaw, wrongGradDecoded, raw, points), "RenderDecodeBackward", "gradDecoded");
+        GradientCheck.AssertShapeError(() => _backend.RenderDecodeBackward(wrongGradRaw, gradDecoded, raw, points), "RenderDecodeBackward", "gradRaw");
     }
 
     // ---- ray compositing ---------------------------------------------------------------------
 
     private static readonly float[] MarchBackground = [1f, 0.5f, 0f];
 
-    [TestCaseSource(nameof(GradCases), new object[] { "render_march" })]
+    [TestCaseSource(typeof(GradGolden), nameof(GradGolden.Cases), new object[] { "spatial_render_march" })]
     public void RenderMarchBackwardMatchesAutograd(string path)
     {
         using var file = SafeTensorsFile.Open(path);
         using var scope = new TensorScope();
         using var outputs = new GuardedOutputs();
-        var depthsA = scope.Add(file.ReadTensor("depths_a"));
-        var decodedA = scope.Add(file.ReadTensor("decoded_a"));
+        var depthsA = file.Read(scope, "depths_a");
+        var decodedA = file.Read(scope, "decoded_a");
         var depthsB = scope.AddOptional(file.Optional("depths_b"));
         var decodedB = scope.AddOptional(file.Optional("decoded_b"));
-        var background = scope.Add(file.ReadTensor("background")).AsSpan<float>().ToArray();
-        var expectedA = scope.Add(file.ReadTensor("grad_decoded_a"));
+        var background = file.Read(scope, "background").AsSpan<float>().ToArray();
+        var expectedA = file.Read(scope, "grad_decoded_a");
         var expectedB = scope.AddOptional(file.Optional("grad_decoded_b"));
         var gradA = outputs.Like("grad_decoded_a", expectedA);
         var gradB = expectedB is null ? null : outputs.Like("grad_decoded_b", expectedB);
         _backend.RenderMarchBackward(gradA, gradB, scope.AddOptional(file.Optional("drgb")), scope.AddOptional(file.Optional("ddepth")),
             scope.AddOptional(file.Optional("dopacity")), depthsA, decodedA, depthsB, decodedB, background,
-            scope.Add(file.ReadTensor("depth_range")));
+            file.Read(scope, "depth_range"));
         outputs.AssertWrittenExactly();
-        GoldenClose(gradA, expectedA, "render_march grad_decoded_a");
+        Compare.Close(gradA, expectedA, GoldenTolerance, "render_march grad_decoded_a");
         if (gradB is not null)
         {
-            GoldenClose(gradB, expectedB!, "render_march grad_decoded_b");
+            Compare.Close(gradB, expectedB!, GoldenTolerance, "render_march grad_decoded_b");
         }
     }
 
@@ -713,9 +695,9 @@ public sealed class GradSpatialTests
         }
         // A range wide enough that no depth is clamped.
         var depthRange = scope.Add(Tensor.FromArray(Enumerable.Repeat(new[] { 0f, 10f }, batch).SelectMany(x => x).ToArray(), batch, 2));
-        var probeRgb = scope.Add(SpatialGradientCheck.Normal(random, 1f, batch, rays, 3));
-        var probeDepth = scope.Add(SpatialGradientCheck.Normal(random, 1f, batch, rays));
-        var probeOpacity = scope.Add(SpatialGradientCheck.Normal(random, 1f, batch, rays));
+        var probeRgb = scope.Add(GradientCheck.Random(random, 1f, batch, rays, 3));
+        var probeDepth = scope.Add(GradientCheck.Random(random, 1f, batch, rays));
+        var probeOpacity = scope.Add(GradientCheck.Random(random, 1f, batch, rays));
         var rgb = scope.Add(Tensor.Empty(probeRgb.Shape));
         var depth = scope.Add(Tensor.Empty(probeDepth.Shape));
         var opacity = scope.Add(Tensor.Empty(probeOpacity.Shape));
@@ -724,12 +706,12 @@ public sealed class GradSpatialTests
         double Loss()
         {
             _backend.RenderMarch(rgb, depth, opacity, null, depthsA, decodedA, depthsB, decodedB, MarchBackground, depthRange);
-            return SpatialGradientCheck.Probe(rgb, probeRgb) + SpatialGradientCheck.Probe(depth, probeDepth) + SpatialGradientCheck.Probe(opacity, probeOpacity);
+            return GradientCheck.ProbeLoss(rgb, probeRgb) + GradientCheck.ProbeLoss(depth, probeDepth) + GradientCheck.ProbeLoss(opacity, probeOpacity);
         }
-        SpatialGradientCheck.AssertClose(decodedA, gradA, Loss, 1e-3f, 120, random, 5e-3, "d decoded_a");
+        GradientCheck.AssertMatches("d decoded_a", decodedA, gradA, Loss, step: 1e-3f, tolerance: 5e-3, maxElements: 120, random: random);
         if (decodedB is not null)
         {
-            SpatialGradientCheck.AssertClose(decodedB, gradB!, Loss, 1e-3f, 120, random, 5e-3, "d decoded_b");
+            GradientCheck.AssertMatches("d decoded_b", decodedB, gradB!, Loss, step: 1e-3f, tolerance: 5e-3, maxElements: 120, random: random);
         }
     }
 
@@ -823,8 +805,8 @@ public sealed class GradSpatialTests
         var (depthsA, decodedA) = MarchSamples(random, 1, 3, 5, 2f, 1f);
         var (depthsB, decodedB) = MarchSamples(random, 1, 3, 4, 2f, 1f);
         scope.Add(depthsA); scope.Add(decodedA); scope.Add(depthsB); scope.Add(decodedB);
-        var gradRgb = scope.Add(SpatialGradientCheck.Normal(random, 1f, 1, 3, 3));
-        var gradOpacity = scope.Add(SpatialGradientCheck.Normal(random, 1f, 1, 3));
+        var gradRgb = scope.Add(GradientCheck.Random(random, 1f, 1, 3, 3));
+        var gradOpacity = scope.Add(GradientCheck.Random(random, 1f, 1, 3));
         var gradA = scope.Add(Tensor.Empty(decodedA.Shape));
         var gradB = scope.Add(Tensor.Empty(decodedB.Shape));
         _backend.RenderMarchBackward(gradA, gradB, gradRgb, null, gradOpacity, depthsA, decodedA, depthsB, decodedB, MarchBackground, null);
@@ -873,158 +855,13 @@ public sealed class GradSpatialTests
         using var gradRgb = Tensor.Zeros([1, 2, 3]);
         using var wrongGradRgb = Tensor.Zeros([1, 2, 4]);
         using var wrongGradOpacity = Tensor.Zeros([2, 1]);
-        AssertShapeError(() => _backend.RenderMarchBackward(wrongGradA, null, gradRgb, null, null, depthsA, decodedA, null, null, MarchBackground, null),
+        GradientCheck.AssertShapeError(() => _backend.RenderMarchBackward(wrongGradA, null, gradRgb, null, null, depthsA, decodedA, null, null, MarchBackground, null),
             "RenderMarchBackward", "gradDecodedA");
-        AssertShapeError(() => _backend.RenderMarchBackward(gradA, null, wrongGradRgb, null, null, depthsA, decodedA, null, null, MarchBackground, null),
+        GradientCheck.AssertShapeError(() => _backend.RenderMarchBackward(gradA, null, wrongGradRgb, null, null, depthsA, decodedA, null, null, MarchBackground, null),
             "RenderMarchBackward", "gradRgb");
-        AssertShapeError(() => _backend.RenderMarchBackward(gradA, null, null, null, wrongGradOpacity, depthsA, decodedA, null, null, MarchBackground, null),
+        GradientCheck.AssertShapeError(() => _backend.RenderMarchBackward(gradA, null, null, null, wrongGradOpacity, depthsA, decodedA, null, null, MarchBackground, null),
             "RenderMarchBackward", "gradOpacity");
         Assert.Throws<LrmInvalidArgumentException>(() =>
             _backend.RenderMarchBackward(gradA, null, gradRgb, gradRgb, null, depthsA, decodedA, null, null, MarchBackground, null));
-    }
-
-    /// <summary>Compare.Close at the golden tolerance, with the measured error written to the test output.</summary>
-    private static void GoldenClose(Tensor actual, Tensor expected, string what)
-    {
-        Assert.That(actual.Shape.ToArray(), Is.EqualTo(expected.Shape.ToArray()), $"{what}: shape");
-        var error = Compare.RelativeError(actual.AsSpan<float>(), expected.AsSpan<float>());
-        TestContext.Out.WriteLine($"{what}: ‖out−ref‖/‖ref‖ = {error:G3}");
-        Assert.That(error, Is.LessThan(GoldenTolerance), $"{what}: ‖out−ref‖/‖ref‖");
-    }
-
-    private static void AssertShapeError(Action call, string op, string tensor)
-    {
-        var error = Assert.Throws<LrmShapeException>(() => call())!;
-        Assert.That(error.Message, Does.StartWith(op + ":"), "the message names the op");
-        Assert.That(error.Message, Does.Contain($"'{tensor}'"), "the message names the tensor");
-    }
-}
-
-/// <summary>
-/// A parameter-gradient buffer with guard regions, pre-filled with known values, so a test can
-/// check that the op added its gradient (+=) and wrote nothing outside the tensor.
-/// </summary>
-internal sealed class AccumulatingGradient : IDisposable
-{
-    private readonly float[] _initial;
-
-    public AccumulatingGradient(ReadOnlySpan<long> shape, int seed)
-    {
-        Tensor = Tensor.CreateGuarded(shape, GuardedOutputs.Poison);
-        var span = Tensor.AsSpan<float>();
-        var random = new Random(seed);
-        for (var i = 0; i < span.Length; i++)
-        {
-            span[i] = (float)(random.NextDouble() - 0.5);
-        }
-        _initial = span.ToArray();
-    }
-
-    public Tensor Tensor { get; }
-
-    /// <summary>Asserts tensor − initial ≈ expected and that both guards are intact.</summary>
-    public void AssertAdded(Tensor expected, double tolerance, string what)
-    {
-        Assert.That(Tensor.GuardsIntact(GuardedOutputs.Poison), Is.True, $"{what}: write outside the tensor");
-        var span = Tensor.AsSpan<float>();
-        var added = new float[span.Length];
-        for (var i = 0; i < span.Length; i++)
-        {
-            added[i] = span[i] - _initial[i];
-        }
-        // The subtraction loses up to ~1 ulp of the initial values (|v| ≤ 0.5): ~3e-8 absolute.
-        var error = Compare.RelativeError(added, expected.AsSpan<float>());
-        TestContext.Out.WriteLine($"{what}: ‖(grad − initial) − ref‖/‖ref‖ = {error:G3}");
-        Assert.That(error, Is.LessThan(tolerance), $"{what}: ‖(grad − initial) − ref‖/‖ref‖ (accumulation)");
-    }
-
-    public void Dispose() => Tensor.Dispose();
-}
-
-/// <summary>
-/// Central finite differences of a scalar probe loss L = Σ out·R (R random, fixed) against an
-/// analytic gradient, over a random sample of input elements. The error is normalised over the
-/// sample, ‖fd − analytic‖/‖analytic‖, and the analytic sample must not be all zero.
-/// </summary>
-internal static class SpatialGradientCheck
-{
-    /// <summary>Roughly normal values (sum of three uniforms), deterministic for a seed.</summary>
-    public static Tensor Normal(Random random, float scale, params long[] shape)
-    {
-        var tensor = Tensor.Empty(shape);
-        var span = tensor.AsSpan<float>();
-        for (var i = 0; i < span.Length; i++)
-        {
-            span[i] = scale * (float)(random.NextDouble() + random.NextDouble() + random.NextDouble() - 1.5);
-        }
-        return tensor;
-    }
-
-    /// <summary>Uniform values in [low, high).</summary>
-    public static Tensor Uniform(Random random, float low, float high, params long[] shape)
-    {
-        var tensor = Tensor.Empty(shape);
-        var span = tensor.AsSpan<float>();
-        for (var i = 0; i < span.Length; i++)
-        {
-            span[i] = low + (high - low) * (float)random.NextDouble();
-        }
-        return tensor;
-    }
-
-    /// <summary>Σ out·probe in double.</summary>
-    public static double Probe(Tensor output, Tensor probe)
-    {
-        var o = output.AsSpan<float>();
-        var r = probe.AsSpan<float>();
-        double sum = 0;
-        for (var i = 0; i < o.Length; i++)
-        {
-            sum += (double)o[i] * r[i];
-        }
-        return sum;
-    }
-
-    /// <summary>
-    /// Perturbs <paramref name="count"/> random elements of <paramref name="input"/> (those
-    /// <paramref name="usable"/> accepts) by ±<paramref name="step"/>, restores them exactly, and
-    /// asserts the normalised error of the differences against <paramref name="analytic"/>.
-    /// </summary>
-    public static void AssertClose(Tensor input, Tensor analytic, Func<double> loss, float step, int count, Random random,
-        double tolerance, string what, Func<int, bool>? usable = null)
-    {
-        var values = input.AsSpan<float>().ToArray();
-        var gradient = analytic.AsSpan<float>().ToArray();
-        Assert.That(gradient.Length, Is.EqualTo(values.Length), $"{what}: gradient size");
-        var candidates = Enumerable.Range(0, values.Length).Where(i => usable?.Invoke(i) ?? true).ToArray();
-        Assert.That(candidates, Is.Not.Empty, $"{what}: no element to perturb");
-        random.Shuffle(candidates);
-        var chosen = candidates.Take(count).ToArray();
-        double difference = 0, reference = 0;
-        var worst = (Index: -1, Numeric: 0.0, Analytic: 0.0);
-        foreach (var i in chosen)
-        {
-            var original = values[i];
-            input.AsSpan<float>()[i] = original + step;
-            var up = loss();
-            input.AsSpan<float>()[i] = original - step;
-            var down = loss();
-            input.AsSpan<float>()[i] = original;
-            // The perturbation actually applied, after rounding to float.
-            var applied = (double)(original + step) - (double)(original - step);
-            var numeric = (up - down) / applied;
-            var d = numeric - gradient[i];
-            if (worst.Index < 0 || Math.Abs(d) > Math.Abs(worst.Numeric - worst.Analytic))
-            {
-                worst = (i, numeric, gradient[i]);
-            }
-            difference += d * d;
-            reference += (double)gradient[i] * gradient[i];
-        }
-        Assert.That(reference, Is.GreaterThan(0), $"{what}: the analytic gradient is zero on every sampled element");
-        var error = Math.Sqrt(difference / reference);
-        TestContext.Out.WriteLine($"{what}: ‖fd − analytic‖/‖analytic‖ = {error:G3} over {chosen.Length} elements");
-        Assert.That(error, Is.LessThan(tolerance),
-            $"{what}: ‖fd − analytic‖/‖analytic‖ over {chosen.Length} elements; worst element {worst.Index}: fd {worst.Numeric:G6}, analytic {worst.Analytic:G6}");
     }
 }

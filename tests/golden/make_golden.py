@@ -13,9 +13,7 @@ Running the script twice gives byte-identical files.
 """
 import math
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 import torch
@@ -23,66 +21,14 @@ import torch.nn.functional as F
 
 sys.dont_write_bytecode = True  # keep tests/golden free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import golden_io  # noqa: E402
+from golden_torch import F32, F64, GoldenSet, f32_value, randn, uniform  # noqa: E402
 
-torch.set_num_threads(1)  # deterministic reductions regardless of the machine
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-F64 = torch.float64
-F32 = torch.float32
-
-_written = []
+GOLDEN = GoldenSet(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"),
+                   prefix="", seed_prefix="", max_bytes=5_000_000)
+gen, save = GOLDEN.gen, GOLDEN.save
 
 
 # ---------------------------------------------------------------- helpers ---
-
-def gen(op, case):
-    """A generator seeded from the op/case name, so cases are independent of each other."""
-    g = torch.Generator()
-    g.manual_seed(zlib.crc32(f"{op}/{case}".encode()))
-    return g
-
-
-def randn(g, *shape, scale=1.0, offset=0.0):
-    return (torch.randn(*shape, generator=g, dtype=F32) * scale + offset).to(F32).contiguous()
-
-
-def uniform(g, *shape, lo=-1.0, hi=1.0):
-    return (torch.rand(*shape, generator=g, dtype=F32) * (hi - lo) + lo).to(F32).contiguous()
-
-
-def meta_str(v):
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return ",".join(meta_str(x) for x in v)
-    return str(v)
-
-
-def f32_value(x):
-    """The float32 value nearest x, as a Python float (its repr round-trips to that float32)."""
-    return float(np.float32(x))
-
-
-def save(op, case, tensors, meta, diag=None):
-    """tensors: name -> torch tensor (float32 or bfloat16), or (dtype, shape, raw bytes)."""
-    entries = {}
-    for name, t in tensors.items():
-        if isinstance(t, tuple):
-            entries[name] = t
-            continue
-        t = t.contiguous()
-        if t.dtype == F32:
-            entries[name] = ("F32", list(t.shape), t.numpy().astype("<f4").tobytes())
-        else:
-            raise TypeError(f"{op}/{case}/{name}: unexpected dtype {t.dtype}")
-    md = {"op": op, "case": case}
-    md.update({k: meta_str(v) for k, v in meta.items()})
-    path = os.path.join(DATA_DIR, f"{op}_{case}.safetensors")
-    size = golden_io.write(path, entries, md)
-    _written.append((os.path.basename(path), size, diag))
-
 
 def f32_err(ref, got):
     """(max abs error, max error relative to max |ref|) of a float32 computation vs the reference."""
@@ -466,19 +412,8 @@ def convert_bf16():
 
 
 def main():
-    os.makedirs(DATA_DIR, exist_ok=True)
-    for f in os.listdir(DATA_DIR):
-        if f.endswith(".safetensors"):
-            os.remove(os.path.join(DATA_DIR, f))
-    for fn in (gemm, layernorm, modln, attention, elementwise, softmax, patch_embed, deconv,
-               resize, triplane, mlp, convert_bf16):
-        fn()
-    total = 0
-    for fname, size, diag in _written:
-        total += size
-        print(f"{fname:55s} {size:9d}  {diag or ''}")
-    print(f"{len(_written)} files, {total} bytes ({total / 1e6:.2f} MB) in {DATA_DIR}")
-    assert total < 5_000_000, "golden data must stay under 5 MB"
+    GOLDEN.run(gemm, layernorm, modln, attention, elementwise, softmax, patch_embed, deconv,
+               resize, triplane, mlp, convert_bf16)
 
 
 if __name__ == "__main__":

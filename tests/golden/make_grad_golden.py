@@ -20,62 +20,17 @@ Metadata: `op`, `case` and every size/flag the op needs (see each function below
 import math
 import os
 import sys
-import zlib
 
 import torch
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True  # keep tests/golden free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import golden_io  # noqa: E402
+from golden_torch import F32, F64, GoldenSet, f32_value, randn  # noqa: E402
 
-torch.set_num_threads(1)  # deterministic reductions regardless of the machine
-GRAD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grad")
-PREFIX = "core_"
-F64 = torch.float64
-F32 = torch.float32
-MAX_TOTAL_BYTES = 1_500_000
-
-_written = []
-
-
-def gen(op, case):
-    g = torch.Generator()
-    g.manual_seed(zlib.crc32(f"{PREFIX}{op}/{case}".encode()))
-    return g
-
-
-def randn(g, *shape, scale=1.0, offset=0.0):
-    return (torch.randn(*shape, generator=g, dtype=F32) * scale + offset).to(F32).contiguous()
-
-
-def meta_str(v):
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return ",".join(meta_str(x) for x in v)
-    return str(v)
-
-
-def f32_value(x):
-    """The float32 nearest x, as a Python float (repr round-trips to that float32)."""
-    return float(torch.tensor(x, dtype=F32).item())
-
-
-def save(op, case, tensors, meta, diag=None):
-    entries = {}
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        if t.dtype != F32:
-            raise TypeError(f"{op}/{case}/{name}: expected float32, got {t.dtype}")
-        entries[name] = ("F32", list(t.shape), t.numpy().astype("<f4").tobytes())
-    md = {"op": op, "case": case}
-    md.update({k: meta_str(v) for k, v in meta.items()})
-    path = os.path.join(GRAD_DIR, f"{PREFIX}{op}_{case}.safetensors")
-    size = golden_io.write(path, entries, md)
-    _written.append((os.path.basename(path), size, diag))
+GOLDEN = GoldenSet(os.path.join(os.path.dirname(os.path.abspath(__file__)), "grad"),
+                   prefix="core_", seed_prefix="core_", max_bytes=1_500_000)
+gen, save = GOLDEN.gen, GOLDEN.save
 
 
 def grads(fn, inputs, dout, dt):
@@ -318,18 +273,7 @@ def layerscale():
 
 
 def main():
-    os.makedirs(GRAD_DIR, exist_ok=True)
-    for f in os.listdir(GRAD_DIR):
-        if f.startswith(PREFIX) and f.endswith(".safetensors"):
-            os.remove(os.path.join(GRAD_DIR, f))
-    for fn in (gemm, layernorm, modln, attention, activations, softmax, layerscale):
-        fn()
-    total = 0
-    for fname, size, diag in _written:
-        total += size
-        print(f"{fname:50s} {size:8d}  {diag or ''}")
-    print(f"{len(_written)} files, {total} bytes ({total / 1e6:.2f} MB) in {GRAD_DIR}")
-    assert total < MAX_TOTAL_BYTES, f"{PREFIX}* golden data must stay under {MAX_TOTAL_BYTES} bytes"
+    GOLDEN.run(gemm, layernorm, modln, attention, activations, softmax, layerscale)
 
 
 if __name__ == "__main__":

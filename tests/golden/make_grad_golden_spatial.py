@@ -25,60 +25,17 @@ kernels/nerf.cuh and kernels/render.cuh, as tests/golden/make_model_golden.py's 
 import math
 import os
 import sys
-import zlib
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True  # keep tests/golden free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import golden_io  # noqa: E402
+from golden_torch import F32, F64, GoldenSet, randn, uniform  # noqa: E402
 
-torch.set_num_threads(1)
-GRAD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grad")
-PREFIX = "spatial_"
-F64 = torch.float64
-F32 = torch.float32
-LIMIT = 1_500_000
-
-_written = []
-
-
-def gen(op, case):
-    g = torch.Generator()
-    g.manual_seed(zlib.crc32(f"grad/{op}/{case}".encode()))
-    return g
-
-
-def randn(g, *shape, scale=1.0, offset=0.0):
-    return (torch.randn(*shape, generator=g, dtype=F32) * scale + offset).to(F32).contiguous()
-
-
-def uniform(g, *shape, lo=-1.0, hi=1.0):
-    return (torch.rand(*shape, generator=g, dtype=F32) * (hi - lo) + lo).to(F32).contiguous()
-
-
-def meta_str(v):
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return ",".join(meta_str(x) for x in v)
-    return str(v)
-
-
-def save(op, case, tensors, meta):
-    entries = {}
-    for name, t in tensors.items():
-        t = t.detach().to(F32).contiguous()
-        entries[name] = ("F32", list(t.shape), t.numpy().astype("<f4").tobytes())
-    md = {"op": op, "case": case}
-    md.update({k: meta_str(v) for k, v in meta.items()})
-    path = os.path.join(GRAD_DIR, f"{PREFIX}{op}_{case}.safetensors")
-    size = golden_io.write(path, entries, md)
-    _written.append((os.path.basename(path), size))
+GOLDEN = GoldenSet(os.path.join(os.path.dirname(os.path.abspath(__file__)), "grad"),
+                   prefix="spatial_", seed_prefix="grad/", max_bytes=1_500_000)
+gen, save = GOLDEN.gen, GOLDEN.save
 
 
 def grads(fn, inputs, upstream):
@@ -387,18 +344,7 @@ def render_march():
 
 
 def main():
-    os.makedirs(GRAD_DIR, exist_ok=True)
-    for f in os.listdir(GRAD_DIR):
-        if f.startswith(PREFIX) and f.endswith(".safetensors"):
-            os.remove(os.path.join(GRAD_DIR, f))
-    for fn in (patch_embed, deconv, resize, resize_scaled, triplane, mlp, nerf_decode, render_decode, render_march):
-        fn()
-    total = 0
-    for fname, size in _written:
-        total += size
-        print(f"{fname:60s} {size:9d}")
-    print(f"{len(_written)} files, {total} bytes ({total / 1e6:.2f} MB) in {GRAD_DIR}")
-    assert total < LIMIT, f"spatial gradient golden data must stay under {LIMIT} bytes"
+    GOLDEN.run(patch_embed, deconv, resize, resize_scaled, triplane, mlp, nerf_decode, render_decode, render_march)
 
 
 if __name__ == "__main__":

@@ -40,30 +40,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Gemm";
         Expect.HostFloat32(op, ("output", output), ("a", a), ("b", b), ("bias", bias), ("residual", residual));
-        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
-        Expect.Shape(op, "b", b, -1, -1);
-        if (transposeA && a.Rank != 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
-        }
-        var k = transposeA ? a.Size(0) : a.Size(-1);
-        var m = a.ElementCount / Math.Max(k, 1);
-        var n = transposeB ? b.Size(0) : b.Size(1);
-        var bInner = transposeB ? b.Size(1) : b.Size(0);
-        if (bInner != k)
-        {
-            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
-        }
-        Span<long> outShape = stackalloc long[transposeA ? 2 : a.Rank];
-        if (transposeA)
-        {
-            outShape[0] = m;
-        }
-        else
-        {
-            a.Shape[..^1].CopyTo(outShape);
-        }
-        outShape[^1] = n;
+        var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
+        var outShape = GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]);
         Expect.Shape(op, "output", output, outShape);
         Expect.Shape(op, "bias", bias, n);
         Expect.Shape(op, "residual", residual, outShape);
@@ -77,7 +55,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "GemmBackward";
         Expect.HostFloat32(op, ("gradA", gradA), ("gradB", gradB), ("gradBias", gradBias), ("gradOutput", gradOutput), ("a", a), ("b", b));
         var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
-        Expect.Shape(op, "gradOutput", gradOutput, GemmOutputShape(a, n, transposeA));
+        Expect.Shape(op, "gradOutput", gradOutput, GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]));
         Expect.Shape(op, "gradA", gradA, a.Shape);
         Expect.Shape(op, "gradB", gradB, b.Shape);
         Expect.Shape(op, "gradBias", gradBias, n);
@@ -89,7 +67,7 @@ public sealed unsafe class CpuBackend : IBackend
             m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0), $"a {a.ShapeText}, b {b.ShapeText}");
     }
 
-    // (M, N, K) of op(a)·op(b), with the forward's checks on a and b.
+    // (M, N, K) of op(a)·op(b), with the checks on a and b that Gemm and GemmBackward share.
     private static (long M, long N, long K) GemmSizes(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
     {
         Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
@@ -109,13 +87,17 @@ public sealed unsafe class CpuBackend : IBackend
         return (m, n, k);
     }
 
-    // The forward's output shape: (M, N), or a's leading dimensions and N.
-    private static long[] GemmOutputShape(Tensor a, long n, bool transposeA)
+    // The forward's output shape, (M, N) or a's leading dimensions and N, written into shape
+    // (length 2 when transposeA, else a.Rank).
+    private static Span<long> GemmOutputShape(Tensor a, long n, bool transposeA, Span<long> shape)
     {
-        var shape = transposeA ? new long[2] : a.Shape.ToArray();
         if (transposeA)
         {
             shape[0] = a.Size(1);
+        }
+        else
+        {
+            a.Shape[..^1].CopyTo(shape);
         }
         shape[^1] = n;
         return shape;
@@ -211,6 +193,18 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Attention";
         Expect.HostFloat32(op, ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
+        var (batch, queryLength, keyLength, width) = AttentionSizes(op, output, logSumExp, query, key, value, heads);
+        NativeCheck.Check(NativeMethods.lrm_attention_forward(F(output), F(logSumExp),
+            F(query.Source) + query.ColumnOffset, F(key.Source) + key.ColumnOffset, F(value.Source) + value.ColumnOffset,
+            batch, heads, queryLength, keyLength, width / heads, query.Source.Size(2), key.Source.Size(2), scale),
+            $"q {query.Source.ShapeText}, k {key.Source.ShapeText}, heads {heads}");
+    }
+
+    // (B, Lq, Lkv, heads·head_dim) of attention writing output (B, Lq, heads·head_dim), with the checks on
+    // output, q, k, v and lse that Attention and AttentionBackward share.
+    private static (long Batch, long QueryLength, long KeyLength, long Width) AttentionSizes(string op, Tensor output, Tensor? logSumExp,
+        ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads)
+    {
         Expect.Positive(op, "heads", heads);
         Expect.Shape(op, "output", output, -1, -1, -1);
         long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
@@ -218,7 +212,6 @@ public sealed unsafe class CpuBackend : IBackend
         {
             throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
         }
-        var headDim = width / heads;
         Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
         Expect.Shape(op, "key", key.Source, batch, -1, -1);
         var keyLength = key.Source.Size(1);
@@ -227,10 +220,7 @@ public sealed unsafe class CpuBackend : IBackend
         CheckSlice(op, "query", query, width);
         CheckSlice(op, "key", key, width);
         CheckSlice(op, "value", value, width);
-        NativeCheck.Check(NativeMethods.lrm_attention_forward(F(output), F(logSumExp),
-            F(query.Source) + query.ColumnOffset, F(key.Source) + key.ColumnOffset, F(value.Source) + value.ColumnOffset,
-            batch, heads, queryLength, keyLength, headDim, query.Source.Size(2), key.Source.Size(2), scale),
-            $"q {query.Source.ShapeText}, k {key.Source.ShapeText}, heads {heads}");
+        return (batch, queryLength, keyLength, width);
     }
 
     private static void CheckSlice(string op, string name, ColumnSlice slice, long width)
@@ -262,25 +252,11 @@ public sealed unsafe class CpuBackend : IBackend
         }
         Expect.HostFloat32(op, ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
             ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
-        Expect.Positive(op, "heads", heads);
-        Expect.Shape(op, "output", output, -1, -1, -1);
-        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
-        if (width % heads != 0)
-        {
-            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
-        }
+        var (batch, queryLength, keyLength, width) = AttentionSizes(op, output, logSumExp, query, key, value, heads);
         Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
-        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
-        Expect.Shape(op, "key", key.Source, batch, -1, -1);
-        var keyLength = key.Source.Size(1);
-        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
-        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
         Expect.Shape(op, "gradQuery", gradQuery.Source, batch, queryLength, -1);
         Expect.Shape(op, "gradKey", gradKey.Source, batch, keyLength, -1);
         Expect.Shape(op, "gradValue", gradValue.Source, batch, keyLength, gradKey.Source.Size(2));
-        CheckSlice(op, "query", query, width);
-        CheckSlice(op, "key", key, width);
-        CheckSlice(op, "value", value, width);
         CheckSlice(op, "gradQuery", gradQuery, width);
         CheckSlice(op, "gradKey", gradKey, width);
         CheckSlice(op, "gradValue", gradValue, width);
@@ -374,6 +350,18 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "PatchEmbed";
         Expect.HostFloat32(op, ("output", output), ("image", image), ("weight", weight), ("bias", bias));
+        var (batch, inChannels, height, width, outChannels, patch) = PatchEmbedSizes(op, image, weight);
+        Expect.Shape(op, "bias", bias, outChannels);
+        Expect.Shape(op, "output", output, batch, height / patch * (width / patch), outChannels);
+        NativeCheck.Check(NativeMethods.lrm_patch_embed_forward(F(output), F(image), F(weight), F(bias),
+            batch, inChannels, height, width, outChannels, patch), $"image {image.ShapeText}, weight {weight.ShapeText}");
+    }
+
+    // (B, Cin, H, W, Cout, P) of an image (B, Cin, H, W) and weight (Cout, Cin, P, P), with the checks
+    // PatchEmbed and PatchEmbedBackward share.
+    private static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Patch) PatchEmbedSizes(
+        string op, Tensor image, Tensor weight)
+    {
         Expect.Shape(op, "image", image, -1, -1, -1, -1);
         Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
         long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
@@ -384,10 +372,7 @@ public sealed unsafe class CpuBackend : IBackend
         {
             throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
         }
-        Expect.Shape(op, "bias", bias, outChannels);
-        Expect.Shape(op, "output", output, batch, height / patch * (width / patch), outChannels);
-        NativeCheck.Check(NativeMethods.lrm_patch_embed_forward(F(output), F(image), F(weight), F(bias),
-            batch, inChannels, height, width, outChannels, patch), $"image {image.ShapeText}, weight {weight.ShapeText}");
+        return (batch, inChannels, height, width, outChannels, patch);
     }
 
     /// <inheritdoc />
@@ -396,16 +381,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "PatchEmbedBackward";
         Expect.HostFloat32(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("image", image), ("weight", weight));
-        Expect.Shape(op, "image", image, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
-        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
-        long outChannels = weight.Size(0), patch = weight.Size(2);
-        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
-        Expect.Positive(op, "patch", patch);
-        if (patch > height || patch > width)
-        {
-            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
-        }
+        var (batch, inChannels, height, width, outChannels, patch) = PatchEmbedSizes(op, image, weight);
         Expect.Shape(op, "gradOutput", gradOutput, batch, height / patch * (width / patch), outChannels);
         Expect.Shape(op, "gradImage", gradImage, image.Shape);
         Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
@@ -420,15 +396,24 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Deconvolution";
         Expect.HostFloat32(op, ("output", output), ("input", input), ("weight", weight), ("bias", bias));
+        var (batch, inChannels, height, width, outChannels, kernel) = DeconvolutionSizes(op, input, weight);
+        Expect.Shape(op, "bias", bias, outChannels);
+        Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
+        NativeCheck.Check(NativeMethods.lrm_deconv_forward(F(output), F(input), F(weight), F(bias),
+            batch, inChannels, height, width, outChannels, kernel), $"input {input.ShapeText}, weight {weight.ShapeText}");
+    }
+
+    // (B, Cin, H, W, Cout, K) of an input (B, Cin, H, W) and weight (Cin, Cout, K, K), with the checks
+    // Deconvolution and DeconvolutionBackward share.
+    private static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Kernel) DeconvolutionSizes(
+        string op, Tensor input, Tensor weight)
+    {
         Expect.Shape(op, "input", input, -1, -1, -1, -1);
         Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
         long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
         long outChannels = weight.Size(1), kernel = weight.Size(2);
         Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
-        Expect.Shape(op, "bias", bias, outChannels);
-        Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
-        NativeCheck.Check(NativeMethods.lrm_deconv_forward(F(output), F(input), F(weight), F(bias),
-            batch, inChannels, height, width, outChannels, kernel), $"input {input.ShapeText}, weight {weight.ShapeText}");
+        return (batch, inChannels, height, width, outChannels, kernel);
     }
 
     /// <inheritdoc />
@@ -437,11 +422,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "DeconvolutionBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("input", input), ("weight", weight));
-        Expect.Shape(op, "input", input, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
-        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
-        long outChannels = weight.Size(1), kernel = weight.Size(2);
-        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        var (batch, inChannels, height, width, outChannels, kernel) = DeconvolutionSizes(op, input, weight);
         Expect.Shape(op, "gradOutput", gradOutput, batch, outChannels, height * kernel, width * kernel);
         Expect.Shape(op, "gradInput", gradInput, input.Shape);
         Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
@@ -493,13 +474,21 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "TriplaneSample";
         Expect.HostFloat32(op, ("output", output), ("planes", planes), ("points", points));
+        var (batch, count, channels, height, width) = TriplaneSizes(op, planes, points);
+        Expect.Shape(op, "output", output, batch, count, 3 * channels);
+        NativeCheck.Check(NativeMethods.lrm_triplane_sample_forward(F(output), F(planes), F(points), batch, count, channels, height, width),
+            $"planes {planes.ShapeText}, points {points.ShapeText}");
+    }
+
+    // (B, N, C, H, W) of planes (B, 3, H, W, C) and points (B, N, 3), with the checks TriplaneSample and
+    // TriplaneSampleBackward share.
+    private static (long Batch, long Count, long Channels, long Height, long Width) TriplaneSizes(string op, Tensor planes, Tensor points)
+    {
         Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
         long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
         Expect.Shape(op, "points", points, batch, -1, 3);
         var count = points.Size(1);
-        Expect.Shape(op, "output", output, batch, count, 3 * channels);
-        NativeCheck.Check(NativeMethods.lrm_triplane_sample_forward(F(output), F(planes), F(points), batch, count, channels, height, width),
-            $"planes {planes.ShapeText}, points {points.ShapeText}");
+        return (batch, count, channels, height, width);
     }
 
     /// <inheritdoc />
@@ -508,10 +497,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "TriplaneSampleBackward";
         Expect.HostFloat32(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput),
             ("planes", planes), ("points", points));
-        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
-        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
-        Expect.Shape(op, "points", points, batch, -1, 3);
-        var count = points.Size(1);
+        var (batch, count, channels, height, width) = TriplaneSizes(op, planes, points);
         Expect.Shape(op, "gradOutput", gradOutput, batch, count, 3 * channels);
         Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
         Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
@@ -532,13 +518,28 @@ public sealed unsafe class CpuBackend : IBackend
         {
             throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one bias slot per weight (got {weights.Count} weights, {biases.Count} biases)");
         }
-        Expect.Rank(op, "input", input, 1, "(..., features)");
         var layers = weights.Count;
         var dims = stackalloc long[layers + 1];
-        dims[0] = input.Size(-1);
         var weightPointers = stackalloc float*[layers];
         var biasPointers = stackalloc float*[layers];
-        for (var l = 0; l < layers; l++)
+        MlpLayers(op, input, weights, biases, dims, weightPointers, biasPointers);
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dims[layers];
+        Expect.Shape(op, "output", output, outShape);
+        var rows = input.ElementCount / Math.Max(dims[0], 1);
+        NativeCheck.Check(NativeMethods.lrm_mlp_forward(F(output), F(input), weightPointers, biasPointers, dims, layers, rows,
+            (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
+    }
+
+    // The checks on input (..., dims[0]), weights[l] (dims[l+1], dims[l]) and biases[l] (dims[l+1]) that Mlp
+    // and MlpBackward share; fills dims[0..layers] and the layers' pointers.
+    private static void MlpLayers(string op, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, long* dims,
+        float** weightPointers, float** biasPointers)
+    {
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        dims[0] = input.Size(-1);
+        for (var l = 0; l < weights.Count; l++)
         {
             var name = $"weights[{l}]";
             Expect.HostFloat32(op, (name, weights[l]), ($"biases[{l}]", biases[l]));
@@ -548,13 +549,6 @@ public sealed unsafe class CpuBackend : IBackend
             weightPointers[l] = F(weights[l]);
             biasPointers[l] = F(biases[l]);
         }
-        Span<long> outShape = stackalloc long[input.Rank];
-        input.Shape.CopyTo(outShape);
-        outShape[^1] = dims[layers];
-        Expect.Shape(op, "output", output, outShape);
-        var rows = input.ElementCount / Math.Max(dims[0], 1);
-        NativeCheck.Check(NativeMethods.lrm_mlp_forward(F(output), F(input), weightPointers, biasPointers, dims, layers, rows,
-            (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
     }
 
     /// <inheritdoc />
@@ -570,25 +564,18 @@ public sealed unsafe class CpuBackend : IBackend
         {
             throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
         }
-        Expect.Rank(op, "input", input, 1, "(..., features)");
         var layers = weights.Count;
         var dims = stackalloc long[layers + 1];
-        dims[0] = input.Size(-1);
         var weightPointers = stackalloc float*[layers];
         var biasPointers = stackalloc float*[layers];
+        MlpLayers(op, input, weights, biases, dims, weightPointers, biasPointers);
         var gradWeightPointers = stackalloc float*[layers];
         var gradBiasPointers = stackalloc float*[layers];
         for (var l = 0; l < layers; l++)
         {
-            var name = $"weights[{l}]";
-            Expect.HostFloat32(op, (name, weights[l]), ($"biases[{l}]", biases[l]), ($"gradWeights[{l}]", gradWeights[l]), ($"gradBiases[{l}]", gradBiases[l]));
-            Expect.Shape(op, name, weights[l], -1, dims[l]);
-            dims[l + 1] = weights[l].Size(0);
-            Expect.Shape(op, $"biases[{l}]", biases[l], dims[l + 1]);
+            Expect.HostFloat32(op, ($"gradWeights[{l}]", gradWeights[l]), ($"gradBiases[{l}]", gradBiases[l]));
             Expect.Shape(op, $"gradWeights[{l}]", gradWeights[l], weights[l].Shape);
             Expect.Shape(op, $"gradBiases[{l}]", gradBiases[l], dims[l + 1]);
-            weightPointers[l] = F(weights[l]);
-            biasPointers[l] = F(biases[l]);
             gradWeightPointers[l] = F(gradWeights[l]);
             gradBiasPointers[l] = F(gradBiases[l]);
         }

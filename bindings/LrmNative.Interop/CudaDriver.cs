@@ -136,6 +136,8 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] internal static partial CUresult cuModuleGetFunction(nint* function, nint module, byte* name);
     [LibraryImport(Lib)] internal static partial CUresult cuFuncGetAttribute(int* value, CUfunction_attribute attribute, nint function);
     [LibraryImport(Lib)] internal static partial CUresult cuFuncSetAttribute(nint function, CUfunction_attribute attribute, int value);
+    /// <summary>CUDA 12.4+: offset and size of a kernel parameter; CUDA_ERROR_INVALID_VALUE past the last one.</summary>
+    [LibraryImport(Lib)] internal static partial CUresult cuFuncGetParamInfo(nint function, nuint index, nuint* offset, nuint* size);
 
     [LibraryImport(Lib)]
     internal static partial CUresult cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,

@@ -92,6 +92,46 @@ internal sealed unsafe partial class KernelLauncher
         Synchronous = synchronous;
     }
 
+    /// <summary>
+    /// Compares the C# argument sizes with the kernel's parameters (cuFuncGetParamInfo, CUDA 12.4+):
+    /// a long passed for an int, or a missing argument, would otherwise read garbage silently.
+    /// </summary>
+    private static void CheckSignature(CudaKernel kernel, ReadOnlySpan<int> sizes)
+    {
+        try
+        {
+            for (var i = 0; i <= sizes.Length; i++)
+            {
+                nuint offset, size;
+                var result = CudaDriver.cuFuncGetParamInfo(kernel.Function, (nuint)i, &offset, &size);
+                if (i == sizes.Length)
+                {
+                    if (result == CUresult.CUDA_SUCCESS)
+                    {
+                        throw new LrmInternalException($"kernel '{kernel.Name}' takes more than the {sizes.Length} arguments passed");
+                    }
+                    return;
+                }
+                if (result == CUresult.CUDA_ERROR_NOT_SUPPORTED)
+                {
+                    return; // driver without parameter reflection
+                }
+                if (result != CUresult.CUDA_SUCCESS)
+                {
+                    throw new LrmInternalException($"kernel '{kernel.Name}' takes {i} arguments, {sizes.Length} were passed ({CudaCheck.Describe(result)})");
+                }
+                if ((int)size != sizes[i])
+                {
+                    throw new LrmInternalException($"kernel '{kernel.Name}' parameter {i} is {size} bytes, the argument passed is {sizes[i]} bytes");
+                }
+            }
+        }
+        catch (EntryPointNotFoundException)
+        {
+            // Drivers before CUDA 12.4 cannot reflect parameters.
+        }
+    }
+
     /// <summary>Wait for every kernel and check it (LRM_CUDA_SYNC=1 or the backend option).</summary>
     public bool Synchronous { get; set; }
 
@@ -101,8 +141,14 @@ internal sealed unsafe partial class KernelLauncher
     /// <summary>Kernels launched so far.</summary>
     public long LaunchCount { get; private set; }
 
-    private void LaunchRaw(CudaKernel kernel, Dim3 grid, Dim3 block, uint sharedBytes, void** arguments)
+    private readonly HashSet<nint> _checkedSignatures = [];
+
+    private void LaunchRaw(CudaKernel kernel, Dim3 grid, Dim3 block, uint sharedBytes, void** arguments, ReadOnlySpan<int> sizes)
     {
+        if (Synchronous && _checkedSignatures.Add(kernel.Function))
+        {
+            CheckSignature(kernel, sizes);
+        }
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
         {
             return;

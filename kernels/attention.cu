@@ -132,9 +132,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
     const unsigned short* k,    // (B, Tk, ·) bf16
     const unsigned short* v,    // (B, Tk, ·) bf16
     int heads, int q_len, int kv_len, long long q_stride, long long kv_stride, float scale_log2) {
-    __shared__ unsigned int k_tile[LRM_MMA_BLOCK_K * LRM_MMA_PITCH_WORDS];       /* K[key][dim] */
-    __shared__ unsigned short vt_tile[LRM_MMA_D * LRM_MMA_PITCH];                 /* Vᵀ[dim][key] */
-    const unsigned int* vt_words = (const unsigned int*)vt_tile;
+    __shared__ unsigned int k_tile[LRM_MMA_BLOCK_K * LRM_MMA_PITCH_WORDS]; /* K[key][dim], bf16 pairs */
+    __shared__ unsigned int vt_words[LRM_MMA_D * LRM_MMA_PITCH_WORDS];     /* Vᵀ[dim][key], bf16 pairs */
+    unsigned short* vt_tile = (unsigned short*)vt_words; /* written per bf16, read per pair (4-byte aligned) */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y, b = blockIdx.z;

@@ -20,12 +20,14 @@
 #ifndef LRM_PRELUDE_CUH
 #define LRM_PRELUDE_CUH
 
-#if defined(__clang__) && !defined(__CUDACC_RTC__)
+#if defined(__clang__) && !defined(LRM_CLANG_CHECK)
 #define LRM_CLANG_CHECK 1
-/* The CUDA headers would define these; lrm_common.cuh keys its LRM_HD on __CUDACC__. */
+/* The CUDA headers would define __CUDACC__; lrm_common.cuh keys its LRM_HD on it. __CUDACC_RTC__
+ * makes the shared headers take the same branches as under NVRTC, so this check covers them. */
 #ifndef __CUDACC__
 #define __CUDACC__ 1
 #endif
+#define __CUDACC_RTC__ 1
 #define HUGE_VALF __builtin_huge_valf()
 #define HUGE_VAL __builtin_huge_val()
 
@@ -120,9 +122,7 @@ static __device__ __forceinline__ unsigned int atomicAdd(unsigned int* address, 
 }
 #endif /* clang compile check */
 
-#if defined(__CUDACC_RTC__)
-/* NVRTC: the CUDA language is built in; nothing to declare. */
-#endif
+/* NVRTC (__CUDACC_RTC__ without LRM_CLANG_CHECK): the CUDA language is built in; nothing to declare. */
 
 /* Shared by both compilers. */
 #define LRM_FULL_MASK 0xffffffffu

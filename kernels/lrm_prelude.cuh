@@ -141,4 +141,31 @@ static __device__ __forceinline__ float lrm_warp_max(float v) {
     return v;
 }
 
+/* Exclusive prefix sum of one int per thread across the block, in thread order; blockDim.x a
+ * multiple of 32 (at most 1024). warp_totals: 32 ints of shared memory; *total receives the
+ * block's sum. Contains barriers: every thread of the block must call it. */
+static __device__ __forceinline__ int lrm_block_exclusive_scan(int value, int* warp_totals, int* total) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    int inclusive = value;
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        const int other = __shfl_up_sync(LRM_FULL_MASK, inclusive, offset);
+        if (lane >= offset) inclusive += other;
+    }
+    if (lane == 31) warp_totals[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0) {
+        int running = lane < warps ? warp_totals[lane] : 0;
+        for (int offset = 1; offset < 32; offset <<= 1) {
+            const int other = __shfl_up_sync(LRM_FULL_MASK, running, offset);
+            if (lane >= offset) running += other;
+        }
+        warp_totals[lane] = running; /* inclusive over warps; lanes past the last warp hold the total */
+    }
+    __syncthreads();
+    const int before = warp > 0 ? warp_totals[warp - 1] : 0;
+    *total = warp_totals[31];
+    __syncthreads(); /* warp_totals may be reused by the next call */
+    return before + inclusive - value;
+}
+
 #endif /* LRM_PRELUDE_CUH */

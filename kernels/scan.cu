@@ -7,7 +7,8 @@
  *   (the host scans block_sums the same way, down to a single block)
  *   scan_add_kernel    data[i] += scanned block_sums[i / 1024]
  *
- * Warp-level inclusive scans with shuffles, then a scan of the 32 warp totals by warp 0.
+ * The block scan is lrm_block_exclusive_scan (kernels/lrm_prelude.cuh): warp-level inclusive
+ * scans with shuffles, then a scan of the 32 warp totals by warp 0.
  * Integer sums are exact, so the result is independent of the decomposition.
  */
 #include "lrm_prelude.cuh"
@@ -19,27 +20,10 @@ extern "C" __global__ void __launch_bounds__(1024) scan_block_kernel(int* data, 
                                                                      long long n) {
     __shared__ int warp_totals[32];
     const long long i = (long long)blockIdx.x * LRM_SCAN_BLOCK + threadIdx.x;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int value = i < n ? data[i] : 0;
-    int inclusive = value;
-    for (int offset = 1; offset < 32; offset <<= 1) {
-        const int other = __shfl_up_sync(LRM_FULL_MASK, inclusive, offset);
-        if (lane >= offset) inclusive += other;
-    }
-    if (lane == 31) warp_totals[warp] = inclusive;
-    __syncthreads();
-    if (warp == 0) {
-        int total = warp_totals[lane];
-        for (int offset = 1; offset < 32; offset <<= 1) {
-            const int other = __shfl_up_sync(LRM_FULL_MASK, total, offset);
-            if (lane >= offset) total += other;
-        }
-        warp_totals[lane] = total; /* inclusive over warps */
-    }
-    __syncthreads();
-    const int before = warp > 0 ? warp_totals[warp - 1] : 0;
-    if (i < n) data[i] = before + inclusive - value;
-    if (threadIdx.x == 0) block_sums[blockIdx.x] = warp_totals[31];
+    int total;
+    const int exclusive = lrm_block_exclusive_scan(i < n ? data[i] : 0, warp_totals, &total);
+    if (i < n) data[i] = exclusive;
+    if (threadIdx.x == 0) block_sums[blockIdx.x] = total;
 }
 
 extern "C" __global__ void scan_add_kernel(int* data, const int* block_offsets, long long n) {

@@ -1091,7 +1091,9 @@ public sealed unsafe class CudaBackend : IBackend
     // ---- iso-surfaces -------------------------------------------------------------------------------------
 
     /// <inheritdoc />
-    /// <remarks>Returns device tensors in exactly the CPU's order (vertices by edge, triangles by cell); they equal the CPU's output up to fused multiply-adds in the vertex positions.</remarks>
+    /// <remarks>Returns device tensors in exactly the CPU's order (vertices by edge, triangles by cell): the triangles
+    /// are identical, the vertex positions equal up to fused multiply-adds. Counting and emission run in blocks of
+    /// 256 grid points with a scan of the block sums in between (kernels/marching_cubes.cu).</remarks>
     public (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default)
     {
         const string op = "MarchingCubes";
@@ -1135,15 +1137,17 @@ public sealed unsafe class CudaBackend : IBackend
         {
             throw new LrmUnsupportedException($"{op}: field {field.ShapeText} has too many edges for int32 vertex ids");
         }
-        var cells = (depth - 1) * (height - 1) * (width - 1);
         int d = (int)depth, h = (int)height, w = (int)width;
+        const int block = 256; // LRM_MC_BLOCK
+        var blocks = (gridPoints + block - 1) / block;
+        using var vertexBlocks = Scratch(blocks * 4, "marching-cubes vertex block sums");
+        using var triangleBlocks = Scratch(blocks * 4, "marching-cubes triangle block sums");
         using var vertexOffsets = Scratch(gridPoints * 4, "marching-cubes vertex offsets");
-        using var triangleOffsets = Scratch(cells * 4, "marching-cubes triangle offsets");
         using var totals = Scratch(8, "marching-cubes totals");
-        _launcher.Launch(Kernel("marching_cubes.cu", "mc_count_kernel"), StrideGrid(gridPoints), Threads, 0,
-            vertexOffsets.Address, triangleOffsets.Address, P(field), d, h, w, level);
-        ExclusiveScan(vertexOffsets.Address, gridPoints, totals.Address);
-        ExclusiveScan(triangleOffsets.Address, cells, totals.Address + 4);
+        _launcher.Launch(Kernel("marching_cubes.cu", "mc_block_count_kernel"), (uint)blocks, block, 0,
+            vertexBlocks.Address, triangleBlocks.Address, P(field), d, h, w, level);
+        ExclusiveScan(vertexBlocks.Address, blocks, totals.Address);
+        ExclusiveScan(triangleBlocks.Address, blocks, totals.Address + 4);
         Span<int> counts = stackalloc int[2];
         fixed (int* pointer = counts)
         {
@@ -1153,10 +1157,11 @@ public sealed unsafe class CudaBackend : IBackend
         var triangles = Empty([counts[1], 3], DataType.Int32);
         try
         {
-            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), StrideGrid(gridPoints), Threads, 0,
-                P(vertices), vertexOffsets.Address, P(field), d, h, w, level, origin[0], origin[1], origin[2], step[0], step[1], step[2]);
-            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_triangles_kernel"), StrideGrid(cells), Threads, 0,
-                P(triangles), triangleOffsets.Address, vertexOffsets.Address, P(field), d, h, w, level);
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), (uint)blocks, block, 0,
+                P(vertices), vertexOffsets.Address, vertexBlocks.Address, P(field), d, h, w, level,
+                origin[0], origin[1], origin[2], step[0], step[1], step[2]);
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_triangles_kernel"), (uint)blocks, block, 0,
+                P(triangles), triangleBlocks.Address, vertexOffsets.Address, P(field), d, h, w, level);
         }
         catch
         {

@@ -261,3 +261,188 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
         }
     }
 }
+
+/* ---- tensor-core kernel, pipelined (v2) ------------------------------------------------------
+ * The v1 algorithm with the data movement of FlashAttention-2: K and V tiles arrive by cp.async
+ * (16-byte copies global → shared, no registers) into two stages, so the next block's copy runs
+ * while this block is computed; V stays row-major and its B-fragments come from
+ * ldmatrix.trans, K's from ldmatrix, four 8×8 matrices per instruction. Needs 16-byte aligned
+ * rows: kv_stride % 8 == 0 and the slices' column offsets % 8 == 0 (the host checks). */
+
+static __device__ __forceinline__ unsigned int lrm_shared_address(const void* pointer) {
+    unsigned int address;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(pointer));
+    return address;
+}
+
+/* 16 bytes global → shared; bytes = 0 fills the destination with zeros and reads nothing. */
+static __device__ __forceinline__ void lrm_cp_async_16(unsigned int shared, const void* global, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared), "l"(global), "r"(bytes));
+}
+
+static __device__ __forceinline__ void lrm_ldmatrix_x4(unsigned int* r, unsigned int shared) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared));
+}
+
+static __device__ __forceinline__ void lrm_ldmatrix_x4_trans(unsigned int* r, unsigned int shared) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared));
+}
+
+/* grid (⌈Tq/64⌉, H, B), block 128. */
+extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
+    float* out,                 // (B, Tq, H·64)
+    float* lse,                 // (B, H, Tq) or null
+    const unsigned short* q,    // (B, Tq, ·) bf16
+    const unsigned short* k,    // (B, Tk, ·) bf16, rows 16-byte aligned
+    const unsigned short* v,    // (B, Tk, ·) bf16, rows 16-byte aligned
+    int heads, int q_len, int kv_len, long long q_stride, long long kv_stride, float scale_log2) {
+    __shared__ __align__(16) unsigned short k_tiles[2][LRM_MMA_BLOCK_K * LRM_MMA_PITCH]; /* K[key][dim] */
+    __shared__ __align__(16) unsigned short v_tiles[2][LRM_MMA_BLOCK_K * LRM_MMA_PITCH]; /* V[key][dim] */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int row0 = blockIdx.x * LRM_MMA_BLOCK_Q + warp * 16;
+    const long long head_col = (long long)h * LRM_MMA_D;
+    const unsigned short* k_batch = k + (long long)b * kv_len * kv_stride + head_col;
+    const unsigned short* v_batch = v + (long long)b * kv_len * kv_stride + head_col;
+
+    /* Queue the copies of keys [base, base + 64) into stage `stage`: 64 rows × 8 chunks of 16 bytes each for K and V. */
+#define LRM_MMA2_LOAD(stage, base)                                                                              \
+    do {                                                                                                         \
+        for (int chunk = threadIdx.x; chunk < LRM_MMA_BLOCK_K * 8; chunk += blockDim.x) {                        \
+            const int key = chunk >> 3, column = (chunk & 7) * 8;                                               \
+            const int source_key = (base) + key < kv_len ? (base) + key : kv_len - 1;                           \
+            const int bytes = (base) + key < kv_len ? 16 : 0;                                                   \
+            const long long offset = (long long)source_key * kv_stride + column;                                \
+            lrm_cp_async_16(lrm_shared_address(&k_tiles[stage][key * LRM_MMA_PITCH + column]), k_batch + offset, bytes); \
+            lrm_cp_async_16(lrm_shared_address(&v_tiles[stage][key * LRM_MMA_PITCH + column]), v_batch + offset, bytes); \
+        }                                                                                                        \
+        asm volatile("cp.async.commit_group;\n" ::);                                                            \
+    } while (0)
+
+    LRM_MMA2_LOAD(0, 0);
+
+    unsigned int qa[4][4];
+    {
+        const int rows[2] = {row0 + g, row0 + g + 8};
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int qrow = rows[r & 1];
+                const int col = 16 * kk + 2 * t + (r >= 2 ? 8 : 0);
+                qa[kk][r] = qrow < q_len ? lrm_load_bf16x2(q + ((long long)b * q_len + qrow) * q_stride + head_col + col) : 0u;
+            }
+    }
+    float o[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float row_max[2] = {LRM_NEG_INF, LRM_NEG_INF};
+    float row_sum[2] = {0.0f, 0.0f};
+
+    /* ldmatrix row addresses: lane L supplies row L % 8 of matrix L / 8. */
+    const int matrix = lane >> 3, matrix_row = lane & 7;
+    int stage = 0;
+    for (int base = 0; base < kv_len; base += LRM_MMA_BLOCK_K, stage ^= 1) {
+        if (base + LRM_MMA_BLOCK_K < kv_len) {
+            LRM_MMA2_LOAD(stage ^ 1, base + LRM_MMA_BLOCK_K);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        __syncthreads(); /* this stage's copies, made by all threads, are visible */
+
+        /* S = Q·Kᵀ. For key tile n and k-steps kk, kk+1: matrices K[8n + r][16kk + 8m], m = 0..3, give
+         * b0, b1 of step kk and b0, b1 of step kk + 1. */
+        float s[8][4];
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk += 2) {
+                unsigned int frag[4];
+                lrm_ldmatrix_x4(frag, lrm_shared_address(&k_tiles[stage][(8 * n + matrix_row) * LRM_MMA_PITCH + 16 * kk + 8 * matrix]));
+                lrm_mma_bf16_16816(s[n], qa[kk], frag[0], frag[1]);
+                lrm_mma_bf16_16816(s[n], qa[kk + 1], frag[2], frag[3]);
+            }
+        }
+        float block_max[2] = {LRM_NEG_INF, LRM_NEG_INF};
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int key = base + 8 * n + 2 * t + (c & 1);
+                s[n][c] = key < kv_len ? s[n][c] * scale_log2 : LRM_NEG_INF;
+                block_max[c >> 1] = fmaxf(block_max[c >> 1], s[n][c]);
+            }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 1));
+            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 2));
+            const float new_max = fmaxf(row_max[r], block_max[r]);
+            alpha[r] = exp2f(row_max[r] - new_max);
+            row_max[r] = new_max;
+            row_sum[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                s[n][c] = exp2f(s[n][c] - row_max[c >> 1]);
+                row_sum[c >> 1] += s[n][c];
+                o[n][c] *= alpha[c >> 1];
+            }
+        /* O += P·V. For k-step kk and dim tiles n, n+1: matrices V[16kk + 8(m & 1) + r][8(n + (m >> 1))],
+         * transposed, give b0, b1 of tile n and b0, b1 of tile n + 1. */
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            unsigned int pa[4];
+            pa[0] = lrm_pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = lrm_pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = lrm_pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = lrm_pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int n = 0; n < 8; n += 2) {
+                unsigned int frag[4];
+                const int key = 16 * kk + 8 * (matrix & 1) + matrix_row;
+                const int dim = 8 * (n + (matrix >> 1));
+                lrm_ldmatrix_x4_trans(frag, lrm_shared_address(&v_tiles[stage][key * LRM_MMA_PITCH + dim]));
+                lrm_mma_bf16_16816(o[n], pa, frag[0], frag[1]);
+                lrm_mma_bf16_16816(o[n + 1], pa, frag[2], frag[3]);
+            }
+        }
+        __syncthreads(); /* everyone is done with this stage before it is refilled */
+    }
+#undef LRM_MMA2_LOAD
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int qrow = row0 + g + 8 * r;
+        if (qrow >= q_len) continue;
+        const float inv = 1.0f / row_sum[r];
+        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            float2 pair;
+            pair.x = o[n][2 * r] * inv;
+            pair.y = o[n][2 * r + 1] * inv;
+            *(float2*)(out_row + 8 * n + 2 * t) = pair;
+        }
+        if (lse != nullptr && t == 0) {
+            lrm_softmax_state state;
+            state.max = row_max[r];
+            state.sum = row_sum[r];
+            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
+        }
+    }
+}

@@ -160,6 +160,7 @@ public sealed class CudaBackendTests
 {
     private DeviceStagingBackend _gpu = null!;
     private DeviceStagingBackend _gpuHalf = null!;
+    private DeviceStagingBackend _gpuPipelined = null!;
     private CpuBackend _cpu = null!;
 
     [OneTimeSetUp]
@@ -167,6 +168,7 @@ public sealed class CudaBackendTests
     {
         _gpu = CudaTestDevice.Open(MatmulPrecision.Float32);
         _gpuHalf = CudaTestDevice.Open(MatmulPrecision.BFloat16);
+        _gpuPipelined = CudaTestDevice.Open(MatmulPrecision.BFloat16, tensorCoreAttentionVersion: 2);
         _cpu = new CpuBackend();
         TestContext.Progress.WriteLine($"CUDA device: {_gpu.Inner.DeviceName} ({_gpu.Inner.Architecture}), driver {_gpu.Inner.DriverVersion}, cuBLASLt: {_gpu.Inner.CublasLtStatus}");
     }
@@ -176,6 +178,7 @@ public sealed class CudaBackendTests
     {
         _gpu?.Dispose();
         _gpuHalf?.Dispose();
+        _gpuPipelined?.Dispose();
         _cpu?.Dispose();
     }
 
@@ -330,11 +333,16 @@ public sealed class CudaBackendTests
         using var q = Random(19, -1, 1, batch, queries, width);
         using var kv = Random(20, -1, 1, batch, keys, 2 * width);
         var scale = 1 / MathF.Sqrt(headDim);
-        foreach (var (gpu, tolerance) in new[] { (_gpu, 1e-5), (_gpuHalf, 1e-2) })
+        foreach (var (gpu, tolerance) in new[] { (_gpu, 1e-5), (_gpuHalf, 1e-2), (_gpuPipelined, 1e-2) })
         {
             Parity(gpu, tolerance, [[batch, queries, width], [batch, heads, queries]],
                 (backend, o) => backend.Attention(o[0], o[1], q, new ColumnSlice(kv, 0), new ColumnSlice(kv, width), heads, scale),
-                $"attention {gpu.Inner.Options.Precision}");
+                $"attention {gpu.Inner.Options.Precision} v{gpu.Inner.Options.TensorCoreAttentionVersion}");
+            // Self-attention out of one packed qkv tensor, as the decoder calls it.
+            using var qkv = Random(31, -1, 1, batch, queries, 3 * width);
+            Parity(gpu, tolerance, [[batch, queries, width], [batch, heads, queries]],
+                (backend, o) => backend.Attention(o[0], o[1], new ColumnSlice(qkv, 0), new ColumnSlice(qkv, width), new ColumnSlice(qkv, 2 * width), heads, scale),
+                $"packed self-attention {gpu.Inner.Options.Precision} v{gpu.Inner.Options.TensorCoreAttentionVersion}");
         }
     }
 

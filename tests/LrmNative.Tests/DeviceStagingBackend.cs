@@ -195,7 +195,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 internal static class CudaTestDevice
 {
     /// <summary>A staged CUDA backend with every launch checked, or Assert.Ignore("no CUDA device: …").</summary>
-    public static DeviceStagingBackend Open(MatmulPrecision precision)
+    public static DeviceStagingBackend Open(MatmulPrecision precision, int tensorCoreAttentionVersion = 1)
     {
         if (!CudaBackend.IsAvailable(out var reason))
         {
@@ -206,6 +206,7 @@ internal static class CudaTestDevice
             Precision = precision,
             SynchronizeEachLaunch = true,
             KernelCacheDirectory = KernelCacheDirectory,
+            TensorCoreAttentionVersion = tensorCoreAttentionVersion,
         }));
     }
 

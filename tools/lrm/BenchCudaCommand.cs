@@ -50,6 +50,7 @@ internal static class BenchCudaCommand
         var results = new List<Result>();
         using var cuda = new CudaBackend(new CudaBackendOptions { Precision = MatmulPrecision.BFloat16 });
         using var fp32 = new CudaBackend(new CudaBackendOptions { Precision = MatmulPrecision.Float32 });
+        using var pipelined = new CudaBackend(new CudaBackendOptions { Precision = MatmulPrecision.BFloat16, TensorCoreAttentionVersion = 2 });
         Console.WriteLine($"device {cuda.DeviceName} ({cuda.Architecture}), driver {cuda.DriverVersion}, cuBLASLt {cuda.CublasLtStatus}");
         var scope = new List<Tensor>();
         Tensor Random(CudaBackend backend, int seed, float low, float high, params long[] shape)
@@ -93,7 +94,7 @@ internal static class BenchCudaCommand
         try
         {
             // Attention, heads of 64 (LRM decoder: 16 heads × 64, 3072 triplane tokens; cross to 257…1025 image tokens).
-            foreach (var (label, backend) in new[] { ("bf16 mma", cuda), ("fp32", fp32) })
+            foreach (var (label, backend) in new[] { ("bf16 mma v1", cuda), ("bf16 mma v2", pipelined), ("fp32", fp32) })
             {
                 foreach (var keys in new[] { 3072, 1025, 257 })
                 {

@@ -26,6 +26,13 @@ public sealed record CudaBackendOptions
 
     /// <summary>Where compiled kernels are cached; default LRM_KERNEL_CACHE or ~/.cache/lrm/kernels.</summary>
     public string? KernelCacheDirectory { get; init; }
+
+    /// <summary>
+    /// Which tensor-core attention kernel bf16 precision uses: 1 = attention_forward_mma_kernel (K/V staged
+    /// through registers), 2 = attention_forward_mma2_kernel (cp.async double buffering, ldmatrix; needs
+    /// 16-byte aligned K/V rows, else 1 is used). 1 until 2 has passed parity on a GPU (LRM_CUDA_ATTENTION=2 selects 2).
+    /// </summary>
+    internal int TensorCoreAttentionVersion { get; init; } = Environment.GetEnvironmentVariable("LRM_CUDA_ATTENTION") == "2" ? 2 : 1;
 }
 
 /// <summary>
@@ -528,7 +535,8 @@ public sealed unsafe class CudaBackend : IBackend
                     }
                     return block.Address + (ulong)(slice.ColumnOffset * 2);
                 }
-                _launcher.Launch(Kernel("attention.cu", "attention_forward_mma_kernel"),
+                var pipelined = Options.TensorCoreAttentionVersion == 2 && keyStride % 8 == 0 && key.ColumnOffset % 8 == 0 && value.ColumnOffset % 8 == 0;
+                _launcher.Launch(Kernel("attention.cu", pipelined ? "attention_forward_mma2_kernel" : "attention_forward_mma_kernel"),
                     new Dim3(Dim3.CeilDiv(queryLength, 64), grid.Heads, grid.Batch), 128, 0,
                     P(output), P(logSumExp), Half(query), Half(key), Half(value), heads, ToInt(queryLength, op, "query length"),
                     ToInt(keyLength, op, "key length"), queryStride, keyStride, scaleLog2);

@@ -369,6 +369,15 @@ public sealed class CudaBackendTests
             Parity(gpu, tolerance, [[1001, 4]], (backend, o) => backend.Mlp(o[0], input, [w0, w1, w2], [b0, null, b2], Activation.Relu, Activation.None),
                 $"Mlp {gpu.Inner.Options.Precision}");
         }
+        // Wider than the fused kernel's 64: the GEMM chain.
+        using var wide0 = Random(32, -0.2f, 0.2f, 130, 120);
+        using var wide1 = Random(33, -0.2f, 0.2f, 7, 130);
+        using var wideBias = Random(34, -0.1f, 0.1f, 7);
+        foreach (var (gpu, tolerance) in new[] { (_gpu, 1e-5), (_gpuHalf, 1e-2) })
+        {
+            Parity(gpu, tolerance, [[1001, 7]], (backend, o) => backend.Mlp(o[0], input, [wide0, wide1], [null, wideBias], Activation.Gelu, Activation.Silu),
+                $"wide Mlp {gpu.Inner.Options.Precision}");
+        }
     }
 
     [TestCase(17, 23, 29)]

@@ -116,6 +116,21 @@ internal static class BenchCudaCommand
                     $"{((1L << 22) * (240 + 3) * 4) / (ms * 1e-3) / 1e9:F0} GB/s of points+output");
             }
 
+            // The NeRF decoder MLP (fused kernel): 3·80 → 64 → 64 → 64 → 4, ReLU, on the triplane samples of 2^20 points.
+            {
+                const long rows = 1L << 20;
+                var features = Random(cuda, 30, -1, 1, rows, 240);
+                var w0 = Random(cuda, 31, -0.1f, 0.1f, 64, 240);
+                var w1 = Random(cuda, 32, -0.1f, 0.1f, 64, 64);
+                var w2 = Random(cuda, 33, -0.1f, 0.1f, 64, 64);
+                var w3 = Random(cuda, 34, -0.1f, 0.1f, 4, 64);
+                var b0 = Random(cuda, 35, -0.1f, 0.1f, 64);
+                var o = Empty(cuda, rows, 4);
+                var ms = Median(cuda, () => cuda.Mlp(o, features, [w0, w1, w2, w3], [b0, b0, b0, null], Activation.Relu, Activation.None));
+                Add("NeRF MLP fused 240-64-64-64-4, 1M rows", ms, 2.0 * rows * (240 * 64 + 2 * 64 * 64 + 64 * 4) / 1e12, "TFLOP/s",
+                    $"{rows * (240 + 4) * 4 / (ms * 1e-3) / 1e9:F0} GB/s of input+output");
+            }
+
             // ModLN over the decoder's tokens: (1, 3072, 1024), fp32 in; fp32 out, and bf16 out with the residual fused.
             {
                 var x = Random(cuda, 5, -2, 2, 1, 3072, 1024);

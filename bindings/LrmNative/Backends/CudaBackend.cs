@@ -810,7 +810,11 @@ public sealed unsafe class CudaBackend : IBackend
         outShape[^1] = dimension;
         Expect.Shape(op, "output", output, outShape);
         Expect.Positive(op, "rows", rows);
-        // Layer by layer through two ping-pong buffers: GEMM with the bias, then the activation.
+        if (TryFusedMlp(output, input, weights, biases, hiddenActivation, outputActivation, rows))
+        {
+            return;
+        }
+        // Wider layers: layer by layer through two ping-pong buffers, GEMM with the bias, then the activation.
         using var ping = weights.Count > 1 ? Scratch(rows * widest * 4, "MLP activations") : null;
         using var pong = weights.Count > 2 ? Scratch(rows * widest * 4, "MLP activations") : null;
         var source = P(input);
@@ -828,6 +832,67 @@ public sealed unsafe class CudaBackend : IBackend
             }
             source = destination;
         }
+    }
+
+    /// <summary>kernels/mlp.cu's lrm_mlp_shape: layer count, dims, activations (80 bytes).</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct MlpShape
+    {
+        public int Layers;
+        public fixed int Dims[17];
+        public int HiddenActivation;
+        public int OutputActivation;
+    }
+
+    private const int FusedMlpWidth = 64, FusedMlpMaxLayers = 16, FusedMlpThreads = 128;
+
+    // The fused kernel (kernels/mlp.cu) when every layer is at most 64 wide and the packed weights fit in shared memory.
+    private bool TryFusedMlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases,
+        Activation hiddenActivation, Activation outputActivation, long rows)
+    {
+        if (weights.Count > FusedMlpMaxLayers || weights.Any(w => w.Size(0) > FusedMlpWidth))
+        {
+            return false;
+        }
+        long total = 0;
+        foreach (var weight in weights)
+        {
+            total += (weight.Size(1) + 1) * weight.Size(0);
+        }
+        var sharedBytes = (total + (long)FusedMlpWidth * FusedMlpThreads) * 4;
+        if (sharedBytes > _context.MaxSharedMemoryPerBlockOptin)
+        {
+            return false;
+        }
+        using var packed = Scratch(total * 4, "packed MLP weights");
+        var transpose = Kernel("elementwise.cu", "transpose_forward_kernel");
+        var offset = 0UL;
+        var shape = new MlpShape { Layers = weights.Count, HiddenActivation = (int)hiddenActivation, OutputActivation = (int)outputActivation };
+        shape.Dims[0] = (int)weights[0].Size(1);
+        for (var l = 0; l < weights.Count; l++)
+        {
+            int outDim = (int)weights[l].Size(0), inDim = (int)weights[l].Size(1);
+            shape.Dims[l + 1] = outDim;
+            // W (out, in) → Wᵀ (in, out), then the bias (or zeros).
+            _launcher.Launch(transpose, new Dim3(Dim3.CeilDiv(inDim, 32), Dim3.CeilDiv(outDim, 32), 1), new Dim3(32, 8), 0,
+                packed.Address + offset, P(weights[l]), outDim, inDim);
+            offset += (ulong)((long)inDim * outDim * 4);
+            CudaCheck.Check(biases[l] is { } bias
+                ? CudaDriver.cuMemcpyDtoDAsync_v2(packed.Address + offset, P(bias), (nuint)(outDim * 4), _context.Stream)
+                : CudaDriver.cuMemsetD32Async(packed.Address + offset, 0, (nuint)outDim, _context.Stream));
+            offset += (ulong)(outDim * 4);
+        }
+        var kernel = Kernel("mlp.cu", "mlp_fused_forward_kernel");
+        if (sharedBytes > 48 * 1024)
+        {
+            CudaCheck.Check(CudaDriver.cuFuncSetAttribute(kernel.Function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                (int)sharedBytes), $"{sharedBytes} bytes of shared memory for mlp_fused_forward_kernel");
+        }
+        int perMultiprocessor;
+        CudaCheck.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, kernel.Function, FusedMlpThreads, (nuint)sharedBytes));
+        var blocks = Math.Min((rows + FusedMlpThreads - 1) / FusedMlpThreads, (long)Math.Max(perMultiprocessor, 1) * _context.MultiprocessorCount);
+        _launcher.Launch(kernel, (uint)blocks, FusedMlpThreads, (uint)sharedBytes, P(output), P(input), packed.Address, rows, shape);
+        return true;
     }
 
     /// <inheritdoc />

@@ -54,17 +54,21 @@ note "bench-cuda: exit $?"
 PYTHONUNBUFFERED=1 timeout 150 python3 benchmarks/peers/cuda_peers.py --out "$out/peers.json" >> "$out/bench.log" 2>&1
 note "peers: exit $?"
 
-# 4. What the attention kernel compiled to (tensor-core instructions, registers, spills).
-cubin=$(ls -t /tmp/lrm-kernel-cache/attention-*.cubin 2>/dev/null | head -1)
-if [ -n "$cubin" ] && command -v cuobjdump >/dev/null; then
-    {
-        cuobjdump --dump-resource-usage "$cubin" 2>&1
-        echo "== instruction counts (attention_forward_mma_kernel)"
-        cuobjdump --dump-sass --function attention_forward_mma_kernel "$cubin" 2>&1 \
-            | grep -oE '^\s+/\*[0-9a-f]+\*/\s+[A-Z0-9.]+' | awk '{print $2}' | sed 's/\..*//' | sort | uniq -c | sort -rn | head -25
-    } > "$out/sass.txt" 2>&1
-    note "SASS: $(grep -c HMMA <(cuobjdump --dump-sass --function attention_forward_mma_kernel "$cubin" 2>/dev/null)) HMMA in attention_forward_mma_kernel"
-fi
+# 4. What the tensor-core kernels compiled to (registers, spills, instruction mix).
+{
+    for cubin in /tmp/lrm-kernel-cache/attention-*.cubin /tmp/lrm-kernel-cache/mlp-*.cubin; do
+        [ -f "$cubin" ] || continue
+        echo "== $cubin"
+        cuobjdump --dump-resource-usage "$cubin" 2>&1 | grep -E "Function|REG|STACK|LOCAL|SHARED"
+    done
+    attention=$(ls -t /tmp/lrm-kernel-cache/attention-*.cubin 2>/dev/null | head -1)
+    for kernel in attention_forward_mma_kernel attention_forward_mma2_kernel; do
+        echo "== instruction counts ($kernel)"
+        cuobjdump --dump-sass --function "$kernel" "$attention" 2>&1 \
+            | grep -oE '^\s+/\*[0-9a-f]+\*/\s+[A-Z0-9.]+' | awk '{print $2}' | sed 's/\..*//' | sort | uniq -c | sort -rn | head -20
+    done
+} > "$out/sass.txt" 2>&1
+note "SASS: $(grep -cE 'HMMA' "$out/sass.txt" || true) HMMA lines in the instruction counts; spills: $(grep -E 'LOCAL:[1-9]|STACK:[1-9]' "$out/sass.txt" | head -3 | tr '\n' ' ')"
 
 echo
 echo "== timings (ours, then peers)"

@@ -211,5 +211,6 @@ internal static class CudaTestDevice
     }
 
     /// <summary>A kernel cache shared by the test run (compiling every module once per run, not per fixture).</summary>
-    public static string KernelCacheDirectory { get; } = Path.Combine(Path.GetTempPath(), "lrm-test-kernel-cache");
+    public static string KernelCacheDirectory { get; } =
+        Environment.GetEnvironmentVariable("LRM_KERNEL_CACHE") is { Length: > 0 } configured ? configured : Path.Combine(Path.GetTempPath(), "lrm-test-kernel-cache");
 }

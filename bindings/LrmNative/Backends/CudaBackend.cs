@@ -76,14 +76,19 @@ public sealed unsafe class CudaBackend : IBackend
             _staging = new PinnedStaging(_context);
             _launcher = new KernelLauncher(_context, options.SynchronizeEachLaunch);
             _compiler = new KernelCompiler(options.KernelCacheDirectory ?? KernelCompiler.DefaultCacheDirectory, _context.Major, _context.Minor);
-            if (CublasLtGemm.IsAvailable(out var cublasReason))
+            var haveCublas = CublasLtGemm.IsAvailable(out var cublasReason);
+            CublasLtStatus = haveCublas ? cublasReason : cublasReason + "; GEMMs use the fp32 kernel";
+            if (haveCublas)
             {
-                _cublas = new CublasLtGemm(_context, _allocator);
-                CublasLtStatus = cublasReason;
-            }
-            else
-            {
-                CublasLtStatus = cublasReason + "; bf16 GEMMs fall back to the fp32 kernel";
+                try
+                {
+                    _cublas = new CublasLtGemm(_context, _allocator);
+                }
+                catch (LrmException error)
+                {
+                    // A cuBLASLt that loads but cannot start (e.g. too old for the driver) must not cost the whole backend.
+                    CublasLtStatus = $"{cublasReason}, but it failed to start: {error.Message}; GEMMs use the fp32 kernel";
+                }
             }
         }
         catch

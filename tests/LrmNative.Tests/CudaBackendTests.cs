@@ -289,19 +289,25 @@ public sealed class CudaBackendTests
             (backend, o) => backend.RenderMarch(o[0], o[1], o[2], o[3], depths, decoded, fine, decodedFine, background, depthRange), "RenderMarch");
     }
 
-    [Test]
-    public void FusedModLNWithResidualAndBf16OutputMatchesTheCpu()
+    [TestCase(96, false)]
+    [TestCase(96, true)]
+    [TestCase(53, false)]
+    [TestCase(53, true)]
+    public void FusedModLNWithResidualAndBf16OutputMatchesTheCpu(int channels, bool sumInPlace)
     {
-        using var input = Random(13, -2, 2, 2, 67, 96);
-        using var residual = Random(14, -2, 2, 2, 67, 96);
-        using var weight = Random(15, 0.5f, 1.5f, 96);
-        using var bias = Random(16, -0.5f, 0.5f, 96);
-        using var shift = Random(17, -0.5f, 0.5f, 2, 96);
-        using var scale = Random(18, -0.5f, 0.5f, 2, 96);
-        using var sum = Tensor.Empty([2, 67, 96]);
+        // 96: the register-resident float4 kernel; 53: the scalar one. In place: the sum overwrites the input.
+        using var input = Random(13, -2, 2, 2, 67, channels);
+        using var residual = Random(14, -2, 2, 2, 67, channels);
+        using var weight = Random(15, 0.5f, 1.5f, channels);
+        using var bias = Random(16, -0.5f, 0.5f, channels);
+        using var shift = Random(17, -0.5f, 0.5f, 2, channels);
+        using var scale = Random(18, -0.5f, 0.5f, 2, channels);
+        using var sum = Tensor.Empty([2, 67, channels]);
         _cpu.Add(sum, input, residual);
-        using var expected = Tensor.Empty([2, 67, 96]);
-        _cpu.ModLN(expected, null, null, sum, weight, bias, shift, scale, 1e-6f);
+        using var expected = Tensor.Empty([2, 67, channels]);
+        using var expectedMean = Tensor.Empty([2, 67]);
+        using var expectedRstd = Tensor.Empty([2, 67]);
+        _cpu.ModLN(expected, expectedMean, expectedRstd, sum, weight, bias, shift, scale, 1e-6f);
 
         var cuda = _gpu.Inner;
         using var dInput = cuda.Upload(input);
@@ -310,16 +316,23 @@ public sealed class CudaBackendTests
         using var dBias = cuda.Upload(bias);
         using var dShift = cuda.Upload(shift);
         using var dScale = cuda.Upload(scale);
-        using var dOut = cuda.Empty([2, 67, 96]);
-        using var dHalf = cuda.Empty([2, 67, 96], DataType.BFloat16);
-        using var dSum = cuda.Empty([2, 67, 96]);
-        cuda.ModLNResidual(dOut, dHalf, dSum, null, null, dInput, dResidual, dWeight, dBias, dShift, dScale, 1e-6f);
+        using var dOut = cuda.Empty([2, 67, channels]);
+        using var dHalf = cuda.Empty([2, 67, channels], DataType.BFloat16);
+        using var dMean = cuda.Empty([2, 67]);
+        using var dRstd = cuda.Empty([2, 67]);
+        using var dSumSeparate = cuda.Empty([2, 67, channels]);
+        var dSum = sumInPlace ? dInput : dSumSeparate;
+        cuda.ModLNResidual(dOut, dHalf, dSum, dMean, dRstd, dInput, dResidual, dWeight, dBias, dShift, dScale, 1e-6f);
         using var output = cuda.Download(dOut);
         using var half = cuda.Download(dHalf);
         using var summed = cuda.Download(dSum);
+        using var mean = cuda.Download(dMean);
+        using var rstd = cuda.Download(dRstd);
         Compare.Close(summed, sum, 1e-7, "residual sum");
         Compare.Close(output, expected, 1e-5, "ModLN fp32 output");
-        using var halfAsFloat = Tensor.FromArray(half.ToFloatArray(), 2, 67, 96);
+        Compare.Close(mean, expectedMean, 1e-5, "ModLN mean");
+        Compare.Close(rstd, expectedRstd, 1e-5, "ModLN rstd");
+        using var halfAsFloat = Tensor.FromArray(half.ToFloatArray(), 2, 67, channels);
         Compare.Close(halfAsFloat, expected, 1e-2, "ModLN bf16 output");
     }
 

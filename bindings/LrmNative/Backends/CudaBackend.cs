@@ -439,9 +439,15 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     private void LayerNormDevice(ulong output, ulong outputBf16, ulong sum, ulong mean, ulong rstd, ulong input, ulong residual,
-        ulong weight, ulong bias, ulong shift, ulong scale, int rows, int tokens, int channels, float epsilon) =>
-        _launcher.Launch(Kernel("layernorm.cu", "layernorm_forward_kernel"), Dim3.CeilDiv(rows, 8), 256, 0,
+        ulong weight, ulong bias, ulong shift, ulong scale, int rows, int tokens, int channels, float epsilon)
+    {
+        // The register-resident kernel needs whole, 16-byte aligned float4 rows (bf16 rows: 8-byte aligned).
+        var vectorised = channels % 4 == 0 && channels <= 2048
+            && (output | sum | input | residual) % 16 == 0 && outputBf16 % 8 == 0;
+        _launcher.Launch(Kernel("layernorm.cu", vectorised ? "layernorm_forward_vec4_kernel" : "layernorm_forward_kernel"),
+            Dim3.CeilDiv(rows, 8), 256, 0,
             output, outputBf16, sum, mean, rstd, input, residual, weight, bias, shift, scale, rows, Math.Max(tokens, 1), channels, epsilon);
+    }
 
     /// <inheritdoc />
     public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
@@ -453,7 +459,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <summary>
     /// The fused ModLN of the decoder: x = input + residual (residual optional; x written to <paramref name="sum"/>
-    /// when given), then LN(x)·(1 + scale) + shift, written as fp32 (<paramref name="output"/>) and/or bf16
+    /// when given, which may be <paramref name="input"/> or <paramref name="residual"/> itself), then LN(x)·(1 + scale) + shift, written as fp32 (<paramref name="output"/>) and/or bf16
     /// (<paramref name="outputBFloat16"/>, the next GEMM's operand), statistics in fp32. input (B, T, C), shift/scale (B, C).
     /// </summary>
     public void ModLNResidual(Tensor? output, Tensor? outputBFloat16, Tensor? sum, Tensor? mean, Tensor? rstd, Tensor input, Tensor? residual,

@@ -3,8 +3,13 @@
 # the .NET runtime (host + Microsoft.NETCore.App), the built test project, liblrm_native.so and
 # every non-glibc library it links (OpenBLAS, libgfortran, libquadmath, libpng, libjpeg, libgomp,
 # libstdc++, libgcc_s, zlib) — one .tar.xz under device-bundle/ (git-ignored; a device call
-# carries at most 64 MiB). On the device:
+# carries at most 64 MiB). The CUDA kernels travel inside LrmNative.dll (embedded sources,
+# compiled by NVRTC there); libcuda, NVRTC and cuBLASLt come from the GPU machine's own driver
+# and CUDA install (the resolver looks in /usr/local/cuda*, /usr/local/nvidia and pip's nvidia-*
+# wheels). On the device:
 #   tar -xJf device-bundle/bundle.tar.xz -C /tmp && /tmp/lrm-bundle/run-tests.sh [test-runner args]
+#   /tmp/lrm-bundle/run-lrm.sh bench-cuda --out results.json      (the `lrm` CLI, same runtime)
+# tools/gpu-check.sh does all of it in one device call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 configuration=${CONFIGURATION:-Release}
@@ -41,6 +46,17 @@ cd "$here/tests"
 exec "$here/dotnet/dotnet" LrmNative.Tests.dll "$@"
 RUN
 chmod +x "$root/run-tests.sh"
+
+cat > "$root/run-lrm.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the bundled `lrm` command line (built with the tests) with the bundled runtime.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+exec "$here/dotnet/dotnet" "$here/tests/lrm.dll" "$@"
+RUN
+chmod +x "$root/run-lrm.sh"
 
 mkdir -p device-bundle
 XZ_OPT=-6T2 tar -C "$stage" -cJf device-bundle/bundle.tar.xz lrm-bundle

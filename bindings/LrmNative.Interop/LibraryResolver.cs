@@ -9,6 +9,9 @@ namespace LrmNative.Interop;
 /// <summary>
 /// The one place that maps logical library names to files. Versioned sonames are tried
 /// newest first; an environment variable overrides each library with an exact path.
+/// The CUDA libraries are looked for next to the assemblies, on the loader path, and then in
+/// the usual install folders (CUDA_HOME, CUDA_PATH, /usr/local/cuda*, the driver mount
+/// /usr/local/nvidia, and the lib folders of pip's nvidia-* wheels in known Python environments).
 /// </summary>
 internal static class LibraryResolver
 {
@@ -67,7 +70,9 @@ internal static class LibraryResolver
             return true;
         }
         var (variable, candidates) = Table[logicalName];
-        detail = $"none of {string.Join(", ", candidates)} could be loaded (set {variable} to a full path to override)";
+        detail = logicalName == LrmNative
+            ? $"none of {string.Join(", ", candidates)} could be loaded (set {variable} to a full path to override)"
+            : $"none of {string.Join(", ", candidates)} could be loaded from the loader path or the CUDA install folders (set {variable} to a full path to override)";
         return false;
     }
 
@@ -106,7 +111,117 @@ internal static class LibraryResolver
                 return systemHandle;
             }
         }
+        if (libraryName != LrmNative)
+        {
+            // Newest soname first across all folders, so a CUDA 13 NVRTC wins over a CUDA 12 one.
+            foreach (var candidate in entry.Candidates)
+            {
+                foreach (var directory in CudaSearchDirectories())
+                {
+                    var path = Path.Combine(directory, candidate);
+                    if (!File.Exists(path))
+                    {
+                        continue;
+                    }
+                    PreloadCompanions(libraryName, directory);
+                    if (NativeLibrary.TryLoad(path, out var handle))
+                    {
+                        Remember(libraryName, path);
+                        return handle;
+                    }
+                }
+            }
+        }
         return IntPtr.Zero;
+    }
+
+    /// <summary>Folders where CUDA libraries are commonly installed, most specific first; only existing ones.</summary>
+    internal static IEnumerable<string> CudaSearchDirectories()
+    {
+        var roots = new List<string>();
+        foreach (var variable in new[] { "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT" })
+        {
+            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } root)
+            {
+                roots.Add(root);
+            }
+        }
+        roots.Add("/usr/local/cuda");
+        roots.AddRange(SafeGlob("/usr/local", "cuda-*").OrderDescending(StringComparer.Ordinal));
+        var directories = new List<string>();
+        foreach (var root in roots)
+        {
+            directories.Add(Path.Combine(root, "lib64"));
+            directories.Add(Path.Combine(root, "targets", "x86_64-linux", "lib"));
+            directories.Add(Path.Combine(root, "lib"));
+        }
+        // The NVIDIA driver as mounted into containers, and Debian's multiarch folder.
+        directories.Add("/usr/local/nvidia/lib64");
+        directories.Add("/usr/local/nvidia/lib");
+        directories.Add("/usr/lib/x86_64-linux-gnu");
+        // pip wheels: nvidia/cu13/lib (CUDA 13 wheels), nvidia/<component>/lib (CUDA 12 wheels).
+        foreach (var sitePackages in PythonSitePackages())
+        {
+            var nvidia = Path.Combine(sitePackages, "nvidia");
+            foreach (var component in SafeGlob(nvidia, "*").OrderDescending(StringComparer.Ordinal))
+            {
+                directories.Add(Path.Combine(component, "lib"));
+            }
+        }
+        return directories.Distinct(StringComparer.Ordinal).Where(Directory.Exists);
+    }
+
+    private static IEnumerable<string> PythonSitePackages()
+    {
+        var prefixes = new List<string>();
+        if (Environment.GetEnvironmentVariable("VIRTUAL_ENV") is { Length: > 0 } venv)
+        {
+            prefixes.Add(venv);
+        }
+        prefixes.AddRange(SafeGlob("/opt", "*").SelectMany(opt => new[] { opt, Path.Combine(opt, ".venv") }));
+        prefixes.Add("/usr/local");
+        prefixes.Add("/usr");
+        if (Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } home)
+        {
+            prefixes.Add(Path.Combine(home, ".local"));
+        }
+        foreach (var prefix in prefixes)
+        {
+            foreach (var lib in SafeGlob(Path.Combine(prefix, "lib"), "python3*"))
+            {
+                yield return Path.Combine(lib, "site-packages");
+                yield return Path.Combine(lib, "dist-packages");
+            }
+        }
+    }
+
+    // NVRTC dlopens libnvrtc-builtins by soname; loaded from a folder the loader does not search,
+    // it would not find it, unless the copy next to it is loaded first.
+    private static void PreloadCompanions(string libraryName, string directory)
+    {
+        if (libraryName != Nvrtc)
+        {
+            return;
+        }
+        foreach (var builtins in SafeGlob(directory, "libnvrtc-builtins.so.*").OrderDescending(StringComparer.Ordinal))
+        {
+            if (NativeLibrary.TryLoad(builtins, out _))
+            {
+                return;
+            }
+        }
+    }
+
+    private static string[] SafeGlob(string directory, string pattern)
+    {
+        try
+        {
+            return Directory.Exists(directory) ? Directory.GetFileSystemEntries(directory, pattern) : [];
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     private static void Remember(string logicalName, string path)

@@ -91,3 +91,40 @@ public sealed class LrmNonFiniteException(string message, long step, string tens
     /// <summary>The tensor (a parameter's gradient, or "loss") that held the value.</summary>
     public string TensorName { get; } = tensorName;
 }
+
+/// <summary>
+/// A CUDA driver, NVRTC or cuBLASLt call failed. <see cref="Call"/> is the failing call's text,
+/// <see cref="Code"/> the library's status code and <see cref="CodeName"/> its name.
+/// </summary>
+public class LrmCudaException : LrmException
+{
+    /// <summary>Creates the exception.</summary>
+    public LrmCudaException(string message, string call, int code, string codeName) : base(message)
+    {
+        Call = call;
+        Code = code;
+        CodeName = codeName;
+    }
+
+    /// <summary>The failing call as written in the source, e.g. <c>cuMemAlloc_v2(&amp;pointer, bytes)</c>.</summary>
+    public string Call { get; }
+
+    /// <summary>The status code the library returned.</summary>
+    public int Code { get; }
+
+    /// <summary>The status code's name, e.g. CUDA_ERROR_ILLEGAL_ADDRESS.</summary>
+    public string CodeName { get; }
+}
+
+/// <summary>No usable CUDA driver or device; the message says which and why.</summary>
+public sealed class LrmCudaUnavailableException(string message) : LrmException(message);
+
+/// <summary>NVRTC rejected a kernel source; <see cref="Log"/> holds NVRTC's full log.</summary>
+public sealed class LrmKernelCompileException : LrmException
+{
+    /// <summary>Creates the exception.</summary>
+    public LrmKernelCompileException(string message, string log) : base(message) => Log = log;
+
+    /// <summary>NVRTC's complete compilation log.</summary>
+    public string Log { get; }
+}

@@ -3,9 +3,23 @@ using System.Runtime.InteropServices;
 namespace LrmNative;
 
 /// <summary>
+/// Device memory behind a CUDA tensor: an address and a way to give it back (to the backend's
+/// caching allocator). Release makes no CUDA call, so it is safe from a finalizer.
+/// </summary>
+internal interface IDeviceBuffer
+{
+    /// <summary>The CUdeviceptr of the first byte.</summary>
+    ulong Address { get; }
+
+    /// <summary>Returns the memory to its owner; safe to call twice.</summary>
+    void Release();
+}
+
+/// <summary>
 /// A dense, row-major tensor that owns its buffer: shape, element type, device.
 /// Host buffers are 64-byte aligned native memory (no GC pinning needed to hand them to
-/// native code). Dispose frees the buffer; using a disposed tensor throws.
+/// native code). CUDA tensors hold device memory from their backend (CudaBackend.Empty,
+/// Upload, Download). Dispose frees the buffer; using a disposed tensor throws.
 /// </summary>
 public sealed unsafe class Tensor : IDisposable
 {
@@ -14,6 +28,7 @@ public sealed unsafe class Tensor : IDisposable
     private void* _data;
     private void* _allocation;
     private readonly long _guardBytes;
+    private IDeviceBuffer? _deviceBuffer;
 
     private Tensor(long[] shape, DataType dataType, Device device, long guardElements = 0)
     {
@@ -39,6 +54,36 @@ public sealed unsafe class Tensor : IDisposable
         }
     }
 
+    private Tensor(long[] shape, DataType dataType, Device device, IDeviceBuffer buffer)
+    {
+        _shape = shape;
+        DataType = dataType;
+        Device = device;
+        ElementCount = CountElements(shape);
+        ByteCount = checked(ElementCount * dataType.ElementSize());
+        _deviceBuffer = buffer;
+    }
+
+    /// <summary>A tensor on a CUDA device over <paramref name="buffer"/>, which it releases on Dispose.</summary>
+    internal static Tensor OnDevice(ReadOnlySpan<long> shape, DataType dataType, Device device, IDeviceBuffer buffer) =>
+        device.Kind == DeviceKind.Cuda
+            ? new Tensor(ValidateShape(shape), dataType, device, buffer)
+            : throw new LrmInvalidArgumentException($"Tensor.OnDevice needs a CUDA device, got {device}");
+
+    /// <summary>The CUdeviceptr of a CUDA tensor's first element; valid until Dispose.</summary>
+    internal ulong DevicePointer
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _deviceBuffer?.Address
+                ?? throw new LrmInvalidArgumentException($"tensor {ShapeText} lives on the host, not on a CUDA device");
+        }
+    }
+
+    /// <summary>The device memory of a CUDA tensor (null on the host).</summary>
+    internal IDeviceBuffer? DeviceBuffer => _deviceBuffer;
+
     /// <summary>Sizes of each dimension.</summary>
     public ReadOnlySpan<long> Shape => _shape;
 
@@ -58,7 +103,7 @@ public sealed unsafe class Tensor : IDisposable
     public long ByteCount { get; }
 
     /// <summary>True after <see cref="Dispose"/>.</summary>
-    public bool IsDisposed => _data is null;
+    public bool IsDisposed => _data is null && _deviceBuffer is null;
 
     /// <summary>Size of one dimension; negative indices count from the end.</summary>
     public long Size(int dimension) => _shape[dimension < 0 ? _shape.Length + dimension : dimension];
@@ -121,6 +166,7 @@ public sealed unsafe class Tensor : IDisposable
     public Span<T> AsSpan<T>() where T : unmanaged
     {
         ThrowIfDisposed();
+        ThrowIfOnDevice();
         if (sizeof(T) != DataType.ElementSize())
         {
             throw new LrmShapeException($"a {DataType} tensor cannot be viewed as {typeof(T).Name}");
@@ -132,6 +178,7 @@ public sealed unsafe class Tensor : IDisposable
     public float[] ToFloatArray()
     {
         ThrowIfDisposed();
+        ThrowIfOnDevice();
         return DataType switch
         {
             DataType.Float32 => AsSpan<float>().ToArray(),
@@ -153,6 +200,7 @@ public sealed unsafe class Tensor : IDisposable
         get
         {
             ThrowIfDisposed();
+            ThrowIfOnDevice();
             return _data;
         }
     }
@@ -164,11 +212,13 @@ public sealed unsafe class Tensor : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Frees the buffer if the owner forgot to (host memory only).</summary>
+    /// <summary>Frees the buffer if the owner forgot to.</summary>
     ~Tensor() => Free();
 
     private void Free()
     {
+        // Device memory goes back to the backend's cache (no CUDA call, so the finalizer may do it too).
+        Interlocked.Exchange(ref _deviceBuffer, null)?.Release();
         if (_allocation is not null)
         {
             NativeMemory.AlignedFree(_allocation);
@@ -210,5 +260,13 @@ public sealed unsafe class Tensor : IDisposable
         return count;
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_data is null, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    private void ThrowIfOnDevice()
+    {
+        if (_deviceBuffer is not null)
+        {
+            throw new LrmUnsupportedException($"tensor {ShapeText} lives on {Device}; copy it to the host first (CudaBackend.Download)");
+        }
+    }
 }

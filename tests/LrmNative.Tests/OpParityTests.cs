@@ -19,11 +19,14 @@ public abstract class OpParityTests
     /// <summary>Largest accepted normalised error (fp32 ops: 1e-5).</summary>
     protected virtual double Tolerance => 1e-5;
 
+    /// <summary>The bound for ops with matrix products (GEMM, attention, convolutions, MLP): 1e-2 where they use bf16 operands.</summary>
+    protected virtual double MatmulTolerance => Tolerance;
+
     [OneTimeSetUp]
     public void CreateBackendOnce() => _backend = CreateBackend();
 
     [OneTimeTearDown]
-    public void DisposeBackend() => _backend.Dispose();
+    public void DisposeBackend() => _backend?.Dispose();
 
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "gemm" })]
     public void Gemm(string path)
@@ -37,7 +40,7 @@ public abstract class OpParityTests
             scope.AddOptional(file.Optional("bias")), scope.AddOptional(file.Optional("residual")),
             file.Flag("transpose_a"), file.Flag("transpose_b"));
         outputs.AssertWrittenExactly();
-        Compare.Close(output, expected, Tolerance, "gemm out");
+        Compare.Close(output, expected, MatmulTolerance, "gemm out");
     }
 
     [Test]
@@ -49,7 +52,7 @@ public abstract class OpParityTests
         var inPlace = scope.Add(file.ReadTensor("residual"));
         _backend.Gemm(inPlace, scope.Add(file.ReadTensor("a")), scope.Add(file.ReadTensor("b")),
             scope.Add(file.ReadTensor("bias")), inPlace, transposeB: true);
-        Compare.Close(inPlace, expected, Tolerance, "gemm in-place residual");
+        Compare.Close(inPlace, expected, MatmulTolerance, "gemm in-place residual");
     }
 
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "layernorm" })]
@@ -117,8 +120,8 @@ public abstract class OpParityTests
                 scope.Add(file.ReadTensor("v")), heads, file.Float("scale"));
         }
         outputs.AssertWrittenExactly();
-        Compare.Close(output, expected, Tolerance, "attention out");
-        Compare.Close(lse, expectedLse, Tolerance, "attention lse");
+        Compare.Close(output, expected, MatmulTolerance, "attention out");
+        Compare.Close(lse, expectedLse, MatmulTolerance, "attention lse");
     }
 
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "gelu" })]
@@ -170,7 +173,7 @@ public abstract class OpParityTests
         _backend.PatchEmbed(output, scope.Add(file.ReadTensor("image")), scope.Add(file.ReadTensor("weight")),
             scope.Add(file.ReadTensor("bias")));
         outputs.AssertWrittenExactly();
-        Compare.Close(output, expected, Tolerance, "patch_embed out");
+        Compare.Close(output, expected, MatmulTolerance, "patch_embed out");
     }
 
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "deconv" })]
@@ -184,7 +187,7 @@ public abstract class OpParityTests
         _backend.Deconvolution(output, scope.Add(file.ReadTensor("inp")), scope.Add(file.ReadTensor("weight")),
             scope.Add(file.ReadTensor("bias")));
         outputs.AssertWrittenExactly();
-        Compare.Close(output, expected, Tolerance, "deconv out");
+        Compare.Close(output, expected, MatmulTolerance, "deconv out");
     }
 
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "resize" })]
@@ -228,7 +231,7 @@ public abstract class OpParityTests
         _backend.Mlp(output, scope.Add(file.ReadTensor("inp")), weights, biases,
             ParseActivation(file.Metadata["hidden_activation"]), ParseActivation(file.Metadata["output_activation"]));
         outputs.AssertWrittenExactly();
-        Compare.Close(output, expected, Tolerance, "mlp out");
+        Compare.Close(output, expected, MatmulTolerance, "mlp out");
     }
 
     private static Activation ParseActivation(string name) => name switch
@@ -278,4 +281,22 @@ public abstract class OpParityTests
 public sealed class CpuOpParityTests : OpParityTests
 {
     protected override IBackend CreateBackend() => new CpuBackend();
+}
+
+/// <summary>The CUDA backend against PyTorch with fp32 operands everywhere (skipped without a CUDA device).</summary>
+[TestFixture]
+[Category("Cuda")]
+public sealed class CudaOpParityTests : OpParityTests
+{
+    protected override IBackend CreateBackend() => CudaTestDevice.Open(MatmulPrecision.Float32);
+}
+
+/// <summary>The CUDA backend against PyTorch with bf16 matrix operands (tensor cores): 1e-2 for those ops, 1e-5 for the rest.</summary>
+[TestFixture]
+[Category("Cuda")]
+public sealed class CudaBFloat16OpParityTests : OpParityTests
+{
+    protected override double MatmulTolerance => 1e-2;
+
+    protected override IBackend CreateBackend() => CudaTestDevice.Open(MatmulPrecision.BFloat16);
 }

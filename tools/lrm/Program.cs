@@ -14,6 +14,7 @@ internal static class Program
         root.Subcommands.Add(MeshCommand.Create());
         root.Subcommands.Add(DatasetCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(BenchCudaCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

@@ -79,6 +79,30 @@ internal static class Expect
         }
     }
 
+    /// <summary>Each tensor (when given) must live on <paramref name="device"/> and be fp32.</summary>
+    public static void DeviceFloat32(string op, Device device, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
+    {
+        foreach (var (name, tensor) in tensors)
+        {
+            OnDevice(op, device, name, tensor);
+            Float32(op, name, tensor);
+        }
+    }
+
+    /// <summary>The tensor (when given) must live on <paramref name="device"/>.</summary>
+    public static void OnDevice(string op, Device device, string name, Tensor? tensor)
+    {
+        if (tensor is null)
+        {
+            return;
+        }
+        ObjectDisposedException.ThrowIf(tensor.IsDisposed, tensor);
+        if (tensor.Device != device)
+        {
+            throw new LrmShapeException($"{op}: tensor '{name}' lives on {tensor.Device}, but this backend computes on {device}; move it with Upload/Download");
+        }
+    }
+
     private static string Describe(ReadOnlySpan<long> expected)
     {
         var parts = new string[expected.Length];

@@ -1,0 +1,174 @@
+using LrmNative.Interop;
+
+namespace LrmNative.Backends.Cuda;
+
+/// <summary>Grid or block dimensions.</summary>
+internal readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+{
+    /// <summary>⌈count / per⌉ blocks (at least one).</summary>
+    public static uint CeilDiv(long count, long per) => (uint)Math.Max(1, (count + per - 1) / per);
+
+    /// <summary>A 1-D grid for a grid-stride loop over <paramref name="count"/> elements: enough blocks to fill the device, no more.</summary>
+    public static Dim3 Stride(long count, int threads, int multiprocessors) =>
+        new((uint)Math.Clamp((count + threads - 1) / threads, 1, (long)multiprocessors * 32));
+
+    public static implicit operator Dim3(uint x) => new(x);
+}
+
+/// <summary>A kernel entry point of a loaded module.</summary>
+internal readonly record struct CudaKernel(nint Function, string Name);
+
+/// <summary>
+/// A loaded module: NVRTC output (CUBIN or PTX) on the backend's context, with its kernels
+/// looked up by name once.
+/// </summary>
+internal sealed unsafe class CudaModule : IDisposable
+{
+    private readonly Dictionary<string, CudaKernel> _kernels = new(StringComparer.Ordinal);
+    private nint _module;
+
+    public CudaModule(string name, CompiledModule compiled)
+    {
+        Name = name;
+        Compiled = compiled;
+        nint module;
+        fixed (byte* image = compiled.Image)
+        {
+            CudaCheck.Check(CudaDriver.cuModuleLoadData(&module, image), $"loading kernels/{name} ({compiled.CachePath})");
+        }
+        _module = module;
+    }
+
+    /// <summary>The .cu file.</summary>
+    public string Name { get; }
+
+    /// <summary>How it was compiled.</summary>
+    public CompiledModule Compiled { get; }
+
+    /// <summary>The kernel <paramref name="name"/> (extern "C", so the source name is the symbol).</summary>
+    public CudaKernel Kernel(string name)
+    {
+        if (_kernels.TryGetValue(name, out var kernel))
+        {
+            return kernel;
+        }
+        var bytes = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        nint function;
+        fixed (byte* pointer = bytes)
+        {
+            CudaCheck.Check(CudaDriver.cuModuleGetFunction(&function, _module, pointer), $"kernel '{name}' in kernels/{Name}");
+        }
+        kernel = new CudaKernel(function, name);
+        _kernels[name] = kernel;
+        return kernel;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_module != 0)
+        {
+            CudaDriver.cuModuleUnload(_module);
+            _module = 0;
+        }
+    }
+}
+
+/// <summary>
+/// Typed, allocation-free kernel launches: the generic overloads (KernelLauncher.Generated.cs,
+/// made by a loop over 1–20 arguments) put each argument's address in a stackalloc'ed array and
+/// queue the kernel on the backend's stream. Argument types must match the kernel's parameters
+/// exactly (ulong for pointers, int, long for long long, float, double). In synchronous mode
+/// (debugging and tests) every launch waits for the kernel and a fault names it; otherwise
+/// errors surface at the next synchronisation and name the last kernel launched.
+/// </summary>
+internal sealed unsafe partial class KernelLauncher
+{
+    private readonly CudaContext _context;
+
+    public KernelLauncher(CudaContext context, bool synchronous)
+    {
+        _context = context;
+        Synchronous = synchronous;
+    }
+
+    /// <summary>
+    /// Compares the C# argument sizes with the kernel's parameters (cuFuncGetParamInfo, CUDA 12.4+):
+    /// a long passed for an int, or a missing argument, would otherwise read garbage silently.
+    /// </summary>
+    private static void CheckSignature(CudaKernel kernel, ReadOnlySpan<int> sizes)
+    {
+        try
+        {
+            for (var i = 0; i <= sizes.Length; i++)
+            {
+                nuint offset, size;
+                var result = CudaDriver.cuFuncGetParamInfo(kernel.Function, (nuint)i, &offset, &size);
+                if (i == sizes.Length)
+                {
+                    if (result == CUresult.CUDA_SUCCESS)
+                    {
+                        throw new LrmInternalException($"kernel '{kernel.Name}' takes more than the {sizes.Length} arguments passed");
+                    }
+                    return;
+                }
+                if (result == CUresult.CUDA_ERROR_NOT_SUPPORTED)
+                {
+                    return; // driver without parameter reflection
+                }
+                if (result != CUresult.CUDA_SUCCESS)
+                {
+                    throw new LrmInternalException($"kernel '{kernel.Name}' takes {i} arguments, {sizes.Length} were passed ({CudaCheck.Describe(result)})");
+                }
+                if ((int)size != sizes[i])
+                {
+                    throw new LrmInternalException($"kernel '{kernel.Name}' parameter {i} is {size} bytes, the argument passed is {sizes[i]} bytes");
+                }
+            }
+        }
+        catch (EntryPointNotFoundException)
+        {
+            // Drivers before CUDA 12.4 cannot reflect parameters.
+        }
+    }
+
+    /// <summary>Wait for every kernel and check it (LRM_CUDA_SYNC=1 or the backend option).</summary>
+    public bool Synchronous { get; set; }
+
+    /// <summary>The last kernel queued, for error messages.</summary>
+    public string LastKernel { get; private set; } = "(none)";
+
+    /// <summary>Kernels launched so far.</summary>
+    public long LaunchCount { get; private set; }
+
+    private readonly HashSet<nint> _checkedSignatures = [];
+
+    private void LaunchRaw(CudaKernel kernel, Dim3 grid, Dim3 block, uint sharedBytes, void** arguments, ReadOnlySpan<int> sizes)
+    {
+        if (Synchronous && _checkedSignatures.Add(kernel.Function))
+        {
+            CheckSignature(kernel, sizes);
+        }
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
+        {
+            return;
+        }
+        if (grid.Y > 65535 || grid.Z > 65535)
+        {
+            throw new LrmUnsupportedException($"kernel '{kernel.Name}': grid {grid.X}×{grid.Y}×{grid.Z} exceeds 65535 in y or z");
+        }
+        CudaCheck.Check(CudaDriver.cuLaunchKernel(kernel.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes,
+            _context.Stream, arguments, null), $"launching kernel '{kernel.Name}' grid ({grid.X}, {grid.Y}, {grid.Z}) block ({block.X}, {block.Y}, {block.Z})");
+        LastKernel = kernel.Name;
+        LaunchCount++;
+        if (Synchronous)
+        {
+            var result = CudaDriver.cuStreamSynchronize(_context.Stream);
+            if (result != CUresult.CUDA_SUCCESS)
+            {
+                throw new LrmCudaException($"kernel '{kernel.Name}' failed: {CudaCheck.Describe(result)}",
+                    $"cuStreamSynchronize after {kernel.Name}", (int)result, CudaCheck.Name(result));
+            }
+        }
+    }
+}

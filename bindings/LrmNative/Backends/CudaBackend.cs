@@ -1,0 +1,1329 @@
+using LrmNative.Backends.Cuda;
+using LrmNative.Interop;
+
+namespace LrmNative.Backends;
+
+/// <summary>Operand precision of the matrix products (GEMM, attention) on the GPU.</summary>
+public enum MatmulPrecision
+{
+    /// <summary>fp32 operands on CUDA cores: the parity path (‖gpu − cpu‖/‖cpu‖ &lt; 1e-5).</summary>
+    Float32 = 0,
+    /// <summary>bf16 operands, fp32 accumulation, on tensor cores (cuBLASLt, mma.sync): the fast path (&lt; 1e-2).</summary>
+    BFloat16 = 1,
+}
+
+/// <summary>Options of <see cref="CudaBackend"/>.</summary>
+public sealed record CudaBackendOptions
+{
+    /// <summary>Device ordinal (cuda:N).</summary>
+    public int Ordinal { get; init; }
+
+    /// <summary>Precision of GEMM and attention operands; LayerNorm, softmax and compositing stay fp32 either way.</summary>
+    public MatmulPrecision Precision { get; init; } = MatmulPrecision.BFloat16;
+
+    /// <summary>Wait for and check every kernel (slow; names a faulting kernel). Default: LRM_CUDA_SYNC=1.</summary>
+    public bool SynchronizeEachLaunch { get; init; } = Environment.GetEnvironmentVariable("LRM_CUDA_SYNC") == "1";
+
+    /// <summary>Where compiled kernels are cached; default LRM_KERNEL_CACHE or ~/.cache/lrm/kernels.</summary>
+    public string? KernelCacheDirectory { get; init; }
+
+    /// <summary>
+    /// Which tensor-core attention kernel bf16 precision uses: 1 = attention_forward_mma_kernel (K/V staged
+    /// through registers), 2 = attention_forward_mma2_kernel (cp.async double buffering, ldmatrix; needs
+    /// 16-byte aligned K/V rows, else 1 is used). 1 until 2 has passed parity on a GPU (LRM_CUDA_ATTENTION=2 selects 2).
+    /// </summary>
+    internal int TensorCoreAttentionVersion { get; init; } = Environment.GetEnvironmentVariable("LRM_CUDA_ATTENTION") == "2" ? 2 : 1;
+}
+
+/// <summary>
+/// The CUDA engine: every op runs hand-written kernels (kernels/*.cu, compiled by NVRTC for the
+/// device at first use and cached on disk) or cuBLASLt, queued on one stream. Tensors passed in
+/// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
+/// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
+/// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Forward ops only: the backward
+/// kernels come with training and throw <see cref="NotImplementedException"/> naming the op.
+/// </summary>
+public sealed unsafe class CudaBackend : IBackend
+{
+    private const int Threads = 256;
+    private readonly CudaContext _context;
+    private readonly DeviceAllocator _allocator;
+    private readonly PinnedStaging _staging;
+    private readonly KernelLauncher _launcher;
+    private readonly KernelCompiler _compiler;
+    private readonly Dictionary<string, CudaModule> _modules = new(StringComparer.Ordinal);
+    private readonly CublasLtGemm? _cublas;
+    private bool _disposed;
+
+    /// <summary>Opens cuda:<paramref name="ordinal"/> with default options.</summary>
+    public CudaBackend(int ordinal = 0) : this(new CudaBackendOptions { Ordinal = ordinal })
+    {
+    }
+
+    /// <summary>Opens the device; throws <see cref="LrmCudaUnavailableException"/> with the reason when there is no usable driver, device or NVRTC.</summary>
+    public CudaBackend(CudaBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!KernelCompiler.IsAvailable(out var nvrtcReason))
+        {
+            throw new LrmCudaUnavailableException($"the CUDA backend compiles its kernels with NVRTC: {nvrtcReason}");
+        }
+        Options = options;
+        _context = CudaContext.Open(options.Ordinal);
+        try
+        {
+            _allocator = new DeviceAllocator(_context);
+            _staging = new PinnedStaging(_context);
+            _launcher = new KernelLauncher(_context, options.SynchronizeEachLaunch);
+            _compiler = new KernelCompiler(options.KernelCacheDirectory ?? KernelCompiler.DefaultCacheDirectory, _context.Major, _context.Minor);
+            var haveCublas = CublasLtGemm.IsAvailable(out var cublasReason);
+            CublasLtStatus = haveCublas ? cublasReason : cublasReason + "; GEMMs use the fp32 kernel";
+            if (haveCublas)
+            {
+                try
+                {
+                    _cublas = new CublasLtGemm(_context, _allocator);
+                }
+                catch (LrmException error)
+                {
+                    // A cuBLASLt that loads but cannot start (e.g. too old for the driver) must not cost the whole backend.
+                    CublasLtStatus = $"{cublasReason}, but it failed to start: {error.Message}; GEMMs use the fp32 kernel";
+                }
+            }
+        }
+        catch
+        {
+            _cublas?.Dispose();
+            _staging?.Dispose();
+            _allocator?.Dispose();
+            _context.Dispose();
+            throw;
+        }
+        Device = Device.Cuda(options.Ordinal);
+    }
+
+    /// <summary>True when a CUDA driver, a device and NVRTC are all usable; otherwise <paramref name="reason"/> says what is missing.</summary>
+    public static bool IsAvailable(out string reason, int ordinal = 0)
+    {
+        var driver = CudaDriverInfo.Probe();
+        if (!driver.Available)
+        {
+            reason = driver.Summary.StartsWith("no CUDA driver", StringComparison.Ordinal) ? driver.Summary : $"no CUDA device: {driver.Summary}";
+            return false;
+        }
+        if (ordinal >= driver.Devices.Count)
+        {
+            reason = $"no CUDA device cuda:{ordinal} ({driver.Summary})";
+            return false;
+        }
+        if (!KernelCompiler.IsAvailable(out var nvrtc))
+        {
+            reason = nvrtc;
+            return false;
+        }
+        reason = $"{driver.Devices[ordinal]}; NVRTC {nvrtc}";
+        return true;
+    }
+
+    /// <summary>The options it was opened with.</summary>
+    public CudaBackendOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name => "cuda";
+
+    /// <inheritdoc />
+    public Device Device { get; }
+
+    /// <summary>The GPU's name, e.g. "NVIDIA H100 80GB HBM3".</summary>
+    public string DeviceName => _context.Name;
+
+    /// <summary>The architecture kernels are compiled for, e.g. "sm_90".</summary>
+    public string Architecture => _context.Architecture;
+
+    /// <summary>CUDA driver version, e.g. 13000 for 13.0.</summary>
+    public int DriverVersion => _context.DriverVersion;
+
+    /// <summary>Where cuBLASLt was loaded from, or why it is not used.</summary>
+    public string CublasLtStatus { get; }
+
+    /// <summary>The caching allocator's counters.</summary>
+    public DeviceMemoryStatistics MemoryStatistics => _allocator.Statistics;
+
+    internal KernelCompiler Compiler => _compiler;
+
+    internal KernelLauncher Launcher => _launcher;
+
+    internal CudaContext Context => _context;
+
+    // ---- tensors and transfers ---------------------------------------------------------------
+
+    /// <summary>A new tensor on this device, contents unspecified.</summary>
+    public Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32)
+    {
+        ThrowIfDisposed();
+        var count = 1L;
+        foreach (var size in shape)
+        {
+            if (size < 0)
+            {
+                throw new LrmInvalidArgumentException($"tensor shape {Tensor.FormatShape(shape)} has a negative size");
+            }
+            count = checked(count * size);
+        }
+        var block = _allocator.Allocate(checked(count * dataType.ElementSize()), $"a {dataType} tensor of shape {Tensor.FormatShape(shape)}");
+        return Tensor.OnDevice(shape, dataType, Device, block);
+    }
+
+    /// <summary>A device copy of a host tensor.</summary>
+    public Tensor Upload(Tensor host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var device = Empty(host.Shape, host.DataType);
+        Upload(device, host);
+        return device;
+    }
+
+    /// <summary>Copies a host tensor into a device tensor of the same shape and type.</summary>
+    public void Upload(Tensor destination, Tensor host)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(host);
+        Expect.OnDevice("Upload", Device, "destination", destination);
+        Expect.Host("Upload", "host", host);
+        SameLayout("Upload", destination, host);
+        _staging.ToDevice(destination.DevicePointer, host.Pointer, host.ByteCount);
+    }
+
+    /// <summary>A host copy of a device tensor (waits for the queued work).</summary>
+    public Tensor Download(Tensor device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var host = Tensor.Empty(device.Shape, device.DataType);
+        Download(host, device);
+        return host;
+    }
+
+    /// <summary>Copies a device tensor into a host tensor of the same shape and type (waits for the queued work).</summary>
+    public void Download(Tensor host, Tensor device)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(device);
+        Expect.Host("Download", "host", host);
+        Expect.OnDevice("Download", Device, "device", device);
+        SameLayout("Download", host, device);
+        _staging.ToHost(host.Pointer, device.DevicePointer, device.ByteCount, _launcher.LastKernel);
+    }
+
+    private static void SameLayout(string op, Tensor a, Tensor b)
+    {
+        if (a.DataType != b.DataType || !a.Shape.SequenceEqual(b.Shape))
+        {
+            throw new LrmShapeException($"{op}: {a} and {b} differ in shape or type");
+        }
+    }
+
+    /// <summary>Waits for every queued op; a kernel fault surfaces here, naming the last kernel launched.</summary>
+    public void Synchronize() => _context.Synchronize($"last kernel launched: {_launcher.LastKernel}");
+
+    /// <summary>Device time of <paramref name="work"/> in milliseconds, measured with CUDA events on the backend's stream.</summary>
+    public float ElapsedMilliseconds(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        _context.MakeCurrent();
+        nint start, stop;
+        CudaCheck.Check(CudaDriver.cuEventCreate(&start, CudaFlags.CU_EVENT_DEFAULT));
+        CudaCheck.Check(CudaDriver.cuEventCreate(&stop, CudaFlags.CU_EVENT_DEFAULT));
+        try
+        {
+            CudaCheck.Check(CudaDriver.cuEventRecord(start, _context.Stream));
+            work();
+            CudaCheck.Check(CudaDriver.cuEventRecord(stop, _context.Stream));
+            CudaCheck.Check(CudaDriver.cuEventSynchronize(stop), $"last kernel launched: {_launcher.LastKernel}");
+            float milliseconds;
+            CudaCheck.Check(CudaDriver.cuEventElapsedTime(&milliseconds, start, stop));
+            return milliseconds;
+        }
+        finally
+        {
+            CudaDriver.cuEventDestroy_v2(start);
+            CudaDriver.cuEventDestroy_v2(stop);
+        }
+    }
+
+    /// <summary>
+    /// For tests: a device tensor with <paramref name="guardElements"/> 32-bit words before and after it,
+    /// everything set to <paramref name="poisonBits"/>; see <see cref="DeviceGuardsIntact"/>.
+    /// </summary>
+    internal Tensor CreateGuarded(ReadOnlySpan<long> shape, DataType dataType, uint poisonBits, long guardElements = 64)
+    {
+        var count = 1L;
+        foreach (var size in shape)
+        {
+            count = checked(count * size);
+        }
+        var bytes = count * dataType.ElementSize();
+        var words = (bytes + 3) / 4 + 2 * guardElements;
+        var block = _allocator.Allocate(words * 4, "a guarded test tensor");
+        _context.MakeCurrent();
+        CudaCheck.Check(CudaDriver.cuMemsetD32Async(block.Address, poisonBits, (nuint)words, _context.Stream));
+        return Tensor.OnDevice(shape, dataType, Device, new GuardedBuffer(block, guardElements * 4));
+    }
+
+    /// <summary>For tests: true when both guard regions of a <see cref="CreateGuarded"/> tensor still hold the poison.</summary>
+    internal bool DeviceGuardsIntact(Tensor tensor, uint poisonBits)
+    {
+        if (tensor.DeviceBuffer is not GuardedBuffer guarded)
+        {
+            throw new LrmInvalidArgumentException("DeviceGuardsIntact needs a tensor made by CreateGuarded");
+        }
+        var words = (int)(guarded.GuardBytes / 4);
+        var before = new uint[words];
+        var after = new uint[words];
+        fixed (uint* b = before, a = after)
+        {
+            _staging.ToHost(b, guarded.Block.Address, guarded.GuardBytes, _launcher.LastKernel);
+            var end = guarded.Address + (ulong)((tensor.ByteCount + 3) / 4 * 4);
+            _staging.ToHost(a, end, guarded.GuardBytes, _launcher.LastKernel);
+        }
+        return !before.AsSpan().ContainsAnyExcept(poisonBits) && !after.AsSpan().ContainsAnyExcept(poisonBits);
+    }
+
+    private sealed class GuardedBuffer(DeviceBlock block, long guardBytes) : IDeviceBuffer
+    {
+        public DeviceBlock Block { get; } = block;
+        public long GuardBytes { get; } = guardBytes;
+        public ulong Address => Block.Address + (ulong)GuardBytes;
+        public void Release() => Block.Release();
+    }
+
+    // ---- kernels ----------------------------------------------------------------------------------
+
+    /// <summary>The kernel <paramref name="name"/> of kernels/<paramref name="file"/>, compiled (or loaded from the cache) at first use.</summary>
+    internal CudaKernel Kernel(string file, string name)
+    {
+        ThrowIfDisposed();
+        _context.MakeCurrent();
+        if (!_modules.TryGetValue(file, out var module))
+        {
+            var compiled = _compiler.Compile(file, KernelSources.Source(file), KernelSources.Headers);
+            module = new CudaModule(file, compiled);
+            _modules[file] = module;
+        }
+        return module.Kernel(name);
+    }
+
+    private Dim3 StrideGrid(long count) => Dim3.Stride(count, Threads, _context.MultiprocessorCount);
+
+    private DeviceBlock Scratch(long bytes, string what) => _allocator.Allocate(bytes, what);
+
+    private static ulong P(Tensor? tensor) => tensor is null ? 0UL : tensor.DevicePointer;
+
+    private void Check(string op, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
+    {
+        ThrowIfDisposed();
+        Expect.DeviceFloat32(op, Device, tensors);
+        _context.MakeCurrent();
+    }
+
+    private static int ToInt(long value, string op, string what) => value <= int.MaxValue
+        ? (int)value
+        : throw new LrmUnsupportedException($"{op}: {what} = {value} exceeds the kernels' 32-bit index range");
+
+    // ---- GEMM -------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Gemm(Tensor output, Tensor a, Tensor b, Tensor? bias = null, Tensor? residual = null, bool transposeA = false, bool transposeB = false)
+    {
+        const string op = "Gemm";
+        Check(op, ("output", output), ("bias", bias), ("residual", residual));
+        Expect.OnDevice(op, Device, "a", a);
+        Expect.OnDevice(op, Device, "b", b);
+        if (a.DataType != b.DataType || a.DataType is not (DataType.Float32 or DataType.BFloat16))
+        {
+            throw new LrmShapeException($"{op}: 'a' and 'b' must both be Float32 or both BFloat16, got {a.DataType} and {b.DataType}");
+        }
+        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
+        Expect.Shape(op, "b", b, -1, -1);
+        if (transposeA && a.Rank != 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
+        }
+        var k = transposeA ? a.Size(0) : a.Size(-1);
+        var m = a.ElementCount / Math.Max(k, 1);
+        var n = transposeB ? b.Size(0) : b.Size(1);
+        var bInner = transposeB ? b.Size(1) : b.Size(0);
+        if (bInner != k)
+        {
+            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
+        }
+        Span<long> outShape = stackalloc long[transposeA ? 2 : a.Rank];
+        if (transposeA)
+        {
+            outShape[0] = m;
+        }
+        else
+        {
+            a.Shape[..^1].CopyTo(outShape);
+        }
+        outShape[^1] = n;
+        Expect.Shape(op, "output", output, outShape);
+        Expect.Shape(op, "bias", bias, n);
+        Expect.Shape(op, "residual", residual, outShape);
+        GemmDevice(P(output), P(a), P(b), P(bias), P(residual), ToInt(m, op, "M"), ToInt(n, op, "N"), ToInt(k, op, "K"),
+            transposeA, transposeB, a.DataType == DataType.BFloat16);
+    }
+
+    /// <summary>
+    /// out (M, N) fp32 = op(a)·op(b) + bias + residual on raw device pointers; a and b fp32, or bf16 when
+    /// <paramref name="operandsAreBFloat16"/>. bf16 precision (or bf16 operands) with cuBLASLt present: tensor
+    /// cores; otherwise the fp32 kernel.
+    /// </summary>
+    internal void GemmDevice(ulong output, ulong a, ulong b, ulong bias, ulong residual, int m, int n, int k,
+        bool transposeA, bool transposeB, bool operandsAreBFloat16 = false)
+    {
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+        var tensorCores = _cublas is not null && k > 0 && (operandsAreBFloat16 || Options.Precision == MatmulPrecision.BFloat16);
+        if (tensorCores)
+        {
+            using var aHalf = operandsAreBFloat16 ? null : ToBFloat16(a, (long)m * k, "Gemm 'a' as bf16");
+            using var bHalf = operandsAreBFloat16 ? null : ToBFloat16(b, (long)k * n, "Gemm 'b' as bf16");
+            _cublas!.Matmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, bias, residual, m, n, k,
+                transposeA, transposeB);
+            return;
+        }
+        using var aFloat = operandsAreBFloat16 ? ToFloat32(a, (long)m * k, "Gemm 'a' as fp32") : null;
+        using var bFloat = operandsAreBFloat16 ? ToFloat32(b, (long)k * n, "Gemm 'b' as fp32") : null;
+        _launcher.Launch(Kernel("gemm.cu", "gemm_forward_kernel"), new Dim3(Dim3.CeilDiv(m, 64), Dim3.CeilDiv(n, 64)), 256, 0,
+            output, aFloat?.Address ?? a, bFloat?.Address ?? b, bias, residual, m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0);
+    }
+
+    private DeviceBlock ToBFloat16(ulong source, long count, string what)
+    {
+        var block = Scratch(count * 2, what);
+        _launcher.Launch(Kernel("elementwise.cu", "convert_f32_to_bf16_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count);
+        return block;
+    }
+
+    private DeviceBlock ToFloat32(ulong source, long count, string what)
+    {
+        var block = Scratch(count * 4, what);
+        _launcher.Launch(Kernel("elementwise.cu", "convert_bf16_to_f32_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count);
+        return block;
+    }
+
+    /// <inheritdoc />
+    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
+        throw NotYet("GemmBackward");
+
+    // ---- normalisation ------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void LayerNorm(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, float epsilon)
+    {
+        const string op = "LayerNorm";
+        Check(op, ("output", output), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias));
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        var rows = input.ElementCount / Math.Max(channels, 1);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
+        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        Expect.Positive(op, "channels", channels);
+        LayerNormDevice(P(output), 0, 0, P(mean), P(rstd), P(input), 0, P(weight), P(bias), 0, 0,
+            ToInt(rows, op, "rows"), 1, ToInt(channels, op, "channels"), epsilon);
+    }
+
+    private void LayerNormDevice(ulong output, ulong outputBf16, ulong sum, ulong mean, ulong rstd, ulong input, ulong residual,
+        ulong weight, ulong bias, ulong shift, ulong scale, int rows, int tokens, int channels, float epsilon)
+    {
+        // The register-resident kernel needs whole, 16-byte aligned float4 rows (bf16 rows: 8-byte aligned).
+        var vectorised = channels % 4 == 0 && channels <= 2048
+            && (output | sum | input | residual) % 16 == 0 && outputBf16 % 8 == 0;
+        _launcher.Launch(Kernel("layernorm.cu", vectorised ? "layernorm_forward_vec4_kernel" : "layernorm_forward_kernel"),
+            Dim3.CeilDiv(rows, 8), 256, 0,
+            output, outputBf16, sum, mean, rstd, input, residual, weight, bias, shift, scale, rows, Math.Max(tokens, 1), channels, epsilon);
+    }
+
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
+        throw NotYet("LayerNormBackward");
+
+    /// <inheritdoc />
+    public void ModLN(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon) =>
+        ModLNResidual(output, null, null, mean, rstd, input, null, weight, bias, shift, scale, epsilon);
+
+    /// <summary>
+    /// The fused ModLN of the decoder: x = input + residual (residual optional; x written to <paramref name="sum"/>
+    /// when given, which may be <paramref name="input"/> or <paramref name="residual"/> itself), then LN(x)·(1 + scale) + shift, written as fp32 (<paramref name="output"/>) and/or bf16
+    /// (<paramref name="outputBFloat16"/>, the next GEMM's operand), statistics in fp32. input (B, T, C), shift/scale (B, C).
+    /// </summary>
+    public void ModLNResidual(Tensor? output, Tensor? outputBFloat16, Tensor? sum, Tensor? mean, Tensor? rstd, Tensor input, Tensor? residual,
+        Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon)
+    {
+        const string op = "ModLN";
+        Check(op, ("output", output), ("sum", sum), ("mean", mean), ("rstd", rstd), ("input", input), ("residual", residual),
+            ("weight", weight), ("bias", bias), ("shift", shift), ("scale", scale));
+        Expect.OnDevice(op, Device, "outputBFloat16", outputBFloat16);
+        if (output is null && outputBFloat16 is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: give 'output', 'outputBFloat16' or both");
+        }
+        if (outputBFloat16 is not null && outputBFloat16.DataType != DataType.BFloat16)
+        {
+            throw new LrmShapeException($"{op}: tensor 'outputBFloat16' must be BFloat16, got {outputBFloat16.DataType}");
+        }
+        Expect.Shape(op, "input", input, -1, -1, -1);
+        long batch = input.Size(0), tokens = input.Size(1), channels = input.Size(2);
+        Expect.Positive(op, "channels", channels);
+        Expect.Shape(op, "output", output, batch, tokens, channels);
+        Expect.Shape(op, "outputBFloat16", outputBFloat16, batch, tokens, channels);
+        Expect.Shape(op, "sum", sum, batch, tokens, channels);
+        Expect.Shape(op, "residual", residual, batch, tokens, channels);
+        Expect.Shape(op, "mean", mean, batch, tokens);
+        Expect.Shape(op, "rstd", rstd, batch, tokens);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        Expect.Shape(op, "shift", shift, batch, channels);
+        Expect.Shape(op, "scale", scale, batch, channels);
+        LayerNormDevice(P(output), P(outputBFloat16), P(sum), P(mean), P(rstd), P(input), P(residual), P(weight), P(bias), P(shift), P(scale),
+            ToInt(batch * tokens, op, "rows"), ToInt(tokens, op, "tokens"), ToInt(channels, op, "channels"), epsilon);
+    }
+
+    /// <inheritdoc />
+    public void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale) =>
+        throw NotYet("ModLNBackward");
+
+    // ---- attention ------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Attention(Tensor output, Tensor? logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale)
+    {
+        const string op = "Attention";
+        Check(op, ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
+        Expect.Positive(op, "heads", heads);
+        Expect.Shape(op, "output", output, -1, -1, -1);
+        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
+        if (width % heads != 0)
+        {
+            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
+        }
+        var headDim = width / heads;
+        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
+        Expect.Shape(op, "key", key.Source, batch, -1, -1);
+        var keyLength = key.Source.Size(1);
+        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
+        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
+        CheckSlice(op, "query", query, width);
+        CheckSlice(op, "key", key, width);
+        CheckSlice(op, "value", value, width);
+        if (queryLength == 0)
+        {
+            return;
+        }
+        Expect.Positive(op, "key length", keyLength);
+        var scaleLog2 = (float)(scale * 1.4426950408889634);
+        long queryStride = query.Source.Size(2), keyStride = key.Source.Size(2);
+        var grid = (Heads: (uint)heads, Batch: (uint)batch);
+        var evenLayout = queryStride % 2 == 0 && keyStride % 2 == 0
+            && query.ColumnOffset % 2 == 0 && key.ColumnOffset % 2 == 0 && value.ColumnOffset % 2 == 0;
+        if (Options.Precision == MatmulPrecision.BFloat16 && headDim == 64 && evenLayout)
+        {
+            // Tensor cores: q, k, v as bf16 copies of their source tensors (one copy when they share one, e.g. packed qkv).
+            var converted = new Dictionary<Tensor, DeviceBlock>(ReferenceEqualityComparer.Instance);
+            try
+            {
+                ulong Half(ColumnSlice slice)
+                {
+                    if (!converted.TryGetValue(slice.Source, out var block))
+                    {
+                        block = ToBFloat16(slice.Source.DevicePointer, slice.Source.ElementCount, "attention operands as bf16");
+                        converted[slice.Source] = block;
+                    }
+                    return block.Address + (ulong)(slice.ColumnOffset * 2);
+                }
+                var pipelined = Options.TensorCoreAttentionVersion == 2 && keyStride % 8 == 0 && key.ColumnOffset % 8 == 0 && value.ColumnOffset % 8 == 0;
+                _launcher.Launch(Kernel("attention.cu", pipelined ? "attention_forward_mma2_kernel" : "attention_forward_mma_kernel"),
+                    new Dim3(Dim3.CeilDiv(queryLength, 64), grid.Heads, grid.Batch), 128, 0,
+                    P(output), P(logSumExp), Half(query), Half(key), Half(value), heads, ToInt(queryLength, op, "query length"),
+                    ToInt(keyLength, op, "key length"), queryStride, keyStride, scaleLog2);
+            }
+            finally
+            {
+                foreach (var block in converted.Values)
+                {
+                    block.Dispose();
+                }
+            }
+            return;
+        }
+        if (headDim > 256)
+        {
+            throw new LrmUnsupportedException($"{op}: head dimension {headDim} > 256 is not supported by the CUDA kernel");
+        }
+        _launcher.Launch(Kernel("attention.cu", "attention_forward_kernel"), new Dim3(Dim3.CeilDiv(queryLength, 4), grid.Heads, grid.Batch), 128, 0,
+            P(output), P(logSumExp), P(query.Source) + (ulong)(query.ColumnOffset * 4), P(key.Source) + (ulong)(key.ColumnOffset * 4),
+            P(value.Source) + (ulong)(value.ColumnOffset * 4), heads, ToInt(queryLength, op, "query length"), ToInt(keyLength, op, "key length"),
+            (int)headDim, queryStride, keyStride, scaleLog2);
+    }
+
+    private static void CheckSlice(string op, string name, ColumnSlice slice, long width)
+    {
+        if (slice.ColumnOffset < 0 || slice.ColumnOffset + width > slice.Source.Size(2))
+        {
+            throw new LrmShapeException($"{op}: columns [{slice.ColumnOffset}, {slice.ColumnOffset + width}) of '{name}' {slice.Source.ShapeText} are out of range");
+        }
+    }
+
+    /// <inheritdoc />
+    public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
+        throw NotYet("AttentionBackward");
+
+    // ---- element-wise -------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Activate(Tensor output, Tensor input, Activation activation)
+    {
+        const string op = "Activate";
+        Check(op, ("output", output), ("input", input));
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        if (activation is < Activation.None or > Activation.Silu)
+        {
+            throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}");
+        }
+        var n = input.ElementCount;
+        _launcher.Launch(Kernel("elementwise.cu", "activation_forward_kernel"), StrideGrid(n), Threads, 0, P(output), P(input), n, (int)activation);
+    }
+
+    /// <inheritdoc />
+    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) => throw NotYet("ActivateBackward");
+
+    /// <inheritdoc />
+    public void Softmax(Tensor output, Tensor input)
+    {
+        const string op = "Softmax";
+        Check(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 1, "(..., columns)");
+        Expect.Shape(op, "output", output, input.Shape);
+        var columns = input.Size(-1);
+        var rows = input.ElementCount / Math.Max(columns, 1);
+        _launcher.Launch(Kernel("softmax.cu", "softmax_forward_kernel"), Dim3.CeilDiv(rows, 8), 256, 0,
+            P(output), P(input), ToInt(rows, op, "rows"), ToInt(columns, op, "columns"));
+    }
+
+    /// <inheritdoc />
+    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => throw NotYet("SoftmaxBackward");
+
+    // ---- convolutions -------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void PatchEmbed(Tensor output, Tensor image, Tensor weight, Tensor? bias)
+    {
+        const string op = "PatchEmbed";
+        Check(op, ("output", output), ("image", image), ("weight", weight), ("bias", bias));
+        Expect.Shape(op, "image", image, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
+        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
+        long outChannels = weight.Size(0), patch = weight.Size(2);
+        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
+        Expect.Positive(op, "patch", patch);
+        if (patch > height || patch > width)
+        {
+            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
+        }
+        Expect.Shape(op, "bias", bias, outChannels);
+        var tokens = height / patch * (width / patch);
+        Expect.Shape(op, "output", output, batch, tokens, outChannels);
+        var depth = inChannels * patch * patch;
+        var rows = batch * tokens;
+        using var columns = Scratch(rows * depth * 4, "patch-embedding columns");
+        _launcher.Launch(Kernel("conv.cu", "patch_im2col_kernel"), StrideGrid(rows * depth), Threads, 0,
+            columns.Address, P(image), (int)batch, (int)inChannels, ToInt(height, op, "height"), ToInt(width, op, "width"), (int)patch);
+        GemmDevice(P(output), columns.Address, P(weight), P(bias), 0, ToInt(rows, op, "tokens"), ToInt(outChannels, op, "out channels"),
+            ToInt(depth, op, "in channels × patch²"), false, true);
+    }
+
+    /// <inheritdoc />
+    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
+        throw NotYet("PatchEmbedBackward");
+
+    /// <inheritdoc />
+    public void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias)
+    {
+        const string op = "Deconvolution";
+        Check(op, ("output", output), ("input", input), ("weight", weight), ("bias", bias));
+        Expect.Shape(op, "input", input, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
+        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
+        long outChannels = weight.Size(1), kernel = weight.Size(2);
+        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        Expect.Shape(op, "bias", bias, outChannels);
+        Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
+        var taps = outChannels * kernel * kernel;
+        var pixels = height * width;
+        using var columns = Scratch(batch * taps * pixels * 4, "de-convolution columns");
+        for (long b = 0; b < batch; b++)
+        {
+            // columns[b] (O·K·K, H·W) = wᵀ (O·K·K × Cin) · input[b] (Cin × H·W)
+            GemmDevice(columns.Address + (ulong)(b * taps * pixels * 4), P(weight), P(input) + (ulong)(b * inChannels * pixels * 4), 0, 0,
+                ToInt(taps, op, "out channels × kernel²"), ToInt(pixels, op, "pixels"), ToInt(inChannels, op, "in channels"), true, false);
+        }
+        _launcher.Launch(Kernel("conv.cu", "deconv_scatter_kernel"), StrideGrid(output.ElementCount), Threads, 0,
+            P(output), columns.Address, P(bias), (int)batch, (int)outChannels, ToInt(height, op, "height"), ToInt(width, op, "width"), (int)kernel);
+    }
+
+    /// <inheritdoc />
+    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
+        throw NotYet("DeconvolutionBackward");
+
+    // ---- resampling ---------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Resize(Tensor output, Tensor input, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
+        ResizeDevice("Resize", output, input, mode, 0.0, 0.0, cubicA, antialias);
+
+    /// <inheritdoc />
+    public void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
+    {
+        if (!(scaleFactorHeight > 0) || !(scaleFactorWidth > 0) || !double.IsFinite(scaleFactorHeight) || !double.IsFinite(scaleFactorWidth))
+        {
+            throw new LrmInvalidArgumentException($"ResizeScaled: scale factors must be finite and > 0, got {scaleFactorHeight} x {scaleFactorWidth}");
+        }
+        ResizeDevice("ResizeScaled", output, input, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias);
+    }
+
+    private void ResizeDevice(string op, Tensor output, Tensor input, ResizeMode mode, double factorHeight, double factorWidth, float cubicA, bool antialias)
+    {
+        Check(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 2, "(..., height, width)");
+        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        expected[^2] = -1;
+        expected[^1] = -1;
+        Expect.Shape(op, "output", output, expected);
+        if (mode is not (ResizeMode.Bilinear or ResizeMode.Bicubic))
+        {
+            throw new LrmInvalidArgumentException($"{op}: unknown mode {(int)mode}");
+        }
+        if (!float.IsFinite(cubicA))
+        {
+            throw new LrmInvalidArgumentException($"{op}: cubicA must be finite, got {cubicA}");
+        }
+        long inHeight = input.Size(-2), inWidth = input.Size(-1), outHeight = output.Size(-2), outWidth = output.Size(-1);
+        foreach (var (name, size) in new[] { ("input height", inHeight), ("input width", inWidth), ("output height", outHeight), ("output width", outWidth) })
+        {
+            Expect.Positive(op, name, size);
+        }
+        var planes = input.ElementCount / (inHeight * inWidth);
+        if (planes == 0)
+        {
+            return;
+        }
+        var bicubic = mode == ResizeMode.Bicubic;
+        using var tapsX = Taps(op, (int)inWidth, (int)outWidth, factorWidth > 0 ? 1.0 / factorWidth : (double)inWidth / outWidth, bicubic, cubicA, antialias);
+        using var tapsY = Taps(op, (int)inHeight, (int)outHeight, factorHeight > 0 ? 1.0 / factorHeight : (double)inHeight / outHeight, bicubic, cubicA, antialias);
+        var rows = planes * inHeight;
+        using var temporary = Scratch(rows * outWidth * 4, "resize intermediate");
+        _launcher.Launch(Kernel("resize.cu", "resize_horizontal_kernel"), StrideGrid(rows * outWidth), Threads, 0,
+            temporary.Address, P(input), tapsX.Count, tapsX.Index, tapsX.Weight, rows, (int)inWidth, (int)outWidth, tapsX.Width);
+        _launcher.Launch(Kernel("resize.cu", "resize_vertical_kernel"), StrideGrid(output.ElementCount), Threads, 0,
+            P(output), temporary.Address, tapsY.Count, tapsY.Index, tapsY.Weight, ToInt(planes, op, "planes"), (int)inHeight, (int)outHeight,
+            (int)outWidth, tapsY.Width);
+    }
+
+    /// <summary>One axis' taps in one block: count (out) int, index (out, width) int, weight (out, width) float.</summary>
+    private sealed class TapTable(DeviceBlock block, int width, int outSize) : IDisposable
+    {
+        public int Width => width;
+        public ulong Count => block.Address;
+        public ulong Index => block.Address + (ulong)(outSize * 4);
+        public ulong Weight => block.Address + (ulong)(outSize * 4) + (ulong)((long)outSize * width * 4);
+        public void Dispose() => block.Dispose();
+    }
+
+    private TapTable Taps(string op, int inSize, int outSize, double scale, bool bicubic, float cubicA, bool antialias)
+    {
+        // Antialias windows hold at most 2·support + 2 taps (support widened by the downscale).
+        var width = antialias
+            ? ToInt((long)Math.Ceiling(2.0 * (bicubic ? 2.0 : 1.0) * Math.Max(scale, 1.0)) + 2, op, "filter taps")
+            : bicubic ? 4 : 2;
+        var block = Scratch((long)outSize * 4 + 2L * outSize * width * 4, "resize taps");
+        var table = new TapTable(block, width, outSize);
+        _launcher.Launch(Kernel("resize.cu", "resize_taps_kernel"), Dim3.CeilDiv(outSize, 128), 128, 0,
+            table.Count, table.Index, table.Weight, inSize, outSize, scale, bicubic ? 1 : 0, cubicA, antialias ? 1 : 0, width);
+        return table;
+    }
+
+    /// <inheritdoc />
+    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
+        throw NotYet("ResizeBackward");
+
+    /// <inheritdoc />
+    public void TriplaneSample(Tensor output, Tensor planes, Tensor points)
+    {
+        const string op = "TriplaneSample";
+        Check(op, ("output", output), ("planes", planes), ("points", points));
+        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
+        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
+        Expect.Shape(op, "points", points, batch, -1, 3);
+        var count = points.Size(1);
+        Expect.Shape(op, "output", output, batch, count, 3 * channels);
+        if (output.ElementCount == 0)
+        {
+            return;
+        }
+        Expect.Positive(op, "height", height);
+        Expect.Positive(op, "width", width);
+        var vectorised = channels % 4 == 0;
+        _launcher.Launch(Kernel("triplane.cu", vectorised ? "triplane_sample_forward_vec4_kernel" : "triplane_sample_forward_kernel"),
+            StrideGrid(vectorised ? output.ElementCount / 4 : output.ElementCount), Threads, 0,
+            P(output), P(planes), P(points), ToInt(batch, op, "batch"), ToInt(count, op, "points"), ToInt(channels, op, "channels"),
+            ToInt(height, op, "height"), ToInt(width, op, "width"));
+    }
+
+    /// <inheritdoc />
+    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
+        throw NotYet("TriplaneSampleBackward");
+
+    // ---- small MLP ----------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Mlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
+    {
+        const string op = "Mlp";
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        Check(op, ("output", output), ("input", input));
+        if (weights.Count == 0 || biases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: need one or more weights and as many biases (null allowed), got {weights.Count} and {biases.Count}");
+        }
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        var rows = input.ElementCount / Math.Max(input.Size(-1), 1);
+        var dimension = input.Size(-1);
+        var widest = dimension;
+        for (var l = 0; l < weights.Count; l++)
+        {
+            Check(op, ($"weights[{l}]", weights[l]), ($"biases[{l}]", biases[l]));
+            Expect.Shape(op, $"weights[{l}]", weights[l], -1, dimension);
+            dimension = weights[l].Size(0);
+            Expect.Shape(op, $"biases[{l}]", biases[l], dimension);
+            widest = Math.Max(widest, dimension);
+        }
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dimension;
+        Expect.Shape(op, "output", output, outShape);
+        Expect.Positive(op, "rows", rows);
+        if (TryFusedMlp(output, input, weights, biases, hiddenActivation, outputActivation, rows))
+        {
+            return;
+        }
+        // Wider layers: layer by layer through two ping-pong buffers, GEMM with the bias, then the activation.
+        using var ping = weights.Count > 1 ? Scratch(rows * widest * 4, "MLP activations") : null;
+        using var pong = weights.Count > 2 ? Scratch(rows * widest * 4, "MLP activations") : null;
+        var source = P(input);
+        for (var l = 0; l < weights.Count; l++)
+        {
+            var last = l == weights.Count - 1;
+            var destination = last ? P(output) : (l % 2 == 0 ? ping! : pong!).Address;
+            int outDim = (int)weights[l].Size(0), inDim = (int)weights[l].Size(1);
+            GemmDevice(destination, source, P(weights[l]), P(biases[l]), 0, ToInt(rows, op, "rows"), outDim, inDim, false, true);
+            var activation = last ? outputActivation : hiddenActivation;
+            if (activation != Activation.None)
+            {
+                var n = rows * outDim;
+                _launcher.Launch(Kernel("elementwise.cu", "activation_forward_kernel"), StrideGrid(n), Threads, 0, destination, destination, n, (int)activation);
+            }
+            source = destination;
+        }
+    }
+
+    /// <summary>kernels/mlp.cu's lrm_mlp_shape: layer count, dims, activations (80 bytes).</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct MlpShape
+    {
+        public int Layers;
+        public fixed int Dims[17];
+        public int HiddenActivation;
+        public int OutputActivation;
+    }
+
+    private const int FusedMlpWidth = 64, FusedMlpMaxLayers = 16, FusedMlpThreads = 128;
+
+    // The fused kernel (kernels/mlp.cu) when every layer is at most 64 wide and the packed weights fit in shared memory.
+    private bool TryFusedMlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases,
+        Activation hiddenActivation, Activation outputActivation, long rows)
+    {
+        if (weights.Count > FusedMlpMaxLayers || weights.Any(w => w.Size(0) > FusedMlpWidth))
+        {
+            return false;
+        }
+        long total = 0;
+        foreach (var weight in weights)
+        {
+            total += (weight.Size(1) + 1) * weight.Size(0);
+        }
+        var sharedBytes = (total + (long)FusedMlpWidth * FusedMlpThreads) * 4;
+        if (sharedBytes > _context.MaxSharedMemoryPerBlockOptin)
+        {
+            return false;
+        }
+        using var packed = Scratch(total * 4, "packed MLP weights");
+        var transpose = Kernel("elementwise.cu", "transpose_forward_kernel");
+        var offset = 0UL;
+        var shape = new MlpShape { Layers = weights.Count, HiddenActivation = (int)hiddenActivation, OutputActivation = (int)outputActivation };
+        shape.Dims[0] = (int)weights[0].Size(1);
+        for (var l = 0; l < weights.Count; l++)
+        {
+            int outDim = (int)weights[l].Size(0), inDim = (int)weights[l].Size(1);
+            shape.Dims[l + 1] = outDim;
+            // W (out, in) → Wᵀ (in, out), then the bias (or zeros).
+            _launcher.Launch(transpose, new Dim3(Dim3.CeilDiv(inDim, 32), Dim3.CeilDiv(outDim, 32), 1), new Dim3(32, 8), 0,
+                packed.Address + offset, P(weights[l]), outDim, inDim);
+            offset += (ulong)((long)inDim * outDim * 4);
+            CudaCheck.Check(biases[l] is { } bias
+                ? CudaDriver.cuMemcpyDtoDAsync_v2(packed.Address + offset, P(bias), (nuint)(outDim * 4), _context.Stream)
+                : CudaDriver.cuMemsetD32Async(packed.Address + offset, 0, (nuint)outDim, _context.Stream));
+            offset += (ulong)(outDim * 4);
+        }
+        var kernel = Kernel("mlp.cu", "mlp_fused_forward_kernel");
+        if (sharedBytes > 48 * 1024)
+        {
+            CudaCheck.Check(CudaDriver.cuFuncSetAttribute(kernel.Function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                (int)sharedBytes), $"{sharedBytes} bytes of shared memory for mlp_fused_forward_kernel");
+        }
+        int perMultiprocessor;
+        CudaCheck.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, kernel.Function, FusedMlpThreads, (nuint)sharedBytes));
+        var blocks = Math.Min((rows + FusedMlpThreads - 1) / FusedMlpThreads, (long)Math.Max(perMultiprocessor, 1) * _context.MultiprocessorCount);
+        _launcher.Launch(kernel, (uint)blocks, FusedMlpThreads, (uint)sharedBytes, P(output), P(input), packed.Address, rows, shape);
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
+        throw NotYet("MlpBackward");
+
+    // ---- conversion, arithmetic, layout ---------------------------------------------------------------
+
+    /// <inheritdoc />
+    public void Convert(Tensor output, Tensor input)
+    {
+        const string op = "Convert";
+        ThrowIfDisposed();
+        Expect.OnDevice(op, Device, "output", output);
+        Expect.OnDevice(op, Device, "input", input);
+        Expect.Shape(op, "output", output, input.Shape);
+        _context.MakeCurrent();
+        var n = input.ElementCount;
+        switch (input.DataType, output.DataType)
+        {
+            case (DataType.Float32, DataType.BFloat16):
+                _launcher.Launch(Kernel("elementwise.cu", "convert_f32_to_bf16_kernel"), StrideGrid(n), Threads, 0, P(output), P(input), n);
+                break;
+            case (DataType.BFloat16, DataType.Float32):
+                _launcher.Launch(Kernel("elementwise.cu", "convert_bf16_to_f32_kernel"), StrideGrid(n), Threads, 0, P(output), P(input), n);
+                break;
+            case var (from, to) when from == to:
+                Copy(output, 0, input, 0, n);
+                break;
+            default:
+                throw new LrmUnsupportedException($"{op}: {input.DataType} → {output.DataType} is not supported");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Add(Tensor output, Tensor a, Tensor b)
+    {
+        const string op = "Add";
+        Check(op, ("output", output), ("a", a), ("b", b));
+        Expect.Shape(op, "b", b, a.Shape);
+        Expect.Shape(op, "output", output, a.Shape);
+        var n = a.ElementCount;
+        _launcher.Launch(Kernel("elementwise.cu", "add_forward_kernel"), StrideGrid(n), Threads, 0, P(output), P(a), P(b), n);
+    }
+
+    /// <inheritdoc />
+    public void LayerScale(Tensor output, Tensor input, Tensor gamma, Tensor? residual)
+    {
+        const string op = "LayerScale";
+        Check(op, ("output", output), ("input", input), ("gamma", gamma), ("residual", residual));
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gamma", gamma, channels);
+        Expect.Shape(op, "residual", residual, input.Shape);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var rows = input.ElementCount / channels;
+        _launcher.Launch(Kernel("elementwise.cu", "layerscale_forward_kernel"), StrideGrid(input.ElementCount), Threads, 0,
+            P(output), P(input), P(gamma), P(residual), rows, ToInt(channels, op, "channels"));
+    }
+
+    /// <inheritdoc />
+    public void Transpose(Tensor output, Tensor input)
+    {
+        const string op = "Transpose";
+        Check(op, ("output", output), ("input", input));
+        Expect.Rank(op, "input", input, 2, "(..., rows, columns)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        (expected[^1], expected[^2]) = (expected[^2], expected[^1]);
+        Expect.Shape(op, "output", output, expected);
+        Expect.NotEmpty(op, "input", input);
+        if (output == input)
+        {
+            throw new LrmInvalidArgumentException($"{op}: output must not be the input (the transpose is not in place)");
+        }
+        long rows = input.Size(-2), columns = input.Size(-1);
+        var batch = input.ElementCount / (rows * columns);
+        _launcher.Launch(Kernel("elementwise.cu", "transpose_forward_kernel"),
+            new Dim3(Dim3.CeilDiv(columns, 32), Dim3.CeilDiv(rows, 32), (uint)batch), new Dim3(32, 8), 0,
+            P(output), P(input), ToInt(rows, op, "rows"), ToInt(columns, op, "columns"));
+    }
+
+    /// <inheritdoc />
+    public void Copy(Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count)
+    {
+        const string op = "Copy";
+        ThrowIfDisposed();
+        Expect.OnDevice(op, Device, "destination", destination);
+        Expect.OnDevice(op, Device, "source", source);
+        if (destination.DataType != source.DataType)
+        {
+            throw new LrmShapeException($"{op}: cannot copy {source.DataType} into {destination.DataType}");
+        }
+        if (count < 0 || sourceOffset < 0 || destinationOffset < 0
+            || sourceOffset > source.ElementCount - count || destinationOffset > destination.ElementCount - count)
+        {
+            throw new LrmShapeException($"{op}: {count} elements from offset {sourceOffset} of {source.ShapeText} to offset {destinationOffset} of {destination.ShapeText} are out of range");
+        }
+        var size = destination.DataType.ElementSize();
+        var from = P(source) + (ulong)(sourceOffset * size);
+        var to = P(destination) + (ulong)(destinationOffset * size);
+        var bytes = (ulong)(count * size);
+        if (count > 0 && from < to + bytes && to < from + bytes)
+        {
+            throw new LrmInvalidArgumentException($"{op}: source and destination ranges overlap");
+        }
+        if (count == 0)
+        {
+            return;
+        }
+        _context.MakeCurrent();
+        CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(to, from, (nuint)bytes, _context.Stream));
+    }
+
+    // ---- triplane NeRF and volume rendering ---------------------------------------------------------
+
+    /// <inheritdoc />
+    public void NerfDecode(Tensor? sigma, Tensor? rgb, Tensor raw)
+    {
+        const string op = "NerfDecode";
+        Check(op, ("sigma", sigma), ("rgb", rgb), ("raw", raw));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        if (sigma is null && rgb is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of 'sigma' and 'rgb' must be given");
+        }
+        Span<long> shape = stackalloc long[raw.Rank];
+        raw.Shape.CopyTo(shape);
+        shape[^1] = 1;
+        Expect.Shape(op, "sigma", sigma, shape);
+        shape[^1] = 3;
+        Expect.Shape(op, "rgb", rgb, shape);
+        Expect.NotEmpty(op, "raw", raw);
+        var rows = raw.ElementCount / 4;
+        _launcher.Launch(Kernel("render.cu", "nerf_decode_kernel"), StrideGrid(rows), Threads, 0, P(sigma), P(rgb), P(raw), rows);
+    }
+
+    /// <inheritdoc />
+    public void RenderRays(Tensor origins, Tensor directions, Tensor depths, Tensor? depthRange, Tensor cameras, int height, int width)
+    {
+        const string op = "RenderRays";
+        Check(op, ("origins", origins), ("directions", directions), ("depths", depths), ("depthRange", depthRange), ("cameras", cameras));
+        Expect.Positive(op, "height", height);
+        Expect.Positive(op, "width", width);
+        Expect.Shape(op, "cameras", cameras, -1, 25);
+        var batch = cameras.Size(0);
+        var rays = (long)height * width;
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "depths", depths, batch, rays, -1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        Expect.Positive(op, "batch", batch);
+        var samples = depths.Size(2);
+        if (samples < 2)
+        {
+            throw new LrmInvalidArgumentException($"{op}: samples must be >= 2, got {samples}");
+        }
+        using var nearFar = Scratch(batch * rays * 16, "ray near/far");
+        using var hit = Scratch(batch * rays * 4, "ray hits");
+        using var range = Scratch(batch * 3 * 8, "per-image near range");
+        _launcher.Launch(Kernel("render.cu", "render_rays_kernel"), StrideGrid(batch * rays), Threads, 0,
+            P(origins), P(directions), nearFar.Address, hit.Address, P(cameras), ToInt(batch, op, "batch"), height, width);
+        _launcher.Launch(Kernel("render.cu", "render_near_range_kernel"), (uint)batch, 256, 0, range.Address, nearFar.Address, hit.Address, rays);
+        _launcher.Launch(Kernel("render.cu", "render_depths_kernel"), StrideGrid(depths.ElementCount), Threads, 0,
+            P(depths), nearFar.Address, hit.Address, range.Address, rays, ToInt(samples, op, "samples"), (int)batch);
+        if (depthRange is not null)
+        {
+            _launcher.Launch(Kernel("render.cu", "render_depth_range_kernel"), (uint)batch, 256, 0, P(depthRange), P(depths), rays * samples);
+        }
+    }
+
+    /// <inheritdoc />
+    public void RenderPoints(Tensor points, Tensor origins, Tensor directions, Tensor depths)
+    {
+        const string op = "RenderPoints";
+        Check(op, ("points", points), ("origins", origins), ("directions", directions), ("depths", depths));
+        Expect.Shape(op, "depths", depths, -1, -1, -1);
+        long batch = depths.Size(0), rays = depths.Size(1), samples = depths.Size(2);
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "points", points, batch, rays * samples, 3);
+        _launcher.Launch(Kernel("render.cu", "render_points_kernel"), StrideGrid(batch * rays * samples), Threads, 0,
+            P(points), P(origins), P(directions), P(depths), batch * rays, ToInt(samples, op, "samples"));
+    }
+
+    /// <inheritdoc />
+    public void RenderDecode(Tensor decoded, Tensor raw, Tensor points)
+    {
+        const string op = "RenderDecode";
+        Check(op, ("decoded", decoded), ("raw", raw), ("points", points));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
+        {
+            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
+        }
+        Expect.Shape(op, "decoded", decoded, raw.Shape);
+        Expect.NotEmpty(op, "raw", raw);
+        var rows = raw.ElementCount / 4;
+        _launcher.Launch(Kernel("render.cu", "render_decode_kernel"), StrideGrid(rows), Threads, 0, P(decoded), P(raw), P(points), rows);
+    }
+
+    /// <inheritdoc />
+    public void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights)
+    {
+        const string op = "RenderImportance";
+        Check(op, ("fineDepths", fineDepths), ("coarseDepths", coarseDepths), ("coarseWeights", coarseWeights));
+        Expect.Shape(op, "coarseDepths", coarseDepths, -1, -1, -1);
+        long batch = coarseDepths.Size(0), rays = coarseDepths.Size(1), coarse = coarseDepths.Size(2);
+        Expect.Shape(op, "coarseWeights", coarseWeights, batch, rays, coarse - 1);
+        Expect.Shape(op, "fineDepths", fineDepths, batch, rays, -1);
+        if (coarse < 4)
+        {
+            throw new LrmInvalidArgumentException($"{op}: coarse samples must be >= 4 (the pdf drops 3 bins), got {coarse}");
+        }
+        Expect.Positive(op, "fine samples", fineDepths.Size(2));
+        var count = batch * rays;
+        using var scratch = Scratch(count * (coarse - 2) * 4, "importance CDF");
+        _launcher.Launch(Kernel("render.cu", "render_importance_kernel"), StrideGrid(count), Threads, 0,
+            P(fineDepths), P(coarseDepths), P(coarseWeights), scratch.Address, count, ToInt(coarse, op, "coarse samples"),
+            ToInt(fineDepths.Size(2), op, "fine samples"));
+    }
+
+    /// <inheritdoc />
+    public void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        const string op = "RenderMarch";
+        Check(op, ("rgb", rgb), ("depth", depth), ("opacity", opacity), ("weights", weights),
+            ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
+        if (background.Length != 3)
+        {
+            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
+        }
+        if ((depthsB is null) != (decodedB is null))
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthsB and decodedB must be given together");
+        }
+        if (depth is not null && depthRange is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthRange is required to clamp depth");
+        }
+        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
+        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
+        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
+        var samplesB = depthsB?.Size(2) ?? 0;
+        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "rgb", rgb, batch, rays, 3);
+        Expect.Shape(op, "depth", depth, batch, rays);
+        Expect.Shape(op, "opacity", opacity, batch, rays);
+        Expect.Shape(op, "weights", weights, batch, rays, samplesA + samplesB - 1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        Expect.Positive(op, "samples of A", samplesA);
+        if (samplesA + samplesB < 2)
+        {
+            throw new LrmInvalidArgumentException($"{op}: need at least 2 samples per ray, got {samplesA + samplesB}");
+        }
+        var count = batch * rays;
+        _launcher.Launch(Kernel("render.cu", "render_march_kernel"), StrideGrid(count), Threads, 0,
+            P(rgb), P(depth), P(opacity), P(weights), P(depthsA), P(decodedA), samplesB > 0 ? P(depthsB) : 0UL, samplesB > 0 ? P(decodedB) : 0UL,
+            P(depthRange), rays, count, ToInt(samplesA, op, "samples of A"), ToInt(samplesB, op, "samples of B"),
+            background[0], background[1], background[2]);
+    }
+
+    // ---- iso-surfaces -------------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    /// <remarks>Returns device tensors in exactly the CPU's order (vertices by edge, triangles by cell): the triangles
+    /// are identical, the vertex positions equal up to fused multiply-adds. Counting and emission run in blocks of
+    /// 256 grid points with a scan of the block sums in between (kernels/marching_cubes.cu).</remarks>
+    public (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default)
+    {
+        const string op = "MarchingCubes";
+        if (field is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: tensor 'field' is null");
+        }
+        Check(op, ("field", field));
+        Expect.Shape(op, "field", field, -1, -1, -1);
+        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
+        if (depth < 2 || height < 2 || width < 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
+        }
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
+        }
+        if (bounds.Length is not (0 or 6))
+        {
+            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
+        }
+        Span<float> origin = [0f, 0f, 0f];
+        Span<float> step = [1f, 1f, 1f];
+        if (!bounds.IsEmpty)
+        {
+            Span<long> points = [width, height, depth];
+            for (var k = 0; k < 3; k++)
+            {
+                float low = bounds[k], high = bounds[3 + k];
+                if (!float.IsFinite(low) || !float.IsFinite(high) || !(high > low))
+                {
+                    throw new LrmInvalidArgumentException($"{op}: bounds must be finite with max > min on every axis, got [{low}, {high}] on axis {"xyz"[k]}");
+                }
+                origin[k] = low;
+                step[k] = (high - low) / (float)(points[k] - 1);
+            }
+        }
+        var gridPoints = depth * height * width;
+        if (gridPoints * 3 > int.MaxValue)
+        {
+            throw new LrmUnsupportedException($"{op}: field {field.ShapeText} has too many edges for int32 vertex ids");
+        }
+        int d = (int)depth, h = (int)height, w = (int)width;
+        const int block = 256; // LRM_MC_BLOCK
+        var blocks = (gridPoints + block - 1) / block;
+        using var vertexBlocks = Scratch(blocks * 4, "marching-cubes vertex block sums");
+        using var triangleBlocks = Scratch(blocks * 4, "marching-cubes triangle block sums");
+        using var vertexOffsets = Scratch(gridPoints * 4, "marching-cubes vertex offsets");
+        using var totals = Scratch(8, "marching-cubes totals");
+        _launcher.Launch(Kernel("marching_cubes.cu", "mc_block_count_kernel"), (uint)blocks, block, 0,
+            vertexBlocks.Address, triangleBlocks.Address, P(field), d, h, w, level);
+        ExclusiveScan(vertexBlocks.Address, blocks, totals.Address);
+        ExclusiveScan(triangleBlocks.Address, blocks, totals.Address + 4);
+        Span<int> counts = stackalloc int[2];
+        fixed (int* pointer = counts)
+        {
+            _staging.ToHost(pointer, totals.Address, 8, _launcher.LastKernel);
+        }
+        var vertices = Empty([counts[0], 3]);
+        var triangles = Empty([counts[1], 3], DataType.Int32);
+        try
+        {
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), (uint)blocks, block, 0,
+                P(vertices), vertexOffsets.Address, vertexBlocks.Address, P(field), d, h, w, level,
+                origin[0], origin[1], origin[2], step[0], step[1], step[2]);
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_triangles_kernel"), (uint)blocks, block, 0,
+                P(triangles), triangleBlocks.Address, vertexOffsets.Address, P(field), d, h, w, level);
+        }
+        catch
+        {
+            vertices.Dispose();
+            triangles.Dispose();
+            throw;
+        }
+        return (vertices, triangles);
+    }
+
+    /// <summary>Exclusive prefix sum of <paramref name="count"/> ints in place; the grand total goes to <paramref name="total"/>.</summary>
+    internal void ExclusiveScan(ulong data, long count, ulong total)
+    {
+        const int block = 1024;
+        var blocks = (count + block - 1) / block;
+        using var sums = Scratch(Math.Max(blocks, 1) * 4, "scan block sums");
+        _launcher.Launch(Kernel("scan.cu", "scan_block_kernel"), (uint)Math.Max(blocks, 1), block, 0, data, sums.Address, count);
+        if (blocks <= 1)
+        {
+            CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(total, sums.Address, 4, _context.Stream));
+            return;
+        }
+        ExclusiveScan(sums.Address, blocks, total);
+        _launcher.Launch(Kernel("scan.cu", "scan_add_kernel"), StrideGrid(count), Threads, 0, data, sums.Address, count);
+    }
+
+    // ---- lifetime -----------------------------------------------------------------------------------------
+
+    // ---- backward and optimiser ops that have no CUDA kernel yet (training on the GPU comes later) ------------
+
+    /// <inheritdoc />
+    public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma) =>
+        throw NotYet("LayerScaleBackward");
+
+    /// <inheritdoc />
+    public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
+        throw NotYet("ResizeScaledBackward");
+
+    /// <inheritdoc />
+    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw) => throw NotYet("NerfDecodeBackward");
+
+    /// <inheritdoc />
+    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points) => throw NotYet("RenderDecodeBackward");
+
+    /// <inheritdoc />
+    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange) =>
+        throw NotYet("RenderMarchBackward");
+
+    /// <inheritdoc />
+    public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, float gradientScale, long stepNumber) => throw NotYet("AdamWStep");
+
+    /// <inheritdoc />
+    public double SumOfSquares(Tensor input, out long nonFinite) => throw NotYet("SumOfSquares");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _context.MakeCurrent();
+        CudaDriver.cuStreamSynchronize(_context.Stream);
+        foreach (var module in _modules.Values)
+        {
+            module.Dispose();
+        }
+        _modules.Clear();
+        _cublas?.Dispose();
+        _staging.Dispose();
+        _allocator.Dispose();
+        _context.Dispose();
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    private static NotImplementedException NotYet(string op) =>
+        new($"{op}: the CUDA backward kernels land with training (issue 6); the CUDA backend has forward ops only in this build");
+}

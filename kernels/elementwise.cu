@@ -1,0 +1,92 @@
+/*
+ * elementwise.cu — point-wise and layout kernels (forward; the backward kernels come with
+ * training, side by side here).
+ *
+ *   activation_forward_kernel  out (n) = act(inp (n)), act ∈ {none, relu, gelu, silu}; out may be inp
+ *   bias_activation_kernel     out (rows, cols) = act(inp + bias (cols)); out may be inp
+ *   add_forward_kernel         out (n) = a + b
+ *   layerscale_forward_kernel  out (rows, C) = residual + inp·gamma (C); residual optional
+ *   convert_f32_to_bf16_kernel / convert_bf16_to_f32_kernel   round to nearest even / exact
+ *   transpose_forward_kernel   out (batch, cols, rows) = inp (batch, rows, cols)ᵀ, 32×32 tiles
+ *                              through shared memory so both reads and writes are coalesced
+ *
+ * The math is kernels/activation.cuh and kernels/bf16.cuh (the CPU reference compiles the same
+ * functions). Flat kernels are grid-stride loops with 64-bit indices, so any grid size is valid.
+ */
+#include "lrm_prelude.cuh"
+#include "activation.cuh"
+#include "bf16.cuh"
+
+static __device__ __forceinline__ float lrm_activate(float x, int activation) {
+    switch (activation) {
+        case 1: return lrm_relu(x);
+        case 2: return lrm_gelu(x);
+        case 3: return lrm_silu(x);
+        default: return x;
+    }
+}
+
+extern "C" __global__ void activation_forward_kernel(float* out,        // (n)
+                                                     const float* inp,  // (n)
+                                                     long long n, int activation) {
+    LRM_GRID_STRIDE(i, n) out[i] = lrm_activate(inp[i], activation);
+}
+
+extern "C" __global__ void bias_activation_kernel(float* out,         // (rows, cols)
+                                                  const float* inp,   // (rows, cols)
+                                                  const float* bias,  // (cols) or null
+                                                  long long rows, int cols, int activation) {
+    LRM_GRID_STRIDE(i, rows * cols) {
+        const float b = bias != nullptr ? bias[i % cols] : 0.0f;
+        out[i] = lrm_activate(inp[i] + b, activation);
+    }
+}
+
+extern "C" __global__ void add_forward_kernel(float* out, const float* a, const float* b, long long n) {
+    LRM_GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+
+extern "C" __global__ void layerscale_forward_kernel(float* out,             // (rows, channels)
+                                                     const float* inp,       // (rows, channels)
+                                                     const float* gamma,     // (channels)
+                                                     const float* residual,  // (rows, channels) or null
+                                                     long long rows, int channels) {
+    LRM_GRID_STRIDE(i, rows * channels) {
+        const float scaled = inp[i] * gamma[i % channels];
+        out[i] = residual != nullptr ? residual[i] + scaled : scaled;
+    }
+}
+
+extern "C" __global__ void convert_f32_to_bf16_kernel(unsigned short* out, const float* inp, long long n) {
+    LRM_GRID_STRIDE(i, n) out[i] = lrm_bf16_from_bits(__float_as_uint(inp[i]));
+}
+
+extern "C" __global__ void convert_bf16_to_f32_kernel(float* out, const unsigned short* inp, long long n) {
+    LRM_GRID_STRIDE(i, n) out[i] = __uint_as_float(lrm_bf16_to_bits(inp[i]));
+}
+
+#define LRM_TRANSPOSE_TILE 32
+#define LRM_TRANSPOSE_ROWS 8
+
+/* grid (⌈cols/32⌉, ⌈rows/32⌉, batch), block (32, 8). */
+extern "C" __global__ void transpose_forward_kernel(float* out,        // (batch, cols, rows)
+                                                    const float* inp,  // (batch, rows, cols)
+                                                    int rows, int cols) {
+    __shared__ float tile[LRM_TRANSPOSE_TILE][LRM_TRANSPOSE_TILE + 1]; /* +1: no bank conflicts on the column read */
+    const long long plane = (long long)rows * cols;
+    const float* src = inp + blockIdx.z * plane;
+    float* dst = out + blockIdx.z * plane;
+    const int x = blockIdx.x * LRM_TRANSPOSE_TILE + threadIdx.x;
+    const int y0 = blockIdx.y * LRM_TRANSPOSE_TILE;
+    for (int dy = threadIdx.y; dy < LRM_TRANSPOSE_TILE; dy += LRM_TRANSPOSE_ROWS) {
+        const int y = y0 + dy;
+        if (x < cols && y < rows) tile[dy][threadIdx.x] = src[(long long)y * cols + x];
+    }
+    __syncthreads();
+    /* Output row = input column. */
+    const int ox = y0 + threadIdx.x; /* input row index, output column */
+    for (int dx = threadIdx.y; dx < LRM_TRANSPOSE_TILE; dx += LRM_TRANSPOSE_ROWS) {
+        const int oy = blockIdx.x * LRM_TRANSPOSE_TILE + dx; /* input column, output row */
+        if (oy < cols && ox < rows) dst[(long long)oy * rows + ox] = tile[threadIdx.x][dx];
+    }
+}

@@ -158,6 +158,7 @@ public sealed class ReconstructCommandTests
             .Select(l => l[2..].Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToList();
         Assert.That(vertices, Is.Not.Empty);
         Assert.That(vertices.All(v => v.Length == 6 && v.Take(3).All(c => c is >= -1f and <= 1f) && v.Skip(3).All(c => c is >= 0f and <= 1f)), Is.True);
+        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
     }
 
     [Test]

@@ -276,6 +276,25 @@ public sealed class ReconstructorTests
         Assert.That(result.ExtractMesh(16, 1000f).IsEmpty, Is.True, "no surface: an empty mesh, not an error");
     }
 
+    [Test]
+    public void ReadmeSampleRuns()
+    {
+        // README.md "Using LrmNative from C#", with the tests' paths and smaller renders.
+        var output = Path.Combine(_folder, "out");
+        var options = new ReconstructorOptions { Threshold = 0.7f, CoarseToFine = true };
+        using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Auto, options);
+        using var image = Image.Load(Golden.ExampleImagePath);
+        using var result = lrm.Reconstruct(image);
+        result.ExtractMesh(128).SaveGlb(Path.Combine(output, "mesh.glb"));
+        using (var view = result.RenderInputView(32)) view.Color.SavePng(Path.Combine(output, "view.png"));
+        var frame = 0;
+        foreach (var view in result.RenderTurntable(3, 16))
+            using (view) view.Color.SavePng(Path.Combine(output, "turntable", $"{frame++:D3}.png"));
+        Assert.That(result.Timings.ToString(), Does.Contain("ImageToTriplane").And.Contain("GridQuery"));
+        Assert.That(Directory.GetFiles(Path.Combine(output, "turntable")), Has.Length.EqualTo(3));
+        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
+    }
+
     // Progress<T> posts to the thread pool; the facade reports synchronously, and so does this.
     private sealed class SynchronousProgress(Action<ReconstructionProgress> report) : IProgress<ReconstructionProgress>
     {

@@ -28,7 +28,7 @@ public sealed record GridQueryShape(int Resolution) : IWorkload, IComparable
 /// The rate is grid points per second (R³ / time) for both, so coarse-to-fine's rate is the dense-equivalent rate.
 /// </summary>
 [WarmupCount(1)]
-[IterationCount(5)]
+[IterationCount(3)]
 [InvocationCount(1)]
 public class GridQueryBenchmarks
 {

@@ -5,7 +5,7 @@ namespace LrmNative.Cli;
 
 /// <summary>
 /// What `lrm reconstruct` and `lrm bench` show while they work: one line per finished stage, notes, warnings and
-/// errors, live progress of the running stage, and a timing table at the end. <see cref="Create"/> picks a Spectre.Console
+/// errors, the running stage and its progress (a live status line), and a timing table at the end. <see cref="Create"/> picks a Spectre.Console
 /// display for a terminal and plain "lrm: …" lines otherwise (redirected output, tests, CI).
 /// </summary>
 internal abstract class ProgressDisplay : IProgress<ReconstructionProgress>
@@ -28,6 +28,9 @@ internal abstract class ProgressDisplay : IProgress<ReconstructionProgress>
 
     /// <summary>A finished stage: its name, what it made, and its wall time.</summary>
     public abstract void Stage(string name, string description, TimeSpan time);
+
+    /// <summary>The last line: everything done in <paramref name="time"/>, results in <paramref name="where"/>.</summary>
+    public abstract void Finished(TimeSpan time, string where);
 
     /// <summary>A line of information (not a problem).</summary>
     public abstract void Note(string text);
@@ -68,6 +71,8 @@ internal sealed class PlainDisplay(TextWriter log) : ProgressDisplay
     public override void Stage(string name, string description, TimeSpan time) =>
         log.WriteLine($"lrm: {name,-10} {description}  ({Seconds(time)} s)");
 
+    public override void Finished(TimeSpan time, string where) => log.WriteLine($"lrm: done in {Seconds(time)} s → {where}");
+
     public override void Note(string text) => log.WriteLine($"lrm: note: {text}");
 
     public override void Warning(string text) => log.WriteLine($"lrm: warning: {text}");
@@ -88,36 +93,32 @@ internal sealed class PlainDisplay(TextWriter log) : ProgressDisplay
     }
 }
 
-/// <summary>Spectre.Console: a progress bar per stage while it runs, coloured stage lines, a table at the end.</summary>
+/// <summary>Spectre.Console: a spinner with the running stage and how far it is, coloured stage lines, a table at the end.</summary>
 internal sealed class SpectreDisplay(IAnsiConsole console) : ProgressDisplay
 {
-    private ProgressContext? _context;
-    private ProgressTask? _task;
-    private ReconstructionStage? _stage;
+    private StatusContext? _status;
 
     public override void Run(Action body)
     {
-        console.Progress()
-            .AutoClear(true)
-            .HideCompleted(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
-            .Start(context =>
+        console.Status().Spinner(Spinner.Known.Dots).Start("starting", status =>
+        {
+            _status = status;
+            try
             {
-                _context = context;
-                try
-                {
-                    body();
-                }
-                finally
-                {
-                    _task?.StopTask();
-                    _context = null;
-                }
-            });
+                body();
+            }
+            finally
+            {
+                _status = null;
+            }
+        });
     }
 
     public override void Stage(string name, string description, TimeSpan time) =>
         console.MarkupLine($"[green]✓[/] [bold]{Markup.Escape(name),-14}[/] {Markup.Escape(description)} [grey]({Seconds(time)} s)[/]");
+
+    public override void Finished(TimeSpan time, string where) =>
+        console.MarkupLine($"[green bold]done[/] in {Seconds(time)} s → {Markup.Escape(where)}");
 
     public override void Note(string text) => console.MarkupLine($"[grey]note: {Markup.Escape(text)}[/]");
 
@@ -141,20 +142,13 @@ internal sealed class SpectreDisplay(IAnsiConsole console) : ProgressDisplay
 
     public override void Report(ReconstructionProgress value)
     {
-        if (_context is null)
+        if (_status is null)
         {
             return;
         }
-        if (_stage != value.Stage || _task is null || _task.IsFinished)
-        {
-            _task?.StopTask();
-            _task = _context.AddTask(StageName(value.Stage), maxValue: 1.0);
-            _stage = value.Stage;
-        }
-        _task.Value = Math.Clamp(value.Fraction, 0, 1);
-        if (value.Fraction >= 1)
-        {
-            _task.StopTask();
-        }
+        var name = Markup.Escape(StageName(value.Stage));
+        _status.Status(value.Fraction >= 1
+            ? $"{name} [green]done[/]"
+            : string.Create(CultureInfo.InvariantCulture, $"{name} [blue]{100 * value.Fraction:F0} %[/]"));
     }
 }

@@ -261,14 +261,14 @@ internal static class ReconstructCommand
             display.Breakdown(BreakdownStages, breakdown);
         }
         var where = Path.GetFullPath(options.Out);
-        var done = string.Create(CultureInfo.InvariantCulture, $"{total.Elapsed.TotalSeconds:F2} s → {where}");
         if (failed.Count == 0)
         {
-            display.Stage("done in", done, total.Elapsed);
+            display.Finished(total.Elapsed, where);
         }
         else
         {
-            display.Note($"{options.Images.Count - failed.Count} of {options.Images.Count} images reconstructed in {done}; failed: {string.Join(", ", failed)}");
+            display.Note(string.Create(CultureInfo.InvariantCulture,
+                $"{options.Images.Count - failed.Count} of {options.Images.Count} images reconstructed in {total.Elapsed.TotalSeconds:F2} s → {where}; failed: {string.Join(", ", failed)}"));
         }
         return failed.Count;
     }

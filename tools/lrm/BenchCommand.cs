@@ -142,6 +142,7 @@ internal static class BenchCommand
         }
         HostMemory.ResetPeak();
         var report = new BenchReport { Model = modelPath, RandomWeights = randomWeights, Seed = randomWeights ? options.Seed : null, Resolution = options.Resolution };
+        report.Machine = MachineInfo.Query(options.Threads); // the commit and date of the start
         var scratch = Directory.CreateTempSubdirectory("lrm-bench-").FullName;
         try
         {
@@ -205,7 +206,6 @@ internal static class BenchCommand
         }
         report.PeakResidentBytes = PeakResidentBytes();
         report.PeakTensorBytes = HostMemory.PeakBytes;
-        report.Machine = MachineInfo.Query(options.Threads);
         Print(report, display, output);
         if (options.Json is not null)
         {

@@ -47,6 +47,7 @@ public sealed unsafe class Tensor : IDisposable
             _guardBytes = guardElements * dataType.ElementSize();
             _allocation = NativeMemory.AlignedAlloc((nuint)Math.Max(ByteCount + 2 * _guardBytes, 1), Alignment);
             _data = (byte*)_allocation + _guardBytes;
+            HostMemory.Allocated(ByteCount);
         }
         catch (OutOfMemoryException)
         {
@@ -222,6 +223,7 @@ public sealed unsafe class Tensor : IDisposable
         if (_allocation is not null)
         {
             NativeMemory.AlignedFree(_allocation);
+            HostMemory.Freed(ByteCount);
             _allocation = null;
             _data = null;
         }
@@ -269,4 +271,34 @@ public sealed unsafe class Tensor : IDisposable
             throw new LrmUnsupportedException($"tensor {ShapeText} lives on {Device}; copy it to the host first (CudaBackend.Download)");
         }
     }
+}
+
+/// <summary>
+/// Bytes held by live host tensors and the most ever held at once (since the last <see cref="ResetPeak"/>), for
+/// `lrm bench`: two interlocked updates per allocation, nothing else.
+/// </summary>
+internal static class HostMemory
+{
+    private static long s_live;
+    private static long s_peak;
+
+    /// <summary>Bytes held by host tensors now.</summary>
+    public static long LiveBytes => Interlocked.Read(ref s_live);
+
+    /// <summary>Most bytes held by host tensors at once.</summary>
+    public static long PeakBytes => Interlocked.Read(ref s_peak);
+
+    /// <summary>Starts a new peak from what is live now.</summary>
+    public static void ResetPeak() => Interlocked.Exchange(ref s_peak, LiveBytes);
+
+    internal static void Allocated(long bytes)
+    {
+        var live = Interlocked.Add(ref s_live, bytes);
+        long peak;
+        while (live > (peak = Interlocked.Read(ref s_peak)) && Interlocked.CompareExchange(ref s_peak, live, peak) != peak)
+        {
+        }
+    }
+
+    internal static void Freed(long bytes) => Interlocked.Add(ref s_live, -bytes);
 }

@@ -11,6 +11,9 @@ internal static class Golden
     /// <summary>The tiny OpenLRM-layout checkpoint of tests/golden/model/tiny (tests/golden/make_model_golden.py).</summary>
     public static string TinyModelDirectory => Path.Combine(DataDirectory, "model", "tiny");
 
+    /// <summary>The bundled example image (examples/sphere_on_box.png, copied next to the tests).</summary>
+    public static string ExampleImagePath => Path.Combine(AppContext.BaseDirectory, "examples", "sphere_on_box.png");
+
     /// <summary>A model-module golden case, tests/golden/model/&lt;name&gt;.safetensors.</summary>
     public static string ModelCasePath(string name) => Path.Combine(DataDirectory, "model", name + ".safetensors");
 

@@ -502,6 +502,7 @@ public sealed class MeshWriterTests
 
         var material = root.GetProperty("materials")[glb.Primitive.GetProperty("material").GetInt32()];
         Assert.That(material.GetProperty("pbrMetallicRoughness").GetProperty("metallicFactor").GetDouble(), Is.Zero);
+        GltfValidator.AssertValid(path);
     }
 
     [Test]
@@ -513,6 +514,7 @@ public sealed class MeshWriterTests
         Assert.That(glb.HasAttribute("COLOR_0"), Is.False);
         Assert.That(glb.HasAttribute("NORMAL"), Is.True, "normals are computed for the file when the mesh has none");
         Assert.That(glb.Root.GetProperty("accessors").GetArrayLength(), Is.EqualTo(3));
+        GltfValidator.AssertValid(path);
     }
 
     [Test]
@@ -619,6 +621,7 @@ public sealed class MeshWriterTests
         Assert.That(File.ReadAllBytes(PathOf("a.GLB"))[..4], Is.EqualTo("glTF"u8.ToArray()));
         Assert.That(File.ReadAllText(PathOf("a.ply")), Does.StartWith("ply\n"));
         Assert.That(File.ReadAllText(PathOf("a.Obj")), Does.StartWith("# LrmNative"));
+        GltfValidator.AssertValid(PathOf("a.GLB"));
     }
 
     [Test]
@@ -630,6 +633,7 @@ public sealed class MeshWriterTests
             Icosphere().ComputeVertexNormals().Save(PathOf($"second.{extension}"));
             Assert.That(File.ReadAllBytes(PathOf($"second.{extension}")), Is.EqualTo(File.ReadAllBytes(PathOf($"first.{extension}"))), extension);
         }
+        GltfValidator.AssertValid(PathOf("first.glb"));
     }
 
     // ---- atomic writes ----
@@ -644,6 +648,7 @@ public sealed class MeshWriterTests
         cube.SaveGlb(PathOf("out/mesh.glb")); // overwriting too
         Assert.That(Directory.GetFiles(PathOf("out")).Select(Path.GetFileName).Order(),
             Is.EqualTo(new[] { "mesh.glb", "mesh.obj", "mesh.ply" }));
+        GltfValidator.AssertValid(PathOf("out/mesh.glb"));
     }
 
     [Test]
@@ -655,6 +660,7 @@ public sealed class MeshWriterTests
 
         Assert.Throws<LrmInvalidArgumentException>(() => new Mesh([], []).SaveGlb(path));
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(before));
+        GltfValidator.AssertValid(path);
 
         // A writer that fails halfway, after part of a mesh has gone to the temporary file.
         var ply = PathOf("mesh.ply");

@@ -158,6 +158,7 @@ public sealed class ReconstructCommandTests
             .Select(l => l[2..].Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToList();
         Assert.That(vertices, Is.Not.Empty);
         Assert.That(vertices.All(v => v.Length == 6 && v.Take(3).All(c => c is >= -1f and <= 1f) && v.Skip(3).All(c => c is >= 0f and <= 1f)), Is.True);
+        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
     }
 
     [Test]
@@ -211,6 +212,119 @@ public sealed class ReconstructCommandTests
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, path, "--out", Path.Combine(_folder, "o"), "--render-size", "8");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: warning:").And.Contain("no alpha channel").And.Contain("plain backgrounds"));
+    }
+
+    [Test]
+    public void ABatchWritesOneFolderPerImageAndABadImageDoesNotStopTheOthers()
+    {
+        var first = SyntheticImage("chair.png");
+        var second = SyntheticImage("table.png");
+        var bad = Path.Combine(_folder, "broken.png");
+        File.WriteAllBytes(bad, File.ReadAllBytes(first)[..60]);
+        var output = Path.Combine(_folder, "batch");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, first, bad, second, "--out", output, "--render-size", "8",
+            "--resolution", "24", "--threshold", "0.45");
+        Assert.That(code, Is.EqualTo(1), "a failed image makes the exit code non-zero");
+        var errors = log.Split('\n').Where(line => line.StartsWith("lrm: error:", StringComparison.Ordinal)).ToArray();
+        Assert.That(errors, Has.Length.EqualTo(1), log);
+        Assert.That(errors[0], Does.Contain(bad).And.Contain("corrupt or truncated PNG"));
+        Assert.That(log, Does.Contain("2 of 3 images reconstructed").And.Contain($"failed: {bad}"));
+        Assert.That(Directory.GetDirectories(output).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { "chair", "table" }),
+            "the bad image leaves no folder");
+        foreach (var name in new[] { "chair", "table" })
+        {
+            Assert.That(Directory.GetFiles(Path.Combine(output, name)).Select(Path.GetFileName).Order(StringComparer.Ordinal),
+                Is.EqualTo(new[] { "depth.png", "input_view.png", "mesh.glb", "opacity.png", "preprocessed.png" }), name);
+            Assert.That(log, Does.Contain($"lrm: timings {name}:").And.Contain("image→triplane").And.Contain("grid query").And.Contain("marching cubes").And.Contain("export"));
+        }
+        GltfValidator.AssertValid(Path.Combine(output, "chair", "mesh.glb"), Path.Combine(output, "table", "mesh.glb"));
+    }
+
+    [Test]
+    public void BatchOptionsThatCannotWorkFailBeforeAnyImage()
+    {
+        var image = SyntheticImage();
+        var copy = Path.Combine(_folder, "other");
+        Directory.CreateDirectory(copy);
+        File.Copy(image, Path.Combine(copy, "object.png"));
+        var output = Path.Combine(_folder, "clash");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, Path.Combine(copy, "object.png"), "--out", output);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log, Does.Contain("lrm: error:").And.Contain("would both write to"));
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, SyntheticImage("b.png"), "--out", output, "--save-triplane", Path.Combine(_folder, "p.safetensors"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log, Does.Contain("--save-triplane names one file"));
+        Assert.That(Directory.Exists(output), Is.False);
+    }
+
+    [Test]
+    public void TurntableWritesFramesAndAVideo()
+    {
+        var output = Path.Combine(_folder, "turn");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "10", "--turntable", "6");
+        Assert.That(code, Is.EqualTo(0), log);
+        var frames = Directory.GetFiles(Path.Combine(output, "turntable")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
+        Assert.That(frames, Is.EqualTo(new[] { "000.png", "001.png", "002.png", "003.png", "004.png", "005.png" }));
+        using (var frame = Image.Load(Path.Combine(output, "turntable", "002.png")))
+        {
+            Assert.That((frame.Width, frame.Height), Is.EqualTo((10, 10)));
+        }
+        Assert.That(log, Does.Contain("lrm: turntable"));
+        if (Turntable.FindFfmpeg() is null)
+        {
+            Assert.That(log, Does.Contain("ffmpeg is not on PATH"));
+            Assert.That(File.Exists(Path.Combine(output, "turntable.mp4")), Is.False);
+            Assert.Ignore("ffmpeg is not on PATH: the frames were checked, the MP4 cannot be");
+        }
+        var video = Path.Combine(output, "turntable.mp4");
+        Assert.That(File.Exists(video), Is.True, log);
+        var bytes = File.ReadAllBytes(video);
+        Assert.That(System.Text.Encoding.ASCII.GetString(bytes, 4, 4), Is.EqualTo("ftyp"), "an MP4 (ISO base media) file");
+        Assert.That(Directory.GetFiles(output).Where(f => Path.GetFileName(f).StartsWith('.')), Is.Empty, "no temporary file left");
+        var ffprobe = Path.Combine(Path.GetDirectoryName(Turntable.FindFfmpeg())!, "ffprobe");
+        if (File.Exists(ffprobe))
+        {
+            var start = new System.Diagnostics.ProcessStartInfo(ffprobe, ["-v", "error", "-count_frames", "-select_streams", "v:0",
+                "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", video]) { RedirectStandardOutput = true };
+            using var probe = System.Diagnostics.Process.Start(start)!;
+            var text = probe.StandardOutput.ReadToEnd().Trim();
+            probe.WaitForExit();
+            Assert.That(text, Is.EqualTo("10,10,6"), "width, height, frames");
+        }
+    }
+
+    [Test]
+    public void DeviceChoiceIsReportedOrRefused()
+    {
+        var image = SyntheticImage();
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "auto"), "--render-size", "4");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("lrm: note: CUDA backend not available:"));
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "cpu"), "--render-size", "4", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Not.Contain("CUDA"));
+        var output = Path.Combine(_folder, "cuda");
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--device", "cuda");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single(), Does.StartWith("lrm: error: CUDA backend not available: "));
+        Assert.That(Directory.Exists(output), Is.False);
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--device", "tpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log, Does.Contain("--device takes cpu, cuda, cuda:N or auto"));
+    }
+
+    [Test]
+    public void CoarseToFineReportsItsPointsAndWritesTheSameMesh()
+    {
+        var image = SyntheticImage();
+        var dense = Path.Combine(_folder, "dense");
+        var fine = Path.Combine(_folder, "fine");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", dense, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply");
+        Assert.That(code, Is.EqualTo(0), log);
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", fine, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply", "--coarse-to-fine");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("48³ coarse-to-fine:").And.Contain("of 110,592 points"));
+        Assert.That(File.ReadAllBytes(Path.Combine(fine, "mesh.ply")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dense, "mesh.ply"))));
     }
 
     private static IEnumerable<TestCaseData> BadInputs()

@@ -56,7 +56,7 @@ internal static class DatasetCommand
 
     // A bar only when the command writes to the real stderr and that is a terminal.
     private static bool Interactive(ParseResult result) =>
-        ReferenceEquals(result.InvocationConfiguration.Error, Console.Error) && ProgressDisplay.Interactive;
+        ReferenceEquals(result.InvocationConfiguration.Error, Console.Error) && ProgressBar.Interactive;
 
     private static Command CreateSynth()
     {
@@ -77,7 +77,7 @@ internal static class DatasetCommand
     public static void RunSynth(int objects, DatasetOptions options, string output, TextWriter log, bool interactive)
     {
         var clock = Stopwatch.StartNew();
-        ProgressDisplay.Run("synth", log, interactive, report =>
+        ProgressBar.Run("synth", log, interactive, report =>
             DatasetGeneration.Synthesize(output, objects, options, p => report(p.Done, p.Total, p.Name)));
         Summary(log, objects, options, output, clock.Elapsed);
     }
@@ -115,7 +115,7 @@ internal static class DatasetCommand
         }
         var clock = Stopwatch.StartNew();
         var count = 0;
-        ProgressDisplay.Run("render", log, interactive, report =>
+        ProgressBar.Run("render", log, interactive, report =>
             DatasetGeneration.RenderMeshes(meshes, output, options, p =>
             {
                 count = p.Total;

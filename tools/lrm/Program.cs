@@ -15,6 +15,7 @@ internal static class Program
         root.Subcommands.Add(DatasetCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(BenchCudaCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

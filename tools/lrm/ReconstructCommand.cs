@@ -1,40 +1,37 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using LrmNative;
 using LrmNative.Backends;
-using LrmNative.Imaging;
 using LrmNative.IO;
-using LrmNative.Model;
 
 namespace LrmNative.Cli;
 
 /// <summary>What <c>lrm reconstruct</c> was asked to do.</summary>
 internal sealed record ReconstructOptions
 {
-    /// <summary>An OpenLRM-style model folder (config.json + model.safetensors).</summary>
+    /// <summary>An OpenLRM-style model folder (config.json + model.safetensors) or an LrmNative model file.</summary>
     public required string Model { get; init; }
 
-    /// <summary>The input photo (PNG or JPEG).</summary>
-    public required string Image { get; init; }
+    /// <summary>The input photos (PNG or JPEG), one or more.</summary>
+    public required IReadOnlyList<string> Images { get; init; }
 
-    /// <summary>Output folder (created if needed).</summary>
+    /// <summary>Output folder (created if needed); with several images, one subfolder per image.</summary>
     public string Out { get; init; } = ReconstructCommand.DefaultOut;
 
-    /// <summary>Where to save the triplane (safetensors), if anywhere.</summary>
+    /// <summary>Where to save the triplane (safetensors), if anywhere (one image only).</summary>
     public string? SaveTriplane { get; init; }
 
     /// <summary>A .npy (N, 3) of points to evaluate the NeRF at, if any.</summary>
     public string? Query { get; init; }
 
-    /// <summary>Side of the rendered input view, in pixels.</summary>
+    /// <summary>Side of the rendered views, in pixels.</summary>
     public int RenderSize { get; init; } = ReconstructCommand.DefaultRenderSize;
 
     /// <summary>Density grid resolution for the mesh (0: no mesh).</summary>
     public int Resolution { get; init; } = ReconstructCommand.DefaultResolution;
 
-    /// <summary>Density level of the surface (OpenLRM's mesh threshold).</summary>
-    public float Threshold { get; init; } = ReconstructCommand.DefaultThreshold;
+    /// <summary>Density level of the surface; null: the model config's, else OpenLRM's 3.0.</summary>
+    public float? Threshold { get; init; }
 
     /// <summary>Mesh formats to write: glb, ply, obj.</summary>
     public IReadOnlyList<string> Formats { get; init; } = ["glb"];
@@ -44,70 +41,77 @@ internal sealed record ReconstructOptions
 
     /// <summary>The object's longest side as a fraction of the encoder input.</summary>
     public double ForegroundRatio { get; init; } = 0.85;
+
+    /// <summary>Turntable frames to render (0: none).</summary>
+    public int Turntable { get; init; }
+
+    /// <summary>cpu, cuda, cuda:N or auto.</summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>Evaluate the mesh grid coarse-to-fine.</summary>
+    public bool CoarseToFine { get; init; }
 }
 
 /// <summary>
-/// <c>lrm reconstruct --model DIR IMAGE [--out DIR] [--save-triplane FILE] [--query POINTS.npy] [--render-size N]
-/// [--threads N]</c>: one photo through the model on the CPU, with the intermediate results exported so they can be
-/// compared with another implementation (PyTorch OpenLRM):
+/// <c>lrm reconstruct IMAGE... --model DIR [--out DIR] [--resolution N] [--threshold T] [--formats glb,ply,obj]
+/// [--turntable N] [--device cpu|cuda|auto] [--coarse-to-fine] [--render-size N] [--save-triplane FILE]
+/// [--query POINTS.npy] [--threads N] [--foreground-ratio R]</c>: photos through the model via the public
+/// <see cref="Reconstructor"/> facade. For each image, in OUT (one image) or OUT/&lt;file name without extension&gt;
+/// (several):
 /// <list type="bullet">
-/// <item><c>OUT/preprocessed.png</c>: the encoder input (re-centred, composited on white, S × S).</item>
-/// <item><c>--save-triplane FILE</c>: safetensors with tensor "planes" (3, C_tri, H, W) fp32, exactly as the model's
-/// upsampler produces it for the one image (plane 0 is sampled at (x, y), plane 1 at (x, z), plane 2 at (z, y)),
-/// and metadata: "config" (the model config JSON), "source_camera" (the 16 conditioning values), "image".</item>
-/// <item><c>--query POINTS.npy</c>: points (N, 3) in world units ([−1, 1]³ is the object box; '&lt;f4', '&lt;f8', '&lt;i4' or
-/// '&lt;i8') → <c>OUT/query.npy</c> (N, 4) float32 = [σ, r, g, b] with σ = softplus(raw₀ − 1) (the density the renderer
-/// integrates) and rgb = sigmoid(raw₁…₃)·1.002 − 0.001, the NeRF evaluated as is (no masking outside the box).</item>
-/// <item><c>OUT/input_view.png</c>: the input view rendered from the canonical camera ((0, −2, 0) looking at the
-/// origin, +Z up, focal 0.75) over white; <c>OUT/opacity.png</c> (Σw, grey) and <c>OUT/depth.png</c> (expected depth,
-/// min → black, max → white over the image).</item>
+/// <item><c>preprocessed.png</c>: the encoder input (re-centred, composited on white, S × S).</item>
+/// <item><c>input_view.png</c>, <c>opacity.png</c>, <c>depth.png</c>: the input view from the canonical camera.</item>
+/// <item><c>mesh.glb</c> (and/or .ply, .obj): marching cubes of the density at the threshold on a --resolution³ grid,
+/// vertex colours from the NeRF (0 skips the mesh).</item>
+/// <item><c>turntable/NNN.png</c> and <c>turntable.mp4</c> (when ffmpeg is on PATH) with --turntable N.</item>
+/// <item><c>query.npy</c> (N, 4) = [σ, r, g, b] at --query points; --save-triplane FILE (one image only).</item>
 /// </list>
-/// Every stage prints a progress line with its wall time on stderr. Inputs (model, image, query points) are all read
-/// and checked before anything is computed or written; every file is written atomically.
-/// Meshes and GLB export come with marching cubes (a later step).
+/// Every stage prints a line with its wall time (a live Spectre.Console display on a terminal), and a timing
+/// breakdown in the paper's terms ends the run. Options, the model and the query points are checked before any
+/// image is touched; each image is read and preprocessed before anything is written for it, so a bad image leaves no
+/// files. In a batch, a bad image is reported (one error line) and the others still run; the exit code is 1 when any
+/// image failed. Every file is written atomically.
 /// </summary>
 internal static class ReconstructCommand
 {
     public const string DefaultOut = "out";
-    public const int DefaultRenderSize = 128;
+    public const int DefaultRenderSize = Reconstruction.DefaultRenderSize;
     /// <summary>Default mesh grid resolution (the paper's 384³).</summary>
-    public const int DefaultResolution = 384;
-    /// <summary>Default surface density (OpenLRM's mesh threshold, 3.0).</summary>
-    public const float DefaultThreshold = 3.0f;
+    public const int DefaultResolution = Reconstruction.DefaultMeshResolution;
+    /// <summary>Turntable frames per second in the MP4.</summary>
+    public const int TurntableFramesPerSecond = 24;
+    private const int MaxTurntableFrames = 999;
     private static readonly string[] MeshFormats = ["glb", "ply", "obj"];
     private const int MaxRenderSize = 4096;
 
+    /// <summary>The stages of the timing breakdown, in the paper's terms first.</summary>
+    public static readonly string[] BreakdownStages =
+        ["load", "preprocess", "image→triplane", "render", "turntable", "grid query", "marching cubes", "vertex colours", "export", "total"];
+
     public static Command Create()
     {
-        var command = new Command("reconstruct", "Reconstruct one image on the CPU: render the input view, and optionally export the triplane and NeRF densities/colours at given points");
-        var image = new Argument<string>("IMAGE") { Description = "Input photo (PNG or JPEG); RGBA with the background removed works best" };
+        var command = new Command("reconstruct", "Reconstruct photos: triplane, input-view renders, a coloured mesh (GLB/PLY/OBJ) and optionally a turntable");
+        var images = new Argument<string[]>("IMAGE")
+        {
+            Description = "Input photos (PNG or JPEG); RGBA with the background removed works best. Several: one subfolder of --out each",
+            Arity = ArgumentArity.OneOrMore,
+        };
         var model = new Option<string>("--model")
         {
             Description = "The model: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file (lrm convert)",
             Required = true,
         };
-        var output = new Option<string>("--out")
-        {
-            Description = "Output folder (created if needed)",
-            DefaultValueFactory = _ => DefaultOut,
-        };
+        var output = new Option<string>("--out") { Description = "Output folder (created if needed)", DefaultValueFactory = _ => DefaultOut };
         var saveTriplane = new Option<string?>("--save-triplane")
         {
-            Description = "Also save the triplane as safetensors: tensor \"planes\" (3, C, H, W) plus the config as metadata",
+            Description = "Also save the triplane as safetensors: tensor \"planes\" (3, C, H, W) plus the config as metadata (one image only)",
         };
         var query = new Option<string?>("--query")
         {
-            Description = "A .npy of points (N, 3): writes OUT/query.npy (N, 4) = [density, r, g, b] of the NeRF at them",
+            Description = "A .npy of points (N, 3): writes query.npy (N, 4) = [density, r, g, b] of the NeRF at them",
         };
-        var renderSize = new Option<int>("--render-size")
-        {
-            Description = "Side of the rendered input view in pixels",
-            DefaultValueFactory = _ => DefaultRenderSize,
-        };
-        var threads = new Option<int>("--threads")
-        {
-            Description = "CPU threads (default: OMP_NUM_THREADS or all cores)",
-        };
+        var renderSize = new Option<int>("--render-size") { Description = "Side of the rendered views in pixels", DefaultValueFactory = _ => DefaultRenderSize };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
         var ratio = new Option<double>("--foreground-ratio")
         {
             Description = "The object's longest side as a fraction of the encoder input (0 < r <= 1)",
@@ -118,30 +122,43 @@ internal static class ReconstructCommand
             Description = "Density grid resolution for the mesh (marching cubes over [-1, 1]³); 0 skips the mesh",
             DefaultValueFactory = _ => DefaultResolution,
         };
-        var threshold = new Option<float>("--threshold")
+        var threshold = new Option<float?>("--threshold")
         {
-            Description = "Density of the extracted surface (OpenLRM's mesh threshold)",
-            DefaultValueFactory = _ => DefaultThreshold,
+            Description = "Density of the extracted surface (default: the model config's mesh_threshold, else OpenLRM's 3.0)",
         };
         var formats = new Option<string>("--formats")
         {
-            Description = "Mesh formats to write, comma-separated: glb, ply, obj (OUT/mesh.<format>)",
+            Description = "Mesh formats to write, comma-separated: glb, ply, obj (mesh.<format>)",
             DefaultValueFactory = _ => "glb",
         };
-        command.Arguments.Add(image);
-        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats })
+        var turntable = new Option<int>("--turntable")
+        {
+            Description = "Render N turntable frames (OpenLRM's: radius 2, height 0.8) to turntable/NNN.png, and turntable.mp4 when ffmpeg is on PATH",
+        };
+        var device = new Option<string>("--device")
+        {
+            Description = "cpu, cuda (or cuda:N) or auto (CUDA when a CUDA backend can run here, else the CPU)",
+            DefaultValueFactory = _ => "auto",
+        };
+        var coarseToFine = new Option<bool>("--coarse-to-fine")
+        {
+            Description = "Query the mesh grid coarse-to-fine: full resolution only near the surface (the same mesh from far fewer NeRF queries)",
+        };
+        command.Arguments.Add(images);
+        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine })
         {
             command.Options.Add(option);
         }
         command.SetAction(parse =>
         {
             var log = parse.InvocationConfiguration.Error;
+            var display = ProgressDisplay.Create(log);
             try
             {
-                Run(new ReconstructOptions
+                var failed = Run(new ReconstructOptions
                 {
                     Model = parse.GetRequiredValue(model),
-                    Image = parse.GetRequiredValue(image),
+                    Images = parse.GetRequiredValue(images),
                     Out = parse.GetValue(output) ?? DefaultOut,
                     SaveTriplane = parse.GetValue(saveTriplane),
                     Query = parse.GetValue(query),
@@ -150,183 +167,255 @@ internal static class ReconstructCommand
                     ForegroundRatio = parse.GetValue(ratio),
                     Resolution = parse.GetValue(resolution),
                     Threshold = parse.GetValue(threshold),
-                    Formats = (parse.GetValue(formats) ?? "glb").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                        .Select(f => f.ToLowerInvariant()).Distinct().ToArray(),
-                }, log);
-                return 0;
+                    Formats = ParseFormats(parse.GetValue(formats) ?? "glb"),
+                    Turntable = parse.GetValue(turntable),
+                    Device = parse.GetValue(device) ?? "auto",
+                    CoarseToFine = parse.GetValue(coarseToFine),
+                }, display);
+                return failed == 0 ? 0 : 1;
             }
             catch (LrmException error)
             {
                 // Reported here so a test host (or any caller of the command) sees the one-line message too.
-                log.WriteLine($"lrm: error: {error.Message}");
+                display.Error(error.Message);
                 return 1;
             }
         });
         return command;
     }
 
-    /// <summary>Runs the reconstruction, writing progress lines to <paramref name="log"/>.</summary>
-    public static void Run(ReconstructOptions options, TextWriter log)
+    /// <summary>"glb, PLY" → ["glb", "ply"].</summary>
+    public static string[] ParseFormats(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(f => f.ToLowerInvariant()).Distinct().ToArray();
+
+    /// <summary>"cpu", "cuda", "cuda:N", "auto" → a device.</summary>
+    public static Device ParseDevice(string text)
+    {
+        var value = text.Trim().ToLowerInvariant();
+        if (value == "cpu")
+        {
+            return Device.Cpu;
+        }
+        if (value == "auto")
+        {
+            return Device.Auto;
+        }
+        if (value == "cuda")
+        {
+            return Device.Cuda();
+        }
+        if (value.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(value[5..], NumberStyles.None, CultureInfo.InvariantCulture, out var ordinal))
+        {
+            return Device.Cuda(ordinal);
+        }
+        throw new LrmInvalidArgumentException($"--device takes cpu, cuda, cuda:N or auto, got '{text}'");
+    }
+
+    /// <summary>
+    /// Runs the reconstructions, reporting to <paramref name="display"/>; returns the number of images that failed
+    /// (each reported as one error). Problems with the options, the model or the query points throw before any image runs.
+    /// </summary>
+    public static int Run(ReconstructOptions options, ProgressDisplay display)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(display);
         Validate(options);
+        var device = ParseDevice(options.Device);
+        var folders = OutputFolders(options);
         var total = Stopwatch.StartNew();
-        var stage = new StageLog(log);
-
-        // Every input is read and checked, and the output folders proven writable, before the model runs or
-        // anything is written: a bad input leaves nothing behind.
-        using var backend = new CpuBackend(options.Threads);
-        using var model = stage.Run("model", () => LrmModel.Load(options.Model),
-            m => $"{options.Model}: {m.Config.ParameterCountText} parameters, encoder input {m.Config.EncoderImageSize}², triplane 3 × {m.Config.TriplaneDim} × {m.Config.TriplaneHighRes}²");
-        using var source = stage.Run("image", () => Image.Load(options.Image),
-            i => $"{options.Image}: {i.Width}×{i.Height} {(i.HasAlpha ? "RGBA" : "RGB")}");
-        using var points = options.Query is null ? null : stage.Run("points", () => ReadPoints(options.Query),
-            p => $"{options.Query}: {p.Size(1)} points");
-
-        var preprocessor = new ImagePreprocessor(new ImagePreprocessOptions
+        var failed = new List<string>();
+        var breakdown = new List<(string Name, IReadOnlyDictionary<string, TimeSpan> Times)>();
+        display.Run(() =>
         {
-            OutputSize = model.Config.EncoderImageSize,
-            ForegroundRatio = options.ForegroundRatio,
+            using var lrm = Reconstructor.Load(options.Model, device, new ReconstructorOptions
+            {
+                ForegroundRatio = options.ForegroundRatio,
+                Threshold = options.Threshold,
+                Threads = options.Threads,
+                CoarseToFine = options.CoarseToFine,
+                Progress = display,
+            });
+            display.Stage("model", $"{options.Model}: {lrm.Description}", lrm.LoadTime);
+            if (lrm.DeviceNote is not null)
+            {
+                display.Note(lrm.DeviceNote);
+            }
+            using var points = options.Query is null ? null : Timed(display, "points", () => ReadPoints(options.Query), p => $"{options.Query}: {p.Size(1)} points");
+            for (var i = 0; i < options.Images.Count; i++)
+            {
+                var times = new Dictionary<string, TimeSpan>();
+                try
+                {
+                    ReconstructOne(lrm, options.Images[i], folders[i], points, options, display, times);
+                    breakdown.Add((options.Images.Count == 1 ? Path.GetFileName(options.Images[i]) : Path.GetFileName(folders[i]), times));
+                }
+                catch (LrmException error)
+                {
+                    display.Error(error.Message);
+                    failed.Add(options.Images[i]);
+                }
+            }
         });
-        using var input = stage.Run("preprocess", () => preprocessor.Process(backend, source),
-            p => $"object {p.Foreground.Width}×{p.Foreground.Height} px at ({p.Foreground.X}, {p.Foreground.Y}), canvas {p.CanvasSize} px → {model.Config.EncoderImageSize}²{(p.BackgroundEstimated ? " (background estimated)" : "")}");
-        foreach (var warning in input.Warnings)
+        if (breakdown.Count > 0)
         {
-            log.WriteLine($"lrm: warning: {warning}");
+            display.Breakdown(BreakdownStages, breakdown);
         }
-        EnsureWritableFolder(options.Out);
+        var where = Path.GetFullPath(options.Out);
+        if (failed.Count == 0)
+        {
+            display.Finished(total.Elapsed, where);
+        }
+        else
+        {
+            display.Note(string.Create(CultureInfo.InvariantCulture,
+                $"{options.Images.Count - failed.Count} of {options.Images.Count} images reconstructed in {total.Elapsed.TotalSeconds:F2} s → {where}; failed: {string.Join(", ", failed)}"));
+        }
+        return failed.Count;
+    }
+
+    // One image: read and preprocess (nothing written yet), then triplane, exports, renders, turntable, mesh.
+    private static void ReconstructOne(Reconstructor lrm, string imagePath, string folder, Tensor? points, ReconstructOptions options,
+        ProgressDisplay display, Dictionary<string, TimeSpan> times)
+    {
+        var clock = Stopwatch.StartNew();
+        times["load"] = lrm.LoadTime;
+        using var image = Timed(display, "image", () => Image.Load(imagePath), i => $"{imagePath}: {i.Width}×{i.Height} {(i.HasAlpha ? "RGBA" : "RGB")}");
+        var createdFolder = !Directory.Exists(folder);
+        EnsureWritableFolder(folder);
         if (options.SaveTriplane is not null)
         {
             EnsureWritableFolder(Path.GetDirectoryName(Path.GetFullPath(options.SaveTriplane)) ?? ".");
         }
-
-        using var camera = Tensor.FromArray(Cameras.CanonicalSourceFor(model.Config.CameraInputDim), 1, model.Config.CameraInputDim);
-        using var planes = stage.Run("triplane", () => model.ForwardPlanes(backend, input.Image, camera),
-            p => $"image → triplane {p.ShapeText}");
-        using var channelsLast = TriplaneNerf.ToChannelsLast(backend, planes);
-
-        stage.Run("write", () =>
+        Reconstruction result;
+        try
         {
-            var path = Path.Combine(options.Out, "preprocessed.png");
-            using var hwc = ToImageLayout(input.Image);
-            Image.WritePng(path, hwc);
-            if (options.SaveTriplane is not null)
-            {
-                SaveTriplane(options.SaveTriplane, planes, model.Config, options.Image);
-            }
-            return path;
-        }, path => options.SaveTriplane is null ? path : $"{path}, {options.SaveTriplane}");
-
-        if (points is not null)
-        {
-            var path = Path.Combine(options.Out, "query.npy");
-            stage.Run("query", () =>
-            {
-                using var result = QueryPoints(backend, model.Nerf, channelsLast, points);
-                Npy.Write(path, result);
-                return path;
-            }, p => $"{points.Size(1)} points → {p} (N, 4) = [density, r, g, b]");
+            result = lrm.Reconstruct(image);
         }
-
-        stage.Run("render", () =>
+        catch
         {
-            using var cameras = Tensor.FromArray(Cameras.Render(Cameras.LookAtOrigin(0, -Cameras.CanonicalDistance, 0)), 1, 25);
-            using var render = model.Renderer.Render(backend, channelsLast, cameras, options.RenderSize, options.RenderSize);
-            var view = Path.Combine(options.Out, "input_view.png");
-            Image.WritePng(view, render.Rgb);
-            using (var opacity = GreyToRgb(render.Opacity, normalise: false))
+            // A bad image leaves nothing behind, not even the folder made for it.
+            if (createdFolder && Directory.Exists(folder) && !Directory.EnumerateFileSystemEntries(folder).Any())
             {
-                Image.WritePng(Path.Combine(options.Out, "opacity.png"), opacity);
+                Directory.Delete(folder);
             }
-            using (var depth = GreyToRgb(render.Depth, normalise: true))
-            {
-                Image.WritePng(Path.Combine(options.Out, "depth.png"), depth);
-            }
-            return view;
-        }, view => $"input view {options.RenderSize}² → {view}, opacity.png, depth.png");
-        if (options.Resolution > 0)
-        {
-            ExtractMesh(stage, backend, model, channelsLast, options, log);
+            throw;
         }
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lrm: done in {total.Elapsed.TotalSeconds:F2} s → {Path.GetFullPath(options.Out)}"));
-    }
-
-    // Density grid → marching cubes → vertex colours from the NeRF at the vertices → OUT/mesh.<format>.
-    internal static void ExtractMesh(StageLog stage, IBackend backend, LrmModel model, Tensor channelsLast, ReconstructOptions options, TextWriter log)
-    {
-        var resolution = options.Resolution;
-        using var grid = stage.Run("grid query", () => DensityGrid.Query(backend, model.Nerf, channelsLast, resolution),
-            _ => $"{resolution}³ = {(long)resolution * resolution * resolution:N0} points");
-        var (vertices, triangles) = stage.Run("marching cubes", () => backend.MarchingCubes(grid, options.Threshold, [-1f, -1f, -1f, 1f, 1f, 1f]),
-            m => $"level {options.Threshold}: {m.Vertices.Size(0):N0} vertices, {m.Triangles.Size(0):N0} triangles");
-        using (vertices)
-        using (triangles)
+        using (result)
         {
-            if (triangles.ElementCount == 0)
+            var input = result.Preprocessed!;
+            display.Stage("preprocess",
+                $"object {input.Foreground.Width}×{input.Foreground.Height} px at ({input.Foreground.X}, {input.Foreground.Y}), canvas {input.CanvasSize} px → {lrm.InputResolution}²{(input.BackgroundEstimated ? " (background estimated)" : "")}",
+                result.Timings.Preprocess);
+            foreach (var warning in result.Warnings)
             {
-                log.WriteLine($"lrm: warning: no surface at density {options.Threshold} inside the object box; no mesh written (try a lower --threshold)");
-                return;
+                display.Warning(warning);
             }
-            var written = stage.Run("export", () =>
+            display.Stage("triplane", $"image → triplane (1, 3, {result.TriplaneChannels}, {result.TriplaneResolution}, {result.TriplaneResolution})", result.Timings.ImageToTriplane);
+            times["preprocess"] = result.Timings.Preprocess;
+            times["image→triplane"] = result.Timings.ImageToTriplane;
+            var export = TimeSpan.Zero;
+
+            var preprocessedPath = Path.Combine(folder, "preprocessed.png");
+            export += Timed(display, "write", () =>
             {
-                using var points = Tensor.Empty([1, vertices.Size(0), 3]);
-                vertices.AsSpan<float>().CopyTo(points.AsSpan<float>());
-                var (sigma, rgb) = model.Nerf.Query(backend, channelsLast, points);
-                using (sigma)
-                using (rgb)
+                result.InputImage.SavePng(preprocessedPath);
+                if (options.SaveTriplane is not null)
                 {
-                    var colors = rgb.AsSpan<float>().ToArray();
-                    for (var i = 0; i < colors.Length; i++)
-                    {
-                        colors[i] = Math.Clamp(colors[i], 0f, 1f); // the NeRF's rgb spans [-0.001, 1.001]
-                    }
-                    var mesh = new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>(), colors).ComputeVertexNormals();
-                    var paths = options.Formats.Select(format => Path.Combine(options.Out, $"mesh.{format}")).ToList();
-                    foreach (var path in paths)
-                    {
-                        mesh.Save(path);
-                    }
-                    return paths;
+                    result.SaveTriplane(options.SaveTriplane);
                 }
-            }, paths => string.Join(", ", paths));
+            }, options.SaveTriplane is null ? preprocessedPath : $"{preprocessedPath}, {options.SaveTriplane}");
+
+            if (points is not null)
+            {
+                var path = Path.Combine(folder, "query.npy");
+                export += Timed(display, "query", () =>
+                {
+                    using var values = result.Query(points);
+                    Npy.Write(path, values);
+                }, $"{points.Size(1)} points → {path} (N, 4) = [density, r, g, b]");
+            }
+
+            var renderStart = result.Timings.Render;
+            using (var view = result.RenderInputView(options.RenderSize))
+            {
+                var path = Path.Combine(folder, "input_view.png");
+                view.Color.SavePng(path);
+                using (var opacity = view.OpacityImage())
+                {
+                    opacity.SavePng(Path.Combine(folder, "opacity.png"));
+                }
+                using (var depth = view.DepthImage())
+                {
+                    depth.SavePng(Path.Combine(folder, "depth.png"));
+                }
+                display.Stage("render", $"input view {options.RenderSize}² → {path}, opacity.png, depth.png", result.Timings.Render - renderStart);
+            }
+            times["render"] = result.Timings.Render - renderStart;
+
+            if (options.Turntable > 0)
+            {
+                var turntableStart = Stopwatch.StartNew();
+                var video = Turntable.Write(result, folder, options.Turntable, options.RenderSize, display);
+                times["turntable"] = turntableStart.Elapsed;
+                display.Stage("turntable", $"{options.Turntable} frames {options.RenderSize}² → {Path.Combine(folder, Turntable.FolderName)}{(video is null ? "" : $", {video}")}", turntableStart.Elapsed);
+            }
+
+            if (options.Resolution > 0)
+            {
+                ExtractMesh(result, folder, options, display, times, ref export);
+            }
+            times["export"] = export;
+            times["total"] = clock.Elapsed + lrm.LoadTime;
         }
     }
 
-    /// <summary>NeRF at points (1, N, 3) of channels-last planes → (N, 4) = [σ, r, g, b]; the caller owns it.</summary>
-    internal static Tensor QueryPoints(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes, Tensor points)
+    // Density grid → marching cubes → vertex colours → mesh.<format>.
+    private static void ExtractMesh(Reconstruction result, string folder, ReconstructOptions options, ProgressDisplay display,
+        Dictionary<string, TimeSpan> times, ref TimeSpan export)
     {
-        var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, points);
-        using (sigma)
-        using (rgb)
+        var before = (result.Timings.GridQuery, result.Timings.MarchingCubes, result.Timings.VertexColors);
+        var threshold = options.Threshold ?? result.Threshold;
+        var mesh = result.ExtractMesh(options.Resolution, threshold, options.CoarseToFine);
+        var grid = result.LastGridQuery!;
+        times["grid query"] = result.Timings.GridQuery - before.GridQuery;
+        times["marching cubes"] = result.Timings.MarchingCubes - before.MarchingCubes;
+        times["vertex colours"] = result.Timings.VertexColors - before.VertexColors;
+        var resolution = options.Resolution;
+        display.Stage("grid query", grid.CoarseToFine
+            ? string.Create(CultureInfo.InvariantCulture, $"{resolution}³ coarse-to-fine: {grid.PointsEvaluated:N0} of {grid.DensePoints:N0} points ({100 * grid.Fraction:F1} %), {grid.BlocksRefined:N0} of {grid.Blocks:N0} blocks refined")
+            : string.Create(CultureInfo.InvariantCulture, $"{resolution}³ = {grid.DensePoints:N0} points"), times["grid query"]);
+        display.Stage("marching cubes", string.Create(CultureInfo.InvariantCulture, $"level {threshold}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles"), times["marching cubes"]);
+        if (mesh.IsEmpty)
         {
-            var count = points.Size(1);
-            var result = Tensor.Empty([count, 4]);
-            var target = result.AsSpan<float>();
-            var density = sigma.AsSpan<float>();
-            var colour = rgb.AsSpan<float>();
-            for (var i = 0; i < count; i++)
-            {
-                target[4 * i] = density[i];
-                target[4 * i + 1] = colour[3 * i];
-                target[4 * i + 2] = colour[3 * i + 1];
-                target[4 * i + 3] = colour[3 * i + 2];
-            }
-            return result;
+            display.Warning($"no surface at density {threshold.ToString(CultureInfo.InvariantCulture)} inside the object box; no mesh written (try a lower --threshold)");
+            return;
         }
+        display.Stage("colours", "NeRF colour at every vertex, area-weighted normals", times["vertex colours"]);
+        var paths = options.Formats.Select(format => Path.Combine(folder, $"mesh.{format}")).ToList();
+        export += Timed(display, "export", () =>
+        {
+            foreach (var path in paths)
+            {
+                mesh.Save(path);
+            }
+        }, string.Join(", ", paths));
     }
 
     private static void Validate(ReconstructOptions options)
     {
+        if (options.Images.Count == 0)
+        {
+            throw new LrmInvalidArgumentException("no input image given");
+        }
         if (options.Resolution != 0 && options.Resolution is < 2 or > 1024)
         {
             throw new LrmInvalidArgumentException($"--resolution must be 0 (no mesh) or in 2..1024, got {options.Resolution}");
         }
-        if (!float.IsFinite(options.Threshold))
+        if (options.Threshold is { } threshold && !float.IsFinite(threshold))
         {
-            throw new LrmInvalidArgumentException($"--threshold must be a finite density, got {options.Threshold}");
+            throw new LrmInvalidArgumentException($"--threshold must be a finite density, got {threshold}");
         }
-        if (options.Formats.Count == 0 || options.Formats.FirstOrDefault(f => !MeshFormats.Contains(f)) is { } unknown && unknown is not null)
+        if (options.Formats.Count == 0 || options.Formats.FirstOrDefault(f => !MeshFormats.Contains(f)) is not null)
         {
             throw new LrmInvalidArgumentException($"--formats takes glb, ply and/or obj, got '{string.Join(",", options.Formats)}'");
         }
@@ -342,10 +431,51 @@ internal static class ReconstructCommand
         {
             throw new LrmInvalidArgumentException($"--foreground-ratio must be in (0, 1], got {options.ForegroundRatio.ToString(CultureInfo.InvariantCulture)}");
         }
+        if (options.Turntable is < 0 or > MaxTurntableFrames)
+        {
+            throw new LrmInvalidArgumentException($"--turntable must be in 0..{MaxTurntableFrames} frames, got {options.Turntable}");
+        }
+        if (options.SaveTriplane is not null && options.Images.Count > 1)
+        {
+            throw new LrmInvalidArgumentException($"--save-triplane names one file, but {options.Images.Count} images were given; save triplanes one image at a time");
+        }
+    }
+
+    // OUT for one image; OUT/<file name without extension> for several (two images with one name are refused).
+    private static string[] OutputFolders(ReconstructOptions options)
+    {
+        if (options.Images.Count == 1)
+        {
+            return [options.Out];
+        }
+        var folders = options.Images.Select(image => Path.Combine(options.Out, Path.GetFileNameWithoutExtension(image))).ToArray();
+        var clash = folders.Select((folder, i) => (folder, i)).GroupBy(f => f.folder, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (clash is not null)
+        {
+            throw new LrmInvalidArgumentException(
+                $"{string.Join(" and ", clash.Select(c => options.Images[c.i]))} would both write to {clash.Key}: give images distinct file names");
+        }
+        return folders;
+    }
+
+    private static T Timed<T>(ProgressDisplay display, string name, Func<T> work, Func<T, string> describe)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = work();
+        display.Stage(name, describe(result), clock.Elapsed);
+        return result;
+    }
+
+    private static TimeSpan Timed(ProgressDisplay display, string name, Action work, string description)
+    {
+        var clock = Stopwatch.StartNew();
+        work();
+        display.Stage(name, description, clock.Elapsed);
+        return clock.Elapsed;
     }
 
     // Creates the folder and proves a file can be created in it, before any work is done.
-    private static void EnsureWritableFolder(string folder)
+    internal static void EnsureWritableFolder(string folder)
     {
         try
         {
@@ -372,81 +502,5 @@ internal static class ReconstructCommand
         var points = Tensor.Empty([1, raw.Size(0), 3]);
         raw.AsSpan<float>().CopyTo(points.AsSpan<float>());
         return points;
-    }
-
-    private static void SaveTriplane(string path, Tensor planes, ModelConfig config, string image)
-    {
-        // (1, 3, C, H, W) → (3, C, H, W): the same bytes.
-        using var single = Tensor.Empty(planes.Shape[1..]);
-        planes.AsSpan<float>().CopyTo(single.AsSpan<float>());
-        var camera = string.Join(", ", Cameras.CanonicalSourceFor(config.CameraInputDim).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
-        SafeTensorsFile.Write(path, [new("planes", single)], new Dictionary<string, string>
-        {
-            ["config"] = config.ToJson(),
-            ["source_camera"] = $"[{camera}]",
-            ["image"] = image,
-            ["layout"] = "planes (3, C, H, W) fp32 as the upsampler makes them; a point (x, y, z) in [-1, 1]^3 samples plane 0 at (u=x, v=y), plane 1 at (x, z), plane 2 at (z, y), bilinear, zero padding, align_corners=False",
-        });
-    }
-
-    // (1, 3, S, S) planar → (S, S, 3) interleaved, for PNG.
-    private static Tensor ToImageLayout(Tensor image)
-    {
-        long size = image.Size(2) * image.Size(3);
-        var result = Tensor.Empty([image.Size(2), image.Size(3), 3]);
-        var source = image.AsSpan<float>();
-        var target = result.AsSpan<float>();
-        for (var i = 0; i < size; i++)
-        {
-            for (var c = 0; c < 3; c++)
-            {
-                target[3 * i + c] = source[(int)(c * size) + i];
-            }
-        }
-        return result;
-    }
-
-    // (1, H, W, 1) → (H, W, 3) grey; normalise maps [min, max] of the finite values to [0, 1].
-    private static Tensor GreyToRgb(Tensor values, bool normalise)
-    {
-        var source = values.AsSpan<float>();
-        float low = 0, high = 1;
-        if (normalise)
-        {
-            low = float.PositiveInfinity;
-            high = float.NegativeInfinity;
-            foreach (var v in source)
-            {
-                if (float.IsFinite(v))
-                {
-                    low = Math.Min(low, v);
-                    high = Math.Max(high, v);
-                }
-            }
-            if (!(high > low))
-            {
-                (low, high) = (0, 1);
-            }
-        }
-        var result = Tensor.Empty([values.Size(1), values.Size(2), 3]);
-        var target = result.AsSpan<float>();
-        for (var i = 0; i < source.Length; i++)
-        {
-            var grey = (source[i] - low) / (high - low);
-            target[3 * i] = target[3 * i + 1] = target[3 * i + 2] = grey;
-        }
-        return result;
-    }
-
-    // One progress line per stage on stderr: "lrm: <stage>  <what>  (<seconds> s)".
-    internal sealed class StageLog(TextWriter log)
-    {
-        public T Run<T>(string name, Func<T> work, Func<T, string> describe)
-        {
-            var clock = Stopwatch.StartNew();
-            var result = work();
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lrm: {name,-10} {describe(result)}  ({clock.Elapsed.TotalSeconds:F2} s)"));
-            return result;
-        }
     }
 }

@@ -3,32 +3,89 @@ using LrmNative.Backends;
 namespace LrmNative.Model;
 
 /// <summary>
-/// Dense density query of a triplane NeRF on a regular grid over the object box [−1, 1]³, for mesh
-/// extraction. Grid points are the corners of R−1 cells per axis (OpenLRM's linspace(−1, 1, R)), and the
-/// result is laid out (R, R, R) indexed [z][y][x] — the layout the marching-cubes op reads, so grid index
-/// i along an axis is the world coordinate −1 + 2i/(R−1). Points are evaluated in slabs of whole z-planes,
-/// so memory beyond the result stays bounded by <see cref="ChunkPoints"/> points.
+/// Writes the density at points (1, n, 3) into <paramref name="density"/> (n values). The density grid calls it in
+/// chunks of at most <see cref="DensityGrid.ChunkPoints"/> points.
+/// </summary>
+internal delegate void DensityFunction(Tensor points, Span<float> density);
+
+/// <summary>A density grid and how it was made. Owns <see cref="Grid"/>.</summary>
+/// <param name="Grid">(R, R, R) densities indexed [z][y][x].</param>
+/// <param name="Resolution">R, grid points per axis.</param>
+/// <param name="PointsEvaluated">Points the density function was evaluated at (R³ for the dense query).</param>
+/// <param name="CoarseStride">Fine cells per coarse block edge (0 for the dense query).</param>
+/// <param name="Blocks">Coarse blocks in all (0 for the dense query).</param>
+/// <param name="BlocksRefined">Coarse blocks evaluated at full resolution (near the surface, dilated by one block).</param>
+internal sealed record DensityGridResult(Tensor Grid, int Resolution, long PointsEvaluated, int CoarseStride, long Blocks, long BlocksRefined) : IDisposable
+{
+    /// <summary>R³: the points a dense query evaluates.</summary>
+    public long DensePoints => (long)Resolution * Resolution * Resolution;
+
+    /// <summary>Frees the grid.</summary>
+    public void Dispose() => Grid.Dispose();
+}
+
+/// <summary>
+/// Density of a triplane NeRF (or any <see cref="DensityFunction"/>) on a regular grid over the object box [−1, 1]³,
+/// for mesh extraction. Grid points are the corners of R−1 cells per axis (OpenLRM's linspace(−1, 1, R)), and the
+/// result is laid out (R, R, R) indexed [z][y][x] — the layout the marching-cubes op reads, so grid index i along an
+/// axis is the world coordinate −1 + 2i/(R−1). Points are evaluated in chunks of at most <see cref="ChunkPoints"/>,
+/// so memory beyond the result stays bounded.
+/// <para>
+/// Coarse-to-fine (<see cref="QueryCoarseToFine"/>): the density is first evaluated on every s-th grid point (a coarse
+/// grid of ⌈(R−1)/s⌉+1 points per axis; the last one is R−1). A coarse block (s³ fine cells) is refined when the level
+/// lies within its corner range widened by that range, [2·min − max, 2·max − min] plus a tiny absolute margin — a
+/// smooth field rarely strays further from its corners than they spread — and then every block next to a refined one
+/// (26-neighbourhood) is refined too. Refined blocks get the exact density at all their points; the other points get
+/// the trilinear interpolation of their block's corners. Every corner of an unrefined block lies strictly on one side
+/// of the level and a trilinear interpolation is a convex combination of them, so no cell inside an unrefined block
+/// can cross the level: marching cubes finds exactly the crossings inside refined blocks, from exact values, and the
+/// mesh equals the dense one unless the surface enters a block the coarse test missed (a feature thinner than a block
+/// and more than a block away from any detected surface).
+/// </para>
 /// </summary>
 internal static class DensityGrid
 {
-    /// <summary>Points per NeRF evaluation (memory bound of the query itself).</summary>
+    /// <summary>Points per density evaluation (memory bound of the query itself).</summary>
     public const int ChunkPoints = 1 << 18;
+
+    /// <summary>Default widening of a block's corner range, as a multiple of that range (see the class remarks).</summary>
+    public const float DefaultBand = 1f;
+
+    /// <summary>Default coarse stride: the coarse grid is R/4 per axis.</summary>
+    public const int DefaultCoarseStride = 4;
 
     /// <summary>The world coordinate of grid index <paramref name="index"/> on an axis of <paramref name="resolution"/> points.</summary>
     public static float Coordinate(int index, int resolution) => -1f + 2f * index / (resolution - 1);
+
+    /// <summary>σ = softplus(raw₀ − 1) of a triplane NeRF, as a <see cref="DensityFunction"/>.</summary>
+    public static DensityFunction Nerf(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(nerf);
+        ArgumentNullException.ThrowIfNull(channelsLastPlanes);
+        return (points, density) =>
+        {
+            var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, points);
+            using (sigma)
+            using (rgb)
+            {
+                sigma.AsSpan<float>().CopyTo(density);
+            }
+        };
+    }
 
     /// <summary>
     /// σ = softplus(raw₀ − 1) at every grid point: a new (R, R, R) tensor [z][y][x]. <paramref name="progress"/>
     /// is called with the fraction done after each slab.
     /// </summary>
-    public static Tensor Query(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes, int resolution, Action<double>? progress = null)
+    public static Tensor Query(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes, int resolution, Action<double>? progress = null) =>
+        QueryDense(Nerf(backend, nerf, channelsLastPlanes), resolution, progress).Grid;
+
+    /// <summary>The density at every grid point (R³ evaluations), in slabs of whole z-planes.</summary>
+    public static DensityGridResult QueryDense(DensityFunction density, int resolution, Action<double>? progress = null)
     {
-        ArgumentNullException.ThrowIfNull(backend);
-        ArgumentNullException.ThrowIfNull(nerf);
-        if (resolution < 2 || resolution > 1024)
-        {
-            throw new LrmInvalidArgumentException($"grid resolution must be in [2, 1024], got {resolution}");
-        }
+        ArgumentNullException.ThrowIfNull(density);
+        CheckResolution(resolution);
         var plane = (long)resolution * resolution;
         var slab = (int)Math.Max(1, ChunkPoints / plane);
         var grid = Tensor.Empty([resolution, resolution, resolution]);
@@ -55,20 +112,290 @@ internal static class DensityGrid
                         }
                     }
                 }
-                var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, points);
-                using (sigma)
-                using (rgb)
-                {
-                    sigma.AsSpan<float>().CopyTo(output.Slice((int)(z0 * plane), (int)(planes * plane)));
-                }
+                density(points, output.Slice((int)(z0 * plane), (int)(planes * plane)));
                 progress?.Invoke((double)(z0 + planes) / resolution);
             }
-            return grid;
+            return new DensityGridResult(grid, resolution, (long)resolution * resolution * resolution, 0, 0, 0);
         }
         catch
         {
             grid.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The grid of <see cref="QueryDense"/>, evaluating the full resolution only near the <paramref name="level"/>
+    /// surface (see the class remarks); <paramref name="stride"/> fine cells per coarse block edge (≥ 2).
+    /// <paramref name="progress"/> gets the fraction done.
+    /// </summary>
+    public static DensityGridResult QueryCoarseToFine(DensityFunction density, int resolution, float level, int stride = DefaultCoarseStride,
+        Action<double>? progress = null, float band = DefaultBand)
+    {
+        ArgumentNullException.ThrowIfNull(density);
+        CheckResolution(resolution);
+        if (stride < 2)
+        {
+            throw new LrmInvalidArgumentException($"coarse-to-fine grid query: the coarse stride must be >= 2, got {stride}");
+        }
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"coarse-to-fine grid query: the level must be finite, got {level}");
+        }
+        var coarseCount = (resolution - 1 + stride - 1) / stride + 1; // coarse points per axis
+        if (coarseCount < 3)
+        {
+            // One coarse block per axis: nothing to save.
+            return QueryDense(density, resolution, progress);
+        }
+        var coarseIndex = new int[coarseCount];
+        for (var i = 0; i < coarseCount; i++)
+        {
+            coarseIndex[i] = Math.Min(i * stride, resolution - 1);
+        }
+        var blocks = coarseCount - 1;
+
+        // 1. The coarse grid, exact.
+        var coarse = new float[(long)coarseCount * coarseCount * coarseCount];
+        var evaluated = EvaluateCoarse(density, coarse, coarseIndex, resolution);
+        progress?.Invoke(0.1);
+
+        // 2. Blocks near the level, dilated by one block.
+        var near = new bool[blocks * blocks * blocks];
+        var margin = 1e-6f * (Math.Abs(level) + 1f);
+        for (var bz = 0; bz < blocks; bz++)
+        {
+            for (var by = 0; by < blocks; by++)
+            {
+                for (var bx = 0; bx < blocks; bx++)
+                {
+                    float low = float.PositiveInfinity, high = float.NegativeInfinity;
+                    for (var corner = 0; corner < 8; corner++)
+                    {
+                        var v = coarse[((bz + (corner >> 2)) * coarseCount + by + ((corner >> 1) & 1)) * coarseCount + bx + (corner & 1)];
+                        low = MathF.Min(low, v);
+                        high = MathF.Max(high, v);
+                    }
+                    var spread = band * (high - low);
+                    // NaN corners fail both tests below and so are refined: the exact values decide.
+                    near[(bz * blocks + by) * blocks + bx] = !(level < low - spread - margin) && !(level > high + spread + margin);
+                }
+            }
+        }
+        var refined = Dilate(near, blocks);
+        long refinedCount = refined.Count(r => r);
+
+        // 3. The fine grid: coarse points copied, refined blocks evaluated, the rest interpolated.
+        // Per axis, the (up to two) blocks holding each fine index and its position inside the first.
+        var blockOf = new int[resolution];
+        var lowerBlock = new int[resolution];
+        var weight = new float[resolution];
+        var isCoarse = new bool[resolution];
+        for (var i = 0; i < resolution; i++)
+        {
+            var b = Math.Min(i / stride, blocks - 1);
+            blockOf[i] = b;
+            lowerBlock[i] = i == coarseIndex[b] && b > 0 ? b - 1 : b;
+            weight[i] = (float)(i - coarseIndex[b]) / (coarseIndex[b + 1] - coarseIndex[b]);
+            isCoarse[i] = i == coarseIndex[b] || i == coarseIndex[b + 1];
+        }
+        var grid = Tensor.Empty([resolution, resolution, resolution]);
+        try
+        {
+            var values = grid.AsSpan<float>();
+            using var batch = new PointBatch(density, grid);
+            for (var z = 0; z < resolution; z++)
+            {
+                var wz = Coordinate(z, resolution);
+                int bz = blockOf[z], bz0 = lowerBlock[z];
+                var tz = weight[z];
+                for (var y = 0; y < resolution; y++)
+                {
+                    var wy = Coordinate(y, resolution);
+                    int by = blockOf[y], by0 = lowerBlock[y];
+                    var ty = weight[y];
+                    var row = ((long)z * resolution + y) * resolution;
+                    for (var x = 0; x < resolution; x++)
+                    {
+                        int bx = blockOf[x], bx0 = lowerBlock[x];
+                        if (isCoarse[x] && isCoarse[y] && isCoarse[z])
+                        {
+                            values[(int)(row + x)] = coarse[((CoarsePosition(z, bz, coarseIndex) * coarseCount) + CoarsePosition(y, by, coarseIndex)) * coarseCount + CoarsePosition(x, bx, coarseIndex)];
+                        }
+                        else if (AnyRefined(refined, blocks, bx0, bx, by0, by, bz0, bz))
+                        {
+                            batch.Add(row + x, Coordinate(x, resolution), wy, wz);
+                        }
+                        else
+                        {
+                            values[(int)(row + x)] = Trilinear(coarse, coarseCount, bx, by, bz, weight[x], ty, tz);
+                        }
+                    }
+                }
+                if ((z & 7) == 7)
+                {
+                    progress?.Invoke(0.1 + 0.9 * (z + 1) / resolution);
+                }
+            }
+            batch.Flush();
+            evaluated += batch.Evaluated;
+            progress?.Invoke(1.0);
+            return new DensityGridResult(grid, resolution, evaluated, stride, (long)blocks * blocks * blocks, refinedCount);
+        }
+        catch
+        {
+            grid.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckResolution(int resolution)
+    {
+        if (resolution < 2 || resolution > 1024)
+        {
+            throw new LrmInvalidArgumentException($"grid resolution must be in [2, 1024], got {resolution}");
+        }
+    }
+
+    // Coarse grid values at the fine indices coarseIndex[i] (all three axes), evaluated in chunks.
+    private static long EvaluateCoarse(DensityFunction density, float[] coarse, int[] coarseIndex, int resolution)
+    {
+        var count = coarseIndex.Length;
+        var plane = (long)count * count;
+        var slab = (int)Math.Max(1, ChunkPoints / plane);
+        for (var z0 = 0; z0 < count; z0 += slab)
+        {
+            var planes = Math.Min(slab, count - z0);
+            using var points = Tensor.Empty([1, planes * plane, 3]);
+            var p = points.AsSpan<float>();
+            var n = 0;
+            for (var z = z0; z < z0 + planes; z++)
+            {
+                for (var y = 0; y < count; y++)
+                {
+                    for (var x = 0; x < count; x++)
+                    {
+                        p[n++] = Coordinate(coarseIndex[x], resolution);
+                        p[n++] = Coordinate(coarseIndex[y], resolution);
+                        p[n++] = Coordinate(coarseIndex[z], resolution);
+                    }
+                }
+            }
+            density(points, coarse.AsSpan((int)(z0 * plane), (int)(planes * plane)));
+        }
+        return plane * count;
+    }
+
+    // The coarse position of fine index i, which is a coarse point of block b (its lower or upper corner).
+    private static int CoarsePosition(int i, int b, int[] coarseIndex) => i == coarseIndex[b] ? b : b + 1;
+
+    private static bool AnyRefined(bool[] refined, int blocks, int x0, int x1, int y0, int y1, int z0, int z1)
+    {
+        for (var z = z0; z <= z1; z++)
+        {
+            for (var y = y0; y <= y1; y++)
+            {
+                for (var x = x0; x <= x1; x++)
+                {
+                    if (refined[(z * blocks + y) * blocks + x])
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
+    }
+
+    private static float Trilinear(float[] coarse, int count, int bx, int by, int bz, float tx, float ty, float tz)
+    {
+        float At(int dx, int dy, int dz) => coarse[((bz + dz) * count + by + dy) * count + bx + dx];
+        var c00 = At(0, 0, 0) + tx * (At(1, 0, 0) - At(0, 0, 0));
+        var c10 = At(0, 1, 0) + tx * (At(1, 1, 0) - At(0, 1, 0));
+        var c01 = At(0, 0, 1) + tx * (At(1, 0, 1) - At(0, 0, 1));
+        var c11 = At(0, 1, 1) + tx * (At(1, 1, 1) - At(0, 1, 1));
+        var c0 = c00 + ty * (c10 - c00);
+        var c1 = c01 + ty * (c11 - c01);
+        return c0 + tz * (c1 - c0);
+    }
+
+    private static bool[] Dilate(bool[] marked, int blocks)
+    {
+        var result = new bool[marked.Length];
+        for (var z = 0; z < blocks; z++)
+        {
+            for (var y = 0; y < blocks; y++)
+            {
+                for (var x = 0; x < blocks; x++)
+                {
+                    if (!marked[(z * blocks + y) * blocks + x])
+                    {
+                        continue;
+                    }
+                    for (var dz = Math.Max(0, z - 1); dz <= Math.Min(blocks - 1, z + 1); dz++)
+                    {
+                        for (var dy = Math.Max(0, y - 1); dy <= Math.Min(blocks - 1, y + 1); dy++)
+                        {
+                            for (var dx = Math.Max(0, x - 1); dx <= Math.Min(blocks - 1, x + 1); dx++)
+                            {
+                                result[(dz * blocks + dy) * blocks + dx] = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return result;
+    }
+
+    // Points gathered for exact evaluation, ChunkPoints at a time, scattered into the grid by flat index.
+    private sealed class PointBatch(DensityFunction density, Tensor grid) : IDisposable
+    {
+        private readonly Tensor _points = Tensor.Empty([1, ChunkPoints, 3]);
+        private readonly long[] _targets = new long[ChunkPoints];
+        private readonly float[] _values = new float[ChunkPoints];
+        private int _count;
+
+        public long Evaluated { get; private set; }
+
+        public void Add(long target, float x, float y, float z)
+        {
+            var p = _points.AsSpan<float>();
+            p[3 * _count] = x;
+            p[3 * _count + 1] = y;
+            p[3 * _count + 2] = z;
+            _targets[_count++] = target;
+            if (_count == ChunkPoints)
+            {
+                Flush();
+            }
+        }
+
+        public void Flush()
+        {
+            if (_count == 0)
+            {
+                return;
+            }
+            var grid1 = grid.AsSpan<float>();
+            if (_count == ChunkPoints)
+            {
+                density(_points, _values);
+            }
+            else
+            {
+                using var part = Tensor.Empty([1, _count, 3]);
+                _points.AsSpan<float>()[..(3 * _count)].CopyTo(part.AsSpan<float>());
+                density(part, _values.AsSpan(0, _count));
+            }
+            for (var i = 0; i < _count; i++)
+            {
+                grid1[(int)_targets[i]] = _values[i];
+            }
+            Evaluated += _count;
+            _count = 0;
+        }
+
+        public void Dispose() => _points.Dispose();
     }
 }

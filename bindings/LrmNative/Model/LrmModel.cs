@@ -191,6 +191,60 @@ internal sealed class LrmModel : IDisposable
     }
 
     /// <summary>
+    /// A model of <paramref name="config"/> with weights uniform in [−0.02, 0.02) from <paramref name="seed"/>, made in
+    /// memory (for `lrm bench` without a checkpoint: the timing of every op is independent of the values).
+    /// <paramref name="overrides"/> replaces tensors by name; the model takes ownership of them.
+    /// </summary>
+    public static LrmModel CreateRandom(ModelConfig config, int seed, Dictionary<string, Tensor>? overrides = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var random = new Random(seed);
+        var specs = LrmWeightNames.Expected(config).ToList();
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var spec in specs)
+            {
+                if (overrides is not null && overrides.Remove(spec.Name, out var given))
+                {
+                    tensors[spec.Name] = given;
+                    continue;
+                }
+                var tensor = Tensor.Empty(spec.Shape);
+                tensors[spec.Name] = tensor;
+                var values = tensor.AsSpan<float>();
+                for (var i = 0; i < values.Length; i++)
+                {
+                    values[i] = 0.04f * random.NextSingle() - 0.02f;
+                }
+            }
+            foreach (var unused in (IEnumerable<Tensor>?)overrides?.Values ?? [])
+            {
+                unused.Dispose(); // names the table does not have
+            }
+            overrides?.Clear();
+            var weights = WeightSet.FromTensors($"random weights (seed {seed})", specs, tensors);
+            try
+            {
+                return new LrmModel(config, weights);
+            }
+            catch
+            {
+                weights.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            foreach (var tensor in tensors.Values.Concat((IEnumerable<Tensor>?)overrides?.Values ?? []))
+            {
+                tensor.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Reads a model folder's config and checks its weights file against it from the header alone (nothing is
     /// loaded): for <c>lrm info --model</c>. Returns the config and the checkpoint's unused tensor names.
     /// </summary>

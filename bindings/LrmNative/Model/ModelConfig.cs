@@ -163,6 +163,15 @@ internal sealed record ModelConfig
     /// <summary>Parameters of the model, counted from the weight table (no allocation).</summary>
     public long ParameterCount => LrmWeightNames.Expected(this).Sum(spec => spec.ElementCount);
 
+    /// <summary>OpenLRM's default mesh threshold: the density of the extracted surface when the config names none.</summary>
+    public const float DefaultMeshThreshold = 3.0f;
+
+    /// <summary>
+    /// Density of the extracted surface (extension key "mesh_threshold"), or null for OpenLRM's
+    /// <see cref="DefaultMeshThreshold"/>: a model trained with another density scale can carry its own.
+    /// </summary>
+    public float? MeshThreshold { get; init; }
+
     /// <summary>Where the config was read from (for error messages); "" if built in code.</summary>
     public string Source { get; init; } = "";
 
@@ -278,6 +287,7 @@ internal sealed record ModelConfig
                 CameraInputDim = reader.OptionalPositive("camera_input_dim") ?? CameraRawDim,
                 NerfLayerCount = reader.OptionalPositive("nerf_layers") ?? NerfLayers,
                 NerfHiddenWidth = reader.OptionalPositive("nerf_hidden_dim") ?? NerfHiddenDim,
+                MeshThreshold = reader.OptionalFinite("mesh_threshold"),
             };
             config.Validate();
             return config;
@@ -357,6 +367,10 @@ internal sealed record ModelConfig
             json.WriteNumber("camera_input_dim", CameraInputDim);
             json.WriteNumber("nerf_layers", NerfLayerCount);
             json.WriteNumber("nerf_hidden_dim", NerfHiddenWidth);
+            if (MeshThreshold is { } threshold)
+            {
+                json.WriteNumber("mesh_threshold", threshold);
+            }
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
@@ -418,6 +432,12 @@ internal sealed record ModelConfig
             }
             return [.. value.EnumerateArray().Select(item => item.GetSingle())];
         }
+
+        public float? OptionalFinite(string key) => Find(key) is { } value
+            ? value.ValueKind == JsonValueKind.Number && float.IsFinite(value.GetSingle())
+                ? value.GetSingle()
+                : throw new LrmFormatException($"{source}: key '{key}' must be a finite number, got {value.GetRawText()}")
+            : null;
 
         public int? OptionalPositive(string key) => Find(key) is { } value ? ToPositive(key, value) : null;
 

@@ -64,6 +64,24 @@ internal sealed class WeightSet : IDisposable
         return new WeightSet(path, tensors, ignored);
     }
 
+    /// <summary>
+    /// A set made in memory (random or analytic weights for benchmarks and tests): takes ownership of
+    /// <paramref name="tensors"/>, which must hold every expected tensor with its exact shape.
+    /// </summary>
+    public static WeightSet FromTensors(string source, IEnumerable<WeightSpec> expected, Dictionary<string, Tensor> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        ArgumentNullException.ThrowIfNull(tensors);
+        foreach (var spec in expected)
+        {
+            if (!tensors.TryGetValue(spec.Name, out var tensor) || !tensor.Shape.SequenceEqual(spec.Shape) || tensor.DataType != DataType.Float32)
+            {
+                throw new LrmInternalException($"{source}: in-memory weight '{spec.Name}' is missing or not Float32 {Tensor.FormatShape(spec.Shape)}");
+            }
+        }
+        return new WeightSet(source, tensors, []);
+    }
+
     /// <summary>True if the set holds a tensor of this name.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 

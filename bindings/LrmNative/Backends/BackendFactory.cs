@@ -1,0 +1,43 @@
+namespace LrmNative.Backends;
+
+/// <summary>
+/// Turns a requested <see cref="Device"/> into a backend: the one place that knows which backends this build has.
+/// <see cref="Device.Auto"/> takes CUDA when a CUDA backend can run here and falls back to the CPU otherwise, saying
+/// why; an explicit CUDA request that cannot be served fails with one error giving the reason.
+/// </summary>
+internal static class BackendFactory
+{
+    /// <summary>The prefix of every "CUDA requested but not possible" message.</summary>
+    public const string CudaUnavailable = "CUDA backend not available";
+
+    /// <summary>Why a CUDA backend cannot run in this process, or null when it can.</summary>
+    public static string? CudaUnavailableReason()
+    {
+        var driver = CudaDriverInfo.Probe();
+        if (!driver.Available)
+        {
+            return driver.Summary;
+        }
+        // The driver and a GPU are here; the backend itself is a separate piece of work (issue: CUDA backend).
+        return $"this build of LrmNative has no CUDA backend yet ({driver.Summary})";
+    }
+
+    /// <summary>
+    /// A backend for <paramref name="requested"/> with <paramref name="threads"/> CPU threads (0: the library default):
+    /// the backend, the device it runs on, and for <see cref="Device.Auto"/> that fell back to the CPU, why.
+    /// </summary>
+    /// <exception cref="LrmUnsupportedException">CUDA was asked for explicitly and cannot be used here.</exception>
+    public static (IBackend Backend, Device Device, string? Note) Create(Device requested, int threads)
+    {
+        if (requested.IsAuto)
+        {
+            var reason = CudaUnavailableReason();
+            return (new CpuBackend(threads), Device.Cpu, $"{CudaUnavailable}: {reason}; running on the CPU");
+        }
+        if (requested.Kind == DeviceKind.Cuda)
+        {
+            throw new LrmUnsupportedException($"{CudaUnavailable}: {CudaUnavailableReason()}");
+        }
+        return (new CpuBackend(threads), Device.Cpu, null);
+    }
+}

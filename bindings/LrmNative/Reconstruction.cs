@@ -1,0 +1,289 @@
+using System.Globalization;
+using LrmNative.Imaging;
+using LrmNative.IO;
+using LrmNative.Model;
+
+namespace LrmNative;
+
+/// <summary>How the last mesh's density grid was evaluated.</summary>
+/// <param name="Resolution">Grid points per axis, R.</param>
+/// <param name="CoarseToFine">True when only blocks near the surface were evaluated at full resolution.</param>
+/// <param name="PointsEvaluated">NeRF queries made (R³ for the dense grid).</param>
+/// <param name="BlocksRefined">Coarse blocks evaluated at full resolution (0 for the dense grid).</param>
+/// <param name="Blocks">Coarse blocks in all (0 for the dense grid).</param>
+public sealed record GridQueryStatistics(int Resolution, bool CoarseToFine, long PointsEvaluated, long BlocksRefined, long Blocks)
+{
+    /// <summary>R³: what a dense grid evaluates.</summary>
+    public long DensePoints => (long)Resolution * Resolution * Resolution;
+
+    /// <summary>Points evaluated as a fraction of the dense grid.</summary>
+    public double Fraction => (double)PointsEvaluated / DensePoints;
+}
+
+/// <summary>
+/// One photo reconstructed as a triplane NeRF (LRM §3.3): render it from any camera, extract a coloured mesh, read
+/// the triplane or query the NeRF at points. Made by <see cref="Reconstructor.Reconstruct(Image)"/>; uses its
+/// reconstructor's model, so dispose this first. Not thread-safe. Dispose frees the triplane.
+/// </summary>
+public sealed class Reconstruction : IDisposable
+{
+    /// <summary>Side of the input-view render when none is given (OpenLRM's default render size).</summary>
+    public const int DefaultRenderSize = 128;
+
+    /// <summary>Default mesh grid resolution: the paper's 384³.</summary>
+    public const int DefaultMeshResolution = 384;
+
+    private const int MaxRenderSize = 4096;
+    private readonly Reconstructor _owner;
+    private readonly Tensor _planes;
+    private readonly Tensor _channelsLast;
+    private readonly PreprocessedImage? _input;
+    private Image? _inputImage;
+
+    // Takes ownership of the planes (1, 3, C, H, W), their channels-last copy (1, 3, H, W, C) and the input.
+    internal Reconstruction(Reconstructor owner, Tensor planes, Tensor channelsLast, PreprocessedImage? input, string source, ReconstructionTimings timings)
+    {
+        _owner = owner;
+        _planes = planes;
+        _channelsLast = channelsLast;
+        _input = input;
+        Source = source;
+        Timings = timings;
+    }
+
+    /// <summary>Where the photo came from (its path, or the name of an in-memory image).</summary>
+    public string Source { get; }
+
+    /// <summary>Time spent in each stage so far, including the reconstructor's load.</summary>
+    public ReconstructionTimings Timings { get; }
+
+    /// <summary>Things the user should know about the input, one sentence each (e.g. that the background was estimated).</summary>
+    public IReadOnlyList<string> Warnings => _input?.Warnings ?? [];
+
+    /// <summary>The surface density <see cref="ExtractMesh(int)"/> uses by default (the reconstructor's).</summary>
+    public float Threshold => _owner.Threshold;
+
+    /// <summary>How the last <see cref="ExtractMesh(int, float?, bool?)"/> evaluated its grid; null before the first.</summary>
+    public GridQueryStatistics? LastGridQuery { get; private set; }
+
+    /// <summary>
+    /// The encoder input the photo became (RGB, <see cref="Reconstructor.InputResolution"/> square: composited on white,
+    /// re-centred, resized); owned by the reconstruction. Throws for reconstructions made without a photo.
+    /// </summary>
+    public Image InputImage => _inputImage ??= MakeInputImage();
+
+    /// <summary>Triplane channels C.</summary>
+    public int TriplaneChannels => (int)_planes.Size(2);
+
+    /// <summary>Triplane resolution H = W.</summary>
+    public int TriplaneResolution => (int)_planes.Size(3);
+
+    internal PreprocessedImage? Preprocessed => _input;
+
+    internal Tensor Planes => _planes;
+
+    internal Tensor ChannelsLastPlanes => _channelsLast;
+
+    /// <summary>
+    /// A copy of the triplane, (3, C, H, W) row-major fp32 as the model's upsampler makes it: a point (x, y, z) of the
+    /// box [−1, 1]³ reads plane 0 at (u = x, v = y), plane 1 at (x, z), plane 2 at (z, y) (bilinear, zero padding,
+    /// align_corners = false; u runs along W, v along H).
+    /// </summary>
+    public float[] GetTriplane() => _planes.AsSpan<float>().ToArray();
+
+    /// <summary>
+    /// Saves the triplane as safetensors (atomically): tensor "planes" (3, C, H, W) fp32, and metadata "config" (the model
+    /// config JSON), "source_camera" (the conditioning camera values), "image" and "layout".
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file cannot be written.</exception>
+    public void SaveTriplane(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var config = _owner.Model.Config;
+        using var single = Tensor.Empty(_planes.Shape[1..]);
+        _planes.AsSpan<float>().CopyTo(single.AsSpan<float>());
+        var camera = string.Join(", ", Cameras.CanonicalSourceFor(config.CameraInputDim).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+        SafeTensorsFile.Write(path, [new("planes", single)], new Dictionary<string, string>
+        {
+            ["config"] = config.ToJson(),
+            ["source_camera"] = $"[{camera}]",
+            ["image"] = Source,
+            ["layout"] = "planes (3, C, H, W) fp32 as the upsampler makes them; a point (x, y, z) in [-1, 1]^3 samples plane 0 at (u=x, v=y), plane 1 at (x, z), plane 2 at (z, y), bilinear, zero padding, align_corners=False",
+        });
+    }
+
+    /// <summary>
+    /// The NeRF at points: <paramref name="points"/> is (N, 3) x, y, z in world units (the object box is [−1, 1]³);
+    /// returns (N, 4) = [σ, r, g, b] with σ = softplus(raw₀ − 1) (the density the renderer integrates and the mesh
+    /// threshold applies to) and rgb = sigmoid(raw₁…₃)·1.002 − 0.001, evaluated as is (no masking outside the box).
+    /// </summary>
+    public float[] Query(ReadOnlySpan<float> points)
+    {
+        if (points.Length == 0 || points.Length % 3 != 0)
+        {
+            throw new LrmShapeException($"query: points must be a non-empty (N, 3) array, got {points.Length} values");
+        }
+        using var batch = Tensor.FromArray(points, 1, points.Length / 3, 3);
+        using var result = Query(batch);
+        return result.AsSpan<float>().ToArray();
+    }
+
+    /// <summary>The NeRF at points (1, N, 3) → (N, 4) = [σ, r, g, b]; the caller owns the result.</summary>
+    internal Tensor Query(Tensor points)
+    {
+        var (sigma, rgb) = _owner.Model.Nerf.Query(_owner.Backend, _channelsLast, points);
+        using (sigma)
+        using (rgb)
+        {
+            var count = points.Size(1);
+            var result = Tensor.Empty([count, 4]);
+            var target = result.AsSpan<float>();
+            var density = sigma.AsSpan<float>();
+            var colour = rgb.AsSpan<float>();
+            for (var i = 0; i < count; i++)
+            {
+                target[4 * i] = density[i];
+                target[4 * i + 1] = colour[3 * i];
+                target[4 * i + 2] = colour[3 * i + 1];
+                target[4 * i + 3] = colour[3 * i + 2];
+            }
+            return result;
+        }
+    }
+
+    /// <summary>Renders the input view (<see cref="Camera.Input"/>) at <paramref name="size"/>² pixels; the caller owns the view.</summary>
+    public RenderedView RenderInputView(int size = DefaultRenderSize) => Render(Camera.Input, size, size);
+
+    /// <summary>
+    /// Volume-renders the triplane NeRF from <paramref name="camera"/> (LRM §3.3: coarse and importance samples inside
+    /// the object box, composited on white) at <paramref name="width"/> × <paramref name="height"/>; the caller owns the view.
+    /// </summary>
+    /// <exception cref="LrmInvalidArgumentException">A size outside 1..4096.</exception>
+    public RenderedView Render(Camera camera, int width, int height)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        if (width is <= 0 or > MaxRenderSize || height is <= 0 or > MaxRenderSize)
+        {
+            throw new LrmInvalidArgumentException($"render size must be in 1..{MaxRenderSize} on each side, got {width}×{height}");
+        }
+        return _owner.Stage(Timings, ReconstructionStage.Render, () =>
+        {
+            using var cameras = Tensor.FromArray(camera.RenderVector(), 1, 25);
+            using var render = _owner.Model.Renderer.Render(_owner.Backend, _channelsLast, cameras, height, width);
+            var color = Image.FromRgb(render.Rgb.AsSpan<float>(), width, height, $"{Source} rendered from {camera}");
+            return new RenderedView(camera, color, render.Depth.AsSpan<float>().ToArray(), render.Opacity.AsSpan<float>().ToArray());
+        });
+    }
+
+    /// <summary>
+    /// OpenLRM's turntable: <paramref name="frames"/> views of <paramref name="size"/>² from <see cref="Camera.Turntable"/>
+    /// (radius 2, height 0.8, starting in front), rendered one at a time as the sequence is enumerated; the caller
+    /// disposes each view.
+    /// </summary>
+    public IEnumerable<RenderedView> RenderTurntable(int frames, int size = DefaultRenderSize)
+    {
+        var cameras = Camera.Turntable(frames);
+        return Frames();
+
+        IEnumerable<RenderedView> Frames()
+        {
+            foreach (var camera in cameras)
+            {
+                yield return Render(camera, size, size);
+            }
+        }
+    }
+
+    /// <summary>Extracts the mesh at the default threshold on a <paramref name="resolution"/>³ grid; see <see cref="ExtractMesh(int, float?, bool?)"/>.</summary>
+    public Mesh ExtractMesh(int resolution = DefaultMeshResolution) => ExtractMesh(resolution, null, null);
+
+    /// <summary>
+    /// The surface σ = <paramref name="threshold"/> (default <see cref="Threshold"/>) of the NeRF's density on a
+    /// <paramref name="resolution"/>³ grid over [−1, 1]³ (marching cubes, LRM §4), coarse-to-fine when
+    /// <paramref name="coarseToFine"/> (default: the reconstructor's option), with each vertex coloured by the NeRF at
+    /// it (clamped to [0, 1]) and area-weighted normals. Coordinates are the engine's (z up); <see cref="Mesh.SaveGlb"/>
+    /// converts to glTF's y-up. A mesh without triangles (<see cref="Mesh.IsEmpty"/>) means no surface at that density.
+    /// </summary>
+    /// <exception cref="LrmInvalidArgumentException">A resolution outside 2..1024 or a non-finite threshold.</exception>
+    public Mesh ExtractMesh(int resolution, float? threshold, bool? coarseToFine = null)
+    {
+        if (resolution is < 2 or > 1024)
+        {
+            throw new LrmInvalidArgumentException($"mesh resolution must be in 2..1024, got {resolution}");
+        }
+        var level = threshold ?? Threshold;
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"mesh threshold must be a finite density, got {level}");
+        }
+        var refine = coarseToFine ?? _owner.Options.CoarseToFine;
+        var backend = _owner.Backend;
+        var progress = _owner.Options.Progress;
+        void Report(double fraction) => progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));
+        var density = DensityGrid.Nerf(backend, _owner.Model.Nerf, _channelsLast);
+        using var grid = _owner.Stage(Timings, ReconstructionStage.GridQuery, () => refine
+            ? DensityGrid.QueryCoarseToFine(density, resolution, level, DensityGrid.DefaultCoarseStride, Report)
+            : DensityGrid.QueryDense(density, resolution, Report));
+        LastGridQuery = new GridQueryStatistics(resolution, grid.CoarseStride > 0, grid.PointsEvaluated, grid.BlocksRefined, grid.Blocks);
+        var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes,
+            () => backend.MarchingCubes(grid.Grid, level, [-1f, -1f, -1f, 1f, 1f, 1f]));
+        using (vertices)
+        using (triangles)
+        {
+            return _owner.Stage(Timings, ReconstructionStage.VertexColors, () =>
+            {
+                if (triangles.ElementCount == 0)
+                {
+                    return new Mesh([], []);
+                }
+                using var points = Tensor.Empty([1, vertices.Size(0), 3]);
+                vertices.AsSpan<float>().CopyTo(points.AsSpan<float>());
+                var (sigma, rgb) = _owner.Model.Nerf.Query(backend, _channelsLast, points);
+                using (sigma)
+                using (rgb)
+                {
+                    var colors = rgb.AsSpan<float>().ToArray();
+                    for (var i = 0; i < colors.Length; i++)
+                    {
+                        colors[i] = Math.Clamp(colors[i], 0f, 1f); // the NeRF's rgb spans [−0.001, 1.001]
+                    }
+                    return new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>(), colors).ComputeVertexNormals();
+                }
+            });
+        }
+    }
+
+    /// <summary>Frees the triplane and the input image.</summary>
+    public void Dispose()
+    {
+        _inputImage?.Dispose();
+        _input?.Dispose();
+        _channelsLast.Dispose();
+        _planes.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"Reconstruction of {Source}: triplane 3 × {TriplaneChannels} × {TriplaneResolution}²";
+
+    // (1, 3, S, S) planar → an RGB image.
+    private Image MakeInputImage()
+    {
+        if (_input is null)
+        {
+            throw new LrmInvalidArgumentException($"{Source}: this reconstruction was made without an input image");
+        }
+        var image = _input.Image;
+        int height = (int)image.Size(2), width = (int)image.Size(3);
+        var size = height * width;
+        var source = image.AsSpan<float>();
+        var rgb = new float[3 * size];
+        for (var i = 0; i < size; i++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                rgb[3 * i + c] = source[c * size + i];
+            }
+        }
+        return Image.FromRgb(rgb, width, height, $"{Source} (encoder input)");
+    }
+}

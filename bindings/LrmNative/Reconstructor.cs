@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Globalization;
+using LrmNative.Backends;
+using LrmNative.Imaging;
+using LrmNative.Model;
+
+namespace LrmNative;
+
+/// <summary>Settings of a <see cref="Reconstructor"/>. Every value has a sensible default.</summary>
+public sealed record ReconstructorOptions
+{
+    /// <summary>
+    /// The object's longest side as a fraction of the encoder input (default 0.85, OpenLRM's): the photo is re-centred
+    /// on the object and scaled so the object fills this much of the square.
+    /// </summary>
+    public double ForegroundRatio { get; init; } = 0.85;
+
+    /// <summary>
+    /// Density of the extracted surface; null (default) takes the model config's "mesh_threshold", else OpenLRM's 3.0.
+    /// </summary>
+    public float? Threshold { get; init; }
+
+    /// <summary>CPU threads (0, the default: OMP_NUM_THREADS or all cores).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>
+    /// Evaluate the mesh grid coarse-to-fine (default false): the density on a grid of a quarter of the resolution
+    /// first, then the full resolution only in blocks near the surface. Gives the dense mesh (identical unless the
+    /// surface has features thinner than a block far from the rest of it) from a fraction of the NeRF queries.
+    /// </summary>
+    public bool CoarseToFine { get; init; }
+
+    /// <summary>Called synchronously with each stage's progress (0 at its start, 1 at its end, fractions between); may be null.</summary>
+    public IProgress<ReconstructionProgress>? Progress { get; init; }
+
+    internal void Validate()
+    {
+        if (!(ForegroundRatio > 0 && ForegroundRatio <= 1))
+        {
+            throw new LrmInvalidArgumentException($"foreground ratio must be in (0, 1], got {ForegroundRatio.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (Threshold is { } threshold && !float.IsFinite(threshold))
+        {
+            throw new LrmInvalidArgumentException($"threshold must be a finite density, got {threshold}");
+        }
+        if (Threads < 0)
+        {
+            throw new LrmInvalidArgumentException($"threads must be >= 0 (0: default), got {Threads}");
+        }
+    }
+}
+
+/// <summary>
+/// The Large Reconstruction Model (LRM, arXiv 2311.04400) ready to run: one photo in, a triplane NeRF out, from which
+/// <see cref="Reconstruction"/> renders views and extracts a coloured mesh.
+/// </summary>
+/// <example>
+/// <code>
+/// using var lrm = Reconstructor.Load("models/openlrm-small", Device.Auto);
+/// using var image = Image.Load("chair.png");           // RGBA with the background removed works best
+/// using var result = lrm.Reconstruct(image);
+/// result.ExtractMesh(384).SaveGlb("chair.glb");          // z-up engine mesh, y-up GLB
+/// using var view = result.RenderInputView(256);
+/// view.Color.SavePng("chair_view.png");
+/// </code>
+/// </example>
+/// <remarks>
+/// One instance holds the weights (hundreds of MB for the OpenLRM models) and may reconstruct any number of images, one
+/// call at a time (not thread-safe). Dispose frees the weights; reconstructions made from it must be disposed first.
+/// </remarks>
+public sealed class Reconstructor : IDisposable
+{
+    private readonly LrmModel _model;
+    private readonly IBackend _backend;
+    private bool _disposed;
+
+    private Reconstructor(LrmModel model, IBackend backend, Device device, string? deviceNote, ReconstructorOptions options, TimeSpan loadTime, string source)
+    {
+        _model = model;
+        _backend = backend;
+        Device = device;
+        DeviceNote = deviceNote;
+        Options = options;
+        LoadTime = loadTime;
+        Source = source;
+        Threshold = options.Threshold ?? model.Config.MeshThreshold ?? ModelConfig.DefaultMeshThreshold;
+    }
+
+    /// <summary>Loads a model for <see cref="Device.Auto"/> with default options.</summary>
+    /// <inheritdoc cref="Load(string, Device, ReconstructorOptions?)" path="/exception"/>
+    public static Reconstructor Load(string path) => Load(path, Device.Auto);
+
+    /// <summary>
+    /// Loads a model: an OpenLRM-style folder (<c>config.json</c> + <c>model.safetensors</c>) or an LrmNative model file
+    /// (<c>lrm convert</c>), for <paramref name="device"/>. <see cref="Device.Auto"/> uses CUDA when a CUDA backend can run
+    /// here and the CPU otherwise (<see cref="DeviceNote"/> says why).
+    /// </summary>
+    /// <exception cref="LrmFormatException">The model is missing, or its config or weights are unreadable or do not match.</exception>
+    /// <exception cref="LrmUnsupportedException">
+    /// <see cref="Device.Cuda"/> was asked for and cannot be used ("CUDA backend not available: reason"), or the
+    /// model's architecture is not supported.
+    /// </exception>
+    /// <exception cref="LrmInvalidArgumentException">An option is out of range.</exception>
+    public static Reconstructor Load(string path, Device device, ReconstructorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        options ??= new ReconstructorOptions();
+        options.Validate();
+        var (backend, used, note) = BackendFactory.Create(device, options.Threads);
+        try
+        {
+            options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 0));
+            var clock = Stopwatch.StartNew();
+            var model = LrmModel.Load(path);
+            options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 1));
+            return new Reconstructor(model, backend, used, note, options, clock.Elapsed, path);
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A reconstructor around a model made in memory (benchmarks, tests); takes ownership of the model.</summary>
+    internal static Reconstructor FromModel(LrmModel model, Device device, ReconstructorOptions? options, TimeSpan loadTime, string source)
+    {
+        options ??= new ReconstructorOptions();
+        options.Validate();
+        var (backend, used, note) = BackendFactory.Create(device, options.Threads);
+        return new Reconstructor(model, backend, used, note, options, loadTime, source);
+    }
+
+    /// <summary>The device the model runs on (the CPU when <see cref="Device.Auto"/> found no usable GPU backend).</summary>
+    public Device Device { get; }
+
+    /// <summary>Why <see cref="Device.Auto"/> chose the CPU ("CUDA backend not available: …"); null otherwise.</summary>
+    public string? DeviceNote { get; }
+
+    /// <summary>The options the reconstructor was made with.</summary>
+    public ReconstructorOptions Options { get; }
+
+    /// <summary>Where the model came from (the path given to <see cref="Load(string)"/>).</summary>
+    public string Source { get; }
+
+    /// <summary>Time spent loading the model.</summary>
+    public TimeSpan LoadTime { get; }
+
+    /// <summary>The default surface density for meshes: <see cref="ReconstructorOptions.Threshold"/>, the config's, or 3.0.</summary>
+    public float Threshold { get; }
+
+    /// <summary>Side of the square image the encoder reads (OpenLRM small/base/large: 224/336/448, the paper: 512).</summary>
+    public int InputResolution => _model.Config.EncoderImageSize;
+
+    /// <summary>Number of model parameters.</summary>
+    public long ParameterCount => _model.ParameterCount;
+
+    /// <summary>One line about the model: parameters, input resolution, triplane size.</summary>
+    public string Description =>
+        $"{_model.Config.ParameterCountText} parameters, encoder input {InputResolution}², triplane 3 × {_model.Config.TriplaneDim} × {_model.Config.TriplaneHighRes}²";
+
+    internal LrmModel Model => _model;
+
+    internal IBackend Backend => _backend;
+
+    /// <summary>Reads a photo (PNG or JPEG) and reconstructs it; see <see cref="Reconstruct(Image)"/>.</summary>
+    /// <exception cref="LrmFormatException">The file is missing, unreadable, corrupt or too large.</exception>
+    public Reconstruction Reconstruct(string imagePath)
+    {
+        using var image = Image.Load(imagePath);
+        return Reconstruct(image);
+    }
+
+    /// <summary>
+    /// One photo → triplane: the image is composited on white, re-centred on the object (alpha bounding box, or a
+    /// background estimate for images without alpha — see <see cref="Reconstruction.Warnings"/>), resized to
+    /// <see cref="InputResolution"/> and run through the model from LRM's canonical input camera. The image may be
+    /// disposed afterwards.
+    /// </summary>
+    /// <exception cref="LrmInvalidArgumentException">The image is too small or no object can be found in it.</exception>
+    public Reconstruction Reconstruct(Image image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var timings = new ReconstructionTimings();
+        timings.Add(ReconstructionStage.Load, LoadTime);
+        var preprocessor = new ImagePreprocessor(new ImagePreprocessOptions
+        {
+            OutputSize = _model.Config.EncoderImageSize,
+            ForegroundRatio = Options.ForegroundRatio,
+        });
+        var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_backend, image));
+        try
+        {
+            var (planes, channelsLast) = Stage(timings, ReconstructionStage.ImageToTriplane, () =>
+            {
+                using var camera = Tensor.FromArray(Cameras.CanonicalSourceFor(_model.Config.CameraInputDim), 1, _model.Config.CameraInputDim);
+                var planes = _model.ForwardPlanes(_backend, input.Image, camera);
+                try
+                {
+                    return (planes, TriplaneNerf.ToChannelsLast(_backend, planes));
+                }
+                catch
+                {
+                    planes.Dispose();
+                    throw;
+                }
+            });
+            return new Reconstruction(this, planes, channelsLast, input, image.Source, timings);
+        }
+        catch
+        {
+            input.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A reconstruction of given planes (1, 3, C, H, W), without an input image (benchmarks, tests); takes ownership.</summary>
+    internal Reconstruction FromPlanes(Tensor planes, string source)
+    {
+        var timings = new ReconstructionTimings();
+        timings.Add(ReconstructionStage.Load, LoadTime);
+        var channelsLast = TriplaneNerf.ToChannelsLast(_backend, planes);
+        return new Reconstruction(this, planes, channelsLast, null, source, timings);
+    }
+
+    /// <summary>Runs <paramref name="work"/> as <paramref name="stage"/>: progress at 0 and 1, time added to <paramref name="timings"/>.</summary>
+    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work)
+    {
+        Options.Progress?.Report(new ReconstructionProgress(stage, 0));
+        var clock = Stopwatch.StartNew();
+        var result = work();
+        timings.Add(stage, clock.Elapsed);
+        Options.Progress?.Report(new ReconstructionProgress(stage, 1));
+        return result;
+    }
+
+    /// <summary>Frees the weights and the backend. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _model.Dispose();
+        _backend.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"Reconstructor {Source} on {Device}: {Description}";
+}

@@ -50,9 +50,9 @@ public sealed class DatasetCheckTests
         Assert.That(single.Output, Does.Contain("1 objects, 3 views"));
     }
 
-    private static void WritePose(string path, float[] values, params long[] shape)
+    private static void WritePose(string path, double[] values, params long[] shape)
     {
-        using var tensor = Tensor.FromArray(values, shape);
+        using var tensor = Tensor.FromArray([.. values.Select(v => (float)v)], shape);
         Npy.Write(path, tensor);
     }
 
@@ -64,15 +64,15 @@ public sealed class DatasetCheckTests
         yield return Case("missing pose", "obj_00001/pose/002.npy", "has an image but no pose", d => File.Delete(Path.Combine(d, "obj_00001/pose/002.npy")));
         yield return Case("scaled pose", "obj_00000/pose/000.npy", "not a rigid transform", d =>
         {
-            var pose = MultiViewDataset.ReadPose(Path.Combine(d, "obj_00000/pose/000.npy"));
-            pose[0] *= 1.5f;
-            pose[4] *= 1.5f;
-            pose[8] *= 1.5f;
+            var pose = DatasetLayout.ReadPose(Path.Combine(d, "obj_00000/pose/000.npy"));
+            pose[0] *= 1.5;
+            pose[4] *= 1.5;
+            pose[8] *= 1.5;
             WritePose(Path.Combine(d, "obj_00000/pose/000.npy"), pose, 4, 4);
         });
         yield return Case("mirrored pose", "obj_00000/pose/001.npy", "reflection", d =>
         {
-            var pose = MultiViewDataset.ReadPose(Path.Combine(d, "obj_00000/pose/001.npy"));
+            var pose = DatasetLayout.ReadPose(Path.Combine(d, "obj_00000/pose/001.npy"));
             pose[0] = -pose[0];
             pose[4] = -pose[4];
             pose[8] = -pose[8];
@@ -80,18 +80,18 @@ public sealed class DatasetCheckTests
         });
         yield return Case("bad bottom row", "obj_00001/pose/000.npy", "bottom row", d =>
         {
-            var pose = MultiViewDataset.ReadPose(Path.Combine(d, "obj_00001/pose/000.npy"));
-            pose[14] = 0.5f;
+            var pose = DatasetLayout.ReadPose(Path.Combine(d, "obj_00001/pose/000.npy"));
+            pose[14] = 0.5;
             WritePose(Path.Combine(d, "obj_00001/pose/000.npy"), pose, 4, 4);
         });
         yield return Case("NaN pose", "obj_00001/pose/001.npy", "non-finite", d =>
         {
-            var pose = MultiViewDataset.ReadPose(Path.Combine(d, "obj_00001/pose/001.npy"));
-            pose[3] = float.NaN;
+            var pose = DatasetLayout.ReadPose(Path.Combine(d, "obj_00001/pose/001.npy"));
+            pose[3] = double.NaN;
             WritePose(Path.Combine(d, "obj_00001/pose/001.npy"), pose, 4, 4);
         });
         yield return Case("pose shape", "obj_00000/pose/002.npy", "(4, 4) or (3, 4)", d =>
-            WritePose(Path.Combine(d, "obj_00000/pose/002.npy"), new float[9], 3, 3));
+            WritePose(Path.Combine(d, "obj_00000/pose/002.npy"), new double[9], 3, 3));
         yield return Case("image size", "obj_00000/rgba/002.png", "first image is 24×24", d =>
         {
             using var image = Image.FromRgba(new float[20 * 24 * 4], 20, 24);

@@ -151,8 +151,8 @@ public sealed class DatasetRendererTests
         var analytic = Sphere(DatasetGeneration.ObjectHalfExtent, new Vec3(color[0], color[1], color[2]));
         for (var v = 0; v < 3; v++)
         {
-            var pose = MultiViewDataset.ReadPose(Path.Combine(output, "ball", "pose", $"{v:000}.npy"));
-            var reference = MultiViewRenderer.Render(analytic, new DatasetCamera(pose, 64, 64), lighting);
+            var pose = DatasetLayout.ReadPose(Path.Combine(output, "ball", "pose", $"{v:000}.npy"));
+            var reference = MultiViewRenderer.Render(analytic, new DatasetCamera([.. pose.Select(x => (float)x)], 64, 64), lighting);
             using var image = Image.Load(Path.Combine(output, "ball", "rgba", $"{v:000}.png"));
             var pixels = image.Pixels.AsSpan<float>();
             double sum = 0;

@@ -62,12 +62,11 @@ public sealed class DatasetSynthTests
     [Test]
     public void CamerasAreInTheDocumentedRangesAndLookAtTheOrigin()
     {
-        var dataset = MultiViewDataset.Open(_dataset);
-        foreach (var item in dataset.Objects)
+        foreach (var item in DatasetLayout.ReadObjects(_dataset))
         {
             foreach (var view in item.Views)
             {
-                var m = MultiViewDataset.ReadPose(item.PosePath(view));
+                var m = DatasetLayout.ReadPose(item.PosePath(view));
                 double x = m[3], y = m[7], z = m[11];
                 var distance = Math.Sqrt(x * x + y * y + z * z);
                 Assert.That(distance, Is.InRange(1.5 - 1e-5, 3.0 + 1e-5));
@@ -83,15 +82,14 @@ public sealed class DatasetSynthTests
     [Test]
     public void SurfacePointsReprojectOntoTheAlphaMaskInEveryView()
     {
-        var dataset = MultiViewDataset.Open(_dataset);
-        foreach (var item in dataset.Objects)
+        foreach (var item in DatasetLayout.ReadObjects(_dataset))
         {
             var mesh = Mesh.Load(item.MeshPath);
-            var k = MultiViewDataset.ReadIntrinsics(item.IntrinsicsPath);
+            var k = DatasetLayout.ReadIntrinsics(item.IntrinsicsPath);
             var positions = mesh.Positions.ToArray();
             foreach (var view in item.Views)
             {
-                var m = MultiViewDataset.ReadPose(item.PosePath(view));
+                var m = DatasetLayout.ReadPose(item.PosePath(view));
                 using var image = Image.Load(item.ImagePath(view));
                 var pixels = image.Pixels.ToFloatArray();
                 int width = image.Width, height = image.Height;

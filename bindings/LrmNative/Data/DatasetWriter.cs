@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using LrmNative.IO;
 
@@ -13,12 +12,6 @@ namespace LrmNative.Data;
 /// </summary>
 internal static class DatasetWriter
 {
-    /// <summary>View file stem: three digits (000, 001, …), as OpenLRM names them.</summary>
-    public static string ViewName(int view) => view.ToString("000", CultureInfo.InvariantCulture);
-
-    /// <summary>The list of object folders, OpenLRM's "uids" meta file.</summary>
-    public const string UidsFile = "uids.json";
-
     public static void WriteObject(string root, string name, IReadOnlyList<(DatasetCamera Camera, RenderedView View)> views, Mesh mesh)
     {
         ArgumentNullException.ThrowIfNull(views);
@@ -31,23 +24,23 @@ internal static class DatasetWriter
         var staging = Path.Combine(root, $".{name}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            Directory.CreateDirectory(Path.Combine(staging, "rgba"));
-            Directory.CreateDirectory(Path.Combine(staging, "pose"));
+            Directory.CreateDirectory(Path.Combine(staging, DatasetLayout.ImagesFolder));
+            Directory.CreateDirectory(Path.Combine(staging, DatasetLayout.PosesFolder));
             for (var v = 0; v < views.Count; v++)
             {
                 var (camera, view) = views[v];
                 using (var pixels = Tensor.FromArray(view.Rgba, view.Height, view.Width, 4))
                 {
-                    Image.WritePng(Path.Combine(staging, "rgba", ViewName(v) + ".png"), pixels);
+                    Image.WritePng(DatasetLayout.ImagePath(staging, v), pixels);
                 }
                 using var pose = Tensor.FromArray(camera.CameraToWorld, 4, 4);
-                Npy.Write(Path.Combine(staging, "pose", ViewName(v) + ".npy"), pose);
+                Npy.Write(DatasetLayout.PosePath(staging, v), pose);
             }
             using (var intrinsics = Tensor.FromArray(views[0].Camera.IntrinsicsArray(), 3, 2))
             {
-                Npy.Write(Path.Combine(staging, "intrinsics.npy"), intrinsics);
+                Npy.Write(Path.Combine(staging, DatasetLayout.IntrinsicsFile), intrinsics);
             }
-            mesh.SavePly(Path.Combine(staging, "mesh.ply"));
+            mesh.SavePly(Path.Combine(staging, DatasetLayout.MeshFile));
             if (Directory.Exists(final))
             {
                 Directory.Delete(final, recursive: true);
@@ -77,7 +70,7 @@ internal static class DatasetWriter
                 .Append('"').Append(k + 1 < list.Count ? ",\n" : "\n");
         }
         text.Append("]\n");
-        AtomicFile.Write(Path.Combine(root, UidsFile), stream => stream.Write(Encoding.UTF8.GetBytes(text.ToString())));
+        AtomicFile.Write(Path.Combine(root, DatasetLayout.UidsFile), stream => stream.Write(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
     /// <summary>Refuses an output folder that holds files other than a previous dataset's, unless overwriting.</summary>

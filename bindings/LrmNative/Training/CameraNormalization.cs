@@ -1,3 +1,4 @@
+using LrmNative.Data;
 using LrmNative.Model;
 
 namespace LrmNative.Training;
@@ -49,41 +50,9 @@ internal static class CameraNormalization
 
     /// <summary>
     /// How far a 4×4 pose is from a rigid transform: the largest of |RᵀR − I|, |det R − 1| and |bottom row − (0,0,0,1)|;
-    /// +∞ when any value is NaN/±inf.
+    /// +∞ when any value is NaN/±inf (the dataset reader's measure, <see cref="DatasetLayout.RigidError"/>).
     /// </summary>
-    public static double RigidError(ReadOnlySpan<double> pose)
-    {
-        if (pose.Length != 16)
-        {
-            throw new LrmInvalidArgumentException($"a pose has 16 values, got {pose.Length}");
-        }
-        foreach (var value in pose)
-        {
-            if (!double.IsFinite(value))
-            {
-                return double.PositiveInfinity;
-            }
-        }
-        double error = 0;
-        for (var a = 0; a < 3; a++)
-        {
-            for (var b = 0; b < 3; b++)
-            {
-                double dot = 0;
-                for (var k = 0; k < 3; k++)
-                {
-                    dot += pose[4 * k + a] * pose[4 * k + b];
-                }
-                error = Math.Max(error, Math.Abs(dot - (a == b ? 1 : 0)));
-            }
-        }
-        var det = pose[0] * (pose[5] * pose[10] - pose[6] * pose[9])
-                - pose[1] * (pose[4] * pose[10] - pose[6] * pose[8])
-                + pose[2] * (pose[4] * pose[9] - pose[5] * pose[8]);
-        error = Math.Max(error, Math.Abs(det - 1));
-        error = Math.Max(error, Math.Max(Math.Max(Math.Abs(pose[12]), Math.Abs(pose[13])), Math.Max(Math.Abs(pose[14]), Math.Abs(pose[15] - 1))));
-        return error;
-    }
+    public static double RigidError(ReadOnlySpan<double> pose) => DatasetLayout.RigidError(pose);
 
     /// <summary>Inverse of a rigid 4×4 transform [R t; 0 1]: [Rᵀ −Rᵀt; 0 1].</summary>
     public static double[] InverseRigid(ReadOnlySpan<double> pose)

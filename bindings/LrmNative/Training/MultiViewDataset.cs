@@ -1,6 +1,5 @@
-using System.Globalization;
 using LrmNative.Backends;
-using LrmNative.IO;
+using LrmNative.Data;
 
 namespace LrmNative.Training;
 
@@ -51,8 +50,8 @@ internal sealed record DataOptions
     /// <summary>Bad objects: fatal (default) or skipped with a report.</summary>
     public BadDataPolicy BadData { get; init; } = BadDataPolicy.Fatal;
 
-    /// <summary>Largest |RᵀR − I|, |det R − 1| or bottom-row deviation a pose may have to count as rigid.</summary>
-    public double RigidTolerance { get; init; } = 1e-3;
+    /// <summary>Largest |RᵀR − I|, |det R − 1| or bottom-row deviation a pose may have to count as rigid (default: the one <c>lrm dataset check</c> uses).</summary>
+    public double RigidTolerance { get; init; } = DatasetLayout.RigidTolerance;
 
     /// <summary>Checks the settings; the message names the setting.</summary>
     public void Validate()
@@ -75,10 +74,16 @@ internal sealed record DataOptions
     }
 }
 
-/// <summary>An object's camera intrinsics in pixels, and the image size they were given for (null: any, taken from the images).</summary>
+/// <summary>
+/// An object's camera intrinsics in pixels, and the image size they were given for (null: any, taken from the images);
+/// read by <see cref="DatasetLayout.ReadIntrinsics"/>.
+/// </summary>
 internal readonly record struct PixelIntrinsics(double Fx, double Fy, double Cx, double Cy, int? Width, int? Height);
 
-/// <summary>One object folder that passed the checks: its views (sorted by index), their raw poses and the intrinsics.</summary>
+/// <summary>
+/// One object folder that passed the checks of the shared layout reader (<see cref="ObjectFolder.Read"/>) and has
+/// enough views: its views (sorted by index), their raw poses and the intrinsics.
+/// </summary>
 internal sealed class DatasetObject
 {
     internal DatasetObject(string name, string directory, int[] views, double[][] poses, PixelIntrinsics intrinsics)
@@ -106,12 +111,10 @@ internal sealed class DatasetObject
     public PixelIntrinsics Intrinsics { get; }
 
     /// <summary>Path of the image of view number <paramref name="index"/> (rgba/NNN.png).</summary>
-    public string ImagePath(int index) => Path.Combine(Directory, "rgba", ViewFileName(index, ".png"));
+    public string ImagePath(int index) => DatasetLayout.ImagePath(Directory, index);
 
     /// <summary>Path of the pose of view number <paramref name="index"/> (pose/NNN.npy).</summary>
-    public string PosePath(int index) => Path.Combine(Directory, "pose", ViewFileName(index, ".npy"));
-
-    internal static string ViewFileName(int index, string extension) => index.ToString("D3", CultureInfo.InvariantCulture) + extension;
+    public string PosePath(int index) => DatasetLayout.PosePath(Directory, index);
 }
 
 /// <summary>Where one view's supervised patch lies in the full render: resolution, top-left corner, side.</summary>
@@ -122,11 +125,13 @@ internal sealed class DatasetObject
 internal readonly record struct RenderWindow(int Resolution, int X, int Y, int Size);
 
 /// <summary>
-/// A multi-view training set in OpenLRM's layout: one folder per object under the root, each with
-/// <c>rgba/NNN.png</c> (straight alpha), <c>pose/NNN.npy</c> (4×4 or 3×4 camera-to-world, OpenGL convention) and
-/// <c>intrinsics.npy</c> — OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width, height]] in pixels, or a (3, 3) pixel
-/// matrix K (then normalised by each image's size). Opening checks every object's files, poses and intrinsics;
-/// images are checked (size) when a sample is loaded. Bad objects follow <see cref="DataOptions.BadData"/>.
+/// A multi-view training set in OpenLRM's layout: one folder per object under the root (or the root itself when it is
+/// an object folder), each with <c>rgba/NNN.png</c> (straight alpha), <c>pose/NNN.npy</c> (4×4 or 3×4
+/// camera-to-world, OpenGL convention) and <c>intrinsics.npy</c> — OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width,
+/// height]] in pixels, or a (3, 3) pixel matrix K (then normalised by each image's size). The files are read by the
+/// layout reader <c>lrm dataset check</c> uses too (<see cref="DatasetLayout"/>, <see cref="ObjectFolder"/>), so both
+/// accept and refuse the same data. Opening checks every object's files, poses and intrinsics; images are checked
+/// (size) when a sample is loaded. Bad objects follow <see cref="DataOptions.BadData"/>.
 /// </summary>
 internal sealed class MultiViewDataset
 {
@@ -158,13 +163,9 @@ internal sealed class MultiViewDataset
         ArgumentNullException.ThrowIfNull(root);
         options ??= new DataOptions();
         options.Validate();
-        if (!System.IO.Directory.Exists(root))
-        {
-            throw new LrmFormatException($"{root}: dataset folder not found (expected one folder per object with rgba/, pose/ and intrinsics.npy)");
-        }
         var objects = new List<DatasetObject>();
         var problems = new List<DataProblem>();
-        foreach (var directory in System.IO.Directory.GetDirectories(root).Order(StringComparer.Ordinal))
+        foreach (var directory in DatasetLayout.ObjectFolders(root))
         {
             try
             {
@@ -188,156 +189,20 @@ internal sealed class MultiViewDataset
         return new MultiViewDataset(root, options, objects, problems);
     }
 
+    // The shared layout reader finds every problem of the folder; the first one (or too few views) makes it bad data.
     private static DatasetObject ScanObject(string directory, DataOptions options)
     {
-        var name = Path.GetFileName(directory);
-        DataProblem Problem(string file, string message) => new(name, file, message);
-        var rgbaDirectory = Path.Combine(directory, "rgba");
-        var poseDirectory = Path.Combine(directory, "pose");
-        var intrinsicsPath = Path.Combine(directory, "intrinsics.npy");
-        if (!System.IO.Directory.Exists(rgbaDirectory))
+        var folder = ObjectFolder.Read(directory, options.RigidTolerance);
+        if (folder.Problems.Count > 0)
         {
-            throw new BadDataException(Problem(rgbaDirectory, "folder missing (an object folder holds rgba/NNN.png, pose/NNN.npy and intrinsics.npy)"));
+            throw new BadDataException(folder.Problems[0]);
         }
-        if (!System.IO.Directory.Exists(poseDirectory))
+        if (folder.Views.Count < options.ViewsPerSample)
         {
-            throw new BadDataException(Problem(poseDirectory, "folder missing (one NNN.npy camera-to-world pose per view)"));
+            throw new BadDataException(new DataProblem(folder.Name, Path.Combine(directory, DatasetLayout.ImagesFolder),
+                $"has {folder.Views.Count} view(s); a sample needs {options.ViewsPerSample}"));
         }
-        if (!File.Exists(intrinsicsPath))
-        {
-            throw new BadDataException(Problem(intrinsicsPath, "file missing (the object's camera intrinsics)"));
-        }
-        var images = ViewNumbers(rgbaDirectory, ".png", name);
-        var poses = ViewNumbers(poseDirectory, ".npy", name);
-        foreach (var index in images.Keys.Union(poses.Keys).Order())
-        {
-            if (!poses.ContainsKey(index))
-            {
-                throw new BadDataException(Problem(Path.Combine(poseDirectory, DatasetObject.ViewFileName(index, ".npy")),
-                    $"missing view: the pose is missing but {Path.Combine("rgba", DatasetObject.ViewFileName(index, ".png"))} exists"));
-            }
-            if (!images.ContainsKey(index))
-            {
-                throw new BadDataException(Problem(Path.Combine(rgbaDirectory, DatasetObject.ViewFileName(index, ".png")),
-                    $"missing view: the image is missing but {Path.Combine("pose", DatasetObject.ViewFileName(index, ".npy"))} exists"));
-            }
-        }
-        var views = images.Keys.Order().ToArray();
-        if (views.Length < options.ViewsPerSample)
-        {
-            throw new BadDataException(Problem(rgbaDirectory, $"has {views.Length} view(s); a sample needs {options.ViewsPerSample}"));
-        }
-        var matrices = new double[views.Length][];
-        for (var v = 0; v < views.Length; v++)
-        {
-            matrices[v] = ReadPose(poses[views[v]], name, options.RigidTolerance);
-        }
-        var intrinsics = ReadIntrinsics(intrinsicsPath, name);
-        return new DatasetObject(name, directory, views, matrices, intrinsics);
-    }
-
-    // NNN → path for every file with the extension; a file that is not all digits is bad data.
-    private static Dictionary<int, string> ViewNumbers(string directory, string extension, string objectName)
-    {
-        var result = new Dictionary<int, string>();
-        foreach (var path in System.IO.Directory.GetFiles(directory))
-        {
-            var fileName = Path.GetFileName(path);
-            if (!fileName.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-            var stem = fileName[..^extension.Length];
-            if (stem.Length == 0 || !stem.All(char.IsAsciiDigit) || !int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
-            {
-                throw new BadDataException(new DataProblem(objectName, path, $"view files are named by number (NNN{extension}), got '{fileName}'"));
-            }
-            if (!result.TryAdd(index, path))
-            {
-                throw new BadDataException(new DataProblem(objectName, path, $"view {index} appears twice ({Path.GetFileName(result[index])} and {fileName})"));
-            }
-        }
-        return result;
-    }
-
-    private static double[] ReadPose(string path, string objectName, double tolerance)
-    {
-        float[] values;
-        long[] shape;
-        try
-        {
-            using var tensor = Npy.ReadFloat32(path);
-            values = tensor.ToFloatArray();
-            shape = tensor.Shape.ToArray();
-        }
-        catch (LrmException error)
-        {
-            throw new BadDataException(new DataProblem(objectName, path, $"unreadable pose: {error.Message}"));
-        }
-        if (!(shape is [4, 4] or [3, 4]))
-        {
-            throw new BadDataException(new DataProblem(objectName, path, $"a pose is a 4×4 (or 3×4) camera-to-world matrix, got shape {Tensor.FormatShape(shape)}"));
-        }
-        var pose = new double[16];
-        for (var i = 0; i < values.Length; i++)
-        {
-            pose[i] = values[i];
-        }
-        if (shape[0] == 3)
-        {
-            pose[15] = 1;
-        }
-        var error2 = CameraNormalization.RigidError(pose);
-        if (!(error2 <= tolerance))
-        {
-            throw new BadDataException(new DataProblem(objectName, path, double.IsFinite(error2)
-                ? string.Create(CultureInfo.InvariantCulture, $"the pose is not a rigid transform (rotation part off orthonormal/det 1 or bottom row off (0,0,0,1) by {error2:G3}, tolerance {tolerance:G3})")
-                : "the pose holds NaN or infinity"));
-        }
-        return pose;
-    }
-
-    private static PixelIntrinsics ReadIntrinsics(string path, string objectName)
-    {
-        float[] v;
-        long[] shape;
-        try
-        {
-            using var tensor = Npy.ReadFloat32(path);
-            v = tensor.ToFloatArray();
-            shape = tensor.Shape.ToArray();
-        }
-        catch (LrmException error)
-        {
-            throw new BadDataException(new DataProblem(objectName, path, $"unreadable intrinsics: {error.Message}"));
-        }
-        if (v.Any(x => !float.IsFinite(x)))
-        {
-            throw new BadDataException(new DataProblem(objectName, path, "the intrinsics hold NaN or infinity"));
-        }
-        PixelIntrinsics result;
-        if (shape is [3, 2])
-        {
-            // OpenLRM: [[fx, fy], [cx, cy], [width, height]].
-            if (v[4] != MathF.Round(v[4]) || v[5] != MathF.Round(v[5]) || v[4] < 1 || v[5] < 1)
-            {
-                throw new BadDataException(new DataProblem(objectName, path, $"image width and height (row 3) must be positive integers, got {v[4]}, {v[5]}"));
-            }
-            result = new PixelIntrinsics(v[0], v[1], v[2], v[3], (int)v[4], (int)v[5]);
-        }
-        else if (shape is [3, 3])
-        {
-            result = new PixelIntrinsics(v[0], v[4], v[2], v[5], null, null);
-        }
-        else
-        {
-            throw new BadDataException(new DataProblem(objectName, path, $"intrinsics are (3, 2) [[fx, fy], [cx, cy], [width, height]] or a (3, 3) matrix K in pixels, got shape {Tensor.FormatShape(shape)}"));
-        }
-        if (!(result.Fx > 0 && result.Fy > 0))
-        {
-            throw new BadDataException(new DataProblem(objectName, path, $"focal lengths must be positive, got fx {result.Fx}, fy {result.Fy}"));
-        }
-        return result;
+        return new DatasetObject(folder.Name, folder.Directory, [.. folder.Views], [.. folder.Poses.Select(p => p!)], folder.Intrinsics!.Value);
     }
 
     /// <summary>
@@ -372,18 +237,18 @@ internal sealed class MultiViewDataset
         var normalized = CameraNormalization.Normalize([.. chosen.Select(v => entry.Poses[v])]);
         batch.Objects[row] = entry.Name;
         batch.Backgrounds[row] = background;
-        int? width = entry.Intrinsics.Width, height = entry.Intrinsics.Height;
+        (int Width, int Height)? size = null;
         for (var v = 0; v < viewCount; v++)
         {
             var viewNumber = entry.ViewIndices[chosen[v]];
             var path = entry.ImagePath(viewNumber);
-            using var planar = LoadComposited(path, entry.Name, background, ref width, ref height);
+            using var planar = LoadComposited(path, entry, background, ref size);
             if (v == 0)
             {
                 ResizeSource(batch, row, planar, backend);
             }
             CropTarget(batch, row, v, planar, windows[v], backend);
-            var intrinsics = Normalized(entry.Intrinsics, width!.Value, height!.Value);
+            var intrinsics = Normalized(entry.Intrinsics, size!.Value.Width, size.Value.Height);
             WriteCameras(batch, row, v, normalized[v], intrinsics, windows[v]);
             batch.ViewNumbers[row * viewCount + v] = viewNumber;
             batch.Windows[row * viewCount + v] = windows[v];
@@ -398,8 +263,9 @@ internal sealed class MultiViewDataset
     private static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
         (k.Fx / width, k.Fy / height, k.Cx / width, k.Cy / height);
 
-    // The image as planar (4, H, W): RGB composited over the background, then alpha.
-    private static Tensor LoadComposited(string path, string objectName, float background, ref int? width, ref int? height)
+    // The image as planar (4, H, W): RGB composited over the background, then alpha. Its size must be the object's
+    // (DatasetLayout.ImageSizeProblem: the (3, 2) intrinsics' size, and the sample's first image's).
+    private static Tensor LoadComposited(string path, DatasetObject entry, float background, ref (int Width, int Height)? size)
     {
         Image image;
         try
@@ -408,18 +274,13 @@ internal sealed class MultiViewDataset
         }
         catch (LrmFormatException error)
         {
-            throw new BadDataException(new DataProblem(objectName, path, $"unreadable image: {error.Message}"));
+            throw new BadDataException(new DataProblem(entry.Name, path, $"unreadable image: {error.Message}"));
         }
         using (image)
         {
-            if (width is null)
+            if (DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size) is { } problem)
             {
-                (width, height) = (image.Width, image.Height);
-            }
-            if (image.Width != width || image.Height != height)
-            {
-                throw new BadDataException(new DataProblem(objectName, path,
-                    $"image of the wrong size: {image.Width}×{image.Height}, the object's views are {width}×{height}"));
+                throw new BadDataException(new DataProblem(entry.Name, path, problem));
             }
             var pixels = image.Pixels.AsSpan<float>();
             var count = image.Width * image.Height;

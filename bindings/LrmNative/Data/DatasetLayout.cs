@@ -1,0 +1,438 @@
+using System.Globalization;
+using System.Text.Json;
+using LrmNative.IO;
+using LrmNative.Training;
+
+namespace LrmNative.Data;
+
+/// <summary>
+/// The one reader of OpenLRM's multi-view layout (docs/datasets.md), shared by the training dataset
+/// (<see cref="Training.MultiViewDataset"/>) and <c>lrm dataset check</c> (<see cref="DatasetChecker"/>): file names,
+/// the pose and intrinsics parsers, the rigid-transform check with its tolerance, the image-size rule and the list of
+/// object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its
+/// <c>rgba/</c>); each has <c>rgba/NNN.png</c>, <c>pose/NNN.npy</c> and <c>intrinsics.npy</c>, optionally
+/// <c>mesh.ply</c>. Folders whose names start with '.' (e.g. a writer's temporary folders) are not objects.
+/// </summary>
+internal static class DatasetLayout
+{
+    /// <summary>Folder of the view images, <c>NNN.png</c> (RGBA, straight alpha).</summary>
+    public const string ImagesFolder = "rgba";
+
+    /// <summary>Folder of the view poses, <c>NNN.npy</c> (camera-to-world, OpenGL convention).</summary>
+    public const string PosesFolder = "pose";
+
+    /// <summary>The object's intrinsics in pixels.</summary>
+    public const string IntrinsicsFile = "intrinsics.npy";
+
+    /// <summary>The object's ground-truth surface (optional; written by <c>lrm dataset synth/render</c>).</summary>
+    public const string MeshFile = "mesh.ply";
+
+    /// <summary>The list of object folders, OpenLRM's "uids" meta file (optional).</summary>
+    public const string UidsFile = "uids.json";
+
+    /// <summary>
+    /// Largest deviation a pose may have and count as rigid: |RᵀR − I|, |det R − 1| and |bottom row − (0, 0, 0, 1)|
+    /// (float32 poses of rotations are orthonormal to ~1e-7).
+    /// </summary>
+    public const double RigidTolerance = 1e-3;
+
+    /// <summary>File name of view <paramref name="index"/>: three or more digits (000, 001, …, 1000) and the extension.</summary>
+    public static string ViewFileName(int index, string extension) => index.ToString("D3", CultureInfo.InvariantCulture) + extension;
+
+    /// <summary><c>rgba/NNN.png</c> of an object folder.</summary>
+    public static string ImagePath(string objectFolder, int index) => Path.Combine(objectFolder, ImagesFolder, ViewFileName(index, ".png"));
+
+    /// <summary><c>pose/NNN.npy</c> of an object folder.</summary>
+    public static string PosePath(string objectFolder, int index) => Path.Combine(objectFolder, PosesFolder, ViewFileName(index, ".npy"));
+
+    /// <summary>
+    /// The object folders of <paramref name="root"/>, sorted by name (ordinal): the root itself when it has
+    /// <c>rgba/</c>, else its subfolders not starting with '.'. Throws <see cref="LrmFormatException"/> when the root
+    /// does not exist.
+    /// </summary>
+    public static IReadOnlyList<string> ObjectFolders(string root)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        if (!Directory.Exists(root))
+        {
+            throw new LrmFormatException($"{root}: dataset folder not found (expected one folder per object with rgba/NNN.png, pose/NNN.npy and intrinsics.npy)");
+        }
+        if (Directory.Exists(Path.Combine(root, ImagesFolder)))
+        {
+            return [Path.TrimEndingDirectorySeparator(root)];
+        }
+        return [.. Directory.GetDirectories(root).Where(d => !Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Every object folder of <paramref name="root"/> read with <see cref="ObjectFolder.Read"/>.</summary>
+    public static IReadOnlyList<ObjectFolder> ReadObjects(string root, double rigidTolerance = RigidTolerance) =>
+        [.. ObjectFolders(root).Select(folder => ObjectFolder.Read(folder, rigidTolerance))];
+
+    /// <summary>
+    /// A pose file as a 4×4 camera-to-world matrix (16 values row-major): (4, 4), or OpenLRM's (3, 4) with the row
+    /// (0, 0, 0, 1) appended. Only the shape is checked here; <see cref="PoseProblem"/> checks the values.
+    /// </summary>
+    public static double[] ReadPose(string path) => TryReadPose(path, out var problem) ?? throw new LrmFormatException($"{path}: {problem}");
+
+    internal static double[]? TryReadPose(string path, out string problem)
+    {
+        float[] values;
+        long[] shape;
+        try
+        {
+            using var tensor = Npy.ReadFloat32(path);
+            values = tensor.ToFloatArray();
+            shape = tensor.Shape.ToArray();
+        }
+        catch (LrmException error)
+        {
+            problem = $"unreadable pose: {error.Message}";
+            return null;
+        }
+        if (!(shape is [4, 4] or [3, 4]))
+        {
+            problem = $"a pose must be a (4, 4) or (3, 4) camera-to-world matrix, got {Tensor.FormatShape(shape)}";
+            return null;
+        }
+        var pose = new double[16];
+        for (var i = 0; i < values.Length; i++)
+        {
+            pose[i] = values[i];
+        }
+        if (shape[0] == 3)
+        {
+            pose[15] = 1;
+        }
+        problem = "";
+        return pose;
+    }
+
+    /// <summary>
+    /// How far a 4×4 pose is from a rigid transform: the largest of |RᵀR − I|, |det R − 1| and
+    /// |bottom row − (0, 0, 0, 1)|; +∞ when any value is NaN/±inf.
+    /// </summary>
+    public static double RigidError(ReadOnlySpan<double> pose)
+    {
+        var (finite, orthonormal, determinant, bottom) = Deviation(pose);
+        return finite ? Math.Max(orthonormal, Math.Max(Math.Abs(determinant - 1), bottom)) : double.PositiveInfinity;
+    }
+
+    /// <summary>
+    /// What is wrong with a pose (null: nothing): non-finite values, a bottom row off (0, 0, 0, 1), a rotation block
+    /// off orthonormal, a reflection or a determinant off 1 — each beyond <paramref name="tolerance"/>.
+    /// </summary>
+    public static string? PoseProblem(ReadOnlySpan<double> pose, double tolerance = RigidTolerance)
+    {
+        var (finite, orthonormal, determinant, bottom) = Deviation(pose);
+        if (!finite)
+        {
+            return "the pose has non-finite values (NaN or infinity)";
+        }
+        if (bottom > tolerance)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"the bottom row is ({pose[12]}, {pose[13]}, {pose[14]}, {pose[15]}), not (0, 0, 0, 1)");
+        }
+        if (orthonormal > tolerance)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"not a rigid transform (the rotation block's RᵀR differs from I by {orthonormal:G3}, tolerance {tolerance:G3})");
+        }
+        if (determinant < 0)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"the rotation block is a reflection (determinant {determinant:G3})");
+        }
+        if (Math.Abs(determinant - 1) > tolerance)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"not a rigid transform (the rotation block's determinant is {determinant:G3}, not 1; tolerance {tolerance:G3})");
+        }
+        return null;
+    }
+
+    private static (bool Finite, double Orthonormal, double Determinant, double Bottom) Deviation(ReadOnlySpan<double> m)
+    {
+        if (m.Length != 16)
+        {
+            throw new LrmInvalidArgumentException($"a pose has 16 values, got {m.Length}");
+        }
+        foreach (var value in m)
+        {
+            if (!double.IsFinite(value))
+            {
+                return (false, double.NaN, double.NaN, double.NaN);
+            }
+        }
+        double orthonormal = 0;
+        for (var a = 0; a < 3; a++)
+        {
+            for (var b = 0; b < 3; b++)
+            {
+                double dot = 0;
+                for (var r = 0; r < 3; r++)
+                {
+                    dot += m[4 * r + a] * m[4 * r + b];
+                }
+                orthonormal = Math.Max(orthonormal, Math.Abs(dot - (a == b ? 1 : 0)));
+            }
+        }
+        var determinant = m[0] * (m[5] * m[10] - m[6] * m[9]) - m[1] * (m[4] * m[10] - m[6] * m[8]) + m[2] * (m[4] * m[9] - m[5] * m[8]);
+        var bottom = Math.Max(Math.Max(Math.Abs(m[12]), Math.Abs(m[13])), Math.Max(Math.Abs(m[14]), Math.Abs(m[15] - 1)));
+        return (true, orthonormal, determinant, bottom);
+    }
+
+    /// <summary>
+    /// An object's intrinsics file: OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width, height]] in pixels, or a (3, 3)
+    /// pixel matrix K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no image size: the images give it). Values must be
+    /// finite, focal lengths positive, a (3, 2) size positive integers. Throws <see cref="LrmFormatException"/>
+    /// naming the file.
+    /// </summary>
+    public static PixelIntrinsics ReadIntrinsics(string path) =>
+        TryReadIntrinsics(path, out var problem) ?? throw new LrmFormatException($"{path}: {problem}");
+
+    internal static PixelIntrinsics? TryReadIntrinsics(string path, out string problem)
+    {
+        float[] v;
+        long[] shape;
+        try
+        {
+            using var tensor = Npy.ReadFloat32(path);
+            v = tensor.ToFloatArray();
+            shape = tensor.Shape.ToArray();
+        }
+        catch (LrmException error)
+        {
+            problem = $"unreadable intrinsics: {error.Message}";
+            return null;
+        }
+        if (!(shape is [3, 2] or [3, 3]))
+        {
+            problem = $"intrinsics must be (3, 2) [[fx, fy], [cx, cy], [width, height]] or a (3, 3) matrix K in pixels, got {Tensor.FormatShape(shape)}";
+            return null;
+        }
+        var values = string.Join(", ", v.Select(x => x.ToString(CultureInfo.InvariantCulture)));
+        if (!v.All(float.IsFinite))
+        {
+            problem = $"the intrinsics are not finite (NaN or infinity): [{values}]";
+            return null;
+        }
+        PixelIntrinsics result;
+        if (shape is [3, 2])
+        {
+            if (v[4] != MathF.Round(v[4]) || v[5] != MathF.Round(v[5]) || v[4] < 1 || v[5] < 1)
+            {
+                problem = string.Create(CultureInfo.InvariantCulture, $"the image width and height (row 3) must be positive integers, got {v[4]}, {v[5]}");
+                return null;
+            }
+            result = new PixelIntrinsics(v[0], v[1], v[2], v[3], (int)v[4], (int)v[5]);
+        }
+        else
+        {
+            if (v[1] != 0 || v[3] != 0 || v[6] != 0 || v[7] != 0 || v[8] != 1)
+            {
+                problem = $"a (3, 3) K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got [{values}]";
+                return null;
+            }
+            result = new PixelIntrinsics(v[0], v[4], v[2], v[5], null, null);
+        }
+        if (!(result.Fx > 0 && result.Fy > 0))
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"focal lengths must be positive, got fx {result.Fx}, fy {result.Fy}");
+            return null;
+        }
+        problem = "";
+        return result;
+    }
+
+    /// <summary>
+    /// What is wrong with the size of one of an object's images (null: nothing). All views of an object have one
+    /// size: the first image's (<paramref name="first"/>, set here when null), which equals the size in (3, 2)
+    /// intrinsics (read from <paramref name="intrinsicsPath"/>) when they give one.
+    /// </summary>
+    public static string? ImageSizeProblem(int width, int height, PixelIntrinsics? intrinsics, string intrinsicsPath, ref (int Width, int Height)? first)
+    {
+        first ??= (width, height);
+        if ((width, height) != first.Value)
+        {
+            return $"image of the wrong size: {width}×{height}, but the object's first image is {first.Value.Width}×{first.Value.Height}";
+        }
+        if (intrinsics is { Width: int w, Height: int h } && (w, h) != (width, height))
+        {
+            return $"image of the wrong size: {width}×{height}, but {intrinsicsPath} says {w}×{h}";
+        }
+        return null;
+    }
+
+    /// <summary>The object names listed in <c>uids.json</c> under <paramref name="root"/>, or null when there is none.</summary>
+    public static IReadOnlyList<string>? ReadUids(string root)
+    {
+        var path = Path.Combine(root, UidsFile);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            return [.. document.RootElement.EnumerateArray().Select(e => e.GetString() ?? "")];
+        }
+        catch (Exception error) when (error is JsonException or InvalidOperationException)
+        {
+            throw new LrmFormatException($"{path}: not a JSON list of object names ({error.Message})");
+        }
+    }
+}
+
+/// <summary>
+/// One object folder as found on disk by the shared scan (<see cref="Read"/>): its views, the poses and intrinsics
+/// that parsed, and every problem found (each naming the object and the file). The training dataset keeps an object
+/// only without problems (<see cref="Training.DatasetObject"/>); <c>lrm dataset check</c> reports them all.
+/// </summary>
+internal sealed class ObjectFolder
+{
+    private ObjectFolder(string name, string directory, int[] views, int[] imageViews, double[]?[] poses, PixelIntrinsics? intrinsics,
+        List<DataProblem> problems)
+    {
+        Name = name;
+        Directory = directory;
+        Views = views;
+        ImageViews = imageViews;
+        Poses = poses;
+        Intrinsics = intrinsics;
+        Problems = problems;
+    }
+
+    /// <summary>Folder name (the object id).</summary>
+    public string Name { get; }
+
+    /// <summary>Folder path.</summary>
+    public string Directory { get; }
+
+    /// <summary>Numbers NNN of the complete views (both image and pose), ascending.</summary>
+    public IReadOnlyList<int> Views { get; }
+
+    /// <summary>Numbers of the views that have an image (with a pose or not), ascending.</summary>
+    public IReadOnlyList<int> ImageViews { get; }
+
+    /// <summary>Camera-to-world 4×4 row-major per complete view (as stored); null where the pose is bad.</summary>
+    public IReadOnlyList<double[]?> Poses { get; }
+
+    /// <summary>The intrinsics; null when missing or bad.</summary>
+    public PixelIntrinsics? Intrinsics { get; }
+
+    /// <summary>Everything wrong with the folder's layout, poses and intrinsics (images are not opened here).</summary>
+    public IReadOnlyList<DataProblem> Problems { get; }
+
+    /// <summary><c>rgba/NNN.png</c>.</summary>
+    public string ImagePath(int view) => DatasetLayout.ImagePath(Directory, view);
+
+    /// <summary><c>pose/NNN.npy</c>.</summary>
+    public string PosePath(int view) => DatasetLayout.PosePath(Directory, view);
+
+    /// <summary><c>intrinsics.npy</c>.</summary>
+    public string IntrinsicsPath => Path.Combine(Directory, DatasetLayout.IntrinsicsFile);
+
+    /// <summary><c>mesh.ply</c>.</summary>
+    public string MeshPath => Path.Combine(Directory, DatasetLayout.MeshFile);
+
+    /// <summary>
+    /// Scans an object folder: <c>rgba/</c>, <c>pose/</c> and <c>intrinsics.npy</c> present; view files named by
+    /// number (NNN.png, NNN.npy); every view with both an image and a pose, and at least one view; every pose a
+    /// rigid transform within <paramref name="rigidTolerance"/> (<see cref="DatasetLayout.PoseProblem"/>); the
+    /// intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>). Problems are collected, not thrown.
+    /// </summary>
+    public static ObjectFolder Read(string directory, double rigidTolerance = DatasetLayout.RigidTolerance)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        var problems = new List<DataProblem>();
+        void Add(string file, string message) => problems.Add(new DataProblem(name, file, message));
+        var imageFolder = Path.Combine(directory, DatasetLayout.ImagesFolder);
+        var poseFolder = Path.Combine(directory, DatasetLayout.PosesFolder);
+        var intrinsicsPath = Path.Combine(directory, DatasetLayout.IntrinsicsFile);
+        if (!System.IO.Directory.Exists(imageFolder))
+        {
+            Add(imageFolder, "folder missing (an object folder holds rgba/NNN.png, pose/NNN.npy and intrinsics.npy)");
+        }
+        if (!System.IO.Directory.Exists(poseFolder))
+        {
+            Add(poseFolder, "folder missing (one NNN.npy camera-to-world pose per view)");
+        }
+        if (!File.Exists(intrinsicsPath))
+        {
+            Add(intrinsicsPath, "missing (the object's camera intrinsics, (3, 2) [[fx, fy], [cx, cy], [width, height]] in pixels)");
+        }
+        var images = Numbered(imageFolder, ".png", Add);
+        var poseFiles = Numbered(poseFolder, ".npy", Add);
+        if (System.IO.Directory.Exists(imageFolder) && System.IO.Directory.Exists(poseFolder))
+        {
+            foreach (var view in images.Union(poseFiles).Order())
+            {
+                if (!poseFiles.Contains(view))
+                {
+                    Add(DatasetLayout.PosePath(directory, view), $"missing (view {DatasetLayout.ViewFileName(view, "")} has an image but no pose)");
+                }
+                if (!images.Contains(view))
+                {
+                    Add(DatasetLayout.ImagePath(directory, view), $"missing (view {DatasetLayout.ViewFileName(view, "")} has a pose but no image)");
+                }
+            }
+        }
+        var views = images.Intersect(poseFiles).Order().ToArray();
+        if (views.Length == 0)
+        {
+            Add(imageFolder, "no views (rgba/NNN.png with pose/NNN.npy)");
+        }
+        var poses = new Dictionary<int, double[]?>();
+        foreach (var view in poseFiles.Order())
+        {
+            var path = DatasetLayout.PosePath(directory, view);
+            var pose = DatasetLayout.TryReadPose(path, out var problem);
+            if (pose is not null && DatasetLayout.PoseProblem(pose, rigidTolerance) is { } bad)
+            {
+                (pose, problem) = (null, bad);
+            }
+            if (pose is null)
+            {
+                Add(path, problem);
+            }
+            poses[view] = pose;
+        }
+        PixelIntrinsics? intrinsics = null;
+        if (File.Exists(intrinsicsPath))
+        {
+            intrinsics = DatasetLayout.TryReadIntrinsics(intrinsicsPath, out var problem);
+            if (intrinsics is null)
+            {
+                Add(intrinsicsPath, problem);
+            }
+        }
+        return new ObjectFolder(name, directory, views, [.. images.Order()], [.. views.Select(v => poses[v])], intrinsics, problems);
+    }
+
+    // The numbers of the files with the extension in a folder (empty when it is missing); a file not named NNN is a problem.
+    private static HashSet<int> Numbered(string folder, string extension, Action<string, string> add)
+    {
+        var result = new HashSet<int>();
+        if (!System.IO.Directory.Exists(folder))
+        {
+            return result;
+        }
+        foreach (var path in System.IO.Directory.GetFiles(folder).Order(StringComparer.Ordinal))
+        {
+            var fileName = Path.GetFileName(path);
+            if (!fileName.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            var stem = fileName[..^extension.Length];
+            if (stem.Length == 0 || !stem.All(char.IsAsciiDigit) || !int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out var view)
+                || fileName != DatasetLayout.ViewFileName(view, extension))
+            {
+                add(path, $"view files are named by number, NNN{extension} (000{extension}, 001{extension}, …), got '{fileName}'");
+                continue;
+            }
+            result.Add(view);
+        }
+        return result;
+    }
+}

@@ -37,6 +37,14 @@ LRM_HD float lrm_silu_grad(float x) {
     return s * (1.0f + x * (1.0f - s));
 }
 
+/* Derivatives act'(x) for the backward ops (dinp = dout·act'(x), x the pre-activation).
+ * relu'(0) = 0, as PyTorch (threshold_backward passes the gradient only where x > 0). */
+LRM_HD float lrm_relu_derivative(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+
+/* gelu' and silu' under the names the MLP backward uses (one formula each, above). */
+LRM_HD float lrm_gelu_derivative(float x) { return lrm_gelu_grad(x); }
+LRM_HD float lrm_silu_derivative(float x) { return lrm_silu_grad(x); }
+
 /* Gradient through relu: the upstream gradient where x > 0 (or x is NaN), 0 elsewhere. */
 LRM_HD float lrm_relu_backward(float dy, float x) { return x <= 0.0f ? 0.0f : dy; }
 

@@ -24,4 +24,16 @@ LRM_HD float lrm_nerf_color(float raw) {
     return lrm_sigmoid(raw) * (1.0f + 2.0f * LRM_NERF_COLOR_PADDING) - LRM_NERF_COLOR_PADDING;
 }
 
+/* Derivatives for the backward (docs/derivations/nerf_decode.md):
+ *   softplus'(x) = sigmoid(x) below the threshold, 1 above it (torch's softplus_backward);
+ *   dσ/draw = softplus'(raw − 1);  drgb/draw = 1.002·s·(1 − s), s = sigmoid(raw). */
+LRM_HD float lrm_softplus_derivative(float x) { return x > 20.0f ? 1.0f : lrm_sigmoid(x); }
+
+LRM_HD float lrm_nerf_density_derivative(float raw) { return lrm_softplus_derivative(raw - LRM_NERF_DENSITY_BIAS); }
+
+LRM_HD float lrm_nerf_color_derivative(float raw) {
+    const float s = lrm_sigmoid(raw);
+    return (1.0f + 2.0f * LRM_NERF_COLOR_PADDING) * s * (1.0f - s);
+}
+
 #endif /* LRM_NERF_CUH */

@@ -16,6 +16,8 @@
  *           then clamped to the image's sample range), opacity = Σw.
  *  pdf      importance samples by a deterministic inverse CDF of the smoothed
  *           coarse weights over the coarse midpoints (EG3D's sample_pdf, det=True).
+ *  backward decode and march (docs/derivations/render_decode.md, render_march.md);
+ *           rays, points and importance depths are not differentiated (render_points.md).
  */
 #ifndef LRM_RENDER_CUH
 #define LRM_RENDER_CUH
@@ -82,6 +84,17 @@ LRM_HD void lrm_render_decode(float* decoded, const float* raw, const float* p) 
     }
 }
 
+/* Backward of lrm_render_decode: draw (4) from ddecoded (4); 0 outside the box (the decoded
+ * values there are constants), else dσ_raw passes through and drgb·1.002·s·(1 − s). */
+LRM_HD void lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw, const float* p) {
+    if (lrm_render_inside(p)) {
+        draw[0] = ddecoded[0];
+        for (int c = 1; c < 4; ++c) draw[c] = ddecoded[c] * lrm_nerf_color_derivative(raw[c]);
+    } else {
+        draw[0] = draw[1] = draw[2] = draw[3] = 0.0f;
+    }
+}
+
 /* Composites one ray whose samples are the merge (by depth, a first on ties) of two
  * sorted sets: ta (na) with decoded sa (na, 4) and tb (nb) with sb (nb, 4); nb may be 0.
  * Writes rgb (3), the un-clamped depth (NaN → +∞), opacity, and weights (na + nb − 1)
@@ -118,6 +131,90 @@ LRM_HD void lrm_render_march_ray(float* rgb, float* depth, float* opacity, float
     const float d = depth_sum / total;
     *depth = d != d ? LRM_RENDER_INF : d;
     *opacity = total;
+}
+
+/* Backward of lrm_render_march_ray (docs/derivations/render_march.md) for one ray: the gradients
+ * of rgb, the clamped depth and opacity with respect to the decoded samples [σ_raw, rgb] of both
+ * sets (ta/tb sorted, merged a-first on ties as the forward). Depths are constants.
+ *   dsa (na, 4), dsb (nb, 4)  overwritten (dsb unused when nb = 0)
+ *   grad_rgb (3) or NULL, grad_depth, grad_opacity: upstream gradients (0 when absent)
+ *   depth_range [lo, hi]: the forward's clamp (NULL when grad_depth is 0)
+ *   alpha_t: scratch of 2·(na + nb) floats, order: scratch of na + nb ints
+ * Nothing per sample is kept from the forward. Pass 1 replays the forward (merge order, α_k, T_k,
+ * Σw, Σw·t̄); pass 2 walks back with the transmittance-normalised suffix sum
+ *   U_k = α_k·g_k + (1 − α_k + ε)·U_{k+1},  U_{n−1} = 0,   ∂L/∂α_k = T_k·(g_k − U_{k+1}),
+ * g_k = ∂L/∂w_k = grad_rgb·(c̄_k − bg) + grad_opacity + grad_depth'·(t̄_k − D)/Σw, which needs no
+ * division by (1 − α + ε) and no subtraction of nearly equal totals, so saturated intervals
+ * (α = 1) stay exact. */
+LRM_HD void lrm_render_march_ray_backward(float* dsa, float* dsb, const float* grad_rgb, float grad_depth,
+                                          float grad_opacity, const float* ta, const float* sa, long long na,
+                                          const float* tb, const float* sb, long long nb, const float* background,
+                                          const float* depth_range, float* alpha_t, int* order) {
+    const long long n = na + nb;
+    float* alpha = alpha_t;         /* (n − 1) */
+    float* trans = alpha_t + n - 1; /* (n − 1): T_k before interval k */
+    /* Pass 1: the merge order and the forward's α, T, Σw and Σw·t̄, in its exact arithmetic. */
+    long long ia = 0, ib = 0;
+    for (long long k = 0; k < n; ++k) {
+        const int take_a = ib >= nb || (ia < na && ta[ia] <= tb[ib]);
+        order[k] = take_a ? (int)ia : (int)(na + ib);
+        if (take_a) ++ia; else ++ib;
+    }
+#define LRM_MARCH_T(i) ((i) < na ? ta[(i)] : tb[(i) - na])
+#define LRM_MARCH_S(i) ((i) < na ? sa + 4 * (i) : sb + 4 * ((i) - na))
+    float transmittance = 1.0f, total = 0.0f, depth_sum = 0.0f;
+    for (long long k = 0; k + 1 < n; ++k) {
+        const int p = order[k], q = order[k + 1];
+        const float t0 = LRM_MARCH_T(p), t1 = LRM_MARCH_T(q);
+        const float* s0 = LRM_MARCH_S(p);
+        const float* s1 = LRM_MARCH_S(q);
+        const float sigma = lrm_softplus((s0[0] + s1[0]) * 0.5f - LRM_NERF_DENSITY_BIAS);
+        const float a = 1.0f - expf(-sigma * (t1 - t0));
+        const float w = a * transmittance;
+        alpha[k] = a;
+        trans[k] = transmittance;
+        transmittance *= 1.0f - a + LRM_RENDER_TRANSMITTANCE_EPS;
+        depth_sum += w * ((t0 + t1) * 0.5f);
+        total += w;
+    }
+    /* The depth's gradient passes only where the clamp did not bite (PyTorch's clamp: lo ≤ D ≤ hi). */
+    const float d = depth_sum / total;
+    float g_depth = 0.0f;
+    if (grad_depth != 0.0f && total != 0.0f && d == d && d >= depth_range[0] && d <= depth_range[1])
+        g_depth = grad_depth / total;
+    for (long long i = 0; i < 4 * na; ++i) dsa[i] = 0.0f;
+    for (long long i = 0; i < 4 * nb; ++i) dsb[i] = 0.0f;
+    /* Pass 2: back to front. */
+    float suffix = 0.0f; /* U_{k+1} */
+    for (long long k = n - 2; k >= 0; --k) {
+        const int p = order[k], q = order[k + 1];
+        const float t0 = LRM_MARCH_T(p), t1 = LRM_MARCH_T(q);
+        const float* s0 = LRM_MARCH_S(p);
+        const float* s1 = LRM_MARCH_S(q);
+        float* d0 = p < na ? dsa + 4 * p : dsb + 4 * (p - na);
+        float* d1 = q < na ? dsa + 4 * q : dsb + 4 * (q - na);
+        const float a = alpha[k], w = a * trans[k];
+        float g = grad_opacity + g_depth * ((t0 + t1) * 0.5f - d);
+        if (grad_rgb) {
+            for (int c = 0; c < 3; ++c) {
+                g += grad_rgb[c] * ((s0[1 + c] + s1[1 + c]) * 0.5f - background[c]);
+                const float dc = 0.5f * w * grad_rgb[c];
+                d0[1 + c] += dc;
+                d1[1 + c] += dc;
+            }
+        }
+        const float d_alpha = trans[k] * (g - suffix);
+        suffix = a * g + (1.0f - a + LRM_RENDER_TRANSMITTANCE_EPS) * suffix;
+        /* α = 1 − e^(−σΔ): ∂α/∂σ = Δ·e^(−σΔ); σ = softplus(m − 1), m = (σ_raw,p + σ_raw,q)/2. */
+        const float delta = t1 - t0;
+        const float m = (s0[0] + s1[0]) * 0.5f - LRM_NERF_DENSITY_BIAS;
+        const float sigma = lrm_softplus(m);
+        const float d_m = d_alpha * delta * expf(-sigma * delta) * lrm_softplus_derivative(m);
+        d0[0] += 0.5f * d_m;
+        d1[0] += 0.5f * d_m;
+    }
+#undef LRM_MARCH_T
+#undef LRM_MARCH_S
 }
 
 /* Importance depths of one ray (EG3D sample_pdf, det=True). t: nc coarse depths,

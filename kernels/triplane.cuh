@@ -1,7 +1,7 @@
 /*
  * triplane.cuh — bilinear tap computation of grid_sample(mode='bilinear',
  * padding_mode='zeros', align_corners=False), shared by the triplane sampler
- * forward and (later) backward.
+ * forward and backward (docs/derivations/triplane_sample.md).
  *
  * A normalised coordinate u ∈ [−1, 1] addresses pixel centres, so −1 is the left
  * edge of the first pixel and +1 the right edge of the last:
@@ -29,6 +29,8 @@ typedef struct lrm_bilinear_taps {
     float w10, w11;       /* weights of (y1, x0) and (y1, x1) */
     int valid00, valid01; /* corner lies inside the image */
     int valid10, valid11;
+    float wx0, wx1;       /* 1-D weights: w00 = wx0·wy0 etc. (for the coordinate gradient) */
+    float wy0, wy1;
 } lrm_bilinear_taps;
 
 LRM_HD lrm_bilinear_taps lrm_bilinear_taps_at(float ix, float iy, int width, int height) {
@@ -41,6 +43,10 @@ LRM_HD lrm_bilinear_taps lrm_bilinear_taps_at(float ix, float iy, int width, int
     t.w01 = wx1 * wy0;
     t.w10 = wx0 * wy1;
     t.w11 = wx1 * wy1;
+    t.wx0 = wx0;
+    t.wx1 = wx1;
+    t.wy0 = wy0;
+    t.wy1 = wy1;
     /* Decide validity in float (NaN compares false) before converting to int. */
     const int x_near = fx0 >= -1.0f && fx0 <= (float)(width - 1);
     const int y_near = fy0 >= -1.0f && fy0 <= (float)(height - 1);
@@ -55,6 +61,27 @@ LRM_HD lrm_bilinear_taps lrm_bilinear_taps_at(float ix, float iy, int width, int
     t.valid10 = vx0 && vy1;
     t.valid11 = vx1 && vy1;
     return t;
+}
+
+/* The point coordinates plane `plane` reads: 0 → (x, y), 1 → (x, z), 2 → (z, y) (OpenLRM's order);
+ * axis_u/axis_v receive their indices into the point (0 = x, 1 = y, 2 = z). */
+LRM_HD void lrm_triplane_axes(int plane, int* axis_u, int* axis_v) {
+    *axis_u = plane == 2 ? 2 : 0;
+    *axis_v = plane == 1 ? 2 : 1;
+}
+
+/* Gradient of a bilinear sample with respect to its normalised coordinates (u, v), given
+ * d_ij = Σ_c dout_c · value_ij,c for each corner (0 for corners outside the image):
+ *   ∂/∂ix = (d01 − d00)·wy0 + (d11 − d10)·wy1,  ∂/∂iy = (d10 − d00)·wx0 + (d11 − d01)·wx1,
+ *   ix = ((u + 1)·W − 1)/2, so ∂/∂u = ∂/∂ix · W/2 (and ∂/∂v = ∂/∂iy · H/2).
+ * The weights are piecewise linear: at integer pixel coordinates this is the one-sided
+ * derivative of the cell floor() picks, as in PyTorch. */
+LRM_HD void lrm_bilinear_coord_grad(const lrm_bilinear_taps* t, float d00, float d01, float d10, float d11,
+                                    int width, int height, float* du, float* dv) {
+    const float gix = (d01 - d00) * t->wy0 + (d11 - d10) * t->wy1;
+    const float giy = (d10 - d00) * t->wx0 + (d11 - d01) * t->wx1;
+    *du = gix * (float)width * 0.5f;
+    *dv = giy * (float)height * 0.5f;
 }
 
 #endif /* LRM_TRIPLANE_CUH */

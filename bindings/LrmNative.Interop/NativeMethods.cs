@@ -101,6 +101,14 @@ internal static unsafe partial class NativeMethods
         long batch, long in_channels, long height, long width, long out_channels, long kernel);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_patch_embed_backward(float* dimage, float* dweight, float* dbias, float* dout,
+        float* image, float* weight, long batch, long in_channels, long height, long width, long out_channels, long patch);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_deconv_backward(float* dinp, float* dweight, float* dbias, float* dout,
+        float* inp, float* weight, long batch, long in_channels, long height, long width, long out_channels, long kernel);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_resize_forward(float* @out, float* inp, long planes, long in_height,
         long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias);
 
@@ -109,14 +117,31 @@ internal static unsafe partial class NativeMethods
         long batch, long num_points, long channels, long height, long width);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_triplane_sample_backward(float* dplanes, float* dpoints, float* dout, float* planes,
+        float* points, long batch, long num_points, long channels, long height, long width, int deterministic);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_mlp_forward(float* @out, float* inp, float** weights, float** biases,
         long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_mlp_backward(float* dinp, float** dweights, float** dbiases, float* dout, float* inp,
+        float** weights, float** biases, long* dims, int num_layers, long rows, int hidden_activation, int output_activation);
 
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_f32_to_bf16(ushort* @out, float* inp, long n);
     [LibraryImport(Lib)] internal static partial LrmStatus lrm_convert_bf16_to_f32(float* @out, ushort* inp, long n);
 
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_resize_scaled_forward(float* @out, float* inp, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias,
+        double scale_factor_h, double scale_factor_w);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_backward(float* dinp, float* dout, long planes, long in_height,
+        long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_resize_scaled_backward(float* dinp, float* dout, long planes, long in_height,
         long in_width, long out_height, long out_width, int mode, float cubic_a, int antialias,
         double scale_factor_h, double scale_factor_w);
 
@@ -137,6 +162,9 @@ internal static unsafe partial class NativeMethods
     internal static partial LrmStatus lrm_nerf_decode_forward(float* sigma, float* rgb, float* raw, long rows);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_nerf_decode_backward(float* draw, float* dsigma, float* drgb, float* raw, long rows);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_rays_forward(float* origins, float* directions, float* depths,
         float* depth_range, float* cameras, long batch, long height, long width, long samples);
 
@@ -148,12 +176,20 @@ internal static unsafe partial class NativeMethods
     internal static partial LrmStatus lrm_render_decode_forward(float* decoded, float* raw, float* points, long rows);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_decode_backward(float* draw, float* ddecoded, float* raw, float* points, long rows);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_importance_forward(float* fine_depths, float* coarse_depths,
         float* coarse_weights, long batch, long rays, long coarse_samples, long fine_samples);
 
     [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_render_march_forward(float* rgb, float* depth, float* opacity, float* weights,
         float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
+        float* background, float* depth_range, long batch, long rays);
+
+    [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_render_march_backward(float* ddecoded_a, float* ddecoded_b, float* drgb, float* ddepth,
+        float* dopacity, float* depths_a, float* decoded_a, long samples_a, float* depths_b, float* decoded_b, long samples_b,
         float* background, float* depth_range, long batch, long rays);
 }
 

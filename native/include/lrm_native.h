@@ -249,6 +249,33 @@ LRM_API lrm_status lrm_deconv_forward(float* out, const float* inp, const float*
                                       int64_t height, int64_t width, int64_t out_channels,
                                       int64_t kernel);
 
+/* Backward of lrm_patch_embed_forward (docs/derivations/patch_embed.md). Sizes as the forward.
+ *   dimage  (batch, in_channels, height, width)  optional, overwritten; pixels beyond the
+ *                                                last full patch get 0
+ *   dweight (out_channels, in_channels, patch, patch) optional, accumulated (+=)
+ *   dbias   (out_channels)                       optional, accumulated (+=)
+ *   dout    (batch, (height/patch)·(width/patch), out_channels)
+ *   image   the forward's input, required with dweight (may be NULL otherwise)
+ *   weight  the forward's weight, required with dimage (may be NULL otherwise)
+ * At least one gradient must be given. */
+LRM_API lrm_status lrm_patch_embed_backward(float* dimage, float* dweight, float* dbias,
+                                            const float* dout, const float* image,
+                                            const float* weight, int64_t batch,
+                                            int64_t in_channels, int64_t height, int64_t width,
+                                            int64_t out_channels, int64_t patch);
+
+/* Backward of lrm_deconv_forward (docs/derivations/deconvolution.md). Sizes as the forward.
+ *   dinp    (batch, in_channels, height, width)        optional, overwritten
+ *   dweight (in_channels, out_channels, kernel, kernel) optional, accumulated (+=)
+ *   dbias   (out_channels)                              optional, accumulated (+=)
+ *   dout    (batch, out_channels, height·kernel, width·kernel)
+ *   inp     required with dweight; weight required with dinp
+ * At least one gradient must be given. */
+LRM_API lrm_status lrm_deconv_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                       const float* inp, const float* weight, int64_t batch,
+                                       int64_t in_channels, int64_t height, int64_t width,
+                                       int64_t out_channels, int64_t kernel);
+
 /* ---- image resize ------------------------------------------------------- */
 
 /* Resize planes, matching torch.nn.functional.interpolate with align_corners=False.
@@ -291,6 +318,24 @@ LRM_API lrm_status lrm_triplane_sample_forward(float* out, const float* planes,
                                                int64_t num_points, int64_t channels,
                                                int64_t height, int64_t width);
 
+/* Backward of lrm_triplane_sample_forward (docs/derivations/triplane_sample.md). Sizes as
+ * the forward; both gradients are overwritten, at least one must be given.
+ *   dplanes (batch, 3, height, width, channels) optional: Σ over samples of weight·dout
+ *   dpoints (batch, points, 3)                  optional: through the bilinear weights
+ *                                               (0 for samples that read only zeros)
+ *   dout    (batch, points, 3·channels)
+ *   planes  required with dpoints (may be NULL otherwise)
+ *   points  (batch, points, 3)
+ * deterministic != 0: dplanes by binning samples per cell and gathering per texel; the
+ * result is bitwise independent of the thread count. deterministic == 0: per-thread
+ * partial planes summed in thread order (deterministic for a given thread count only;
+ * scratch threads × 3·height·width·channels floats). dpoints is always independent of it. */
+LRM_API lrm_status lrm_triplane_sample_backward(float* dplanes, float* dpoints, const float* dout,
+                                                const float* planes, const float* points,
+                                                int64_t batch, int64_t num_points,
+                                                int64_t channels, int64_t height, int64_t width,
+                                                int32_t deterministic);
+
 /* ---- small MLP ---------------------------------------------------------- */
 
 /* A stack of nn.Linear layers with `hidden_activation` between them and
@@ -307,6 +352,22 @@ LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* co
                                    const float* const* biases, const int64_t* dims,
                                    int32_t num_layers, int64_t rows, int32_t hidden_activation,
                                    int32_t output_activation);
+
+/* Backward of lrm_mlp_forward (docs/derivations/mlp.md); arguments as the forward's.
+ *   dinp     (rows, dims[0])  optional, overwritten
+ *   dweights num_layers pointers, each optional (NULL: that layer's weight gradient is not
+ *            wanted), accumulated (+=); dweights itself may be NULL
+ *   dbiases  num_layers pointers, each optional, accumulated (+=): Σ over rows of the
+ *            layer's output gradient (also where the layer has no bias); may be NULL
+ *   dout     (rows, dims[num_layers])
+ *   inp, weights, biases  the forward's
+ * Nothing is saved by the forward: the activations are recomputed in row chunks
+ * (memory O(chunk · Σ dims), not O(rows)). relu'(0) = 0, as PyTorch. */
+LRM_API lrm_status lrm_mlp_backward(float* dinp, float* const* dweights, float* const* dbiases,
+                                    const float* dout, const float* inp,
+                                    const float* const* weights, const float* const* biases,
+                                    const int64_t* dims, int32_t num_layers, int64_t rows,
+                                    int32_t hidden_activation, int32_t output_activation);
 
 /* ---- dtype conversion --------------------------------------------------- */
 
@@ -329,6 +390,22 @@ LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float* inp, int64
                                              int64_t out_width, int32_t mode, float cubic_a,
                                              int32_t antialias, double scale_factor_h,
                                              double scale_factor_w);
+
+/* Backward of lrm_resize_forward / lrm_resize_scaled_forward (docs/derivations/resize.md):
+ * the adjoint of the resampling matrix, dinp = A_yᵀ · dout · A_x per plane, with the same
+ * float taps as the forward. Arguments as the forward's.
+ *   dinp (planes, in_height, in_width)    overwritten
+ *   dout (planes, out_height, out_width)
+ * Results do not depend on the thread count (both passes are gathers). */
+LRM_API lrm_status lrm_resize_backward(float* dinp, const float* dout, int64_t planes,
+                                       int64_t in_height, int64_t in_width, int64_t out_height,
+                                       int64_t out_width, int32_t mode, float cubic_a,
+                                       int32_t antialias);
+LRM_API lrm_status lrm_resize_scaled_backward(float* dinp, const float* dout, int64_t planes,
+                                              int64_t in_height, int64_t in_width,
+                                              int64_t out_height, int64_t out_width, int32_t mode,
+                                              float cubic_a, int32_t antialias,
+                                              double scale_factor_h, double scale_factor_w);
 
 /* ---- element-wise arithmetic ------------------------------------------- */
 
@@ -371,6 +448,14 @@ LRM_API lrm_status lrm_transpose_forward(float* out, const float* inp, int64_t b
  * At least one output must be given. */
 LRM_API lrm_status lrm_nerf_decode_forward(float* sigma, float* rgb, const float* raw, int64_t rows);
 
+/* Backward of lrm_nerf_decode_forward (docs/derivations/nerf_decode.md).
+ *   draw   (rows, 4)  overwritten: [dσ·softplus'(raw₀ − 1), drgb·1.002·s·(1 − s)]
+ *   dsigma (rows)     optional (absent: 0)
+ *   drgb   (rows, 3)  optional (absent: 0); at least one must be given
+ *   raw    (rows, 4) */
+LRM_API lrm_status lrm_nerf_decode_backward(float* draw, const float* dsigma, const float* drgb,
+                                            const float* raw, int64_t rows);
+
 /* ---- volume rendering (deterministic mode; tests/golden/model/README.md) ---- */
 
 /* Camera rays through pixel centres and their coarse sample depths.
@@ -401,6 +486,15 @@ LRM_API lrm_status lrm_render_points_forward(float* points, const float* origins
 LRM_API lrm_status lrm_render_decode_forward(float* decoded, const float* raw, const float* points,
                                              int64_t rows);
 
+/* Backward of lrm_render_decode_forward (docs/derivations/render_decode.md).
+ *   draw     (rows, 4)  overwritten: inside the box [dσ_raw, drgb·1.002·s·(1 − s)], else 0
+ *   ddecoded (rows, 4)
+ *   raw      (rows, 4), points (rows, 3)  the forward's inputs
+ * Sample positions get no gradient (the box test is a step; points come from the
+ * cameras and fixed depths, see docs/derivations/render_points.md). */
+LRM_API lrm_status lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw,
+                                              const float* points, int64_t rows);
+
 /* Importance sample depths by a deterministic inverse CDF of the smoothed coarse
  * weights over the coarse interval midpoints (EG3D's sample_pdf with det=True).
  *   fine_depths    (batch, rays, fine_samples)       non-decreasing per ray
@@ -429,6 +523,29 @@ LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opa
                                             const float* decoded_b, int64_t samples_b,
                                             const float* background, const float* depth_range,
                                             int64_t batch, int64_t rays);
+
+/* Backward of lrm_render_march_forward (docs/derivations/render_march.md): the gradients of
+ * rgb, depth and opacity with respect to the decoded samples [σ_raw, rgb] of both sets.
+ * Depths, background and depth_range are constants (no gradient); the weights output is not
+ * differentiated (it only feeds importance sampling).
+ *   ddecoded_a (batch, rays·samples_a, 4)  overwritten
+ *   ddecoded_b (batch, rays·samples_b, 4)  overwritten; required when samples_b > 0
+ *   drgb     (batch, rays, 3)  optional
+ *   ddepth   (batch, rays)     optional; no gradient where the forward clamped the depth
+ *                              (outside [lo, hi]) or no weight was left (Σw = 0)
+ *   dopacity (batch, rays)     optional; at least one of the three must be given
+ *   depths_a ... depth_range   the forward's inputs; depth_range required with ddepth
+ * Nothing per sample is kept from the forward: each ray is replayed into a per-thread
+ * scratch of 2·(samples_a + samples_b) floats and as many ints, then walked back to front
+ * (suffix sum normalised by the transmittance, exact for saturated intervals). Rays are
+ * independent, so results do not depend on the thread count. */
+LRM_API lrm_status lrm_render_march_backward(float* ddecoded_a, float* ddecoded_b, const float* drgb,
+                                             const float* ddepth, const float* dopacity,
+                                             const float* depths_a, const float* decoded_a,
+                                             int64_t samples_a, const float* depths_b,
+                                             const float* decoded_b, int64_t samples_b,
+                                             const float* background, const float* depth_range,
+                                             int64_t batch, int64_t rays);
 
 /* ---- image codecs ------------------------------------------------------- */
 

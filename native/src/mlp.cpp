@@ -23,10 +23,16 @@
 // 12.5 GFLOP, best of 5): before (AVX2, input copied per block) ~63 ms; baseline
 // build ~56 ms; AVX-512 build ~31 ms (~400 GFLOP/s; without the prefetch ~36 ms).
 //
-// Backward (to come): recompute or save x_l per block; dW_l += dyᵀ·x_l, db_l += Σ dy.
+// Backward (lrm_mlp_backward, docs/derivations/mlp.md): nothing saved; rows are taken in
+// chunks whose activations are recomputed (sgemm), then the chain rule runs back through
+// the layers with g_L = dout ⊙ act'(z_L), dW_l += g_{l+1}ᵀ·x_l, db_l += Σ_rows g_{l+1},
+// g_l = (g_{l+1}·W_l) ⊙ act'(z_l), dinp = g_1·W_0 (overwritten). The products go through
+// lrm::sgemm (outside OpenMP regions, beta = 1 accumulating dW in place); memory is
+// O(chunk · Σ d_l), independent of rows. Deterministic for a given thread count.
 #include "common.hpp"
 #include "cpu_dispatch.hpp"
 #include "errors.hpp"
+#include "gemm.hpp"
 #include "lrm_native.h"
 #include "microkernel.hpp"
 
@@ -156,8 +162,141 @@ bool valid_activation(int32_t a) {
            a == LRM_ACTIVATION_SILU;
 }
 
+// act'(z) applied in place: g[i] *= act'(z[i]) over n elements.
+void multiply_derivative(float* g, const float* z, int64_t n, int32_t activation) {
+    const int threads = num_threads();
+    switch (activation) {
+        case LRM_ACTIVATION_RELU:
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 65536)
+            for (int64_t i = 0; i < n; ++i) g[i] *= lrm_relu_derivative(z[i]);
+            break;
+        case LRM_ACTIVATION_GELU:
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
+            for (int64_t i = 0; i < n; ++i) g[i] *= lrm_gelu_derivative(z[i]);
+            break;
+        case LRM_ACTIVATION_SILU:
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
+            for (int64_t i = 0; i < n; ++i) g[i] *= lrm_silu_derivative(z[i]);
+            break;
+        default: break;
+    }
+}
+
+void apply_activation(float* x, const float* z, int64_t n, int32_t activation) {
+    const int threads = num_threads();
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = z[i];
+        x[i] = activation == LRM_ACTIVATION_RELU   ? lrm_relu(v)
+               : activation == LRM_ACTIVATION_GELU ? lrm_gelu(v)
+               : activation == LRM_ACTIVATION_SILU ? lrm_silu(v)
+                                                   : v;
+    }
+}
+
+void mlp_backward(float* dinp, float* const* dweights, float* const* dbiases, const float* dout, const float* inp,
+                  const float* const* weights, const float* const* biases, const int64_t* dims, int32_t num_layers,
+                  int64_t rows, int32_t hidden_activation, int32_t output_activation) {
+    int64_t widths = 0, widest = 0;
+    for (int32_t l = 1; l <= num_layers; ++l) {
+        widths += dims[l];
+        widest = std::max(widest, dims[l]);
+    }
+    widest = std::max(widest, dims[0]);
+    // Rows per chunk: about 4M floats of recomputed activations, at least 256 rows.
+    const int64_t chunk = std::min(rows, std::max<int64_t>(256, (int64_t{1} << 22) / (2 * widths + 2 * widest)));
+    // z_l (pre-activations, l = 1..L) and x_l = act(z_l) (l = 1..L−1), then two gradient tiles.
+    std::vector<int64_t> z_at(num_layers + 1), x_at(num_layers + 1);
+    int64_t used = 0;
+    for (int32_t l = 1; l <= num_layers; ++l) {
+        z_at[l] = used;
+        used += chunk * dims[l];
+    }
+    for (int32_t l = 1; l < num_layers; ++l) {
+        x_at[l] = used;
+        used += chunk * dims[l];
+    }
+    Scratch buffer(used + 2 * chunk * widest);
+    float* grad = buffer.data() + used;
+    float* grad_next = grad + chunk * widest;
+    std::vector<double> bias_sum(widest);
+    const int threads = num_threads();
+
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        const int nr = static_cast<int>(std::min(chunk, rows - r0));
+        auto x_of = [&](int32_t l) -> const float* {
+            return l == 0 ? inp + r0 * dims[0] : buffer.data() + x_at[l];
+        };
+        // Forward again: z_{l+1} = x_l·W_lᵀ + b_l, x_{l+1} = act(z_{l+1}).
+        for (int32_t l = 0; l < num_layers; ++l) {
+            const int din = static_cast<int>(dims[l]), dout_l = static_cast<int>(dims[l + 1]);
+            float* z = buffer.data() + z_at[l + 1];
+            const float* bias = biases != nullptr ? biases[l] : nullptr;
+            if (bias != nullptr) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (int64_t{nr} * dout_l > 65536)
+                for (int64_t r = 0; r < nr; ++r) std::memcpy(z + r * dout_l, bias, sizeof(float) * dout_l);
+            }
+            sgemm(false, true, nr, dout_l, din, x_of(l), din, weights[l], din, bias != nullptr ? 1.0f : 0.0f, z, dout_l);
+            if (l + 1 < num_layers) apply_activation(buffer.data() + x_at[l + 1], z, int64_t{nr} * dout_l, hidden_activation);
+        }
+        // g_L = dout ⊙ act'(z_L)
+        const int64_t d_last = dims[num_layers];
+        std::memcpy(grad, dout + r0 * d_last, sizeof(float) * nr * d_last);
+        multiply_derivative(grad, buffer.data() + z_at[num_layers], int64_t{nr} * d_last, output_activation);
+        for (int32_t l = num_layers - 1; l >= 0; --l) {
+            const int din = static_cast<int>(dims[l]), dout_l = static_cast<int>(dims[l + 1]);
+            if (dweights != nullptr && dweights[l] != nullptr)
+                sgemm(true, false, dout_l, din, nr, grad, dout_l, x_of(l), din, 1.0f, dweights[l], din);
+            if (dbiases != nullptr && dbiases[l] != nullptr) {
+                std::fill(bias_sum.begin(), bias_sum.begin() + dout_l, 0.0);
+                for (int64_t r = 0; r < nr; ++r)
+                    for (int64_t o = 0; o < dout_l; ++o) bias_sum[o] += grad[r * dout_l + o];
+                for (int64_t o = 0; o < dout_l; ++o) dbiases[l][o] += static_cast<float>(bias_sum[o]);
+            }
+            if (l > 0) {
+                sgemm(false, false, nr, din, dout_l, grad, dout_l, weights[l], din, 0.0f, grad_next, din);
+                multiply_derivative(grad_next, buffer.data() + z_at[l], int64_t{nr} * din, hidden_activation);
+                std::swap(grad, grad_next);
+            } else if (dinp != nullptr) {
+                sgemm(false, false, nr, din, dout_l, grad, dout_l, weights[0], din, 0.0f, dinp + r0 * din, din);
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace lrm
+
+extern "C" LRM_API lrm_status lrm_mlp_backward(float* dinp, float* const* dweights, float* const* dbiases,
+                                               const float* dout, const float* inp, const float* const* weights,
+                                               const float* const* biases, const int64_t* dims, int32_t num_layers,
+                                               int64_t rows, int32_t hidden_activation, int32_t output_activation) {
+    return lrm::guarded("lrm_mlp_backward", [&](const lrm::Args& args) {
+        args.not_null(dout, "dout").not_null(inp, "inp").not_null(weights, "weights").not_null(dims, "dims");
+        if (num_layers < 1) args.fail(LRM_STATUS_INVALID_ARGUMENT, "num_layers must be >= 1, got %d", num_layers);
+        args.positive(rows, "rows");
+        for (int32_t l = 0; l <= num_layers; ++l)
+            if (dims[l] <= 0)
+                args.fail(LRM_STATUS_INVALID_ARGUMENT, "dims[%d] must be > 0, got %lld", l,
+                          static_cast<long long>(dims[l]));
+        for (int32_t l = 0; l < num_layers; ++l) {
+            if (weights[l] == nullptr) args.fail(LRM_STATUS_INVALID_ARGUMENT, "argument 'weights[%d]' is NULL", l);
+            args.elements({dims[l + 1], dims[l]}, "weights (dims[l+1] x dims[l])");
+            args.blas_int(dims[l], "dims[l]");
+        }
+        args.elements({rows, dims[0]}, "inp (rows x dims[0])");
+        args.elements({rows, dims[num_layers]}, "dout (rows x dims[num_layers])");
+        args.blas_int(dims[num_layers], "dims[num_layers]");
+        if (!lrm::valid_activation(hidden_activation))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "hidden_activation must be an lrm_activation (0..3), got %d",
+                      hidden_activation);
+        if (!lrm::valid_activation(output_activation))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "output_activation must be an lrm_activation (0..3), got %d",
+                      output_activation);
+        lrm::mlp_backward(dinp, dweights, dbiases, dout, inp, weights, biases, dims, num_layers, rows,
+                          hidden_activation, output_activation);
+    });
+}
 
 extern "C" LRM_API lrm_status lrm_mlp_forward(float* out, const float* inp, const float* const* weights,
                                               const float* const* biases, const int64_t* dims, int32_t num_layers,

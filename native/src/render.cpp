@@ -22,8 +22,12 @@
 // subset of the rays (the renderer marches in chunks). Fine samples lie between
 // coarse midpoints, so the coarse range is the range of all samples.
 //
-// Backward (to come, for training): march and decode are differentiable in the
-// decoded samples; rays, points and importance depths are not trained through.
+// Backward (training): decode and march are differentiable in the decoded samples
+// (lrm_render_decode_backward, lrm_render_march_backward; docs/derivations/); rays,
+// points and importance depths are not trained through (render_points.md). The march
+// backward keeps nothing per sample from the forward: per ray it replays the forward
+// into a small per-thread scratch (α and T per interval, the merge order) and walks
+// back with a transmittance-normalised suffix sum (kernels/render.cuh).
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
@@ -119,6 +123,13 @@ void render_decode_forward(float* decoded, const float* raw, const float* points
     for (int64_t n = 0; n < rows; ++n) lrm_render_decode(decoded + 4 * n, raw + 4 * n, points + 3 * n);
 }
 
+void render_decode_backward(float* draw, const float* ddecoded, const float* raw, const float* points, int64_t rows) {
+    const int threads = num_threads();
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows > 8192)
+    for (int64_t n = 0; n < rows; ++n)
+        lrm_render_decode_backward(draw + 4 * n, ddecoded + 4 * n, raw + 4 * n, points + 3 * n);
+}
+
 void render_importance_forward(float* fine, const float* coarse, const float* weights, int64_t rays,
                                int64_t coarse_samples, int64_t fine_samples) {
     const int threads = num_threads();
@@ -154,6 +165,33 @@ void render_march_forward(float* rgb, float* depth, float* opacity, float* weigh
             depth[ray] = std::min(std::max(ray_depth, range[0]), range[1]);
         }
         if (opacity != nullptr) opacity[ray] = ray_opacity;
+    }
+}
+
+void render_march_backward(float* ddecoded_a, float* ddecoded_b, const float* drgb, const float* ddepth,
+                           const float* dopacity, const float* depths_a, const float* decoded_a, int64_t samples_a,
+                           const float* depths_b, const float* decoded_b, int64_t samples_b, const float* background,
+                           const float* depth_range, int64_t batch, int64_t rays) {
+    const int threads = num_threads();
+    const int64_t total = samples_a + samples_b;
+    const int64_t count = batch * rays;
+    Scratch alpha_t(static_cast<int64_t>(threads) * 2 * total);
+    std::vector<int> order(static_cast<size_t>(threads) * static_cast<size_t>(total));
+#pragma omp parallel num_threads(threads) if (count * total > 8192)
+    {
+        const int64_t slot = omp_get_thread_num();
+        float* scratch = alpha_t.data() + slot * 2 * total;
+        int* merge = order.data() + slot * total;
+#pragma omp for schedule(static)
+        for (int64_t ray = 0; ray < count; ++ray) {
+            lrm_render_march_ray_backward(
+                ddecoded_a + 4 * ray * samples_a, samples_b > 0 ? ddecoded_b + 4 * ray * samples_b : nullptr,
+                drgb != nullptr ? drgb + 3 * ray : nullptr, ddepth != nullptr ? ddepth[ray] : 0.0f,
+                dopacity != nullptr ? dopacity[ray] : 0.0f, depths_a + ray * samples_a, decoded_a + 4 * ray * samples_a,
+                samples_a, samples_b > 0 ? depths_b + ray * samples_b : nullptr,
+                samples_b > 0 ? decoded_b + 4 * ray * samples_b : nullptr, samples_b, background,
+                depth_range != nullptr ? depth_range + 2 * (ray / rays) : nullptr, scratch, merge);
+        }
     }
 }
 
@@ -196,6 +234,16 @@ LRM_API lrm_status lrm_render_decode_forward(float* decoded, const float* raw, c
     });
 }
 
+LRM_API lrm_status lrm_render_decode_backward(float* draw, const float* ddecoded, const float* raw,
+                                              const float* points, int64_t rows) {
+    return lrm::guarded("lrm_render_decode_backward", [&](const lrm::Args& args) {
+        args.not_null(draw, "draw").not_null(ddecoded, "ddecoded").not_null(raw, "raw").not_null(points, "points");
+        args.positive(rows, "rows");
+        args.elements({rows, 4}, "raw (rows x 4)");
+        lrm::render_decode_backward(draw, ddecoded, raw, points, rows);
+    });
+}
+
 LRM_API lrm_status lrm_render_importance_forward(float* fine_depths, const float* coarse_depths,
                                                  const float* coarse_weights, int64_t batch, int64_t rays,
                                                  int64_t coarse_samples, int64_t fine_samples) {
@@ -233,6 +281,36 @@ LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opa
         if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
         lrm::render_march_forward(rgb, depth, opacity, weights, depths_a, decoded_a, samples_a, depths_b, decoded_b,
                                   samples_b, background, depth_range, batch, rays);
+    });
+}
+
+LRM_API lrm_status lrm_render_march_backward(float* ddecoded_a, float* ddecoded_b, const float* drgb,
+                                             const float* ddepth, const float* dopacity, const float* depths_a,
+                                             const float* decoded_a, int64_t samples_a, const float* depths_b,
+                                             const float* decoded_b, int64_t samples_b, const float* background,
+                                             const float* depth_range, int64_t batch, int64_t rays) {
+    return lrm::guarded("lrm_render_march_backward", [&](const lrm::Args& args) {
+        args.not_null(ddecoded_a, "ddecoded_a").not_null(depths_a, "depths_a").not_null(decoded_a, "decoded_a");
+        args.not_null(background, "background");
+        if (drgb == nullptr && ddepth == nullptr && dopacity == nullptr)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "at least one of 'drgb', 'ddepth' and 'dopacity' must be given");
+        if (ddepth != nullptr) args.not_null(depth_range, "depth_range (required with ddepth)");
+        args.positive(batch, "batch").positive(rays, "rays").positive(samples_a, "samples_a");
+        if (samples_b < 0)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "samples_b must be >= 0, got %lld", (long long)samples_b);
+        if (samples_b > 0)
+            args.not_null(depths_b, "depths_b").not_null(decoded_b, "decoded_b").not_null(ddecoded_b, "ddecoded_b");
+        if (samples_a + samples_b < 2)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "need at least 2 samples per ray, got %lld",
+                      (long long)(samples_a + samples_b));
+        if (samples_a + samples_b > INT32_MAX)
+            args.fail(LRM_STATUS_UNSUPPORTED, "%lld samples per ray exceed the 32-bit merge index",
+                      (long long)(samples_a + samples_b));
+        args.elements({batch, rays, samples_a, 4}, "decoded_a (batch x rays x samples_a x 4)");
+        if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
+        args.elements({lrm::num_threads(), samples_a + samples_b, 2}, "per-thread scratch");
+        lrm::render_march_backward(ddecoded_a, ddecoded_b, drgb, ddepth, dopacity, depths_a, decoded_a, samples_a,
+                                   depths_b, decoded_b, samples_b, background, depth_range, batch, rays);
     });
 }
 

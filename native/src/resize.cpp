@@ -20,6 +20,14 @@
 // Two entry points: lrm_resize_forward maps coordinates with scale = in/out
 // (interpolate(size=...)); lrm_resize_scaled_forward with scale = 1/scale_factor
 // (interpolate(scale_factor=...), as DINOv2's position-table resize calls it).
+//
+// Backward (docs/derivations/resize.md): the forward is out = A_y · inp · A_xᵀ per plane
+// with the float tap matrices A (OH × IH, OW × IW), so dinp = A_yᵀ · dout · A_x, exactly
+// the adjoint of the float forward. The tap tables are transposed once (for every input
+// index the (output index, weight) pairs that read it, in output order), so both passes
+// are gathers: no scatter, no atomics, results independent of the thread count.
+//   1. Vertical adjoint:   tmp (P, IH, OW) = A_yᵀ · dout
+//   2. Horizontal adjoint: dinp (P, IH, IW) = tmp · A_x      (dinp is overwritten)
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
@@ -103,13 +111,83 @@ TapTable make_taps(int64_t in_size, int64_t out_size, double scale, bool bicubic
     return t;
 }
 
+// The transposed table: for input index i, entries [start[i], start[i+1]) list the output
+// indices that read it (ascending) and their weights. Repeated taps (border clamping) stay
+// separate entries, so the sum is the same as the forward's.
+struct AdjointTable {
+    std::vector<int64_t> start;   // (in + 1)
+    std::vector<int64_t> output;  // (entries)
+    std::vector<float> weight;    // (entries)
+};
+
+AdjointTable transpose_taps(const TapTable& t, int64_t in_size, int64_t out_size) {
+    AdjointTable a;
+    a.start.assign(in_size + 1, 0);
+    for (int64_t o = 0; o < out_size; ++o)
+        for (int64_t j = 0; j < t.count[o]; ++j) ++a.start[t.index[o * t.width + j] + 1];
+    for (int64_t i = 0; i < in_size; ++i) a.start[i + 1] += a.start[i];
+    a.output.resize(a.start[in_size]);
+    a.weight.resize(a.start[in_size]);
+    std::vector<int64_t> next(a.start.begin(), a.start.end() - 1);
+    for (int64_t o = 0; o < out_size; ++o)
+        for (int64_t j = 0; j < t.count[o]; ++j) {
+            const int64_t at = next[t.index[o * t.width + j]]++;
+            a.output[at] = o;
+            a.weight[at] = t.weight[o * t.width + j];
+        }
+    return a;
+}
+
+// Both axes' taps as the forward makes them (scale_factor <= 0: in/out).
+TapTable axis_taps(int64_t in_size, int64_t out_size, double scale_factor, bool bicubic, float cubic_a,
+                   bool antialias) {
+    return make_taps(in_size, out_size, lrm_resize_scale_from_factor(scale_factor, in_size, out_size), bicubic,
+                     cubic_a, antialias);
+}
+
+void resize_backward(float* dinp, const float* dout, int64_t planes, int64_t in_h, int64_t in_w, int64_t out_h,
+                     int64_t out_w, bool bicubic, float cubic_a, bool antialias, double scale_factor_h,
+                     double scale_factor_w) {
+    const AdjointTable adj_x =
+        transpose_taps(axis_taps(in_w, out_w, scale_factor_w, bicubic, cubic_a, antialias), in_w, out_w);
+    const AdjointTable adj_y =
+        transpose_taps(axis_taps(in_h, out_h, scale_factor_h, bicubic, cubic_a, antialias), in_h, out_h);
+    Scratch tmp(planes * in_h * out_w);
+    const int threads = num_threads();
+    const int64_t in_rows = planes * in_h;
+
+    // 1. tmp[p, i, :] = Σ_{(y, w) reading row i} w · dout[p, y, :]
+#pragma omp parallel for num_threads(threads) schedule(static) if (in_rows * out_w > 16384)
+    for (int64_t row = 0; row < in_rows; ++row) {
+        const int64_t p = row / in_h, i = row % in_h;
+        float* dst = tmp.data() + row * out_w;
+        const float* plane = dout + p * out_h * out_w;
+        for (int64_t x = 0; x < out_w; ++x) dst[x] = 0.0f;
+        for (int64_t e = adj_y.start[i]; e < adj_y.start[i + 1]; ++e) {
+            const float* src = plane + adj_y.output[e] * out_w;
+            const float w = adj_y.weight[e];
+            for (int64_t x = 0; x < out_w; ++x) dst[x] += src[x] * w;
+        }
+    }
+
+    // 2. dinp[p, i, c] = Σ_{(x, w) reading column c} w · tmp[p, i, x]
+#pragma omp parallel for num_threads(threads) schedule(static) if (in_rows * in_w > 16384)
+    for (int64_t row = 0; row < in_rows; ++row) {
+        const float* src = tmp.data() + row * out_w;
+        float* dst = dinp + row * in_w;
+        for (int64_t c = 0; c < in_w; ++c) {
+            float acc = 0.0f;
+            for (int64_t e = adj_x.start[c]; e < adj_x.start[c + 1]; ++e) acc += src[adj_x.output[e]] * adj_x.weight[e];
+            dst[c] = acc;
+        }
+    }
+}
+
 void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, int64_t in_w, int64_t out_h,
                     int64_t out_w, bool bicubic, float cubic_a, bool antialias, double scale_factor_h,
                     double scale_factor_w) {
-    const TapTable taps_x =
-        make_taps(in_w, out_w, lrm_resize_scale_from_factor(scale_factor_w, in_w, out_w), bicubic, cubic_a, antialias);
-    const TapTable taps_y =
-        make_taps(in_h, out_h, lrm_resize_scale_from_factor(scale_factor_h, in_h, out_h), bicubic, cubic_a, antialias);
+    const TapTable taps_x = axis_taps(in_w, out_w, scale_factor_w, bicubic, cubic_a, antialias);
+    const TapTable taps_y = axis_taps(in_h, out_h, scale_factor_h, bicubic, cubic_a, antialias);
     Scratch tmp(planes * in_h * out_w);
     const int threads = num_threads();
 
@@ -152,9 +230,10 @@ void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, 
 }
 
 // Checks shared by both entry points.
-void check_resize_args(const Args& args, float* out, const float* inp, int64_t planes, int64_t in_height,
-                       int64_t in_width, int64_t out_height, int64_t out_width, int32_t mode, float cubic_a) {
-    args.not_null(out, "out").not_null(inp, "inp");
+void check_resize_args(const Args& args, const float* out, const float* inp, int64_t planes, int64_t in_height,
+                       int64_t in_width, int64_t out_height, int64_t out_width, int32_t mode, float cubic_a,
+                       const char* out_name = "out", const char* inp_name = "inp") {
+    args.not_null(out, out_name).not_null(inp, inp_name);
     args.positive(planes, "planes").positive(in_height, "in_height").positive(in_width, "in_width");
     args.positive(out_height, "out_height").positive(out_width, "out_width");
     if (mode != LRM_RESIZE_BILINEAR && mode != LRM_RESIZE_BICUBIC)
@@ -164,6 +243,13 @@ void check_resize_args(const Args& args, float* out, const float* inp, int64_t p
     args.elements({planes, in_height, in_width}, "inp (planes x in_height x in_width)");
     args.elements({planes, out_height, out_width}, "out (planes x out_height x out_width)");
     args.elements({planes, in_height, out_width}, "intermediate (planes x in_height x out_width)");
+}
+
+void check_scale_factors(const Args& args, double scale_factor_h, double scale_factor_w) {
+    if (!(scale_factor_h > 0.0) || !(scale_factor_w > 0.0) || !std::isfinite(scale_factor_h) ||
+        !std::isfinite(scale_factor_w))
+        args.fail(LRM_STATUS_INVALID_ARGUMENT, "scale factors must be finite and > 0, got %g x %g", scale_factor_h,
+                  scale_factor_w);
 }
 
 }  // namespace
@@ -186,11 +272,33 @@ extern "C" LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float*
                                                         double scale_factor_w) {
     return lrm::guarded("lrm_resize_scaled_forward", [&](const lrm::Args& args) {
         lrm::check_resize_args(args, out, inp, planes, in_height, in_width, out_height, out_width, mode, cubic_a);
-        if (!(scale_factor_h > 0.0) || !(scale_factor_w > 0.0) || !std::isfinite(scale_factor_h) ||
-            !std::isfinite(scale_factor_w))
-            args.fail(LRM_STATUS_INVALID_ARGUMENT, "scale factors must be finite and > 0, got %g x %g", scale_factor_h,
-                      scale_factor_w);
+        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w);
         lrm::resize_forward(out, inp, planes, in_height, in_width, out_height, out_width, mode == LRM_RESIZE_BICUBIC,
                             cubic_a, antialias != 0, scale_factor_h, scale_factor_w);
+    });
+}
+
+extern "C" LRM_API lrm_status lrm_resize_backward(float* dinp, const float* dout, int64_t planes, int64_t in_height,
+                                                  int64_t in_width, int64_t out_height, int64_t out_width,
+                                                  int32_t mode, float cubic_a, int32_t antialias) {
+    return lrm::guarded("lrm_resize_backward", [&](const lrm::Args& args) {
+        lrm::check_resize_args(args, dinp, dout, planes, in_height, in_width, out_height, out_width, mode, cubic_a,
+                               "dinp", "dout");
+        lrm::resize_backward(dinp, dout, planes, in_height, in_width, out_height, out_width,
+                             mode == LRM_RESIZE_BICUBIC, cubic_a, antialias != 0, 0.0, 0.0);
+    });
+}
+
+extern "C" LRM_API lrm_status lrm_resize_scaled_backward(float* dinp, const float* dout, int64_t planes,
+                                                         int64_t in_height, int64_t in_width, int64_t out_height,
+                                                         int64_t out_width, int32_t mode, float cubic_a,
+                                                         int32_t antialias, double scale_factor_h,
+                                                         double scale_factor_w) {
+    return lrm::guarded("lrm_resize_scaled_backward", [&](const lrm::Args& args) {
+        lrm::check_resize_args(args, dinp, dout, planes, in_height, in_width, out_height, out_width, mode, cubic_a,
+                               "dinp", "dout");
+        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w);
+        lrm::resize_backward(dinp, dout, planes, in_height, in_width, out_height, out_width,
+                             mode == LRM_RESIZE_BICUBIC, cubic_a, antialias != 0, scale_factor_h, scale_factor_w);
     });
 }

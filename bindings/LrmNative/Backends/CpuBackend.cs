@@ -21,6 +21,13 @@ public sealed unsafe class CpuBackend : IBackend
     /// <inheritdoc />
     public string Name => "cpu";
 
+    /// <summary>
+    /// Scatter-add backward ops (triplane sampling into the planes) give results that do not depend on the
+    /// thread count (default). False uses per-thread partial sums instead: deterministic for a given thread
+    /// count only, and more scratch memory.
+    /// </summary>
+    public bool Deterministic { get; set; } = true;
+
     /// <inheritdoc />
     public Device Device => Device.Cpu;
 
@@ -384,8 +391,29 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
-        throw NotYet("PatchEmbedBackward");
+    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight)
+    {
+        const string op = "PatchEmbedBackward";
+        Expect.HostFloat32(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias),
+            ("gradOutput", gradOutput), ("image", image), ("weight", weight));
+        Expect.Shape(op, "image", image, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
+        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
+        long outChannels = weight.Size(0), patch = weight.Size(2);
+        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
+        Expect.Positive(op, "patch", patch);
+        if (patch > height || patch > width)
+        {
+            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
+        }
+        Expect.Shape(op, "gradOutput", gradOutput, batch, height / patch * (width / patch), outChannels);
+        Expect.Shape(op, "gradImage", gradImage, image.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        NativeCheck.Check(NativeMethods.lrm_patch_embed_backward(F(gradImage), F(gradWeight), F(gradBias), F(gradOutput),
+            F(image), F(weight), batch, inChannels, height, width, outChannels, patch),
+            $"image {image.ShapeText}, weight {weight.ShapeText}");
+    }
 
     /// <inheritdoc />
     public void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias)
@@ -404,8 +432,24 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
-        throw NotYet("DeconvolutionBackward");
+    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight)
+    {
+        const string op = "DeconvolutionBackward";
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias),
+            ("gradOutput", gradOutput), ("input", input), ("weight", weight));
+        Expect.Shape(op, "input", input, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
+        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
+        long outChannels = weight.Size(1), kernel = weight.Size(2);
+        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        Expect.Shape(op, "gradOutput", gradOutput, batch, outChannels, height * kernel, width * kernel);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        NativeCheck.Check(NativeMethods.lrm_deconv_backward(F(gradInput), F(gradWeight), F(gradBias), F(gradOutput),
+            F(input), F(weight), batch, inChannels, height, width, outChannels, kernel),
+            $"input {input.ShapeText}, weight {weight.ShapeText}");
+    }
 
     // ---- resampling ------------------------------------------------------------
 
@@ -419,23 +463,30 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     // Shared by Resize and ResizeScaled: (..., H, W) → (..., H', W') with the same leading dims.
-    private static (long Planes, long InHeight, long InWidth, long OutHeight, long OutWidth) CheckResize(string op, Tensor output, Tensor input)
+    // Backward passes the gradients' names.
+    private static (long Planes, long InHeight, long InWidth, long OutHeight, long OutWidth) CheckResize(string op, Tensor output, Tensor input,
+        string outputName = "output", string inputName = "input")
     {
-        Expect.HostFloat32(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., height, width)");
-        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        Expect.HostFloat32(op, (outputName, output), (inputName, input));
+        Expect.Rank(op, inputName, input, 2, "(..., height, width)");
+        Expect.Rank(op, outputName, output, 2, "(..., height, width)");
         Span<long> expected = stackalloc long[input.Rank];
         input.Shape.CopyTo(expected);
         expected[^2] = -1;
         expected[^1] = -1;
-        Expect.Shape(op, "output", output, expected);
+        Expect.Shape(op, outputName, output, expected);
         long inHeight = input.Size(-2), inWidth = input.Size(-1);
         return (input.ElementCount / Math.Max(inHeight * inWidth, 1), inHeight, inWidth, output.Size(-2), output.Size(-1));
     }
 
     /// <inheritdoc />
-    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
-        throw NotYet("ResizeBackward");
+    public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false)
+    {
+        const string op = "ResizeBackward";
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, gradOutput, gradInput, "gradOutput", "gradInput");
+        NativeCheck.Check(NativeMethods.lrm_resize_backward(F(gradInput), F(gradOutput), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0), $"{mode} {gradInput.ShapeText} <- {gradOutput.ShapeText}");
+    }
 
     /// <inheritdoc />
     public void TriplaneSample(Tensor output, Tensor planes, Tensor points)
@@ -452,8 +503,21 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
-        throw NotYet("TriplaneSampleBackward");
+    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points)
+    {
+        const string op = "TriplaneSampleBackward";
+        Expect.HostFloat32(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput),
+            ("planes", planes), ("points", points));
+        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
+        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
+        Expect.Shape(op, "points", points, batch, -1, 3);
+        var count = points.Size(1);
+        Expect.Shape(op, "gradOutput", gradOutput, batch, count, 3 * channels);
+        Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
+        Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
+        NativeCheck.Check(NativeMethods.lrm_triplane_sample_backward(F(gradPlanes), F(gradPoints), F(gradOutput), F(planes), F(points),
+            batch, count, channels, height, width, Deterministic ? 1 : 0), $"planes {planes.ShapeText}, points {points.ShapeText}");
+    }
 
     // ---- small MLP -------------------------------------------------------------
 
@@ -494,8 +558,50 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
-        throw NotYet("MlpBackward");
+    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
+    {
+        const string op = "MlpBackward";
+        ArgumentNullException.ThrowIfNull(gradWeights);
+        ArgumentNullException.ThrowIfNull(gradBiases);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
+        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
+        }
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        var layers = weights.Count;
+        var dims = stackalloc long[layers + 1];
+        dims[0] = input.Size(-1);
+        var weightPointers = stackalloc float*[layers];
+        var biasPointers = stackalloc float*[layers];
+        var gradWeightPointers = stackalloc float*[layers];
+        var gradBiasPointers = stackalloc float*[layers];
+        for (var l = 0; l < layers; l++)
+        {
+            var name = $"weights[{l}]";
+            Expect.HostFloat32(op, (name, weights[l]), ($"biases[{l}]", biases[l]), ($"gradWeights[{l}]", gradWeights[l]), ($"gradBiases[{l}]", gradBiases[l]));
+            Expect.Shape(op, name, weights[l], -1, dims[l]);
+            dims[l + 1] = weights[l].Size(0);
+            Expect.Shape(op, $"biases[{l}]", biases[l], dims[l + 1]);
+            Expect.Shape(op, $"gradWeights[{l}]", gradWeights[l], weights[l].Shape);
+            Expect.Shape(op, $"gradBiases[{l}]", gradBiases[l], dims[l + 1]);
+            weightPointers[l] = F(weights[l]);
+            biasPointers[l] = F(biases[l]);
+            gradWeightPointers[l] = F(gradWeights[l]);
+            gradBiasPointers[l] = F(gradBiases[l]);
+        }
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dims[layers];
+        Expect.Shape(op, "gradOutput", gradOutput, outShape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var rows = input.ElementCount / dims[0];
+        NativeCheck.Check(NativeMethods.lrm_mlp_backward(F(gradInput), gradWeightPointers, gradBiasPointers, F(gradOutput), F(input),
+            weightPointers, biasPointers, dims, layers, rows, (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
+    }
 
     // ---- conversion ------------------------------------------------------------
 
@@ -627,6 +733,16 @@ public sealed unsafe class CpuBackend : IBackend
             $"{mode} {input.ShapeText} -> {output.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
     }
 
+    /// <inheritdoc />
+    public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
+    {
+        const string op = "ResizeScaledBackward";
+        var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, gradOutput, gradInput, "gradOutput", "gradInput");
+        NativeCheck.Check(NativeMethods.lrm_resize_scaled_backward(F(gradInput), F(gradOutput), planes, inHeight, inWidth, outHeight, outWidth,
+            (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
+            $"{mode} {gradInput.ShapeText} <- {gradOutput.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
+    }
+
     // ---- triplane NeRF and volume rendering -----------------------------------
 
     /// <inheritdoc />
@@ -647,6 +763,32 @@ public sealed unsafe class CpuBackend : IBackend
         Expect.Shape(op, "rgb", rgb, shape);
         Expect.NotEmpty(op, "raw", raw);
         NativeCheck.Check(NativeMethods.lrm_nerf_decode_forward(F(sigma), F(rgb), F(raw), raw.ElementCount / 4), $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
+    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
+    {
+        const string op = "NerfDecodeBackward";
+        Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradSigma", gradSigma), ("gradRgb", gradRgb), ("raw", raw));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        if (gradSigma is null && gradRgb is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of gradSigma and gradRgb must be given");
+        }
+        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
+        Span<long> shape = stackalloc long[raw.Rank];
+        raw.Shape.CopyTo(shape);
+        shape[^1] = 1;
+        Expect.Shape(op, "gradSigma", gradSigma, shape);
+        shape[^1] = 3;
+        Expect.Shape(op, "gradRgb", gradRgb, shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_nerf_decode_backward(F(gradRaw), F(gradSigma), F(gradRgb), F(raw), raw.ElementCount / 4),
+            $"raw {raw.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -698,6 +840,23 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points)
+    {
+        const string op = "RenderDecodeBackward";
+        Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradDecoded", gradDecoded), ("raw", raw), ("points", points));
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
+        {
+            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
+        }
+        Expect.Shape(op, "gradDecoded", gradDecoded, raw.Shape);
+        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
+        Expect.NotEmpty(op, "raw", raw);
+        NativeCheck.Check(NativeMethods.lrm_render_decode_backward(F(gradRaw), F(gradDecoded), F(raw), F(points), raw.ElementCount / 4),
+            $"raw {raw.ShapeText}");
+    }
+
+    /// <inheritdoc />
     public void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights)
     {
         const string op = "RenderImportance";
@@ -742,6 +901,48 @@ public sealed unsafe class CpuBackend : IBackend
         fixed (float* backgroundPointer = background)
         {
             NativeCheck.Check(NativeMethods.lrm_render_march_forward(F(rgb), F(depth), F(opacity), F(weights),
+                F(depthsA), F(decodedA), samplesA, F(depthsB), F(decodedB), samplesB, backgroundPointer, F(depthRange), batch, rays),
+                $"depthsA {depthsA.ShapeText}, depthsB {depthsB?.ShapeText ?? "none"}");
+        }
+    }
+
+    /// <inheritdoc />
+    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        const string op = "RenderMarchBackward";
+        Expect.HostFloat32(op, ("gradDecodedA", gradDecodedA), ("gradDecodedB", gradDecodedB), ("gradRgb", gradRgb), ("gradDepth", gradDepth),
+            ("gradOpacity", gradOpacity), ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
+        if (background.Length != 3)
+        {
+            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
+        }
+        if ((depthsB is null) != (decodedB is null) || (decodedB is null) != (gradDecodedB is null))
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthsB, decodedB and gradDecodedB must be given together");
+        }
+        if (gradRgb is null && gradDepth is null && gradOpacity is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of gradRgb, gradDepth and gradOpacity must be given");
+        }
+        if (gradDepth is not null && depthRange is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthRange is required with gradDepth (the forward clamps depth to it)");
+        }
+        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
+        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
+        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "gradDecodedA", gradDecodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
+        var samplesB = depthsB?.Size(2) ?? 0;
+        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "gradDecodedB", gradDecodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "gradRgb", gradRgb, batch, rays, 3);
+        Expect.Shape(op, "gradDepth", gradDepth, batch, rays);
+        Expect.Shape(op, "gradOpacity", gradOpacity, batch, rays);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        fixed (float* backgroundPointer = background)
+        {
+            NativeCheck.Check(NativeMethods.lrm_render_march_backward(F(gradDecodedA), F(gradDecodedB), F(gradRgb), F(gradDepth), F(gradOpacity),
                 F(depthsA), F(decodedA), samplesA, F(depthsB), F(decodedB), samplesB, backgroundPointer, F(depthRange), batch, rays),
                 $"depthsA {depthsA.ShapeText}, depthsB {depthsB?.ShapeText ?? "none"}");
         }

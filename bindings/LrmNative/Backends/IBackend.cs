@@ -175,10 +175,16 @@ public interface IBackend : IDisposable
     /// </summary>
     void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias);
 
+    /// <summary>Backward of <see cref="ResizeScaled"/> (the adjoint of its resampling matrix); gradInput is overwritten.</summary>
+    void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias);
+
     // ---- triplane NeRF and volume rendering -----------------------------------
 
     /// <summary>NeRF head: raw (…, 4) → sigma (…, 1) = softplus(raw₀ − 1), rgb (…, 3) = sigmoid(raw₁…₃)·1.002 − 0.001; either output optional.</summary>
     void NerfDecode(Tensor? sigma, Tensor? rgb, Tensor raw);
+
+    /// <summary>Backward of <see cref="NerfDecode"/>: gradRaw (…, 4) is overwritten; an absent upstream gradient counts as zero (at least one is required).</summary>
+    void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw);
 
     /// <summary>
     /// Rays through the pixel centres of a height×width image and their coarse depths:
@@ -194,6 +200,9 @@ public interface IBackend : IDisposable
     /// <summary>Samples ready to march: decoded (…, 4) = [σ_raw, rgb] from raw MLP output (…, 4) inside the box, [−FLT_MAX/8, 0, 0, 0] outside; points (…, 3).</summary>
     void RenderDecode(Tensor decoded, Tensor raw, Tensor points);
 
+    /// <summary>Backward of <see cref="RenderDecode"/> into the raw MLP output (overwritten; zero outside the box). The points get no gradient.</summary>
+    void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points);
+
     /// <summary>Deterministic importance depths: fine (B, R, Nf) from coarse depths (B, R, Nc) and their march weights (B, R, Nc − 1).</summary>
     void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights);
 
@@ -204,6 +213,14 @@ public interface IBackend : IDisposable
     /// depthRange (B, 2), which it requires.
     /// </summary>
     void RenderMarch(Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
+
+    /// <summary>
+    /// Backward of <see cref="RenderMarch"/> into the decoded samples of both sets (gradDecodedB required with decodedB),
+    /// overwritten, from the gradients of rgb, depth and opacity (each optional, at least one). Depths, background and
+    /// depthRange are constants; the depth gradient vanishes where the forward clamped it (depthRange required with it).
+    /// Nothing per sample is kept from the forward: each ray is recomputed.
+    /// </summary>
+    void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
 
     // ---- iso-surfaces ------------------------------------------------------------
 

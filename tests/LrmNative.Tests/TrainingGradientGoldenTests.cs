@@ -167,4 +167,40 @@ public sealed class TrainingGradientGoldenTests
             }
         }
     }
+
+    [Test]
+    public void ABatchOfIdenticalSamplesHasTheGradientOfOneSample()
+    {
+        // Two copies of the sample with the same views: the loss (a mean over all views) is unchanged, so every
+        // gradient must be too — this exercises the batch sums of the shared tensors ([CLS], registers, position
+        // table, decoder tokens) and the per-sample plane gradients.
+        var single = RunBackward(deferred: true, chunkRays: 64);
+        using var model = LrmModel.Load(Directory, trainable: true);
+        using var file = SafeTensorsFile.Open(Path.Combine(Directory, "gradients.safetensors"));
+        using var backend = new CpuBackend();
+        using var scope = new ScratchTensors();
+        using var image = file.ReadTensor("in.image");
+        using var camera = file.ReadTensor("in.source_camera");
+        var images = scope.Empty(2, 3, image.Size(2), image.Size(3));
+        var cameras = scope.Empty(2, camera.Size(1));
+        for (var b = 0; b < 2; b++)
+        {
+            backend.Copy(images, b * image.ElementCount, image, 0, image.ElementCount);
+            backend.Copy(cameras, b * camera.ElementCount, camera, 0, camera.ElementCount);
+        }
+        var views = GoldenViews(file, scope);
+        using var gradients = new GradientSet(LrmWeightNames.Expected(model.Config));
+        var options = new LrmLossOptions { MaskWeight = file.Float("mask_weight"), TotalVariationWeight = file.Float("tv_weight") };
+        var losses = LrmTrainingStep.ComputeGradients(backend, model, new TrainingRenderer(model.Renderer) { ChunkRays = 64 }, gradients, images, cameras,
+            [views[0], views[0]], options);
+        Assert.That(losses["loss"], Is.EqualTo(single.Losses["loss"]).Within(1e-6 * single.Losses["loss"]), "loss");
+        foreach (var name in gradients.Names)
+        {
+            Assert.That(Compare.RelativeError(gradients[name].AsSpan<float>(), single.Gradients[name]), Is.LessThan(1e-5), name);
+        }
+        foreach (var tensor in single.Intermediate.Values)
+        {
+            tensor.Dispose();
+        }
+    }
 }

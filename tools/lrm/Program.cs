@@ -12,6 +12,7 @@ internal static class Program
         root.Subcommands.Add(ReconstructCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(MeshCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

@@ -220,6 +220,38 @@ internal sealed class LrmModel : IDisposable
         }
     }
 
+    /// <summary>A model over in-memory weights (one per <see cref="LrmWeightNames.Expected"/> name; ownership passes to the model).</summary>
+    public static LrmModel Create(ModelConfig config, IReadOnlyDictionary<string, Tensor> weights, bool trainable)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var set = WeightSet.FromTensors(config.Source.Length > 0 ? config.Source : "initial weights", weights, LrmWeightNames.Expected(config));
+        try
+        {
+            return new LrmModel(config, set, trainable);
+        }
+        catch
+        {
+            set.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the weights of a <see cref="Trainable"/> model as LrmNative's single-file model (config in the metadata),
+    /// atomically; <c>lrm reconstruct --model FILE</c> loads it.
+    /// </summary>
+    public void SaveWeights(string destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var tensors = LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name)));
+        SafeTensorsFile.Write(destination, tensors, new Dictionary<string, string>
+        {
+            [FormatMetadataKey] = SingleFileVersion,
+            [ConfigMetadataKey] = Config.ToJson(),
+            ["format"] = "pt",
+        });
+    }
+
     /// <summary>
     /// Reads a model folder's config and checks its weights file against it from the header alone (nothing is
     /// loaded): for <c>lrm info --model</c>. Returns the config and the checkpoint's unused tensor names.

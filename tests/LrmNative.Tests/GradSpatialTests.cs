@@ -9,6 +9,8 @@ namespace LrmNative.Tests;
 /// each against PyTorch autograd (tests/golden/make_grad_golden_spatial.py, rel. error &lt; 1e-4),
 /// against central finite differences of its own forward (probe loss L = Σ out·R), for the
 /// accumulate (+=) vs overwrite contract with poisoned, guarded buffers, and for shape errors.
+/// Finite-difference bounds: 1e-3 for ops linear in the perturbed argument (measured ~1e-5),
+/// 2e-3–5e-3 for the nonlinear ones (measured ≤ 9e-4); each test writes its measured error.
 /// </summary>
 [TestFixture]
 public sealed class GradSpatialTests
@@ -55,7 +57,7 @@ public sealed class GradSpatialTests
         using var gradBias = new AccumulatingGradient(expectedBias.Shape, 2);
         _backend.PatchEmbedBackward(gradImage, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), image, weight);
         outputs.AssertWrittenExactly();
-        Compare.Close(gradImage, expectedImage, GoldenTolerance, "patch_embed grad_image");
+        GoldenClose(gradImage, expectedImage, "patch_embed grad_image");
         gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "patch_embed grad_weight");
         gradBias.AssertAdded(expectedBias, GoldenTolerance, "patch_embed grad_bias");
     }
@@ -131,7 +133,7 @@ public sealed class GradSpatialTests
         using var gradBias = new AccumulatingGradient(expectedBias.Shape, 4);
         _backend.DeconvolutionBackward(gradInput, gradWeight.Tensor, gradBias.Tensor, scope.Add(file.ReadTensor("dout")), input, weight);
         outputs.AssertWrittenExactly();
-        Compare.Close(gradInput, expectedInput, GoldenTolerance, "deconv grad_inp");
+        GoldenClose(gradInput, expectedInput, "deconv grad_inp");
         gradWeight.AssertAdded(expectedWeight, GoldenTolerance, "deconv grad_weight");
         gradBias.AssertAdded(expectedBias, GoldenTolerance, "deconv grad_bias");
     }
@@ -198,7 +200,7 @@ public sealed class GradSpatialTests
         var mode = file.Metadata["mode"] == "bicubic" ? ResizeMode.Bicubic : ResizeMode.Bilinear;
         _backend.ResizeBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, file.Float("cubic_a"), file.Flag("antialias"));
         outputs.AssertWrittenExactly();
-        Compare.Close(gradInput, expected, GoldenTolerance, "resize grad_inp");
+        GoldenClose(gradInput, expected, "resize grad_inp");
     }
 
     [TestCaseSource(nameof(GradCases), new object[] { "scaled_resize" })]
@@ -215,7 +217,7 @@ public sealed class GradSpatialTests
         _backend.ResizeScaledBackward(gradInput, scope.Add(file.ReadTensor("dout")), mode, scaleHeight, scaleWidth,
             file.Float("cubic_a"), file.Flag("antialias"));
         outputs.AssertWrittenExactly();
-        Compare.Close(gradInput, expected, GoldenTolerance, "scaled_resize grad_inp");
+        GoldenClose(gradInput, expected, "scaled_resize grad_inp");
     }
 
     [TestCase(ResizeMode.Bilinear, false, 7, 11, 16, 5)]
@@ -280,8 +282,8 @@ public sealed class GradSpatialTests
             using var backend = new CpuBackend { Deterministic = deterministic };
             backend.TriplaneSampleBackward(gradPlanes, gradPoints, dout, planes, points);
             outputs.AssertWrittenExactly();
-            Compare.Close(gradPlanes, expectedPlanes, GoldenTolerance, $"triplane grad_planes (deterministic {deterministic})");
-            Compare.Close(gradPoints, expectedPoints, GoldenTolerance, $"triplane grad_points (deterministic {deterministic})");
+            GoldenClose(gradPlanes, expectedPlanes, $"triplane grad_planes (deterministic {deterministic})");
+            GoldenClose(gradPoints, expectedPoints, $"triplane grad_points (deterministic {deterministic})");
         }
     }
 
@@ -326,7 +328,7 @@ public sealed class GradSpatialTests
             var margin = 4.0 * step * size / 2.0;
             return fraction > margin && fraction < 1.0 - margin;
         }
-        SpatialGradientCheck.AssertClose(points, gradPoints, Loss, step, 90, random, 1e-2, "d points", AwayFromKinks);
+        SpatialGradientCheck.AssertClose(points, gradPoints, Loss, step, 90, random, 1e-3, "d points", AwayFromKinks);
     }
 
     [Test]
@@ -417,7 +419,7 @@ public sealed class GradSpatialTests
             scope.Add(file.ReadTensor("dout")), input, weights, biases,
             ParseActivation(file.Metadata["hidden_activation"]), ParseActivation(file.Metadata["output_activation"]));
         outputs.AssertWrittenExactly();
-        Compare.Close(gradInput, expectedInput, GoldenTolerance, "mlp grad_inp");
+        GoldenClose(gradInput, expectedInput, "mlp grad_inp");
         for (var l = 0; l < layers; l++)
         {
             gradWeights[l].AssertAdded(scope.Add(file.ReadTensor($"grad_w{l}")), GoldenTolerance, $"mlp grad_w{l}");
@@ -449,11 +451,11 @@ public sealed class GradSpatialTests
             _backend.Mlp(result, input, weights, biases, hidden, output);
             return SpatialGradientCheck.Probe(result, probe);
         }
-        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-3f, 30, random, 5e-3, "d input");
+        SpatialGradientCheck.AssertClose(input, gradInput, Loss, 1e-3f, 30, random, 2e-3, "d input");
         for (var l = 0; l < layers; l++)
         {
-            SpatialGradientCheck.AssertClose(weights[l], gradWeights[l], Loss, 1e-3f, 30, random, 5e-3, $"d weights[{l}]");
-            SpatialGradientCheck.AssertClose(biases[l]!, gradBiases[l]!, Loss, 1e-3f, 30, random, 5e-3, $"d biases[{l}]");
+            SpatialGradientCheck.AssertClose(weights[l], gradWeights[l], Loss, 1e-3f, 30, random, 2e-3, $"d weights[{l}]");
+            SpatialGradientCheck.AssertClose(biases[l]!, gradBiases[l]!, Loss, 1e-3f, 30, random, 2e-3, $"d biases[{l}]");
         }
     }
 
@@ -530,7 +532,7 @@ public sealed class GradSpatialTests
         var drgb = scope.Add(file.ReadTensor("drgb"));
         _backend.NerfDecodeBackward(gradRaw, dsigma, drgb, raw);
         outputs.AssertWrittenExactly();
-        Compare.Close(gradRaw, expected, GoldenTolerance, "nerf_decode grad_raw");
+        GoldenClose(gradRaw, expected, "nerf_decode grad_raw");
 
         // One upstream gradient absent: its channels get exactly 0, the others are unchanged.
         using var sigmaOnly = Tensor.Empty(raw.Shape);
@@ -581,7 +583,7 @@ public sealed class GradSpatialTests
         _backend.RenderDecodeBackward(gradRaw, scope.Add(file.ReadTensor("ddecoded")), scope.Add(file.ReadTensor("raw")),
             scope.Add(file.ReadTensor("points")));
         outputs.AssertWrittenExactly();
-        Compare.Close(gradRaw, expected, GoldenTolerance, "render_decode grad_raw");
+        GoldenClose(gradRaw, expected, "render_decode grad_raw");
     }
 
     [Test]
@@ -660,10 +662,10 @@ public sealed class GradSpatialTests
             scope.AddOptional(file.Optional("dopacity")), depthsA, decodedA, depthsB, decodedB, background,
             scope.Add(file.ReadTensor("depth_range")));
         outputs.AssertWrittenExactly();
-        Compare.Close(gradA, expectedA, GoldenTolerance, "render_march grad_decoded_a");
+        GoldenClose(gradA, expectedA, "render_march grad_decoded_a");
         if (gradB is not null)
         {
-            Compare.Close(gradB, expectedB!, GoldenTolerance, "render_march grad_decoded_b");
+            GoldenClose(gradB, expectedB!, "render_march grad_decoded_b");
         }
     }
 
@@ -724,10 +726,10 @@ public sealed class GradSpatialTests
             _backend.RenderMarch(rgb, depth, opacity, null, depthsA, decodedA, depthsB, decodedB, MarchBackground, depthRange);
             return SpatialGradientCheck.Probe(rgb, probeRgb) + SpatialGradientCheck.Probe(depth, probeDepth) + SpatialGradientCheck.Probe(opacity, probeOpacity);
         }
-        SpatialGradientCheck.AssertClose(decodedA, gradA, Loss, 1e-3f, 120, random, 1e-2, "d decoded_a");
+        SpatialGradientCheck.AssertClose(decodedA, gradA, Loss, 1e-3f, 120, random, 5e-3, "d decoded_a");
         if (decodedB is not null)
         {
-            SpatialGradientCheck.AssertClose(decodedB, gradB!, Loss, 1e-3f, 120, random, 1e-2, "d decoded_b");
+            SpatialGradientCheck.AssertClose(decodedB, gradB!, Loss, 1e-3f, 120, random, 5e-3, "d decoded_b");
         }
     }
 
@@ -803,6 +805,7 @@ public sealed class GradSpatialTests
             numeric[i] = (up - down) / (2 * h);
         }
         var error = Compare.RelativeError(analytic, numeric.Select(v => (float)v).ToArray());
+        TestContext.Out.WriteLine($"saturated ray: ‖analytic − fd(double)‖/‖fd‖ = {error:G3}");
         Assert.That(error, Is.LessThan(1e-4), "‖analytic − fd(double)‖/‖fd‖ over every sample");
         // The samples before the wall carry real gradient, and it is right sample by sample.
         for (var i = 0; i < 4 * 5; i++)
@@ -880,6 +883,15 @@ public sealed class GradSpatialTests
             _backend.RenderMarchBackward(gradA, null, gradRgb, gradRgb, null, depthsA, decodedA, null, null, MarchBackground, null));
     }
 
+    /// <summary>Compare.Close at the golden tolerance, with the measured error written to the test output.</summary>
+    private static void GoldenClose(Tensor actual, Tensor expected, string what)
+    {
+        Assert.That(actual.Shape.ToArray(), Is.EqualTo(expected.Shape.ToArray()), $"{what}: shape");
+        var error = Compare.RelativeError(actual.AsSpan<float>(), expected.AsSpan<float>());
+        TestContext.Out.WriteLine($"{what}: ‖out−ref‖/‖ref‖ = {error:G3}");
+        Assert.That(error, Is.LessThan(GoldenTolerance), $"{what}: ‖out−ref‖/‖ref‖");
+    }
+
     private static void AssertShapeError(Action call, string op, string tensor)
     {
         var error = Assert.Throws<LrmShapeException>(() => call())!;
@@ -922,6 +934,7 @@ internal sealed class AccumulatingGradient : IDisposable
         }
         // The subtraction loses up to ~1 ulp of the initial values (|v| ≤ 0.5): ~3e-8 absolute.
         var error = Compare.RelativeError(added, expected.AsSpan<float>());
+        TestContext.Out.WriteLine($"{what}: ‖(grad − initial) − ref‖/‖ref‖ = {error:G3}");
         Assert.That(error, Is.LessThan(tolerance), $"{what}: ‖(grad − initial) − ref‖/‖ref‖ (accumulation)");
     }
 
@@ -1010,6 +1023,7 @@ internal static class SpatialGradientCheck
         }
         Assert.That(reference, Is.GreaterThan(0), $"{what}: the analytic gradient is zero on every sampled element");
         var error = Math.Sqrt(difference / reference);
+        TestContext.Out.WriteLine($"{what}: ‖fd − analytic‖/‖analytic‖ = {error:G3} over {chosen.Length} elements");
         Assert.That(error, Is.LessThan(tolerance),
             $"{what}: ‖fd − analytic‖/‖analytic‖ over {chosen.Length} elements; worst element {worst.Index}: fd {worst.Numeric:G6}, analytic {worst.Analytic:G6}");
     }

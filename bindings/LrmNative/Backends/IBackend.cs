@@ -126,7 +126,7 @@ public interface IBackend : IDisposable
     /// <summary>Triplane sampling: planes (B,3,H,W,C) channels-last, points (B,N,3) → output (B,N,3C).</summary>
     void TriplaneSample(Tensor output, Tensor planes, Tensor points);
 
-    /// <summary>Backward of <see cref="TriplaneSample"/> into the planes (and optionally the points).</summary>
+    /// <summary>Backward of <see cref="TriplaneSample"/> into the planes (and optionally the points), both overwritten.</summary>
     void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points);
 
     // ---- small MLP -------------------------------------------------------------

@@ -194,7 +194,9 @@ LRM_HD void lrm_render_march_ray_backward(float* dsa, float* dsb, const float* g
         float* d0 = p < na ? dsa + 4 * p : dsb + 4 * (p - na);
         float* d1 = q < na ? dsa + 4 * q : dsb + 4 * (q - na);
         const float a = alpha[k], w = a * trans[k];
-        float g = grad_opacity + g_depth * ((t0 + t1) * 0.5f - d);
+        /* The depth term only when it is live: on a ray whose weights all underflow, d = 0/0 and 0·NaN would poison g. */
+        float g = grad_opacity;
+        if (g_depth != 0.0f) g += g_depth * ((t0 + t1) * 0.5f - d);
         if (grad_rgb) {
             for (int c = 0; c < 3; ++c) {
                 g += grad_rgb[c] * ((s0[1 + c] + s1[1 + c]) * 0.5f - background[c]);

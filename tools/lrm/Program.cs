@@ -16,6 +16,7 @@ internal static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(BenchCudaCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
         try
         {
             // Our own handler below prints one clear line for LrmException instead of a stack trace.

@@ -49,4 +49,17 @@ internal sealed class CameraEmbedder
             throw;
         }
     }
+
+    /// <summary>
+    /// Backward from ∂L/∂embedding (B, E): the two Linear layers' gradients accumulate into <paramref name="gradients"/>
+    /// (the camera is data; the MLP backward recomputes the SiLU input, nothing is kept but the camera).
+    /// </summary>
+    public void Backward(IBackend backend, GradientSet gradients, Tensor gradEmbedding, Tensor camera)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(gradients);
+        const string prefix = LrmWeightNames.CameraEmbedder;
+        backend.MlpBackward(null, [gradients[prefix + "mlp.0.weight"], gradients[prefix + "mlp.2.weight"]],
+            [gradients[prefix + "mlp.0.bias"], gradients[prefix + "mlp.2.bias"]], gradEmbedding, camera, _weights, _biases, Activation.Silu, Activation.None);
+    }
 }

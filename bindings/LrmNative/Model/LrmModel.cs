@@ -20,8 +20,28 @@ internal sealed record LrmOutputs(Tensor Features, Tensor CameraEmbedding, Tenso
     }
 }
 
+/// <summary>The training forward's outputs and saved activations (<see cref="LrmModel.ForwardTraining"/>); owns them all.</summary>
+/// <param name="Saved">The scope owning every tensor below (the camera excepted).</param>
+/// <param name="Camera">The source camera (B, K) (not owned).</param>
+/// <param name="Encoder">Encoder activations (features included).</param>
+/// <param name="CameraEmbedding">Camera embedding (B, E).</param>
+/// <param name="Decoder">Decoder activations (tokens included).</param>
+/// <param name="Planes">Triplane (B, 3, C_tri, 2l, 2l).</param>
+internal sealed record LrmActivations(ScratchTensors Saved, Tensor Camera, EncoderActivations Encoder, Tensor CameraEmbedding, DecoderActivations Decoder, Tensor Planes) : IDisposable
+{
+    /// <summary>Image features (B, 1 + P, C).</summary>
+    public Tensor Features => Encoder.Features;
+
+    /// <summary>Triplane tokens (B, 3l², D).</summary>
+    public Tensor Tokens => Decoder.Tokens;
+
+    /// <summary>Frees every saved tensor.</summary>
+    public void Dispose() => Saved.Dispose();
+}
+
 /// <summary>
-/// The Large Reconstruction Model (arXiv 2311.04400) as OpenLRM v1.1 builds it, forward only: DINOv2 (or the
+/// The Large Reconstruction Model (arXiv 2311.04400) as OpenLRM v1.1 builds it (forward; training forward and backward
+/// in <see cref="ForwardTraining"/> / <see cref="Backward"/>): DINOv2 (or the
 /// paper's DINO v1) encoder,
 /// camera embedder, ModLN transformer decoder, de-convolution upsampler, triplane NeRF and volume renderer.
 /// Loaded from an OpenLRM-style folder (config.json + model.safetensors) through the weight-name table of
@@ -38,8 +58,9 @@ internal sealed class LrmModel : IDisposable
 
     private readonly WeightSet _weights;
 
-    private LrmModel(ModelConfig config, WeightSet weights)
+    private LrmModel(ModelConfig config, WeightSet weights, bool trainable)
     {
+        Trainable = trainable;
         Config = config;
         _weights = weights;
         ParameterCount = weights.ParameterCount;
@@ -48,7 +69,7 @@ internal sealed class LrmModel : IDisposable
         {
             Encoder = new DinoV2Encoder(config, weights);
             CameraEmbedder = new CameraEmbedder(weights);
-            Decoder = new TriplaneDecoder(config, weights);
+            Decoder = new TriplaneDecoder(config, weights, trainable);
             Upsampler = new TriplaneUpsampler(config, weights);
             Nerf = new TriplaneNerf(weights, config.NerfLayerCount);
             Renderer = new VolumeRenderer(Nerf, config.RenderingSamplesPerRay);
@@ -62,6 +83,9 @@ internal sealed class LrmModel : IDisposable
 
     /// <summary>The architecture.</summary>
     public ModelConfig Config { get; }
+
+    /// <summary>Whether the model was loaded for training (every named weight kept, see <see cref="Weight"/>).</summary>
+    public bool Trainable { get; }
 
     /// <summary>Parameters loaded (equals <see cref="ModelConfig.ParameterCount"/>).</summary>
     public long ParameterCount { get; }
@@ -93,10 +117,16 @@ internal sealed class LrmModel : IDisposable
     /// metadata holds the config, see <see cref="SaveSingleFile"/>). Every expected tensor is checked for presence
     /// and shape before anything is read; extra tensors are ignored and listed in <see cref="IgnoredTensors"/>.
     /// </summary>
-    public static LrmModel Load(string path)
+    public static LrmModel Load(string path) => Load(path, trainable: false);
+
+    /// <summary>
+    /// <see cref="Load(string)"/>; <paramref name="trainable"/> keeps every weight under its checkpoint name (the
+    /// optimiser updates those; <see cref="Weight"/>), at the cost of a second copy of the cross-attention projections.
+    /// </summary>
+    public static LrmModel Load(string path, bool trainable)
     {
         var (config, weightsPath) = OpenModel(path);
-        return Load(config, weightsPath);
+        return Load(config, weightsPath, trainable);
     }
 
     /// <summary>Metadata key marking LrmNative's single-file model format (value <see cref="SingleFileVersion"/>).</summary>
@@ -175,19 +205,51 @@ internal sealed class LrmModel : IDisposable
     }
 
     /// <summary>Loads the weights of <paramref name="config"/> from a safetensors file under OpenLRM's keys.</summary>
-    public static LrmModel Load(ModelConfig config, string weightsPath)
+    public static LrmModel Load(ModelConfig config, string weightsPath, bool trainable = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         var weights = WeightSet.Load(weightsPath, LrmWeightNames.Expected(config));
         try
         {
-            return new LrmModel(config, weights);
+            return new LrmModel(config, weights, trainable);
         }
         catch
         {
             weights.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A model over in-memory weights (one per <see cref="LrmWeightNames.Expected"/> name; ownership passes to the model).</summary>
+    public static LrmModel Create(ModelConfig config, IReadOnlyDictionary<string, Tensor> weights, bool trainable)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var set = WeightSet.FromTensors(config.Source.Length > 0 ? config.Source : "initial weights", weights, LrmWeightNames.Expected(config));
+        try
+        {
+            return new LrmModel(config, set, trainable);
+        }
+        catch
+        {
+            set.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the weights of a <see cref="Trainable"/> model as LrmNative's single-file model (config in the metadata),
+    /// atomically; <c>lrm reconstruct --model FILE</c> loads it.
+    /// </summary>
+    public void SaveWeights(string destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var tensors = LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name)));
+        SafeTensorsFile.Write(destination, tensors, new Dictionary<string, string>
+        {
+            [FormatMetadataKey] = SingleFileVersion,
+            [ConfigMetadataKey] = Config.ToJson(),
+            ["format"] = "pt",
+        });
     }
 
     /// <summary>
@@ -223,10 +285,10 @@ internal sealed class LrmModel : IDisposable
                 unused.Dispose(); // names the table does not have
             }
             overrides?.Clear();
-            var weights = WeightSet.FromTensors($"random weights (seed {seed})", specs, tensors);
+            var weights = WeightSet.FromTensors($"random weights (seed {seed})", tensors, specs);
             try
             {
-                return new LrmModel(config, weights);
+                return new LrmModel(config, weights, trainable: false);
             }
             catch
             {
@@ -295,6 +357,87 @@ internal sealed class LrmModel : IDisposable
         using var embedding = CameraEmbedder.Forward(backend, camera);
         using var tokens = Decoder.Forward(backend, features, embedding);
         return Upsampler.Forward(backend, tokens);
+    }
+
+    /// <summary>The weight named <paramref name="name"/> (OpenLRM's key) of a <see cref="Trainable"/> model, updated in place by training.</summary>
+    public Tensor Weight(string name)
+    {
+        if (!Trainable)
+        {
+            throw new LrmInternalException($"model: weight '{name}' is only addressable by name in a model loaded trainable");
+        }
+        return _weights[name];
+    }
+
+    /// <summary>
+    /// Tells the modules that the named weights changed (a training update, a checkpoint load): the cached position
+    /// tables are dropped and the packed cross-attention copies refreshed, so <see cref="Forward"/> uses the new values.
+    /// (<see cref="ForwardTraining"/> does this itself.)
+    /// </summary>
+    public void WeightsChanged()
+    {
+        Encoder.ClearPositionCache();
+        Decoder.SyncCrossAttention();
+    }
+
+    /// <summary>
+    /// The forward for training: <see cref="Forward"/>'s outputs plus every activation the backward needs, all owned by
+    /// the returned record. The model must be <see cref="Trainable"/>.
+    /// </summary>
+    public LrmActivations ForwardTraining(IBackend backend, Tensor image, Tensor camera)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(camera);
+        if (!Trainable)
+        {
+            throw new LrmInternalException("model: training needs a model loaded trainable (LrmModel.Load(path, trainable: true))");
+        }
+        if (camera.Rank != 2 || camera.Size(0) != image.Size(0))
+        {
+            throw new LrmShapeException($"model: camera must be ({image.Size(0)}, {Config.CameraInputDim}) for image {image.ShapeText}, got {camera.ShapeText}");
+        }
+        var saved = new ScratchTensors();
+        try
+        {
+            var encoder = Encoder.ForwardTraining(backend, image, saved);
+            var embedding = saved.Adopt(CameraEmbedder.Forward(backend, camera));
+            var decoder = Decoder.ForwardTraining(backend, encoder.Features, embedding, saved);
+            var planes = saved.Adopt(Upsampler.Forward(backend, decoder.Tokens));
+            return new LrmActivations(saved, camera, encoder, embedding, decoder, planes);
+        }
+        catch
+        {
+            saved.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Back-propagates ∂L/∂planes (B, 3, C_tri, 2l, 2l) through the upsampler, decoder (ModLN → modulation MLP →
+    /// camera embedder) and encoder; every parameter gradient accumulates into <paramref name="gradients"/>.
+    /// <paramref name="intermediate"/>, when given, receives copies of ∂L/∂tokens, ∂L/∂features and ∂L/∂camera embedding.
+    /// </summary>
+    public void Backward(IBackend backend, GradientSet gradients, LrmActivations saved, Tensor gradPlanes, IDictionary<string, Tensor>? intermediate = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(gradients);
+        ArgumentNullException.ThrowIfNull(saved);
+        ArgumentNullException.ThrowIfNull(gradPlanes);
+        using var scratch = new ScratchTensors();
+        var gradTokens = scratch.Empty(saved.Tokens.Shape);
+        Upsampler.Backward(backend, gradients, gradTokens, gradPlanes, saved.Tokens);
+        var gradFeatures = scratch.Empty(saved.Features.Shape);
+        var gradEmbedding = scratch.Empty(saved.CameraEmbedding.Shape);
+        Decoder.Backward(backend, gradients, gradTokens, saved.Features, saved.CameraEmbedding, saved.Decoder, gradFeatures, gradEmbedding);
+        if (intermediate is not null)
+        {
+            intermediate["tokens"] = Tensor.FromArray(gradTokens.AsSpan<float>(), gradTokens.Shape);
+            intermediate["features"] = Tensor.FromArray(gradFeatures.AsSpan<float>(), gradFeatures.Shape);
+            intermediate["camera_embedding"] = Tensor.FromArray(gradEmbedding.AsSpan<float>(), gradEmbedding.Shape);
+        }
+        CameraEmbedder.Backward(backend, gradients, gradEmbedding, saved.Camera);
+        Encoder.Backward(backend, gradients, gradFeatures, saved.Encoder);
     }
 
     /// <summary>Frees the weights and the modules' caches.</summary>

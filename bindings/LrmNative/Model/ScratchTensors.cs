@@ -18,6 +18,17 @@ internal sealed class ScratchTensors : IDisposable
         return tensor;
     }
 
+    /// <summary>Takes ownership of <paramref name="tensor"/>: it is freed with this scope.</summary>
+    public Tensor Adopt(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        _tensors.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>Number of fp32 elements held by the scope (for the training renderer's memory accounting).</summary>
+    public long ElementCount => _tensors.Sum(t => t.ElementCount);
+
     /// <summary>
     /// A copy of <paramref name="source"/> with another shape of the same element count (row-major order
     /// kept): how modules move between the token-major and image-shaped views of one buffer.

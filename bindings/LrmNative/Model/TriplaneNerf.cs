@@ -17,6 +17,7 @@ internal sealed class TriplaneNerf
 
     private readonly Tensor[] _weights;
     private readonly Tensor?[] _biases;
+    private readonly string[] _weightNames, _biasNames;
 
     /// <summary>Binds synthesizer.decoder.net.{0,2,…,2(layers−1)}.{weight,bias} (OpenLRM: {0,2,4,6}).</summary>
     public TriplaneNerf(WeightSet weights, int layers = ModelConfig.NerfLayers)
@@ -25,6 +26,8 @@ internal sealed class TriplaneNerf
         var indices = LrmWeightNames.NerfLinearIndicesFor(layers);
         _weights = [.. indices.Select(i => weights[$"{LrmWeightNames.Nerf}{i}.weight"])];
         _biases = [.. indices.Select(i => (Tensor?)weights[$"{LrmWeightNames.Nerf}{i}.bias"])];
+        _weightNames = [.. indices.Select(i => $"{LrmWeightNames.Nerf}{i}.weight")];
+        _biasNames = [.. indices.Select(i => $"{LrmWeightNames.Nerf}{i}.bias")];
     }
 
     /// <summary>Triplane channels the MLP expects.</summary>
@@ -137,6 +140,54 @@ internal sealed class TriplaneNerf
                 backend.Copy(raw, (b * count + start) * 4, chunkRaw, 0, n * 4);
             }
         }
+    }
+
+    /// <summary>The inverse of <see cref="ToChannelsLast"/> (hence also its backward): channels-last (B, 3, H, W, C) → (B, 3, C, H, W).</summary>
+    /// <param name="backend">The backend.</param>
+    /// <param name="output">(B, 3, C, H, W), overwritten.</param>
+    /// <param name="channelsLast">(B, 3, H, W, C).</param>
+    public static void FromChannelsLast(IBackend backend, Tensor output, Tensor channelsLast)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(channelsLast);
+        long batch = channelsLast.Size(0), height = channelsLast.Size(2), width = channelsLast.Size(3), channels = channelsLast.Size(4);
+        using var scratch = new ScratchTensors();
+        var transposed = scratch.Empty(3 * batch, channels, height * width);
+        backend.Transpose(transposed, scratch.Reshaped(backend, channelsLast, 3 * batch, height * width, channels));
+        backend.Copy(output, 0, transposed, 0, transposed.ElementCount);
+    }
+
+    /// <summary>
+    /// Training query of one chunk: features (B, N, 3C) and raw MLP output (B, N, 4) at points (B, N, 3), both kept
+    /// for <see cref="BackwardRaw"/> (unchunked: the caller bounds N).
+    /// </summary>
+    public void QueryRawTraining(IBackend backend, Tensor features, Tensor raw, Tensor planes, Tensor points)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        CheckPlanes(planes);
+        backend.TriplaneSample(features, planes, points);
+        backend.Mlp(raw, features, _weights, _biases, Activation.Relu, Activation.None);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="QueryRawTraining"/> from ∂L/∂raw (B, N, 4): the MLP's weight and bias gradients accumulate
+    /// into <paramref name="gradients"/>, ∂L/∂planes (channels-last) is added to <paramref name="gradPlanes"/>. The points
+    /// get no gradient (they depend on the cameras only).
+    /// </summary>
+    public void BackwardRaw(IBackend backend, GradientSet gradients, Tensor gradPlanes, Tensor gradRaw, Tensor features, Tensor planes, Tensor points)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(gradients);
+        ArgumentNullException.ThrowIfNull(gradPlanes);
+        ArgumentNullException.ThrowIfNull(features);
+        using var scratch = new ScratchTensors();
+        var gradFeatures = scratch.Empty(features.Shape);
+        backend.MlpBackward(gradFeatures, [.. _weightNames.Select(n => gradients[n])], [.. _biasNames.Select(n => (Tensor?)gradients[n])],
+            gradRaw, features, _weights, _biases, Activation.Relu, Activation.None);
+        var gradPlanesPart = scratch.Empty(planes.Shape);
+        backend.TriplaneSampleBackward(gradPlanesPart, null, gradFeatures, planes, points);
+        backend.Add(gradPlanes, gradPlanes, gradPlanesPart);
     }
 
     private void CheckPlanes(Tensor planes)

@@ -43,4 +43,29 @@ internal sealed class TriplaneUpsampler
         backend.Copy(output, 0, planes, 0, planes.ElementCount);
         return output;
     }
+
+    /// <summary>
+    /// Backward from ∂L/∂planes (B, 3, C_tri, 2l, 2l) to ∂L/∂tokens (B, 3l², D) (overwritten); the de-convolution's
+    /// weight and bias gradients accumulate. Keeps nothing from the forward but the tokens.
+    /// </summary>
+    public void Backward(IBackend backend, GradientSet gradients, Tensor gradTokens, Tensor gradPlanes, Tensor tokens)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(gradients);
+        ArgumentNullException.ThrowIfNull(gradTokens);
+        ArgumentNullException.ThrowIfNull(gradPlanes);
+        ArgumentNullException.ThrowIfNull(tokens);
+        long low = _lowRes, width = _weight.Size(0), channels = _weight.Size(1), kernel = _weight.Size(2);
+        long batch = tokens.Size(0), high = low * kernel;
+        using var scratch = new ScratchTensors();
+        var channelsFirst = scratch.Empty(3 * batch, width, low * low);
+        backend.Transpose(channelsFirst, scratch.Reshaped(backend, tokens, 3 * batch, low * low, width));
+        var input = scratch.Reshaped(backend, channelsFirst, 3 * batch, width, low, low);
+        var gradInput = scratch.Empty(3 * batch, width, low, low);
+        backend.DeconvolutionBackward(gradInput, gradients[LrmWeightNames.Upsampler + "weight"], gradients[LrmWeightNames.Upsampler + "bias"],
+            scratch.Reshaped(backend, gradPlanes, 3 * batch, channels, high, high), input, _weight);
+        var tokenMajor = scratch.Empty(3 * batch, low * low, width);
+        backend.Transpose(tokenMajor, scratch.Reshaped(backend, gradInput, 3 * batch, width, low * low));
+        backend.Copy(gradTokens, 0, tokenMajor, 0, tokenMajor.ElementCount);
+    }
 }

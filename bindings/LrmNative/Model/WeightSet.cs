@@ -64,22 +64,19 @@ internal sealed class WeightSet : IDisposable
         return new WeightSet(path, tensors, ignored);
     }
 
-    /// <summary>
-    /// A set made in memory (random or analytic weights for benchmarks and tests): takes ownership of
-    /// <paramref name="tensors"/>, which must hold every expected tensor with its exact shape.
-    /// </summary>
-    public static WeightSet FromTensors(string source, IEnumerable<WeightSpec> expected, Dictionary<string, Tensor> tensors)
+    /// <summary>A set over tensors made in memory (e.g. a fresh initialisation), checked against <paramref name="expected"/>; takes ownership.</summary>
+    public static WeightSet FromTensors(string source, IReadOnlyDictionary<string, Tensor> tensors, IEnumerable<WeightSpec> expected)
     {
-        ArgumentNullException.ThrowIfNull(expected);
         ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(expected);
         foreach (var spec in expected)
         {
             if (!tensors.TryGetValue(spec.Name, out var tensor) || !tensor.Shape.SequenceEqual(spec.Shape) || tensor.DataType != DataType.Float32)
             {
-                throw new LrmInternalException($"{source}: in-memory weight '{spec.Name}' is missing or not Float32 {Tensor.FormatShape(spec.Shape)}");
+                throw new LrmInternalException($"{source}: weight '{spec.Name}' must be fp32 {Tensor.FormatShape(spec.Shape)}");
             }
         }
-        return new WeightSet(source, tensors, []);
+        return new WeightSet(source, new Dictionary<string, Tensor>(tensors, StringComparer.Ordinal), []);
     }
 
     /// <summary>True if the set holds a tensor of this name.</summary>

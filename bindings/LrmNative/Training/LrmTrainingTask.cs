@@ -1,0 +1,189 @@
+using LrmNative.Backends;
+using LrmNative.Model;
+
+namespace LrmNative.Training;
+
+/// <summary>One supervised view of one sample: rendered through <paramref name="Camera"/> at Size×Size over a grey background.</summary>
+/// <param name="Camera">(1, 25): 4×4 camera-to-world + 3×3 normalised K (the loader's patch camera).</param>
+/// <param name="Size">Side of the rendered (and supervised) image.</param>
+/// <param name="Background">Grey level composited behind.</param>
+/// <param name="TargetRgb">(1, Size, Size, 3).</param>
+/// <param name="TargetAlpha">(1, Size, Size, 1).</param>
+internal sealed record TrainingView(Tensor Camera, int Size, float Background, Tensor TargetRgb, Tensor TargetAlpha);
+
+/// <summary>Loss weights and rendering mode of LRM training (docs/training.md, "Losses").</summary>
+internal sealed record LrmLossOptions
+{
+    /// <summary>Weight of the mask loss MSE(opacity, alpha) (0: off, the default).</summary>
+    public float MaskWeight { get; init; }
+
+    /// <summary>Weight of the triplane TV term (OpenLRM: 5e-4).</summary>
+    public float TotalVariationWeight { get; init; } = Losses.DefaultTotalVariationWeight;
+
+    /// <summary>Deferred back-propagation (ARF): render without activations, re-render in chunks for the backward.</summary>
+    public bool Deferred { get; init; } = true;
+}
+
+/// <summary>
+/// One LRM training step's gradients (docs/training.md, "One training step"):
+/// <c>L = (1/N) Σ_views MSE(rgb, target) + λ_mask·(1/N) Σ MSE(opacity, alpha) + λ_TV·TV(planes)</c> over the N = B·V
+/// views of the batch, each rendered at its own (patch) camera; then ∂L/∂planes (renderer + TV) back through the
+/// transformer once. Returned terms: <c>loss</c> (total), <c>mse</c>, <c>mask</c>, <c>tv</c> (unweighted) and
+/// <c>psnr</c> = 10·log10(1/mse) of the renders (capped at 100 dB).
+/// </summary>
+internal static class LrmTrainingStep
+{
+    /// <summary>
+    /// Sets <paramref name="gradients"/> to ∂L/∂weights (overwriting) for source <paramref name="images"/> (B, 3, S, S),
+    /// <paramref name="cameras"/> (B, K) and per-sample <paramref name="views"/>. <paramref name="intermediate"/>, when
+    /// given, receives ∂L/∂planes, ∂L/∂tokens, ∂L/∂features and ∂L/∂camera_embedding (caller disposes).
+    /// </summary>
+    public static IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, LrmModel model, TrainingRenderer renderer, GradientSet gradients,
+        Tensor images, Tensor cameras, IReadOnlyList<IReadOnlyList<TrainingView>> views, LrmLossOptions options, IDictionary<string, Tensor>? intermediate = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(renderer);
+        ArgumentNullException.ThrowIfNull(gradients);
+        ArgumentNullException.ThrowIfNull(views);
+        ArgumentNullException.ThrowIfNull(options);
+        long batch = images.Size(0);
+        if (views.Count != batch || views.Any(v => v.Count == 0))
+        {
+            throw new LrmInvalidArgumentException($"training: {batch} samples need one or more views each, got views for {views.Count}");
+        }
+        gradients.Zero();
+        using var activations = model.ForwardTraining(backend, images, cameras);
+        var planes = activations.Planes;
+        var total = views.Sum(v => v.Count);
+        var viewWeight = 1f / total;
+        double mse = 0, mask = 0;
+        using var scratch = new ScratchTensors();
+        var gradPlanes = scratch.Empty(planes.Shape);
+        var planeSize = planes.ElementCount / batch;
+        var samplePlanes = scratch.Empty([1, .. planes.Shape[1..]]);
+        var sampleGrad = scratch.Empty(samplePlanes.Shape);
+        // TV first (it overwrites gradPlanes), then each sample's render gradient is added.
+        var tv = Losses.TotalVariation(gradPlanes, planes, options.TotalVariationWeight);
+        for (long b = 0; b < batch; b++)
+        {
+            backend.Copy(samplePlanes, 0, planes, b * planeSize, planeSize);
+            using var channelsLast = TriplaneNerf.ToChannelsLast(backend, samplePlanes);
+            using var channelsLastGrad = Tensor.Zeros(channelsLast.Shape);
+            var rendered = new List<RenderedPatch>();
+            try
+            {
+                // Pass 1: every view (with activations unless deferred), then the image-space losses and gradients.
+                foreach (var view in views[(int)b])
+                {
+                    rendered.Add(renderer.Render(backend, channelsLast, view.Camera, view.Size, view.Background, keepActivations: !options.Deferred));
+                }
+                for (var v = 0; v < rendered.Count; v++)
+                {
+                    var view = views[(int)b][v];
+                    using var gradRgb = Tensor.Empty(rendered[v].Rgb.Shape);
+                    using var gradOpacity = Tensor.Empty(rendered[v].Opacity.Shape);
+                    mse += Losses.MeanSquaredError(gradRgb, rendered[v].Rgb, view.TargetRgb, viewWeight) * viewWeight;
+                    mask += Losses.MaskMeanSquaredError(gradOpacity, rendered[v].Opacity, view.TargetAlpha, options.MaskWeight * viewWeight) * viewWeight;
+                    // Pass 2: back through compositing, the NeRF and the sampling (re-rendered chunk by chunk when deferred).
+                    renderer.Backward(backend, gradients, channelsLastGrad, rendered[v], gradRgb, gradOpacity);
+                    rendered[v].Dispose();
+                }
+            }
+            finally
+            {
+                foreach (var view in rendered)
+                {
+                    view.Dispose();
+                }
+            }
+            TriplaneNerf.FromChannelsLast(backend, sampleGrad, channelsLastGrad);
+            GradientOps.AddSlice(backend, gradPlanes, b * planeSize, sampleGrad, 0, planeSize);
+        }
+        if (intermediate is not null)
+        {
+            intermediate["planes"] = Tensor.FromArray(gradPlanes.AsSpan<float>(), gradPlanes.Shape);
+        }
+        model.Backward(backend, gradients, activations, gradPlanes, intermediate);
+        var loss = mse + options.MaskWeight * mask + options.TotalVariationWeight * tv;
+        return new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            ["loss"] = loss,
+            ["mse"] = mse,
+            ["mask"] = mask,
+            ["tv"] = tv,
+            ["psnr"] = Psnr(mse),
+        };
+    }
+
+    /// <summary>10·log10(1/mse) for images in [0, 1], capped at 100 dB (mse = 0).</summary>
+    public static double Psnr(double mse) => mse <= 1e-10 ? 100.0 : -10.0 * Math.Log10(mse);
+}
+
+/// <summary>
+/// LRM as an <see cref="ITrainingTask"/>: a trainable <see cref="LrmModel"/>, its gradients, and each batch's views
+/// rendered at the loader's patch cameras (P×P, the sample's background) and supervised by the loader's patches.
+/// </summary>
+internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
+{
+    private readonly LrmModel _model;
+    private readonly GradientSet _gradients;
+    private readonly TrainingRenderer _renderer;
+    private readonly LrmLossOptions _options;
+
+    /// <summary>A task training <paramref name="model"/> (loaded trainable) with <paramref name="options"/>; <paramref name="chunkRays"/> rays per render chunk.</summary>
+    public LrmTrainingTask(LrmModel model, LrmLossOptions? options = null, int chunkRays = 4096)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!model.Trainable)
+        {
+            throw new LrmInvalidArgumentException("training: the model must be loaded trainable (LrmModel.Load(path, trainable: true))");
+        }
+        if (chunkRays < 1)
+        {
+            throw new LrmInvalidArgumentException($"training: rays per chunk must be >= 1, got {chunkRays}");
+        }
+        _model = model;
+        _options = options ?? new LrmLossOptions();
+        var specs = LrmWeightNames.Expected(model.Config);
+        _gradients = new GradientSet(specs);
+        _renderer = new TrainingRenderer(model.Renderer) { ChunkRays = chunkRays };
+        Parameters = [.. specs.Select(spec => new TrainableParameter(spec.Name, model.Weight(spec.Name), _gradients[spec.Name]))];
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<TrainableParameter> Parameters { get; }
+
+    /// <summary>The training renderer (for its activation-memory accounting).</summary>
+    public TrainingRenderer Renderer => _renderer;
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, TrainingBatch batch, TrainingRandom random)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(batch);
+        int samples = (int)batch.SourceImages.Size(0), viewCount = (int)batch.TargetRgb.Size(1), patch = (int)batch.TargetRgb.Size(2);
+        using var scratch = new ScratchTensors();
+        var views = new List<IReadOnlyList<TrainingView>>();
+        for (var b = 0; b < samples; b++)
+        {
+            var list = new List<TrainingView>();
+            for (var v = 0; v < viewCount; v++)
+            {
+                var index = (long)b * viewCount + v;
+                var camera = scratch.Empty(1, 25);
+                backend.Copy(camera, 0, batch.RenderCameras, index * 25, 25);
+                var rgb = scratch.Empty(1, patch, patch, 3);
+                backend.Copy(rgb, 0, batch.TargetRgb, index * patch * patch * 3, (long)patch * patch * 3);
+                var alpha = scratch.Empty(1, patch, patch, 1);
+                backend.Copy(alpha, 0, batch.TargetAlpha, index * patch * patch, (long)patch * patch);
+                list.Add(new TrainingView(camera, patch, batch.Backgrounds[b], rgb, alpha));
+            }
+            views.Add(list);
+        }
+        return LrmTrainingStep.ComputeGradients(backend, _model, _renderer, _gradients, batch.SourceImages, batch.SourceCameras, views, _options);
+    }
+
+    /// <summary>Frees the gradients (the model belongs to the caller).</summary>
+    public void Dispose() => _gradients.Dispose();
+}

@@ -1,0 +1,172 @@
+using System.CommandLine;
+using LrmNative.Cli;
+using LrmNative.IO;
+using LrmNative.Model;
+using LrmNative.Training;
+
+namespace LrmNative.Tests;
+
+/// <summary>
+/// `lrm train` end to end on a tiny config and a ray-cast dataset written by the test: 20 steps straight equal 10
+/// steps, stop, resume, 10 more — bit for bit (final model and checkpoint); the final model loads in
+/// `lrm reconstruct --model`; bad data stops with one error naming the object and the file; bad arguments are refused.
+/// </summary>
+[TestFixture]
+public sealed class TrainCommandTests
+{
+    private string _folder = "";
+
+    [SetUp]
+    public void CreateFolder()
+    {
+        _folder = Path.Combine(Path.GetTempPath(), "lrm-traincmd-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_folder);
+    }
+
+    [TearDown]
+    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
+
+    // Runs `lrm COMMAND ARGS` in process; returns the exit code and stderr.
+    private static (int ExitCode, string Error) Lrm(params string[] args)
+    {
+        var root = new RootCommand("lrm (test)");
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ReconstructCommand.Create());
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, error.ToString());
+    }
+
+    private (string Config, string Data) WriteInputs(int objects = 2, int views = 4)
+    {
+        var config = Path.Combine(_folder, "config.json");
+        File.WriteAllText(config, TrainingSceneData.TinyConfigJson);
+        var data = Path.Combine(_folder, "data");
+        TrainingSceneData.Write(data, objects, views, 32);
+        return (config, data);
+    }
+
+    // The test's `lrm train` command line; an option in extra replaces the default value of the same option.
+    private static string[] TrainArgs(string config, string data, string output, params string[] extra)
+    {
+        var options = new List<(string Name, string? Value)>
+        {
+            ("--config", config), ("--data", data), ("--out", output), ("--steps", "20"), ("--views", "2"), ("--batch", "2"),
+            ("--render-min", "20"), ("--render-max", "32"), ("--patch", "12"), ("--seed", "7"), ("--warmup", "5"), ("--lr", "2e-3"),
+            ("--checkpoint-every", "0"), ("--threads", "1"), ("--deferred", null),
+        };
+        for (var i = 0; i < extra.Length; i++)
+        {
+            var name = extra[i];
+            var value = i + 1 < extra.Length && !extra[i + 1].StartsWith("--", StringComparison.Ordinal) ? extra[++i] : null;
+            options.RemoveAll(o => o.Name == name);
+            options.Add((name, value));
+        }
+        return ["train", .. options.SelectMany(o => o.Value is null ? new[] { o.Name } : [o.Name, o.Value])];
+    }
+
+    [Test]
+    public void TwentyStepsEqualTenStepsResumedForTenMoreBitForBit()
+    {
+        var (config, data) = WriteInputs();
+        var straight = Path.Combine(_folder, "straight");
+        var resumed = Path.Combine(_folder, "resumed");
+        var (code, error) = Lrm(TrainArgs(config, data, straight));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("step 20/20"));
+
+        (code, error) = Lrm(TrainArgs(config, data, resumed, "--stop-at", "10"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("stopped after step 10"));
+        Assert.That(File.Exists(Path.Combine(resumed, TrainCommand.ModelFileName)), Is.False, "no final model before the last step");
+        Assert.That(TrainingCheckpoint.ReadState(Path.Combine(resumed, TrainingLoop.CheckpointFileName)).Step, Is.EqualTo(10));
+
+        (code, error) = Lrm(TrainArgs(config, data, resumed, "--resume"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("step 11/20").And.Contain("step 20/20").And.Not.Contain("step 10/20"));
+
+        Assert.That(File.ReadAllBytes(Path.Combine(resumed, TrainCommand.ModelFileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, TrainCommand.ModelFileName))),
+            "final model: 20 straight vs 10 + resume 10");
+        Assert.That(File.ReadAllBytes(Path.Combine(resumed, TrainingLoop.CheckpointFileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, TrainingLoop.CheckpointFileName))),
+            "checkpoint (weights, AdamW moments, state)");
+        var log = TrainingLoop.ReadLog(resumed);
+        Assert.That(log.Select(row => (long)row["step"]), Is.EqualTo(Enumerable.Range(1, 20).Select(i => (long)i)), "train.jsonl: one line per update");
+        Assert.That(log.Select(row => row["loss"]), Is.EqualTo(TrainingLoop.ReadLog(straight).Select(row => row["loss"])), "same losses");
+
+        // The weights changed, and the final model is a model file `lrm reconstruct` loads.
+        using (var trained = LrmModel.Load(Path.Combine(straight, TrainCommand.ModelFileName), trainable: true))
+        {
+            var fresh = ModelInitializer.Create(trained.Config, 7);
+            try
+            {
+                Assert.That(trained.Weight("synthesizer.decoder.net.0.weight").ToFloatArray(), Is.Not.EqualTo(fresh["synthesizer.decoder.net.0.weight"].ToFloatArray()));
+            }
+            finally
+            {
+                foreach (var tensor in fresh.Values)
+                {
+                    tensor.Dispose();
+                }
+            }
+        }
+        var reconstruction = Path.Combine(_folder, "reconstruction");
+        (code, error) = Lrm("reconstruct", "--model", Path.Combine(straight, TrainCommand.ModelFileName), Path.Combine(data, "o0", "rgba", "000.png"),
+            "--out", reconstruction, "--render-size", "16", "--resolution", "0", "--threads", "1");
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(File.Exists(Path.Combine(reconstruction, "input_view.png")), Is.True);
+    }
+
+    [Test]
+    public void NonRigidPoseStopsTrainingNamingTheObjectAndFile()
+    {
+        var (config, data) = WriteInputs();
+        using (var pose = Tensor.FromArray([2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1], 4, 4))
+        {
+            Npy.Write(Path.Combine(data, "o1", "pose", "001.npy"), pose);
+        }
+        var output = Path.Combine(_folder, "run");
+        var (code, error) = Lrm(TrainArgs(config, data, output));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("lrm: error:").And.Contain(Path.Combine("o1", "pose", "001.npy")).And.Contain("o1"));
+        Assert.That(File.Exists(Path.Combine(output, TrainingLoop.CheckpointFileName)), Is.False, "nothing trained");
+
+        // With --skip-bad-data the object is left out, named once, and training runs on the rest.
+        (code, error) = Lrm(TrainArgs(config, data, output, "--skip-bad-data", "--batch", "1", "--steps", "2"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("skipped").And.Contain("001.npy"));
+    }
+
+    [Test]
+    public void ImageOfTheWrongSizeStopsTrainingNamingTheFile()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        using (var small = Image.FromRgba(new float[16 * 16 * 4], 16, 16))
+        {
+            foreach (var view in Enumerable.Range(0, 4))
+            {
+                small.SavePng(Path.Combine(data, "o0", "rgba", $"{view:D3}.png"));
+            }
+        }
+        var (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "run"), "--batch", "1"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("lrm: error:").And.Contain(Path.Combine("o0", "rgba")).And.Contain(".png"));
+    }
+
+    [Test]
+    public void BadArgumentsAreRefusedBeforeTraining()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        var output = Path.Combine(_folder, "run");
+        var (code, error) = Lrm("train", "--data", data, "--out", output);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("--config").And.Contain("--model"));
+        (code, error) = Lrm(TrainArgs(config, data, output, "--resume"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("nothing to continue"));
+        (code, error) = Lrm("train", "--config", Path.Combine(_folder, "missing.json"), "--data", data, "--out", output);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("missing.json"));
+        Assert.That(Directory.Exists(output) && Directory.EnumerateFiles(output).Any(), Is.False, "nothing written");
+    }
+}

@@ -1,0 +1,327 @@
+using System.CommandLine;
+using System.Globalization;
+using LrmNative.Backends;
+using LrmNative.Model;
+using LrmNative.Training;
+using Spectre.Console;
+
+namespace LrmNative.Cli;
+
+/// <summary>What <c>lrm train</c> was asked to do.</summary>
+internal sealed record TrainOptions
+{
+    /// <summary>A model config JSON (OpenLRM keys): train from a fresh initialisation.</summary>
+    public string? Config { get; init; }
+
+    /// <summary>A model (folder or single file) to fine-tune.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>The multi-view dataset root (OpenLRM layout).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>Output folder: checkpoint.safetensors, train.jsonl, model.safetensors.</summary>
+    public required string Out { get; init; }
+
+    /// <summary>Total optimiser updates (the schedule's length).</summary>
+    public long Steps { get; init; } = 1000;
+
+    /// <summary>Stop (with a checkpoint) after this update; 0: run to the end.</summary>
+    public long StopAt { get; init; }
+
+    /// <summary>Samples per batch.</summary>
+    public int Batch { get; init; } = 1;
+
+    /// <summary>Views per sample (source included).</summary>
+    public int Views { get; init; } = 4;
+
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 4e-4;
+
+    /// <summary>Warm-up updates.</summary>
+    public long Warmup { get; init; } = 3000;
+
+    /// <summary>Seed of the initialisation, data order and draws.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Checkpoint every this many updates (0: only at the end).</summary>
+    public long CheckpointEvery { get; init; } = 500;
+
+    /// <summary>Continue from OUT/checkpoint.safetensors.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>CPU threads (0: default).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Deferred back-propagation for the renderer.</summary>
+    public bool Deferred { get; init; }
+
+    /// <summary>Render resolution range and supervised patch side.</summary>
+    public int RenderMin { get; init; } = 64;
+
+    /// <summary>Largest render resolution.</summary>
+    public int RenderMax { get; init; } = 192;
+
+    /// <summary>Patch side.</summary>
+    public int Patch { get; init; } = 64;
+
+    /// <summary>Mask loss weight.</summary>
+    public float MaskWeight { get; init; }
+
+    /// <summary>TV weight.</summary>
+    public float TvWeight { get; init; } = Losses.DefaultTotalVariationWeight;
+
+    /// <summary>Skip bad objects instead of stopping.</summary>
+    public bool SkipBadData { get; init; }
+
+    /// <summary>Rays per render chunk.</summary>
+    public int ChunkRays { get; init; } = 4096;
+}
+
+/// <summary>
+/// <c>lrm train (--config CONFIG.json | --model MODEL) --data DIR --out DIR [--steps N] [--batch B] [--views V] [--lr LR]
+/// [--warmup N] [--seed S] [--checkpoint-every N] [--resume] [--threads N] [--deferred] …</c>: trains LRM on the CPU
+/// (docs/training.md). Progress per update (loss, PSNR, learning rate, step time) as a live Spectre.Console line on a
+/// terminal, plain lines otherwise; <c>OUT/train.jsonl</c> one JSON line per update; <c>OUT/checkpoint.safetensors</c>
+/// every N updates and at the end (atomic; <c>--resume</c> continues exactly); <c>OUT/model.safetensors</c>, a model
+/// file for <c>lrm reconstruct --model</c>, at the end. Ctrl+C stops after the current update with a checkpoint.
+/// </summary>
+internal static class TrainCommand
+{
+    /// <summary>File name of the final model inside the output folder.</summary>
+    public const string ModelFileName = "model.safetensors";
+
+    public static Command Create()
+    {
+        var command = new Command("train", "Train or fine-tune LRM on a multi-view dataset (OpenLRM layout) on the CPU");
+        var config = new Option<string?>("--config") { Description = "Model config JSON (OpenLRM keys): train from a fresh, seeded initialisation" };
+        var model = new Option<string?>("--model") { Description = "Model to fine-tune: an OpenLRM folder or an LrmNative model file" };
+        var data = new Option<string>("--data") { Description = "Dataset root: one folder per object with rgba/NNN.png, pose/NNN.npy, intrinsics.npy", Required = true };
+        var output = new Option<string>("--out") { Description = "Output folder: checkpoint.safetensors, train.jsonl, model.safetensors", Required = true };
+        var steps = new Option<long>("--steps") { Description = "Optimiser updates of the run (the cosine schedule's length)", DefaultValueFactory = _ => 1000 };
+        var stopAt = new Option<long>("--stop-at") { Description = "Stop after this update with a checkpoint (resume later with --resume); 0: run all steps" };
+        var batch = new Option<int>("--batch") { Description = "Objects per batch", DefaultValueFactory = _ => 1 };
+        var views = new Option<int>("--views") { Description = "Views per object and step, the source included (paper: 4)", DefaultValueFactory = _ => 4 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate (paper: 4e-4)", DefaultValueFactory = _ => 4e-4 };
+        var warmup = new Option<long>("--warmup") { Description = "Linear warm-up updates (paper: 3000; clamped to --steps)", DefaultValueFactory = _ => 3000 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the initialisation, the data order and the view/patch draws" };
+        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N updates (and at the end); 0: only at the end", DefaultValueFactory = _ => 500 };
+        var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors (same seed, batch and data)" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
+        var deferred = new Option<bool>("--deferred") { Description = "Deferred back-propagation: render without activations, re-render in ray chunks for the backward (memory independent of the resolution)" };
+        var renderMin = new Option<int>("--render-min") { Description = "Smallest random render resolution (OpenLRM small: 64)", DefaultValueFactory = _ => 64 };
+        var renderMax = new Option<int>("--render-max") { Description = "Largest random render resolution (OpenLRM small: 192)", DefaultValueFactory = _ => 192 };
+        var patch = new Option<int>("--patch") { Description = "Side of the supervised patch (OpenLRM small: 64)", DefaultValueFactory = _ => 64 };
+        var maskWeight = new Option<float>("--mask-weight") { Description = "Weight of the mask loss MSE(opacity, alpha); 0: off" };
+        var tvWeight = new Option<float>("--tv-weight") { Description = "Weight of the triplane TV loss (OpenLRM: 5e-4)", DefaultValueFactory = _ => Losses.DefaultTotalVariationWeight };
+        var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
+        var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk })
+        {
+            command.Options.Add(option);
+        }
+        command.SetAction(parse =>
+        {
+            var log = parse.InvocationConfiguration.Error;
+            try
+            {
+                Run(new TrainOptions
+                {
+                    Config = parse.GetValue(config),
+                    Model = parse.GetValue(model),
+                    Data = parse.GetRequiredValue(data),
+                    Out = parse.GetRequiredValue(output),
+                    Steps = parse.GetValue(steps),
+                    StopAt = parse.GetValue(stopAt),
+                    Batch = parse.GetValue(batch),
+                    Views = parse.GetValue(views),
+                    LearningRate = parse.GetValue(lr),
+                    Warmup = parse.GetValue(warmup),
+                    Seed = parse.GetValue(seed),
+                    CheckpointEvery = parse.GetValue(checkpointEvery),
+                    Resume = parse.GetValue(resume),
+                    Threads = parse.GetValue(threads),
+                    Deferred = parse.GetValue(deferred),
+                    RenderMin = parse.GetValue(renderMin),
+                    RenderMax = parse.GetValue(renderMax),
+                    Patch = parse.GetValue(patch),
+                    MaskWeight = parse.GetValue(maskWeight),
+                    TvWeight = parse.GetValue(tvWeight),
+                    SkipBadData = parse.GetValue(skipBad),
+                    ChunkRays = parse.GetValue(chunk),
+                }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
+                return 0;
+            }
+            catch (LrmException error)
+            {
+                log.WriteLine($"lrm: error: {error.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>Trains as <paramref name="options"/> says, writing progress to <paramref name="log"/>; returns the updates done.</summary>
+    public static long Run(TrainOptions options, TextWriter log, bool interactive = false, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(log);
+        Validate(options);
+        var checkpoint = Path.Combine(options.Out, TrainingLoop.CheckpointFileName);
+        if (options.Resume && !File.Exists(checkpoint))
+        {
+            throw new LrmInvalidArgumentException($"--resume: {checkpoint} does not exist (nothing to continue)");
+        }
+        if (!options.Resume && File.Exists(checkpoint))
+        {
+            throw new LrmInvalidArgumentException($"{checkpoint} exists: pass --resume to continue that run, or choose another --out");
+        }
+
+        using var backend = new CpuBackend(options.Threads);
+        using var model = LoadModel(options, checkpoint);
+        var dataOptions = new DataOptions
+        {
+            ViewsPerSample = options.Views,
+            SourceImageSize = model.Config.EncoderImageSize,
+            CameraInputDim = model.Config.CameraInputDim,
+            RenderMinResolution = options.RenderMin,
+            RenderMaxResolution = options.RenderMax,
+            PatchSize = options.Patch,
+            BadData = options.SkipBadData ? BadDataPolicy.Skip : BadDataPolicy.Fatal,
+        };
+        var dataset = MultiViewDataset.Open(options.Data, dataOptions);
+        foreach (var problem in dataset.Problems)
+        {
+            log.WriteLine($"lrm: warning: skipped {problem}");
+        }
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"train: {model.Config.ParameterCountText} parameters, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
+
+        using var task = new LrmTrainingTask(model, new LrmLossOptions { MaskWeight = options.MaskWeight, TotalVariationWeight = options.TvWeight, Deferred = options.Deferred }, options.ChunkRays);
+        var loop = new TrainingLoop(task, dataset, new TrainingOptions
+        {
+            Steps = options.Steps,
+            BatchSize = options.Batch,
+            Seed = options.Seed,
+            WarmupSteps = options.Warmup,
+            Optimizer = new AdamWOptions { LearningRate = options.LearningRate },
+            CheckpointEvery = options.CheckpointEvery,
+            OutputDirectory = options.Out,
+            ConfigJson = model.Config.ToJson(),
+        });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        ConsoleCancelEventHandler? onCancel = null;
+        if (interactive)
+        {
+            onCancel = (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+        }
+        try
+        {
+            var display = new TrainProgressDisplay(log, interactive);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var last = clock.Elapsed;
+            var done = loop.Run(backend, options.Resume ? checkpoint : null, progress =>
+            {
+                var now = clock.Elapsed;
+                display.Report(progress, (now - last).TotalSeconds);
+                last = now;
+                if (options.StopAt > 0 && progress.Step >= options.StopAt)
+                {
+                    stop.Cancel();
+                }
+            }, stop.Token);
+            display.Finish();
+            model.WeightsChanged();
+            if (done == options.Steps)
+            {
+                var modelPath = Path.Combine(options.Out, ModelFileName);
+                model.SaveWeights(modelPath);
+                log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {checkpoint}");
+            }
+            else
+            {
+                log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {checkpoint} (continue with --resume)");
+            }
+            return done;
+        }
+        finally
+        {
+            if (onCancel is not null)
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        }
+    }
+
+    private static LrmModel LoadModel(TrainOptions options, string checkpoint)
+    {
+        if (options.Resume)
+        {
+            // The checkpoint is a model file too; TrainingLoop then restores its weights, moments and position.
+            return LrmModel.Load(checkpoint, trainable: true);
+        }
+        if (options.Model is not null)
+        {
+            return LrmModel.Load(options.Model, trainable: true);
+        }
+        var config = ModelConfig.Load(options.Config!);
+        var weights = ModelInitializer.Create(config, options.Seed);
+        return LrmModel.Create(config, weights, trainable: true);
+    }
+
+    private static void Validate(TrainOptions options)
+    {
+        if (!options.Resume && (options.Config is null) == (options.Model is null))
+        {
+            throw new LrmInvalidArgumentException("train: give exactly one of --config CONFIG.json (fresh weights) or --model MODEL (fine-tune)");
+        }
+        if (options.Steps < 1 || options.Batch < 1 || options.Views < 1 || options.CheckpointEvery < 0 || options.StopAt < 0 || options.Warmup < 0 || options.ChunkRays < 1 || options.Threads < 0)
+        {
+            throw new LrmInvalidArgumentException("train: --steps, --batch, --views, --chunk-rays must be >= 1; --checkpoint-every, --stop-at, --warmup, --threads >= 0");
+        }
+        if (!(options.LearningRate > 0) || !double.IsFinite(options.LearningRate))
+        {
+            throw new LrmInvalidArgumentException($"train: --lr must be positive, got {options.LearningRate}");
+        }
+        if (options.MaskWeight < 0 || options.TvWeight < 0)
+        {
+            throw new LrmInvalidArgumentException("train: --mask-weight and --tv-weight must be >= 0");
+        }
+    }
+}
+
+/// <summary>Training progress: a live Spectre.Console status line on a terminal, one plain line per update otherwise.</summary>
+internal sealed class TrainProgressDisplay(TextWriter log, bool interactive)
+{
+    private readonly IAnsiConsole? _console = interactive
+        ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(log) })
+        : null;
+
+    public void Report(TrainingProgress progress, double stepSeconds)
+    {
+        progress.Losses.TryGetValue("psnr", out var psnr);
+        var line = string.Create(CultureInfo.InvariantCulture,
+            $"step {progress.Step}/{progress.TotalSteps}  loss {progress.Losses["loss"]:F5}  psnr {psnr:F2} dB  lr {progress.Optimizer.LearningRate:E2}  |g| {progress.Optimizer.GradientNorm:F3}  {stepSeconds * 1000:F0} ms/step  eta {progress.Remaining:hh\\:mm\\:ss}");
+        if (_console is null)
+        {
+            log.WriteLine(line);
+            return;
+        }
+        var fraction = (double)progress.Step / progress.TotalSteps;
+        var width = 24;
+        var filled = (int)Math.Round(fraction * width);
+        _console.Markup($"\r[green]{new string('━', filled)}[/][grey]{new string('━', width - filled)}[/] {Markup.Escape(line)}   ");
+    }
+
+    public void Finish()
+    {
+        if (_console is not null)
+        {
+            _console.WriteLine();
+        }
+    }
+}

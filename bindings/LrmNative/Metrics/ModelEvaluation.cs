@@ -199,7 +199,7 @@ internal static class ModelEvaluation
             {
                 // No surface at this density: nothing of the prediction is near the truth.
                 shape = new ShapeScores(double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity, 0, 0, 0, options.FScoreThreshold);
-                note = Join(note, "extracted mesh is empty (no surface at this density)");
+                note = Join(note, "extracted mesh is empty: no surface at this density");
             }
             else
             {

@@ -215,6 +215,30 @@ public sealed class Reconstructor : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reconstructs an encoder input already prepared as planar RGB (1, 3, S, S) from an explicit source camera feature
+    /// (the config's camera_input_dim values) — the conditioning training uses (<c>lrm eval model</c>); the image stays the caller's.
+    /// </summary>
+    internal Reconstruction ReconstructPrepared(Tensor image, float[] sourceCamera, string source)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (sourceCamera.Length != _model.Config.CameraInputDim)
+        {
+            throw new LrmInvalidArgumentException($"{source}: the source camera feature has {sourceCamera.Length} values; the model reads {_model.Config.CameraInputDim}");
+        }
+        using var camera = Tensor.FromArray(sourceCamera, 1, sourceCamera.Length);
+        var planes = _model.ForwardPlanes(_backend, image, camera);
+        try
+        {
+            return FromPlanes(planes, source);
+        }
+        catch
+        {
+            planes.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>A reconstruction of given planes (1, 3, C, H, W), without an input image (benchmarks, tests); takes ownership.</summary>
     internal Reconstruction FromPlanes(Tensor planes, string source)
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using LrmNative.Data;
 using LrmNative.IO;
 using LrmNative.Metrics;
 
@@ -10,7 +11,8 @@ namespace LrmNative.Cli;
 /// <summary>
 /// <c>lrm eval images PRED GT</c> (PSNR, SSIM of files or folders of images) and <c>lrm eval mesh PRED GT</c> (Chamfer
 /// distance and F-score@τ of two meshes); the protocol is docs/metrics.md. Each subcommand prints a table and can
-/// write the numbers as JSON (--json). Evaluating a model on a dataset will be another subcommand here.
+/// write the numbers as JSON (--json). <c>lrm eval model</c> scores a model on a held-out multi-view dataset (novel views
+/// and mesh, <see cref="ModelEvaluation"/>).
 /// </summary>
 internal static class EvalCommand
 {
@@ -21,6 +23,7 @@ internal static class EvalCommand
         var command = new Command("eval", "Evaluation metrics: PSNR/SSIM of images, Chamfer/F-score of meshes (docs/metrics.md)");
         command.Subcommands.Add(CreateImages());
         command.Subcommands.Add(CreateMesh());
+        command.Subcommands.Add(CreateModel());
         return command;
     }
 
@@ -185,6 +188,137 @@ internal static class EvalCommand
             });
         }
         return s;
+    }
+
+    private static Command CreateModel()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (config.json + model.safetensors) or LrmNative model file", Required = true };
+        var data = new Option<string>("--data") { Description = "Held-out dataset in OpenLRM's layout (lrm dataset synth), one folder per object with mesh.ply", Required = true };
+        var objects = new Option<int?>("--objects") { Description = "Evaluate only the first N objects (by folder name)" };
+        var sourceView = new Option<int>("--source-view") { Description = "View number whose image is the model's input", DefaultValueFactory = _ => 0 };
+        var views = new Option<int>("--views") { Description = "Novel views scored per object, evenly chosen among the others", DefaultValueFactory = _ => 8 };
+        var resolution = new Option<int>("--resolution") { Description = "Mesh grid resolution R (R³)", DefaultValueFactory = _ => 256 };
+        var threshold = new Option<double>("--threshold") { Description = "F-score distance threshold", DefaultValueFactory = _ => PointCloudMetrics.DefaultThreshold };
+        var density = new Option<float?>("--density") { Description = "Surface density of the extracted mesh (default: the model's)" };
+        var samples = new Option<int>("--samples") { Description = "Surface points per mesh", DefaultValueFactory = _ => SurfaceSampler.DefaultCount };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
+        var json = new Option<string?>("--json") { Description = "Also write per-object and mean scores as JSON to this file" };
+        var output = new Option<string?>("--out") { Description = "Write the renders, composited ground truths and meshes here, one folder per object" };
+        var command = new Command("model", "Novel-view PSNR/SSIM and mesh Chamfer/F-score of a model on a held-out dataset (docs/metrics.md)")
+        {
+            model, data, objects, sourceView, views, resolution, threshold, density, samples, device, json, output,
+        };
+        command.SetAction(result =>
+        {
+            var options = new ModelEvaluationOptions
+            {
+                Objects = result.GetValue(objects),
+                SourceView = result.GetValue(sourceView),
+                Views = result.GetValue(views),
+                MeshResolution = result.GetValue(resolution),
+                FScoreThreshold = result.GetValue(threshold),
+                Density = result.GetValue(density),
+                Samples = result.GetValue(samples),
+                OutputDirectory = result.GetValue(output),
+            };
+            RunModel(result.GetValue(model)!, result.GetValue(data)!, options, ReconstructCommand.ParseDevice(result.GetValue(device)!), result.GetValue(json),
+                result.InvocationConfiguration.Output);
+            return 0;
+        });
+        return command;
+    }
+
+    public static IReadOnlyList<ObjectEvaluation> RunModel(string modelPath, string data, ModelEvaluationOptions options, Device device, string? json, TextWriter output)
+    {
+        options.Validate();
+        if (!File.Exists(modelPath) && !Directory.Exists(modelPath))
+        {
+            throw new LrmFormatException($"{modelPath}: model not found (a folder with config.json + model.safetensors, or an LrmNative model file)");
+        }
+        if (!Directory.Exists(data))
+        {
+            throw new LrmFormatException($"{data}: dataset folder not found (lrm dataset synth writes one)");
+        }
+        using var lrm = Reconstructor.Load(modelPath, device);
+        var dataset = ModelEvaluation.OpenDataset(data, lrm);
+        output.WriteLine($"model {modelPath} on {lrm.Device}: {lrm.Description}");
+        var count = Math.Min(dataset.Objects.Count, options.Objects ?? int.MaxValue);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"data {data}: {count} of {dataset.Objects.Count} object(s); source view {options.SourceView}, up to {options.Views} novel views on white, mesh {options.MeshResolution}³, F-score τ = {options.FScoreThreshold}"));
+        foreach (var problem in dataset.Problems)
+        {
+            output.WriteLine($"skipped: {problem}");
+        }
+        output.WriteLine($"{"object",-24} {"views",5} {"PSNR (dB)",10} {"SSIM",8} {"chamfer",10} {"f-score",8}");
+        var results = ModelEvaluation.Run(lrm, dataset, options, r =>
+        {
+            output.WriteLine($"{r.Name,-24} {r.Views.Count,5} {ImageMetrics.Format(r.Psnr, 3),10} {ImageMetrics.Format(r.Ssim, 4),8} "
+                + $"{(r.Shape is { } s ? ImageMetrics.Format(s.Chamfer, 5) : "-"),10} {(r.Shape is { } t ? ImageMetrics.Format(t.FScore, 4) : "-"),8}"
+                + (r.Note is null ? "" : $"  ({r.Note})"));
+        });
+        var meanPsnr = results.Average(r => r.Psnr);
+        var meanSsim = results.Average(r => r.Ssim);
+        var shapes = results.Where(r => r.Shape is not null).Select(r => r.Shape!.Value).ToList();
+        var meanChamfer = shapes.Count > 0 ? shapes.Average(s => s.Chamfer) : double.NaN;
+        var meanFScore = shapes.Count > 0 ? shapes.Average(s => s.FScore) : double.NaN;
+        output.WriteLine($"{$"mean of {results.Count}",-24} {"",5} {ImageMetrics.Format(meanPsnr, 3),10} {ImageMetrics.Format(meanSsim, 4),8} "
+            + $"{(shapes.Count > 0 ? ImageMetrics.Format(meanChamfer, 5) : "-"),10} {(shapes.Count > 0 ? ImageMetrics.Format(meanFScore, 4) : "-"),8}"
+            + (shapes.Count < results.Count ? $"  (mesh over {shapes.Count} object(s) with {DatasetLayout.MeshFile})" : ""));
+        if (json is not null)
+        {
+            WriteJson(json, writer =>
+            {
+                writer.WriteString("model", modelPath);
+                writer.WriteString("data", data);
+                writer.WriteNumber("source_view", options.SourceView);
+                writer.WriteNumber("views", options.Views);
+                writer.WriteString("background", "white");
+                writer.WriteNumber("mesh_resolution", options.MeshResolution);
+                writer.WriteNumber("threshold", options.FScoreThreshold);
+                writer.WriteNumber("samples", options.Samples);
+                writer.WriteStartArray("objects");
+                foreach (var r in results)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("name", r.Name);
+                    WriteNumber(writer, "psnr", r.Psnr);
+                    WriteNumber(writer, "ssim", r.Ssim);
+                    writer.WriteStartArray("views");
+                    foreach (var v in r.Views)
+                    {
+                        writer.WriteStartObject();
+                        writer.WriteNumber("view", v.View);
+                        WriteNumber(writer, "psnr", v.Psnr);
+                        WriteNumber(writer, "ssim", v.Ssim);
+                        writer.WriteEndObject();
+                    }
+                    writer.WriteEndArray();
+                    if (r.Shape is { } s)
+                    {
+                        WriteNumber(writer, "chamfer", s.Chamfer);
+                        WriteNumber(writer, "fscore", s.FScore);
+                        WriteNumber(writer, "precision", s.Precision);
+                        WriteNumber(writer, "recall", s.Recall);
+                    }
+                    if (r.Note is not null)
+                    {
+                        writer.WriteString("note", r.Note);
+                    }
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+                writer.WriteNumber("object_count", results.Count);
+                writer.WriteNumber("mesh_object_count", shapes.Count);
+                WriteNumber(writer, "mean_psnr", meanPsnr);
+                WriteNumber(writer, "mean_ssim", meanSsim);
+                if (shapes.Count > 0)
+                {
+                    WriteNumber(writer, "mean_chamfer", meanChamfer);
+                    WriteNumber(writer, "mean_fscore", meanFScore);
+                }
+            });
+        }
+        return results;
     }
 
     // JSON has no infinity: +∞ is written as the string "inf".

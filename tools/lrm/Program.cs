@@ -14,6 +14,7 @@ internal static class Program
         root.Subcommands.Add(MeshCommand.Create());
         root.Subcommands.Add(DatasetCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(ShowcaseCommand.Create());
         root.Subcommands.Add(BenchCudaCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());

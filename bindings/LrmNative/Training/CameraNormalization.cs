@@ -23,14 +23,8 @@ internal static class CameraNormalization
         {
             throw new LrmInvalidArgumentException("camera normalisation needs at least the source pose");
         }
-        var source = poses[0];
-        var distance = Math.Sqrt(source[3] * source[3] + source[7] * source[7] + source[11] * source[11]);
-        if (!(distance > 1e-9))
-        {
-            throw new LrmInvalidArgumentException("the source camera sits at the origin; it has no distance to normalise to");
-        }
-        var canonical = Canonical(distance);
-        var transform = Multiply(canonical, InverseRigid(source));
+        var transform = Transform(poses[0]);
+        var canonical = Canonical(Distance(poses[0]));
         var result = new double[poses.Count][];
         for (var v = 0; v < poses.Count; v++)
         {
@@ -38,6 +32,23 @@ internal static class CameraNormalization
         }
         return result;
     }
+
+    /// <summary>The source camera's distance d from the origin.</summary>
+    public static double Distance(ReadOnlySpan<double> source)
+    {
+        var distance = Math.Sqrt(source[3] * source[3] + source[7] * source[7] + source[11] * source[11]);
+        if (!(distance > 1e-9))
+        {
+            throw new LrmInvalidArgumentException("the source camera sits at the origin; it has no distance to normalise to");
+        }
+        return distance;
+    }
+
+    /// <summary>
+    /// The rigid world transform M = C(d) · source⁻¹ that <see cref="Normalize"/> applies to every pose (4×4 row-major);
+    /// applied to points of the object's world (e.g. its ground-truth mesh) it gives them in the normalised frame.
+    /// </summary>
+    public static double[] Transform(ReadOnlySpan<double> source) => Multiply(Canonical(Distance(source)), InverseRigid(source));
 
     /// <summary>The canonical source pose at <paramref name="distance"/>: [1,0,0,0; 0,0,−1,−d; 0,1,0,0; 0,0,0,1].</summary>
     public static double[] Canonical(double distance) =>

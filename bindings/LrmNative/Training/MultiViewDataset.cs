@@ -260,7 +260,7 @@ internal sealed class MultiViewDataset
     }
 
     // (fx, fy, cx, cy) normalised by the image size.
-    private static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
+    internal static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
         (k.Fx / width, k.Fy / height, k.Cx / width, k.Cy / height);
 
     // The image as planar (4, H, W): RGB composited over the background, then alpha. Its size must be the object's
@@ -305,9 +305,15 @@ internal sealed class MultiViewDataset
         long height = planar.Size(1), width = planar.Size(2);
         using var rgb = Tensor.Empty([3, height, width]);
         planar.AsSpan<float>()[..(int)(3 * height * width)].CopyTo(rgb.AsSpan<float>());
+        ResizeSourceRgb(backend, rgb, size, batch.SourceImages.AsSpan<float>().Slice(row * 3 * size * size, 3 * size * size));
+    }
+
+    /// <summary>The source image as the encoder reads it in training: planar RGB (3, H, W) resized to size² (bilinear, antialiased).</summary>
+    internal static void ResizeSourceRgb(IBackend backend, Tensor rgb, int size, Span<float> target)
+    {
         using var resized = Tensor.Empty([3, size, size]);
         backend.Resize(resized, rgb, ResizeMode.Bilinear, antialias: true);
-        resized.AsSpan<float>().CopyTo(batch.SourceImages.AsSpan<float>().Slice(row * 3 * size * size, 3 * size * size));
+        resized.AsSpan<float>().CopyTo(target);
     }
 
     private void CropTarget(TrainingBatch batch, int row, int view, Tensor planar, RenderWindow window, IBackend backend)
@@ -363,7 +369,13 @@ internal sealed class MultiViewDataset
 
     private static void WriteSourceCamera(TrainingBatch batch, int row, double[] pose, (double Fx, double Fy, double Cx, double Cy) k, int width)
     {
-        var target = batch.SourceCameras.AsSpan<float>().Slice(row * width, width);
+        SourceCameraValues(batch.SourceCameras.AsSpan<float>().Slice(row * width, width), pose, k);
+    }
+
+    /// <summary>The source camera feature the encoder is conditioned on: the normalised pose's first (width − 4) values, then fx, fy, cx, cy.</summary>
+    internal static void SourceCameraValues(Span<float> target, double[] pose, (double Fx, double Fy, double Cx, double Cy) k)
+    {
+        var width = target.Length;
         var matrixValues = width - 4;
         for (var i = 0; i < matrixValues; i++)
         {

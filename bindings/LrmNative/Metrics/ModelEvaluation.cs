@@ -1,0 +1,275 @@
+using System.Globalization;
+using LrmNative.Data;
+using LrmNative.Training;
+
+namespace LrmNative.Metrics;
+
+/// <summary>Settings of <see cref="ModelEvaluation.Run"/> (<c>lrm eval model</c>); the protocol is docs/metrics.md.</summary>
+internal sealed record ModelEvaluationOptions
+{
+    /// <summary>Evaluate only the first N objects (sorted by folder name); null: all.</summary>
+    public int? Objects { get; init; }
+
+    /// <summary>The view number (NNN) whose image is the model's input.</summary>
+    public int SourceView { get; init; }
+
+    /// <summary>Novel views scored per object, chosen evenly among the object's other views.</summary>
+    public int Views { get; init; } = 8;
+
+    /// <summary>Mesh grid resolution R (R³ points over [−1, 1]³).</summary>
+    public int MeshResolution { get; init; } = 256;
+
+    /// <summary>Surface density of the extracted mesh; null: the model's.</summary>
+    public float? Density { get; init; }
+
+    /// <summary>F-score distance threshold τ.</summary>
+    public double FScoreThreshold { get; init; } = PointCloudMetrics.DefaultThreshold;
+
+    /// <summary>Surface points sampled per mesh.</summary>
+    public int Samples { get; init; } = SurfaceSampler.DefaultCount;
+
+    /// <summary>Surface sampling seed.</summary>
+    public ulong Seed { get; init; } = SurfaceSampler.DefaultSeed;
+
+    /// <summary>When set, the renders, composited ground truths and extracted meshes are written here, one folder per object.</summary>
+    public string? OutputDirectory { get; init; }
+
+    public void Validate()
+    {
+        static void Require(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new LrmInvalidArgumentException(message);
+            }
+        }
+        Require(Objects is null or >= 1, $"--objects must be >= 1, got {Objects}");
+        Require(SourceView >= 0, $"--source-view must be a view number >= 0, got {SourceView}");
+        Require(Views >= 1, $"--views must be >= 1, got {Views}");
+        Require(MeshResolution is >= 2 and <= 1024, $"--resolution must be in 2..1024, got {MeshResolution}");
+        Require(FScoreThreshold > 0 && double.IsFinite(FScoreThreshold), $"--threshold must be a positive distance, got {FScoreThreshold.ToString(CultureInfo.InvariantCulture)}");
+        Require(Samples is >= 1 and <= 10_000_000, $"--samples must be in [1, 10000000], got {Samples}");
+        Require(Density is null || float.IsFinite(Density.Value), $"--density must be finite, got {Density}");
+    }
+}
+
+/// <summary>PSNR and SSIM of one novel view.</summary>
+internal readonly record struct ViewScore(int View, double Psnr, double Ssim);
+
+/// <summary>One object's scores: per view, their means, and the mesh's (null when skipped; <see cref="Note"/> says why).</summary>
+internal sealed record ObjectEvaluation(string Name, int SourceView, IReadOnlyList<ViewScore> Views, ShapeScores? Shape, string? Note)
+{
+    /// <summary>Mean PSNR over the views (dB; +∞ when every view is exact).</summary>
+    public double Psnr => Views.Average(v => v.Psnr);
+
+    /// <summary>Mean SSIM over the views.</summary>
+    public double Ssim => Views.Average(v => v.Ssim);
+}
+
+/// <summary>
+/// A model on a held-out multi-view dataset (docs/metrics.md, "lrm eval model"): per object the source view's image is
+/// given to the model exactly as training gives it (<see cref="MultiViewDataset"/>: the whole image composited on white,
+/// resized to the encoder's input, conditioned on the normalised source camera with the object's intrinsics); the
+/// cameras are normalised by <see cref="CameraNormalization"/>; novel views are rendered on white at the dataset's image
+/// size and scored against the ground truth composited on white; the mesh is compared with <c>mesh.ply</c> moved into
+/// the normalised frame by the same transform.
+/// </summary>
+internal static class ModelEvaluation
+{
+    /// <summary>The background renders and ground truths are composited on: white (the model renders on white).</summary>
+    public const float Background = 1f;
+
+    /// <summary>Opens the dataset the way the evaluation reads it (objects with at least 2 views; bad objects skipped and reported).</summary>
+    public static MultiViewDataset OpenDataset(string data, Reconstructor model) =>
+        MultiViewDataset.Open(data, new DataOptions
+        {
+            ViewsPerSample = 2,
+            SourceImageSize = model.InputResolution,
+            CameraInputDim = model.Model.Config.CameraInputDim,
+            BadData = BadDataPolicy.Skip,
+        });
+
+    /// <summary>
+    /// The <paramref name="count"/> target views: the object's views other than the source, evenly spaced in view order
+    /// (the i-th of k is the ⌊i·m/k⌋-th of the m others); fewer when the object has fewer.
+    /// </summary>
+    public static int[] ChooseViews(IReadOnlyList<int> views, int source, int count)
+    {
+        var others = views.Where(v => v != source).ToArray();
+        var k = Math.Min(count, others.Length);
+        return [.. Enumerable.Range(0, k).Select(i => others[(int)((long)i * others.Length / k)])];
+    }
+
+    /// <summary>Evaluates every object (or the first <see cref="ModelEvaluationOptions.Objects"/>); calls <paramref name="done"/> after each.</summary>
+    public static IReadOnlyList<ObjectEvaluation> Run(Reconstructor model, MultiViewDataset dataset, ModelEvaluationOptions options,
+        Action<ObjectEvaluation>? done = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(dataset);
+        options.Validate();
+        var objects = dataset.Objects.Take(options.Objects ?? int.MaxValue).ToList();
+        var results = new List<ObjectEvaluation>();
+        foreach (var entry in objects)
+        {
+            var result = EvaluateObject(model, entry, options);
+            results.Add(result);
+            done?.Invoke(result);
+        }
+        return results;
+    }
+
+    private static ObjectEvaluation EvaluateObject(Reconstructor model, DatasetObject entry, ModelEvaluationOptions options)
+    {
+        var sourceIndex = IndexOf(entry.ViewIndices, options.SourceView);
+        if (sourceIndex < 0)
+        {
+            throw new LrmFormatException($"{entry.ImagePath(options.SourceView)}: object '{entry.Name}' has no source view {options.SourceView} "
+                + $"(its views: {string.Join(", ", entry.ViewIndices.Take(8))}{(entry.ViewIndices.Count > 8 ? ", …" : "")})");
+        }
+        var targets = ChooseViews(entry.ViewIndices, options.SourceView, options.Views);
+        var poses = new List<double[]> { entry.Poses[sourceIndex] };
+        poses.AddRange(targets.Select(v => entry.Poses[IndexOf(entry.ViewIndices, v)]));
+        var normalized = CameraNormalization.Normalize(poses);
+
+        (int Width, int Height)? size = null;
+        using var sourceImage = LoadImage(entry, options.SourceView, ref size);
+        int width = size!.Value.Width, height = size.Value.Height;
+        var k = MultiViewDataset.Normalized(entry.Intrinsics, width, height);
+        if (Math.Abs(k.Fx - k.Fy) > 1e-6 * Math.Max(Math.Abs(k.Fx), Math.Abs(k.Fy)))
+        {
+            throw new LrmUnsupportedException($"{Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile)}: the focal lengths normalised by the image size differ "
+                + $"(fx/W = {k.Fx.ToString("G6", CultureInfo.InvariantCulture)}, fy/H = {k.Fy.ToString("G6", CultureInfo.InvariantCulture)}); rendering needs one focal length");
+        }
+
+        // The encoder input and its camera exactly as MultiViewDataset builds a training sample's source (background white).
+        var encoderSize = model.InputResolution;
+        using var input = Tensor.Empty([1, 3, encoderSize, encoderSize]);
+        using (var planar = CompositePlanar(sourceImage))
+        {
+            MultiViewDataset.ResizeSourceRgb(model.Backend, planar, encoderSize, input.AsSpan<float>());
+        }
+        var feature = new float[model.Model.Config.CameraInputDim];
+        MultiViewDataset.SourceCameraValues(feature, normalized[0], k);
+        using var reconstruction = model.ReconstructPrepared(input, feature, entry.ImagePath(options.SourceView));
+
+        string? outFolder = null;
+        if (options.OutputDirectory is { } root)
+        {
+            outFolder = Path.Combine(root, entry.Name);
+            Directory.CreateDirectory(outFolder);
+        }
+        var scores = new List<ViewScore>();
+        for (var t = 0; t < targets.Length; t++)
+        {
+            var pose = normalized[t + 1].Select(v => (float)v).ToArray();
+            var camera = Camera.FromCameraToWorld(pose, (float)k.Fx, (float)k.Cx, (float)k.Cy);
+            using var view = reconstruction.Render(camera, width, height);
+            using var truth = LoadImage(entry, targets[t], ref size);
+            var s = ImageEvaluation.Compare(view.Color, truth, EvaluationBackground.White);
+            scores.Add(new ViewScore(targets[t], s.Psnr, s.Ssim));
+            if (outFolder is not null)
+            {
+                view.Color.SavePng(Path.Combine(outFolder, DatasetLayout.ViewFileName(targets[t], "_render.png")));
+                var composite = ImageEvaluation.CompositeRgb(truth, EvaluationBackground.White);
+                using var gt = Image.FromRgb(composite, width, height, truth.Source);
+                gt.SavePng(Path.Combine(outFolder, DatasetLayout.ViewFileName(targets[t], "_gt.png")));
+            }
+        }
+
+        ShapeScores? shape = null;
+        string? note = null;
+        var meshPath = Path.Combine(entry.Directory, DatasetLayout.MeshFile);
+        if (targets.Length == 0)
+        {
+            note = "no views besides the source";
+        }
+        if (!File.Exists(meshPath))
+        {
+            note = Join(note, $"no {DatasetLayout.MeshFile}: mesh metrics skipped");
+        }
+        else
+        {
+            var truth = Transformed(Mesh.Load(meshPath), CameraNormalization.Transform(entry.Poses[sourceIndex]));
+            var predicted = reconstruction.ExtractMesh(options.MeshResolution, options.Density);
+            if (outFolder is not null && !predicted.IsEmpty)
+            {
+                predicted.SavePly(Path.Combine(outFolder, "mesh.ply"));
+            }
+            if (predicted.IsEmpty)
+            {
+                // No surface at this density: nothing of the prediction is near the truth.
+                shape = new ShapeScores(double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity, 0, 0, 0, options.FScoreThreshold);
+                note = Join(note, "extracted mesh is empty: no surface at this density");
+            }
+            else
+            {
+                shape = MeshMetrics.Compare(predicted, truth, options.Samples, options.Seed, options.FScoreThreshold);
+            }
+        }
+        if (scores.Count == 0)
+        {
+            throw new LrmFormatException($"{entry.Directory}: object '{entry.Name}' has no view besides the source view {options.SourceView} to score");
+        }
+        return new ObjectEvaluation(entry.Name, options.SourceView, scores, shape, note);
+    }
+
+    /// <summary>A mesh with every vertex (and normal) moved by the rigid 4×4 row-major <paramref name="transform"/>.</summary>
+    public static Mesh Transformed(Mesh mesh, double[] transform)
+    {
+        var positions = mesh.Positions.ToArray();
+        var m = transform;
+        for (var v = 0; v < positions.Length; v += 3)
+        {
+            double x = positions[v], y = positions[v + 1], z = positions[v + 2];
+            positions[v] = (float)(m[0] * x + m[1] * y + m[2] * z + m[3]);
+            positions[v + 1] = (float)(m[4] * x + m[5] * y + m[6] * z + m[7]);
+            positions[v + 2] = (float)(m[8] * x + m[9] * y + m[10] * z + m[11]);
+        }
+        return new Mesh(positions, mesh.Triangles, mesh.HasColors ? mesh.Colors : default);
+    }
+
+    private static string Join(string? first, string second) => first is null ? second : first + "; " + second;
+
+    private static int IndexOf(IReadOnlyList<int> views, int view)
+    {
+        for (var i = 0; i < views.Count; i++)
+        {
+            if (views[i] == view)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    // An object's image, checked to have the object's size (the intrinsics' and its first image's).
+    private static Image LoadImage(DatasetObject entry, int view, ref (int Width, int Height)? size)
+    {
+        var image = Image.Load(entry.ImagePath(view));
+        var problem = DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size);
+        if (problem is not null)
+        {
+            image.Dispose();
+            throw new LrmFormatException($"{entry.ImagePath(view)}: {problem} (object '{entry.Name}')");
+        }
+        return image;
+    }
+
+    // Planar (3, H, W) RGB composited on the white background, as MultiViewDataset composites a sample's source.
+    private static Tensor CompositePlanar(Image image)
+    {
+        var pixels = image.Pixels.AsSpan<float>();
+        var count = image.Width * image.Height;
+        var planar = Tensor.Empty([3, image.Height, image.Width]);
+        var output = planar.AsSpan<float>();
+        for (var i = 0; i < count; i++)
+        {
+            var alpha = pixels[4 * i + 3];
+            for (var c = 0; c < 3; c++)
+            {
+                output[c * count + i] = pixels[4 * i + c] * alpha + Background * (1 - alpha);
+            }
+        }
+        return planar;
+    }
+}

@@ -123,6 +123,40 @@ static __device__ __forceinline__ unsigned int lrm_load_bf16x2(const unsigned sh
     return (unsigned int)p[0] | ((unsigned int)p[1] << 16);
 }
 
+/* The end of both tensor-core kernels: each thread holds partial row sums of its quad's two query rows
+ * (g and g + 8 of the warp's 16) and the unnormalised output accumulators o (8 tiles of 8 dims, D layout
+ * of lrm_mma_bf16_16816). Sums the quad's row sums, writes out = o / sum as float2 pairs, and the
+ * log-sum-exp (running max in log2 units) when lse is given. Rows at or past q_len are skipped. */
+static __device__ __forceinline__ void lrm_mma_attention_store(float* out, float* lse, float o[8][4], const float row_max[2],
+                                                               float row_sum[2], int b, int h, int heads, int q_len,
+                                                               int row0, int g, int t) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int qrow = row0 + g + 8 * r;
+        if (qrow >= q_len) continue;
+        const float inv = 1.0f / row_sum[r];
+        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            float2 pair;
+            pair.x = o[n][2 * r] * inv;
+            pair.y = o[n][2 * r + 1] * inv;
+            *(float2*)(out_row + 8 * n + 2 * t) = pair;
+        }
+        if (lse != nullptr && t == 0) {
+            lrm_softmax_state state;
+            state.max = row_max[r];
+            state.sum = row_sum[r];
+            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
+        }
+    }
+}
+
 /* grid (⌈Tq/64⌉, H, B), block 128. q_stride, kv_stride and the slices' column offsets must be
  * even (32-bit loads of bf16 pairs); the host checks and otherwise takes the fp32 kernel. */
 extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
@@ -235,31 +269,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
         }
     }
 
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int qrow = row0 + g + 8 * r;
-        if (qrow >= q_len) continue;
-        const float inv = 1.0f / row_sum[r];
-        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            float2 pair;
-            pair.x = o[n][2 * r] * inv;
-            pair.y = o[n][2 * r + 1] * inv;
-            *(float2*)(out_row + 8 * n + 2 * t) = pair;
-        }
-        if (lse != nullptr && t == 0) {
-            lrm_softmax_state state;
-            state.max = row_max[r];
-            state.sum = row_sum[r];
-            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
-        }
-    }
+    lrm_mma_attention_store(out, lse, o, row_max, row_sum, b, h, heads, q_len, row0, g, t);
 }
 
 /* ---- tensor-core kernel, pipelined (v2) ------------------------------------------------------
@@ -420,29 +430,5 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
     }
 #undef LRM_MMA2_LOAD
 
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int qrow = row0 + g + 8 * r;
-        if (qrow >= q_len) continue;
-        const float inv = 1.0f / row_sum[r];
-        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            float2 pair;
-            pair.x = o[n][2 * r] * inv;
-            pair.y = o[n][2 * r + 1] * inv;
-            *(float2*)(out_row + 8 * n + 2 * t) = pair;
-        }
-        if (lse != nullptr && t == 0) {
-            lrm_softmax_state state;
-            state.max = row_max[r];
-            state.sum = row_sum[r];
-            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
-        }
-    }
+    lrm_mma_attention_store(out, lse, o, row_max, row_sum, b, h, heads, q_len, row0, g, t);
 }

@@ -10,6 +10,19 @@ internal static class DatasetTestSupport
     /// <summary>An icosahedron subdivided <paramref name="subdivisions"/> times onto a sphere, triangles facing outward.</summary>
     public static Mesh Icosphere(int subdivisions, double radius = 1, float[]? color = null)
     {
+        var (points, triangles) = UnitIcosphere(subdivisions);
+        var positions = points.SelectMany(p => new[] { (float)(p.X * radius), (float)(p.Y * radius), (float)(p.Z * radius) }).ToArray();
+        var colors = color is null ? default : Enumerable.Range(0, points.Count).SelectMany(_ => color).ToArray();
+        return new Mesh(positions, triangles, colors);
+    }
+
+    /// <summary>
+    /// The vertices (on the unit sphere, in double precision) and triangles of an icosahedron subdivided
+    /// <paramref name="subdivisions"/> times, each triangle oriented outward from the centre whatever order
+    /// the table lists it in.
+    /// </summary>
+    public static (List<(double X, double Y, double Z)> Points, int[] Triangles) UnitIcosphere(int subdivisions)
+    {
         var t = (1 + Math.Sqrt(5)) / 2;
         var points = new List<(double X, double Y, double Z)>
         {
@@ -45,7 +58,6 @@ internal static class DatasetTestSupport
             }
             faces = finer;
         }
-        var positions = points.SelectMany(p => new[] { (float)(p.X * radius), (float)(p.Y * radius), (float)(p.Z * radius) }).ToArray();
         var triangles = new List<int>();
         foreach (var (a, b, c) in faces)
         {
@@ -54,8 +66,7 @@ internal static class DatasetTestSupport
             var outward = n.X * (pa.X + pb.X + pc.X) + n.Y * (pa.Y + pb.Y + pc.Y) + n.Z * (pa.Z + pb.Z + pc.Z) > 0;
             triangles.AddRange(outward ? [a, b, c] : [a, c, b]);
         }
-        var colors = color is null ? default : Enumerable.Range(0, points.Count).SelectMany(_ => color).ToArray();
-        return new Mesh(positions, triangles.ToArray(), colors);
+        return (points, triangles.ToArray());
 
         static (double X, double Y, double Z) Unit((double X, double Y, double Z) p)
         {

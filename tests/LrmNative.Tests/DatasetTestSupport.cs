@@ -78,6 +78,18 @@ internal static class DatasetTestSupport
             (a.Y * b.Z - a.Z * b.Y, a.Z * b.X - a.X * b.Z, a.X * b.Y - a.Y * b.X);
     }
 
+    /// <summary>Copies every file under <paramref name="source"/> to the same relative path under <paramref name="target"/>; returns target.</summary>
+    public static string CopyFolder(string source, string target)
+    {
+        foreach (var file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var destination = Path.Combine(target, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            File.Copy(file, destination);
+        }
+        return target;
+    }
+
     /// <summary>Runs `lrm dataset …` / `lrm eval …` in process; returns the exit code, stdout and stderr.</summary>
     public static (int ExitCode, string Output, string Error) Lrm(params string[] args)
     {

@@ -1046,20 +1046,7 @@ public sealed unsafe class CudaBackend : IBackend
             throw new LrmInvalidArgumentException($"{op}: tensor 'field' is null");
         }
         Check(op, ("field", field));
-        Expect.Shape(op, "field", field, -1, -1, -1);
-        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
-        if (depth < 2 || height < 2 || width < 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
-        }
-        if (!float.IsFinite(level))
-        {
-            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
-        }
-        if (bounds.Length is not (0 or 6))
-        {
-            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
-        }
+        var (depth, height, width) = OpShapes.MarchingCubes(op, field, level, bounds);
         Span<float> origin = [0f, 0f, 0f];
         Span<float> step = [1f, 1f, 1f];
         if (!bounds.IsEmpty)

@@ -286,4 +286,26 @@ internal static class OpShapes
         Expect.Shape(op, "depthRange", depthRange, batch, 2);
         return (batch, rays, samplesA, samplesB);
     }
+
+    // ---- iso-surfaces ---------------------------------------------------------------------------------------
+
+    /// <summary>(depth, height, width) of a scalar field (D, H, W) for marching cubes: at least one cell, a finite level, and bounds empty or 6 values.</summary>
+    public static (long Depth, long Height, long Width) MarchingCubes(string op, Tensor field, float level, ReadOnlySpan<float> bounds)
+    {
+        Expect.Shape(op, "field", field, -1, -1, -1);
+        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
+        if (depth < 2 || height < 2 || width < 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
+        }
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
+        }
+        if (bounds.Length is not (0 or 6))
+        {
+            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
+        }
+        return (depth, height, width);
+    }
 }

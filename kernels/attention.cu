@@ -123,6 +123,76 @@ static __device__ __forceinline__ unsigned int lrm_load_bf16x2(const unsigned sh
     return (unsigned int)p[0] | ((unsigned int)p[1] << 16);
 }
 
+/* One 64-key block of the online softmax, for a thread's share of its warp's 16 query rows (rows g and
+ * g + 8; s and o in the D layout of lrm_mma_bf16_16816, 8 tiles × 4): scales the scores S = Q·Kᵀ of keys
+ * base … base + 63 into base 2, masks keys at or past kv_len, raises each row's running max to the block's
+ * (reduced over the quad), rescales row_sum and o by exp2(old max − new max), and turns s into the
+ * probabilities exp2(s − max), adding them to row_sum. */
+static __device__ __forceinline__ void lrm_mma_online_softmax(float s[8][4], float o[8][4], float row_max[2], float row_sum[2],
+                                                              int base, int t, int kv_len, float scale_log2) {
+    float block_max[2] = {LRM_NEG_INF, LRM_NEG_INF};
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int key = base + 8 * n + 2 * t + (c & 1);
+            s[n][c] = key < kv_len ? s[n][c] * scale_log2 : LRM_NEG_INF;
+            block_max[c >> 1] = fmaxf(block_max[c >> 1], s[n][c]);
+        }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 1));
+        block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 2));
+        const float new_max = fmaxf(row_max[r], block_max[r]);
+        alpha[r] = exp2f(row_max[r] - new_max);
+        row_max[r] = new_max;
+        row_sum[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            s[n][c] = exp2f(s[n][c] - row_max[c >> 1]);
+            row_sum[c >> 1] += s[n][c];
+            o[n][c] *= alpha[c >> 1];
+        }
+}
+
+/* The end of both tensor-core kernels: each thread holds partial row sums of its quad's two query rows
+ * (g and g + 8 of the warp's 16) and the unnormalised output accumulators o (8 tiles of 8 dims, D layout
+ * of lrm_mma_bf16_16816). Sums the quad's row sums, writes out = o / sum as float2 pairs, and the
+ * log-sum-exp (running max in log2 units) when lse is given. Rows at or past q_len are skipped. */
+static __device__ __forceinline__ void lrm_mma_attention_store(float* out, float* lse, float o[8][4], const float row_max[2],
+                                                               float row_sum[2], int b, int h, int heads, int q_len,
+                                                               int row0, int g, int t) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
+        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int qrow = row0 + g + 8 * r;
+        if (qrow >= q_len) continue;
+        const float inv = 1.0f / row_sum[r];
+        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            float2 pair;
+            pair.x = o[n][2 * r] * inv;
+            pair.y = o[n][2 * r + 1] * inv;
+            *(float2*)(out_row + 8 * n + 2 * t) = pair;
+        }
+        if (lse != nullptr && t == 0) {
+            lrm_softmax_state state;
+            state.max = row_max[r];
+            state.sum = row_sum[r];
+            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
+        }
+    }
+}
+
 /* grid (⌈Tq/64⌉, H, B), block 128. q_stride, kv_stride and the slices' column offsets must be
  * even (32-bit loads of bf16 pairs); the host checks and otherwise takes the fp32 kernel. */
 extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
@@ -190,35 +260,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
                 lrm_mma_bf16_16816(s[n], qa[kk], krow[0], krow[4]);
             }
         }
-        /* Scale into base 2, mask keys past the end, block maxima of rows g and g+8. */
-        float block_max[2] = {LRM_NEG_INF, LRM_NEG_INF};
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int key = base + 8 * n + 2 * t + (c & 1);
-                s[n][c] = key < kv_len ? s[n][c] * scale_log2 : LRM_NEG_INF;
-                block_max[c >> 1] = fmaxf(block_max[c >> 1], s[n][c]);
-            }
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 1));
-            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 2));
-            const float new_max = fmaxf(row_max[r], block_max[r]);
-            alpha[r] = exp2f(row_max[r] - new_max);
-            row_max[r] = new_max;
-            row_sum[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                s[n][c] = exp2f(s[n][c] - row_max[c >> 1]);
-                row_sum[c >> 1] += s[n][c];
-                o[n][c] *= alpha[c >> 1];
-            }
-        }
+        lrm_mma_online_softmax(s, o, row_max, row_sum, base, t, kv_len, scale_log2);
         /* O += P·V: P's accumulator layout is the A layout of keys 16·kk … 16·kk + 15. */
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
@@ -235,31 +277,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
         }
     }
 
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int qrow = row0 + g + 8 * r;
-        if (qrow >= q_len) continue;
-        const float inv = 1.0f / row_sum[r];
-        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            float2 pair;
-            pair.x = o[n][2 * r] * inv;
-            pair.y = o[n][2 * r + 1] * inv;
-            *(float2*)(out_row + 8 * n + 2 * t) = pair;
-        }
-        if (lse != nullptr && t == 0) {
-            lrm_softmax_state state;
-            state.max = row_max[r];
-            state.sum = row_sum[r];
-            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
-        }
-    }
+    lrm_mma_attention_store(out, lse, o, row_max, row_sum, b, h, heads, q_len, row0, g, t);
 }
 
 /* ---- tensor-core kernel, pipelined (v2) ------------------------------------------------------
@@ -370,33 +388,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
                 lrm_mma_bf16_16816(s[n], qa[kk + 1], frag[2], frag[3]);
             }
         }
-        float block_max[2] = {LRM_NEG_INF, LRM_NEG_INF};
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int key = base + 8 * n + 2 * t + (c & 1);
-                s[n][c] = key < kv_len ? s[n][c] * scale_log2 : LRM_NEG_INF;
-                block_max[c >> 1] = fmaxf(block_max[c >> 1], s[n][c]);
-            }
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 1));
-            block_max[r] = fmaxf(block_max[r], __shfl_xor_sync(LRM_FULL_MASK, block_max[r], 2));
-            const float new_max = fmaxf(row_max[r], block_max[r]);
-            alpha[r] = exp2f(row_max[r] - new_max);
-            row_max[r] = new_max;
-            row_sum[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                s[n][c] = exp2f(s[n][c] - row_max[c >> 1]);
-                row_sum[c >> 1] += s[n][c];
-                o[n][c] *= alpha[c >> 1];
-            }
+        lrm_mma_online_softmax(s, o, row_max, row_sum, base, t, kv_len, scale_log2);
         /* O += P·V. For k-step kk and dim tiles n, n+1: matrices V[16kk + 8(m & 1) + r][8(n + (m >> 1))],
          * transposed, give b0, b1 of tile n and b0, b1 of tile n + 1. */
 #pragma unroll
@@ -420,29 +412,5 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
     }
 #undef LRM_MMA2_LOAD
 
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 1);
-        row_sum[r] += __shfl_xor_sync(LRM_FULL_MASK, row_sum[r], 2);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int qrow = row0 + g + 8 * r;
-        if (qrow >= q_len) continue;
-        const float inv = 1.0f / row_sum[r];
-        float* out_row = out + (((long long)b * q_len + qrow) * heads + h) * LRM_MMA_D;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            float2 pair;
-            pair.x = o[n][2 * r] * inv;
-            pair.y = o[n][2 * r + 1] * inv;
-            *(float2*)(out_row + 8 * n + 2 * t) = pair;
-        }
-        if (lse != nullptr && t == 0) {
-            lrm_softmax_state state;
-            state.max = row_max[r];
-            state.sum = row_sum[r];
-            lse[((long long)b * heads + h) * q_len + qrow] = lrm_softmax_state_lse(state);
-        }
-    }
+    lrm_mma_attention_store(out, lse, o, row_max, row_sum, b, h, heads, q_len, row0, g, t);
 }

@@ -26,17 +26,7 @@ public sealed class DatasetCheckTests
     [OneTimeTearDown]
     public static void Remove() => Directory.Delete(_root, recursive: true);
 
-    private static string Copy(string name)
-    {
-        var target = Path.Combine(_root, name);
-        foreach (var file in Directory.GetFiles(_valid, "*", SearchOption.AllDirectories))
-        {
-            var destination = Path.Combine(target, Path.GetRelativePath(_valid, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            File.Copy(file, destination);
-        }
-        return target;
-    }
+    private static string Copy(string name) => DatasetTestSupport.CopyFolder(_valid, Path.Combine(_root, name));
 
     [Test]
     public void ValidDatasetPassesWithCounts()

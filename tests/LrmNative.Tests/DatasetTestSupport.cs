@@ -10,6 +10,19 @@ internal static class DatasetTestSupport
     /// <summary>An icosahedron subdivided <paramref name="subdivisions"/> times onto a sphere, triangles facing outward.</summary>
     public static Mesh Icosphere(int subdivisions, double radius = 1, float[]? color = null)
     {
+        var (points, triangles) = UnitIcosphere(subdivisions);
+        var positions = points.SelectMany(p => new[] { (float)(p.X * radius), (float)(p.Y * radius), (float)(p.Z * radius) }).ToArray();
+        var colors = color is null ? default : Enumerable.Range(0, points.Count).SelectMany(_ => color).ToArray();
+        return new Mesh(positions, triangles, colors);
+    }
+
+    /// <summary>
+    /// The vertices (on the unit sphere, in double precision) and triangles of an icosahedron subdivided
+    /// <paramref name="subdivisions"/> times, each triangle oriented outward from the centre whatever order
+    /// the table lists it in.
+    /// </summary>
+    public static (List<(double X, double Y, double Z)> Points, int[] Triangles) UnitIcosphere(int subdivisions)
+    {
         var t = (1 + Math.Sqrt(5)) / 2;
         var points = new List<(double X, double Y, double Z)>
         {
@@ -45,7 +58,6 @@ internal static class DatasetTestSupport
             }
             faces = finer;
         }
-        var positions = points.SelectMany(p => new[] { (float)(p.X * radius), (float)(p.Y * radius), (float)(p.Z * radius) }).ToArray();
         var triangles = new List<int>();
         foreach (var (a, b, c) in faces)
         {
@@ -54,8 +66,7 @@ internal static class DatasetTestSupport
             var outward = n.X * (pa.X + pb.X + pc.X) + n.Y * (pa.Y + pb.Y + pc.Y) + n.Z * (pa.Z + pb.Z + pc.Z) > 0;
             triangles.AddRange(outward ? [a, b, c] : [a, c, b]);
         }
-        var colors = color is null ? default : Enumerable.Range(0, points.Count).SelectMany(_ => color).ToArray();
-        return new Mesh(positions, triangles.ToArray(), colors);
+        return (points, triangles.ToArray());
 
         static (double X, double Y, double Z) Unit((double X, double Y, double Z) p)
         {
@@ -65,6 +76,18 @@ internal static class DatasetTestSupport
 
         static (double X, double Y, double Z) Cross((double X, double Y, double Z) a, (double X, double Y, double Z) b) =>
             (a.Y * b.Z - a.Z * b.Y, a.Z * b.X - a.X * b.Z, a.X * b.Y - a.Y * b.X);
+    }
+
+    /// <summary>Copies every file under <paramref name="source"/> to the same relative path under <paramref name="target"/>; returns target.</summary>
+    public static string CopyFolder(string source, string target)
+    {
+        foreach (var file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var destination = Path.Combine(target, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            File.Copy(file, destination);
+        }
+        return target;
     }
 
     /// <summary>Runs `lrm dataset …` / `lrm eval …` in process; returns the exit code, stdout and stderr.</summary>

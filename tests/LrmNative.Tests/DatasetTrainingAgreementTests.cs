@@ -139,17 +139,7 @@ public sealed class DatasetTrainingAgreementTests
         Assert.That(misses, Is.GreaterThan(200), "and background");
     }
 
-    private static string Copy(string name)
-    {
-        var target = Path.Combine(_root, name);
-        foreach (var file in Directory.GetFiles(_valid, "*", SearchOption.AllDirectories))
-        {
-            var destination = Path.Combine(target, Path.GetRelativePath(_valid, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            File.Copy(file, destination);
-        }
-        return target;
-    }
+    private static string Copy(string name) => DatasetTestSupport.CopyFolder(_valid, Path.Combine(_root, name));
 
     private static void Write(string path, double[] values, params long[] shape)
     {

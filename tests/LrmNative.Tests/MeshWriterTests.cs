@@ -60,44 +60,7 @@ public sealed class MeshWriterTests
     /// <summary>An icosahedron subdivided twice onto the unit sphere, centred at (0.25, −0.5, 2): 162 vertices, 320 triangles.</summary>
     private static Mesh Icosphere(int subdivisions = 2)
     {
-        var t = (1 + Math.Sqrt(5)) / 2;
-        var points = new List<(double X, double Y, double Z)>
-        {
-            (-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
-            (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1),
-        };
-        for (var i = 0; i < points.Count; i++)
-        {
-            points[i] = Unit(points[i]);
-        }
-        var faces = new List<(int A, int B, int C)>
-        {
-            (0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2), (10, 7, 6),
-            (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11), (6, 2, 10),
-            (8, 6, 7), (9, 8, 1),
-        };
-        for (var s = 0; s < subdivisions; s++)
-        {
-            var midpoints = new Dictionary<(int, int), int>();
-            int Midpoint(int a, int b)
-            {
-                var key = a < b ? (a, b) : (b, a);
-                if (!midpoints.TryGetValue(key, out var index))
-                {
-                    var (p, q) = (points[a], points[b]);
-                    points.Add(Unit(((p.X + q.X) / 2, (p.Y + q.Y) / 2, (p.Z + q.Z) / 2)));
-                    index = midpoints[key] = points.Count - 1;
-                }
-                return index;
-            }
-            var finer = new List<(int, int, int)>();
-            foreach (var (a, b, c) in faces)
-            {
-                int ab = Midpoint(a, b), bc = Midpoint(b, c), ca = Midpoint(c, a);
-                finer.AddRange([(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]);
-            }
-            faces = finer;
-        }
+        var (points, triangles) = DatasetTestSupport.UnitIcosphere(subdivisions);
         var positions = new List<float>();
         var colors = new List<float>();
         foreach (var (x, y, z) in points)
@@ -105,26 +68,8 @@ public sealed class MeshWriterTests
             positions.AddRange([(float)(x + 0.25), (float)(y - 0.5), (float)(z + 2)]);
             colors.AddRange([(float)(x + 1) / 2, (float)(y + 1) / 2, (float)(z + 1) / 2]);
         }
-        var triangles = new List<int>();
-        foreach (var (a, b, c) in faces)
-        {
-            // Orient each face outward from the centre, whatever order the table lists it in.
-            var (pa, pb, pc) = (points[a], points[b], points[c]);
-            var n = Cross(Sub(pb, pa), Sub(pc, pa));
-            var outward = n.X * (pa.X + pb.X + pc.X) + n.Y * (pa.Y + pb.Y + pc.Y) + n.Z * (pa.Z + pb.Z + pc.Z) > 0;
-            triangles.AddRange(outward ? [a, b, c] : [a, c, b]);
-        }
-        return new Mesh(positions.ToArray(), triangles.ToArray(), colors.Select(c => Math.Clamp(c, 0f, 1f)).ToArray());
-
-        static (double X, double Y, double Z) Unit((double X, double Y, double Z) p)
-        {
-            var length = Math.Sqrt(p.X * p.X + p.Y * p.Y + p.Z * p.Z);
-            return (p.X / length, p.Y / length, p.Z / length);
-        }
+        return new Mesh(positions.ToArray(), triangles, colors.Select(c => Math.Clamp(c, 0f, 1f)).ToArray());
     }
-
-    private static (double X, double Y, double Z) Sub((double X, double Y, double Z) p, (double X, double Y, double Z) q) =>
-        (p.X - q.X, p.Y - q.Y, p.Z - q.Z);
 
     private static (double X, double Y, double Z) Cross((double X, double Y, double Z) a, (double X, double Y, double Z) b) =>
         (a.Y * b.Z - a.Z * b.Y, a.Z * b.X - a.X * b.Z, a.X * b.Y - a.Y * b.X);

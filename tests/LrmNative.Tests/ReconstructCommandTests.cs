@@ -39,26 +39,8 @@ public sealed class ReconstructCommandTests
     // An RGBA image with an opaque, colour-graded ellipse on a transparent background, saved as PNG.
     private string SyntheticImage(string name = "object.png")
     {
-        const int width = 90, height = 70;
-        var rgba = new float[width * height * 4];
-        for (var y = 0; y < height; y++)
-        {
-            for (var x = 0; x < width; x++)
-            {
-                var dx = (x - 50) / 25.0;
-                var dy = (y - 33) / 20.0;
-                if (dx * dx + dy * dy <= 1)
-                {
-                    var i = 4 * (y * width + x);
-                    rgba[i] = x / (float)width;
-                    rgba[i + 1] = 0.3f + 0.5f * y / height;
-                    rgba[i + 2] = 0.6f;
-                    rgba[i + 3] = 1f;
-                }
-            }
-        }
         var path = Path.Combine(_folder, name);
-        using var image = Image.FromRgba(rgba, width, height);
+        using var image = BenchCommand.EllipseImage(90, 70, 50, 33, 25, 20);
         image.SavePng(path);
         return path;
     }

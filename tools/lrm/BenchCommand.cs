@@ -310,16 +310,21 @@ internal static class BenchCommand
     }
 
     // An RGBA ellipse with a colour gradient on a transparent background: the kind of input reconstruct expects.
-    private static Image SyntheticImage()
+    private static Image SyntheticImage() => EllipseImage(320, 240, 170, 115, 90, 80, "synthetic");
+
+    /// <summary>
+    /// An opaque ellipse (centre, radii in pixels) on a transparent width × height RGBA image, its colour graded
+    /// across x (red) and y (green): a stand-in for a segmented object photo (lrm bench, the reconstruct tests).
+    /// </summary>
+    internal static Image EllipseImage(int width, int height, double centreX, double centreY, double radiusX, double radiusY, string name = "<memory>")
     {
-        const int width = 320, height = 240;
         var rgba = new float[width * height * 4];
         for (var y = 0; y < height; y++)
         {
             for (var x = 0; x < width; x++)
             {
-                var dx = (x - 170) / 90.0;
-                var dy = (y - 115) / 80.0;
+                var dx = (x - centreX) / radiusX;
+                var dy = (y - centreY) / radiusY;
                 if (dx * dx + dy * dy <= 1)
                 {
                     var i = 4 * (y * width + x);
@@ -330,7 +335,7 @@ internal static class BenchCommand
                 }
             }
         }
-        return Image.FromRgba(rgba, width, height, name: "synthetic");
+        return Image.FromRgba(rgba, width, height, name: name);
     }
 
     // The process's peak resident set size (VmHWM in /proc/self/status), or 0 where there is none.
@@ -370,39 +375,14 @@ internal sealed record MachineInfo(string CpuModel, int LogicalCores, int Thread
     public static MachineInfo Query(int threads)
     {
         var engine = EngineInfo.Query();
-        var cpu = "unknown";
-        try
-        {
-            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
-        }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
-        {
-        }
+        var cpu = HostProbe.CpuModel() ?? "unknown";
         return new MachineInfo(cpu, Environment.ProcessorCount, threads > 0 ? threads : engine.Threads, RuntimeInformation.OSDescription,
             RuntimeInformation.FrameworkDescription, engine.NativeBuild, engine.Blas, engine.Cuda.Summary,
             DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), ReadGitCommit());
     }
 
     // `git rev-parse HEAD` in the working folder, or null (no git, not a checkout).
-    private static string? ReadGitCommit()
-    {
-        try
-        {
-            var start = new ProcessStartInfo("git", ["rev-parse", "HEAD"]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            using var process = Process.Start(start);
-            if (process is null)
-            {
-                return null;
-            }
-            var text = process.StandardOutput.ReadToEnd().Trim();
-            process.StandardError.ReadToEnd();
-            return process.WaitForExit(5000) && process.ExitCode == 0 && text.Length >= 7 ? text : null;
-        }
-        catch (Exception error) when (error is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
-        {
-            return null;
-        }
-    }
+    private static string? ReadGitCommit() => HostProbe.Git("rev-parse", "HEAD") is { Length: >= 7 } commit ? commit : null;
 }
 
 /// <summary>Everything <c>lrm bench</c> measured; <see cref="WriteJson"/> is the schema of docs/benchmarks.md.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -13,12 +12,12 @@ public static class MachineProbe
     /// <summary>Collects what can be read without privileges; unknown values are left empty, never guessed.</summary>
     public static MachineInfo Collect(DateTimeOffset start, PeakInfo? peak, bool includeGpu)
     {
-        var cpuinfo = ReadOrEmpty("/proc/cpuinfo");
-        var cpu = Field(cpuinfo, "model name") ?? RuntimeInformation.ProcessArchitecture.ToString();
-        var flags = (Field(cpuinfo, "flags") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        var cpuinfo = HostProbe.ReadOrEmpty("/proc/cpuinfo");
+        var cpu = HostProbe.Field(cpuinfo, "model name") ?? RuntimeInformation.ProcessArchitecture.ToString();
+        var flags = (HostProbe.Field(cpuinfo, "flags") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
         var features = string.Join(' ', InterestingFlags.Where(flags.Contains));
-        var family = Field(cpuinfo, "cpu family");
-        var model = Field(cpuinfo, "model");
+        var family = HostProbe.Field(cpuinfo, "cpu family");
+        var model = HostProbe.Field(cpuinfo, "model");
         if (family is not null && model is not null)
         {
             cpu += $" (family {family}, model {model})";
@@ -32,7 +31,7 @@ public static class MachineProbe
         var cores = PhysicalCores(cpuinfo);
         return new MachineInfo
         {
-            Id = MachineId(Field(cpuinfo, "model name") ?? cpu, cores, gpu?.Name),
+            Id = MachineId(HostProbe.Field(cpuinfo, "model name") ?? cpu, cores, gpu?.Name),
             Cpu = cpu,
             Cores = cores,
             LogicalProcessors = Environment.ProcessorCount,
@@ -98,7 +97,7 @@ public static class MachineProbe
         string? physical = null;
         foreach (var line in cpuinfo.Split('\n'))
         {
-            var (key, value) = Split(line);
+            var (key, value) = HostProbe.Split(line);
             if (key == "physical id")
             {
                 physical = value;
@@ -112,12 +111,12 @@ public static class MachineProbe
         {
             return pairs.Count;
         }
-        return int.TryParse(Field(cpuinfo, "cpu cores"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var cores) ? cores : Environment.ProcessorCount;
+        return int.TryParse(HostProbe.Field(cpuinfo, "cpu cores"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var cores) ? cores : Environment.ProcessorCount;
     }
 
     private static double MemoryGib()
     {
-        var total = Field(ReadOrEmpty("/proc/meminfo"), "MemTotal");
+        var total = HostProbe.Field(HostProbe.ReadOrEmpty("/proc/meminfo"), "MemTotal");
         if (total is not null && long.TryParse(total.Split(' ')[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var kib))
         {
             return Math.Round(kib / (1024.0 * 1024.0), 1);
@@ -127,9 +126,9 @@ public static class MachineProbe
 
     private static string OperatingSystemText()
     {
-        var release = ReadOrEmpty("/etc/os-release");
-        var pretty = Field(release.Replace("=", ":", StringComparison.Ordinal), "PRETTY_NAME")?.Trim('"');
-        var kernel = ReadOrEmpty("/proc/sys/kernel/osrelease").Trim();
+        var release = HostProbe.ReadOrEmpty("/etc/os-release");
+        var pretty = HostProbe.Field(release.Replace("=", ":", StringComparison.Ordinal), "PRETTY_NAME")?.Trim('"');
+        var kernel = HostProbe.ReadOrEmpty("/proc/sys/kernel/osrelease").Trim();
         return (pretty, kernel.Length > 0) switch
         {
             (null, _) => RuntimeInformation.OSDescription,
@@ -141,72 +140,12 @@ public static class MachineProbe
     /// <summary>Short hash of HEAD, with "-dirty" when the work tree differs; "unknown" without git.</summary>
     public static string GitCommit()
     {
-        var head = Git("rev-parse --short HEAD");
+        var head = HostProbe.Git("rev-parse", "--short", "HEAD");
         if (head is null)
         {
             return "unknown";
         }
-        var status = Git("status --porcelain --untracked-files=no");
+        var status = HostProbe.Git("status", "--porcelain", "--untracked-files=no");
         return status is { Length: > 0 } ? head + "-dirty" : head;
-    }
-
-    private static string? Git(string arguments)
-    {
-        try
-        {
-            using var process = Process.Start(new ProcessStartInfo("git", arguments)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            });
-            if (process is null)
-            {
-                return null;
-            }
-            var output = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            return process.ExitCode == 0 ? output : null;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return null;
-        }
-    }
-
-    private static string ReadOrEmpty(string path)
-    {
-        try
-        {
-            return File.Exists(path) ? File.ReadAllText(path) : "";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return "";
-        }
-    }
-
-    // The first "key : value" line with this key.
-    private static string? Field(string text, string key)
-    {
-        foreach (var line in text.Split('\n'))
-        {
-            var (k, v) = Split(line);
-            if (k == key)
-            {
-                return v;
-            }
-        }
-        return null;
-    }
-
-    private static (string Key, string Value) Split(string line)
-    {
-        var colon = line.IndexOf(':', StringComparison.Ordinal);
-        return colon < 0 ? (line.Trim(), "") : (line[..colon].Trim(), line[(colon + 1)..].Trim());
     }
 }

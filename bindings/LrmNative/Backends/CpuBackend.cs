@@ -40,8 +40,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Gemm";
         Expect.HostFloat32(op, ("output", output), ("a", a), ("b", b), ("bias", bias), ("residual", residual));
-        var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
-        var outShape = GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]);
+        var (m, n, k) = OpShapes.GemmSizes(op, a, b, transposeA, transposeB);
+        var outShape = OpShapes.GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]);
         Expect.Shape(op, "output", output, outShape);
         Expect.Shape(op, "bias", bias, n);
         Expect.Shape(op, "residual", residual, outShape);
@@ -54,8 +54,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "GemmBackward";
         Expect.HostFloat32(op, ("gradA", gradA), ("gradB", gradB), ("gradBias", gradBias), ("gradOutput", gradOutput), ("a", a), ("b", b));
-        var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
-        Expect.Shape(op, "gradOutput", gradOutput, GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]));
+        var (m, n, k) = OpShapes.GemmSizes(op, a, b, transposeA, transposeB);
+        Expect.Shape(op, "gradOutput", gradOutput, OpShapes.GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]));
         Expect.Shape(op, "gradA", gradA, a.Shape);
         Expect.Shape(op, "gradB", gradB, b.Shape);
         Expect.Shape(op, "gradBias", gradBias, n);
@@ -67,42 +67,6 @@ public sealed unsafe class CpuBackend : IBackend
             m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0), $"a {a.ShapeText}, b {b.ShapeText}");
     }
 
-    // (M, N, K) of op(a)·op(b), with the checks on a and b that Gemm and GemmBackward share.
-    private static (long M, long N, long K) GemmSizes(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
-    {
-        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
-        Expect.Shape(op, "b", b, -1, -1);
-        if (transposeA && a.Rank != 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
-        }
-        var k = transposeA ? a.Size(0) : a.Size(-1);
-        var m = a.ElementCount / Math.Max(k, 1);
-        var n = transposeB ? b.Size(0) : b.Size(1);
-        var bInner = transposeB ? b.Size(1) : b.Size(0);
-        if (bInner != k)
-        {
-            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
-        }
-        return (m, n, k);
-    }
-
-    // The forward's output shape, (M, N) or a's leading dimensions and N, written into shape
-    // (length 2 when transposeA, else a.Rank).
-    private static Span<long> GemmOutputShape(Tensor a, long n, bool transposeA, Span<long> shape)
-    {
-        if (transposeA)
-        {
-            shape[0] = a.Size(1);
-        }
-        else
-        {
-            a.Shape[..^1].CopyTo(shape);
-        }
-        shape[^1] = n;
-        return shape;
-    }
-
     // ---- normalisation ---------------------------------------------------------
 
     /// <inheritdoc />
@@ -110,14 +74,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "LayerNorm";
         Expect.HostFloat32(op, ("output", output), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        var channels = input.Size(-1);
-        var rows = input.ElementCount / Math.Max(channels, 1);
-        Expect.Shape(op, "output", output, input.Shape);
-        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
-        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
-        Expect.Shape(op, "weight", weight, channels);
-        Expect.Shape(op, "bias", bias, channels);
+        var (rows, channels) = OpShapes.LayerNorm(op, output, mean, rstd, input, weight, bias);
         NativeCheck.Check(NativeMethods.lrm_layernorm_forward(F(output), F(mean), F(rstd), F(input), F(weight), F(bias),
             rows, channels, epsilon), $"input {input.ShapeText}");
     }
@@ -193,42 +150,11 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Attention";
         Expect.HostFloat32(op, ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
-        var (batch, queryLength, keyLength, width) = AttentionSizes(op, output, logSumExp, query, key, value, heads);
+        var (batch, queryLength, keyLength, width) = OpShapes.AttentionSizes(op, output, logSumExp, query, key, value, heads);
         NativeCheck.Check(NativeMethods.lrm_attention_forward(F(output), F(logSumExp),
             F(query.Source) + query.ColumnOffset, F(key.Source) + key.ColumnOffset, F(value.Source) + value.ColumnOffset,
             batch, heads, queryLength, keyLength, width / heads, query.Source.Size(2), key.Source.Size(2), scale),
             $"q {query.Source.ShapeText}, k {key.Source.ShapeText}, heads {heads}");
-    }
-
-    // (B, Lq, Lkv, heads·head_dim) of attention writing output (B, Lq, heads·head_dim), with the checks on
-    // output, q, k, v and lse that Attention and AttentionBackward share.
-    private static (long Batch, long QueryLength, long KeyLength, long Width) AttentionSizes(string op, Tensor output, Tensor? logSumExp,
-        ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads)
-    {
-        Expect.Positive(op, "heads", heads);
-        Expect.Shape(op, "output", output, -1, -1, -1);
-        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
-        if (width % heads != 0)
-        {
-            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
-        }
-        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
-        Expect.Shape(op, "key", key.Source, batch, -1, -1);
-        var keyLength = key.Source.Size(1);
-        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
-        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
-        CheckSlice(op, "query", query, width);
-        CheckSlice(op, "key", key, width);
-        CheckSlice(op, "value", value, width);
-        return (batch, queryLength, keyLength, width);
-    }
-
-    private static void CheckSlice(string op, string name, ColumnSlice slice, long width)
-    {
-        if (slice.ColumnOffset < 0 || slice.ColumnOffset + width > slice.Source.Size(2))
-        {
-            throw new LrmShapeException($"{op}: columns [{slice.ColumnOffset}, {slice.ColumnOffset + width}) of '{name}' {slice.Source.ShapeText} are out of range");
-        }
     }
 
     /// <inheritdoc />
@@ -252,14 +178,14 @@ public sealed unsafe class CpuBackend : IBackend
         }
         Expect.HostFloat32(op, ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
             ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
-        var (batch, queryLength, keyLength, width) = AttentionSizes(op, output, logSumExp, query, key, value, heads);
+        var (batch, queryLength, keyLength, width) = OpShapes.AttentionSizes(op, output, logSumExp, query, key, value, heads);
         Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
         Expect.Shape(op, "gradQuery", gradQuery.Source, batch, queryLength, -1);
         Expect.Shape(op, "gradKey", gradKey.Source, batch, keyLength, -1);
         Expect.Shape(op, "gradValue", gradValue.Source, batch, keyLength, gradKey.Source.Size(2));
-        CheckSlice(op, "gradQuery", gradQuery, width);
-        CheckSlice(op, "gradKey", gradKey, width);
-        CheckSlice(op, "gradValue", gradValue, width);
+        OpShapes.ColumnSliceInRange(op, "gradQuery", gradQuery, width);
+        OpShapes.ColumnSliceInRange(op, "gradKey", gradKey, width);
+        OpShapes.ColumnSliceInRange(op, "gradValue", gradValue, width);
         NativeCheck.Check(NativeMethods.lrm_attention_backward(
             F(gradQuery.Source) + gradQuery.ColumnOffset, F(gradKey.Source) + gradKey.ColumnOffset, F(gradValue.Source) + gradValue.ColumnOffset,
             F(gradOutput), F(output), F(logSumExp),
@@ -350,29 +276,11 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "PatchEmbed";
         Expect.HostFloat32(op, ("output", output), ("image", image), ("weight", weight), ("bias", bias));
-        var (batch, inChannels, height, width, outChannels, patch) = PatchEmbedSizes(op, image, weight);
+        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedSizes(op, image, weight);
         Expect.Shape(op, "bias", bias, outChannels);
         Expect.Shape(op, "output", output, batch, height / patch * (width / patch), outChannels);
         NativeCheck.Check(NativeMethods.lrm_patch_embed_forward(F(output), F(image), F(weight), F(bias),
             batch, inChannels, height, width, outChannels, patch), $"image {image.ShapeText}, weight {weight.ShapeText}");
-    }
-
-    // (B, Cin, H, W, Cout, P) of an image (B, Cin, H, W) and weight (Cout, Cin, P, P), with the checks
-    // PatchEmbed and PatchEmbedBackward share.
-    private static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Patch) PatchEmbedSizes(
-        string op, Tensor image, Tensor weight)
-    {
-        Expect.Shape(op, "image", image, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
-        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
-        long outChannels = weight.Size(0), patch = weight.Size(2);
-        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
-        Expect.Positive(op, "patch", patch);
-        if (patch > height || patch > width)
-        {
-            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
-        }
-        return (batch, inChannels, height, width, outChannels, patch);
     }
 
     /// <inheritdoc />
@@ -381,7 +289,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "PatchEmbedBackward";
         Expect.HostFloat32(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("image", image), ("weight", weight));
-        var (batch, inChannels, height, width, outChannels, patch) = PatchEmbedSizes(op, image, weight);
+        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedSizes(op, image, weight);
         Expect.Shape(op, "gradOutput", gradOutput, batch, height / patch * (width / patch), outChannels);
         Expect.Shape(op, "gradImage", gradImage, image.Shape);
         Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
@@ -396,24 +304,11 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Deconvolution";
         Expect.HostFloat32(op, ("output", output), ("input", input), ("weight", weight), ("bias", bias));
-        var (batch, inChannels, height, width, outChannels, kernel) = DeconvolutionSizes(op, input, weight);
+        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionSizes(op, input, weight);
         Expect.Shape(op, "bias", bias, outChannels);
         Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
         NativeCheck.Check(NativeMethods.lrm_deconv_forward(F(output), F(input), F(weight), F(bias),
             batch, inChannels, height, width, outChannels, kernel), $"input {input.ShapeText}, weight {weight.ShapeText}");
-    }
-
-    // (B, Cin, H, W, Cout, K) of an input (B, Cin, H, W) and weight (Cin, Cout, K, K), with the checks
-    // Deconvolution and DeconvolutionBackward share.
-    private static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Kernel) DeconvolutionSizes(
-        string op, Tensor input, Tensor weight)
-    {
-        Expect.Shape(op, "input", input, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
-        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
-        long outChannels = weight.Size(1), kernel = weight.Size(2);
-        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
-        return (batch, inChannels, height, width, outChannels, kernel);
     }
 
     /// <inheritdoc />
@@ -422,7 +317,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "DeconvolutionBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("input", input), ("weight", weight));
-        var (batch, inChannels, height, width, outChannels, kernel) = DeconvolutionSizes(op, input, weight);
+        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionSizes(op, input, weight);
         Expect.Shape(op, "gradOutput", gradOutput, batch, outChannels, height * kernel, width * kernel);
         Expect.Shape(op, "gradInput", gradInput, input.Shape);
         Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
@@ -474,21 +369,10 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "TriplaneSample";
         Expect.HostFloat32(op, ("output", output), ("planes", planes), ("points", points));
-        var (batch, count, channels, height, width) = TriplaneSizes(op, planes, points);
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSizes(op, planes, points);
         Expect.Shape(op, "output", output, batch, count, 3 * channels);
         NativeCheck.Check(NativeMethods.lrm_triplane_sample_forward(F(output), F(planes), F(points), batch, count, channels, height, width),
             $"planes {planes.ShapeText}, points {points.ShapeText}");
-    }
-
-    // (B, N, C, H, W) of planes (B, 3, H, W, C) and points (B, N, 3), with the checks TriplaneSample and
-    // TriplaneSampleBackward share.
-    private static (long Batch, long Count, long Channels, long Height, long Width) TriplaneSizes(string op, Tensor planes, Tensor points)
-    {
-        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
-        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
-        Expect.Shape(op, "points", points, batch, -1, 3);
-        var count = points.Size(1);
-        return (batch, count, channels, height, width);
     }
 
     /// <inheritdoc />
@@ -497,7 +381,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "TriplaneSampleBackward";
         Expect.HostFloat32(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput),
             ("planes", planes), ("points", points));
-        var (batch, count, channels, height, width) = TriplaneSizes(op, planes, points);
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSizes(op, planes, points);
         Expect.Shape(op, "gradOutput", gradOutput, batch, count, 3 * channels);
         Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
         Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
@@ -628,12 +512,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "LayerScale";
         Expect.HostFloat32(op, ("output", output), ("input", input), ("gamma", gamma), ("residual", residual));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        var channels = input.Size(-1);
-        Expect.Shape(op, "gamma", gamma, channels);
-        Expect.Shape(op, "output", output, input.Shape);
-        Expect.Shape(op, "residual", residual, input.Shape);
-        Expect.NotEmpty(op, "input", input);
+        var channels = OpShapes.LayerScale(op, output, input, gamma, residual);
         NativeCheck.Check(NativeMethods.lrm_layerscale_forward(F(output), F(input), F(gamma), F(residual),
             input.ElementCount / channels, channels), $"input {input.ShapeText}");
     }
@@ -669,18 +548,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "Transpose";
         Expect.HostFloat32(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., rows, columns)");
-        Span<long> expected = stackalloc long[input.Rank];
-        input.Shape.CopyTo(expected);
-        (expected[^1], expected[^2]) = (expected[^2], expected[^1]);
-        Expect.Shape(op, "output", output, expected);
-        Expect.NotEmpty(op, "input", input);
-        if (output == input)
-        {
-            throw new LrmInvalidArgumentException($"{op}: output must not be the input (the transpose is not in place)");
-        }
-        long rows = input.Size(-2), columns = input.Size(-1);
-        NativeCheck.Check(NativeMethods.lrm_transpose_forward(F(output), F(input), input.ElementCount / (rows * columns), rows, columns),
+        var (batch, rows, columns) = OpShapes.Transpose(op, output, input);
+        NativeCheck.Check(NativeMethods.lrm_transpose_forward(F(output), F(input), batch, rows, columns),
             $"input {input.ShapeText}");
     }
 
@@ -690,15 +559,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "Copy";
         Expect.Host(op, "destination", destination);
         Expect.Host(op, "source", source);
-        if (destination.DataType != source.DataType)
-        {
-            throw new LrmShapeException($"{op}: cannot copy {source.DataType} into {destination.DataType}");
-        }
-        if (count < 0 || sourceOffset < 0 || destinationOffset < 0
-            || sourceOffset > source.ElementCount - count || destinationOffset > destination.ElementCount - count)
-        {
-            throw new LrmShapeException($"{op}: {count} elements from offset {sourceOffset} of {source.ShapeText} to offset {destinationOffset} of {destination.ShapeText} are out of range");
-        }
+        OpShapes.CopyRange(op, destination, destinationOffset, source, sourceOffset, count);
         var size = destination.DataType.ElementSize();
         var from = (byte*)source.Pointer + sourceOffset * size;
         var to = (byte*)destination.Pointer + destinationOffset * size;
@@ -737,19 +598,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "NerfDecode";
         Expect.HostFloat32(op, ("sigma", sigma), ("rgb", rgb), ("raw", raw));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4)
-        {
-            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
-        }
-        Span<long> shape = stackalloc long[raw.Rank];
-        raw.Shape.CopyTo(shape);
-        shape[^1] = 1;
-        Expect.Shape(op, "sigma", sigma, shape);
-        shape[^1] = 3;
-        Expect.Shape(op, "rgb", rgb, shape);
-        Expect.NotEmpty(op, "raw", raw);
-        NativeCheck.Check(NativeMethods.lrm_nerf_decode_forward(F(sigma), F(rgb), F(raw), raw.ElementCount / 4), $"raw {raw.ShapeText}");
+        var rows = OpShapes.NerfDecode(op, sigma, rgb, raw);
+        NativeCheck.Check(NativeMethods.lrm_nerf_decode_forward(F(sigma), F(rgb), F(raw), rows), $"raw {raw.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -783,17 +633,9 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "RenderRays";
         Expect.HostFloat32(op, ("origins", origins), ("directions", directions), ("depths", depths), ("depthRange", depthRange), ("cameras", cameras));
-        Expect.Positive(op, "height", height);
-        Expect.Positive(op, "width", width);
-        Expect.Shape(op, "cameras", cameras, -1, 25);
-        var batch = cameras.Size(0);
-        var rays = (long)height * width;
-        Expect.Shape(op, "origins", origins, batch, rays, 3);
-        Expect.Shape(op, "directions", directions, batch, rays, 3);
-        Expect.Shape(op, "depths", depths, batch, rays, -1);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        var (batch, _, samples) = OpShapes.RenderRays(op, origins, directions, depths, depthRange, cameras, height, width);
         NativeCheck.Check(NativeMethods.lrm_render_rays_forward(F(origins), F(directions), F(depths), F(depthRange), F(cameras),
-            batch, height, width, depths.Size(2)), $"cameras {cameras.ShapeText}, {height}x{width}, depths {depths.ShapeText}");
+            batch, height, width, samples), $"cameras {cameras.ShapeText}, {height}x{width}, depths {depths.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -801,11 +643,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "RenderPoints";
         Expect.HostFloat32(op, ("points", points), ("origins", origins), ("directions", directions), ("depths", depths));
-        Expect.Shape(op, "depths", depths, -1, -1, -1);
-        long batch = depths.Size(0), rays = depths.Size(1), samples = depths.Size(2);
-        Expect.Shape(op, "origins", origins, batch, rays, 3);
-        Expect.Shape(op, "directions", directions, batch, rays, 3);
-        Expect.Shape(op, "points", points, batch, rays * samples, 3);
+        var (batch, rays, samples) = OpShapes.RenderPoints(op, points, origins, directions, depths);
         NativeCheck.Check(NativeMethods.lrm_render_points_forward(F(points), F(origins), F(directions), F(depths),
             batch, rays, samples), $"depths {depths.ShapeText}");
     }
@@ -848,12 +686,9 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "RenderImportance";
         Expect.HostFloat32(op, ("fineDepths", fineDepths), ("coarseDepths", coarseDepths), ("coarseWeights", coarseWeights));
-        Expect.Shape(op, "coarseDepths", coarseDepths, -1, -1, -1);
-        long batch = coarseDepths.Size(0), rays = coarseDepths.Size(1), coarse = coarseDepths.Size(2);
-        Expect.Shape(op, "coarseWeights", coarseWeights, batch, rays, coarse - 1);
-        Expect.Shape(op, "fineDepths", fineDepths, batch, rays, -1);
+        var (batch, rays, coarse, fine) = OpShapes.RenderImportance(op, fineDepths, coarseDepths, coarseWeights);
         NativeCheck.Check(NativeMethods.lrm_render_importance_forward(F(fineDepths), F(coarseDepths), F(coarseWeights),
-            batch, rays, coarse, fineDepths.Size(2)), $"coarse {coarseDepths.ShapeText}, fine {fineDepths.ShapeText}");
+            batch, rays, coarse, fine), $"coarse {coarseDepths.ShapeText}, fine {fineDepths.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -862,29 +697,8 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "RenderMarch";
         Expect.HostFloat32(op, ("rgb", rgb), ("depth", depth), ("opacity", opacity), ("weights", weights),
             ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
-        if (background.Length != 3)
-        {
-            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
-        }
-        if ((depthsB is null) != (decodedB is null))
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthsB and decodedB must be given together");
-        }
-        if (depth is not null && depthRange is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthRange is required to clamp depth");
-        }
-        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
-        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
-        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
-        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
-        var samplesB = depthsB?.Size(2) ?? 0;
-        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
-        Expect.Shape(op, "rgb", rgb, batch, rays, 3);
-        Expect.Shape(op, "depth", depth, batch, rays);
-        Expect.Shape(op, "opacity", opacity, batch, rays);
-        Expect.Shape(op, "weights", weights, batch, rays, samplesA + samplesB - 1);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        var (batch, rays, samplesA, samplesB) = OpShapes.RenderMarch(op, rgb, depth, opacity, weights, depthsA, decodedA, depthsB, decodedB,
+            background, depthRange);
         fixed (float* backgroundPointer = background)
         {
             NativeCheck.Check(NativeMethods.lrm_render_march_forward(F(rgb), F(depth), F(opacity), F(weights),
@@ -946,20 +760,7 @@ public sealed unsafe class CpuBackend : IBackend
             throw new LrmInvalidArgumentException($"{op}: tensor 'field' is null");
         }
         Expect.HostFloat32(op, ("field", field));
-        Expect.Shape(op, "field", field, -1, -1, -1);
-        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
-        if (depth < 2 || height < 2 || width < 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
-        }
-        if (!float.IsFinite(level))
-        {
-            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
-        }
-        if (bounds.Length is not (0 or 6))
-        {
-            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
-        }
+        var (depth, height, width) = OpShapes.MarchingCubes(op, field, level, bounds);
         nint mesh = 0;
         try
         {

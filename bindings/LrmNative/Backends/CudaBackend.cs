@@ -342,30 +342,8 @@ public sealed unsafe class CudaBackend : IBackend
         {
             throw new LrmShapeException($"{op}: 'a' and 'b' must both be Float32 or both BFloat16, got {a.DataType} and {b.DataType}");
         }
-        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
-        Expect.Shape(op, "b", b, -1, -1);
-        if (transposeA && a.Rank != 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
-        }
-        var k = transposeA ? a.Size(0) : a.Size(-1);
-        var m = a.ElementCount / Math.Max(k, 1);
-        var n = transposeB ? b.Size(0) : b.Size(1);
-        var bInner = transposeB ? b.Size(1) : b.Size(0);
-        if (bInner != k)
-        {
-            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
-        }
-        Span<long> outShape = stackalloc long[transposeA ? 2 : a.Rank];
-        if (transposeA)
-        {
-            outShape[0] = m;
-        }
-        else
-        {
-            a.Shape[..^1].CopyTo(outShape);
-        }
-        outShape[^1] = n;
+        var (m, n, k) = OpShapes.GemmSizes(op, a, b, transposeA, transposeB);
+        var outShape = OpShapes.GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]);
         Expect.Shape(op, "output", output, outShape);
         Expect.Shape(op, "bias", bias, n);
         Expect.Shape(op, "residual", residual, outShape);
@@ -425,14 +403,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "LayerNorm";
         Check(op, ("output", output), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        var channels = input.Size(-1);
-        var rows = input.ElementCount / Math.Max(channels, 1);
-        Expect.Shape(op, "output", output, input.Shape);
-        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
-        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
-        Expect.Shape(op, "weight", weight, channels);
-        Expect.Shape(op, "bias", bias, channels);
+        var (rows, channels) = OpShapes.LayerNorm(op, output, mean, rstd, input, weight, bias);
         Expect.Positive(op, "channels", channels);
         LayerNormDevice(P(output), 0, 0, P(mean), P(rstd), P(input), 0, P(weight), P(bias), 0, 0,
             ToInt(rows, op, "rows"), 1, ToInt(channels, op, "channels"), epsilon);
@@ -505,22 +476,8 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Attention";
         Check(op, ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
-        Expect.Positive(op, "heads", heads);
-        Expect.Shape(op, "output", output, -1, -1, -1);
-        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
-        if (width % heads != 0)
-        {
-            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
-        }
+        var (batch, queryLength, keyLength, width) = OpShapes.AttentionSizes(op, output, logSumExp, query, key, value, heads);
         var headDim = width / heads;
-        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
-        Expect.Shape(op, "key", key.Source, batch, -1, -1);
-        var keyLength = key.Source.Size(1);
-        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
-        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
-        CheckSlice(op, "query", query, width);
-        CheckSlice(op, "key", key, width);
-        CheckSlice(op, "value", value, width);
         if (queryLength == 0)
         {
             return;
@@ -571,14 +528,6 @@ public sealed unsafe class CudaBackend : IBackend
             (int)headDim, queryStride, keyStride, scaleLog2);
     }
 
-    private static void CheckSlice(string op, string name, ColumnSlice slice, long width)
-    {
-        if (slice.ColumnOffset < 0 || slice.ColumnOffset + width > slice.Source.Size(2))
-        {
-            throw new LrmShapeException($"{op}: columns [{slice.ColumnOffset}, {slice.ColumnOffset + width}) of '{name}' {slice.Source.ShapeText} are out of range");
-        }
-    }
-
     /// <inheritdoc />
     public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
         throw NotYet("AttentionBackward");
@@ -626,16 +575,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "PatchEmbed";
         Check(op, ("output", output), ("image", image), ("weight", weight), ("bias", bias));
-        Expect.Shape(op, "image", image, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
-        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
-        long outChannels = weight.Size(0), patch = weight.Size(2);
-        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
-        Expect.Positive(op, "patch", patch);
-        if (patch > height || patch > width)
-        {
-            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
-        }
+        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedSizes(op, image, weight);
         Expect.Shape(op, "bias", bias, outChannels);
         var tokens = height / patch * (width / patch);
         Expect.Shape(op, "output", output, batch, tokens, outChannels);
@@ -657,11 +597,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Deconvolution";
         Check(op, ("output", output), ("input", input), ("weight", weight), ("bias", bias));
-        Expect.Shape(op, "input", input, -1, -1, -1, -1);
-        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
-        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
-        long outChannels = weight.Size(1), kernel = weight.Size(2);
-        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionSizes(op, input, weight);
         Expect.Shape(op, "bias", bias, outChannels);
         Expect.Shape(op, "output", output, batch, outChannels, height * kernel, width * kernel);
         var taps = outChannels * kernel * kernel;
@@ -769,10 +705,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "TriplaneSample";
         Check(op, ("output", output), ("planes", planes), ("points", points));
-        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
-        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
-        Expect.Shape(op, "points", points, batch, -1, 3);
-        var count = points.Size(1);
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSizes(op, planes, points);
         Expect.Shape(op, "output", output, batch, count, 3 * channels);
         if (output.ElementCount == 0)
         {
@@ -954,12 +887,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "LayerScale";
         Check(op, ("output", output), ("input", input), ("gamma", gamma), ("residual", residual));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        var channels = input.Size(-1);
-        Expect.Shape(op, "gamma", gamma, channels);
-        Expect.Shape(op, "residual", residual, input.Shape);
-        Expect.Shape(op, "output", output, input.Shape);
-        Expect.NotEmpty(op, "input", input);
+        var channels = OpShapes.LayerScale(op, output, input, gamma, residual);
         var rows = input.ElementCount / channels;
         _launcher.Launch(Kernel("elementwise.cu", "layerscale_forward_kernel"), StrideGrid(input.ElementCount), Threads, 0,
             P(output), P(input), P(gamma), P(residual), rows, ToInt(channels, op, "channels"));
@@ -970,18 +898,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Transpose";
         Check(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., rows, columns)");
-        Span<long> expected = stackalloc long[input.Rank];
-        input.Shape.CopyTo(expected);
-        (expected[^1], expected[^2]) = (expected[^2], expected[^1]);
-        Expect.Shape(op, "output", output, expected);
-        Expect.NotEmpty(op, "input", input);
-        if (output == input)
-        {
-            throw new LrmInvalidArgumentException($"{op}: output must not be the input (the transpose is not in place)");
-        }
-        long rows = input.Size(-2), columns = input.Size(-1);
-        var batch = input.ElementCount / (rows * columns);
+        var (batch, rows, columns) = OpShapes.Transpose(op, output, input);
         _launcher.Launch(Kernel("elementwise.cu", "transpose_forward_kernel"),
             new Dim3(Dim3.CeilDiv(columns, 32), Dim3.CeilDiv(rows, 32), (uint)batch), new Dim3(32, 8), 0,
             P(output), P(input), ToInt(rows, op, "rows"), ToInt(columns, op, "columns"));
@@ -994,15 +911,7 @@ public sealed unsafe class CudaBackend : IBackend
         ThrowIfDisposed();
         Expect.OnDevice(op, Device, "destination", destination);
         Expect.OnDevice(op, Device, "source", source);
-        if (destination.DataType != source.DataType)
-        {
-            throw new LrmShapeException($"{op}: cannot copy {source.DataType} into {destination.DataType}");
-        }
-        if (count < 0 || sourceOffset < 0 || destinationOffset < 0
-            || sourceOffset > source.ElementCount - count || destinationOffset > destination.ElementCount - count)
-        {
-            throw new LrmShapeException($"{op}: {count} elements from offset {sourceOffset} of {source.ShapeText} to offset {destinationOffset} of {destination.ShapeText} are out of range");
-        }
+        OpShapes.CopyRange(op, destination, destinationOffset, source, sourceOffset, count);
         var size = destination.DataType.ElementSize();
         var from = P(source) + (ulong)(sourceOffset * size);
         var to = P(destination) + (ulong)(destinationOffset * size);
@@ -1026,23 +935,11 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "NerfDecode";
         Check(op, ("sigma", sigma), ("rgb", rgb), ("raw", raw));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4)
-        {
-            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
-        }
         if (sigma is null && rgb is null)
         {
             throw new LrmInvalidArgumentException($"{op}: at least one of 'sigma' and 'rgb' must be given");
         }
-        Span<long> shape = stackalloc long[raw.Rank];
-        raw.Shape.CopyTo(shape);
-        shape[^1] = 1;
-        Expect.Shape(op, "sigma", sigma, shape);
-        shape[^1] = 3;
-        Expect.Shape(op, "rgb", rgb, shape);
-        Expect.NotEmpty(op, "raw", raw);
-        var rows = raw.ElementCount / 4;
+        var rows = OpShapes.NerfDecode(op, sigma, rgb, raw);
         _launcher.Launch(Kernel("render.cu", "nerf_decode_kernel"), StrideGrid(rows), Threads, 0, P(sigma), P(rgb), P(raw), rows);
     }
 
@@ -1051,17 +948,8 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "RenderRays";
         Check(op, ("origins", origins), ("directions", directions), ("depths", depths), ("depthRange", depthRange), ("cameras", cameras));
-        Expect.Positive(op, "height", height);
-        Expect.Positive(op, "width", width);
-        Expect.Shape(op, "cameras", cameras, -1, 25);
-        var batch = cameras.Size(0);
-        var rays = (long)height * width;
-        Expect.Shape(op, "origins", origins, batch, rays, 3);
-        Expect.Shape(op, "directions", directions, batch, rays, 3);
-        Expect.Shape(op, "depths", depths, batch, rays, -1);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        var (batch, rays, samples) = OpShapes.RenderRays(op, origins, directions, depths, depthRange, cameras, height, width);
         Expect.Positive(op, "batch", batch);
-        var samples = depths.Size(2);
         if (samples < 2)
         {
             throw new LrmInvalidArgumentException($"{op}: samples must be >= 2, got {samples}");
@@ -1085,11 +973,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "RenderPoints";
         Check(op, ("points", points), ("origins", origins), ("directions", directions), ("depths", depths));
-        Expect.Shape(op, "depths", depths, -1, -1, -1);
-        long batch = depths.Size(0), rays = depths.Size(1), samples = depths.Size(2);
-        Expect.Shape(op, "origins", origins, batch, rays, 3);
-        Expect.Shape(op, "directions", directions, batch, rays, 3);
-        Expect.Shape(op, "points", points, batch, rays * samples, 3);
+        var (batch, rays, samples) = OpShapes.RenderPoints(op, points, origins, directions, depths);
         _launcher.Launch(Kernel("render.cu", "render_points_kernel"), StrideGrid(batch * rays * samples), Threads, 0,
             P(points), P(origins), P(directions), P(depths), batch * rays, ToInt(samples, op, "samples"));
     }
@@ -1115,20 +999,17 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "RenderImportance";
         Check(op, ("fineDepths", fineDepths), ("coarseDepths", coarseDepths), ("coarseWeights", coarseWeights));
-        Expect.Shape(op, "coarseDepths", coarseDepths, -1, -1, -1);
-        long batch = coarseDepths.Size(0), rays = coarseDepths.Size(1), coarse = coarseDepths.Size(2);
-        Expect.Shape(op, "coarseWeights", coarseWeights, batch, rays, coarse - 1);
-        Expect.Shape(op, "fineDepths", fineDepths, batch, rays, -1);
+        var (batch, rays, coarse, fine) = OpShapes.RenderImportance(op, fineDepths, coarseDepths, coarseWeights);
         if (coarse < 4)
         {
             throw new LrmInvalidArgumentException($"{op}: coarse samples must be >= 4 (the pdf drops 3 bins), got {coarse}");
         }
-        Expect.Positive(op, "fine samples", fineDepths.Size(2));
+        Expect.Positive(op, "fine samples", fine);
         var count = batch * rays;
         using var scratch = Scratch(count * (coarse - 2) * 4, "importance CDF");
         _launcher.Launch(Kernel("render.cu", "render_importance_kernel"), StrideGrid(count), Threads, 0,
             P(fineDepths), P(coarseDepths), P(coarseWeights), scratch.Address, count, ToInt(coarse, op, "coarse samples"),
-            ToInt(fineDepths.Size(2), op, "fine samples"));
+            ToInt(fine, op, "fine samples"));
     }
 
     /// <inheritdoc />
@@ -1137,29 +1018,8 @@ public sealed unsafe class CudaBackend : IBackend
         const string op = "RenderMarch";
         Check(op, ("rgb", rgb), ("depth", depth), ("opacity", opacity), ("weights", weights),
             ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
-        if (background.Length != 3)
-        {
-            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
-        }
-        if ((depthsB is null) != (decodedB is null))
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthsB and decodedB must be given together");
-        }
-        if (depth is not null && depthRange is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthRange is required to clamp depth");
-        }
-        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
-        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
-        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
-        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
-        var samplesB = depthsB?.Size(2) ?? 0;
-        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
-        Expect.Shape(op, "rgb", rgb, batch, rays, 3);
-        Expect.Shape(op, "depth", depth, batch, rays);
-        Expect.Shape(op, "opacity", opacity, batch, rays);
-        Expect.Shape(op, "weights", weights, batch, rays, samplesA + samplesB - 1);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        var (batch, rays, samplesA, samplesB) = OpShapes.RenderMarch(op, rgb, depth, opacity, weights, depthsA, decodedA, depthsB, decodedB,
+            background, depthRange);
         Expect.Positive(op, "samples of A", samplesA);
         if (samplesA + samplesB < 2)
         {
@@ -1186,20 +1046,7 @@ public sealed unsafe class CudaBackend : IBackend
             throw new LrmInvalidArgumentException($"{op}: tensor 'field' is null");
         }
         Check(op, ("field", field));
-        Expect.Shape(op, "field", field, -1, -1, -1);
-        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
-        if (depth < 2 || height < 2 || width < 2)
-        {
-            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
-        }
-        if (!float.IsFinite(level))
-        {
-            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
-        }
-        if (bounds.Length is not (0 or 6))
-        {
-            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
-        }
+        var (depth, height, width) = OpShapes.MarchingCubes(op, field, level, bounds);
         Span<float> origin = [0f, 0f, 0f];
         Span<float> step = [1f, 1f, 1f];
         if (!bounds.IsEmpty)

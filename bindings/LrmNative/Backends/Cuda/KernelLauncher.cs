@@ -75,8 +75,8 @@ internal sealed unsafe class CudaModule : IDisposable
 }
 
 /// <summary>
-/// Typed, allocation-free kernel launches: the generic overloads (KernelLauncher.Generated.cs,
-/// made by a loop over 1–20 arguments) put each argument's address in a stackalloc'ed array and
+/// Typed, allocation-free kernel launches: the generic overloads (KernelLauncher.Generated.cs, written by
+/// tools/generate-kernel-launcher.py for 1–20 arguments) put each argument's address in a stackalloc'ed array and
 /// queue the kernel on the backend's stream. Argument types must match the kernel's parameters
 /// exactly (ulong for pointers, int, long for long long, float, double). In synchronous mode
 /// (debugging and tests) every launch waits for the kernel and a fault names it; otherwise

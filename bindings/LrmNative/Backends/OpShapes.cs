@@ -1,0 +1,311 @@
+namespace LrmNative.Backends;
+
+/// <summary>
+/// Shape checks that every backend makes the same way for an op, after its own placement/data-type check
+/// (host fp32 for the CPU backend, device tensors for CUDA). Each returns the sizes the op is computed with,
+/// and every failure names the op and the tensor (see <see cref="Expect"/>). Checks that only one backend
+/// needs (kernel limits, a minimum sample count) stay in that backend, after these.
+/// </summary>
+internal static class OpShapes
+{
+    // ---- dense ---------------------------------------------------------------------------------------------
+
+    /// <summary>(M, N, K) of op(a)·op(b), with the checks on a and b that Gemm and GemmBackward share.</summary>
+    public static (long M, long N, long K) GemmSizes(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
+    {
+        Expect.Rank(op, "a", a, 2, "a matrix (M, K) or a batch of rows (..., K)");
+        Expect.Shape(op, "b", b, -1, -1);
+        if (transposeA && a.Rank != 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'a' must be a matrix (K, M) when transposed, got {a.ShapeText}");
+        }
+        var k = transposeA ? a.Size(0) : a.Size(-1);
+        var m = a.ElementCount / Math.Max(k, 1);
+        var n = transposeB ? b.Size(0) : b.Size(1);
+        var bInner = transposeB ? b.Size(1) : b.Size(0);
+        if (bInner != k)
+        {
+            throw new LrmShapeException($"{op}: inner sizes differ: 'a' {a.ShapeText}{(transposeA ? "ᵀ" : "")} has K = {k}, 'b' {b.ShapeText}{(transposeB ? "ᵀ" : "")} has K = {bInner}");
+        }
+        return (m, n, k);
+    }
+
+    /// <summary>
+    /// The forward's output shape, (M, N) or a's leading dimensions and N, written into <paramref name="shape"/>
+    /// (length 2 when transposeA, else a.Rank).
+    /// </summary>
+    public static Span<long> GemmOutputShape(Tensor a, long n, bool transposeA, Span<long> shape)
+    {
+        if (transposeA)
+        {
+            shape[0] = a.Size(1);
+        }
+        else
+        {
+            a.Shape[..^1].CopyTo(shape);
+        }
+        shape[^1] = n;
+        return shape;
+    }
+
+    // ---- normalisation -------------------------------------------------------------------------------------
+
+    /// <summary>(rows, channels) of a LayerNorm over the last dimension of input (..., C).</summary>
+    public static (long Rows, long Channels) LayerNorm(string op, Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias)
+    {
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        var rows = input.ElementCount / Math.Max(channels, 1);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
+        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        return (rows, channels);
+    }
+
+    // ---- attention -----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// (B, Lq, Lkv, heads·head_dim) of attention writing output (B, Lq, heads·head_dim), with the checks on
+    /// output, q, k, v and lse that Attention and AttentionBackward share.
+    /// </summary>
+    public static (long Batch, long QueryLength, long KeyLength, long Width) AttentionSizes(string op, Tensor output, Tensor? logSumExp,
+        ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads)
+    {
+        Expect.Positive(op, "heads", heads);
+        Expect.Shape(op, "output", output, -1, -1, -1);
+        long batch = output.Size(0), queryLength = output.Size(1), width = output.Size(2);
+        if (width % heads != 0)
+        {
+            throw new LrmShapeException($"{op}: output width {width} of {output.ShapeText} is not a multiple of heads = {heads}");
+        }
+        Expect.Shape(op, "query", query.Source, batch, queryLength, -1);
+        Expect.Shape(op, "key", key.Source, batch, -1, -1);
+        var keyLength = key.Source.Size(1);
+        Expect.Shape(op, "value", value.Source, batch, keyLength, key.Source.Size(2));
+        Expect.Shape(op, "lse", logSumExp, batch, heads, queryLength);
+        ColumnSliceInRange(op, "query", query, width);
+        ColumnSliceInRange(op, "key", key, width);
+        ColumnSliceInRange(op, "value", value, width);
+        return (batch, queryLength, keyLength, width);
+    }
+
+    /// <summary>Columns [offset, offset + width) of the slice's (B, L, D) source must exist.</summary>
+    public static void ColumnSliceInRange(string op, string name, ColumnSlice slice, long width)
+    {
+        if (slice.ColumnOffset < 0 || slice.ColumnOffset + width > slice.Source.Size(2))
+        {
+            throw new LrmShapeException($"{op}: columns [{slice.ColumnOffset}, {slice.ColumnOffset + width}) of '{name}' {slice.Source.ShapeText} are out of range");
+        }
+    }
+
+    // ---- convolution ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// (B, Cin, H, W, Cout, P) of an image (B, Cin, H, W) and weight (Cout, Cin, P, P), with the checks
+    /// PatchEmbed and PatchEmbedBackward share.
+    /// </summary>
+    public static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Patch) PatchEmbedSizes(
+        string op, Tensor image, Tensor weight)
+    {
+        Expect.Shape(op, "image", image, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, -1, image.Size(1), -1, -1);
+        long batch = image.Size(0), inChannels = image.Size(1), height = image.Size(2), width = image.Size(3);
+        long outChannels = weight.Size(0), patch = weight.Size(2);
+        Expect.Shape(op, "weight", weight, outChannels, inChannels, patch, patch);
+        Expect.Positive(op, "patch", patch);
+        if (patch > height || patch > width)
+        {
+            throw new LrmShapeException($"{op}: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
+        }
+        return (batch, inChannels, height, width, outChannels, patch);
+    }
+
+    /// <summary>
+    /// (B, Cin, H, W, Cout, K) of an input (B, Cin, H, W) and weight (Cin, Cout, K, K), with the checks
+    /// Deconvolution and DeconvolutionBackward share.
+    /// </summary>
+    public static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Kernel) DeconvolutionSizes(
+        string op, Tensor input, Tensor weight)
+    {
+        Expect.Shape(op, "input", input, -1, -1, -1, -1);
+        Expect.Shape(op, "weight", weight, input.Size(1), -1, -1, -1);
+        long batch = input.Size(0), inChannels = input.Size(1), height = input.Size(2), width = input.Size(3);
+        long outChannels = weight.Size(1), kernel = weight.Size(2);
+        Expect.Shape(op, "weight", weight, inChannels, outChannels, kernel, kernel);
+        return (batch, inChannels, height, width, outChannels, kernel);
+    }
+
+    // ---- triplane ------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// (B, N, C, H, W) of planes (B, 3, H, W, C) and points (B, N, 3), with the checks TriplaneSample and
+    /// TriplaneSampleBackward share.
+    /// </summary>
+    public static (long Batch, long Count, long Channels, long Height, long Width) TriplaneSizes(string op, Tensor planes, Tensor points)
+    {
+        Expect.Shape(op, "planes", planes, -1, 3, -1, -1, -1);
+        long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = planes.Size(4);
+        Expect.Shape(op, "points", points, batch, -1, 3);
+        var count = points.Size(1);
+        return (batch, count, channels, height, width);
+    }
+
+    // ---- element-wise and layout ---------------------------------------------------------------------------
+
+    /// <summary>Channels of LayerScale: output = input·gamma (+ residual), input (..., C), gamma (C).</summary>
+    public static long LayerScale(string op, Tensor output, Tensor input, Tensor gamma, Tensor? residual)
+    {
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gamma", gamma, channels);
+        Expect.Shape(op, "output", output, input.Shape);
+        Expect.Shape(op, "residual", residual, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        return channels;
+    }
+
+    /// <summary>(batch, rows, columns) of a transpose of the last two dimensions into a different tensor.</summary>
+    public static (long Batch, long Rows, long Columns) Transpose(string op, Tensor output, Tensor input)
+    {
+        Expect.Rank(op, "input", input, 2, "(..., rows, columns)");
+        Span<long> expected = stackalloc long[input.Rank];
+        input.Shape.CopyTo(expected);
+        (expected[^1], expected[^2]) = (expected[^2], expected[^1]);
+        Expect.Shape(op, "output", output, expected);
+        Expect.NotEmpty(op, "input", input);
+        if (output == input)
+        {
+            throw new LrmInvalidArgumentException($"{op}: output must not be the input (the transpose is not in place)");
+        }
+        long rows = input.Size(-2), columns = input.Size(-1);
+        return (input.ElementCount / (rows * columns), rows, columns);
+    }
+
+    /// <summary>Same data type and both element ranges inside their tensors (overlap is the backend's check).</summary>
+    public static void CopyRange(string op, Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count)
+    {
+        if (destination.DataType != source.DataType)
+        {
+            throw new LrmShapeException($"{op}: cannot copy {source.DataType} into {destination.DataType}");
+        }
+        if (count < 0 || sourceOffset < 0 || destinationOffset < 0
+            || sourceOffset > source.ElementCount - count || destinationOffset > destination.ElementCount - count)
+        {
+            throw new LrmShapeException($"{op}: {count} elements from offset {sourceOffset} of {source.ShapeText} to offset {destinationOffset} of {destination.ShapeText} are out of range");
+        }
+    }
+
+    // ---- rendering -----------------------------------------------------------------------------------------
+
+    /// <summary>Rows (samples) of NerfDecode: raw (..., 4) → sigma (..., 1), rgb (..., 3).</summary>
+    public static long NerfDecode(string op, Tensor? sigma, Tensor? rgb, Tensor raw)
+    {
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        Span<long> shape = stackalloc long[raw.Rank];
+        raw.Shape.CopyTo(shape);
+        shape[^1] = 1;
+        Expect.Shape(op, "sigma", sigma, shape);
+        shape[^1] = 3;
+        Expect.Shape(op, "rgb", rgb, shape);
+        Expect.NotEmpty(op, "raw", raw);
+        return raw.ElementCount / 4;
+    }
+
+    /// <summary>(batch, rays, samples) of RenderRays for cameras (B, 25) and a height × width image.</summary>
+    public static (long Batch, long Rays, long Samples) RenderRays(string op, Tensor origins, Tensor directions, Tensor depths, Tensor? depthRange,
+        Tensor cameras, int height, int width)
+    {
+        Expect.Positive(op, "height", height);
+        Expect.Positive(op, "width", width);
+        Expect.Shape(op, "cameras", cameras, -1, 25);
+        var batch = cameras.Size(0);
+        var rays = (long)height * width;
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "depths", depths, batch, rays, -1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        return (batch, rays, depths.Size(2));
+    }
+
+    /// <summary>(batch, rays, samples) of RenderPoints: points (B, R·S, 3) along rays (B, R, 3) at depths (B, R, S).</summary>
+    public static (long Batch, long Rays, long Samples) RenderPoints(string op, Tensor points, Tensor origins, Tensor directions, Tensor depths)
+    {
+        Expect.Shape(op, "depths", depths, -1, -1, -1);
+        long batch = depths.Size(0), rays = depths.Size(1), samples = depths.Size(2);
+        Expect.Shape(op, "origins", origins, batch, rays, 3);
+        Expect.Shape(op, "directions", directions, batch, rays, 3);
+        Expect.Shape(op, "points", points, batch, rays * samples, 3);
+        return (batch, rays, samples);
+    }
+
+    /// <summary>(batch, rays, coarse, fine) of RenderImportance: coarse depths (B, R, Sc), weights (B, R, Sc - 1), fine depths (B, R, Sf).</summary>
+    public static (long Batch, long Rays, long Coarse, long Fine) RenderImportance(string op, Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights)
+    {
+        Expect.Shape(op, "coarseDepths", coarseDepths, -1, -1, -1);
+        long batch = coarseDepths.Size(0), rays = coarseDepths.Size(1), coarse = coarseDepths.Size(2);
+        Expect.Shape(op, "coarseWeights", coarseWeights, batch, rays, coarse - 1);
+        Expect.Shape(op, "fineDepths", fineDepths, batch, rays, -1);
+        return (batch, rays, coarse, fineDepths.Size(2));
+    }
+
+    /// <summary>
+    /// (batch, rays, samples of A, samples of B) of RenderMarch: the argument rules (3 background values, depthsB
+    /// with decodedB, depthRange with depth) and every shape.
+    /// </summary>
+    public static (long Batch, long Rays, long SamplesA, long SamplesB) RenderMarch(string op, Tensor? rgb, Tensor? depth, Tensor? opacity, Tensor? weights,
+        Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        if (background.Length != 3)
+        {
+            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
+        }
+        if ((depthsB is null) != (decodedB is null))
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthsB and decodedB must be given together");
+        }
+        if (depth is not null && depthRange is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthRange is required to clamp depth");
+        }
+        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
+        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
+        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
+        var samplesB = depthsB?.Size(2) ?? 0;
+        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "rgb", rgb, batch, rays, 3);
+        Expect.Shape(op, "depth", depth, batch, rays);
+        Expect.Shape(op, "opacity", opacity, batch, rays);
+        Expect.Shape(op, "weights", weights, batch, rays, samplesA + samplesB - 1);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        return (batch, rays, samplesA, samplesB);
+    }
+
+    // ---- iso-surfaces ---------------------------------------------------------------------------------------
+
+    /// <summary>(depth, height, width) of a scalar field (D, H, W) for marching cubes: at least one cell, a finite level, and bounds empty or 6 values.</summary>
+    public static (long Depth, long Height, long Width) MarchingCubes(string op, Tensor field, float level, ReadOnlySpan<float> bounds)
+    {
+        Expect.Shape(op, "field", field, -1, -1, -1);
+        long depth = field.Size(0), height = field.Size(1), width = field.Size(2);
+        if (depth < 2 || height < 2 || width < 2)
+        {
+            throw new LrmShapeException($"{op}: tensor 'field' must be at least (2, 2, 2) (one cell), got {field.ShapeText}");
+        }
+        if (!float.IsFinite(level))
+        {
+            throw new LrmInvalidArgumentException($"{op}: level must be finite, got {level}");
+        }
+        if (bounds.Length is not (0 or 6))
+        {
+            throw new LrmInvalidArgumentException($"{op}: bounds must be empty (grid coordinates) or hold 6 values [minX, minY, minZ, maxX, maxY, maxZ], got {bounds.Length}");
+        }
+        return (depth, height, width);
+    }
+}

@@ -143,12 +143,13 @@ public sealed class DatasetBlenderTests
         // The same asymmetric object through Blender's PLY importer (vertex colours) and its OBJ importer (axes kept).
         TwoSpheres([0.6f, 0.4f, 0.2f]).SavePly(Path.Combine(meshes, "a_pair.ply"));
         TwoSpheres().SaveObj(Path.Combine(meshes, "b_pair.obj"));
+        TwoSpheres([0.3f, 0.5f, 0.7f]).SaveGlb(Path.Combine(meshes, "c_pair.glb")); // glTF's y-up, turned back to z-up by both readers
         var options = new DatasetOptions { Views = 2, Resolution = 64, Seed = 11 };
         var cpu = Path.Combine(_folder, "cpu");
         var viaBlender = Path.Combine(_folder, "blender");
         DatasetGeneration.RenderMeshes(meshes, cpu, options);
         DatasetGeneration.RenderMeshes(meshes, viaBlender, options, blender: new BlenderSettings(blender, BlenderEngine.DefaultScript) { Samples = 16 });
-        foreach (var name in new[] { "a_pair", "b_pair" })
+        foreach (var name in new[] { "a_pair", "b_pair", "c_pair" })
         {
             for (var v = 0; v < 2; v++)
             {
@@ -178,6 +179,6 @@ public sealed class DatasetBlenderTests
             }
         }
         Assert.That(Cli.DatasetCommand.RunCheck(viaBlender, TextWriter.Null), Is.EqualTo(0), "the Blender dataset passes `lrm dataset check`");
-        Assert.That(Directory.EnumerateDirectories(viaBlender).Select(d => Path.GetFileName(d)), Is.EquivalentTo(new[] { "a_pair", "b_pair" }), "no scratch folders left");
+        Assert.That(Directory.EnumerateDirectories(viaBlender).Select(d => Path.GetFileName(d)), Is.EquivalentTo(new[] { "a_pair", "b_pair", "c_pair" }), "no scratch folders left");
     }
 }

@@ -53,6 +53,11 @@ def import_mesh(path):
     elif ext == ".glb":
         # glTF is y-up; Blender's importer turns (x, y, z) into (x, -z, y), exactly as our GlbReader does.
         if has_op("import_scene", "gltf"):
+            # Blender 3.4's glTF importer uses numpy.bool, removed in NumPy 1.24 (Debian 12 pairs the two).
+            import numpy
+
+            if "bool" not in numpy.__dict__:
+                numpy.bool = numpy.bool_
             bpy.ops.import_scene.gltf(filepath=path)
         else:
             fail("this Blender has no glTF importer (import_scene.gltf)")

@@ -100,16 +100,21 @@ internal static class DatasetCommand
 
     public static void RunRender(string meshes, DatasetOptions options, string output, string engine, TextWriter log, bool interactive)
     {
+        BlenderSettings? blender = null;
         switch (engine.ToLowerInvariant())
         {
             case "cpu":
                 break;
             case "blender":
-                if (FindOnPath("blender") is null)
+                var executable = BlenderEngine.FindOnPath()
+                    ?? throw new LrmUnsupportedException("--engine blender: `blender` is not on PATH; install Blender for textured assets or use --engine cpu (vertex and base colours)");
+                var script = BlenderEngine.DefaultScript;
+                if (!File.Exists(script))
                 {
-                    throw new LrmUnsupportedException("--engine blender: `blender` is not on PATH; install Blender for textured assets or use --engine cpu (vertex and base colours)");
+                    throw new LrmInternalException($"--engine blender: the Blender script is missing: {script} (it ships next to the lrm tool)");
                 }
-                throw new LrmUnsupportedException("--engine blender: the Blender path is not implemented in this build; use --engine cpu");
+                blender = new BlenderSettings(executable, script);
+                break;
             default:
                 throw new LrmInvalidArgumentException($"--engine must be cpu or blender, got '{engine}'");
         }
@@ -120,7 +125,7 @@ internal static class DatasetCommand
             {
                 count = p.Total;
                 report(p.Done, p.Total, p.Name);
-            }));
+            }, blender: blender));
         Summary(log, count, options, output, clock.Elapsed);
     }
 
@@ -129,14 +134,6 @@ internal static class DatasetCommand
         var perMinute = objects / Math.Max(elapsed.TotalMinutes, 1e-9);
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"lrm: wrote {objects} objects × {options.Views} views ({options.Resolution}×{options.Resolution}) to {output} in {elapsed.TotalSeconds:F1} s ({perMinute:F1} objects/min)"));
-    }
-
-    private static string? FindOnPath(string program)
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(folder => Path.Combine(folder, program))
-            .FirstOrDefault(File.Exists);
     }
 
     private static Command CreateCheck()

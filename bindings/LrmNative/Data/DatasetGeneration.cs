@@ -133,13 +133,19 @@ internal static class DatasetGeneration
         }
     }
 
+    /// <summary>The cameras of an object's views, drawn from its stream (after its shape and lighting).</summary>
+    public static List<DatasetCamera> SampleCameras(DeterministicRandom random, DatasetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Enumerable.Range(0, options.Views).Select(_ => DatasetCamera.SampleOrbit(random, options.Resolution, options.Resolution)).ToList();
+    }
+
     /// <summary>Renders all views of an object from cameras drawn from its stream.</summary>
     public static List<(DatasetCamera Camera, RenderedView View)> RenderViews(IRayScene scene, Lighting lighting, DeterministicRandom random,
         DatasetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var cameras = Enumerable.Range(0, options.Views).Select(_ => DatasetCamera.SampleOrbit(random, options.Resolution, options.Resolution)).ToList();
-        return cameras.Select(camera => (camera, MultiViewRenderer.Render(scene, camera, lighting, options.Parallel))).ToList();
+        return SampleCameras(random, options).Select(camera => (camera, MultiViewRenderer.Render(scene, camera, lighting, options.Parallel))).ToList();
     }
 
     /// <summary><c>lrm dataset synth</c>: <paramref name="objects"/> procedural objects into <paramref name="root"/>.</summary>
@@ -179,6 +185,20 @@ internal static class DatasetGeneration
     /// </summary>
     public static Mesh Normalize(Mesh mesh, string source)
     {
+        var (scale, center) = NormalizeTransform(mesh, source);
+        var positions = mesh.Positions.ToArray();
+        for (var v = 0; v < positions.Length / 3; v++)
+        {
+            positions[3 * v] = (float)((positions[3 * v] - center.X) * scale);
+            positions[3 * v + 1] = (float)((positions[3 * v + 1] - center.Y) * scale);
+            positions[3 * v + 2] = (float)((positions[3 * v + 2] - center.Z) * scale);
+        }
+        return new Mesh(positions, mesh.Triangles, mesh.Colors);
+    }
+
+    /// <summary>The normalisation of <see cref="Normalize"/>: p' = (p − center)·scale (also handed to Blender, so both engines agree).</summary>
+    public static (double Scale, Vec3 Center) NormalizeTransform(Mesh mesh, string source)
+    {
         ArgumentNullException.ThrowIfNull(mesh);
         if (mesh.TriangleCount == 0)
         {
@@ -190,15 +210,7 @@ internal static class DatasetGeneration
         {
             throw new LrmInvalidArgumentException($"{source}: the mesh has zero extent (all vertices at one point)");
         }
-        var scale = ObjectHalfExtent / half;
-        var positions = mesh.Positions.ToArray();
-        for (var v = 0; v < positions.Length / 3; v++)
-        {
-            positions[3 * v] = (float)((positions[3 * v] - (double)box.Center.X) * scale);
-            positions[3 * v + 1] = (float)((positions[3 * v + 1] - (double)box.Center.Y) * scale);
-            positions[3 * v + 2] = (float)((positions[3 * v + 2] - (double)box.Center.Z) * scale);
-        }
-        return new Mesh(positions, mesh.Triangles, mesh.Colors);
+        return (ObjectHalfExtent / half, new Vec3(box.Center.X, box.Center.Y, box.Center.Z));
     }
 
     /// <summary>Object folder name for a mesh file: its file name without extension, unsafe characters replaced.</summary>
@@ -213,9 +225,11 @@ internal static class DatasetGeneration
     /// <summary>
     /// <c>lrm dataset render</c>: every OBJ/PLY/GLB in <paramref name="meshFolder"/> (sorted by name), normalised, rendered
     /// with the BVH ray tracer from the same random cameras as synthetic objects. All meshes are read and checked first.
+    /// With <paramref name="blender"/>, Blender renders the images instead (<see cref="BlenderEngine"/>: textures,
+    /// the same normalisation, cameras and lighting); poses, intrinsics and mesh.ply are the same bytes either way.
     /// </summary>
     public static void RenderMeshes(string meshFolder, string root, DatasetOptions options, Action<DatasetProgress>? progress = null,
-        CancellationToken cancel = default)
+        BlenderSettings? blender = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(meshFolder);
         ArgumentNullException.ThrowIfNull(options);
@@ -238,7 +252,13 @@ internal static class DatasetGeneration
             throw new LrmInvalidArgumentException($"{meshFolder}: several meshes map to the object name '{duplicate.Key}' (e.g. a.obj and a.ply); rename them");
         }
         // Read everything before writing anything.
-        var meshes = files.Select(f => Normalize(Mesh.Load(f), f)).ToList();
+        var loaded = files.Select(f =>
+        {
+            var raw = Mesh.Load(f);
+            var (scale, center) = NormalizeTransform(raw, f);
+            return (Mesh: Normalize(raw, f), Scale: scale, Center: center);
+        }).ToList();
+        var meshes = loaded.Select(m => m.Mesh).ToList();
         DatasetWriter.PrepareRoot(root, options.Overwrite);
         var clock = Stopwatch.StartNew();
         for (var index = 0; index < meshes.Count; index++)
@@ -246,8 +266,31 @@ internal static class DatasetGeneration
             cancel.ThrowIfCancellationRequested();
             var random = new DeterministicRandom(options.Seed, (ulong)index);
             var lighting = Lighting.Sample(random);
-            var scene = new MeshScene(meshes[index]);
-            var views = RenderViews(scene, lighting, random, options);
+            List<(DatasetCamera Camera, RenderedView View)> views;
+            if (blender is null)
+            {
+                views = RenderViews(new MeshScene(meshes[index]), lighting, random, options);
+            }
+            else
+            {
+                var cameras = SampleCameras(random, options);
+                var box = meshes[index].Bounds;
+                var work = Path.Combine(root, $".{names[index]}.blender.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+                try
+                {
+                    var job = new BlenderJob(files[index], loaded[index].Scale, loaded[index].Center, new Vec3(box.Min.X, box.Min.Y, box.Min.Z),
+                        new Vec3(box.Max.X, box.Max.Y, box.Max.Z), cameras, lighting, Path.Combine(work, "rgba"), blender.Engine, blender.Samples);
+                    var images = BlenderEngine.Render(blender, job, work, options.Threads);
+                    views = [.. cameras.Zip(images)];
+                }
+                finally
+                {
+                    if (Directory.Exists(work))
+                    {
+                        Directory.Delete(work, recursive: true);
+                    }
+                }
+            }
             DatasetWriter.WriteObject(root, names[index], views, meshes[index]);
             DatasetWriter.WriteUids(root, names.Take(index + 1));
             progress?.Invoke(new DatasetProgress(index + 1, meshes.Count, names[index], clock.Elapsed));

@@ -190,17 +190,21 @@ internal sealed class LrmModel : IDisposable
         {
             throw new LrmFormatException($"{directory}: model not found (expected a folder with {ConfigFileName} and {WeightsFileName} or {IndexFileName}, or an LrmNative model file)");
         }
+        var configPath = Path.Combine(directory, ConfigFileName);
         var weightsPath = Path.Combine(directory, WeightsFileName);
         if (!File.Exists(weightsPath))
         {
             var index = Path.Combine(directory, IndexFileName);
+            if (!File.Exists(configPath) && !File.Exists(index))
+            {
+                return (ModelConfig.Load(configPath), weightsPath); // names the missing config.json
+            }
             if (!File.Exists(index))
             {
                 throw new LrmFormatException($"{weightsPath}: weights not found (a model folder holds {ConfigFileName} and {WeightsFileName}, or a sharded {IndexFileName})");
             }
             weightsPath = index;
         }
-        var configPath = Path.Combine(directory, ConfigFileName);
         var config = File.Exists(configPath) ? ModelConfig.Load(configPath) : ReadSingleFileConfig(weightsPath).Config;
         return (config, weightsPath);
     }

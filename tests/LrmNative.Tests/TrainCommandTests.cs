@@ -118,6 +118,41 @@ public sealed class TrainCommandTests
     }
 
     [Test]
+    public void ShardedRunResumesExactlyAndItsModelReconstructs()
+    {
+        var (config, data) = WriteInputs();
+        var straight = Path.Combine(_folder, "straight");
+        var resumed = Path.Combine(_folder, "resumed");
+        string[] Args(string output, params string[] extra) => TrainArgs(config, data, output, ["--steps", "4", "--warmup", "2", "--max-file-mb", "0.05", .. extra]);
+        var (code, error) = Lrm(Args(straight));
+        Assert.That(code, Is.EqualTo(0), error);
+        (code, error) = Lrm(Args(resumed, "--stop-at", "2"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain(TrainingCheckpoint.IndexFileName));
+        Assert.That(TrainingCheckpoint.ReadState(Path.Combine(resumed, TrainingCheckpoint.IndexFileName)).Step, Is.EqualTo(2));
+        (code, error) = Lrm(Args(resumed));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain(TrainingCheckpoint.IndexFileName).And.Contain("pass --resume"));
+        (code, error) = Lrm(Args(resumed, "--resume"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("step 3/4").And.Not.Contain("step 2/4"));
+
+        var files = Directory.GetFiles(resumed, "*.*").Select(Path.GetFileName).Where(n => n != TrainingLoop.LogFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.That(files, Is.EqualTo(Directory.GetFiles(straight, "*.*").Select(Path.GetFileName).Where(n => n != TrainingLoop.LogFileName).Order(StringComparer.Ordinal)));
+        Assert.That(files, Does.Contain(TrainingCheckpoint.IndexFileName).And.Contain(LrmModel.IndexFileName).And.Not.Contain(TrainingLoop.CheckpointFileName).And.Not.Contain(TrainCommand.ModelFileName));
+        Assert.That(files.Count(n => n!.StartsWith("model-", StringComparison.Ordinal)), Is.GreaterThanOrEqualTo(2), "the model is sharded");
+        Assert.That(files.Count(n => n!.StartsWith("checkpoint-00000004-", StringComparison.Ordinal)), Is.GreaterThanOrEqualTo(2), "the checkpoint is sharded");
+        foreach (var name in files)
+        {
+            Assert.That(new FileInfo(Path.Combine(resumed, name!)).Length, Is.LessThanOrEqualTo(50_000), name);
+            Assert.That(File.ReadAllBytes(Path.Combine(resumed, name!)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, name!))), $"{name}: 4 straight vs 2 + resume 2");
+        }
+        (code, error) = Lrm("reconstruct", "--model", resumed, Path.Combine(data, "o0", "rgba", "000.png"),
+            "--out", Path.Combine(_folder, "reconstruction"), "--render-size", "16", "--resolution", "0", "--threads", "1");
+        Assert.That(code, Is.EqualTo(0), error);
+    }
+
+    [Test]
     public void NonRigidPoseStopsTrainingNamingTheObjectAndFile()
     {
         var (config, data) = WriteInputs();

@@ -17,7 +17,7 @@ public sealed class TrainingCheckpointTests
     public void DeleteDirectory() => Directory.Delete(_directory, recursive: true);
 
     // The tiny model's weights as trainable parameters (values copied, zero gradients).
-    private static List<TrainableParameter> TinyParameters(TensorScope scope, bool zeros = false)
+    internal static List<TrainableParameter> TinyParameters(TensorScope scope, bool zeros = false)
     {
         var config = ModelConfig.Load(Path.Combine(Golden.TinyModelDirectory, "config.json"));
         using var file = SafeTensorsFile.Open(Path.Combine(Golden.TinyModelDirectory, "model.safetensors"));
@@ -28,7 +28,7 @@ public sealed class TrainingCheckpointTests
         })];
     }
 
-    private static void RandomGradients(IReadOnlyList<TrainableParameter> parameters, TrainingRandom random, float scale = 1e-2f)
+    internal static void RandomGradients(IReadOnlyList<TrainableParameter> parameters, TrainingRandom random, float scale = 1e-2f)
     {
         foreach (var parameter in parameters)
         {
@@ -42,7 +42,7 @@ public sealed class TrainingCheckpointTests
         }
     }
 
-    private static uint[] Bits(Tensor tensor) => [.. tensor.AsSpan<float>().ToArray().Select(BitConverter.SingleToUInt32Bits)];
+    internal static uint[] Bits(Tensor tensor) => [.. tensor.AsSpan<float>().ToArray().Select(BitConverter.SingleToUInt32Bits)];
 
     [Test]
     public void RoundTripIsBitwiseForWeightsMomentsAndState()

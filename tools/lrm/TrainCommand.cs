@@ -75,6 +75,9 @@ internal sealed record TrainOptions
 
     /// <summary>Rays per render chunk.</summary>
     public int ChunkRays { get; init; } = 4096;
+
+    /// <summary>Largest checkpoint/model file in MB (10⁶ bytes): bigger ones are sharded; 0: single files.</summary>
+    public double MaxFileMb { get; init; } = 16;
 }
 
 /// <summary>
@@ -82,8 +85,9 @@ internal sealed record TrainOptions
 /// [--warmup N] [--seed S] [--checkpoint-every N] [--resume] [--threads N] [--deferred] …</c>: trains LRM on the CPU
 /// (docs/training.md). Progress per update (loss, PSNR, learning rate, step time) as a live Spectre.Console line on a
 /// terminal, plain lines otherwise; <c>OUT/train.jsonl</c> one JSON line per update; <c>OUT/checkpoint.safetensors</c>
-/// every N updates and at the end (atomic; <c>--resume</c> continues exactly); <c>OUT/model.safetensors</c>, a model
-/// file for <c>lrm reconstruct --model</c>, at the end. Ctrl+C stops after the current update with a checkpoint.
+/// every N updates and at the end (atomic; <c>--resume</c> continues exactly; larger than <c>--max-file-mb</c>: shards plus
+/// <c>checkpoint.index.json</c>, crash-safe); <c>OUT/model.safetensors</c> (or its shards plus
+/// <c>model.safetensors.index.json</c>), a model for <c>lrm reconstruct --model</c>, at the end. Ctrl+C stops after the current update with a checkpoint.
 /// </summary>
 internal static class TrainCommand
 {
@@ -115,7 +119,8 @@ internal static class TrainCommand
         var tvWeight = new Option<float>("--tv-weight") { Description = "Weight of the triplane TV loss (OpenLRM: 5e-4)", DefaultValueFactory = _ => Losses.DefaultTotalVariationWeight };
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk })
+        var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb })
         {
             command.Options.Add(option);
         }
@@ -148,6 +153,7 @@ internal static class TrainCommand
                     TvWeight = parse.GetValue(tvWeight),
                     SkipBadData = parse.GetValue(skipBad),
                     ChunkRays = parse.GetValue(chunk),
+                    MaxFileMb = parse.GetValue(maxFileMb),
                 }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
                 return 0;
             }
@@ -166,15 +172,16 @@ internal static class TrainCommand
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(log);
         Validate(options);
-        var checkpoint = Path.Combine(options.Out, TrainingLoop.CheckpointFileName);
-        if (options.Resume && !File.Exists(checkpoint))
+        var checkpoint = Directory.Exists(options.Out) ? TrainingCheckpoint.Find(options.Out) : null;
+        if (options.Resume && checkpoint is null)
         {
-            throw new LrmInvalidArgumentException($"--resume: {checkpoint} does not exist (nothing to continue)");
+            throw new LrmInvalidArgumentException($"--resume: {Path.Combine(options.Out, TrainingLoop.CheckpointFileName)} (or {TrainingCheckpoint.IndexFileName}) does not exist (nothing to continue)");
         }
-        if (!options.Resume && File.Exists(checkpoint))
+        if (!options.Resume && checkpoint is not null)
         {
             throw new LrmInvalidArgumentException($"{checkpoint} exists: pass --resume to continue that run, or choose another --out");
         }
+        var maxFileBytes = (long)Math.Round(options.MaxFileMb * 1e6);
 
         using var backend = new CpuBackend(options.Threads);
         using var model = LoadModel(options, checkpoint);
@@ -207,6 +214,7 @@ internal static class TrainCommand
             CheckpointEvery = options.CheckpointEvery,
             OutputDirectory = options.Out,
             ConfigJson = model.Config.ToJson(),
+            MaxFileBytes = maxFileBytes,
         });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         ConsoleCancelEventHandler? onCancel = null;
@@ -224,7 +232,7 @@ internal static class TrainCommand
             var display = new TrainProgressDisplay(log, interactive);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var last = clock.Elapsed;
-            var done = loop.Run(backend, options.Resume ? checkpoint : null, progress =>
+            var done = loop.Run(backend, checkpoint, progress =>
             {
                 var now = clock.Elapsed;
                 display.Report(progress, (now - last).TotalSeconds);
@@ -238,13 +246,12 @@ internal static class TrainCommand
             model.WeightsChanged();
             if (done == options.Steps)
             {
-                var modelPath = Path.Combine(options.Out, ModelFileName);
-                model.SaveWeights(modelPath);
-                log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {checkpoint}");
+                var modelPath = model.SaveWeights(options.Out, maxFileBytes);
+                log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {loop.CheckpointPath}");
             }
             else
             {
-                log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {checkpoint} (continue with --resume)");
+                log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {loop.CheckpointPath} (continue with --resume)");
             }
             return done;
         }
@@ -257,11 +264,11 @@ internal static class TrainCommand
         }
     }
 
-    private static LrmModel LoadModel(TrainOptions options, string checkpoint)
+    private static LrmModel LoadModel(TrainOptions options, string? checkpoint)
     {
-        if (options.Resume)
+        if (checkpoint is not null)
         {
-            // The checkpoint is a model file too; TrainingLoop then restores its weights, moments and position.
+            // The checkpoint (single file or sharded index) is a model file too; TrainingLoop then restores its weights, moments and position.
             return LrmModel.Load(checkpoint, trainable: true);
         }
         if (options.Model is not null)
@@ -278,6 +285,10 @@ internal static class TrainCommand
         if (!options.Resume && (options.Config is null) == (options.Model is null))
         {
             throw new LrmInvalidArgumentException("train: give exactly one of --config CONFIG.json (fresh weights) or --model MODEL (fine-tune)");
+        }
+        if (!(options.MaxFileMb >= 0) || !double.IsFinite(options.MaxFileMb))
+        {
+            throw new LrmInvalidArgumentException($"train: --max-file-mb must be >= 0 (0: single files), got {options.MaxFileMb}");
         }
         if (options.Steps < 1 || options.Batch < 1 || options.Views < 1 || options.CheckpointEvery < 0 || options.StopAt < 0 || options.Warmup < 0 || options.ChunkRays < 1 || options.Threads < 0)
         {

@@ -305,6 +305,30 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         var ordered = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
+        var header = Header(ordered, metadata);
+        AtomicFile.Write(path, stream =>
+        {
+            Span<byte> prefix = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+            foreach (var (_, tensor) in ordered)
+            {
+                stream.Write(new ReadOnlySpan<byte>(tensor.Pointer, checked((int)tensor.ByteCount)));
+            }
+        });
+    }
+
+    /// <summary>Size in bytes of the file <see cref="Write"/> would produce for these tensors and metadata.</summary>
+    internal static long FileSize(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        var ordered = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
+        return 8 + Header(ordered, metadata).Length + ordered.Sum(t => t.Value.ByteCount);
+    }
+
+    // The JSON header of tensors already in name order, padded with spaces so the data section starts 8-byte aligned.
+    private static byte[] Header(List<KeyValuePair<string, Tensor>> ordered, IReadOnlyDictionary<string, string>? metadata)
+    {
         using var headerStream = new MemoryStream();
         using (var json = new Utf8JsonWriter(headerStream))
         {
@@ -338,23 +362,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             }
             json.WriteEndObject();
         }
-        // Pad the header with spaces so the data section starts 8-byte aligned.
         while (headerStream.Length % 8 != 0)
         {
             headerStream.WriteByte((byte)' ');
         }
-        AtomicFile.Write(path, stream =>
-        {
-            Span<byte> prefix = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)headerStream.Length);
-            stream.Write(prefix);
-            headerStream.Position = 0;
-            headerStream.CopyTo(stream);
-            foreach (var (_, tensor) in ordered)
-            {
-                stream.Write(new ReadOnlySpan<byte>(tensor.Pointer, checked((int)tensor.ByteCount)));
-            }
-        });
+        return headerStream.ToArray();
     }
 
     /// <summary>Unmaps the file.</summary>

@@ -157,10 +157,13 @@ internal sealed class LrmModel : IDisposable
         });
     }
 
-    // The config JSON text of a model: config.json of a folder, or the metadata of a single file.
-    private static string ConfigJson(string source, string weightsPath) => Directory.Exists(source)
+    // The config JSON text of a model: config.json of a folder, or the metadata of a single file or index.
+    private static string ConfigJson(string source, string weightsPath) => Directory.Exists(source) && File.Exists(Path.Combine(source, ConfigFileName))
         ? File.ReadAllText(Path.Combine(source, ConfigFileName))
         : ReadSingleFileConfig(weightsPath).Json;
+
+    /// <summary>File name of a sharded model's index (Hugging Face's name and format), inside a model folder.</summary>
+    public const string IndexFileName = "model.safetensors.index.json";
 
     // A model path: its parsed config and the path of its weights, or one clear error.
     private static (ModelConfig Config, string WeightsPath) OpenModel(string path)
@@ -168,34 +171,51 @@ internal sealed class LrmModel : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         if (File.Exists(path))
         {
+            // An index without LrmNative's config metadata (Hugging Face / OpenLRM style) takes config.json beside it.
+            var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, ConfigFileName);
+            if (SafeTensorsSet.IsIndex(path) && !SafeTensorsSet.ReadMetadata(path).ContainsKey(ConfigMetadataKey) && File.Exists(beside))
+            {
+                return (ModelConfig.Load(beside), path);
+            }
             return (ReadSingleFileConfig(path).Config, path);
         }
         return OpenFolder(path);
     }
 
-    // An OpenLRM model folder: its parsed config and the path of its weights, or one clear error.
+    // A model folder: config.json (or, without it, the config in the weights' metadata) and model.safetensors or its
+    // sharded index; or one clear error.
     private static (ModelConfig Config, string WeightsPath) OpenFolder(string directory)
     {
         if (!Directory.Exists(directory))
         {
-            throw new LrmFormatException($"{directory}: model not found (expected a folder with {ConfigFileName} and {WeightsFileName}, or an LrmNative model file)");
+            throw new LrmFormatException($"{directory}: model not found (expected a folder with {ConfigFileName} and {WeightsFileName} or {IndexFileName}, or an LrmNative model file)");
         }
-        var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
+        var configPath = Path.Combine(directory, ConfigFileName);
         var weightsPath = Path.Combine(directory, WeightsFileName);
         if (!File.Exists(weightsPath))
         {
-            throw new LrmFormatException($"{weightsPath}: weights not found (an OpenLRM model folder holds {ConfigFileName} and {WeightsFileName})");
+            var index = Path.Combine(directory, IndexFileName);
+            if (!File.Exists(configPath) && !File.Exists(index))
+            {
+                return (ModelConfig.Load(configPath), weightsPath); // names the missing config.json
+            }
+            if (!File.Exists(index))
+            {
+                throw new LrmFormatException($"{weightsPath}: weights not found (a model folder holds {ConfigFileName} and {WeightsFileName}, or a sharded {IndexFileName})");
+            }
+            weightsPath = index;
         }
+        var config = File.Exists(configPath) ? ModelConfig.Load(configPath) : ReadSingleFileConfig(weightsPath).Config;
         return (config, weightsPath);
     }
 
     private static (ModelConfig Config, string Json) ReadSingleFileConfig(string path)
     {
-        using var file = SafeTensorsFile.Open(path);
+        using var file = SafeTensorsSet.Open(path);
         if (!file.Metadata.TryGetValue(FormatMetadataKey, out var version) || !file.Metadata.TryGetValue(ConfigMetadataKey, out var json))
         {
             throw new LrmFormatException($"{path}: not an LrmNative model file (its metadata lacks '{FormatMetadataKey}' and '{ConfigMetadataKey}'); "
-                + $"an OpenLRM model is a folder with {ConfigFileName} and {WeightsFileName}");
+                + $"an OpenLRM model is a folder with {ConfigFileName} and {WeightsFileName} (or {IndexFileName})");
         }
         if (version != SingleFileVersion)
         {
@@ -243,14 +263,46 @@ internal sealed class LrmModel : IDisposable
     public void SaveWeights(string destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var tensors = LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name)));
-        SafeTensorsFile.Write(destination, tensors, new Dictionary<string, string>
-        {
-            [FormatMetadataKey] = SingleFileVersion,
-            [ConfigMetadataKey] = Config.ToJson(),
-            ["format"] = "pt",
-        });
+        SafeTensorsFile.Write(destination, WeightsToSave(), SaveMetadata());
     }
+
+    /// <summary>
+    /// Writes the weights into <paramref name="directory"/>: <see cref="WeightsFileName"/> when that file stays within
+    /// <paramref name="maxFileBytes"/> (or the limit is 0), else shards <c>model-0000i-of-0000K.safetensors</c> plus
+    /// <see cref="IndexFileName"/> (config in its metadata), written crash-safely; whichever form is not written is
+    /// removed afterwards. Returns the path to load (<c>lrm reconstruct --model</c> takes it or the folder).
+    /// </summary>
+    internal string SaveWeights(string directory, long maxFileBytes)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var tensors = WeightsToSave().ToList();
+        var metadata = SaveMetadata();
+        var single = Path.Combine(directory, WeightsFileName);
+        var index = Path.Combine(directory, IndexFileName);
+        if (maxFileBytes <= 0 || SafeTensorsFile.FileSize(tensors, metadata) <= maxFileBytes)
+        {
+            SafeTensorsFile.Write(single, tensors, metadata);
+            SafeTensorsSet.DeleteIndexAndShards(index, "model");
+            return single;
+        }
+        metadata.Remove("format");
+        SafeTensorsSet.WriteSharded(index, "model", "model", tensors, metadata, maxFileBytes);
+        if (File.Exists(single))
+        {
+            File.Delete(single);
+        }
+        return index;
+    }
+
+    private IEnumerable<KeyValuePair<string, Tensor>> WeightsToSave() =>
+        LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name)));
+
+    private Dictionary<string, string> SaveMetadata() => new()
+    {
+        [FormatMetadataKey] = SingleFileVersion,
+        [ConfigMetadataKey] = Config.ToJson(),
+        ["format"] = "pt",
+    };
 
     /// <summary>
     /// A model of <paramref name="config"/> with weights uniform in [−0.02, 0.02) from <paramref name="seed"/>, made in

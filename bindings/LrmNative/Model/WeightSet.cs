@@ -40,7 +40,7 @@ internal sealed class WeightSet : IDisposable
     public static WeightSet Load(string path, IEnumerable<WeightSpec> expected)
     {
         ArgumentNullException.ThrowIfNull(expected);
-        using var file = SafeTensorsFile.Open(path);
+        using var file = SafeTensorsSet.Open(path);
         var specs = expected.ToList();
         Check(file, specs);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -89,7 +89,7 @@ internal sealed class WeightSet : IDisposable
     public static IReadOnlyList<string> Inspect(string path, IEnumerable<WeightSpec> expected)
     {
         ArgumentNullException.ThrowIfNull(expected);
-        using var file = SafeTensorsFile.Open(path);
+        using var file = SafeTensorsSet.Open(path);
         var specs = expected.ToList();
         Check(file, specs);
         var wanted = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
@@ -124,7 +124,7 @@ internal sealed class WeightSet : IDisposable
 
     private static readonly HashSet<string> FloatTypes = new(StringComparer.Ordinal) { "F32", "F16", "BF16", "F64" };
 
-    private static void Check(SafeTensorsFile file, List<WeightSpec> specs)
+    private static void Check(SafeTensorsSet file, List<WeightSpec> specs)
     {
         var problems = new List<string>();
         foreach (var spec in specs)
@@ -159,7 +159,7 @@ internal sealed class WeightSet : IDisposable
         throw new LrmFormatException(message.ToString());
     }
 
-    private static Tensor ReadFloat32(SafeTensorsFile file, WeightSpec spec)
+    private static Tensor ReadFloat32(SafeTensorsSet file, WeightSpec spec)
     {
         var tensor = file.ReadTensor(spec.Name, spec.Shape);
         if (tensor.DataType == DataType.Float32)

@@ -19,7 +19,9 @@ internal sealed record TrainingState(long Step, ulong Seed, DataPosition Data, u
 /// <see cref="TrainingState"/> and the optimiser settings (key <see cref="StateMetadataKey"/>) plus — when a model
 /// config is given — LrmNative's single-file model keys, so the checkpoint is also a model file
 /// (<see cref="LrmModel.Load(string)"/> reads it and ignores the optimiser tensors). Written atomically (temporary
-/// file, flush, rename): an interrupted write leaves the previous checkpoint as it was.
+/// file, flush, rename): an interrupted write leaves the previous checkpoint as it was. With a per-file size limit
+/// (<see cref="SaveIn"/>) a large checkpoint is written as shards plus an index (<see cref="SafeTensorsSet"/>); every
+/// reader here takes either form.
 /// </summary>
 internal static class TrainingCheckpoint
 {
@@ -35,7 +37,67 @@ internal static class TrainingCheckpoint
     /// </summary>
     public static void Save(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
+        var (tensors, metadata) = Contents(parameters, optimizer, state, configJson);
+        SafeTensorsFile.Write(path, tensors, metadata);
+    }
+
+    /// <summary>File name of the single-file checkpoint inside an output folder.</summary>
+    public const string FileName = "checkpoint.safetensors";
+
+    /// <summary>File name of the sharded checkpoint's index inside an output folder.</summary>
+    public const string IndexFileName = "checkpoint.index.json";
+
+    /// <summary>
+    /// Writes a checkpoint into <paramref name="directory"/>: <see cref="FileName"/> when it stays within
+    /// <paramref name="maxFileBytes"/> (or the limit is 0), else shards <c>checkpoint-STEP-0000i-of-0000K.safetensors</c>
+    /// of at most that size plus <see cref="IndexFileName"/> (weight map, state metadata, each shard's size and
+    /// SHA-256). Crash-safe at every point: new shards under new names, flushed, then the index swapped atomically,
+    /// then the old shards (and the other form, if any) deleted. Returns the path written.
+    /// <paramref name="beforeCommit"/> runs between the new shards and the index swap (tests simulate a crash there).
+    /// </summary>
+    public static string SaveIn(string directory, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson,
+        long maxFileBytes, Action? beforeCommit = null)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var (tensors, metadata) = Contents(parameters, optimizer, state, configJson);
+        var single = Path.Combine(directory, FileName);
+        var index = Path.Combine(directory, IndexFileName);
+        if (maxFileBytes <= 0 || SafeTensorsFile.FileSize(tensors, metadata) <= maxFileBytes)
+        {
+            beforeCommit?.Invoke();
+            SafeTensorsFile.Write(single, tensors, metadata);
+            SafeTensorsSet.DeleteIndexAndShards(index, "checkpoint");
+            return single;
+        }
+        metadata.Remove("format");
+        SafeTensorsSet.WriteSharded(index, "checkpoint", string.Create(CultureInfo.InvariantCulture, $"checkpoint-{state.Step:D8}"), tensors, metadata, maxFileBytes, beforeCommit);
+        if (File.Exists(single))
+        {
+            File.Delete(single);
+        }
+        return index;
+    }
+
+    /// <summary>
+    /// The checkpoint in <paramref name="directory"/> to resume from: the sharded index or the single file, whichever
+    /// exists (both only after a crash while switching forms: the one at the later step); null when there is none.
+    /// </summary>
+    public static string? Find(string directory)
+    {
+        var single = Path.Combine(directory, FileName);
+        var index = Path.Combine(directory, IndexFileName);
+        return (File.Exists(single), File.Exists(index)) switch
+        {
+            (false, false) => null,
+            (true, false) => single,
+            (false, true) => index,
+            _ => ReadState(index).Step >= ReadState(single).Step ? index : single,
+        };
+    }
+
+    private static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) Contents(
+        IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson)
+    {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(state);
@@ -54,7 +116,7 @@ internal static class TrainingCheckpoint
             metadata[LrmModel.FormatMetadataKey] = LrmModel.SingleFileVersion;
             metadata[LrmModel.ConfigMetadataKey] = configJson;
         }
-        SafeTensorsFile.Write(path, tensors, metadata);
+        return (tensors, metadata);
     }
 
     /// <summary>
@@ -67,7 +129,7 @@ internal static class TrainingCheckpoint
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(optimizer);
-        using var file = SafeTensorsFile.Open(path);
+        using var file = SafeTensorsSet.Open(path);
         if (!file.Metadata.TryGetValue(StateMetadataKey, out var json))
         {
             throw new LrmFormatException($"{path}: not a training checkpoint (no '{StateMetadataKey}' metadata); a model file alone cannot resume training");
@@ -92,8 +154,17 @@ internal static class TrainingCheckpoint
     /// <summary>Reads only the training state of a checkpoint (for `lrm info` and resume checks).</summary>
     public static TrainingState ReadState(string path)
     {
-        using var file = SafeTensorsFile.Open(path);
-        return file.Metadata.TryGetValue(StateMetadataKey, out var json)
+        IReadOnlyDictionary<string, string> metadata;
+        if (SafeTensorsSet.IsIndex(path))
+        {
+            metadata = SafeTensorsSet.ReadMetadata(path);
+        }
+        else
+        {
+            using var file = SafeTensorsFile.Open(path);
+            metadata = file.Metadata;
+        }
+        return metadata.TryGetValue(StateMetadataKey, out var json)
             ? ParseState(json, path)
             : throw new LrmFormatException($"{path}: not a training checkpoint (no '{StateMetadataKey}' metadata)");
     }

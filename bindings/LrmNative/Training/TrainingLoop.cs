@@ -48,6 +48,9 @@ internal sealed record TrainingOptions
 
     /// <summary>The model config JSON stored in checkpoints (makes them model files); null: none.</summary>
     public string? ConfigJson { get; init; }
+
+    /// <summary>Largest checkpoint file in bytes: a bigger checkpoint is written as shards plus an index; 0: one file.</summary>
+    public long MaxFileBytes { get; init; }
 }
 
 /// <summary>Progress after one update, for a live display.</summary>
@@ -71,7 +74,7 @@ internal readonly record struct TrainingProgress(long Step, long TotalSteps, IRe
 internal sealed class TrainingLoop
 {
     /// <summary>File name of the checkpoint inside the output folder.</summary>
-    public const string CheckpointFileName = "checkpoint.safetensors";
+    public const string CheckpointFileName = TrainingCheckpoint.FileName;
 
     /// <summary>File name of the JSON-lines log inside the output folder.</summary>
     public const string LogFileName = "train.jsonl";
@@ -95,8 +98,8 @@ internal sealed class TrainingLoop
         _options = options;
     }
 
-    /// <summary>Path of the checkpoint this loop writes.</summary>
-    public string CheckpointPath => Path.Combine(_options.OutputDirectory, CheckpointFileName);
+    /// <summary>Path of the checkpoint this loop wrote last (the sharded index or the single file).</summary>
+    public string CheckpointPath => TrainingCheckpoint.Find(_options.OutputDirectory) ?? Path.Combine(_options.OutputDirectory, CheckpointFileName);
 
     /// <summary>
     /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh or from the checkpoint at
@@ -123,8 +126,8 @@ internal sealed class TrainingLoop
         using var log = new StreamWriter(Path.Combine(_options.OutputDirectory, LogFileName), append: true);
         var clock = Stopwatch.StartNew();
         var startStep = optimizer.StepCount;
-        void Save() => TrainingCheckpoint.Save(CheckpointPath, parameters, optimizer,
-            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson);
+        void Save() => TrainingCheckpoint.SaveIn(_options.OutputDirectory, parameters, optimizer,
+            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson, _options.MaxFileBytes);
 
         while (optimizer.StepCount < _options.Steps)
         {

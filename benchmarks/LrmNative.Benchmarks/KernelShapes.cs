@@ -320,3 +320,220 @@ public sealed record DeconvolutionShape(int Batch, int InChannels, int OutChanne
         ["batch"] = Batch, ["in_channels"] = InChannels, ["out_channels"] = OutChannels, ["side"] = Side, ["kernel"] = Kernel,
     };
 }
+
+// ---- backward families (training): the same shapes, the gradients the trainer asks for -------------------------------
+
+/// <summary>
+/// Backward of <see cref="GemmShape"/> as training calls it: from gradOutput (M, N), gradInput (M, K) = gradOutput · weight,
+/// gradWeight (N, K) = gradOutputᵀ · input and gradBias (N) = column sums of gradOutput. FLOPs 2× the forward, 4·M·N·K
+/// (two products of 2·M·N·K; the bias sum, M·N, is not counted); bytes gradOutput, input, weight read once, gradInput and
+/// gradWeight written once, gradBias read and written (it accumulates).
+/// </summary>
+public sealed record GemmBackwardShape(string Layer, int M, int N, int K) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "gemm-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Layer} {Dim(M)}x{Dim(K)} * {Dim(K)}x{Dim(this.N)}";
+
+    /// <inheritdoc />
+    public override double Flops => 4.0 * M * N * K;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)M * N + 2.0 * M * K + 2.0 * N * K + 2.0 * N);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["m"] = M, ["n"] = N, ["k"] = K };
+}
+
+/// <summary>
+/// Backward of <see cref="AttentionShape"/> (fused, from the saved log-sum-exp; the probabilities are recomputed, never stored):
+/// per head five products of 2·Tq·Tk·D — the scores q·kᵀ again, dP = dO·vᵀ, dV = Pᵀ·dO, dQ = dS·k, dK = dSᵀ·q — so FLOPs
+/// 10·H·Tq·Tk·D, 2.5× the forward (exp and the softmax bookkeeping not counted). Bytes: q, output, gradOutput and gradQuery
+/// (Tq rows each), k, v, gradKey and gradValue (Tk rows each) once, and the log-sum-exp (H·Tq).
+/// </summary>
+public sealed record AttentionBackwardShape(string Where, bool Self, int QueryTokens, int KeyTokens, int Heads, int HeadDim) : KernelShape
+{
+    /// <summary>Matrix products per head, each 2·Tq·Tk·D FLOPs.</summary>
+    public const int Products = 5;
+
+    /// <inheritdoc />
+    public override string Family => "attention-backward";
+
+    /// <summary>Model width H·D.</summary>
+    public int Width => Heads * HeadDim;
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {(Self ? "self" : "cross")} {Dim(QueryTokens)}x{Dim(KeyTokens)}, {Dim(Heads)}x{Dim(HeadDim)}";
+
+    /// <inheritdoc />
+    public override double Flops => Products * 2.0 * Heads * QueryTokens * KeyTokens * HeadDim;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Width * (4.0 * QueryTokens + 4.0 * KeyTokens) + (double)Heads * QueryTokens);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["self"] = Self ? 1 : 0, ["query_tokens"] = QueryTokens, ["key_tokens"] = KeyTokens, ["heads"] = Heads, ["head_dim"] = HeadDim,
+    };
+}
+
+/// <summary>
+/// Backward of <see cref="LayerNormShape"/> from the saved mean and rstd: FLOPs 13 per element — x̂ = (x − mean)·rstd 2,
+/// g = dy·weight 1, gradWeight += dy·x̂ 2, gradBias += dy 1, the row sums Σg 1 and Σg·x̂ 2, gradInput = rstd·(g − mean g
+/// − x̂·mean g·x̂) 4. Bytes: gradOutput and input read, gradInput written (3 per element), mean and rstd read (2 per row),
+/// weight read and gradWeight, gradBias read and written (5 per channel).
+/// </summary>
+public sealed record LayerNormBackwardShape(string Where, int Rows, int Channels) : KernelShape
+{
+    /// <summary>FLOPs counted per element.</summary>
+    public const double FlopsPerElement = 13;
+
+    /// <inheritdoc />
+    public override string Family => "layernorm-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {Dim(Rows)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => FlopsPerElement * Rows * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Rows * Channels + 2.0 * Rows + 5.0 * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["rows"] = Rows, ["channels"] = Channels };
+}
+
+/// <summary>
+/// Backward of <see cref="ModLNShape"/> from the saved mean and rstd: FLOPs 20 per element — LayerNorm backward's 13 (on
+/// dy·(1 + scale)) plus the modulation's 7: the LayerNorm output x̂·weight + bias again 2, dy·(1 + scale) 2, gradScale += dy·LN 2,
+/// gradShift += dy 1. Bytes: gradOutput and input read, gradInput written (3 per element),
+/// mean and rstd (2 per token), weight, bias, scale read, gradShift, gradScale written, gradWeight, gradBias read and written
+/// (9 per channel).
+/// </summary>
+public sealed record ModLNBackwardShape(string Where, int Tokens, int Channels) : KernelShape
+{
+    /// <summary>FLOPs counted per element.</summary>
+    public const double FlopsPerElement = 20;
+
+    /// <inheritdoc />
+    public override string Family => "modln-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {Dim(Tokens)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => FlopsPerElement * Tokens * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Tokens * Channels + 2.0 * Tokens + 9.0 * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["tokens"] = Tokens, ["channels"] = Channels };
+}
+
+/// <summary>
+/// Backward of <see cref="TriplaneShape"/> into the planes (the points get no gradient, as in training): each feature's
+/// gradient scattered into the four taps of its plane, 2 FLOPs per tap, the forward's 24·Points·Channels. Bytes: points and
+/// gradOutput read once, gradPlanes written once (overwritten). The scatter is a read-modify-write at random addresses.
+/// </summary>
+public sealed record TriplaneBackwardShape(int Points, int Resolution, int Channels) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "triplane-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Points)} random pts, 3x{Dim(Resolution)}x{Dim(Resolution)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => 24.0 * Points * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Points + 3.0 * Resolution * Resolution * Channels + 3.0 * Points * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["points"] = Points, ["resolution"] = Resolution, ["channels"] = Channels,
+    };
+}
+
+/// <summary>
+/// Backward of <see cref="NerfMlpShape"/>: per layer gradInput = gradOut·W and gradWeight = gradOutᵀ·input, 2× the forward,
+/// 4·Rows·Σ in·out (bias sums and the ReLU masks not counted; the gradient reaches the input features, as it must to train the
+/// triplane). The fused kernel also recomputes the forward activations (2·Rows·Σ in·out more), which PyTorch keeps from the
+/// forward instead: not counted, so both sides are rated on the same work. Bytes: input, gradOutput read and gradInput
+/// written once, weights and biases read once, their gradients read and written.
+/// </summary>
+public sealed record NerfMlpBackwardShape(int Rows, int InputWidth, int Hidden, int Layers) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "nerf-mlp-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Rows)} rows, {Dim(InputWidth)}->{Dim(Hidden)}x{Dim(Layers - 1)}->{Dim(NerfMlpShape.OutputWidth)}";
+
+    /// <summary>Layer widths: input, hidden…, output.</summary>
+    public IReadOnlyList<int> Widths => [InputWidth, .. Enumerable.Repeat(Hidden, Layers - 1), NerfMlpShape.OutputWidth];
+
+    private double WeightElements => Enumerable.Range(0, Layers).Sum(l => (double)Widths[l] * Widths[l + 1]);
+
+    private double BiasElements => Enumerable.Range(1, Layers).Sum(l => (double)Widths[l]);
+
+    /// <inheritdoc />
+    public override double Flops => 4.0 * Rows * WeightElements;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Rows * (2.0 * InputWidth + NerfMlpShape.OutputWidth) + 3.0 * (WeightElements + BiasElements));
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["rows"] = Rows, ["input_width"] = InputWidth, ["hidden"] = Hidden, ["layers"] = Layers, ["output_width"] = NerfMlpShape.OutputWidth,
+    };
+}
+
+/// <summary>
+/// Backward of <see cref="RenderMarchShape"/> into the decoded samples of both sets, from the gradients of rgb and opacity
+/// (the depth gets none, as in training): FLOPs 2× the forward's 25 per interval, 50 — each ray is recomputed (25) and every
+/// forward operation's adjoint counted at its own cost (25). Bytes: depths (4) and decoded samples (16) read and their
+/// gradients (16) written per sample, the rgb and opacity gradients (4 per ray) and the depth range read once. Memory-bound.
+/// </summary>
+public sealed record RenderMarchBackwardShape(int Rays, int SamplesA, int SamplesB) : KernelShape
+{
+    /// <summary>FLOPs counted per interval between consecutive samples.</summary>
+    public const double FlopsPerInterval = 2 * RenderMarchShape.FlopsPerInterval;
+
+    /// <inheritdoc />
+    public override string Family => "render-march-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Rays)} rays, {Dim(SamplesA)}+{Dim(SamplesB)} samples";
+
+    /// <inheritdoc />
+    public override double Flops => FlopsPerInterval * Rays * (SamplesA + SamplesB - 1.0);
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((double)Rays * (SamplesA + SamplesB) * 9 + Rays * 4.0 + 2);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["rays"] = Rays, ["samples_a"] = SamplesA, ["samples_b"] = SamplesB,
+    };
+}

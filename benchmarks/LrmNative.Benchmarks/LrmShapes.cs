@@ -56,6 +56,15 @@ public static class LrmShapes
         yield return new ResizeShape(3, PhotoCanvasSide, config.EncoderImageSize);
         yield return new PatchEmbedShape(config.EncoderImageSize, config.EncoderPatchSize, encoderWidth);
         yield return new DeconvolutionShape(3, width, config.TriplaneDim, config.TriplaneLowRes, ModelConfig.UpsampleFactor);
+        // Training's backward passes, on the same shapes (after the forward families, so their order and seeds stay put).
+        yield return new GemmBackwardShape("decoder MLP fc1", tokens, 4 * width, width);
+        yield return new LayerNormBackwardShape("decoder final norm", tokens, width);
+        yield return new ModLNBackwardShape("decoder", tokens, width);
+        yield return new AttentionBackwardShape("decoder", true, tokens, tokens, heads, headDim);
+        yield return new AttentionBackwardShape("decoder", false, tokens, config.EncoderTokens, heads, headDim);
+        yield return new TriplaneBackwardShape(QueryChunkPoints, config.TriplaneHighRes, config.TriplaneDim);
+        yield return new NerfMlpBackwardShape(QueryChunkPoints, 3 * config.TriplaneDim, config.NerfHiddenWidth, config.NerfLayerCount);
+        yield return new RenderMarchBackwardShape(RenderSide * RenderSide, half, half);
     }
 
     /// <summary>Merges the shapes of several configs: one entry per key, listing every config that uses it.</summary>

@@ -9,8 +9,8 @@ namespace LrmNative.Benchmarks;
 /// </summary>
 public class RenderMarchBenchmarks : KernelBenchmarks<RenderMarchShape>
 {
-    private const float Near = 1f;
-    private const float Far = 3f;
+    internal const float Near = 1f;
+    internal const float Far = 3f;
     private static readonly float[] White = [1f, 1f, 1f];
 
     /// <inheritdoc />
@@ -41,7 +41,7 @@ public class RenderMarchBenchmarks : KernelBenchmarks<RenderMarchShape>
     }
 
     // (1, rays, samples) depths in [Near, Far], increasing along each ray.
-    private static Tensor SortedDepths(Random random, int rays, int samples)
+    internal static Tensor SortedDepths(Random random, int rays, int samples)
     {
         var depths = RandomData.Uniform(random, Near, Far, 1, rays, samples);
         var values = depths.AsSpan<float>();
@@ -53,7 +53,7 @@ public class RenderMarchBenchmarks : KernelBenchmarks<RenderMarchShape>
     }
 
     // (1, count, 4): raw density in [−1, 3] (softplus(x − 1) spans thin to opaque), colour in [0, 1].
-    private static Tensor Decoded(Random random, int count)
+    internal static Tensor Decoded(Random random, int count)
     {
         var decoded = RandomData.Uniform(random, 0, 1, 1, count, 4);
         var values = decoded.AsSpan<float>();

@@ -19,6 +19,16 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     patch-embed     F.conv2d(stride=P) -> tokens (flatten, transpose, contiguous: the layout ours writes)
     deconvolution   F.conv_transpose2d(stride=K)
 
+    Backward families (training): the forward above run once per input set with requires_grad, then only
+    torch.autograd.grad(outputs, inputs, grad_outputs, retain_graph=True) is timed, with random grad_outputs.
+    gemm-backward           F.linear            -> input, weight, bias
+    layernorm-backward      F.layer_norm        -> input, weight, bias
+    modln-backward          modulate            -> input, weight, bias, shift, scale
+    attention-backward      as attention        -> qkv (self) or q, kv (cross)
+    triplane-backward       F.grid_sample       -> planes (the points get no gradient, as in training)
+    nerf-mlp-backward       nn.Sequential       -> input and every weight and bias
+    render-march-backward   MipRayMarcher2      -> both decoded sets, from the rgb and opacity gradients
+
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
 (as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
 enough copies to exceed 128 MiB, random non-zero data. On CUDA every iteration is timed with CUDA events.
@@ -190,15 +200,21 @@ def triplane(d, device):
     return make, run, "F.grid_sample over 3 planes (channels-first), features as (N, 3C)"
 
 
-def nerf_mlp(d, device):
-    rows, width_in, hidden, layers, width_out = d["rows"], d["input_width"], d["hidden"], d["layers"], d["output_width"]
+def make_mlp(d, device):
+    """The NeRF MLP of a nerf-mlp(-backward) case: Linear, ReLU, ..., Linear."""
+    width_in, hidden, layers, width_out = d["input_width"], d["hidden"], d["layers"], d["output_width"]
     widths = [width_in] + [hidden] * (layers - 1) + [width_out]
     modules = []
     for layer in range(layers):
         modules.append(torch.nn.Linear(widths[layer], widths[layer + 1]))
         if layer < layers - 1:
             modules.append(torch.nn.ReLU())
-    mlp = torch.nn.Sequential(*modules).to(device).eval()
+    return torch.nn.Sequential(*modules).to(device).eval()
+
+
+def nerf_mlp(d, device):
+    rows, width_in = d["rows"], d["input_width"]
+    mlp = make_mlp(d, device)
 
     def make(g):
         return (uniform(g, -1, 1, rows, width_in, device=device),)
@@ -302,10 +318,66 @@ def deconvolution(d, device):
     return make, lambda s: F.conv_transpose2d(s[0], s[1], s[2], stride=kernel), "F.conv_transpose2d(stride=K)"
 
 
+# ---- backward families: the forward builder's op under autograd, only the backward timed ------------------------------
+
+def backward_of(forward, grad_inputs, select_outputs=None, parameters=None):
+    """A builder timing torch.autograd.grad of `forward`'s op.
+
+    grad_inputs: indices of the forward set's tensors that get gradients; select_outputs(result) -> the outputs whose
+    gradients flow in (default: the whole result); parameters(d, device) -> (module run, extra leaves) for ops whose
+    parameters live in a module. Each set runs the forward once with requires_grad and keeps its graph
+    (retain_graph=True), so every timed call is the backward alone, on fresh random upstream gradients per set.
+    """
+
+    def builder(d, device):
+        make, run, note = forward(d, device)
+        extra = list(parameters(run)) if parameters else []
+
+        def make_backward(g):
+            with torch.enable_grad():
+                inputs = [t.requires_grad_() if i in grad_inputs else t for i, t in enumerate(make(g))]
+                wanted = sorted(i for i in grad_inputs if i < len(inputs))  # self-attention has one packed qkv
+                result = run(inputs)
+                outputs = select_outputs(result) if select_outputs else result
+                outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+                grads = tuple((torch.rand(o.shape, generator=g) * 2 - 1).to(device) for o in outputs)
+                leaves = tuple(inputs[i] for i in wanted) + tuple(extra)
+            return outputs, leaves, grads
+
+        def run_backward(s):
+            with torch.enable_grad():
+                return torch.autograd.grad(s[0], s[1], s[2], retain_graph=True)
+
+        return make_backward, run_backward, f"torch.autograd.grad of {note}"
+
+    return builder
+
+
+def nerf_mlp_backward(d, device):
+    rows, width_in = d["rows"], d["input_width"]
+    mlp = make_mlp(d, device)
+
+    def make(g):
+        return (uniform(g, -1, 1, rows, width_in, device=device),)
+
+    def run(s):
+        return mlp(s[0])
+
+    run.parameters = lambda: mlp.parameters()
+    return make, run, "nn.Sequential(Linear, ReLU, ...) (input and every weight and bias)"
+
+
 FAMILIES = {
     "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
     "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
     "patch-embed": patch_embed, "deconvolution": deconvolution,
+    "gemm-backward": backward_of(gemm, {0, 1, 2}),
+    "layernorm-backward": backward_of(layernorm, {0, 1, 2}),
+    "modln-backward": backward_of(modln, {0, 1, 2, 3, 4}),
+    "attention-backward": backward_of(attention, {0, 1}),
+    "triplane-backward": backward_of(triplane, {0}),
+    "nerf-mlp-backward": backward_of(nerf_mlp_backward, {0}, parameters=lambda run: run.parameters()),
+    "render-march-backward": backward_of(render_march, {1, 3}, select_outputs=lambda r: (r[0], r[2])),
 }
 
 
@@ -406,8 +478,8 @@ def main():
                 entry.update(time_mean_s=mean, time_stddev_s=stddev, samples=samples, rate=rate(case, mean), note=note)
                 if use_cuda and family != "marching-cubes":
                     entry["device_time_mean_s"] = mean
-                if family == "attention" and "explicit" in note:
-                    notes.add(f"attention: {note}")
+                if family.startswith("attention") and "explicit" in note:
+                    notes.add(f"{family}: {note}")
                 if family == "marching-cubes":
                     import skimage
                     notes.add(f"marching-cubes: scikit-image {skimage.__version__} measure.marching_cubes (Lewiner), "

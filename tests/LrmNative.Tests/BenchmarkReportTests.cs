@@ -82,6 +82,65 @@ public sealed class BenchmarkReportTests
         });
     }
 
+    [Test]
+    public void BackwardGemmAndAttentionCountTheirProductsByHand()
+    {
+        var gemm = new GemmBackwardShape("decoder MLP fc1", M: 3072, N: 2048, K: 512);
+        var self = new AttentionBackwardShape("decoder", Self: true, QueryTokens: 3072, KeyTokens: 3072, Heads: 16, HeadDim: 64);
+        var cross = new AttentionBackwardShape("decoder", Self: false, QueryTokens: 3072, KeyTokens: 1025, Heads: 16, HeadDim: 64);
+        Assert.Multiple(() =>
+        {
+            Assert.That(gemm.Family, Is.EqualTo("gemm-backward"));
+            Assert.That(gemm.Flops, Is.EqualTo(12_884_901_888d)); // 2 products × 2·3072·2048·512
+            // 4 × (dY 3072·2048 + X, dX 2·3072·512 + W, dW 2·2048·512 + db read and written 2·2048) = 4 × 11,538,432
+            Assert.That(gemm.Bytes, Is.EqualTo(46_153_728d));
+            Assert.That(self.Family, Is.EqualTo("attention-backward"));
+            Assert.That(self.Flops, Is.EqualTo(96_636_764_160d)); // 5 products × 2·3072·3072·64 × 16 heads
+            // 4 × (1024 × (q, o, dO, dq 4·3072 + k, v, dk, dv 4·3072) + lse 16·3072)
+            Assert.That(self.Bytes, Is.EqualTo(100_859_904d));
+            Assert.That(cross.Flops, Is.EqualTo(32_243_712_000d)); // 10·16·3072·1025·64
+            Assert.That(cross.Unit, Is.EqualTo(RateUnit.GigaFlops));
+        });
+    }
+
+    [Test]
+    public void BackwardNormalisationCountsThirteenOrTwentyFlopsPerElement()
+    {
+        var layerNorm = new LayerNormBackwardShape("decoder final norm", 3072, 1024);
+        var modLn = new ModLNBackwardShape("decoder", 3072, 1024);
+        Assert.Multiple(() =>
+        {
+            Assert.That(layerNorm.Family, Is.EqualTo("layernorm-backward"));
+            Assert.That(layerNorm.Flops, Is.EqualTo(40_894_464d));    // 13·3072·1024
+            Assert.That(layerNorm.Bytes, Is.EqualTo(37_793_792d));    // 4 × (3·3072·1024 + mean, rstd 2·3072 + 5·1024)
+            Assert.That(modLn.Family, Is.EqualTo("modln-backward"));
+            Assert.That(modLn.Flops, Is.EqualTo(62_914_560d));        // 20·3072·1024
+            Assert.That(modLn.Bytes, Is.EqualTo(37_810_176d));        // 4 × (3·3072·1024 + 2·3072 + 9·1024)
+            Assert.That(modLn.Unit, Is.EqualTo(RateUnit.GigabytesPerSecond));
+        });
+    }
+
+    [Test]
+    public void BackwardTriplaneMlpAndMarchByHand()
+    {
+        var triplane = new TriplaneBackwardShape(65536, 64, 80);
+        var mlp = new NerfMlpBackwardShape(65536, 240, 64, 4); // 240→64→64→64→4
+        var march = new RenderMarchBackwardShape(16384, 64, 64);
+        Assert.Multiple(() =>
+        {
+            Assert.That(triplane.Family, Is.EqualTo("triplane-backward"));
+            Assert.That(triplane.Flops, Is.EqualTo(125_829_120d));    // 24·65536·80: 4 taps × 2 FLOPs × 3 planes per channel
+            Assert.That(triplane.Bytes, Is.EqualTo(67_633_152d));     // 4 × (points 3·65536 + dPlanes 3·64²·80 + dFeatures 3·65536·80)
+            Assert.That(mlp.Family, Is.EqualTo("nerf-mlp-backward"));
+            Assert.That(mlp.Flops, Is.EqualTo(6_241_124_352d));       // 4·65536·23,808: 2× the forward
+            // rows × (input, dInput 2·240 + dOutput 4) + 3 × (weights 23,808 + biases 196)
+            Assert.That(mlp.Bytes, Is.EqualTo(4d * (65536 * 484 + 3 * 24_004)));
+            Assert.That(march.Family, Is.EqualTo("render-march-backward"));
+            Assert.That(march.Flops, Is.EqualTo(104_038_400d));       // 50 per interval × 16384 rays × 127 intervals
+            Assert.That(march.Bytes, Is.EqualTo(75_759_624d));        // 4 × (16384·128·9 + 16384·4 + 2)
+        });
+    }
+
     // ---- shapes from the configs ---------------------------------------------------------------------------------------
 
     [Test]
@@ -99,6 +158,14 @@ public sealed class BenchmarkReportTests
                 new AttentionShape("encoder", true, 1025, 1025, 12, 64),
             }));
             Assert.That(paper.OfType<PatchEmbedShape>().Single(), Is.EqualTo(new PatchEmbedShape(512, 16, 768)));
+            // The backward suites run the forward suites' decoder shapes.
+            Assert.That(paper.OfType<AttentionBackwardShape>(), Is.EquivalentTo(new[]
+            {
+                new AttentionBackwardShape("decoder", true, 3072, 3072, 16, 64),
+                new AttentionBackwardShape("decoder", false, 3072, 1025, 16, 64),
+            }));
+            Assert.That(paper.OfType<GemmBackwardShape>().Single(), Is.EqualTo(new GemmBackwardShape("decoder MLP fc1", 3072, 4096, 1024)));
+            Assert.That(paper.OfType<NerfMlpBackwardShape>().Single(), Is.EqualTo(new NerfMlpBackwardShape(LrmShapes.QueryChunkPoints, 240, 64, 10)));
             Assert.That(paper.OfType<NerfMlpShape>().Single(), Is.EqualTo(new NerfMlpShape(LrmShapes.QueryChunkPoints, 240, 64, 10)));
             Assert.That(paper.OfType<RenderMarchShape>().Single(), Is.EqualTo(new RenderMarchShape(128 * 128, 64, 64)));
             // OpenLRM small: DINOv2 ViT-S/14 with 4 registers at 224² → encoder attends over 1 + 4 + 16² tokens.
@@ -122,6 +189,7 @@ public sealed class BenchmarkReportTests
             Assert.That(all.Select(shape => shape.Family).Distinct(), Is.EquivalentTo(new[]
             {
                 "gemm", "layernorm", "modln", "attention", "triplane", "nerf-mlp", "render-march", "marching-cubes", "resize", "patch-embed", "deconvolution",
+                "gemm-backward", "layernorm-backward", "modln-backward", "attention-backward", "triplane-backward", "nerf-mlp-backward", "render-march-backward",
             }));
             foreach (var config in LrmShapes.ConfigNames)
             {

@@ -28,11 +28,19 @@ public static class ReportWriter
         ["resize"] = "two separable passes through an intermediate image that is not counted in the bytes; gathers along the column pass",
         ["patch-embed"] = "an im2col gather (each pixel copied once) then one sgemm with K = 3·P², small for a GEMM",
         ["deconvolution"] = "kernel = stride: one sgemm per image then a scatter into the 2×-larger output (col2im without overlap-add)",
+        ["gemm-backward"] = "two sgemm calls (gradInput = dY·W, gradWeight = dYᵀ·X) and a column sum for the bias; the second has the long token dimension as its inner K",
+        ["layernorm-backward"] = "two passes per row (the row sums, then gradInput) plus the weight and bias gradients summed over rows; bandwidth-bound",
+        ["modln-backward"] = "LayerNorm backward with the modulation folded in, plus the per-image shift and scale gradients; bandwidth-bound",
+        ["attention-backward"] = "fused: the probabilities are recomputed from the log-sum-exp (one of the five counted products), so exp costs issue slots as in the forward",
+        ["triplane-backward"] = "a scatter-add of four taps per plane at random addresses into the plane gradients (read-modify-write, more than the counted bytes)",
+        ["nerf-mlp-backward"] = "the fused kernel recomputes the forward activations (not counted; PyTorch keeps them), then two products per 64-wide layer with little weight reuse",
+        ["render-march-backward"] = "each ray recomputed forward, then a reverse sweep with the transmittance's suffix sums; sequential per ray and latency-bound like the forward",
     };
 
     private static readonly string[] Palette =
     [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
+        "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
     ];
 
     /// <summary>

@@ -31,6 +31,8 @@
 #include "lrm_native.h"
 #include "reduce.hpp"
 
+#include <vector>
+
 #include <omp.h>
 
 #include <cmath>
@@ -84,48 +86,73 @@ void modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, fl
     // Partial layout per thread: [dweight C | dbias C | dshift B·C | dscale B·C].
     const int64_t width = 2 * C + (modulated ? 2 * batch * C : 0);
     RowPartials parts(rows, width, num_threads(), std::max<int64_t>(1, 16384 / C));
+    // The per-row work runs in float so it vectorises (omp simd reductions for the row sums); the parameter sums
+    // go through a float tile of up to kTile rows that is flushed into the thread's double partials, which keeps
+    // the long (rows × batch) sums accurate and the result deterministic for a given thread count.
+    constexpr int64_t kTile = 32;
 #pragma omp parallel num_threads(parts.threads())
     {
         const int t = omp_get_thread_num();
         double* acc = parts.partial(t);
-        double* acc_w = acc;
-        double* acc_b = acc + C;
+        std::vector<float> tile(static_cast<size_t>(width), 0.0f);
+        std::vector<float> dnormed(static_cast<size_t>(C));
+        float* tile_w = tile.data();
+        float* tile_b = tile.data() + C;
+        int64_t tile_rows = 0;
+        auto flush = [&] {
+            for (int64_t i = 0; i < width; ++i) {
+                acc[i] += tile[static_cast<size_t>(i)];
+                tile[static_cast<size_t>(i)] = 0.0f;
+            }
+            tile_rows = 0;
+        };
         for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
             const int64_t b = r / tokens;
             const float* x = inp + r * C;
             const float* dy_out = dout + r * C;
             const float* s = modulated ? scale + b * C : nullptr;
             const float mu = mean[r], rs = rstd[r];
-            double* acc_shift = modulated ? acc + 2 * C + b * C : nullptr;
-            double* acc_scale = modulated ? acc + 2 * C + batch * C + b * C : nullptr;
-            double sum_g = 0.0, sum_gx = 0.0;
+            float* tile_shift = modulated ? tile.data() + 2 * C + b * C : nullptr;
+            float* tile_scale = modulated ? tile.data() + 2 * C + batch * C + b * C : nullptr;
+            float* dyn = dnormed.data();
+            if (modulated) {
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) {
+                    const float w = weight != nullptr ? weight[c] : 1.0f;
+                    const float y = lrm_layernorm_apply(x[c], mu, rs, w, bias != nullptr ? bias[c] : 0.0f);
+                    tile_shift[c] += dy_out[c];
+                    tile_scale[c] += dy_out[c] * y;
+                    dyn[c] = lrm_modln_backward_dnormed(dy_out[c], s[c]);
+                }
+            } else {
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) dyn[c] = dy_out[c];
+            }
+            float sum_g = 0.0f, sum_gx = 0.0f;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
             for (int64_t c = 0; c < C; ++c) {
                 const float xhat = lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f);
                 const float w = weight != nullptr ? weight[c] : 1.0f;
-                float dy = dy_out[c];
-                if (modulated) {
-                    const float y = lrm_layernorm_apply(x[c], mu, rs, w, bias != nullptr ? bias[c] : 0.0f);
-                    acc_shift[c] += dy;
-                    acc_scale[c] += static_cast<double>(dy) * y;
-                    dy = lrm_modln_backward_dnormed(dy, s[c]);
-                }
-                acc_w[c] += static_cast<double>(dy) * xhat;
-                acc_b[c] += dy;
+                const float dy = dyn[c];
+                tile_w[c] += dy * xhat;
+                tile_b[c] += dy;
                 const float g = dy * w;
                 sum_g += g;
-                sum_gx += static_cast<double>(g) * xhat;
+                sum_gx += g * xhat;
             }
+            if (++tile_rows == kTile) flush();
             if (dinp == nullptr) continue;
-            const float mean_g = static_cast<float>(sum_g / C);
-            const float mean_gx = static_cast<float>(sum_gx / C);
+            const float mean_g = sum_g / static_cast<float>(C);
+            const float mean_gx = sum_gx / static_cast<float>(C);
             float* dx = dinp + r * C;
+#pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
                 const float xhat = lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f);
                 const float w = weight != nullptr ? weight[c] : 1.0f;
-                const float dy = modulated ? lrm_modln_backward_dnormed(dy_out[c], s[c]) : dy_out[c];
-                dx[c] = lrm_layernorm_backward_dx(dy * w, xhat, mean_g, mean_gx, rs);
+                dx[c] = lrm_layernorm_backward_dx(dyn[c] * w, xhat, mean_g, mean_gx, rs);
             }
         }
+        if (tile_rows > 0) flush();
     }
     parts.reduce();
     for (int64_t c = 0; c < C; ++c) {

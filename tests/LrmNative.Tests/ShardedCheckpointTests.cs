@@ -37,22 +37,8 @@ public sealed class ShardedCheckpointTests
     [Test]
     public void TwentyStepsEqualTenThenResumeTenFromShardsBitwise()
     {
-        var dataRoot = Path.Combine(_directory, "data");
-        TrainingTestData.WriteTinyDataset(dataRoot);
-        var dataset = MultiViewDataset.Open(dataRoot, new DataOptions { ViewsPerSample = 2, SourceImageSize = 8, RenderMinResolution = 4, RenderMaxResolution = 8, PatchSize = 4 });
-        var schedule = new LearningRateSchedule(4e-3, 3, 20);
-        const ulong seed = 1234;
-
-        void Train(List<TrainableParameter> parameters, AdamW optimizer, MultiViewLoader loader, TrainingRandom random, int steps, IBackend backend)
-        {
-            for (var s = 0; s < steps; s++)
-            {
-                using var batch = loader.Next();
-                RandomGradients(parameters, random);
-                parameters[0].Gradient.AsSpan<float>()[0] += batch.TargetRgb.AsSpan<float>()[0] + batch.RenderCameras.AsSpan<float>()[19];
-                optimizer.Step(backend, parameters, schedule.At(optimizer.StepCount + 1));
-            }
-        }
+        var dataset = ResumeDataset(_directory);
+        const ulong seed = ResumeSeed;
 
         using var scope = new TensorScope();
         using var backend = new CpuBackend();

@@ -81,28 +81,39 @@ public sealed class TrainingCheckpointTests
         Assert.That(TrainingCheckpoint.ReadState(path), Is.EqualTo(state));
     }
 
+    /// <summary>Seed of the resume tests' stand-in training runs.</summary>
+    internal const ulong ResumeSeed = 1234;
+
+    /// <summary>The tiny two-view dataset the resume tests train on, written under <paramref name="directory"/>.</summary>
+    internal static MultiViewDataset ResumeDataset(string directory)
+    {
+        var dataRoot = Path.Combine(directory, "data");
+        TrainingTestData.WriteTinyDataset(dataRoot);
+        return MultiViewDataset.Open(dataRoot, new DataOptions { ViewsPerSample = 2, SourceImageSize = 8, RenderMinResolution = 4, RenderMaxResolution = 8, PatchSize = 4 });
+    }
+
+    /// <summary>
+    /// A stand-in training loop using every piece of state: weights, AdamW moments and step, the schedule, the
+    /// trainer's random stream and the data position (the gradient mixes in the batch's targets).
+    /// </summary>
+    internal static void Train(List<TrainableParameter> parameters, AdamW optimizer, MultiViewLoader loader, TrainingRandom random, int steps, IBackend backend)
+    {
+        var schedule = new LearningRateSchedule(4e-3, 3, 20);
+        for (var s = 0; s < steps; s++)
+        {
+            using var batch = loader.Next();
+            RandomGradients(parameters, random);
+            var dataSignal = batch.TargetRgb.AsSpan<float>()[0] + batch.RenderCameras.AsSpan<float>()[19];
+            parameters[0].Gradient.AsSpan<float>()[0] += dataSignal;
+            optimizer.Step(backend, parameters, schedule.At(optimizer.StepCount + 1));
+        }
+    }
+
     [Test]
     public void TwentyStepsEqualTenThenResumeTenBitwise()
     {
-        // A stand-in training loop using every piece of state: weights, AdamW moments and step, the schedule, the
-        // trainer's random stream and the data position (the gradient mixes in the batch's targets).
-        var dataRoot = Path.Combine(_directory, "data");
-        TrainingTestData.WriteTinyDataset(dataRoot);
-        var dataset = MultiViewDataset.Open(dataRoot, new DataOptions { ViewsPerSample = 2, SourceImageSize = 8, RenderMinResolution = 4, RenderMaxResolution = 8, PatchSize = 4 });
-        var schedule = new LearningRateSchedule(4e-3, 3, 20);
-        const ulong seed = 1234;
-
-        void Train(List<TrainableParameter> parameters, AdamW optimizer, MultiViewLoader loader, TrainingRandom random, int steps, IBackend backend)
-        {
-            for (var s = 0; s < steps; s++)
-            {
-                using var batch = loader.Next();
-                RandomGradients(parameters, random);
-                var dataSignal = batch.TargetRgb.AsSpan<float>()[0] + batch.RenderCameras.AsSpan<float>()[19];
-                parameters[0].Gradient.AsSpan<float>()[0] += dataSignal;
-                optimizer.Step(backend, parameters, schedule.At(optimizer.StepCount + 1));
-            }
-        }
+        var dataset = ResumeDataset(_directory);
+        const ulong seed = ResumeSeed;
 
         using var scope = new TensorScope();
         using var backend = new CpuBackend();

@@ -10,10 +10,11 @@ namespace LrmNative;
 public sealed record ReconstructorOptions
 {
     /// <summary>
-    /// The object's longest side as a fraction of the encoder input (default 0.85, OpenLRM's): the photo is re-centred
-    /// on the object and scaled so the object fills this much of the square.
+    /// The object's longest side as a fraction of the encoder input: the photo is re-centred on the object and scaled
+    /// so the object fills this much of the square. Null (default) takes the model config's "foreground_ratio" (the
+    /// framing the model was trained with), else OpenLRM's 0.85.
     /// </summary>
-    public double ForegroundRatio { get; init; } = 0.85;
+    public double? ForegroundRatio { get; init; }
 
     /// <summary>
     /// Density of the extracted surface; null (default) takes the model config's "mesh_threshold", else OpenLRM's 3.0.
@@ -35,9 +36,9 @@ public sealed record ReconstructorOptions
 
     internal void Validate()
     {
-        if (!(ForegroundRatio > 0 && ForegroundRatio <= 1))
+        if (ForegroundRatio is { } ratio && !(ratio > 0 && ratio <= 1))
         {
-            throw new LrmInvalidArgumentException($"foreground ratio must be in (0, 1], got {ForegroundRatio.ToString(CultureInfo.InvariantCulture)}");
+            throw new LrmInvalidArgumentException($"foreground ratio must be in (0, 1], got {ratio.ToString(CultureInfo.InvariantCulture)}");
         }
         if (Threshold is { } threshold && !float.IsFinite(threshold))
         {
@@ -187,7 +188,7 @@ public sealed class Reconstructor : IDisposable
         var preprocessor = new ImagePreprocessor(new ImagePreprocessOptions
         {
             OutputSize = _model.Config.EncoderImageSize,
-            ForegroundRatio = Options.ForegroundRatio,
+            ForegroundRatio = Options.ForegroundRatio ?? _model.Config.ForegroundRatio ?? ModelConfig.DefaultForegroundRatio,
         });
         var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_backend, image));
         try

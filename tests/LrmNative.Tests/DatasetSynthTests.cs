@@ -228,6 +228,7 @@ public sealed class DatasetSynthTests
                 (["--objects", "1", "--resolution", "4"], "--resolution"),
                 (["--objects", "1", "--mesh-resolution", "8"], "--mesh-resolution"),
                 (["--objects", "1", "--threads", "-2"], "--threads"),
+                (["--objects", "1", "--source-distance", "0.5"], "--source-distance"),
             };
             foreach (var (args, expect) in cases)
             {
@@ -246,6 +247,50 @@ public sealed class DatasetSynthTests
         finally
         {
             Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Test]
+    public void SourceDistancePutsViewZeroThereAndLeavesTheOtherViews()
+    {
+        var root = Path.Combine(ImageFixtures.TemporaryFolder(), "source-distance");
+        try
+        {
+            var plain = Path.Combine(root, "plain");
+            var fixedSource = Path.Combine(root, "fixed");
+            string[] common = ["dataset", "synth", "--objects", "2", "--views", "3", "--resolution", "32", "--seed", "42", "--mesh-resolution", "32"];
+            Assert.That(DatasetTestSupport.Lrm([.. common, "--out", plain]).ExitCode, Is.EqualTo(0));
+            Assert.That(DatasetTestSupport.Lrm([.. common, "--source-distance", "2.5", "--out", fixedSource]).ExitCode, Is.EqualTo(0));
+            foreach (var name in new[] { "obj_00000", "obj_00001" })
+            {
+                float[] Pose(string dataset, int view)
+                {
+                    using var pose = Npy.ReadFloat32(Path.Combine(dataset, name, "pose", $"{view:000}.npy"));
+                    return pose.AsSpan<float>().ToArray();
+                }
+                var before = Pose(plain, 0);
+                var after = Pose(fixedSource, 0);
+                double Norm(float[] m) => Math.Sqrt(m[3] * (double)m[3] + m[7] * (double)m[7] + m[11] * (double)m[11]);
+                Assert.That(Norm(after), Is.EqualTo(2.5).Within(1e-5), $"{name}: view 000 at the given distance");
+                Assert.That(Norm(before), Is.InRange(DatasetCamera.MinDistance, DatasetCamera.MaxDistance));
+                for (var k = 0; k < 3; k++)
+                {
+                    Assert.That(after[4 * k + 3] / Norm(after), Is.EqualTo(before[4 * k + 3] / Norm(before)).Within(1e-5), $"{name}: same direction");
+                }
+                for (var view = 1; view < 3; view++)
+                {
+                    Assert.That(Pose(fixedSource, view), Is.EqualTo(Pose(plain, view)), $"{name}: view {view} unchanged");
+                    Assert.That(File.ReadAllBytes(Path.Combine(fixedSource, name, "rgba", $"{view:000}.png")),
+                        Is.EqualTo(File.ReadAllBytes(Path.Combine(plain, name, "rgba", $"{view:000}.png"))), $"{name}: view {view} unchanged");
+                }
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
         }
     }
 }

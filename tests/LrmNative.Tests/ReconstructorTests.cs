@@ -225,6 +225,24 @@ public sealed class ReconstructorTests
         {
             Assert.That(overridden.Threshold, Is.EqualTo(2f));
         }
+        // The config's foreground_ratio frames the photo unless the options give one: same triplanes as the explicit option.
+        File.WriteAllText(Path.Combine(folder, LrmModel.ConfigFileName), json.Replace("}", ", \"foreground_ratio\": 0.6}", StringComparison.Ordinal));
+        using (var framed = Reconstructor.Load(folder, Device.Cpu))
+        using (var explicitRatio = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, new ReconstructorOptions { ForegroundRatio = 0.6 }))
+        using (var plainRatio = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu))
+        using (var overriddenRatio = Reconstructor.Load(folder, Device.Cpu, new ReconstructorOptions { ForegroundRatio = 0.85 }))
+        {
+            Assert.That(ModelConfig.Parse(framed.Model.Config.ToJson(), "round trip").ForegroundRatio, Is.EqualTo(0.6).Within(1e-6));
+            using var a = framed.Reconstruct(Golden.ExampleImagePath);
+            using var b = explicitRatio.Reconstruct(Golden.ExampleImagePath);
+            using var c = plainRatio.Reconstruct(Golden.ExampleImagePath);
+            using var d = overriddenRatio.Reconstruct(Golden.ExampleImagePath);
+            Assert.That(a.GetTriplane(), Is.EqualTo(b.GetTriplane()), "config 0.6 = option 0.6");
+            Assert.That(a.GetTriplane(), Is.Not.EqualTo(c.GetTriplane()), "0.6 differs from the default 0.85");
+            Assert.That(d.GetTriplane(), Is.EqualTo(c.GetTriplane()), "the option wins over the config");
+        }
+        File.WriteAllText(Path.Combine(folder, LrmModel.ConfigFileName), json.Replace("}", ", \"foreground_ratio\": 1.5}", StringComparison.Ordinal));
+        Assert.That(Assert.Throws<LrmFormatException>(() => Reconstructor.Load(folder, Device.Cpu).Dispose())!.Message, Does.Contain("foreground_ratio"));
         File.WriteAllText(Path.Combine(folder, LrmModel.ConfigFileName), json.Replace("1.5", "\"high\"", StringComparison.Ordinal));
         var error = Assert.Throws<LrmFormatException>(() => Reconstructor.Load(folder, Device.Cpu).Dispose());
         Assert.That(error!.Message, Does.Contain("mesh_threshold"));

@@ -32,6 +32,7 @@ internal static class DatasetCommand
         public Option<string> Out { get; } = new("--out") { Description = "Output dataset folder", Required = true };
         public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0: all cores); the output does not depend on it", DefaultValueFactory = _ => 0 };
         public Option<bool> Overwrite { get; } = new("--overwrite") { Description = "Replace objects in a non-empty output folder" };
+        public Option<double?> SourceDistance { get; } = new("--source-distance") { Description = "Put view 000 (the source view) at this distance from the origin, e.g. 2 (LRM's canonical input camera); default: random in [1.5, 3] like the other views" };
 
         public void AddTo(Command command)
         {
@@ -41,6 +42,7 @@ internal static class DatasetCommand
             command.Options.Add(Out);
             command.Options.Add(Threads);
             command.Options.Add(Overwrite);
+            command.Options.Add(SourceDistance);
         }
 
         public DatasetOptions Read(ParseResult result, int meshResolution = 128) => new()
@@ -50,6 +52,7 @@ internal static class DatasetCommand
             Seed = result.GetValue(Seed),
             Threads = result.GetValue(Threads),
             Overwrite = result.GetValue(Overwrite),
+            SourceDistance = result.GetValue(SourceDistance),
             MeshResolution = meshResolution,
         };
     }

@@ -39,8 +39,8 @@ internal sealed record ReconstructOptions
     /// <summary>CPU threads (0: the library's default).</summary>
     public int Threads { get; init; }
 
-    /// <summary>The object's longest side as a fraction of the encoder input.</summary>
-    public double ForegroundRatio { get; init; } = 0.85;
+    /// <summary>The object's longest side as a fraction of the encoder input; null: the model config's, else 0.85.</summary>
+    public double? ForegroundRatio { get; init; }
 
     /// <summary>Turntable frames to render (0: none).</summary>
     public int Turntable { get; init; }
@@ -112,10 +112,9 @@ internal static class ReconstructCommand
         };
         var renderSize = new Option<int>("--render-size") { Description = "Side of the rendered views in pixels", DefaultValueFactory = _ => DefaultRenderSize };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
-        var ratio = new Option<double>("--foreground-ratio")
+        var ratio = new Option<double?>("--foreground-ratio")
         {
-            Description = "The object's longest side as a fraction of the encoder input (0 < r <= 1)",
-            DefaultValueFactory = _ => 0.85,
+            Description = "The object's longest side as a fraction of the encoder input (0 < r <= 1; default: the model config's foreground_ratio, else OpenLRM's 0.85)",
         };
         var resolution = new Option<int>("--resolution")
         {
@@ -427,9 +426,9 @@ internal static class ReconstructCommand
         {
             throw new LrmInvalidArgumentException($"--threads must be >= 0 (0: default), got {options.Threads}");
         }
-        if (!(options.ForegroundRatio > 0 && options.ForegroundRatio <= 1))
+        if (options.ForegroundRatio is { } ratio && !(ratio > 0 && ratio <= 1))
         {
-            throw new LrmInvalidArgumentException($"--foreground-ratio must be in (0, 1], got {options.ForegroundRatio.ToString(CultureInfo.InvariantCulture)}");
+            throw new LrmInvalidArgumentException($"--foreground-ratio must be in (0, 1], got {ratio.ToString(CultureInfo.InvariantCulture)}");
         }
         if (options.Turntable is < 0 or > MaxTurntableFrames)
         {

@@ -102,6 +102,14 @@ internal sealed class DatasetCamera
         }
     }
 
+    /// <summary>The same viewing direction from <paramref name="distance"/> away from the origin (a look-at camera moved along its ray to the origin).</summary>
+    public DatasetCamera AtDistance(double distance)
+    {
+        var length = Math.Sqrt(Origin.X * Origin.X + Origin.Y * Origin.Y + Origin.Z * Origin.Z);
+        var scale = distance / length;
+        return LookAtOrigin(new Vec3(Origin.X * scale, Origin.Y * scale, Origin.Z * scale), Width, Height, FocalX);
+    }
+
     /// <summary>Unit world direction of the ray through image point (x, y) in pixels ((j + ½, i + ½) is pixel (i, j)'s centre).</summary>
     public Vec3 RayDirection(double pixelX, double pixelY)
     {

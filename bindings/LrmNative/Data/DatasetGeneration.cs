@@ -24,6 +24,12 @@ internal sealed record DatasetOptions
     /// <summary>Replace objects in a non-empty output folder.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>
+    /// Distance of view 000 (the source view training and evaluation condition on) from the origin; null: drawn like
+    /// every other view from [1.5, 3.0]. Its direction is drawn as always, so the other views do not change.
+    /// </summary>
+    public double? SourceDistance { get; init; }
+
     public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = Threads > 0 ? Threads : -1 };
 
     public void Validate()
@@ -43,6 +49,10 @@ internal sealed record DatasetOptions
         if (Threads < 0)
         {
             throw new LrmInvalidArgumentException($"--threads must be >= 0 (0: all cores), got {Threads}");
+        }
+        if (SourceDistance is { } d && !(d >= 1.2 && d <= 10))
+        {
+            throw new LrmInvalidArgumentException($"--source-distance must be in [1.2, 10] (objects span [-0.96, 0.96]), got {d}");
         }
     }
 }
@@ -137,7 +147,12 @@ internal static class DatasetGeneration
     public static List<DatasetCamera> SampleCameras(DeterministicRandom random, DatasetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return Enumerable.Range(0, options.Views).Select(_ => DatasetCamera.SampleOrbit(random, options.Resolution, options.Resolution)).ToList();
+        var cameras = Enumerable.Range(0, options.Views).Select(_ => DatasetCamera.SampleOrbit(random, options.Resolution, options.Resolution)).ToList();
+        if (options.SourceDistance is { } distance)
+        {
+            cameras[0] = cameras[0].AtDistance(distance);
+        }
+        return cameras;
     }
 
     /// <summary>Renders all views of an object from cameras drawn from its stream.</summary>

@@ -172,6 +172,16 @@ internal sealed record ModelConfig
     /// </summary>
     public float? MeshThreshold { get; init; }
 
+    /// <summary>OpenLRM's framing of an input photo: the object's longest side fills 0.85 of the square.</summary>
+    public const double DefaultForegroundRatio = 0.85;
+
+    /// <summary>
+    /// How much of the square input the object's longest side fills when a photo is re-centred (extension key
+    /// "foreground_ratio"), or null for OpenLRM's <see cref="DefaultForegroundRatio"/>: a model trained on views
+    /// framed differently (e.g. LrmNative's default model, source view at distance 2) carries its own.
+    /// </summary>
+    public double? ForegroundRatio { get; init; }
+
     /// <summary>Where the config was read from (for error messages); "" if built in code.</summary>
     public string Source { get; init; } = "";
 
@@ -288,6 +298,7 @@ internal sealed record ModelConfig
                 NerfLayerCount = reader.OptionalPositive("nerf_layers") ?? NerfLayers,
                 NerfHiddenWidth = reader.OptionalPositive("nerf_hidden_dim") ?? NerfHiddenDim,
                 MeshThreshold = reader.OptionalFinite("mesh_threshold"),
+                ForegroundRatio = reader.OptionalFinite("foreground_ratio"),
             };
             config.Validate();
             return config;
@@ -310,6 +321,7 @@ internal sealed record ModelConfig
         Require(TriplaneHighRes == UpsampleFactor * TriplaneLowRes, "triplane_high_res", $"must be {UpsampleFactor} × triplane_low_res ({UpsampleFactor * TriplaneLowRes}), got {TriplaneHighRes}");
         Require(EncoderImageSize % EncoderPatchSize == 0, "encoder_image_size", $"must be a multiple of the patch size {EncoderPatchSize}, got {EncoderImageSize}");
         Require(EncoderPatchSize > 0, "encoder_patch_size", $"must be positive, got {EncoderPatchSize}");
+        Require(ForegroundRatio is null or (> 0 and <= 1), "foreground_ratio", $"must be in (0, 1], got {ForegroundRatio}");
         Require(EncoderRegisters >= 0, "encoder_registers", $"must be >= 0, got {EncoderRegisters}");
         Require(EncoderPositionGrid > 0, "encoder_pos_grid", $"must be positive, got {EncoderPositionGrid}");
         Require(EncoderPositionInterpolation is InterpolationBicubicAntialias or InterpolationBicubic or InterpolationBilinear, "encoder_pos_interpolation",
@@ -370,6 +382,10 @@ internal sealed record ModelConfig
             if (MeshThreshold is { } threshold)
             {
                 json.WriteNumber("mesh_threshold", threshold);
+            }
+            if (ForegroundRatio is { } ratio)
+            {
+                json.WriteNumber("foreground_ratio", ratio);
             }
             json.WriteEndObject();
         }

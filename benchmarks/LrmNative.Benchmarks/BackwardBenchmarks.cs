@@ -300,3 +300,207 @@ public class RenderMarchBackwardBenchmarks : KernelBenchmarks<RenderMarchBackwar
         }
     }
 }
+
+/// <summary>
+/// <see cref="IBackend.PatchEmbedBackward"/> of the encoder's stem as training calls it: gradWeight and gradBias, no image
+/// gradient (the image is an input). Peer: torch.autograd.grad of the forward suite's F.conv2d with respect to weight and bias.
+/// </summary>
+public class PatchEmbedBackwardBenchmarks : KernelBenchmarks<PatchEmbedBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random)
+    {
+        var bound = 1f / MathF.Sqrt(PatchEmbedShape.InputChannels * Shape.Patch * Shape.Patch);
+        return
+        [
+            Tensor.Empty([Shape.Width, PatchEmbedShape.InputChannels, Shape.Patch, Shape.Patch]),
+            Tensor.Empty([Shape.Width]),
+            RandomData.Uniform(random, -1, 1, 1, Shape.Tokens, Shape.Width),
+            RandomData.Uniform(random, 0, 1, 1, PatchEmbedShape.InputChannels, Shape.Size, Shape.Size),
+            RandomData.Uniform(random, -bound, bound, Shape.Width, PatchEmbedShape.InputChannels, Shape.Patch, Shape.Patch),
+        ];
+    }
+
+    [Benchmark(Description = "PatchEmbedBackward")]
+    public void PatchEmbedBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.PatchEmbedBackward(null, set[0], set[1], set[2], set[3], set[4]);
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.DeconvolutionBackward"/> of the upsampler: gradInput (on into the decoder), gradWeight, gradBias.
+/// Peer: torch.autograd.grad of F.conv_transpose2d with respect to input, weight and bias.
+/// </summary>
+public class DeconvolutionBackwardBenchmarks : KernelBenchmarks<DeconvolutionBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random)
+    {
+        var bound = 1f / MathF.Sqrt(Shape.InChannels);
+        var side = Shape.Side * Shape.Kernel;
+        return
+        [
+            Tensor.Empty([Shape.Batch, Shape.InChannels, Shape.Side, Shape.Side]),
+            Tensor.Empty([Shape.InChannels, Shape.OutChannels, Shape.Kernel, Shape.Kernel]),
+            Tensor.Empty([Shape.OutChannels]),
+            RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.OutChannels, side, side),
+            RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.InChannels, Shape.Side, Shape.Side),
+            RandomData.Uniform(random, -bound, bound, Shape.InChannels, Shape.OutChannels, Shape.Kernel, Shape.Kernel),
+        ];
+    }
+
+    [Benchmark(Description = "DeconvolutionBackward")]
+    public void DeconvolutionBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.DeconvolutionBackward(set[0], set[1], set[2], set[3], set[4], set[5]);
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.ResizeBackward"/> of the encoder's position table: the patch-grid gradient spread back onto the
+/// table (DINOv2: antialiased bicubic, a = −0.5; DINO v1: bilinear). The model reaches the same kernel through
+/// ResizeScaledBackward with the scale factors of its config. Peer: torch.autograd.grad of F.interpolate with respect to the table.
+/// </summary>
+public class ResizeBackwardBenchmarks : KernelBenchmarks<ResizeBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) =>
+    [
+        Tensor.Empty([1, Shape.Channels, Shape.Grid, Shape.Grid]),
+        RandomData.Uniform(random, -1, 1, 1, Shape.Channels, Shape.Patches, Shape.Patches),
+    ];
+
+    [Benchmark(Description = "ResizeBackward")]
+    public void ResizeBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            if (Shape.Bicubic)
+            {
+                Device.Backend.ResizeBackward(set[0], set[1], ResizeMode.Bicubic, -0.5f, antialias: true);
+            }
+            else
+            {
+                Device.Backend.ResizeBackward(set[0], set[1], ResizeMode.Bilinear);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.ActivateBackward"/> of the exact GELU on the decoder MLP's hidden layer (input recomputed from, i.e.
+/// read as, the saved pre-activation). Peer: torch.autograd.grad of F.gelu with respect to its input.
+/// </summary>
+public class ActivationBackwardBenchmarks : KernelBenchmarks<ActivationBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) =>
+    [
+        Tensor.Empty([Shape.Rows, Shape.Channels]),
+        RandomData.Uniform(random, -1, 1, Shape.Rows, Shape.Channels),
+        RandomData.Uniform(random, -3, 3, Shape.Rows, Shape.Channels),
+    ];
+
+    [Benchmark(Description = "ActivateBackward")]
+    public void GeluBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.ActivateBackward(set[0], set[1], set[2], Activation.Gelu);
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.LayerScaleBackward"/> of a DINOv2 block's LayerScale as the encoder calls it: gradInput and gradGamma
+/// (the residual branch is added by the caller). Peer: torch.autograd.grad of x·γ with respect to x and γ.
+/// </summary>
+public class LayerScaleBackwardBenchmarks : KernelBenchmarks<LayerScaleBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) =>
+    [
+        Tensor.Empty([1, Shape.Tokens, Shape.Channels]),
+        Tensor.Zeros([Shape.Channels]),
+        RandomData.Uniform(random, -1, 1, 1, Shape.Tokens, Shape.Channels),
+        RandomData.Uniform(random, -2, 2, 1, Shape.Tokens, Shape.Channels),
+        RandomData.Uniform(random, 0.5f, 1.5f, Shape.Channels),
+    ];
+
+    [Benchmark(Description = "LayerScaleBackward")]
+    public void LayerScaleBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.LayerScaleBackward(set[0], set[1], null, set[2], set[3], set[4]);
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.RenderDecodeBackward"/> of one 128² render's samples into the raw MLP output, about a sixth of the
+/// points outside the box (zero gradient there). Peer: torch.autograd.grad of the same decode written with torch.where.
+/// </summary>
+public class RenderDecodeBackwardBenchmarks : KernelBenchmarks<RenderDecodeBackwardShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) =>
+    [
+        Tensor.Empty([1, Shape.Rows, 4]),
+        RandomData.Uniform(random, -1, 1, 1, Shape.Rows, 4),
+        RandomData.Uniform(random, -3, 3, 1, Shape.Rows, 4),
+        RandomData.Uniform(random, -1.06f, 1.06f, 1, Shape.Rows, 3),
+    ];
+
+    [Benchmark(Description = "RenderDecodeBackward")]
+    public void RenderDecodeBackward()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.RenderDecodeBackward(set[0], set[1], set[2], set[3]);
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="IBackend.AdamWStep"/> on one parameter tensor with the paper's settings (lr 4e-4, β (0.9, 0.95), ε 1e-8, weight
+/// decay 0.05, no clipping scale). Each call updates the weights and moments in place, as training does. Peer:
+/// torch.optim.AdamW(foreach=False).step() on a parameter of the same size with its .grad set.
+/// </summary>
+public class AdamWBenchmarks : KernelBenchmarks<AdamWShape>
+{
+    private long _step;
+
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) =>
+    [
+        RandomData.Uniform(random, -0.05f, 0.05f, Shape.Rows, Shape.Columns),
+        RandomData.Uniform(random, -1e-3f, 1e-3f, Shape.Rows, Shape.Columns),
+        RandomData.Uniform(random, 1e-8f, 1e-6f, Shape.Rows, Shape.Columns),
+        RandomData.Uniform(random, -1e-2f, 1e-2f, Shape.Rows, Shape.Columns),
+    ];
+
+    [Benchmark(Description = "AdamWStep")]
+    public void AdamWStep()
+    {
+        var set = NextSet();
+        var step = ++_step;
+        using (Device.Measure())
+        {
+            Device.Backend.AdamWStep(set[0], set[1], set[2], set[3], 4e-4f, 0.9f, 0.95f, 1e-8f, 0.05f, 1f, step);
+        }
+    }
+}

@@ -537,3 +537,208 @@ public sealed record RenderMarchBackwardShape(int Rays, int SamplesA, int Sample
         ["rays"] = Rays, ["samples_a"] = SamplesA, ["samples_b"] = SamplesB,
     };
 }
+
+/// <summary>
+/// Backward of <see cref="PatchEmbedShape"/> as training calls it: gradWeight (Width, 3, P, P) = dYᵀ · patches and gradBias
+/// (Width) = column sums of dY; the image is an input, so it gets no gradient. FLOPs the forward's 2·tokens·Width·3·P² (the
+/// bias sum not counted); bytes image and gradOutput read once, gradWeight and gradBias written once.
+/// </summary>
+public sealed record PatchEmbedBackwardShape(int Size, int Patch, int Width) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "patch-embed-backward";
+
+    /// <summary>Patches (tokens).</summary>
+    public int Tokens => Size / Patch * (Size / Patch);
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Size)}x{Dim(Size)} /{Dim(Patch)} -> {Dim(Tokens)}x{Dim(Width)}";
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Tokens * Width * PatchEmbedShape.InputChannels * Patch * Patch;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (PatchEmbedShape.InputChannels * (double)Size * Size + (double)Tokens * Width
+        + (double)Width * PatchEmbedShape.InputChannels * Patch * Patch + Width);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["size"] = Size, ["patch"] = Patch, ["width"] = Width,
+    };
+}
+
+/// <summary>
+/// Backward of <see cref="DeconvolutionShape"/>: gradInput (it flows on into the decoder), gradWeight and gradBias. Two
+/// products of the forward's size, FLOPs 4·Batch·Side²·InChannels·OutChannels·K²; bytes input and gradOutput read, weight
+/// read, gradInput and gradWeight written, gradBias written.
+/// </summary>
+public sealed record DeconvolutionBackwardShape(int Batch, int InChannels, int OutChannels, int Side, int Kernel) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "deconvolution-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Batch)}x{Dim(InChannels)}x{Dim(Side)}x{Dim(Side)} -> {Dim(OutChannels)}x{Dim(Side * Kernel)}x{Dim(Side * Kernel)}";
+
+    /// <inheritdoc />
+    public override double Flops => 4.0 * Batch * Side * Side * (double)InChannels * OutChannels * Kernel * Kernel;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (2.0 * Batch * InChannels * Side * Side + 2.0 * InChannels * OutChannels * Kernel * Kernel
+        + OutChannels + (double)Batch * OutChannels * Side * Kernel * Side * Kernel);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["batch"] = Batch, ["in_channels"] = InChannels, ["out_channels"] = OutChannels, ["side"] = Side, ["kernel"] = Kernel,
+    };
+}
+
+/// <summary>
+/// Backward of the encoder's position-table resize (the table's Grid² positions of Channels values resized to the patch
+/// grid; DINOv2: antialiased bicubic, a = −0.5; DINO v1, the paper: bilinear): the adjoint of the forward's two separable
+/// passes, gradOutput (Channels, Patches², from the patch grid) spread back onto the table. Taps per output 4 (bicubic) or 2
+/// (bilinear) · max(1, Grid/Patches), 2 FLOPs each, over both passes as for <see cref="ResizeShape"/>; bytes gradOutput read
+/// and gradInput written once (the intermediate not counted).
+/// </summary>
+public sealed record ResizeBackwardShape(int Channels, int Grid, int Patches, bool Bicubic) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "resize-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"pos table {(Bicubic ? "bicubic-aa" : "bilinear")} {Dim(Channels)}x{Dim(Grid)}x{Dim(Grid)} -> {Dim(Patches)}x{Dim(Patches)}";
+
+    /// <summary>Filter taps per output along one axis.</summary>
+    public double Taps => (Bicubic ? 4.0 : 2.0) * Math.Max(1.0, (double)Grid / Patches);
+
+    /// <inheritdoc />
+    public override double Flops => 2.0 * Taps * Channels * ((double)Grid * Patches + (double)Patches * Patches);
+
+    /// <inheritdoc />
+    public override double Bytes => Float * Channels * ((double)Grid * Grid + (double)Patches * Patches);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["planes"] = Channels, ["in_size"] = Grid, ["out_size"] = Patches, ["bicubic"] = Bicubic ? 1 : 0,
+    };
+}
+
+/// <summary>
+/// Backward of the exact GELU of the decoder MLP's hidden layer, (Rows, Channels): gradInput = dY·(Φ(x) + x·φ(x)). FLOPs 7 per
+/// element (erf and exp counted once each as 1); bytes gradOutput and input read, gradInput written (3 per element).
+/// </summary>
+public sealed record ActivationBackwardShape(string Where, int Rows, int Channels) : KernelShape
+{
+    /// <summary>FLOPs counted per element.</summary>
+    public const double FlopsPerElement = 7;
+
+    /// <inheritdoc />
+    public override string Family => "activation-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"GELU {Where} {Dim(Rows)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => FlopsPerElement * Rows * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * 3.0 * Rows * Channels;
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["rows"] = Rows, ["channels"] = Channels };
+}
+
+/// <summary>
+/// Backward of DINOv2's LayerScale (y = x·γ) on the encoder's tokens: gradInput = dY·γ, gradGamma += Σ_rows dY·x. FLOPs 3 per
+/// element; bytes gradOutput and input read, gradInput written (3 per element), γ read and gradGamma read and written (3 per
+/// channel).
+/// </summary>
+public sealed record LayerScaleBackwardShape(string Where, int Tokens, int Channels) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "layerscale-backward";
+
+    /// <inheritdoc />
+    public override string Name => $"{Where} {Dim(Tokens)}x{Dim(Channels)}";
+
+    /// <inheritdoc />
+    public override double Flops => 3.0 * Tokens * Channels;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Tokens * Channels + 3.0 * Channels);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["tokens"] = Tokens, ["channels"] = Channels };
+}
+
+/// <summary>
+/// Backward of the render decode (MLP output → [σ_raw, rgb] inside the [−1, 1]³ box, constants outside) for the samples of
+/// one 128² render (Rays · Samples rows): dσ_raw passes through, drgb·1.002·s·(1 − s) with the sigmoid recomputed. FLOPs 4
+/// per colour channel (the exp counted as 1), 12 per sample; bytes gradDecoded (16), raw (16) and the points (12) read and
+/// gradRaw (16) written, 60 per sample.
+/// </summary>
+public sealed record RenderDecodeBackwardShape(int Rays, int Samples) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "render-decode-backward";
+
+    /// <summary>Samples decoded.</summary>
+    public long Rows => (long)Rays * Samples;
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Rays)} rays x {Dim(Samples)} samples";
+
+    /// <inheritdoc />
+    public override double Flops => 12.0 * Rows;
+
+    /// <inheritdoc />
+    public override double Bytes => 60.0 * Rows;
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["rows"] = Rows, ["rays"] = Rays, ["samples"] = Samples };
+}
+
+/// <summary>
+/// One AdamW update (paper: β = (0.9, 0.95), weight decay 0.05) of one parameter tensor, as the trainer calls it per tensor:
+/// the decoder MLP's first weight (4·D × D), its largest. FLOPs 15 per element (decay 2, first moment 3, second moment 4, the
+/// bias-corrected denominator 3 with the square root counted as 1, the update 3); bytes the parameter and both moments read
+/// and written, the gradient read: 28 per element.
+/// </summary>
+public sealed record AdamWShape(string Parameter, int Rows, int Columns) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "adamw";
+
+    /// <summary>Elements updated.</summary>
+    public long Elements => (long)Rows * Columns;
+
+    /// <inheritdoc />
+    public override string Name => $"{Parameter} {Dim(Rows)}x{Dim(Columns)}";
+
+    /// <inheritdoc />
+    public override double Flops => 15.0 * Elements;
+
+    /// <inheritdoc />
+    public override double Bytes => 28.0 * Elements;
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["elements"] = Elements, ["rows"] = Rows, ["columns"] = Columns };
+}

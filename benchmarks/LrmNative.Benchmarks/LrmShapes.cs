@@ -65,6 +65,18 @@ public static class LrmShapes
         yield return new TriplaneBackwardShape(QueryChunkPoints, config.TriplaneHighRes, config.TriplaneDim);
         yield return new NerfMlpBackwardShape(QueryChunkPoints, 3 * config.TriplaneDim, config.NerfHiddenWidth, config.NerfLayerCount);
         yield return new RenderMarchBackwardShape(RenderSide * RenderSide, half, half);
+        // The remaining backward passes of a training step (after the families above, so their order and seeds stay put).
+        yield return new PatchEmbedBackwardShape(config.EncoderImageSize, config.EncoderPatchSize, encoderWidth);
+        yield return new DeconvolutionBackwardShape(3, width, config.TriplaneDim, config.TriplaneLowRes, ModelConfig.UpsampleFactor);
+        yield return new ResizeBackwardShape(encoderWidth, config.EncoderPositionGrid, config.PatchGridSize,
+            config.EncoderPositionInterpolation != ModelConfig.InterpolationBilinear);
+        yield return new ActivationBackwardShape("decoder MLP", tokens, 4 * width);
+        if (config.EncoderLayerScale)
+        {
+            yield return new LayerScaleBackwardShape("encoder", encoderTokens, encoderWidth);
+        }
+        yield return new RenderDecodeBackwardShape(RenderSide * RenderSide, config.RenderingSamplesPerRay);
+        yield return new AdamWShape("decoder MLP fc1 weight", 4 * width, width);
     }
 
     /// <summary>Merges the shapes of several configs: one entry per key, listing every config that uses it.</summary>

@@ -28,6 +28,13 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     triplane-backward       F.grid_sample       -> planes (the points get no gradient, as in training)
     nerf-mlp-backward       nn.Sequential       -> input and every weight and bias
     render-march-backward   MipRayMarcher2      -> both decoded sets, from the rgb and opacity gradients
+    patch-embed-backward    F.conv2d            -> weight, bias (the image is an input)
+    deconvolution-backward  F.conv_transpose2d  -> input, weight, bias
+    resize-backward         F.interpolate       -> the position table (bicubic antialiased; bilinear for DINO v1)
+    activation-backward     F.gelu              -> input
+    layerscale-backward     x * gamma           -> x, gamma
+    render-decode-backward  torch.where decode  -> the raw MLP output
+    adamw                   torch.optim.AdamW(foreach=False).step() on one parameter (not a backward: the update)
 
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
 (as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
@@ -367,6 +374,66 @@ def nerf_mlp_backward(d, device):
     return make, run, "nn.Sequential(Linear, ReLU, ...) (input and every weight and bias)"
 
 
+def resize_table(d, device):
+    planes, size_in, size_out, bicubic = d["planes"], d["in_size"], d["out_size"], d["bicubic"]
+
+    def make(g):
+        return (uniform(g, -1, 1, 1, planes, size_in, size_in, device=device),)
+
+    if bicubic:
+        return make, lambda s: F.interpolate(s[0], size=(size_out, size_out), mode="bicubic", align_corners=False, antialias=True), \
+            "F.interpolate(mode='bicubic', antialias=True) of the position table"
+    return make, lambda s: F.interpolate(s[0], size=(size_out, size_out), mode="bilinear", align_corners=False), \
+        "F.interpolate(mode='bilinear') of the position table"
+
+
+def gelu(d, device):
+    rows, channels = d["rows"], d["channels"]
+
+    def make(g):
+        return (uniform(g, -3, 3, rows, channels, device=device),)
+
+    return make, lambda s: F.gelu(s[0]), "F.gelu (exact, erf)"
+
+
+def layer_scale(d, device):
+    tokens, channels = d["tokens"], d["channels"]
+
+    def make(g):
+        return (uniform(g, -2, 2, 1, tokens, channels, device=device), uniform(g, 0.5, 1.5, channels, device=device))
+
+    return make, lambda s: s[0] * s[1], "x * gamma (DINOv2 LayerScale)"
+
+
+def render_decode(d, device):
+    rows = d["rows"]
+
+    def make(g):
+        return (uniform(g, -3, 3, 1, rows, 4, device=device), uniform(g, -1.06, 1.06, 1, rows, 3, device=device))
+
+    def run(s):
+        raw, points = s
+        inside = (points.abs() <= 1.0).all(dim=-1, keepdim=True)
+        decoded = torch.cat([raw[..., :1], torch.sigmoid(raw[..., 1:]) * 1.002 - 0.001], dim=-1)
+        outside = torch.tensor([-3.4028234663852886e38 / 8, 0.0, 0.0, 0.0], device=raw.device)
+        return torch.where(inside, decoded, outside)
+
+    return make, run, "torch.where(inside box, cat(sigma_raw, sigmoid(rgb) * 1.002 - 0.001), constants)"
+
+
+def adamw(d, device):
+    rows, columns = d["rows"], d["columns"]
+
+    def make(g):
+        parameter = torch.nn.Parameter(uniform(g, -0.05, 0.05, rows, columns, device=device))
+        parameter.grad = uniform(g, -1e-2, 1e-2, rows, columns, device=device)
+        optimizer = torch.optim.AdamW([parameter], lr=4e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05, foreach=False)
+        optimizer.step()  # creates the moments, so every timed call is a steady-state step
+        return (optimizer,)
+
+    return make, lambda s: s[0].step(), "torch.optim.AdamW(foreach=False).step() on one parameter"
+
+
 FAMILIES = {
     "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
     "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
@@ -378,6 +445,13 @@ FAMILIES = {
     "triplane-backward": backward_of(triplane, {0}),
     "nerf-mlp-backward": backward_of(nerf_mlp_backward, {0}, parameters=lambda run: run.parameters()),
     "render-march-backward": backward_of(render_march, {1, 3}, select_outputs=lambda r: (r[0], r[2])),
+    "patch-embed-backward": backward_of(patch_embed, {1, 2}),
+    "deconvolution-backward": backward_of(deconvolution, {0, 1, 2}),
+    "resize-backward": backward_of(resize_table, {0}),
+    "activation-backward": backward_of(gelu, {0}),
+    "layerscale-backward": backward_of(layer_scale, {0, 1}),
+    "render-decode-backward": backward_of(render_decode, {0}),
+    "adamw": adamw,
 }
 
 

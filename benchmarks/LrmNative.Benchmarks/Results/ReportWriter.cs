@@ -35,12 +35,20 @@ public static class ReportWriter
         ["triplane-backward"] = "a scatter-add of four taps per plane at random addresses into the plane gradients (read-modify-write, more than the counted bytes)",
         ["nerf-mlp-backward"] = "the fused kernel recomputes the forward activations (not counted; PyTorch keeps them), then two products per 64-wide layer with little weight reuse",
         ["render-march-backward"] = "each ray recomputed forward, then a reverse sweep with the transmittance's suffix sums; sequential per ray and latency-bound like the forward",
+        ["patch-embed-backward"] = "the im2col gather again, then one sgemm dYᵀ·patches whose inner dimension is the token count; the bias is a column sum",
+        ["deconvolution-backward"] = "gradInput is a GEMM over the gathered 2×2 output blocks, gradWeight a GEMM with the pixels as the inner dimension; small channel counts keep both short",
+        ["resize-backward"] = "the adjoint of two separable passes: each output's gradient scattered onto its filter taps, through an intermediate not counted in the bytes",
+        ["activation-backward"] = "elementwise with an erf and an exp per element; the floor is streaming three tensors",
+        ["layerscale-backward"] = "elementwise plus a per-channel column sum; bandwidth-bound",
+        ["render-decode-backward"] = "elementwise per sample with a box test and a recomputed sigmoid; bandwidth-bound",
+        ["adamw"] = "elementwise over four tensors (three read and written); purely bandwidth-bound",
     };
 
     private static readonly string[] Palette =
     [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
-        "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+        "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#fd8d3c", "#74c476", "#9e9ac8", "#e7969c",
+        "#6baed6",
     ];
 
     /// <summary>

@@ -1,6 +1,7 @@
 // activation.cpp — point-wise activations and the row softmax.
 //
 //   gelu  out = 0.5·x·(1 + erf(x/√2))       exact, as nn.GELU() (not approximate='tanh')
+//         (on the CPU through fastmath.hpp's vectorisable Φ(x), not glibc's scalar erff)
 //   silu  out = x·sigmoid(x)
 //   relu  out = max(x, 0), NaN stays NaN
 //     out, inp (n)              out may alias inp
@@ -23,6 +24,7 @@
 #include <cmath>
 
 #include "activation.cuh"
+#include "fastmath.hpp"
 
 namespace lrm {
 namespace {
@@ -101,7 +103,7 @@ lrm_status activation_entry(const char* op, float* out, const float* inp, int64_
 extern "C" {
 
 LRM_API lrm_status lrm_gelu_forward(float* out, const float* inp, int64_t n) {
-    return lrm::activation_entry("lrm_gelu_forward", out, inp, n, [](float x) { return lrm_gelu(x); });
+    return lrm::activation_entry("lrm_gelu_forward", out, inp, n, [](float x) { return lrm::gelu_fast(x); });
 }
 
 LRM_API lrm_status lrm_silu_forward(float* out, const float* inp, int64_t n) {
@@ -122,7 +124,7 @@ LRM_API lrm_status lrm_softmax_forward(float* out, const float* inp, int64_t row
 
 LRM_API lrm_status lrm_gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
     return lrm::activation_backward_entry("lrm_gelu_backward", dinp, dout, inp, n,
-                                          [](float dy, float x) { return dy * lrm_gelu_derivative(x); });
+                                          [](float dy, float x) { return dy * lrm::gelu_derivative_fast(x); });
 }
 
 LRM_API lrm_status lrm_silu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {

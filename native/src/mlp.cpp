@@ -34,6 +34,7 @@
 #include "errors.hpp"
 #include "gemm.hpp"
 #include "lrm_native.h"
+#include "fastmath.hpp"
 #include "microkernel.hpp"
 
 #include <omp.h>
@@ -69,7 +70,7 @@ void bias_activate(float* y, int64_t ld, int64_t rows, int64_t cols, const float
 void epilogue(float* y, int64_t ld, int64_t rows, int64_t cols, const float* bias, int32_t activation) {
     switch (activation) {
         case LRM_ACTIVATION_RELU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_relu(x); }); break;
-        case LRM_ACTIVATION_GELU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_gelu(x); }); break;
+        case LRM_ACTIVATION_GELU: bias_activate(y, ld, rows, cols, bias, [](float x) { return gelu_fast(x); }); break;
         case LRM_ACTIVATION_SILU: bias_activate(y, ld, rows, cols, bias, [](float x) { return lrm_silu(x); }); break;
         default:
             if (bias != nullptr) bias_activate(y, ld, rows, cols, bias, [](float x) { return x; });
@@ -172,7 +173,7 @@ void multiply_derivative(float* g, const float* z, int64_t n, int32_t activation
             break;
         case LRM_ACTIVATION_GELU:
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
-            for (int64_t i = 0; i < n; ++i) g[i] *= lrm_gelu_derivative(z[i]);
+            for (int64_t i = 0; i < n; ++i) g[i] *= gelu_derivative_fast(z[i]);
             break;
         case LRM_ACTIVATION_SILU:
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
@@ -188,7 +189,7 @@ void apply_activation(float* x, const float* z, int64_t n, int32_t activation) {
     for (int64_t i = 0; i < n; ++i) {
         const float v = z[i];
         x[i] = activation == LRM_ACTIVATION_RELU   ? lrm_relu(v)
-               : activation == LRM_ACTIVATION_GELU ? lrm_gelu(v)
+               : activation == LRM_ACTIVATION_GELU ? gelu_fast(v)
                : activation == LRM_ACTIVATION_SILU ? lrm_silu(v)
                                                    : v;
     }

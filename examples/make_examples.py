@@ -6,6 +6,8 @@ Deterministic: rerunning writes identical files.
 
 sphere_on_box.png: a red sphere resting on a blue box, seen from the canonical LRM source camera
 (on -Y, looking at the origin, z up), ray cast analytically with Lambertian shading.
+meshes/table.obj: a small table (a top and four legs, five boxes with vertex colours), the mesh
+examples/make_default_examples.sh renders with `lrm dataset render` (an object not made by `lrm dataset synth`).
 """
 import os
 
@@ -67,8 +69,37 @@ def render(size=256):
     return (rgba * 255 + 0.5).astype(np.uint8)
 
 
+def box(lo, hi):
+    """The 8 corners and 12 outward-facing triangles of an axis-aligned box."""
+    corners = [(x, y, z) for z in (lo[2], hi[2]) for y in (lo[1], hi[1]) for x in (lo[0], hi[0])]
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    triangles = [t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]
+    return corners, triangles
+
+
+def table_obj():
+    """OBJ text of a table: a 1.6 x 1.0 top, 0.12 thick, on four 0.14-wide legs, about 1.1 tall."""
+    parts = [((-0.8, -0.5, 0.38), (0.8, 0.5, 0.5), (0.62, 0.40, 0.22))]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            x, y = sx * 0.62, sy * 0.34
+            parts.append(((x - 0.07, y - 0.07, -0.6), (x + 0.07, y + 0.07, 0.38), (0.35, 0.22, 0.12)))
+    lines = ["# a table: examples/make_examples.py"]
+    faces = []
+    offset = 1
+    for lo, hi, colour in parts:
+        corners, triangles = box(lo, hi)
+        lines += [f"v {x:.3f} {y:.3f} {z:.3f} {colour[0]:.2f} {colour[1]:.2f} {colour[2]:.2f}" for x, y, z in corners]
+        faces += [f"f {a + offset} {b + offset} {c + offset}" for a, b, c in triangles]
+        offset += len(corners)
+    return "\n".join(lines + faces) + "\n"
+
+
 def main():
     Image.fromarray(render(), "RGBA").save(os.path.join(HERE, "sphere_on_box.png"), optimize=False)
+    os.makedirs(os.path.join(HERE, "meshes"), exist_ok=True)
+    with open(os.path.join(HERE, "meshes", "table.obj"), "w") as f:
+        f.write(table_obj())
 
 
 if __name__ == "__main__":

@@ -165,6 +165,37 @@ public sealed class ReconstructCommandTests
     }
 
     [Test]
+    [NonParallelizable]
+    public void WithoutModelTheDefaultModelVariableIsUsedOrTheErrorSaysHowToGiveOne()
+    {
+        var saved = Environment.GetEnvironmentVariable(ReconstructCommand.DefaultModelVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, null);
+            var (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(_folder, "nomodel"));
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(log, Does.Contain("--model").And.Contain(ReconstructCommand.DefaultModelVariable));
+            Assert.That(Directory.Exists(Path.Combine(_folder, "nomodel")), Is.False);
+
+            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, Path.Combine(_folder, "missing-model"));
+            (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(_folder, "nomodel"));
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(log, Does.Contain("missing-model").And.Contain("not found"));
+
+            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, Golden.TinyModelDirectory);
+            var output = Path.Combine(_folder, "defaultmodel");
+            (code, log) = Lrm(SyntheticImage(), "--out", output, "--render-size", "8");
+            Assert.That(code, Is.EqualTo(0), log);
+            Assert.That(log, Does.Contain(Golden.TinyModelDirectory));
+            Assert.That(File.Exists(Path.Combine(output, "input_view.png")) || Directory.EnumerateFiles(output, "*.png").Any(), Is.True);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, saved);
+        }
+    }
+
+    [Test]
     public void WithoutOptionalExportsOnlyTheRendersAreWritten()
     {
         var output = Path.Combine(_folder, "plain");

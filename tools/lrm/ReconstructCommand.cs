@@ -75,6 +75,24 @@ internal sealed record ReconstructOptions
 internal static class ReconstructCommand
 {
     public const string DefaultOut = "out";
+
+    /// <summary>Environment variable naming the model used when --model is not given (./lrm sets it to models/default).</summary>
+    public const string DefaultModelVariable = "LRM_DEFAULT_MODEL";
+
+    /// <summary>The model of $LRM_DEFAULT_MODEL, or an error saying how to give one.</summary>
+    internal static string DefaultModel()
+    {
+        var path = Environment.GetEnvironmentVariable(DefaultModelVariable);
+        if (string.IsNullOrEmpty(path))
+        {
+            throw new LrmInvalidArgumentException($"no --model given and ${DefaultModelVariable} is not set: pass --model DIR (an OpenLRM folder or an LrmNative model file), or run through ./lrm, which uses the repository's models/default");
+        }
+        if (!Directory.Exists(path) && !File.Exists(path))
+        {
+            throw new LrmFormatException($"{path}: the default model (${DefaultModelVariable}) was not found; pass --model DIR");
+        }
+        return path;
+    }
     public const int DefaultRenderSize = Reconstruction.DefaultRenderSize;
     /// <summary>Default mesh grid resolution (the paper's 384³).</summary>
     public const int DefaultResolution = Reconstruction.DefaultMeshResolution;
@@ -96,10 +114,10 @@ internal static class ReconstructCommand
             Description = "Input photos (PNG or JPEG); RGBA with the background removed works best. Several: one subfolder of --out each",
             Arity = ArgumentArity.OneOrMore,
         };
-        var model = new Option<string>("--model")
+        var model = new Option<string?>("--model")
         {
-            Description = "The model: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file (lrm convert)",
-            Required = true,
+            Description = "The model: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file (lrm convert); "
+                + $"default: ${DefaultModelVariable} (./lrm sets it to the repository's models/default)",
         };
         var output = new Option<string>("--out") { Description = "Output folder (created if needed)", DefaultValueFactory = _ => DefaultOut };
         var saveTriplane = new Option<string?>("--save-triplane")
@@ -156,7 +174,7 @@ internal static class ReconstructCommand
             {
                 var failed = Run(new ReconstructOptions
                 {
-                    Model = parse.GetRequiredValue(model),
+                    Model = parse.GetValue(model) ?? DefaultModel(),
                     Images = parse.GetRequiredValue(images),
                     Out = parse.GetValue(output) ?? DefaultOut,
                     SaveTriplane = parse.GetValue(saveTriplane),

@@ -215,6 +215,30 @@ public sealed class DatasetSynthTests
     }
 
     [Test]
+    public void SimpleStyleIsOneOrTwoSolidColouredPrimitivesWithoutCutsThinPartsOrBumps()
+    {
+        var primitives = new HashSet<SdfPrimitive>();
+        var counts = new HashSet<int>();
+        for (var index = 0; index < 80; index++)
+        {
+            var parts = ProceduralObjects.Generate(new DeterministicRandom(1, (ulong)index), ObjectStyle.Simple);
+            counts.Add(parts.Count);
+            primitives.UnionWith(parts.Select(p => p.Primitive));
+            Assert.That(parts.All(p => p.Mode == CsgMode.Union && p.BumpAmplitude == 0 && p.Texture.Kind == TextureKind.Solid), Is.True, $"object {index}");
+            Assert.That(parts.All(p => p.BoundingRadius > 0.08), Is.True, $"object {index}: no thin parts");
+            var again = ProceduralObjects.Generate(new DeterministicRandom(1, (ulong)index), ObjectStyle.Simple);
+            Assert.That(again.Select(p => (p.Primitive, p.A, p.B, p.Translation, p.Texture.ColorA)), Is.EqualTo(parts.Select(p => (p.Primitive, p.A, p.B, p.Translation, p.Texture.ColorA))));
+        }
+        Assert.That(counts, Is.EquivalentTo(new[] { 1, 2 }));
+        Assert.That(primitives, Is.EquivalentTo(Enum.GetValues<SdfPrimitive>()));
+        var zeroverse = ProceduralObjects.Generate(new DeterministicRandom(1, 0));
+        Assert.That(zeroverse.Count, Is.GreaterThanOrEqualTo(2), "the default style is unchanged");
+        var (code, _, error) = DatasetTestSupport.Lrm("dataset", "synth", "--objects", "1", "--style", "fancy", "--out", Path.Combine(ImageFixtures.TemporaryFolder(), "x"));
+        Assert.That(code, Is.Not.EqualTo(0));
+        Assert.That(error, Does.Contain("fancy"));
+    }
+
+    [Test]
     public void BadArgumentsGiveOneClearErrorAndWriteNothing()
     {
         var root = ImageFixtures.TemporaryFolder();

@@ -66,12 +66,21 @@ internal static class DatasetCommand
         var common = new CommonOptions();
         var objects = new Option<int>("--objects") { Description = "Number of procedural objects", Required = true };
         var meshResolution = new Option<int>("--mesh-resolution") { Description = "Marching-cubes cells per axis of the ground-truth mesh", DefaultValueFactory = _ => 128 };
-        var command = new Command("synth", "Procedural objects (random textured primitives, unions and cuts) rendered from random cameras") { objects, meshResolution };
+        var style = new Option<string>("--style")
+        {
+            Description = "zeroverse (2-6 textured primitives, cuts, thin parts, bumps) or simple (one or two solid-coloured primitives)",
+            DefaultValueFactory = _ => "zeroverse",
+        };
+        style.AcceptOnlyFromAmong("zeroverse", "simple");
+        var command = new Command("synth", "Procedural objects (random textured primitives, unions and cuts) rendered from random cameras") { objects, meshResolution, style };
         common.AddTo(command);
         command.SetAction(result =>
         {
-            RunSynth(result.GetValue(objects), common.Read(result, result.GetValue(meshResolution)), result.GetValue(common.Out)!, result.InvocationConfiguration.Error,
-                Interactive(result));
+            var options = common.Read(result, result.GetValue(meshResolution)) with
+            {
+                Style = result.GetValue(style) == "simple" ? ObjectStyle.Simple : ObjectStyle.Zeroverse,
+            };
+            RunSynth(result.GetValue(objects), options, result.GetValue(common.Out)!, result.InvocationConfiguration.Error, Interactive(result));
             return 0;
         });
         return command;

@@ -30,6 +30,9 @@ internal sealed record DatasetOptions
     /// </summary>
     public double? SourceDistance { get; init; }
 
+    /// <summary>How elaborate the procedural objects are (synth only).</summary>
+    public ObjectStyle Style { get; init; } = ObjectStyle.Zeroverse;
+
     public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = Threads > 0 ? Threads : -1 };
 
     public void Validate()
@@ -79,13 +82,13 @@ internal static class DatasetGeneration
 
     /// <summary>A normalised procedural object with its ground-truth mesh and lighting, and its stream (next: cameras).</summary>
     public static (SdfScene Scene, Mesh Mesh, Lighting Lighting, DeterministicRandom Random) CreateSynthObject(CpuBackend backend, ulong seed,
-        int index, int meshResolution, ParallelOptions? parallel = null)
+        int index, int meshResolution, ParallelOptions? parallel = null, ObjectStyle style = ObjectStyle.Zeroverse)
     {
         ArgumentNullException.ThrowIfNull(backend);
         var random = new DeterministicRandom(seed, (ulong)index);
         for (var attempt = 0; attempt < 20; attempt++)
         {
-            var scene = new SdfScene(ProceduralObjects.Generate(random));
+            var scene = new SdfScene(ProceduralObjects.Generate(random, style));
             var (min, max) = scene.Bounds;
             var lo = Math.Min(min.X, Math.Min(min.Y, min.Z)) - 0.05;
             var hi = Math.Max(max.X, Math.Max(max.Y, max.Z)) + 0.05;
@@ -181,7 +184,7 @@ internal static class DatasetGeneration
         for (var index = 0; index < objects; index++)
         {
             cancel.ThrowIfCancellationRequested();
-            var (scene, mesh, lighting, random) = CreateSynthObject(backend, options.Seed, index, options.MeshResolution, options.Parallel);
+            var (scene, mesh, lighting, random) = CreateSynthObject(backend, options.Seed, index, options.MeshResolution, options.Parallel, options.Style);
             var views = RenderViews(scene, lighting, random, options);
             var name = SynthName(index);
             DatasetWriter.WriteObject(root, name, views, mesh);

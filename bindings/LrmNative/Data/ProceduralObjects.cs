@@ -1,5 +1,15 @@
 namespace LrmNative.Data;
 
+/// <summary>How elaborate the procedural objects of <c>lrm dataset synth</c> are.</summary>
+internal enum ObjectStyle
+{
+    /// <summary>Zeroverse-like compositions: 2–6 textured primitives, cuts, thin parts, bumps (the default).</summary>
+    Zeroverse,
+
+    /// <summary>One or two solid-coloured primitives, no cuts, thin parts or bumps: a small model's curriculum.</summary>
+    Simple,
+}
+
 /// <summary>
 /// Random compositions of textured primitives in the spirit of LRM-Zero's "Zeroverse" (Xie et al., 2024): 2–6
 /// primitives (sphere, box, rounded box, cylinder, cone, torus, capsule) with random sizes, rotations and placements
@@ -17,9 +27,13 @@ internal static class ProceduralObjects
     ];
 
     /// <summary>The parts of one random object (not yet normalised; roughly within a radius of 1.3 of the origin).</summary>
-    public static List<SdfPart> Generate(DeterministicRandom random)
+    public static List<SdfPart> Generate(DeterministicRandom random, ObjectStyle style = ObjectStyle.Zeroverse)
     {
         ArgumentNullException.ThrowIfNull(random);
+        if (style == ObjectStyle.Simple)
+        {
+            return GenerateSimple(random);
+        }
         var parts = new List<SdfPart>();
         var solids = random.NextInt(2, 6);
         for (var k = 0; k < solids; k++)
@@ -49,9 +63,24 @@ internal static class ProceduralObjects
         return parts;
     }
 
+    // One or two solid-coloured primitives, the second overlapping the first: shapes a small model can learn quickly.
+    private static List<SdfPart> GenerateSimple(DeterministicRandom random)
+    {
+        var parts = new List<SdfPart>();
+        var solids = random.NextInt(1, 2);
+        for (var k = 0; k < solids; k++)
+        {
+            var centre = k == 0 ? Vec3.Zero : Clamp(new Vec3(random.NextGaussian(), random.NextGaussian(), random.NextGaussian()) * 0.25, 0.4);
+            var size = random.Uniform(0.25, 0.45);
+            var colour = RandomColor(random);
+            parts.Add(Solid(random, CsgMode.Union, centre, size, bumps: false, SdfTexture.Solid(colour)));
+        }
+        return parts;
+    }
+
     private static Vec3 Clamp(Vec3 v, double limit) => new(Math.Clamp(v.X, -limit, limit), Math.Clamp(v.Y, -limit, limit), Math.Clamp(v.Z, -limit, limit));
 
-    private static SdfPart Solid(DeterministicRandom random, CsgMode mode, Vec3 centre, double size, bool bumps)
+    private static SdfPart Solid(DeterministicRandom random, CsgMode mode, Vec3 centre, double size, bool bumps, SdfTexture? texture = null)
     {
         var primitive = Solids[random.NextInt(Solids.Length)];
         double a, b = 0, c = 0, rounding = 0;
@@ -93,7 +122,7 @@ internal static class ProceduralObjects
             Rotation = random.NextRotation(),
             Translation = centre,
             Mode = mode,
-            Texture = RandomTexture(random),
+            Texture = texture ?? RandomTexture(random),
             BumpAmplitude = bumps ? size * random.Uniform(0.02, 0.06) : 0,
             BumpFrequency = bumps ? frequency / size * 0.25 : 0,
             BumpPhase = bumps ? new Vec3(random.Uniform(0, 6.3), random.Uniform(0, 6.3), random.Uniform(0, 6.3)) : Vec3.Zero,

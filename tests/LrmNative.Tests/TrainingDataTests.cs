@@ -160,6 +160,33 @@ public sealed class TrainingDataTests
         }
     }
 
+    [Test]
+    public void SourceBackgroundCompositesOnlyTheEncodersInputOnThatColour()
+    {
+        WriteObject("chair", views: 5, distance: 1.7);
+        var dataset = MultiViewDataset.Open(_root, SmallOptions with { SourceBackground = 1f });
+        using var loader = new MultiViewLoader(dataset, batchSize: 6, seed: 42);
+        using var batch = loader.Next();
+        const int views = 3, patch = 8;
+        var backgrounds = new HashSet<float>();
+        for (var row = 0; row < 6; row++)
+        {
+            var background = batch.Backgrounds[row];
+            backgrounds.Add(background);
+            var numbers = batch.ViewNumbers.AsSpan(row * views, views).ToArray();
+            var (sr, sg, sb, sa) = ViewColor(numbers[0]);
+            var source = batch.SourceImages.AsSpan<float>().Slice(row * 3 * 16 * 16, 3 * 16 * 16);
+            Assert.That(source[0], Is.EqualTo(sr * sa + (1 - sa)).Within(1e-5f), "the source on white whatever the sample's background");
+            Assert.That(source[256 + 17], Is.EqualTo(sg * sa + (1 - sa)).Within(1e-5f));
+            Assert.That(source[2 * 256 + 255], Is.EqualTo(sb * sa + (1 - sa)).Within(1e-5f));
+            // The source view is still a supervised target, on the sample's background.
+            var rgb = batch.TargetRgb.AsSpan<float>().Slice(row * views * patch * patch * 3, patch * patch * 3);
+            Assert.That(rgb[0], Is.EqualTo(sr * sa + background * (1 - sa)).Within(1e-5f), "the source target on the drawn background");
+        }
+        Assert.That(backgrounds.Count, Is.GreaterThan(1), "the targets' backgrounds still vary");
+        Assert.Throws<LrmInvalidArgumentException>(() => MultiViewDataset.Open(_root, SmallOptions with { SourceBackground = 2f }));
+    }
+
     private static void AssertPatchRaysMatch(CpuBackend backend, TrainingBatch batch, int index, RenderWindow window)
     {
         int r = window.Resolution, p = window.Size;

@@ -73,6 +73,9 @@ internal sealed record TrainOptions
     /// <summary>Skip bad objects instead of stopping.</summary>
     public bool SkipBadData { get; init; }
 
+    /// <summary>Colour the source image is composited on (null: the sample's random background).</summary>
+    public float? SourceBackground { get; init; }
+
     /// <summary>Rays per render chunk.</summary>
     public int ChunkRays { get; init; } = 4096;
 
@@ -117,10 +120,14 @@ internal static class TrainCommand
         var patch = new Option<int>("--patch") { Description = "Side of the supervised patch (OpenLRM small: 64)", DefaultValueFactory = _ => 64 };
         var maskWeight = new Option<float>("--mask-weight") { Description = "Weight of the mask loss MSE(opacity, alpha); 0: off" };
         var tvWeight = new Option<float>("--tv-weight") { Description = "Weight of the triplane TV loss (OpenLRM: 5e-4)", DefaultValueFactory = _ => Losses.DefaultTotalVariationWeight };
+        var sourceBackground = new Option<float?>("--source-background")
+        {
+            Description = "Composite the source image (the encoder's input) on this grey level, e.g. 1 = white as reconstruct does; default: the sample's random background, like its targets",
+        };
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground })
         {
             command.Options.Add(option);
         }
@@ -152,6 +159,7 @@ internal static class TrainCommand
                     MaskWeight = parse.GetValue(maskWeight),
                     TvWeight = parse.GetValue(tvWeight),
                     SkipBadData = parse.GetValue(skipBad),
+                    SourceBackground = parse.GetValue(sourceBackground),
                     ChunkRays = parse.GetValue(chunk),
                     MaxFileMb = parse.GetValue(maxFileMb),
                 }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
@@ -194,6 +202,7 @@ internal static class TrainCommand
             RenderMaxResolution = options.RenderMax,
             PatchSize = options.Patch,
             BadData = options.SkipBadData ? BadDataPolicy.Skip : BadDataPolicy.Fatal,
+            SourceBackground = options.SourceBackground,
         };
         var dataset = MultiViewDataset.Open(options.Data, dataOptions);
         foreach (var problem in dataset.Problems)

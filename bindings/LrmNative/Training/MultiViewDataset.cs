@@ -47,6 +47,13 @@ internal sealed record DataOptions
     /// <summary>Background colours a sample's views are composited on, one drawn per sample (LRM: 0, 0.5, 1).</summary>
     public IReadOnlyList<float> Backgrounds { get; init; } = [0f, 0.5f, 1f];
 
+    /// <summary>
+    /// Background of the source image the encoder reads: null (default) the sample's drawn background, as its targets;
+    /// a value in [0, 1] composites the source on that colour instead (1: white, as <c>lrm reconstruct</c> does with
+    /// a photo), so the background's variation reaches only the supervised renders, not the conditioning.
+    /// </summary>
+    public float? SourceBackground { get; init; }
+
     /// <summary>Bad objects: fatal (default) or skipped with a report.</summary>
     public BadDataPolicy BadData { get; init; } = BadDataPolicy.Fatal;
 
@@ -71,6 +78,7 @@ internal sealed record DataOptions
         Require(RenderMaxResolution >= RenderMinResolution, $"render resolution range [{RenderMinResolution}, {RenderMaxResolution}] is empty");
         Require(Backgrounds is { Count: > 0 } && Backgrounds.All(b => b is >= 0 and <= 1), "backgrounds must be one or more values in [0, 1]");
         Require(RigidTolerance > 0, $"rigid tolerance must be positive, got {RigidTolerance}");
+        Require(SourceBackground is null or (>= 0 and <= 1), $"source background must be in [0, 1], got {SourceBackground}");
     }
 }
 
@@ -243,7 +251,12 @@ internal sealed class MultiViewDataset
             var viewNumber = entry.ViewIndices[chosen[v]];
             var path = entry.ImagePath(viewNumber);
             using var planar = LoadComposited(path, entry, background, ref size);
-            if (v == 0)
+            if (v == 0 && Options.SourceBackground is { } sourceBackground && sourceBackground != background)
+            {
+                using var source = LoadComposited(path, entry, sourceBackground, ref size);
+                ResizeSource(batch, row, source, backend);
+            }
+            else if (v == 0)
             {
                 ResizeSource(batch, row, planar, backend);
             }

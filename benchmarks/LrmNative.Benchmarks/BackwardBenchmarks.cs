@@ -412,7 +412,7 @@ public class ActivationBackwardBenchmarks : KernelBenchmarks<ActivationBackwardS
     ];
 
     [Benchmark(Description = "ActivateBackward")]
-    public void GeluBackward()
+    public void ActivateBackward()
     {
         var set = NextSet();
         using (Device.Measure())

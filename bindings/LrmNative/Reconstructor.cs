@@ -85,6 +85,7 @@ public sealed class Reconstructor : IDisposable
         LoadTime = loadTime;
         Source = source;
         Threshold = options.Threshold ?? model.Config.MeshThreshold ?? ModelConfig.DefaultMeshThreshold;
+        ForegroundRatio = options.ForegroundRatio ?? model.Config.ForegroundRatio ?? ModelConfig.DefaultForegroundRatio;
     }
 
     /// <summary>Loads a model for <see cref="Device.Auto"/> with default options.</summary>
@@ -150,6 +151,12 @@ public sealed class Reconstructor : IDisposable
     /// <summary>The default surface density for meshes: <see cref="ReconstructorOptions.Threshold"/>, the config's, or 3.0.</summary>
     public float Threshold { get; }
 
+    /// <summary>
+    /// The fill a photo is re-centred to: <see cref="ReconstructorOptions.ForegroundRatio"/>, the config's
+    /// "foreground_ratio", or OpenLRM's 0.85.
+    /// </summary>
+    public double ForegroundRatio { get; }
+
     /// <summary>Side of the square image the encoder reads (OpenLRM small/base/large: 224/336/448, the paper: 512).</summary>
     public int InputResolution => _model.Config.EncoderImageSize;
 
@@ -188,7 +195,7 @@ public sealed class Reconstructor : IDisposable
         var preprocessor = new ImagePreprocessor(new ImagePreprocessOptions
         {
             OutputSize = _model.Config.EncoderImageSize,
-            ForegroundRatio = Options.ForegroundRatio ?? _model.Config.ForegroundRatio ?? ModelConfig.DefaultForegroundRatio,
+            ForegroundRatio = ForegroundRatio,
         });
         var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_backend, image));
         try

@@ -104,7 +104,7 @@ public sealed class DatasetBlenderTests
     {
         if (OperatingSystem.IsWindows())
         {
-            Assert.Ignore("the stand-in Blender is a shell script");
+            Assert.Ignore("needs a POSIX shell: the stand-in Blender this test runs is a /bin/sh script");
         }
         var meshes = Path.Combine(_folder, "meshes");
         Directory.CreateDirectory(meshes);

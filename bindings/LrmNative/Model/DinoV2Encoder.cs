@@ -46,25 +46,59 @@ internal sealed class DinoV2Encoder : IDisposable
     public Tensor Forward(IBackend backend, Tensor image)
     {
         ArgumentNullException.ThrowIfNull(backend);
+        var (batch, gridHeight, gridWidth) = CheckImage(image);
+        long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
+        var positions = PositionTable(backend, gridHeight, gridWidth);
+
+        using var scratch = new ScratchTensors();
+        var embedded = scratch.Empty(batch, patches, width);
+        backend.PatchEmbed(embedded, Normalized(scratch, image), _patchWeight, _patchBias);
+        var x = scratch.Empty(batch, 1 + _config.EncoderRegisters + patches, width);
+        AssembleTokens(backend, x, embedded, positions);
+        foreach (var block in _blocks)
+        {
+            block.Forward(backend, x);
+        }
+
+        // Drop the registers, then the final LayerNorm (per token, so the order does not matter).
+        var features = Tensor.Empty([batch, 1 + patches, width]);
+        try
+        {
+            DropRegisters(backend, features, x);
+            backend.LayerNorm(features, null, null, features, _normWeight, _normBias, ModelConfig.LayerNormEpsilon);
+            return features;
+        }
+        catch
+        {
+            features.Dispose();
+            throw;
+        }
+    }
+
+    // (batch, patch rows, patch columns) of an image (B, 3, H, W), or one clear error.
+    private (long Batch, long GridHeight, long GridWidth) CheckImage(Tensor image)
+    {
         ArgumentNullException.ThrowIfNull(image);
         if (image.Rank != 4 || image.Size(1) != 3)
         {
             throw new LrmShapeException($"encoder: image must be (batch, 3, height, width), got {image.ShapeText}");
         }
-        long batch = image.Size(0), width = _config.EncoderFeatDim;
         long patch = _config.EncoderPatchSize;
         long gridHeight = image.Size(2) / patch, gridWidth = image.Size(3) / patch;
         if (gridHeight == 0 || gridWidth == 0)
         {
             throw new LrmShapeException($"encoder: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
         }
-        long patches = gridHeight * gridWidth, registers = _config.EncoderRegisters;
-        long tokens = 1 + registers + patches;
-        var positions = PositionTable(backend, gridHeight, gridWidth);
+        return (image.Size(0), gridHeight, gridWidth);
+    }
 
+    // x (B, 1 + R + P, C) = [CLS + pos₀, registers, patch tokens + pos₁…], as prepare_tokens_with_masks builds them;
+    // embedded (B, P, C) gets its positions added in place.
+    private void AssembleTokens(IBackend backend, Tensor x, Tensor embedded, Tensor positions)
+    {
+        long batch = embedded.Size(0), patches = embedded.Size(1), width = embedded.Size(2);
+        long registers = _config.EncoderRegisters, tokens = 1 + registers + patches;
         using var scratch = new ScratchTensors();
-        var embedded = scratch.Empty(batch, patches, width);
-        backend.PatchEmbed(embedded, Normalized(scratch, image), _patchWeight, _patchBias);
         var patchPositions = scratch.Empty(batch, patches, width);
         var cls = scratch.Empty(1, width);
         var clsPosition = scratch.Empty(1, width);
@@ -75,9 +109,6 @@ internal sealed class DinoV2Encoder : IDisposable
             backend.Copy(patchPositions, b * patches * width, positions, width, patches * width);
         }
         backend.Add(embedded, embedded, patchPositions);
-
-        // [CLS, registers, patches], as prepare_tokens_with_masks builds them.
-        var x = scratch.Empty(batch, tokens, width);
         for (long b = 0; b < batch; b++)
         {
             var row = b * tokens * width;
@@ -88,28 +119,17 @@ internal sealed class DinoV2Encoder : IDisposable
             }
             backend.Copy(x, row + (1 + registers) * width, embedded, b * patches * width, patches * width);
         }
-        foreach (var block in _blocks)
-        {
-            block.Forward(backend, x);
-        }
+    }
 
-        // Drop the registers, then the final LayerNorm (per token, so the order does not matter).
-        var features = Tensor.Empty([batch, 1 + patches, width]);
-        try
+    // target (B, 1 + P, C) = x (B, 1 + R + P, C) without the R register tokens.
+    private void DropRegisters(IBackend backend, Tensor target, Tensor x)
+    {
+        long batch = x.Size(0), tokens = x.Size(1), width = x.Size(2), registers = _config.EncoderRegisters, patches = tokens - 1 - registers;
+        for (long b = 0; b < batch; b++)
         {
-            for (long b = 0; b < batch; b++)
-            {
-                var row = b * tokens * width;
-                backend.Copy(features, b * (1 + patches) * width, x, row, width);
-                backend.Copy(features, (b * (1 + patches) + 1) * width, x, row + (1 + registers) * width, patches * width);
-            }
-            backend.LayerNorm(features, null, null, features, _normWeight, _normBias, ModelConfig.LayerNormEpsilon);
-            return features;
-        }
-        catch
-        {
-            features.Dispose();
-            throw;
+            var row = b * tokens * width;
+            backend.Copy(target, b * (1 + patches) * width, x, row, width);
+            backend.Copy(target, (b * (1 + patches) + 1) * width, x, row + (1 + registers) * width, patches * width);
         }
     }
 
@@ -149,57 +169,21 @@ internal sealed class DinoV2Encoder : IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(saved);
-        if (image.Rank != 4 || image.Size(1) != 3)
-        {
-            throw new LrmShapeException($"encoder: image must be (batch, 3, height, width), got {image.ShapeText}");
-        }
-        long batch = image.Size(0), width = _config.EncoderFeatDim, patch = _config.EncoderPatchSize;
-        long gridHeight = image.Size(2) / patch, gridWidth = image.Size(3) / patch;
-        if (gridHeight == 0 || gridWidth == 0)
-        {
-            throw new LrmShapeException($"encoder: image {image.ShapeText} is smaller than one {patch}×{patch} patch");
-        }
-        long patches = gridHeight * gridWidth, registers = _config.EncoderRegisters, tokens = 1 + registers + patches;
+        var (batch, gridHeight, gridWidth) = CheckImage(image);
+        long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
         var positions = saved.Adopt(ResizePositions(backend, gridHeight, gridWidth));
         var normalized = Normalized(saved, image);
         var embedded = saved.Empty(batch, patches, width);
         backend.PatchEmbed(embedded, normalized, _patchWeight, _patchBias);
-        var x = saved.Empty(batch, tokens, width);
-        using (var scratch = new ScratchTensors())
-        {
-            var patchPositions = scratch.Empty(batch, patches, width);
-            var cls = scratch.Empty(1, width);
-            var clsPosition = scratch.Empty(1, width);
-            backend.Copy(clsPosition, 0, positions, 0, width);
-            backend.Add(cls, clsPosition, scratch.Reshaped(backend, _clsToken, 1, width));
-            for (long b = 0; b < batch; b++)
-            {
-                backend.Copy(patchPositions, b * patches * width, positions, width, patches * width);
-            }
-            backend.Add(embedded, embedded, patchPositions);
-            for (long b = 0; b < batch; b++)
-            {
-                var row = b * tokens * width;
-                backend.Copy(x, row, cls, 0, width);
-                if (_registers is not null)
-                {
-                    backend.Copy(x, row + width, _registers, 0, registers * width);
-                }
-                backend.Copy(x, row + (1 + registers) * width, embedded, b * patches * width, patches * width);
-            }
-        }
+        var x = saved.Empty(batch, 1 + _config.EncoderRegisters + patches, width);
+        AssembleTokens(backend, x, embedded, positions);
         var blocks = new VitBlockActivations[_blocks.Length];
         for (var i = 0; i < _blocks.Length; i++)
         {
             blocks[i] = _blocks[i].ForwardTraining(backend, x, saved);
         }
         var normInput = saved.Empty(batch, 1 + patches, width);
-        for (long b = 0; b < batch; b++)
-        {
-            var row = b * tokens * width;
-            backend.Copy(normInput, b * (1 + patches) * width, x, row, width);
-            backend.Copy(normInput, (b * (1 + patches) + 1) * width, x, row + (1 + registers) * width, patches * width);
-        }
+        DropRegisters(backend, normInput, x);
         var features = saved.Empty(batch, 1 + patches, width);
         var mean = saved.Empty(batch, 1 + patches);
         var rstd = saved.Empty(batch, 1 + patches);

@@ -250,15 +250,13 @@ internal sealed class MultiViewDataset
         {
             var viewNumber = entry.ViewIndices[chosen[v]];
             var path = entry.ImagePath(viewNumber);
-            using var planar = LoadComposited(path, entry, background, ref size);
-            if (v == 0 && Options.SourceBackground is { } sourceBackground && sourceBackground != background)
+            using var image = LoadImage(path, entry, ref size);
+            using var planar = Composite(image, background);
+            if (v == 0)
             {
-                using var source = LoadComposited(path, entry, sourceBackground, ref size);
-                ResizeSource(batch, row, source, backend);
-            }
-            else if (v == 0)
-            {
-                ResizeSource(batch, row, planar, backend);
+                // The encoder's input: on the source background when one is set, else on the sample's.
+                using var source = Options.SourceBackground is { } sourceBackground && sourceBackground != background ? Composite(image, sourceBackground) : null;
+                ResizeSource(batch, row, source ?? planar, backend);
             }
             CropTarget(batch, row, v, planar, windows[v], backend);
             var intrinsics = Normalized(entry.Intrinsics, size!.Value.Width, size.Value.Height);
@@ -276,9 +274,9 @@ internal sealed class MultiViewDataset
     internal static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
         (k.Fx / width, k.Fy / height, k.Cx / width, k.Cy / height);
 
-    // The image as planar (4, H, W): RGB composited over the background, then alpha. Its size must be the object's
-    // (DatasetLayout.ImageSizeProblem: the (3, 2) intrinsics' size, and the sample's first image's).
-    private static Tensor LoadComposited(string path, DatasetObject entry, float background, ref (int Width, int Height)? size)
+    // A view's image; its size must be the object's (DatasetLayout.ImageSizeProblem: the (3, 2) intrinsics' size, and
+    // the sample's first image's). The caller owns it.
+    private static Image LoadImage(string path, DatasetObject entry, ref (int Width, int Height)? size)
     {
         Image image;
         try
@@ -289,27 +287,31 @@ internal sealed class MultiViewDataset
         {
             throw new BadDataException(new DataProblem(entry.Name, path, $"unreadable image: {error.Message}"));
         }
-        using (image)
+        if (DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size) is { } problem)
         {
-            if (DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size) is { } problem)
-            {
-                throw new BadDataException(new DataProblem(entry.Name, path, problem));
-            }
-            var pixels = image.Pixels.AsSpan<float>();
-            var count = image.Width * image.Height;
-            var planar = Tensor.Empty([4, image.Height, image.Width]);
-            var output = planar.AsSpan<float>();
-            for (var i = 0; i < count; i++)
-            {
-                var alpha = pixels[4 * i + 3];
-                for (var c = 0; c < 3; c++)
-                {
-                    output[c * count + i] = pixels[4 * i + c] * alpha + background * (1 - alpha);
-                }
-                output[3 * count + i] = alpha;
-            }
-            return planar;
+            image.Dispose();
+            throw new BadDataException(new DataProblem(entry.Name, path, problem));
         }
+        return image;
+    }
+
+    // The image as planar (4, H, W): RGB composited over the background, then alpha.
+    private static Tensor Composite(Image image, float background)
+    {
+        var pixels = image.Pixels.AsSpan<float>();
+        var count = image.Width * image.Height;
+        var planar = Tensor.Empty([4, image.Height, image.Width]);
+        var output = planar.AsSpan<float>();
+        for (var i = 0; i < count; i++)
+        {
+            var alpha = pixels[4 * i + 3];
+            for (var c = 0; c < 3; c++)
+            {
+                output[c * count + i] = pixels[4 * i + c] * alpha + background * (1 - alpha);
+            }
+            output[3 * count + i] = alpha;
+        }
+        return planar;
     }
 
     private void ResizeSource(TrainingBatch batch, int row, Tensor planar, IBackend backend)

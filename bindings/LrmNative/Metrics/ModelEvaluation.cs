@@ -144,7 +144,7 @@ internal static class ModelEvaluation
         // The encoder input and its camera exactly as MultiViewDataset builds a training sample's source (background white).
         var encoderSize = model.InputResolution;
         using var input = Tensor.Empty([1, 3, encoderSize, encoderSize]);
-        using (var planar = CompositePlanar(sourceImage))
+        using (var planar = MultiViewDataset.Composite(sourceImage, Background, withAlpha: false))
         {
             MultiViewDataset.ResizeSourceRgb(model.Backend, planar, encoderSize, input.AsSpan<float>());
         }
@@ -253,23 +253,5 @@ internal static class ModelEvaluation
             throw new LrmFormatException($"{entry.ImagePath(view)}: {problem} (object '{entry.Name}')");
         }
         return image;
-    }
-
-    // Planar (3, H, W) RGB composited on the white background, as MultiViewDataset composites a sample's source.
-    private static Tensor CompositePlanar(Image image)
-    {
-        var pixels = image.Pixels.AsSpan<float>();
-        var count = image.Width * image.Height;
-        var planar = Tensor.Empty([3, image.Height, image.Width]);
-        var output = planar.AsSpan<float>();
-        for (var i = 0; i < count; i++)
-        {
-            var alpha = pixels[4 * i + 3];
-            for (var c = 0; c < 3; c++)
-            {
-                output[c * count + i] = pixels[4 * i + c] * alpha + Background * (1 - alpha);
-            }
-        }
-        return planar;
     }
 }

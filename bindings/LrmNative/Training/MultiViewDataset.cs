@@ -295,12 +295,15 @@ internal sealed class MultiViewDataset
         return image;
     }
 
-    // The image as planar (4, H, W): RGB composited over the background, then alpha.
-    private static Tensor Composite(Image image, float background)
+    /// <summary>
+    /// The image as planar (4, H, W): RGB composited over the background, then alpha; (3, H, W) without the alpha plane
+    /// when <paramref name="withAlpha"/> is false. The caller owns it.
+    /// </summary>
+    internal static Tensor Composite(Image image, float background, bool withAlpha = true)
     {
         var pixels = image.Pixels.AsSpan<float>();
         var count = image.Width * image.Height;
-        var planar = Tensor.Empty([4, image.Height, image.Width]);
+        var planar = Tensor.Empty([withAlpha ? 4 : 3, image.Height, image.Width]);
         var output = planar.AsSpan<float>();
         for (var i = 0; i < count; i++)
         {
@@ -309,7 +312,10 @@ internal sealed class MultiViewDataset
             {
                 output[c * count + i] = pixels[4 * i + c] * alpha + background * (1 - alpha);
             }
-            output[3 * count + i] = alpha;
+            if (withAlpha)
+            {
+                output[3 * count + i] = alpha;
+            }
         }
         return planar;
     }

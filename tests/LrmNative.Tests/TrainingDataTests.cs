@@ -187,6 +187,48 @@ public sealed class TrainingDataTests
         Assert.Throws<LrmInvalidArgumentException>(() => MultiViewDataset.Open(_root, SmallOptions with { SourceBackground = 2f }));
     }
 
+    [Test]
+    public void SourceViewFixesTheConditioningViewAndStillDrawsTheOthers()
+    {
+        WriteObject("chair", views: 5, distance: 1.7);
+        var dataset = MultiViewDataset.Open(_root, SmallOptions with { SourceView = 2 });
+        using var loader = new MultiViewLoader(dataset, batchSize: 8, seed: 7);
+        using var batch = loader.Next();
+        const int views = 3;
+        var others = new HashSet<int>();
+        for (var row = 0; row < 8; row++)
+        {
+            var numbers = batch.ViewNumbers.AsSpan(row * views, views).ToArray();
+            Assert.That(numbers[0], Is.EqualTo(2), "every sample is conditioned on view 2");
+            Assert.That(numbers.Distinct().Count(), Is.EqualTo(views), "the views of a sample are distinct");
+            others.UnionWith(numbers[1..]);
+            var (sr, _, sb, sa) = ViewColor(2);
+            var background = batch.Backgrounds[row];
+            var source = batch.SourceImages.AsSpan<float>().Slice(row * 3 * 16 * 16, 3 * 16 * 16);
+            Assert.That(source[0], Is.EqualTo(sr * sa + background * (1 - sa)).Within(1e-5f), "the encoder reads view 2");
+            Assert.That(source[2 * 256 + 255], Is.EqualTo(sb * sa + background * (1 - sa)).Within(1e-5f));
+        }
+        Assert.That(others, Is.EquivalentTo(new[] { 0, 1, 3, 4 }), "the other views are still drawn from all the rest");
+
+        // Without the option the source varies (LRM's default).
+        using var randomLoader = new MultiViewLoader(MultiViewDataset.Open(_root, SmallOptions), batchSize: 8, seed: 7);
+        using var randomBatch = randomLoader.Next();
+        Assert.That(Enumerable.Range(0, 8).Select(row => randomBatch.ViewNumbers[row * views]).Distinct().Count(), Is.GreaterThan(1));
+    }
+
+    [Test]
+    public void SourceViewMissingFromAnObjectIsBadDataNamingTheFile()
+    {
+        WriteObject("chair", views: 5);
+        WriteObject("table", views: 3);
+        var error = Assert.Throws<LrmFormatException>(() => MultiViewDataset.Open(_root, SmallOptions with { SourceView = 4 }));
+        Assert.That(error!.Message, Does.Contain(Path.Combine("table", "rgba", "004.png")).And.Contain("source view 4"));
+        var skipping = MultiViewDataset.Open(_root, SmallOptions with { SourceView = 4, BadData = BadDataPolicy.Skip });
+        Assert.That(skipping.Objects.Select(o => o.Name), Is.EqualTo(new[] { "chair" }));
+        Assert.That(skipping.Problems.Single().Object, Is.EqualTo("table"));
+        Assert.Throws<LrmInvalidArgumentException>(() => MultiViewDataset.Open(_root, SmallOptions with { SourceView = -1 }));
+    }
+
     private static void AssertPatchRaysMatch(CpuBackend backend, TrainingBatch batch, int index, RenderWindow window)
     {
         int r = window.Resolution, p = window.Size;

@@ -76,6 +76,9 @@ internal sealed record TrainOptions
     /// <summary>Colour the source image is composited on (null: the sample's random background).</summary>
     public float? SourceBackground { get; init; }
 
+    /// <summary>View number every sample is conditioned on (null: a random view per sample).</summary>
+    public int? SourceView { get; init; }
+
     /// <summary>Rays per render chunk.</summary>
     public int ChunkRays { get; init; } = 4096;
 
@@ -124,10 +127,14 @@ internal static class TrainCommand
         {
             Description = "Composite the source image (the encoder's input) on this grey level, e.g. 1 = white as reconstruct does; default: the sample's random background, like its targets",
         };
+        var sourceView = new Option<int?>("--source-view")
+        {
+            Description = "Condition every sample on this view (its file number, e.g. 0 for rgba/000.png: the source view of `lrm dataset synth --source-distance`); the other views stay random; default: a random view per sample, as LRM",
+        };
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView })
         {
             command.Options.Add(option);
         }
@@ -160,6 +167,7 @@ internal static class TrainCommand
                     TvWeight = parse.GetValue(tvWeight),
                     SkipBadData = parse.GetValue(skipBad),
                     SourceBackground = parse.GetValue(sourceBackground),
+                    SourceView = parse.GetValue(sourceView),
                     ChunkRays = parse.GetValue(chunk),
                     MaxFileMb = parse.GetValue(maxFileMb),
                 }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
@@ -203,6 +211,7 @@ internal static class TrainCommand
             PatchSize = options.Patch,
             BadData = options.SkipBadData ? BadDataPolicy.Skip : BadDataPolicy.Fatal,
             SourceBackground = options.SourceBackground,
+            SourceView = options.SourceView,
         };
         var dataset = MultiViewDataset.Open(options.Data, dataOptions);
         foreach (var problem in dataset.Problems)

@@ -54,6 +54,14 @@ internal sealed record DataOptions
     /// </summary>
     public float? SourceBackground { get; init; }
 
+    /// <summary>
+    /// The view (by its file number, e.g. 0 for <c>rgba/000.png</c>) every sample is conditioned on: null (default) a
+    /// random view per sample, as in LRM; a number fixes the source to that view (the other V − 1 views stay random), for
+    /// data with a designated input view such as <c>lrm dataset synth --source-distance</c>'s view 000. An object
+    /// without that view is bad data.
+    /// </summary>
+    public int? SourceView { get; init; }
+
     /// <summary>Bad objects: fatal (default) or skipped with a report.</summary>
     public BadDataPolicy BadData { get; init; } = BadDataPolicy.Fatal;
 
@@ -79,6 +87,7 @@ internal sealed record DataOptions
         Require(Backgrounds is { Count: > 0 } && Backgrounds.All(b => b is >= 0 and <= 1), "backgrounds must be one or more values in [0, 1]");
         Require(RigidTolerance > 0, $"rigid tolerance must be positive, got {RigidTolerance}");
         Require(SourceBackground is null or (>= 0 and <= 1), $"source background must be in [0, 1], got {SourceBackground}");
+        Require(SourceView is null or (>= 0 and <= 999), $"source view must be a view number in [0, 999], got {SourceView}");
     }
 }
 
@@ -210,6 +219,11 @@ internal sealed class MultiViewDataset
             throw new BadDataException(new DataProblem(folder.Name, Path.Combine(directory, DatasetLayout.ImagesFolder),
                 $"has {folder.Views.Count} view(s); a sample needs {options.ViewsPerSample}"));
         }
+        if (options.SourceView is { } source && !folder.Views.Contains(source))
+        {
+            throw new BadDataException(new DataProblem(folder.Name, DatasetLayout.ImagePath(directory, source),
+                $"is missing: the source view {source} (--source-view) must exist in every object"));
+        }
         return new DatasetObject(folder.Name, folder.Directory, [.. folder.Views], [.. folder.Poses.Select(p => p!)], folder.Intrinsics!.Value);
     }
 
@@ -226,7 +240,19 @@ internal sealed class MultiViewDataset
 
         // Every random draw first: the sample depends only on (seed, position), not on the files.
         var order = Enumerable.Range(0, entry.ViewIndices.Count).ToArray();
-        for (var i = 0; i < viewCount; i++)
+        var drawn = 0;
+        if (options.SourceView is { } sourceView)
+        {
+            // The fixed source first (the scan checked it exists); the rest drawn from the other views.
+            var at = 0;
+            while (entry.ViewIndices[at] != sourceView)
+            {
+                at++;
+            }
+            (order[0], order[at]) = (order[at], order[0]);
+            drawn = 1;
+        }
+        for (var i = drawn; i < viewCount; i++)
         {
             var j = i + random.Next(order.Length - i);
             (order[i], order[j]) = (order[j], order[i]);

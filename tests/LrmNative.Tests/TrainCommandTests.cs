@@ -202,6 +202,24 @@ public sealed class TrainCommandTests
         (code, error) = Lrm("train", "--config", Path.Combine(_folder, "missing.json"), "--data", data, "--out", output);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("missing.json"));
+        (code, error) = Lrm("train", "--model", config, "--data", data, "--out", output, "--position-init", "sincos");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("--position-init").And.Contain("--config"));
         Assert.That(Directory.Exists(output) && Directory.EnumerateFiles(output).Any(), Is.False, "nothing written");
+    }
+
+    [Test]
+    public void PositionInitSinCosStartsTheEncoderTableFromTheSinCosTable()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        var output = Path.Combine(_folder, "run");
+        // One update at a negligible learning rate: the trained table is still the starting one to float precision.
+        var (code, error) = Lrm(TrainArgs(config, data, output, "--steps", "1", "--warmup", "0", "--lr", "1e-12", "--position-init", "sincos"));
+        Assert.That(code, Is.EqualTo(0), error);
+        using var trained = LrmModel.Load(Path.Combine(output, TrainCommand.ModelFileName), trainable: true);
+        var table = trained.Weight(LrmWeightNames.Encoder + "pos_embed").ToFloatArray();
+        var expected = new float[table.Length];
+        ModelInitializer.SinCosTable(expected, trained.Config.EncoderPositionGrid, trained.Config.EncoderFeatDim);
+        Assert.That(table, Is.EqualTo(expected).Within(1e-9f));
     }
 }

@@ -76,6 +76,9 @@ internal sealed record TrainOptions
     /// <summary>Colour the source image is composited on (null: the sample's random background).</summary>
     public float? SourceBackground { get; init; }
 
+    /// <summary>Fresh weights only: how the encoder's position table starts.</summary>
+    public PositionInit? PositionInit { get; init; }
+
     /// <summary>View number every sample is conditioned on (null: a random view per sample).</summary>
     public int? SourceView { get; init; }
 
@@ -131,10 +134,15 @@ internal static class TrainCommand
         {
             Description = "Condition every sample on this view (its file number, e.g. 0 for rgba/000.png: the source view of `lrm dataset synth --source-distance`); the other views stay random; default: a random view per sample, as LRM",
         };
+        var positionInit = new Option<string?>("--position-init")
+        {
+            Description = "Fresh weights (--config) only: the encoder's position table starts as normal (N(0, 0.02²), DINOv2; default) or sincos (MAE's 2D sine-cosine table)",
+        };
+        positionInit.AcceptOnlyFromAmong("normal", "sincos");
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit })
         {
             command.Options.Add(option);
         }
@@ -168,6 +176,12 @@ internal static class TrainCommand
                     SkipBadData = parse.GetValue(skipBad),
                     SourceBackground = parse.GetValue(sourceBackground),
                     SourceView = parse.GetValue(sourceView),
+                    PositionInit = parse.GetValue(positionInit) switch
+                    {
+                        "sincos" => PositionInit.SinCos,
+                        null => null,
+                        _ => PositionInit.Normal,
+                    },
                     ChunkRays = parse.GetValue(chunk),
                     MaxFileMb = parse.GetValue(maxFileMb),
                 }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
@@ -294,7 +308,7 @@ internal static class TrainCommand
             return LrmModel.Load(options.Model, trainable: true);
         }
         var config = ModelConfig.Load(options.Config!);
-        var weights = ModelInitializer.Create(config, options.Seed);
+        var weights = ModelInitializer.Create(config, options.Seed, options.PositionInit ?? PositionInit.Normal);
         return LrmModel.Create(config, weights, trainable: true);
     }
 
@@ -303,6 +317,10 @@ internal static class TrainCommand
         if (!options.Resume && (options.Config is null) == (options.Model is null))
         {
             throw new LrmInvalidArgumentException("train: give exactly one of --config CONFIG.json (fresh weights) or --model MODEL (fine-tune)");
+        }
+        if (options.PositionInit is not null && options.Model is not null)
+        {
+            throw new LrmInvalidArgumentException("train: --position-init sets up fresh weights; it goes with --config, not with --model");
         }
         if (!(options.MaxFileMb >= 0) || !double.IsFinite(options.MaxFileMb))
         {

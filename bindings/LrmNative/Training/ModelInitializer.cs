@@ -16,11 +16,13 @@ namespace LrmNative.Training;
 /// the table; [CLS]/registers get normal(1e-6) there — 0.02 keeps them from being all but zero).</item>
 /// <item>Decoder triplane tokens (pos_embed): N(0, 1/D) (OpenLRM: randn · D^−½).</item>
 /// </list>
+/// With <see cref="PositionInit.SinCos"/> the encoder's position table is instead MAE's fixed 2D sine-cosine table
+/// (still trained from there): see <see cref="SinCosTable"/>.
 /// </summary>
 internal static class ModelInitializer
 {
     /// <summary>One tensor per <see cref="LrmWeightNames.Expected"/> name of <paramref name="config"/>; the caller owns them.</summary>
-    public static Dictionary<string, Tensor> Create(ModelConfig config, ulong seed)
+    public static Dictionary<string, Tensor> Create(ModelConfig config, ulong seed, PositionInit positions = PositionInit.Normal)
     {
         ArgumentNullException.ThrowIfNull(config);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -32,7 +34,14 @@ internal static class ModelInitializer
                 // One stream per tensor (by its index in the table): adding a tensor does not reshuffle the others.
                 var random = TrainingRandom.For(seed, 0x696E6974, index++);
                 var values = new float[spec.ElementCount];
-                Fill(spec, values, random, config);
+                if (positions == PositionInit.SinCos && spec.Name == LrmWeightNames.Encoder + "pos_embed")
+                {
+                    SinCosTable(values, config.EncoderPositionGrid, config.EncoderFeatDim);
+                }
+                else
+                {
+                    Fill(spec, values, random, config);
+                }
                 tensors[spec.Name] = Tensor.FromArray(values, spec.Shape);
             }
             return tensors;
@@ -90,6 +99,40 @@ internal static class ModelInitializer
         }
     }
 
+    /// <summary>
+    /// MAE's 2D sine-cosine position table (1 + g², D) for a g×g patch grid: row 0 ([CLS]) zero; patch (i, j) (row-major)
+    /// gets sin/cos of its column j in the first D/2 values and of its row i in the last D/2, each half as
+    /// [sin(p·ω_k) for k &lt; D/4, cos(p·ω_k) for k &lt; D/4] with ω_k = 10000^(−k/(D/4)). D must be a multiple of 4.
+    /// </summary>
+    public static void SinCosTable(Span<float> values, int grid, int width)
+    {
+        if (width % 4 != 0)
+        {
+            throw new LrmInvalidArgumentException($"sin-cos position table: encoder_feat_dim must be a multiple of 4, got {width}");
+        }
+        if (values.Length != (1 + grid * grid) * width)
+        {
+            throw new LrmInvalidArgumentException($"sin-cos position table: {values.Length} values for a {grid}×{grid} grid of width {width}");
+        }
+        values[..width].Clear();
+        var quarter = width / 4;
+        for (var i = 0; i < grid; i++)
+        {
+            for (var j = 0; j < grid; j++)
+            {
+                var row = values.Slice((1 + i * grid + j) * width, width);
+                for (var k = 0; k < quarter; k++)
+                {
+                    var omega = Math.Pow(10000.0, -(double)k / quarter);
+                    row[k] = (float)Math.Sin(j * omega);
+                    row[quarter + k] = (float)Math.Cos(j * omega);
+                    row[2 * quarter + k] = (float)Math.Sin(i * omega);
+                    row[3 * quarter + k] = (float)Math.Cos(i * omega);
+                }
+            }
+        }
+    }
+
     // LayerNorm / ModLN affine parameters (rank 1 under a norm).
     private static bool IsNorm(string name) =>
         name.Contains("norm", StringComparison.Ordinal) && !name.Contains(".mlp.", StringComparison.Ordinal);
@@ -124,4 +167,14 @@ internal static class ModelInitializer
         var v = random.NextDouble();
         return Math.Sqrt(-2.0 * Math.Log(u)) * Math.Cos(2.0 * Math.PI * v);
     }
+}
+
+/// <summary>How a fresh model's encoder position table starts (<c>lrm train --position-init</c>).</summary>
+internal enum PositionInit
+{
+    /// <summary>N(0, 0.02²) truncated at ±2σ, as DINOv2.</summary>
+    Normal,
+
+    /// <summary>MAE's 2D sine-cosine table: strong position information from the first update.</summary>
+    SinCos,
 }

@@ -8,13 +8,15 @@
 #   tools/probe_conditioning.sh [STEPS] [LR] [WORKDIR]      (defaults: 1500, 5e-4, a temporary folder)
 #
 # docs/training.md ("Conditioning is learned late") has the numbers this gave. Needs python3 with numpy and PIL
-# (apt-get install python3-numpy python3-pil) for the channel permutation and the statistics.
+# (Debian's /usr/bin/python3 with python3-numpy and python3-pil; $PYTHON overrides) for the channel permutation and the
+# statistics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-1500}
 lr=${2:-5e-4}
 work=${3:-$(mktemp -d)}
-if ! /usr/bin/env python3 -c "import numpy, PIL" 2>/dev/null; then
+python=${PYTHON:-/usr/bin/python3}
+if ! "$python" -c "import numpy, PIL" 2>/dev/null; then
     echo "probe_conditioning: needs python3 with numpy and PIL: apt-get install python3-numpy python3-pil" >&2
     exit 1
 fi
@@ -24,7 +26,7 @@ echo "==> data in $work"
 "${lrm[@]}" dataset synth --style simple --objects 1 --views 8 --resolution 128 --mesh-resolution 32 --seed 2026 \
     --source-distance 2 --out "$work/one" >/dev/null
 rm -rf "$work/two" && mkdir -p "$work/two"
-python3 - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import glob, shutil, sys
 from PIL import Image
 work = sys.argv[1]
@@ -47,7 +49,7 @@ for name in a b; do
     "${lrm[@]}" reconstruct "$work/$name.png" --model "$work/run/model.safetensors" --out "$work/out-$name" \
         --resolution 0 --render-size 64 --save-triplane "$work/triplane-$name.safetensors" >/dev/null 2>&1
 done
-python3 - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import json, struct, sys
 import numpy as np
 from PIL import Image

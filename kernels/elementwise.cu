@@ -3,6 +3,7 @@
  * training, side by side here).
  *
  *   activation_forward_kernel  out (n) = act(inp (n)), act ∈ {none, relu, gelu, silu}; out may be inp
+ *   activation_backward_kernel dinp (n) = dout·act'(inp) (relu: exactly 0 where inp ≤ 0); dinp may be dout
  *   bias_activation_kernel     out (rows, cols) = act(inp + bias (cols)); out may be inp
  *   add_forward_kernel         out (n) = a + b
  *   layerscale_forward_kernel  out (rows, C) = residual + inp·gamma (C); residual optional
@@ -30,6 +31,23 @@ extern "C" __global__ void activation_forward_kernel(float* out,        // (n)
                                                      const float* inp,  // (n)
                                                      long long n, int activation) {
     LRM_GRID_STRIDE(i, n) out[i] = lrm_activate(inp[i], activation);
+}
+
+extern "C" __global__ void activation_backward_kernel(float* grad_inp,        // (n)
+                                                      const float* grad_out,  // (n)
+                                                      const float* inp,       // (n) the pre-activation
+                                                      long long n, int activation) {
+    LRM_GRID_STRIDE(i, n) {
+        const float x = inp[i], dy = grad_out[i];
+        float g;
+        switch (activation) {
+            case 1: g = lrm_relu_gradient(dy, x); break;
+            case 2: g = dy * lrm_gelu_derivative(x); break;
+            case 3: g = dy * lrm_silu_derivative(x); break;
+            default: g = dy;
+        }
+        grad_inp[i] = g;
+    }
 }
 
 extern "C" __global__ void bias_activation_kernel(float* out,         // (rows, cols)

@@ -169,7 +169,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Inner.AttentionBackward(gradQuery, gradKey, gradValue, gradOutput, output, logSumExp, query, key, value, heads, scale);
 
     public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) =>
-        Inner.ActivateBackward(gradInput, gradOutput, input, activation);
+        Run(c => Inner.ActivateBackward(c.Out(gradInput), c.In(gradOutput), c.In(input), activation));
 
     public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => Inner.SoftmaxBackward(gradInput, gradOutput, output);
 
@@ -203,9 +203,17 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
     public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, float gradientScale, long stepNumber) =>
-        Inner.AdamWStep(parameter, expAvg, expAvgSq, gradient, learningRate, beta1, beta2, epsilon, weightDecay, gradientScale, stepNumber);
+        Run(c => Inner.AdamWStep(c.Out(parameter), c.Out(expAvg), c.Out(expAvgSq), c.In(gradient), learningRate, beta1, beta2, epsilon, weightDecay,
+            gradientScale, stepNumber));
 
-    public double SumOfSquares(Tensor input, out long nonFinite) => Inner.SumOfSquares(input, out nonFinite);
+    public double SumOfSquares(Tensor input, out long nonFinite)
+    {
+        double sum = 0;
+        long bad = 0;
+        Run(c => sum = Inner.SumOfSquares(c.In(input), out bad));
+        nonFinite = bad;
+        return sum;
+    }
 
     public void Dispose() => Inner.Dispose();
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using LrmNative.Backends.Cuda;
 using LrmNative.Interop;
 
@@ -40,8 +41,8 @@ public sealed record CudaBackendOptions
 /// device at first use and cached on disk) or cuBLASLt, queued on one stream. Tensors passed in
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
-/// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Forward ops only: the backward
-/// kernels come with training and throw <see cref="NotImplementedException"/> naming the op.
+/// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
+/// ActivateBackward, AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -550,7 +551,20 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) => throw NotYet("ActivateBackward");
+    public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation)
+    {
+        const string op = "ActivateBackward";
+        Check(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
+        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        if (activation is < Activation.None or > Activation.Silu)
+        {
+            throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}");
+        }
+        var n = input.ElementCount;
+        _launcher.Launch(Kernel("elementwise.cu", "activation_backward_kernel"), StrideGrid(n), Threads, 0, P(gradInput), P(gradOutput), P(input), n, (int)activation);
+    }
 
     /// <inheritdoc />
     public void Softmax(Tensor output, Tensor input)
@@ -1143,10 +1157,60 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <inheritdoc />
     public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
-        float epsilon, float weightDecay, float gradientScale, long stepNumber) => throw NotYet("AdamWStep");
+        float epsilon, float weightDecay, float gradientScale, long stepNumber)
+    {
+        const string op = "AdamWStep";
+        Check(op, ("parameter", parameter), ("expAvg", expAvg), ("expAvgSq", expAvgSq), ("gradient", gradient));
+        Expect.NotEmpty(op, "parameter", parameter);
+        Expect.Shape(op, "expAvg", expAvg, parameter.Shape);
+        Expect.Shape(op, "expAvgSq", expAvgSq, parameter.Shape);
+        Expect.Shape(op, "gradient", gradient, parameter.Shape);
+        // The CPU's checks (native/src/optimizer.cpp), before anything is queued.
+        if (stepNumber < 1 || !float.IsFinite(learningRate) || learningRate < 0 || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)
+            || !float.IsFinite(epsilon) || !(epsilon > 0) || !float.IsFinite(weightDecay) || weightDecay < 0 || !float.IsFinite(gradientScale) || gradientScale < 0)
+        {
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{op}: needs step >= 1, finite lr, weight decay and gradient scale >= 0, finite eps > 0, betas in [0, 1); got step {stepNumber}, lr {learningRate}, betas {beta1}/{beta2}, eps {epsilon}, weight decay {weightDecay}, gradient scale {gradientScale}"));
+        }
+        // The step's scalars as PyTorch forms them (Python floats, rounded when applied), as the CPU path does.
+        double lr = learningRate, b1 = beta1, b2 = beta2, t = stepNumber;
+        var n = parameter.ElementCount;
+        _launcher.Launch(Kernel("optimizer.cu", "adamw_step_kernel"), StrideGrid(n), Threads, 0, P(parameter), P(expAvg), P(expAvgSq), P(gradient), n,
+            (float)(1.0 - lr * weightDecay), beta1, (float)(1.0 - b1), beta2, (float)(1.0 - b2), (float)(lr / (1.0 - Math.Pow(b1, t))),
+            (float)Math.Sqrt(1.0 - Math.Pow(b2, t)), epsilon, gradientScale);
+    }
 
     /// <inheritdoc />
-    public double SumOfSquares(Tensor input, out long nonFinite) => throw NotYet("SumOfSquares");
+    public double SumOfSquares(Tensor input, out long nonFinite)
+    {
+        const string op = "SumOfSquares";
+        Check(op, ("input", input));
+        Expect.NotEmpty(op, "input", input);
+        const int chunk = 16384, threads = 256; // LRM_SUMSQ_CHUNK, LRM_SUMSQ_THREADS in kernels/optimizer.cu
+        var n = input.ElementCount;
+        var chunks = (n + chunk - 1) / chunk;
+        using var sums = Scratch(chunks * 8, "sum-of-squares chunk sums");
+        using var counts = Scratch(chunks * 4, "sum-of-squares non-finite counts");
+        _launcher.Launch(Kernel("optimizer.cu", "sum_squares_block_kernel"), Dim3.CeilDiv(n, chunk), threads, 0, sums.Address, counts.Address, P(input), n);
+        var chunkSums = new double[chunks];
+        var chunkCounts = new int[chunks];
+        fixed (double* pointer = chunkSums)
+        {
+            _staging.ToHost(pointer, sums.Address, chunks * 8, _launcher.LastKernel);
+        }
+        fixed (int* pointer = chunkCounts)
+        {
+            _staging.ToHost(pointer, counts.Address, chunks * 4, _launcher.LastKernel);
+        }
+        // In chunk order on the host: the same total on every device and grid.
+        var total = 0.0;
+        foreach (var value in chunkSums)
+        {
+            total += value;
+        }
+        nonFinite = double.IsFinite(total) ? 0 : chunkCounts.Sum(count => (long)count);
+        return total;
+    }
 
     /// <inheritdoc />
     public void Dispose()

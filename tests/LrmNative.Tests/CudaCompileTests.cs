@@ -43,7 +43,7 @@ public sealed class CudaCompileTests
         Assert.That(KernelSources.Files.Keys, Is.SupersetOf(new[]
         {
             "lrm_prelude.cuh", "lrm_common.cuh", "marching_cubes.cuh", "render.cuh", "attention.cu", "layernorm.cu", "gemm.cu",
-            "triplane.cu", "marching_cubes.cu", "render.cu", "resize.cu", "conv.cu", "elementwise.cu", "softmax.cu", "scan.cu",
+            "triplane.cu", "marching_cubes.cu", "render.cu", "resize.cu", "conv.cu", "elementwise.cu", "softmax.cu", "scan.cu", "optimizer.cu",
         }));
         foreach (var (name, text) in KernelSources.Files.Where(pair => pair.Key.EndsWith(".cu", StringComparison.Ordinal)))
         {

@@ -7,6 +7,8 @@
  *   bias_activation_kernel     out (rows, cols) = act(inp + bias (cols)); out may be inp
  *   add_forward_kernel         out (n) = a + b
  *   layerscale_forward_kernel  out (rows, C) = residual + inp·gamma (C); residual optional
+ *   layerscale_gamma_backward_kernel  dgamma (C) += Σ_rows dout·inp, in double, a fixed order per column (deterministic)
+ *   layerscale_input_backward_kernel  dinp = dout·gamma, dresidual = dout (each optional; either may be dout)
  *   convert_f32_to_bf16_kernel / convert_bf16_to_f32_kernel   round to nearest even / exact
  *   transpose_forward_kernel   out (batch, cols, rows) = inp (batch, rows, cols)ᵀ, 32×32 tiles
  *                              through shared memory so both reads and writes are coalesced
@@ -72,6 +74,37 @@ extern "C" __global__ void layerscale_forward_kernel(float* out,             // 
     LRM_GRID_STRIDE(i, rows * channels) {
         const float scaled = inp[i] * gamma[i % channels];
         out[i] = residual != nullptr ? residual[i] + scaled : scaled;
+    }
+}
+
+/* grid (⌈channels/32⌉), block (32, 8): 8 row lanes per column, added in lane order. */
+extern "C" __global__ void layerscale_gamma_backward_kernel(float* dgamma,       // (channels), accumulated
+                                                            const float* dout,  // (rows, channels)
+                                                            const float* inp,   // (rows, channels)
+                                                            long long rows, int channels) {
+    __shared__ double partial[8][32];
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    double acc = 0.0;
+    if (c < channels)
+        for (long long r = threadIdx.y; r < rows; r += 8) acc += (double)dout[r * channels + c] * (double)inp[r * channels + c];
+    partial[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < channels) {
+        double total = 0.0;
+        for (int k = 0; k < 8; ++k) total += partial[k][threadIdx.x];
+        dgamma[c] = (float)((double)dgamma[c] + total);
+    }
+}
+
+extern "C" __global__ void layerscale_input_backward_kernel(float* dinp,          // (rows, channels) or null
+                                                            float* dresidual,     // (rows, channels) or null; may be dout
+                                                            const float* dout,    // (rows, channels)
+                                                            const float* gamma,   // (channels)
+                                                            long long rows, int channels) {
+    LRM_GRID_STRIDE(i, rows * channels) {
+        const float g = dout[i];
+        if (dinp != nullptr) dinp[i] = g * gamma[i % channels];
+        if (dresidual != nullptr && dresidual != dout) dresidual[i] = g;
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * render.cu — LRM's volume renderer (OpenLRM's ImportanceRenderer, deterministic mode) as the
  * CPU's five ops (native/src/render.cpp has the data flow; the per-ray math is
- * kernels/render.cuh and kernels/nerf.cuh, shared with the CPU reference). Forward only.
+ * kernels/render.cuh and kernels/nerf.cuh, shared with the CPU reference), and the backward of the two
+ * decodes (the compositing backward is still to come).
  *
  *   nerf_decode_kernel         sigma (N) = softplus(raw₀ − 1), rgb (N, 3) = widened sigmoid
  *   render_rays_kernel         per ray: origin, direction, near/far (double) and hit flag
@@ -13,6 +14,8 @@
  *   render_decode_kernel       decoded (N, 4) = [σ_raw, rgb] inside the box, background outside
  *   render_importance_kernel   per ray: deterministic inverse-CDF fine depths (scratch per ray)
  *   render_march_kernel        per ray: compositing of one or two merged sample sets
+ *   nerf_decode_backward_kernel    draw (N, 4) from dsigma (N) and/or drgb (N, 3) (absent: 0)
+ *   render_decode_backward_kernel  draw (N, 4) from ddecoded (N, 4); 0 outside the box
  *
  * One thread per ray (or sample); the per-image reductions are one 256-thread block each,
  * tree-reduced in a fixed order, so results are deterministic.
@@ -196,4 +199,25 @@ extern "C" __global__ void render_march_kernel(float* rgb,              // (B·R
         }
         if (opacity != nullptr) opacity[ray] = ray_opacity;
     }
+}
+
+extern "C" __global__ void nerf_decode_backward_kernel(float* draw,          // (N, 4)
+                                                       const float* dsigma,  // (N) or null
+                                                       const float* drgb,    // (N, 3) or null
+                                                       const float* raw,     // (N, 4)
+                                                       long long rows) {
+    LRM_GRID_STRIDE(r, rows) {
+        const float* x = raw + 4 * r;
+        float* d = draw + 4 * r;
+        d[0] = dsigma != nullptr ? dsigma[r] * lrm_nerf_density_derivative(x[0]) : 0.0f;
+        for (int c = 0; c < 3; ++c) d[1 + c] = drgb != nullptr ? drgb[3 * r + c] * lrm_nerf_color_derivative(x[1 + c]) : 0.0f;
+    }
+}
+
+extern "C" __global__ void render_decode_backward_kernel(float* draw,             // (N, 4)
+                                                         const float* ddecoded,   // (N, 4)
+                                                         const float* raw,        // (N, 4)
+                                                         const float* points,     // (N, 3)
+                                                         long long rows) {
+    LRM_GRID_STRIDE(n, rows) lrm_render_decode_backward(draw + 4 * n, ddecoded + 4 * n, raw + 4 * n, points + 3 * n);
 }

@@ -3,8 +3,8 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (activation backward, the AdamW step, the sum of squares behind gradient
-/// clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
+/// The CUDA training kernels written so far (activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
 [TestFixture]
@@ -99,5 +99,65 @@ public sealed class CudaTrainingKernelTests
         Assert.That(double.IsFinite(_cuda.SumOfSquares(input, out gpuBad)), Is.False);
         _cpu.SumOfSquares(input, out cpuBad);
         Assert.That(gpuBad, Is.EqualTo(2).And.EqualTo(cpuBad), "non-finite elements named by count");
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(37, 130)]
+    [TestCase(3077, 1024)]
+    public void LayerScaleBackwardMatchesTheCpu(int rows, int channels)
+    {
+        var random = new Random(rows * 7 + channels);
+        using var input = GradientCheck.Random(random, 1f, rows, channels);
+        using var gamma = GradientCheck.Random(random, 0.5f, channels);
+        using var gradOutput = GradientCheck.Random(random, 1f, rows, channels);
+        using var startGamma = GradientCheck.Random(random, 0.1f, channels);
+        using var cpuInput = Tensor.Empty([rows, channels]);
+        using var cpuResidual = Tensor.Empty([rows, channels]);
+        using var cpuGamma = Tensor.FromArray(startGamma.ToFloatArray(), channels);
+        using var gpuInput = Tensor.Empty([rows, channels]);
+        using var gpuResidual = Tensor.Empty([rows, channels]);
+        using var gpuGamma = Tensor.FromArray(startGamma.ToFloatArray(), channels);
+        _cpu!.LayerScaleBackward(cpuInput, cpuGamma, cpuResidual, gradOutput, input, gamma);
+        _cuda!.LayerScaleBackward(gpuInput, gpuGamma, gpuResidual, gradOutput, input, gamma);
+        Compare.Close(gpuInput, cpuInput, 1e-6, "dinp");
+        Assert.That(gpuResidual.ToFloatArray(), Is.EqualTo(gradOutput.ToFloatArray()), "dresidual = dout");
+        Compare.Close(gpuGamma, cpuGamma, 1e-6, "dgamma (accumulated onto its start)");
+        // Only dgamma, twice: accumulates, and the same bits each time (a fixed order).
+        using var once = Tensor.Zeros([channels]);
+        _cuda.LayerScaleBackward(null, once, null, gradOutput, input, gamma);
+        using var twice = Tensor.FromArray(once.ToFloatArray(), channels);
+        _cuda.LayerScaleBackward(null, twice, null, gradOutput, input, gamma);
+        using var again = Tensor.Zeros([channels]);
+        _cuda.LayerScaleBackward(null, again, null, gradOutput, input, gamma);
+        Assert.That(again.ToFloatArray(), Is.EqualTo(once.ToFloatArray()), "deterministic");
+        using var doubled = Tensor.FromArray(once.ToFloatArray().Select(v => 2 * v).ToArray(), channels);
+        Compare.Close(twice, doubled, 1e-6, "+= twice");
+    }
+
+    [TestCase(1)]
+    [TestCase(70_001)]
+    public void NerfAndRenderDecodeBackwardMatchTheCpu(int samples)
+    {
+        var random = new Random(samples);
+        using var raw = GradientCheck.Uniform(random, -25f, 25f, samples, 4); // both softplus branches (x − 1 > 20)
+        using var gradSigma = GradientCheck.Random(random, 1f, samples, 1);
+        using var gradRgb = GradientCheck.Random(random, 1f, samples, 3);
+        foreach (var (sigma, rgb, what) in new (Tensor? Sigma, Tensor? Rgb, string What)[] { (gradSigma, gradRgb, "both"), (gradSigma, null, "sigma only"), (null, gradRgb, "rgb only") })
+        {
+            using var expected = Tensor.Empty([samples, 4]);
+            using var actual = Tensor.Empty([samples, 4]);
+            _cpu!.NerfDecodeBackward(expected, sigma, rgb, raw);
+            _cuda!.NerfDecodeBackward(actual, sigma, rgb, raw);
+            AssertFinite(actual, "draw");
+            Compare.Close(actual, expected, 1e-5, $"NeRF decode backward, {what}");
+        }
+        using var points = GradientCheck.Uniform(random, -1.3f, 1.3f, samples, 3); // some outside the box
+        using var gradDecoded = GradientCheck.Random(random, 1f, samples, 4);
+        using var cpuRaw = Tensor.Empty([samples, 4]);
+        using var gpuRaw = Tensor.Empty([samples, 4]);
+        _cpu!.RenderDecodeBackward(cpuRaw, gradDecoded, raw, points);
+        _cuda!.RenderDecodeBackward(gpuRaw, gradDecoded, raw, points);
+        AssertFinite(gpuRaw, "draw");
+        Compare.Close(gpuRaw, cpuRaw, 1e-5, "render decode backward");
     }
 }

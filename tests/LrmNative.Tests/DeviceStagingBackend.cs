@@ -189,14 +189,16 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Inner.MlpBackward(gradInput, gradWeights, gradBiases, gradOutput, input, weights, biases, hiddenActivation, outputActivation);
 
     public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma) =>
-        Inner.LayerScaleBackward(gradInput, gradGamma, gradResidual, gradOutput, input, gamma);
+        Run(c => Inner.LayerScaleBackward(c.OutOptional(gradInput), c.OutOptional(gradGamma), c.OutOptional(gradResidual), c.In(gradOutput), c.In(input), c.In(gamma)));
 
     public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
         Inner.ResizeScaledBackward(gradInput, gradOutput, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias);
 
-    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw) => Inner.NerfDecodeBackward(gradRaw, gradSigma, gradRgb, raw);
+    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw) =>
+        Run(c => Inner.NerfDecodeBackward(c.Out(gradRaw), c.InOptional(gradSigma), c.InOptional(gradRgb), c.In(raw)));
 
-    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points) => Inner.RenderDecodeBackward(gradRaw, gradDecoded, raw, points);
+    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points) =>
+        Run(c => Inner.RenderDecodeBackward(c.Out(gradRaw), c.In(gradDecoded), c.In(raw), c.In(points)));
 
     public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange) =>
         Inner.RenderMarchBackward(gradDecodedA, gradDecodedB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);

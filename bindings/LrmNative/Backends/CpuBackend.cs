@@ -523,24 +523,9 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "LayerScaleBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradGamma", gradGamma), ("gradResidual", gradResidual),
             ("gradOutput", gradOutput), ("input", input), ("gamma", gamma));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        Expect.NotEmpty(op, "input", input);
-        var channels = input.Size(-1);
-        Expect.Shape(op, "gamma", gamma, channels);
-        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
-        Expect.Shape(op, "gradInput", gradInput, input.Shape);
-        Expect.Shape(op, "gradResidual", gradResidual, input.Shape);
-        Expect.Shape(op, "gradGamma", gradGamma, channels);
-        if (gradInput is null && gradGamma is null && gradResidual is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradInput, gradGamma and gradResidual are all null)");
-        }
-        if (gradInput is not null && gradInput == gradResidual)
-        {
-            throw new LrmInvalidArgumentException($"{op}: gradInput and gradResidual must be different tensors");
-        }
+        var (rows, channels) = OpShapes.LayerScaleBackward(op, gradInput, gradGamma, gradResidual, gradOutput, input, gamma);
         NativeCheck.Check(NativeMethods.lrm_layerscale_backward(F(gradInput), F(gradGamma), F(gradResidual), F(gradOutput),
-            F(input), F(gamma), input.ElementCount / channels, channels), $"input {input.ShapeText}");
+            F(input), F(gamma), rows, channels), $"input {input.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -607,24 +592,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "NerfDecodeBackward";
         Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradSigma", gradSigma), ("gradRgb", gradRgb), ("raw", raw));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4)
-        {
-            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
-        }
-        if (gradSigma is null && gradRgb is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: at least one of gradSigma and gradRgb must be given");
-        }
-        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
-        Span<long> shape = stackalloc long[raw.Rank];
-        raw.Shape.CopyTo(shape);
-        shape[^1] = 1;
-        Expect.Shape(op, "gradSigma", gradSigma, shape);
-        shape[^1] = 3;
-        Expect.Shape(op, "gradRgb", gradRgb, shape);
-        Expect.NotEmpty(op, "raw", raw);
-        NativeCheck.Check(NativeMethods.lrm_nerf_decode_backward(F(gradRaw), F(gradSigma), F(gradRgb), F(raw), raw.ElementCount / 4),
+        var rows = OpShapes.NerfDecodeBackward(op, gradRaw, gradSigma, gradRgb, raw);
+        NativeCheck.Check(NativeMethods.lrm_nerf_decode_backward(F(gradRaw), F(gradSigma), F(gradRgb), F(raw), rows),
             $"raw {raw.ShapeText}");
     }
 
@@ -653,14 +622,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "RenderDecode";
         Expect.HostFloat32(op, ("decoded", decoded), ("raw", raw), ("points", points));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
-        {
-            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
-        }
-        Expect.Shape(op, "decoded", decoded, raw.Shape);
-        Expect.NotEmpty(op, "raw", raw);
-        NativeCheck.Check(NativeMethods.lrm_render_decode_forward(F(decoded), F(raw), F(points), raw.ElementCount / 4),
+        var rows = OpShapes.RenderDecode(op, decoded, raw, points);
+        NativeCheck.Check(NativeMethods.lrm_render_decode_forward(F(decoded), F(raw), F(points), rows),
             $"raw {raw.ShapeText}");
     }
 
@@ -669,15 +632,9 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "RenderDecodeBackward";
         Expect.HostFloat32(op, ("gradRaw", gradRaw), ("gradDecoded", gradDecoded), ("raw", raw), ("points", points));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
-        {
-            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
-        }
+        var rows = OpShapes.RenderDecode(op, gradRaw, raw, points, "gradRaw");
         Expect.Shape(op, "gradDecoded", gradDecoded, raw.Shape);
-        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
-        Expect.NotEmpty(op, "raw", raw);
-        NativeCheck.Check(NativeMethods.lrm_render_decode_backward(F(gradRaw), F(gradDecoded), F(raw), F(points), raw.ElementCount / 4),
+        NativeCheck.Check(NativeMethods.lrm_render_decode_backward(F(gradRaw), F(gradDecoded), F(raw), F(points), rows),
             $"raw {raw.ShapeText}");
     }
 

@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// ActivateBackward, AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
+/// the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -997,14 +997,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "RenderDecode";
         Check(op, ("decoded", decoded), ("raw", raw), ("points", points));
-        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
-        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
-        {
-            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
-        }
-        Expect.Shape(op, "decoded", decoded, raw.Shape);
-        Expect.NotEmpty(op, "raw", raw);
-        var rows = raw.ElementCount / 4;
+        var rows = OpShapes.RenderDecode(op, decoded, raw, points);
         _launcher.Launch(Kernel("render.cu", "render_decode_kernel"), StrideGrid(rows), Threads, 0, P(decoded), P(raw), P(points), rows);
     }
 
@@ -1138,18 +1131,47 @@ public sealed unsafe class CudaBackend : IBackend
     // ---- backward and optimiser ops that have no CUDA kernel yet (training on the GPU comes later) ------------
 
     /// <inheritdoc />
-    public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma) =>
-        throw NotYet("LayerScaleBackward");
+    public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma)
+    {
+        const string op = "LayerScaleBackward";
+        Check(op, ("gradInput", gradInput), ("gradGamma", gradGamma), ("gradResidual", gradResidual), ("gradOutput", gradOutput), ("input", input), ("gamma", gamma));
+        var (rows, channels) = OpShapes.LayerScaleBackward(op, gradInput, gradGamma, gradResidual, gradOutput, input, gamma);
+        var width = ToInt(channels, op, "channels");
+        if (gradGamma is not null)
+        {
+            // Before gradInput/gradResidual are written: either may be gradOutput itself.
+            _launcher.Launch(Kernel("elementwise.cu", "layerscale_gamma_backward_kernel"), Dim3.CeilDiv(channels, 32), new Dim3(32, 8), 0,
+                P(gradGamma), P(gradOutput), P(input), rows, width);
+        }
+        if (gradInput is not null || gradResidual is not null)
+        {
+            _launcher.Launch(Kernel("elementwise.cu", "layerscale_input_backward_kernel"), StrideGrid(rows * channels), Threads, 0,
+                P(gradInput), P(gradResidual), P(gradOutput), P(gamma), rows, width);
+        }
+    }
 
     /// <inheritdoc />
     public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
         throw NotYet("ResizeScaledBackward");
 
     /// <inheritdoc />
-    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw) => throw NotYet("NerfDecodeBackward");
+    public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
+    {
+        const string op = "NerfDecodeBackward";
+        Check(op, ("gradRaw", gradRaw), ("gradSigma", gradSigma), ("gradRgb", gradRgb), ("raw", raw));
+        var rows = OpShapes.NerfDecodeBackward(op, gradRaw, gradSigma, gradRgb, raw);
+        _launcher.Launch(Kernel("render.cu", "nerf_decode_backward_kernel"), StrideGrid(rows), Threads, 0, P(gradRaw), P(gradSigma), P(gradRgb), P(raw), rows);
+    }
 
     /// <inheritdoc />
-    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points) => throw NotYet("RenderDecodeBackward");
+    public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points)
+    {
+        const string op = "RenderDecodeBackward";
+        Check(op, ("gradRaw", gradRaw), ("gradDecoded", gradDecoded), ("raw", raw), ("points", points));
+        var rows = OpShapes.RenderDecode(op, gradRaw, raw, points, "gradRaw");
+        Expect.Shape(op, "gradDecoded", gradDecoded, raw.Shape);
+        _launcher.Launch(Kernel("render.cu", "render_decode_backward_kernel"), StrideGrid(rows), Threads, 0, P(gradRaw), P(gradDecoded), P(raw), P(points), rows);
+    }
 
     /// <inheritdoc />
     public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange) =>

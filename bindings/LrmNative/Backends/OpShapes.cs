@@ -200,7 +200,7 @@ internal static class OpShapes
     // ---- rendering -----------------------------------------------------------------------------------------
 
     /// <summary>Rows (samples) of NerfDecode: raw (..., 4) → sigma (..., 1), rgb (..., 3).</summary>
-    public static long NerfDecode(string op, Tensor? sigma, Tensor? rgb, Tensor raw)
+    public static long NerfDecode(string op, Tensor? sigma, Tensor? rgb, Tensor raw, string sigmaName = "sigma", string rgbName = "rgb")
     {
         Expect.Rank(op, "raw", raw, 1, "(..., 4)");
         if (raw.Size(-1) != 4)
@@ -210,11 +210,63 @@ internal static class OpShapes
         Span<long> shape = stackalloc long[raw.Rank];
         raw.Shape.CopyTo(shape);
         shape[^1] = 1;
-        Expect.Shape(op, "sigma", sigma, shape);
+        Expect.Shape(op, sigmaName, sigma, shape);
         shape[^1] = 3;
-        Expect.Shape(op, "rgb", rgb, shape);
+        Expect.Shape(op, rgbName, rgb, shape);
         Expect.NotEmpty(op, "raw", raw);
         return raw.ElementCount / 4;
+    }
+
+    /// <summary>Rows of NerfDecodeBackward: raw (..., 4), gradRaw like raw, gradSigma (..., 1) and gradRgb (..., 3), one of them given.</summary>
+    public static long NerfDecodeBackward(string op, Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
+    {
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4)
+        {
+            throw new LrmShapeException($"{op}: tensor 'raw' must be (..., 4), got {raw.ShapeText}");
+        }
+        if (gradSigma is null && gradRgb is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of gradSigma and gradRgb must be given");
+        }
+        Expect.Shape(op, "gradRaw", gradRaw, raw.Shape);
+        return NerfDecode(op, gradSigma, gradRgb, raw, "gradSigma", "gradRgb");
+    }
+
+    /// <summary>Samples of RenderDecode (decoded like raw) and its backward (gradients like raw): raw (..., 4), points (..., 3), as many of each.</summary>
+    public static long RenderDecode(string op, Tensor decoded, Tensor raw, Tensor points, string decodedName = "decoded")
+    {
+        Expect.Rank(op, "raw", raw, 1, "(..., 4)");
+        if (raw.Size(-1) != 4 || points.Size(-1) != 3 || raw.ElementCount / 4 != points.ElementCount / 3)
+        {
+            throw new LrmShapeException($"{op}: raw {raw.ShapeText} must be (..., 4) and points {points.ShapeText} (..., 3) with the same number of samples");
+        }
+        Expect.Shape(op, decodedName, decoded, raw.Shape);
+        Expect.NotEmpty(op, "raw", raw);
+        return raw.ElementCount / 4;
+    }
+
+    /// <summary>(rows, channels) of LayerScaleBackward: input (..., C), gamma (C), gradients like their tensors, at least one requested.</summary>
+    public static (long Rows, long Channels) LayerScaleBackward(string op, Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput,
+        Tensor input, Tensor gamma)
+    {
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        Expect.NotEmpty(op, "input", input);
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gamma", gamma, channels);
+        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradResidual", gradResidual, input.Shape);
+        Expect.Shape(op, "gradGamma", gradGamma, channels);
+        if (gradInput is null && gradGamma is null && gradResidual is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradInput, gradGamma and gradResidual are all null)");
+        }
+        if (gradInput is not null && gradInput == gradResidual)
+        {
+            throw new LrmInvalidArgumentException($"{op}: gradInput and gradResidual must be different tensors");
+        }
+        return (input.ElementCount / channels, channels);
     }
 
     /// <summary>(batch, rays, samples) of RenderRays for cameras (B, 25) and a height × width image.</summary>

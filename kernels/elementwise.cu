@@ -7,7 +7,8 @@
  *   bias_activation_kernel     out (rows, cols) = act(inp + bias (cols)); out may be inp
  *   add_forward_kernel         out (n) = a + b
  *   layerscale_forward_kernel  out (rows, C) = residual + inp·gamma (C); residual optional
- *   layerscale_gamma_backward_kernel  dgamma (C) += Σ_rows dout·inp, in double, a fixed order per column (deterministic)
+ *   column_dot_accumulate_kernel  out (C) += Σ_rows x·y (rows, C), y optional (1): LayerScale's dgamma (x = dout,
+ *                              y = inp) and GEMM's dbias (x = dout); in double, a fixed order per column (deterministic)
  *   layerscale_input_backward_kernel  dinp = dout·gamma, dresidual = dout (each optional; either may be dout)
  *   convert_f32_to_bf16_kernel / convert_bf16_to_f32_kernel   round to nearest even / exact
  *   transpose_forward_kernel   out (batch, cols, rows) = inp (batch, rows, cols)ᵀ, 32×32 tiles
@@ -77,22 +78,25 @@ extern "C" __global__ void layerscale_forward_kernel(float* out,             // 
     }
 }
 
-/* grid (⌈channels/32⌉), block (32, 8): 8 row lanes per column, added in lane order. */
-extern "C" __global__ void layerscale_gamma_backward_kernel(float* dgamma,       // (channels), accumulated
-                                                            const float* dout,  // (rows, channels)
-                                                            const float* inp,   // (rows, channels)
-                                                            long long rows, int channels) {
+/* grid (⌈cols/32⌉), block (32, 8): 8 row lanes per column, added in lane order. */
+extern "C" __global__ void column_dot_accumulate_kernel(float* out,      // (cols), accumulated
+                                                        const float* x,  // (rows, cols)
+                                                        const float* y,  // (rows, cols) or null (1)
+                                                        long long rows, int cols) {
     __shared__ double partial[8][32];
     const int c = blockIdx.x * 32 + threadIdx.x;
     double acc = 0.0;
-    if (c < channels)
-        for (long long r = threadIdx.y; r < rows; r += 8) acc += (double)dout[r * channels + c] * (double)inp[r * channels + c];
+    if (c < cols)
+        for (long long r = threadIdx.y; r < rows; r += 8) {
+            const long long i = r * cols + c;
+            acc += y != nullptr ? (double)x[i] * (double)y[i] : (double)x[i];
+        }
     partial[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
-    if (threadIdx.y == 0 && c < channels) {
+    if (threadIdx.y == 0 && c < cols) {
         double total = 0.0;
         for (int k = 0; k < 8; ++k) total += partial[k][threadIdx.x];
-        dgamma[c] = (float)((double)dgamma[c] + total);
+        out[c] = (float)((double)out[c] + total);
     }
 }
 

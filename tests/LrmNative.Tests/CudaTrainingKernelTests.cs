@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -12,12 +12,14 @@ namespace LrmNative.Tests;
 public sealed class CudaTrainingKernelTests
 {
     private DeviceStagingBackend? _cuda;
+    private DeviceStagingBackend? _cudaBFloat16;
     private CpuBackend? _cpu;
 
     [OneTimeSetUp]
     public void Open()
     {
         _cuda = CudaTestDevice.Open(MatmulPrecision.Float32);
+        _cudaBFloat16 = CudaTestDevice.Open(MatmulPrecision.BFloat16);
         _cpu = new CpuBackend();
     }
 
@@ -25,7 +27,37 @@ public sealed class CudaTrainingKernelTests
     public void Close()
     {
         _cuda?.Dispose();
+        _cudaBFloat16?.Dispose();
         _cpu?.Dispose();
+    }
+
+    [TestCase(false, false, 1e-5)]
+    [TestCase(true, false, 1e-5)]
+    [TestCase(false, true, 1e-5)]
+    [TestCase(true, true, 1e-5)]
+    [TestCase(false, true, 1e-2)] // bf16 tensor cores (nn.Linear's layout)
+    public void GemmBackwardMatchesTheCpu(bool transposeA, bool transposeB, double tolerance)
+    {
+        var device = tolerance < 1e-3 ? _cuda! : _cudaBFloat16!;
+        const int m = 77, n = 131, k = 65;
+        var random = new Random(m + (transposeA ? 1 : 0) + (transposeB ? 2 : 0));
+        using var a = GradientCheck.Random(random, 1f, transposeA ? new long[] { k, m } : new long[] { m, k });
+        using var b = GradientCheck.Random(random, 1f, transposeB ? new long[] { n, k } : new long[] { k, n });
+        using var gradOutput = GradientCheck.Random(random, 1f, m, n);
+        using var startBias = GradientCheck.Random(random, 0.1f, n);
+        using var cpuA = Tensor.Empty(a.Shape);
+        using var cpuB = Tensor.Empty(b.Shape);
+        using var cpuBias = Tensor.FromArray(startBias.ToFloatArray(), n);
+        using var gpuA = Tensor.Empty(a.Shape);
+        using var gpuB = Tensor.Empty(b.Shape);
+        using var gpuBias = Tensor.FromArray(startBias.ToFloatArray(), n);
+        _cpu!.GemmBackward(cpuA, cpuB, cpuBias, gradOutput, a, b, transposeA, transposeB);
+        device.GemmBackward(gpuA, gpuB, gpuBias, gradOutput, a, b, transposeA, transposeB);
+        AssertFinite(gpuA, "dA");
+        AssertFinite(gpuB, "dB");
+        Compare.Close(gpuA, cpuA, tolerance, $"dA (transposeA {transposeA}, transposeB {transposeB})");
+        Compare.Close(gpuB, cpuB, tolerance, $"dB (transposeA {transposeA}, transposeB {transposeB})");
+        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated onto its start; fp32 sums)");
     }
 
     private static void AssertFinite(Tensor tensor, string what) =>

@@ -157,7 +157,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
     // Backward ops are not staged: the CUDA backend has none yet, and says so.
     public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
-        Inner.GemmBackward(gradA, gradB, gradBias, gradOutput, a, b, transposeA, transposeB);
+        Run(c => Inner.GemmBackward(c.OutOptional(gradA), c.OutOptional(gradB), c.OutOptional(gradBias), c.In(gradOutput), c.In(a), c.In(b), transposeA, transposeB));
 
     public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
         Inner.LayerNormBackward(gradInput, gradWeight, gradBias, gradOutput, mean, rstd, input, weight);

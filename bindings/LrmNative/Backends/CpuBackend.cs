@@ -54,15 +54,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "GemmBackward";
         Expect.HostFloat32(op, ("gradA", gradA), ("gradB", gradB), ("gradBias", gradBias), ("gradOutput", gradOutput), ("a", a), ("b", b));
-        var (m, n, k) = OpShapes.GemmSizes(op, a, b, transposeA, transposeB);
-        Expect.Shape(op, "gradOutput", gradOutput, OpShapes.GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]));
-        Expect.Shape(op, "gradA", gradA, a.Shape);
-        Expect.Shape(op, "gradB", gradB, b.Shape);
-        Expect.Shape(op, "gradBias", gradBias, n);
-        if (gradA is null && gradB is null && gradBias is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradA, gradB and gradBias are all null)");
-        }
+        var (m, n, k) = OpShapes.GemmBackward(op, gradA, gradB, gradBias, gradOutput, a, b, transposeA, transposeB);
         NativeCheck.Check(NativeMethods.lrm_gemm_backward(F(gradA), F(gradB), F(gradBias), F(gradOutput), F(a), F(b),
             m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0), $"a {a.ShapeText}, b {b.ShapeText}");
     }

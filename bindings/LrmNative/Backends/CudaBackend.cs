@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
+/// GEMM and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -394,8 +394,45 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
-        throw NotYet("GemmBackward");
+    public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false)
+    {
+        const string op = "GemmBackward";
+        Check(op, ("gradA", gradA), ("gradB", gradB), ("gradBias", gradBias), ("gradOutput", gradOutput), ("a", a), ("b", b));
+        var (m64, n64, k64) = OpShapes.GemmBackward(op, gradA, gradB, gradBias, gradOutput, a, b, transposeA, transposeB);
+        int m = ToInt(m64, op, "M"), n = ToInt(n64, op, "N"), k = ToInt(k64, op, "K");
+        // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, each written in its operand's stored layout by one
+        // forward GEMM with the operands' transpose flags chosen to match (docs/derivations/gemm.md).
+        if (gradA is not null)
+        {
+            if (transposeA)
+            {
+                GemmDevice(P(gradA), P(b), P(gradOutput), 0, 0, k, m, n, transposeB, true);   // (K, M) = op(B)·dCᵀ
+            }
+            else
+            {
+                GemmDevice(P(gradA), P(gradOutput), P(b), 0, 0, m, k, n, false, !transposeB); // (M, K) = dC·op(B)ᵀ
+            }
+        }
+        if (gradB is not null)
+        {
+            if (transposeB)
+            {
+                GemmDevice(P(gradB), P(gradOutput), P(a), 0, 0, n, k, m, true, transposeA);    // (N, K) = dCᵀ·op(A)
+            }
+            else
+            {
+                GemmDevice(P(gradB), P(a), P(gradOutput), 0, 0, k, n, m, !transposeA, false); // (K, N) = op(A)ᵀ·dC
+            }
+        }
+        if (gradBias is not null)
+        {
+            ColumnDotAccumulate(P(gradBias), P(gradOutput), 0, m64, n);
+        }
+    }
+
+    // out (cols) += Σ_rows x (rows, cols) · y (or 1 when y is 0), in double with a fixed order per column.
+    private void ColumnDotAccumulate(ulong output, ulong x, ulong y, long rows, int cols) =>
+        _launcher.Launch(Kernel("elementwise.cu", "column_dot_accumulate_kernel"), Dim3.CeilDiv(cols, 32), new Dim3(32, 8), 0, output, x, y, rows, cols);
 
     // ---- normalisation ------------------------------------------------------------------------------
 
@@ -1140,8 +1177,7 @@ public sealed unsafe class CudaBackend : IBackend
         if (gradGamma is not null)
         {
             // Before gradInput/gradResidual are written: either may be gradOutput itself.
-            _launcher.Launch(Kernel("elementwise.cu", "layerscale_gamma_backward_kernel"), Dim3.CeilDiv(channels, 32), new Dim3(32, 8), 0,
-                P(gradGamma), P(gradOutput), P(input), rows, width);
+            ColumnDotAccumulate(P(gradGamma), P(gradOutput), P(input), rows, width);
         }
         if (gradInput is not null || gradResidual is not null)
         {

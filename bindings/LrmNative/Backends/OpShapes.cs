@@ -217,6 +217,22 @@ internal static class OpShapes
         return raw.ElementCount / 4;
     }
 
+    /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
+    public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
+        bool transposeA, bool transposeB)
+    {
+        var (m, n, k) = GemmSizes(op, a, b, transposeA, transposeB);
+        Expect.Shape(op, "gradOutput", gradOutput, GemmOutputShape(a, n, transposeA, stackalloc long[transposeA ? 2 : a.Rank]));
+        Expect.Shape(op, "gradA", gradA, a.Shape);
+        Expect.Shape(op, "gradB", gradB, b.Shape);
+        Expect.Shape(op, "gradBias", gradBias, n);
+        if (gradA is null && gradB is null && gradBias is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: no gradient requested (gradA, gradB and gradBias are all null)");
+        }
+        return (m, n, k);
+    }
+
     /// <summary>Rows of NerfDecodeBackward: raw (..., 4), gradRaw like raw, gradSigma (..., 1) and gradRgb (..., 3), one of them given.</summary>
     public static long NerfDecodeBackward(string op, Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
     {

@@ -2,7 +2,7 @@
  * render.cu — LRM's volume renderer (OpenLRM's ImportanceRenderer, deterministic mode) as the
  * CPU's five ops (native/src/render.cpp has the data flow; the per-ray math is
  * kernels/render.cuh and kernels/nerf.cuh, shared with the CPU reference), and the backward of the two
- * decodes (the compositing backward is still to come).
+ * decodes and of the compositing.
  *
  *   nerf_decode_kernel         sigma (N) = softplus(raw₀ − 1), rgb (N, 3) = widened sigmoid
  *   render_rays_kernel         per ray: origin, direction, near/far (double) and hit flag
@@ -16,6 +16,8 @@
  *   render_march_kernel        per ray: compositing of one or two merged sample sets
  *   nerf_decode_backward_kernel    draw (N, 4) from dsigma (N) and/or drgb (N, 3) (absent: 0)
  *   render_decode_backward_kernel  draw (N, 4) from ddecoded (N, 4); 0 outside the box
+ *   render_march_backward_kernel   per ray: ∂L/∂decoded samples from ∂L/∂(rgb, depth, opacity), replaying the
+ *                              forward into a per-ray slot of scratch (nothing per sample kept; render.cuh)
  *
  * One thread per ray (or sample); the per-image reductions are one 256-thread block each,
  * tree-reduced in a fixed order, so results are deterministic.
@@ -220,4 +222,33 @@ extern "C" __global__ void render_decode_backward_kernel(float* draw,           
                                                          const float* points,     // (N, 3)
                                                          long long rows) {
     LRM_GRID_STRIDE(n, rows) lrm_render_decode_backward(draw + 4 * n, ddecoded + 4 * n, raw + 4 * n, points + 3 * n);
+}
+
+extern "C" __global__ void render_march_backward_kernel(float* ddecoded_a,        // (B·R·Sa, 4)
+                                                        float* ddecoded_b,        // (B·R·Sb, 4) or null
+                                                        const float* drgb,        // (B·R, 3) or null
+                                                        const float* ddepth,      // (B·R) or null
+                                                        const float* dopacity,    // (B·R) or null
+                                                        const float* depths_a,    // (B·R, Sa)
+                                                        const float* decoded_a,   // (B·R·Sa, 4)
+                                                        const float* depths_b,    // (B·R, Sb) or null
+                                                        const float* decoded_b,   // (B·R·Sb, 4) or null
+                                                        const float* depth_range, // (B, 2), required with ddepth
+                                                        float* alpha_t,           // (B·R, 2·(Sa + Sb)) scratch
+                                                        int* order,               // (B·R, Sa + Sb) scratch
+                                                        long long rays_per_image, long long count, int samples_a,
+                                                        int samples_b, float background_r, float background_g,
+                                                        float background_b) {
+    const float background[3] = {background_r, background_g, background_b};
+    const long long total = (long long)samples_a + samples_b;
+    LRM_GRID_STRIDE(ray, count) {
+        lrm_render_march_ray_backward(
+            ddecoded_a + 4 * ray * samples_a, samples_b > 0 ? ddecoded_b + 4 * ray * samples_b : nullptr,
+            drgb != nullptr ? drgb + 3 * ray : nullptr, ddepth != nullptr ? ddepth[ray] : 0.0f,
+            dopacity != nullptr ? dopacity[ray] : 0.0f, depths_a + ray * samples_a, decoded_a + 4 * ray * samples_a,
+            samples_a, samples_b > 0 ? depths_b + ray * samples_b : nullptr,
+            samples_b > 0 ? decoded_b + 4 * ray * samples_b : nullptr, samples_b, background,
+            depth_range != nullptr ? depth_range + 2 * (ray / rays_per_image) : nullptr, alpha_t + 2 * total * ray,
+            order + total * ray);
+    }
 }

@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -191,5 +191,64 @@ public sealed class CudaTrainingKernelTests
         _cuda!.RenderDecodeBackward(gpuRaw, gradDecoded, raw, points);
         AssertFinite(gpuRaw, "draw");
         Compare.Close(gpuRaw, cpuRaw, 1e-5, "render decode backward");
+    }
+
+    // Sorted depths in [1, 3] per ray, raw densities in [−3, 6] (some saturated intervals), colours in [0, 1].
+    private static (Tensor Depths, Tensor Decoded) MarchSamples(Random random, int batch, int rays, int samples)
+    {
+        var depths = Tensor.Empty([batch, rays, samples]);
+        var span = depths.AsSpan<float>();
+        for (var ray = 0; ray < batch * rays; ray++)
+        {
+            var row = span.Slice(ray * samples, samples);
+            for (var s = 0; s < samples; s++)
+            {
+                row[s] = 1f + 2f * (float)random.NextDouble();
+            }
+            row.Sort();
+        }
+        var decoded = Tensor.Empty([batch, rays * samples, 4]);
+        var values = decoded.AsSpan<float>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = i % 4 == 0 ? -3f + 9f * (float)random.NextDouble() : (float)random.NextDouble();
+        }
+        return (depths, decoded);
+    }
+
+    [TestCase(1, 1, 2, 0)]
+    [TestCase(2, 333, 24, 0)]
+    [TestCase(2, 1000, 48, 48)]
+    public void RenderMarchBackwardMatchesTheCpu(int batch, int rays, int samplesA, int samplesB)
+    {
+        var random = new Random(rays + samplesA + samplesB);
+        var (depthsA, decodedA) = MarchSamples(random, batch, rays, samplesA);
+        using var _1 = depthsA;
+        using var _2 = decodedA;
+        Tensor? depthsB = null, decodedB = null;
+        if (samplesB > 0)
+        {
+            (depthsB, decodedB) = MarchSamples(random, batch, rays, samplesB);
+        }
+        using var _3 = depthsB;
+        using var _4 = decodedB;
+        using var gradRgb = GradientCheck.Random(random, 1f, batch, rays, 3);
+        using var gradDepth = GradientCheck.Random(random, 1f, batch, rays);
+        using var gradOpacity = GradientCheck.Random(random, 1f, batch, rays);
+        using var depthRange = Tensor.FromArray(Enumerable.Range(0, batch).SelectMany(_ => new[] { 1.2f, 2.8f }).ToArray(), batch, 2);
+        float[] background = [1f, 0.5f, 0f];
+        using var cpuA = Tensor.Empty(decodedA.Shape);
+        using var gpuA = Tensor.Empty(decodedA.Shape);
+        using var cpuB = decodedB is null ? null : Tensor.Empty(decodedB.Shape);
+        using var gpuB = decodedB is null ? null : Tensor.Empty(decodedB.Shape);
+        _cpu!.RenderMarchBackward(cpuA, cpuB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);
+        _cuda!.RenderMarchBackward(gpuA, gpuB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);
+        AssertFinite(gpuA, "ddecodedA");
+        Compare.Close(gpuA, cpuA, 1e-5, "ddecodedA");
+        if (gpuB is not null)
+        {
+            AssertFinite(gpuB, "ddecodedB");
+            Compare.Close(gpuB, cpuB!, 1e-5, "ddecodedB");
+        }
     }
 }

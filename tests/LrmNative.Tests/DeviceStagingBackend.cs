@@ -200,8 +200,12 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
     public void RenderDecodeBackward(Tensor gradRaw, Tensor gradDecoded, Tensor raw, Tensor points) =>
         Run(c => Inner.RenderDecodeBackward(c.Out(gradRaw), c.In(gradDecoded), c.In(raw), c.In(points)));
 
-    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange) =>
-        Inner.RenderMarchBackward(gradDecodedA, gradDecodedB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);
+    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        var colour = background.ToArray();
+        Run(c => Inner.RenderMarchBackward(c.Out(gradDecodedA), c.OutOptional(gradDecodedB), c.InOptional(gradRgb), c.InOptional(gradDepth), c.InOptional(gradOpacity),
+            c.In(depthsA), c.In(decodedA), c.InOptional(depthsB), c.InOptional(decodedB), colour, c.InOptional(depthRange)));
+    }
 
     public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, float gradientScale, long stepNumber) =>

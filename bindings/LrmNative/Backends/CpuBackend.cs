@@ -662,34 +662,8 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "RenderMarchBackward";
         Expect.HostFloat32(op, ("gradDecodedA", gradDecodedA), ("gradDecodedB", gradDecodedB), ("gradRgb", gradRgb), ("gradDepth", gradDepth),
             ("gradOpacity", gradOpacity), ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
-        if (background.Length != 3)
-        {
-            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
-        }
-        if ((depthsB is null) != (decodedB is null) || (decodedB is null) != (gradDecodedB is null))
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthsB, decodedB and gradDecodedB must be given together");
-        }
-        if (gradRgb is null && gradDepth is null && gradOpacity is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: at least one of gradRgb, gradDepth and gradOpacity must be given");
-        }
-        if (gradDepth is not null && depthRange is null)
-        {
-            throw new LrmInvalidArgumentException($"{op}: depthRange is required with gradDepth (the forward clamps depth to it)");
-        }
-        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
-        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
-        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
-        Expect.Shape(op, "gradDecodedA", gradDecodedA, batch, rays * samplesA, 4);
-        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
-        var samplesB = depthsB?.Size(2) ?? 0;
-        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
-        Expect.Shape(op, "gradDecodedB", gradDecodedB, batch, rays * samplesB, 4);
-        Expect.Shape(op, "gradRgb", gradRgb, batch, rays, 3);
-        Expect.Shape(op, "gradDepth", gradDepth, batch, rays);
-        Expect.Shape(op, "gradOpacity", gradOpacity, batch, rays);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        var (batch, rays, samplesA, samplesB) = OpShapes.RenderMarchBackward(op, gradDecodedA, gradDecodedB, gradRgb, gradDepth, gradOpacity,
+            depthsA, decodedA, depthsB, decodedB, background, depthRange);
         fixed (float* backgroundPointer = background)
         {
             NativeCheck.Check(NativeMethods.lrm_render_march_backward(F(gradDecodedA), F(gradDecodedB), F(gradRgb), F(gradDepth), F(gradOpacity),

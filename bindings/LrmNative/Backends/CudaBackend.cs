@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
+/// GEMM, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -1210,8 +1210,28 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange) =>
-        throw NotYet("RenderMarchBackward");
+    public void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        const string op = "RenderMarchBackward";
+        Check(op, ("gradDecodedA", gradDecodedA), ("gradDecodedB", gradDecodedB), ("gradRgb", gradRgb), ("gradDepth", gradDepth), ("gradOpacity", gradOpacity),
+            ("depthsA", depthsA), ("decodedA", decodedA), ("depthsB", depthsB), ("decodedB", decodedB), ("depthRange", depthRange));
+        var (batch, rays, samplesA, samplesB) = OpShapes.RenderMarchBackward(op, gradDecodedA, gradDecodedB, gradRgb, gradDepth, gradOpacity,
+            depthsA, decodedA, depthsB, decodedB, background, depthRange);
+        Expect.Positive(op, "samples of A", samplesA);
+        var total = samplesA + samplesB;
+        if (total < 2)
+        {
+            throw new LrmInvalidArgumentException($"{op}: need at least 2 samples per ray, got {total}");
+        }
+        var count = batch * rays;
+        // Per ray, as the CPU's per-thread scratch: α and T per interval (2·total floats) and the merge order (total ints).
+        using var alphaT = Scratch(count * total * 8, "compositing-backward α/T scratch");
+        using var order = Scratch(count * total * 4, "compositing-backward merge order");
+        _launcher.Launch(Kernel("render.cu", "render_march_backward_kernel"), StrideGrid(count), Threads, 0,
+            P(gradDecodedA), samplesB > 0 ? P(gradDecodedB) : 0UL, P(gradRgb), P(gradDepth), P(gradOpacity), P(depthsA), P(decodedA),
+            samplesB > 0 ? P(depthsB) : 0UL, samplesB > 0 ? P(decodedB) : 0UL, P(depthRange), alphaT.Address, order.Address, rays, count,
+            ToInt(samplesA, op, "samples of A"), ToInt(samplesB, op, "samples of B"), background[0], background[1], background[2]);
+    }
 
     /// <inheritdoc />
     public void AdamWStep(Tensor parameter, Tensor expAvg, Tensor expAvgSq, Tensor gradient, float learningRate, float beta1, float beta2,

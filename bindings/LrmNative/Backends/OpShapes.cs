@@ -233,6 +233,42 @@ internal static class OpShapes
         return (m, n, k);
     }
 
+    /// <summary>(batch, rays, samples of A, samples of B) of RenderMarchBackward, after every check of its arguments.</summary>
+    public static (long Batch, long Rays, long SamplesA, long SamplesB) RenderMarchBackward(string op, Tensor gradDecodedA, Tensor? gradDecodedB,
+        Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB,
+        ReadOnlySpan<float> background, Tensor? depthRange)
+    {
+        if (background.Length != 3)
+        {
+            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
+        }
+        if ((depthsB is null) != (decodedB is null) || (decodedB is null) != (gradDecodedB is null))
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthsB, decodedB and gradDecodedB must be given together");
+        }
+        if (gradRgb is null && gradDepth is null && gradOpacity is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: at least one of gradRgb, gradDepth and gradOpacity must be given");
+        }
+        if (gradDepth is not null && depthRange is null)
+        {
+            throw new LrmInvalidArgumentException($"{op}: depthRange is required with gradDepth (the forward clamps depth to it)");
+        }
+        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
+        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
+        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "gradDecodedA", gradDecodedA, batch, rays * samplesA, 4);
+        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
+        var samplesB = depthsB?.Size(2) ?? 0;
+        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "gradDecodedB", gradDecodedB, batch, rays * samplesB, 4);
+        Expect.Shape(op, "gradRgb", gradRgb, batch, rays, 3);
+        Expect.Shape(op, "gradDepth", gradDepth, batch, rays);
+        Expect.Shape(op, "gradOpacity", gradOpacity, batch, rays);
+        Expect.Shape(op, "depthRange", depthRange, batch, 2);
+        return (batch, rays, samplesA, samplesB);
+    }
+
     /// <summary>Rows of NerfDecodeBackward: raw (..., 4), gradRaw like raw, gradSigma (..., 1) and gradRgb (..., 3), one of them given.</summary>
     public static long NerfDecodeBackward(string op, Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)
     {

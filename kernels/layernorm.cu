@@ -1,5 +1,5 @@
 /*
- * layernorm.cu — LayerNorm and the fused ModLN of LRM §3.2, forward (backward with training).
+ * layernorm.cu — LayerNorm and the fused ModLN of LRM §3.2, forward and backward.
  *
  *   x    = inp + residual                       (residual optional: the fused residual add;
  *                                                x is written to sum_out when given)
@@ -17,6 +17,14 @@
  * Two kernels: layernorm_forward_kernel (any C, scalar loads, three passes over the row) and
  * layernorm_forward_vec4_kernel (C % 4 == 0, C ≤ 2048: the row read once into registers with
  * 16-byte loads). sum_out may alias inp or residual (the decoder's f = f + x in place).
+ *
+ * Backward (docs/derivations/layernorm.md, modln.md; the same layernorm.cuh functions as the CPU):
+ *   layernorm_backward_input_kernel   dx per row, one warp per row: dy = dout (LN) or dout·(1 + scale[b])
+ *                                     (ModLN), g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂))
+ *   layernorm_backward_params_kernel  per group of `tokens` rows (ModLN: one sample) and column: Σ dy·x̂ and
+ *                                     Σ dy in double (into partial), and for ModLN dshift = Σ dout,
+ *                                     dscale = Σ dout·y (overwritten); 8 row lanes added in order
+ *   layernorm_backward_reduce_kernel  dweight += Σ_groups, dbias += Σ_groups, in group order
  */
 #include "lrm_prelude.cuh"
 #include "bf16.cuh"
@@ -136,5 +144,103 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_forward_vec4_kernel(
             packed.y = (unsigned int)lrm_bf16_from_bits(__float_as_uint(y[2])) | ((unsigned int)lrm_bf16_from_bits(__float_as_uint(y[3])) << 16);
             ((uint2*)(out_bf16 + base))[q] = packed;
         }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) layernorm_backward_input_kernel(
+    float* dinp,                // (rows, C)
+    const float* dout,          // (rows, C)
+    const float* mean,          // (rows)
+    const float* rstd,          // (rows)
+    const float* inp,           // (rows, C)
+    const float* weight,        // (C) or null
+    const float* scale,         // (rows / tokens, C) or null: ModLN
+    int rows, int tokens, int channels) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * LRM_LN_ROWS_PER_BLOCK + warp;
+    if (row >= rows) return;
+    const long long base = (long long)row * channels;
+    const float* x = inp + base;
+    const float* dy = dout + base;
+    const float* s = scale != nullptr ? scale + (long long)(row / tokens) * channels : nullptr;
+    const float mu = mean[row], rs = rstd[row];
+    float sum_g = 0.0f, sum_gx = 0.0f;
+    for (int c = lane; c < channels; c += 32) {
+        const float dyn = s != nullptr ? lrm_modln_backward_dnormed(dy[c], s[c]) : dy[c];
+        const float g = dyn * (weight != nullptr ? weight[c] : 1.0f);
+        sum_g += g;
+        sum_gx += g * lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f);
+    }
+    const float mean_g = lrm_warp_sum(sum_g) / (float)channels;
+    const float mean_gx = lrm_warp_sum(sum_gx) / (float)channels;
+    for (int c = lane; c < channels; c += 32) {
+        const float dyn = s != nullptr ? lrm_modln_backward_dnormed(dy[c], s[c]) : dy[c];
+        const float g = dyn * (weight != nullptr ? weight[c] : 1.0f);
+        dinp[base + c] = lrm_layernorm_backward_dx(g, lrm_layernorm_apply(x[c], mu, rs, 1.0f, 0.0f), mean_g, mean_gx, rs);
+    }
+}
+
+/* grid (⌈C/32⌉, groups), block (32, 8). */
+extern "C" __global__ void layernorm_backward_params_kernel(
+    double* partial,            // (groups, 2, C): Σ dy·x̂, Σ dy over the group's rows
+    float* dshift,              // (groups, C) or null (ModLN), overwritten
+    float* dscale,              // (groups, C) or null (ModLN), overwritten
+    const float* dout,          // (rows, C)
+    const float* mean,          // (rows)
+    const float* rstd,          // (rows)
+    const float* inp,           // (rows, C)
+    const float* weight,        // (C) or null
+    const float* bias,          // (C) or null
+    const float* scale,         // (groups, C) or null: ModLN
+    int rows, int tokens, int channels) {
+    __shared__ double lanes[4][8][32];
+    const int c = blockIdx.x * 32 + threadIdx.x, group = blockIdx.y;
+    double sum_w = 0.0, sum_b = 0.0, sum_shift = 0.0, sum_scale = 0.0;
+    if (c < channels) {
+        const float w = weight != nullptr ? weight[c] : 1.0f, b = bias != nullptr ? bias[c] : 0.0f;
+        const float s = scale != nullptr ? scale[(long long)group * channels + c] : 0.0f;
+        for (int t = threadIdx.y; t < tokens; t += 8) {
+            const long long row = (long long)group * tokens + t;
+            if (row >= rows) break;
+            const long long i = row * channels + c;
+            const float mu = mean[row], rs = rstd[row], dy = dout[i];
+            float dyn = dy;
+            if (scale != nullptr) {
+                sum_shift += (double)dy;
+                sum_scale += (double)dy * (double)lrm_layernorm_apply(inp[i], mu, rs, w, b);
+                dyn = lrm_modln_backward_dnormed(dy, s);
+            }
+            sum_w += (double)dyn * (double)lrm_layernorm_apply(inp[i], mu, rs, 1.0f, 0.0f);
+            sum_b += (double)dyn;
+        }
+    }
+    lanes[0][threadIdx.y][threadIdx.x] = sum_w;
+    lanes[1][threadIdx.y][threadIdx.x] = sum_b;
+    lanes[2][threadIdx.y][threadIdx.x] = sum_shift;
+    lanes[3][threadIdx.y][threadIdx.x] = sum_scale;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < channels) {
+        double total[4] = {0.0, 0.0, 0.0, 0.0};
+        for (int q = 0; q < 4; ++q)
+            for (int k = 0; k < 8; ++k) total[q] += lanes[q][k][threadIdx.x];
+        partial[((long long)group * 2) * channels + c] = total[0];
+        partial[((long long)group * 2 + 1) * channels + c] = total[1];
+        if (dshift != nullptr) dshift[(long long)group * channels + c] = (float)total[2];
+        if (dscale != nullptr) dscale[(long long)group * channels + c] = (float)total[3];
+    }
+}
+
+extern "C" __global__ void layernorm_backward_reduce_kernel(float* dweight,          // (C) or null, accumulated
+                                                            float* dbias,            // (C) or null, accumulated
+                                                            const double* partial,   // (groups, 2, C)
+                                                            int groups, int channels) {
+    LRM_GRID_STRIDE(c, channels) {
+        double w = 0.0, b = 0.0;
+        for (int g = 0; g < groups; ++g) {
+            w += partial[((long long)g * 2) * channels + c];
+            b += partial[((long long)g * 2 + 1) * channels + c];
+        }
+        if (dweight != nullptr) dweight[c] = (float)((double)dweight[c] + w);
+        if (dbias != nullptr) dbias[c] = (float)((double)dbias[c] + b);
     }
 }

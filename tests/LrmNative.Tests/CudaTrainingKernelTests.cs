@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -250,5 +250,77 @@ public sealed class CudaTrainingKernelTests
             AssertFinite(gpuB, "ddecodedB");
             Compare.Close(gpuB, cpuB!, 1e-5, "ddecodedB");
         }
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(77, 33)]
+    [TestCase(3001, 1024)]
+    public void LayerNormBackwardMatchesTheCpu(int rows, int channels)
+    {
+        var random = new Random(rows + channels);
+        using var input = GradientCheck.Random(random, 2f, 0.5f, rows, channels);
+        using var weight = GradientCheck.Random(random, 1f, 1f, channels);
+        using var bias = GradientCheck.Random(random, 0.5f, channels);
+        using var output = Tensor.Empty([rows, channels]);
+        using var mean = Tensor.Empty([rows]);
+        using var rstd = Tensor.Empty([rows]);
+        _cpu!.LayerNorm(output, mean, rstd, input, weight, bias, 1e-6f);
+        using var gradOutput = GradientCheck.Random(random, 1f, rows, channels);
+        using var start = GradientCheck.Random(random, 0.1f, channels);
+        using var cpuInput = Tensor.Empty([rows, channels]);
+        using var gpuInput = Tensor.Empty([rows, channels]);
+        using var cpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var gpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var cpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var gpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
+        _cpu.LayerNormBackward(cpuInput, cpuWeight, cpuBias, gradOutput, mean, rstd, input, weight);
+        _cuda!.LayerNormBackward(gpuInput, gpuWeight, gpuBias, gradOutput, mean, rstd, input, weight);
+        AssertFinite(gpuInput, "dx");
+        Compare.Close(gpuInput, cpuInput, 1e-5, "dx");
+        Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
+        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
+        // Without the affine parameters.
+        using var plainCpu = Tensor.Empty([rows, channels]);
+        using var plainGpu = Tensor.Empty([rows, channels]);
+        _cpu.LayerNormBackward(plainCpu, null, null, gradOutput, mean, rstd, input, null);
+        _cuda.LayerNormBackward(plainGpu, null, null, gradOutput, mean, rstd, input, null);
+        Compare.Close(plainGpu, plainCpu, 1e-5, "dx without weight");
+    }
+
+    [TestCase(1, 1, 4)]
+    [TestCase(3, 129, 96)]
+    [TestCase(2, 3072, 128)]
+    public void ModLNBackwardMatchesTheCpu(int batch, int tokens, int channels)
+    {
+        var random = new Random(batch * tokens + channels);
+        using var input = GradientCheck.Random(random, 2f, batch, tokens, channels);
+        using var weight = GradientCheck.Random(random, 1f, 1f, channels);
+        using var bias = GradientCheck.Random(random, 0.5f, channels);
+        using var shift = GradientCheck.Random(random, 0.5f, batch, channels);
+        using var scale = GradientCheck.Random(random, 0.5f, batch, channels);
+        using var output = Tensor.Empty([batch, tokens, channels]);
+        using var mean = Tensor.Empty([batch, tokens]);
+        using var rstd = Tensor.Empty([batch, tokens]);
+        _cpu!.ModLN(output, mean, rstd, input, weight, bias, shift, scale, 1e-6f);
+        using var gradOutput = GradientCheck.Random(random, 1f, batch, tokens, channels);
+        using var start = GradientCheck.Random(random, 0.1f, channels);
+        using var cpuInput = Tensor.Empty([batch, tokens, channels]);
+        using var gpuInput = Tensor.Empty([batch, tokens, channels]);
+        using var cpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var gpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var cpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var gpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
+        using var cpuShift = Tensor.Empty([batch, channels]);
+        using var gpuShift = Tensor.Empty([batch, channels]);
+        using var cpuScale = Tensor.Empty([batch, channels]);
+        using var gpuScale = Tensor.Empty([batch, channels]);
+        _cpu.ModLNBackward(cpuInput, cpuWeight, cpuBias, cpuShift, cpuScale, gradOutput, mean, rstd, input, weight, bias, scale);
+        _cuda!.ModLNBackward(gpuInput, gpuWeight, gpuBias, gpuShift, gpuScale, gradOutput, mean, rstd, input, weight, bias, scale);
+        AssertFinite(gpuInput, "dx");
+        Compare.Close(gpuInput, cpuInput, 1e-5, "dx");
+        Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
+        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
+        Compare.Close(gpuShift, cpuShift, 1e-5, "dshift");
+        Compare.Close(gpuScale, cpuScale, 1e-5, "dscale");
     }
 }

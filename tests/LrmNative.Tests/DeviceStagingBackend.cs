@@ -160,10 +160,12 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Run(c => Inner.GemmBackward(c.OutOptional(gradA), c.OutOptional(gradB), c.OutOptional(gradBias), c.In(gradOutput), c.In(a), c.In(b), transposeA, transposeB));
 
     public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
-        Inner.LayerNormBackward(gradInput, gradWeight, gradBias, gradOutput, mean, rstd, input, weight);
+        Run(c => Inner.LayerNormBackward(c.Out(gradInput), c.OutOptional(gradWeight), c.OutOptional(gradBias), c.In(gradOutput), c.In(mean), c.In(rstd),
+            c.In(input), c.InOptional(weight)));
 
     public void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale) =>
-        Inner.ModLNBackward(gradInput, gradWeight, gradBias, gradShift, gradScale, gradOutput, mean, rstd, input, weight, bias, scale);
+        Run(c => Inner.ModLNBackward(c.Out(gradInput), c.OutOptional(gradWeight), c.OutOptional(gradBias), c.Out(gradShift), c.Out(gradScale),
+            c.In(gradOutput), c.In(mean), c.In(rstd), c.In(input), c.InOptional(weight), c.InOptional(bias), c.In(scale)));
 
     public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
         Inner.AttentionBackward(gradQuery, gradKey, gradValue, gradOutput, output, logSumExp, query, key, value, heads, scale);

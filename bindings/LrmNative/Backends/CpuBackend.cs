@@ -77,18 +77,9 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "LayerNormBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradOutput", gradOutput),
             ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight));
-        Expect.Rank(op, "input", input, 1, "(..., channels)");
-        Expect.NotEmpty(op, "input", input);
-        var channels = input.Size(-1);
-        Expect.Shape(op, "gradInput", gradInput, input.Shape);
-        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
-        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
-        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
-        Expect.Shape(op, "weight", weight, channels);
-        Expect.Shape(op, "gradWeight", gradWeight, channels);
-        Expect.Shape(op, "gradBias", gradBias, channels);
+        var (rows, channels) = OpShapes.LayerNormBackward(op, gradInput, gradWeight, gradBias, gradOutput, mean, rstd, input, weight);
         NativeCheck.Check(NativeMethods.lrm_layernorm_backward(F(gradInput), F(gradWeight), F(gradBias), F(gradOutput),
-            F(mean), F(rstd), F(input), F(weight), input.ElementCount / channels, channels), $"input {input.ShapeText}");
+            F(mean), F(rstd), F(input), F(weight), rows, channels), $"input {input.ShapeText}");
     }
 
     /// <inheritdoc />
@@ -116,20 +107,8 @@ public sealed unsafe class CpuBackend : IBackend
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradShift", gradShift),
             ("gradScale", gradScale), ("gradOutput", gradOutput), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight),
             ("bias", bias), ("scale", scale));
-        Expect.Shape(op, "input", input, -1, -1, -1);
-        Expect.NotEmpty(op, "input", input);
-        long batch = input.Size(0), tokens = input.Size(1), channels = input.Size(2);
-        Expect.Shape(op, "gradInput", gradInput, batch, tokens, channels);
-        Expect.Shape(op, "gradOutput", gradOutput, batch, tokens, channels);
-        Expect.Shape(op, "mean", mean, batch, tokens);
-        Expect.Shape(op, "rstd", rstd, batch, tokens);
-        Expect.Shape(op, "weight", weight, channels);
-        Expect.Shape(op, "bias", bias, channels);
-        Expect.Shape(op, "scale", scale, batch, channels);
-        Expect.Shape(op, "gradWeight", gradWeight, channels);
-        Expect.Shape(op, "gradBias", gradBias, channels);
-        Expect.Shape(op, "gradShift", gradShift, batch, channels);
-        Expect.Shape(op, "gradScale", gradScale, batch, channels);
+        var (batch, tokens, channels) = OpShapes.ModLNBackward(op, gradInput, gradWeight, gradBias, gradShift, gradScale, gradOutput, mean, rstd,
+            input, weight, bias, scale);
         NativeCheck.Check(NativeMethods.lrm_modln_backward(F(gradInput), F(gradWeight), F(gradBias), F(gradShift), F(gradScale),
             F(gradOutput), F(mean), F(rstd), F(input), F(weight), F(bias), F(scale), batch, tokens, channels),
             $"input {input.ShapeText}");

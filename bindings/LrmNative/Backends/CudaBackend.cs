@@ -42,7 +42,8 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so far: the others throw <see cref="NotImplementedException"/> naming the op.
+/// GEMM, LayerNorm, ModLN, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -459,8 +460,38 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight) =>
-        throw NotYet("LayerNormBackward");
+    public void LayerNormBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight)
+    {
+        const string op = "LayerNormBackward";
+        Check(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradOutput", gradOutput), ("mean", mean),
+            ("rstd", rstd), ("input", input), ("weight", weight));
+        var (rows, channels) = OpShapes.LayerNormBackward(op, gradInput, gradWeight, gradBias, gradOutput, mean, rstd, input, weight);
+        // The parameter sums run over row groups of 256 (one "sample" each, no modulation), then over the groups in order.
+        LayerNormBackwardDevice(P(gradInput), P(gradWeight), P(gradBias), 0, 0, P(gradOutput), P(mean), P(rstd), P(input), P(weight), 0, 0,
+            ToInt(rows, op, "rows"), 256, ToInt(channels, op, "channels"));
+    }
+
+    // LayerNorm/ModLN backward (kernels/layernorm.cu): dx per row; the column sums per group of `tokens` rows (ModLN: a
+    // sample, whose dshift/dscale they are), then dweight/dbias over the groups in order: deterministic on any device.
+    private void LayerNormBackwardDevice(ulong gradInput, ulong gradWeight, ulong gradBias, ulong gradShift, ulong gradScale, ulong gradOutput,
+        ulong mean, ulong rstd, ulong input, ulong weight, ulong bias, ulong scale, int rows, int tokens, int channels)
+    {
+        _launcher.Launch(Kernel("layernorm.cu", "layernorm_backward_input_kernel"), Dim3.CeilDiv(rows, 8), 256, 0,
+            gradInput, gradOutput, mean, rstd, input, weight, scale, rows, tokens, channels);
+        if (gradWeight == 0 && gradBias == 0 && gradShift == 0 && gradScale == 0)
+        {
+            return;
+        }
+        var groups = (rows + tokens - 1) / tokens;
+        using var partial = Scratch((long)groups * 2 * channels * 8, "LayerNorm backward column sums");
+        _launcher.Launch(Kernel("layernorm.cu", "layernorm_backward_params_kernel"), new Dim3(Dim3.CeilDiv(channels, 32), (uint)groups), new Dim3(32, 8), 0,
+            partial.Address, gradShift, gradScale, gradOutput, mean, rstd, input, weight, bias, scale, rows, tokens, channels);
+        if (gradWeight != 0 || gradBias != 0)
+        {
+            _launcher.Launch(Kernel("layernorm.cu", "layernorm_backward_reduce_kernel"), StrideGrid(channels), Threads, 0,
+                gradWeight, gradBias, partial.Address, groups, channels);
+        }
+    }
 
     /// <inheritdoc />
     public void ModLN(Tensor output, Tensor? mean, Tensor? rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor shift, Tensor scale, float epsilon) =>
@@ -504,8 +535,16 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale) =>
-        throw NotYet("ModLNBackward");
+    public void ModLNBackward(Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift, Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale)
+    {
+        const string op = "ModLNBackward";
+        Check(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradShift", gradShift), ("gradScale", gradScale),
+            ("gradOutput", gradOutput), ("mean", mean), ("rstd", rstd), ("input", input), ("weight", weight), ("bias", bias), ("scale", scale));
+        var (batch, tokens, channels) = OpShapes.ModLNBackward(op, gradInput, gradWeight, gradBias, gradShift, gradScale, gradOutput, mean, rstd,
+            input, weight, bias, scale);
+        LayerNormBackwardDevice(P(gradInput), P(gradWeight), P(gradBias), P(gradShift), P(gradScale), P(gradOutput), P(mean), P(rstd), P(input),
+            P(weight), P(bias), P(scale), ToInt(batch * tokens, op, "rows"), ToInt(tokens, op, "tokens"), ToInt(channels, op, "channels"));
+    }
 
     // ---- attention ------------------------------------------------------------------------------------
 

@@ -217,6 +217,44 @@ internal static class OpShapes
         return raw.ElementCount / 4;
     }
 
+    /// <summary>(rows, channels) of LayerNormBackward: input (..., C); gradients like their tensors; mean/rstd (...).</summary>
+    public static (long Rows, long Channels) LayerNormBackward(string op, Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradOutput,
+        Tensor mean, Tensor rstd, Tensor input, Tensor? weight)
+    {
+        Expect.Rank(op, "input", input, 1, "(..., channels)");
+        Expect.NotEmpty(op, "input", input);
+        var channels = input.Size(-1);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradOutput", gradOutput, input.Shape);
+        Expect.Shape(op, "mean", mean, input.Shape[..^1]);
+        Expect.Shape(op, "rstd", rstd, input.Shape[..^1]);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "gradWeight", gradWeight, channels);
+        Expect.Shape(op, "gradBias", gradBias, channels);
+        return (input.ElementCount / channels, channels);
+    }
+
+    /// <summary>(batch, tokens, channels) of ModLNBackward: input (B, T, C), scale/gradShift/gradScale (B, C), mean/rstd (B, T).</summary>
+    public static (long Batch, long Tokens, long Channels) ModLNBackward(string op, Tensor gradInput, Tensor? gradWeight, Tensor? gradBias, Tensor gradShift,
+        Tensor gradScale, Tensor gradOutput, Tensor mean, Tensor rstd, Tensor input, Tensor? weight, Tensor? bias, Tensor scale)
+    {
+        Expect.Shape(op, "input", input, -1, -1, -1);
+        Expect.NotEmpty(op, "input", input);
+        long batch = input.Size(0), tokens = input.Size(1), channels = input.Size(2);
+        Expect.Shape(op, "gradInput", gradInput, batch, tokens, channels);
+        Expect.Shape(op, "gradOutput", gradOutput, batch, tokens, channels);
+        Expect.Shape(op, "mean", mean, batch, tokens);
+        Expect.Shape(op, "rstd", rstd, batch, tokens);
+        Expect.Shape(op, "weight", weight, channels);
+        Expect.Shape(op, "bias", bias, channels);
+        Expect.Shape(op, "scale", scale, batch, channels);
+        Expect.Shape(op, "gradWeight", gradWeight, channels);
+        Expect.Shape(op, "gradBias", gradBias, channels);
+        Expect.Shape(op, "gradShift", gradShift, batch, channels);
+        Expect.Shape(op, "gradScale", gradScale, batch, channels);
+        return (batch, tokens, channels);
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

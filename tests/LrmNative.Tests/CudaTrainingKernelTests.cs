@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -322,5 +322,62 @@ public sealed class CudaTrainingKernelTests
         Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
         Compare.Close(gpuShift, cpuShift, 1e-5, "dshift");
         Compare.Close(gpuScale, cpuScale, 1e-5, "dscale");
+    }
+
+    // Gradients of a parameter-gradient op that accumulates: both sides start from the same values.
+    private static (Tensor Cpu, Tensor Gpu) Accumulators(Random random, params long[] shape)
+    {
+        using var start = GradientCheck.Random(random, 0.1f, shape);
+        return (Tensor.FromArray(start.ToFloatArray(), shape), Tensor.FromArray(start.ToFloatArray(), shape));
+    }
+
+    [TestCase(1, 3, 14, 14, 5, 14)]
+    [TestCase(2, 3, 31, 45, 24, 7)]   // H, W not multiples of P: the uncovered pixels get 0
+    [TestCase(2, 3, 224, 224, 64, 14)]
+    public void PatchEmbedBackwardMatchesTheCpu(int batch, int channels, int height, int width, int outChannels, int patch)
+    {
+        var random = new Random(height * width + patch);
+        using var image = GradientCheck.Random(random, 1f, batch, channels, height, width);
+        using var weight = GradientCheck.Random(random, 0.2f, outChannels, channels, patch, patch);
+        using var gradOutput = GradientCheck.Random(random, 1f, batch, height / patch * (width / patch), outChannels);
+        var (cpuWeight, gpuWeight) = Accumulators(random, outChannels, channels, patch, patch);
+        var (cpuBias, gpuBias) = Accumulators(random, outChannels);
+        using var _1 = cpuWeight;
+        using var _2 = gpuWeight;
+        using var _3 = cpuBias;
+        using var _4 = gpuBias;
+        using var cpuImage = Tensor.Empty(image.Shape);
+        using var gpuImage = Tensor.Empty(image.Shape);
+        _cpu!.PatchEmbedBackward(cpuImage, cpuWeight, cpuBias, gradOutput, image, weight);
+        _cuda!.PatchEmbedBackward(gpuImage, gpuWeight, gpuBias, gradOutput, image, weight);
+        AssertFinite(gpuImage, "dimage");
+        Compare.Close(gpuImage, cpuImage, 1e-5, "dimage");
+        Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
+        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
+    }
+
+    [TestCase(1, 4, 1, 1, 3, 2)]
+    [TestCase(3, 32, 16, 16, 16, 2)]
+    [TestCase(2, 48, 5, 7, 11, 3)]
+    public void DeconvolutionBackwardMatchesTheCpu(int batch, int inChannels, int height, int width, int outChannels, int kernel)
+    {
+        var random = new Random(inChannels * height + kernel);
+        using var input = GradientCheck.Random(random, 1f, batch, inChannels, height, width);
+        using var weight = GradientCheck.Random(random, 0.2f, inChannels, outChannels, kernel, kernel);
+        using var gradOutput = GradientCheck.Random(random, 1f, batch, outChannels, height * kernel, width * kernel);
+        var (cpuWeight, gpuWeight) = Accumulators(random, inChannels, outChannels, kernel, kernel);
+        var (cpuBias, gpuBias) = Accumulators(random, outChannels);
+        using var _1 = cpuWeight;
+        using var _2 = gpuWeight;
+        using var _3 = cpuBias;
+        using var _4 = gpuBias;
+        using var cpuInput = Tensor.Empty(input.Shape);
+        using var gpuInput = Tensor.Empty(input.Shape);
+        _cpu!.DeconvolutionBackward(cpuInput, cpuWeight, cpuBias, gradOutput, input, weight);
+        _cuda!.DeconvolutionBackward(gpuInput, gpuWeight, gpuBias, gradOutput, input, weight);
+        AssertFinite(gpuInput, "dinput");
+        Compare.Close(gpuInput, cpuInput, 1e-5, "dinput");
+        Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
+        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
     }
 }

@@ -176,10 +176,10 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
     public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => Inner.SoftmaxBackward(gradInput, gradOutput, output);
 
     public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
-        Inner.PatchEmbedBackward(gradImage, gradWeight, gradBias, gradOutput, image, weight);
+        Run(c => Inner.PatchEmbedBackward(c.OutOptional(gradImage), c.Out(gradWeight), c.OutOptional(gradBias), c.In(gradOutput), c.In(image), c.In(weight)));
 
     public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
-        Inner.DeconvolutionBackward(gradInput, gradWeight, gradBias, gradOutput, input, weight);
+        Run(c => Inner.DeconvolutionBackward(c.OutOptional(gradInput), c.Out(gradWeight), c.OutOptional(gradBias), c.In(gradOutput), c.In(input), c.In(weight)));
 
     public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
         Inner.ResizeBackward(gradInput, gradOutput, mode, cubicA, antialias);

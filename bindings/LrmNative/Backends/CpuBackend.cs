@@ -260,11 +260,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "PatchEmbedBackward";
         Expect.HostFloat32(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("image", image), ("weight", weight));
-        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedSizes(op, image, weight);
-        Expect.Shape(op, "gradOutput", gradOutput, batch, height / patch * (width / patch), outChannels);
-        Expect.Shape(op, "gradImage", gradImage, image.Shape);
-        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
-        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedBackward(op, gradImage, gradWeight, gradBias, gradOutput, image, weight);
         NativeCheck.Check(NativeMethods.lrm_patch_embed_backward(F(gradImage), F(gradWeight), F(gradBias), F(gradOutput),
             F(image), F(weight), batch, inChannels, height, width, outChannels, patch),
             $"image {image.ShapeText}, weight {weight.ShapeText}");
@@ -288,11 +284,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "DeconvolutionBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias),
             ("gradOutput", gradOutput), ("input", input), ("weight", weight));
-        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionSizes(op, input, weight);
-        Expect.Shape(op, "gradOutput", gradOutput, batch, outChannels, height * kernel, width * kernel);
-        Expect.Shape(op, "gradInput", gradInput, input.Shape);
-        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
-        Expect.Shape(op, "gradBias", gradBias, outChannels);
+        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionBackward(op, gradInput, gradWeight, gradBias, gradOutput, input, weight);
         NativeCheck.Check(NativeMethods.lrm_deconv_backward(F(gradInput), F(gradWeight), F(gradBias), F(gradOutput),
             F(input), F(weight), batch, inChannels, height, width, outChannels, kernel),
             $"input {input.ShapeText}, weight {weight.ShapeText}");

@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
 /// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -679,8 +679,29 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
-        throw NotYet("PatchEmbedBackward");
+    public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight)
+    {
+        const string op = "PatchEmbedBackward";
+        Check(op, ("gradImage", gradImage), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradOutput", gradOutput), ("image", image), ("weight", weight));
+        var (batch, inChannels, height, width, outChannels, patch) = OpShapes.PatchEmbedBackward(op, gradImage, gradWeight, gradBias, gradOutput, image, weight);
+        // out (B·T, O) = columns (B·T, D)·wᵀ: dw (O, D) += doutᵀ·columns, dcolumns = dout·w, dimage = col2im(dcolumns).
+        int rows = ToInt(batch * (height / patch) * (width / patch), op, "tokens"), depth = ToInt(inChannels * patch * patch, op, "in channels × patch²");
+        int outs = ToInt(outChannels, op, "out channels"), h = ToInt(height, op, "height"), w = ToInt(width, op, "width");
+        using var columns = Scratch((long)rows * depth * 4, "patch-embedding columns");
+        _launcher.Launch(Kernel("conv.cu", "patch_im2col_kernel"), StrideGrid((long)rows * depth), Threads, 0,
+            columns.Address, P(image), (int)batch, (int)inChannels, h, w, (int)patch);
+        GemmDevice(P(gradWeight), P(gradOutput), columns.Address, 0, P(gradWeight), outs, depth, rows, true, false);
+        if (gradBias is not null)
+        {
+            ColumnDotAccumulate(P(gradBias), P(gradOutput), 0, rows, outs);
+        }
+        if (gradImage is not null)
+        {
+            GemmDevice(columns.Address, P(gradOutput), P(weight), 0, 0, rows, depth, outs, false, false);
+            _launcher.Launch(Kernel("conv.cu", "patch_col2im_kernel"), StrideGrid(image.ElementCount), Threads, 0,
+                P(gradImage), columns.Address, (int)batch, (int)inChannels, h, w, (int)patch);
+        }
+    }
 
     /// <inheritdoc />
     public void Deconvolution(Tensor output, Tensor input, Tensor weight, Tensor? bias)
@@ -704,8 +725,36 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight) =>
-        throw NotYet("DeconvolutionBackward");
+    public void DeconvolutionBackward(Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight)
+    {
+        const string op = "DeconvolutionBackward";
+        Check(op, ("gradInput", gradInput), ("gradWeight", gradWeight), ("gradBias", gradBias), ("gradOutput", gradOutput), ("input", input), ("weight", weight));
+        var (batch, inChannels, height, width, outChannels, kernel) = OpShapes.DeconvolutionBackward(op, gradInput, gradWeight, gradBias, gradOutput, input, weight);
+        // Forward: columns[b] (O·K·K, H·W) = wᵀ·input[b], scattered to the output. Backward: gather dcolumns[b] from dout,
+        // dw (Cin, O·K·K) += input[b]·dcolumns[b]ᵀ, dinput[b] = w·dcolumns[b], dbias[o] += Σ dout[:, o].
+        var taps = outChannels * kernel * kernel;
+        var pixels = height * width;
+        int tapCount = ToInt(taps, op, "out channels × kernel²"), pixelCount = ToInt(pixels, op, "pixels"), ins = ToInt(inChannels, op, "in channels");
+        using var columns = Scratch(batch * taps * pixels * 4, "de-convolution columns");
+        _launcher.Launch(Kernel("conv.cu", "deconv_gather_kernel"), StrideGrid(batch * taps * pixels), Threads, 0,
+            columns.Address, P(gradOutput), (int)batch, (int)outChannels, ToInt(height, op, "height"), ToInt(width, op, "width"), (int)kernel);
+        for (long b = 0; b < batch; b++)
+        {
+            var columnsB = columns.Address + (ulong)(b * taps * pixels * 4);
+            var inputB = P(input) + (ulong)(b * inChannels * pixels * 4);
+            GemmDevice(P(gradWeight), inputB, columnsB, 0, P(gradWeight), ins, tapCount, pixelCount, false, true);
+            if (gradInput is not null)
+            {
+                GemmDevice(P(gradInput) + (ulong)(b * inChannels * pixels * 4), P(weight), columnsB, 0, 0, ins, pixelCount, tapCount, false, false);
+            }
+        }
+        if (gradBias is not null)
+        {
+            var spatial = gradOutput.ElementCount / (batch * outChannels);
+            _launcher.Launch(Kernel("conv.cu", "channel_sum_accumulate_kernel"), (uint)outChannels, 256, 0,
+                P(gradBias), P(gradOutput), batch, (int)outChannels, spatial);
+        }
+    }
 
     // ---- resampling ---------------------------------------------------------------------------------------
 

@@ -255,6 +255,30 @@ internal static class OpShapes
         return (batch, tokens, channels);
     }
 
+    /// <summary>Sizes of PatchEmbedBackward (as <see cref="PatchEmbedSizes"/>), after checking the gradients' shapes.</summary>
+    public static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Patch) PatchEmbedBackward(string op, Tensor? gradImage,
+        Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight)
+    {
+        var sizes = PatchEmbedSizes(op, image, weight);
+        Expect.Shape(op, "gradOutput", gradOutput, sizes.Batch, sizes.Height / sizes.Patch * (sizes.Width / sizes.Patch), sizes.OutChannels);
+        Expect.Shape(op, "gradImage", gradImage, image.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, sizes.OutChannels);
+        return sizes;
+    }
+
+    /// <summary>Sizes of DeconvolutionBackward (as <see cref="DeconvolutionSizes"/>), after checking the gradients' shapes.</summary>
+    public static (long Batch, long InChannels, long Height, long Width, long OutChannels, long Kernel) DeconvolutionBackward(string op, Tensor? gradInput,
+        Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight)
+    {
+        var sizes = DeconvolutionSizes(op, input, weight);
+        Expect.Shape(op, "gradOutput", gradOutput, sizes.Batch, sizes.OutChannels, sizes.Height * sizes.Kernel, sizes.Width * sizes.Kernel);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.Shape(op, "gradWeight", gradWeight, weight.Shape);
+        Expect.Shape(op, "gradBias", gradBias, sizes.OutChannels);
+        return sizes;
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

@@ -1,6 +1,6 @@
 /*
  * triplane.cu — bilinear sampling of the three feature planes at 3-D points (LRM §3.3), forward
- * (the backward scatters into the planes; it comes with training).
+ * and backward.
  *
  *   out[b, n, p·C + c] = grid_sample(planes[b, p], uv_p(points[b, n]))[c]
  *   out (B, N, 3·C) · planes (B, 3, H, W, C) channels-last · points (B, N, 3) in [−1, 1]³
@@ -13,6 +13,11 @@
  *   triplane_sample_forward_kernel       one thread per output element (any C)
  *   triplane_sample_forward_vec4_kernel  one thread per 4 channels, 16-byte loads and stores
  *                                        (C % 4 == 0); a warp covers 32·4 channels of a corner
+ *   triplane_planes_backward_kernel      dplanes (zeroed first) += the four weighted corners of each
+ *                                        dout element, one thread per (point, plane, channel), float
+ *                                        atomics (order not fixed: not bit-reproducible)
+ *   triplane_points_backward_kernel      dpoints per point: Σ_c dout·corner per corner, then
+ *                                        lrm_bilinear_coord_grad (as the CPU, no atomics)
  */
 #include "lrm_prelude.cuh"
 #include "triplane.cuh"
@@ -74,5 +79,64 @@ extern "C" __global__ void triplane_sample_forward_vec4_kernel(float4* out,     
         if (t.valid10) lrm_axpy4(&acc, t.w10, base[at00 + down]);
         if (t.valid11) lrm_axpy4(&acc, t.w11, base[at00 + down + quads]);
         out[i] = acc;
+    }
+}
+
+extern "C" __global__ void triplane_planes_backward_kernel(float* dplanes,       // (B, 3, H, W, C), zeroed
+                                                           const float* dout,    // (B, N, 3·C)
+                                                           const float* points,  // (B, N, 3)
+                                                           int batch, int num_points, int channels, int height,
+                                                           int width) {
+    const long long plane_size = (long long)height * width * channels;
+    LRM_GRID_STRIDE(i, (long long)batch * num_points * 3 * channels) {
+        const int c = (int)(i % channels);
+        const int plane = (int)(i / channels % 3);
+        const long long n = i / (3LL * channels);
+        const long long b = n / num_points;
+        const float g = dout[i];
+        if (g == 0.0f) continue;
+        const lrm_bilinear_taps t = lrm_plane_taps(points + 3 * n, plane, width, height);
+        float* base = dplanes + (b * 3 + plane) * plane_size + c;
+        const long long at00 = ((long long)t.y0 * width + t.x0) * channels;
+        const long long down = (long long)width * channels;
+        if (t.valid00) atomicAdd(base + at00, g * t.w00);
+        if (t.valid01) atomicAdd(base + at00 + channels, g * t.w01);
+        if (t.valid10) atomicAdd(base + at00 + down, g * t.w10);
+        if (t.valid11) atomicAdd(base + at00 + down + channels, g * t.w11);
+    }
+}
+
+extern "C" __global__ void triplane_points_backward_kernel(float* dpoints,       // (B, N, 3)
+                                                           const float* dout,    // (B, N, 3·C)
+                                                           const float* planes,  // (B, 3, H, W, C)
+                                                           const float* points,  // (B, N, 3)
+                                                           int batch, int num_points, int channels, int height,
+                                                           int width) {
+    const long long plane_size = (long long)height * width * channels;
+    LRM_GRID_STRIDE(n, (long long)batch * num_points) {
+        const long long b = n / num_points;
+        float grad[3] = {0.0f, 0.0f, 0.0f};
+        for (int plane = 0; plane < 3; ++plane) {
+            const lrm_bilinear_taps t = lrm_plane_taps(points + 3 * n, plane, width, height);
+            if (!(t.valid00 || t.valid01 || t.valid10 || t.valid11)) continue; /* reads zeros: no gradient */
+            const float* base = planes + (b * 3 + plane) * plane_size;
+            const float* g = dout + n * 3 * channels + plane * channels;
+            const long long at00 = ((long long)t.y0 * width + t.x0) * channels;
+            const long long down = (long long)width * channels;
+            float d00 = 0.0f, d01 = 0.0f, d10 = 0.0f, d11 = 0.0f;
+            for (int c = 0; c < channels; ++c) {
+                if (t.valid00) d00 += g[c] * base[at00 + c];
+                if (t.valid01) d01 += g[c] * base[at00 + channels + c];
+                if (t.valid10) d10 += g[c] * base[at00 + down + c];
+                if (t.valid11) d11 += g[c] * base[at00 + down + channels + c];
+            }
+            float du, dv;
+            int axis_u, axis_v;
+            lrm_bilinear_coord_grad(&t, d00, d01, d10, d11, width, height, &du, &dv);
+            lrm_triplane_axes(plane, &axis_u, &axis_v);
+            grad[axis_u] += du;
+            grad[axis_v] += dv;
+        }
+        for (int a = 0; a < 3; ++a) dpoints[3 * n + a] = grad[a];
     }
 }

@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -379,5 +379,27 @@ public sealed class CudaTrainingKernelTests
         Compare.Close(gpuInput, cpuInput, 1e-5, "dinput");
         Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
         Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
+    }
+
+    [TestCase(1, 1, 1, 4, 4)]
+    [TestCase(2, 5000, 16, 32, 32)]
+    [TestCase(1, 20000, 40, 64, 64)]
+    [TestCase(2, 777, 3, 7, 9)]
+    public void TriplaneSampleBackwardMatchesTheCpu(int batch, int count, int channels, int height, int width)
+    {
+        var random = new Random(count + channels);
+        using var planes = GradientCheck.Random(random, 1f, batch, 3, height, width, channels);
+        using var points = GradientCheck.Uniform(random, -1.1f, 1.1f, batch, count, 3); // some outside the planes
+        using var gradOutput = GradientCheck.Random(random, 1f, batch, count, 3 * channels);
+        using var cpuPlanes = Tensor.Empty(planes.Shape);
+        using var gpuPlanes = Tensor.Empty(planes.Shape);
+        using var cpuPoints = Tensor.Empty(points.Shape);
+        using var gpuPoints = Tensor.Empty(points.Shape);
+        _cpu!.TriplaneSampleBackward(cpuPlanes, cpuPoints, gradOutput, planes, points);
+        _cuda!.TriplaneSampleBackward(gpuPlanes, gpuPoints, gradOutput, planes, points);
+        AssertFinite(gpuPlanes, "dplanes");
+        AssertFinite(gpuPoints, "dpoints");
+        Compare.Close(gpuPlanes, cpuPlanes, 1e-5, "dplanes (overwritten; atomics)");
+        Compare.Close(gpuPoints, cpuPoints, 1e-5, "dpoints");
     }
 }

@@ -185,7 +185,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Inner.ResizeBackward(gradInput, gradOutput, mode, cubicA, antialias);
 
     public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
-        Inner.TriplaneSampleBackward(gradPlanes, gradPoints, gradOutput, planes, points);
+        Run(c => Inner.TriplaneSampleBackward(c.Out(gradPlanes), c.OutOptional(gradPoints), c.In(gradOutput), c.In(planes), c.In(points)));
 
     public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
         Inner.MlpBackward(gradInput, gradWeights, gradBiases, gradOutput, input, weights, biases, hiddenActivation, outputActivation);

@@ -344,10 +344,7 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "TriplaneSampleBackward";
         Expect.HostFloat32(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput),
             ("planes", planes), ("points", points));
-        var (batch, count, channels, height, width) = OpShapes.TriplaneSizes(op, planes, points);
-        Expect.Shape(op, "gradOutput", gradOutput, batch, count, 3 * channels);
-        Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
-        Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSampleBackward(op, gradPlanes, gradPoints, gradOutput, planes, points);
         NativeCheck.Check(NativeMethods.lrm_triplane_sample_backward(F(gradPlanes), F(gradPoints), F(gradOutput), F(planes), F(points),
             batch, count, channels, height, width, Deterministic ? 1 : 0), $"planes {planes.ShapeText}, points {points.ShapeText}");
     }

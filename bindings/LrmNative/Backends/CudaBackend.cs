@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
 /// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -860,8 +860,31 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
-        throw NotYet("TriplaneSampleBackward");
+    /// <remarks>
+    /// The plane gradient is scattered with float atomics (one thread per point, plane and channel; channels-last, so a
+    /// warp's adds hit consecutive words): fast, but the order of the additions is not fixed, so the result can differ
+    /// from run to run in the last bits. The CPU backend has the deterministic mode.
+    /// </remarks>
+    public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points)
+    {
+        const string op = "TriplaneSampleBackward";
+        Check(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput), ("planes", planes), ("points", points));
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSampleBackward(op, gradPlanes, gradPoints, gradOutput, planes, points);
+        CudaCheck.Check(CudaDriver.cuMemsetD32Async(P(gradPlanes), 0, (nuint)gradPlanes.ElementCount, _context.Stream));
+        if (count == 0)
+        {
+            return;
+        }
+        int b = ToInt(batch, op, "batch"), n = ToInt(count, op, "points"), c = ToInt(channels, op, "channels");
+        int h = ToInt(height, op, "height"), w = ToInt(width, op, "width");
+        _launcher.Launch(Kernel("triplane.cu", "triplane_planes_backward_kernel"), StrideGrid(gradOutput.ElementCount), Threads, 0,
+            P(gradPlanes), P(gradOutput), P(points), b, n, c, h, w);
+        if (gradPoints is not null)
+        {
+            _launcher.Launch(Kernel("triplane.cu", "triplane_points_backward_kernel"), StrideGrid(batch * count), Threads, 0,
+                P(gradPoints), P(gradOutput), P(planes), P(points), b, n, c, h, w);
+        }
+    }
 
     // ---- small MLP ----------------------------------------------------------------------------------------
 

@@ -279,6 +279,17 @@ internal static class OpShapes
         return sizes;
     }
 
+    /// <summary>(batch, points, channels, height, width) of TriplaneSampleBackward (as <see cref="TriplaneSizes"/>), after checking the gradients.</summary>
+    public static (long Batch, long Count, long Channels, long Height, long Width) TriplaneSampleBackward(string op, Tensor gradPlanes, Tensor? gradPoints,
+        Tensor gradOutput, Tensor planes, Tensor points)
+    {
+        var sizes = TriplaneSizes(op, planes, points);
+        Expect.Shape(op, "gradOutput", gradOutput, sizes.Batch, sizes.Count, 3 * sizes.Channels);
+        Expect.Shape(op, "gradPlanes", gradPlanes, planes.Shape);
+        Expect.Shape(op, "gradPoints", gradPoints, points.Shape);
+        return sizes;
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

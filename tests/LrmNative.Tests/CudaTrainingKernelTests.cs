@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -401,5 +401,53 @@ public sealed class CudaTrainingKernelTests
         AssertFinite(gpuPoints, "dpoints");
         Compare.Close(gpuPlanes, cpuPlanes, 1e-5, "dplanes (overwritten; atomics)");
         Compare.Close(gpuPoints, cpuPoints, 1e-5, "dpoints");
+    }
+
+    [TestCase(1, new[] { 3, 4 }, Activation.Relu, Activation.None)]
+    [TestCase(5003, new[] { 48, 32, 32, 32, 4 }, Activation.Relu, Activation.None)]   // the NeRF MLP (3 × 16 channels)
+    [TestCase(777, new[] { 24, 96, 17 }, Activation.Gelu, Activation.Silu)]
+    public void MlpBackwardMatchesTheCpu(int rows, int[] dims, Activation hidden, Activation output)
+    {
+        var random = new Random(rows + dims.Sum());
+        var layers = dims.Length - 1;
+        using var input = GradientCheck.Random(random, 1f, rows, dims[0]);
+        using var gradOutput = GradientCheck.Random(random, 1f, rows, dims[^1]);
+        var owned = new List<Tensor>();
+        Tensor Own(Tensor tensor)
+        {
+            owned.Add(tensor);
+            return tensor;
+        }
+        try
+        {
+            var weights = Enumerable.Range(0, layers).Select(l => Own(GradientCheck.Random(random, 1f / MathF.Sqrt(dims[l]), dims[l + 1], dims[l]))).ToList();
+            var biases = Enumerable.Range(0, layers).Select(l => (Tensor?)(l == 1 ? null : Own(GradientCheck.Random(random, 0.1f, dims[l + 1])))).ToList();
+            var starts = Enumerable.Range(0, layers).Select(l => GradientCheck.Random(random, 0.01f, dims[l + 1], dims[l]).ToFloatArray()).ToList();
+            var cpuWeights = starts.Select((v, l) => Own(Tensor.FromArray(v, dims[l + 1], dims[l]))).ToList();
+            var gpuWeights = starts.Select((v, l) => Own(Tensor.FromArray(v, dims[l + 1], dims[l]))).ToList();
+            var cpuBiases = biases.Select((b, l) => b is null ? null : Own(Tensor.Zeros([dims[l + 1]]))).ToList();
+            var gpuBiases = biases.Select((b, l) => b is null ? null : Own(Tensor.Zeros([dims[l + 1]]))).ToList();
+            using var cpuInput = Tensor.Empty([rows, dims[0]]);
+            using var gpuInput = Tensor.Empty([rows, dims[0]]);
+            _cpu!.MlpBackward(cpuInput, cpuWeights, cpuBiases, gradOutput, input, weights, biases, hidden, output);
+            _cuda!.MlpBackward(gpuInput, gpuWeights, gpuBiases, gradOutput, input, weights, biases, hidden, output);
+            AssertFinite(gpuInput, "dinput");
+            Compare.Close(gpuInput, cpuInput, 1e-5, "dinput");
+            for (var l = 0; l < layers; l++)
+            {
+                Compare.Close(gpuWeights[l], cpuWeights[l], 1e-5, $"dW[{l}] (accumulated)");
+                if (cpuBiases[l] is { } expected)
+                {
+                    Compare.Close(gpuBiases[l]!, expected, 1e-5, $"db[{l}] (accumulated)");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var tensor in owned)
+            {
+                tensor.Dispose();
+            }
+        }
     }
 }

@@ -188,7 +188,8 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Run(c => Inner.TriplaneSampleBackward(c.Out(gradPlanes), c.OutOptional(gradPoints), c.In(gradOutput), c.In(planes), c.In(points)));
 
     public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
-        Inner.MlpBackward(gradInput, gradWeights, gradBiases, gradOutput, input, weights, biases, hiddenActivation, outputActivation);
+        Run(c => Inner.MlpBackward(c.OutOptional(gradInput), gradWeights.Select(c.Out).ToList(), gradBiases.Select(c.OutOptional).ToList(), c.In(gradOutput),
+            c.In(input), weights.Select(c.In).ToList(), biases.Select(c.InOptional).ToList(), hiddenActivation, outputActivation));
 
     public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma) =>
         Run(c => Inner.LayerScaleBackward(c.OutOptional(gradInput), c.OutOptional(gradGamma), c.OutOptional(gradResidual), c.In(gradOutput), c.In(input), c.In(gamma)));

@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
 /// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -622,8 +622,7 @@ public sealed unsafe class CudaBackend : IBackend
         {
             throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}");
         }
-        var n = input.ElementCount;
-        _launcher.Launch(Kernel("elementwise.cu", "activation_forward_kernel"), StrideGrid(n), Threads, 0, P(output), P(input), n, (int)activation);
+        ActivateDevice(P(output), P(input), input.ElementCount, activation);
     }
 
     /// <inheritdoc />
@@ -638,8 +637,7 @@ public sealed unsafe class CudaBackend : IBackend
         {
             throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)activation}");
         }
-        var n = input.ElementCount;
-        _launcher.Launch(Kernel("elementwise.cu", "activation_backward_kernel"), StrideGrid(n), Threads, 0, P(gradInput), P(gradOutput), P(input), n, (int)activation);
+        ActivateBackwardDevice(P(gradInput), P(gradOutput), P(input), input.ElementCount, activation);
     }
 
     /// <inheritdoc />
@@ -933,8 +931,7 @@ public sealed unsafe class CudaBackend : IBackend
             var activation = last ? outputActivation : hiddenActivation;
             if (activation != Activation.None)
             {
-                var n = rows * outDim;
-                _launcher.Launch(Kernel("elementwise.cu", "activation_forward_kernel"), StrideGrid(n), Threads, 0, destination, destination, n, (int)activation);
+                ActivateDevice(destination, destination, rows * outDim, activation);
             }
             source = destination;
         }
@@ -1002,8 +999,113 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
-        throw NotYet("MlpBackward");
+    /// <remarks>
+    /// Recomputes the forward layer by layer (GEMM with bias, then the activation), keeping each layer's
+    /// pre-activation and output, then walks back: dz = da·act'(z), dW += dzᵀ·a_prev (through the GEMM's residual),
+    /// dbias += Σ_rows dz, da_prev = dz·W. Scratch: two (rows × width) buffers per layer.
+    /// </remarks>
+    public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
+    {
+        const string op = "MlpBackward";
+        ArgumentNullException.ThrowIfNull(gradWeights);
+        ArgumentNullException.ThrowIfNull(gradBiases);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        Check(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
+        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
+        }
+        if (hiddenActivation is < Activation.None or > Activation.Silu || outputActivation is < Activation.None or > Activation.Silu)
+        {
+            throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)hiddenActivation}/{(int)outputActivation}");
+        }
+        Expect.Rank(op, "input", input, 1, "(..., features)");
+        var layers = weights.Count;
+        var dims = new int[layers + 1];
+        dims[0] = ToInt(input.Size(-1), op, "input features");
+        for (var l = 0; l < layers; l++)
+        {
+            Check(op, ($"weights[{l}]", weights[l]), ($"biases[{l}]", biases[l]), ($"gradWeights[{l}]", gradWeights[l]), ($"gradBiases[{l}]", gradBiases[l]));
+            Expect.Shape(op, $"weights[{l}]", weights[l], -1, dims[l]);
+            dims[l + 1] = ToInt(weights[l].Size(0), op, $"weights[{l}] rows");
+            Expect.Shape(op, $"biases[{l}]", biases[l], dims[l + 1]);
+            Expect.Shape(op, $"gradWeights[{l}]", gradWeights[l], weights[l].Shape);
+            Expect.Shape(op, $"gradBiases[{l}]", gradBiases[l], dims[l + 1]);
+        }
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = dims[layers];
+        Expect.Shape(op, "gradOutput", gradOutput, outShape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        var rows = ToInt(input.ElementCount / dims[0], op, "rows");
+
+        var scratch = new List<DeviceBlock>();
+        try
+        {
+            DeviceBlock Buffer(int width, string what)
+            {
+                var block = Scratch((long)rows * width * 4, what);
+                scratch.Add(block);
+                return block;
+            }
+            // Forward again: z_l (pre-activation) for every layer, a_l (output) for the hidden ones.
+            var pre = new ulong[layers];
+            var post = new ulong[layers];
+            var source = P(input);
+            for (var l = 0; l < layers; l++)
+            {
+                pre[l] = Buffer(dims[l + 1], "MLP backward pre-activations").Address;
+                GemmDevice(pre[l], source, P(weights[l]), P(biases[l]), 0, rows, dims[l + 1], dims[l], false, true);
+                if (l < layers - 1)
+                {
+                    post[l] = Buffer(dims[l + 1], "MLP backward activations").Address;
+                    ActivateDevice(post[l], pre[l], (long)rows * dims[l + 1], hiddenActivation);
+                    source = post[l];
+                }
+            }
+            // Back: dz of the last layer through the output activation, then layer by layer.
+            var dz = Buffer(dims[layers], "MLP backward gradients").Address;
+            ActivateBackwardDevice(dz, P(gradOutput), pre[layers - 1], (long)rows * dims[layers], outputActivation);
+            for (var l = layers - 1; l >= 0; l--)
+            {
+                var previous = l == 0 ? P(input) : post[l - 1];
+                GemmDevice(P(gradWeights[l]), dz, previous, 0, P(gradWeights[l]), dims[l + 1], dims[l], rows, true, false);
+                if (gradBiases[l] is not null)
+                {
+                    ColumnDotAccumulate(P(gradBiases[l]), dz, 0, rows, dims[l + 1]);
+                }
+                if (l == 0 && gradInput is null)
+                {
+                    break;
+                }
+                var gradPrevious = l == 0 ? P(gradInput) : Buffer(dims[l], "MLP backward gradients").Address;
+                GemmDevice(gradPrevious, dz, P(weights[l]), 0, 0, rows, dims[l], dims[l + 1], false, false);
+                if (l > 0)
+                {
+                    var dzPrevious = Buffer(dims[l], "MLP backward gradients").Address;
+                    ActivateBackwardDevice(dzPrevious, gradPrevious, pre[l - 1], (long)rows * dims[l], hiddenActivation);
+                    dz = dzPrevious;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var block in scratch)
+            {
+                block.Dispose();
+            }
+        }
+    }
+
+    // activation_forward_kernel: output = act(input), n elements (output may be input).
+    private void ActivateDevice(ulong output, ulong input, long n, Activation activation) =>
+        _launcher.Launch(Kernel("elementwise.cu", "activation_forward_kernel"), StrideGrid(n), Threads, 0, output, input, n, (int)activation);
+
+    // activation_backward_kernel: gradInput = gradOutput·act'(preActivation), n elements.
+    private void ActivateBackwardDevice(ulong gradInput, ulong gradOutput, ulong preActivation, long n, Activation activation) =>
+        _launcher.Launch(Kernel("elementwise.cu", "activation_backward_kernel"), StrideGrid(n), Threads, 0, gradInput, gradOutput, preActivation, n, (int)activation);
 
     // ---- conversion, arithmetic, layout ---------------------------------------------------------------
 

@@ -399,15 +399,8 @@ public sealed unsafe class CpuBackend : IBackend
     public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
     {
         const string op = "MlpBackward";
-        ArgumentNullException.ThrowIfNull(gradWeights);
-        ArgumentNullException.ThrowIfNull(gradBiases);
-        ArgumentNullException.ThrowIfNull(weights);
-        ArgumentNullException.ThrowIfNull(biases);
+        OpShapes.MlpBackwardSlots(op, gradWeights, gradBiases, weights, biases);
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
-        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
-        {
-            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
-        }
         var layers = weights.Count;
         var dims = stackalloc long[layers + 1];
         var weightPointers = stackalloc float*[layers];

@@ -1007,15 +1007,8 @@ public sealed unsafe class CudaBackend : IBackend
     public void MlpBackward(Tensor? gradInput, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, Tensor gradOutput, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation)
     {
         const string op = "MlpBackward";
-        ArgumentNullException.ThrowIfNull(gradWeights);
-        ArgumentNullException.ThrowIfNull(gradBiases);
-        ArgumentNullException.ThrowIfNull(weights);
-        ArgumentNullException.ThrowIfNull(biases);
+        OpShapes.MlpBackwardSlots(op, gradWeights, gradBiases, weights, biases);
         Check(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("input", input));
-        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
-        {
-            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
-        }
         if (hiddenActivation is < Activation.None or > Activation.Silu || outputActivation is < Activation.None or > Activation.Silu)
         {
             throw new LrmInvalidArgumentException($"{op}: unknown activation {(int)hiddenActivation}/{(int)outputActivation}");

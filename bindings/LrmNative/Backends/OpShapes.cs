@@ -290,6 +290,20 @@ internal static class OpShapes
         return sizes;
     }
 
+    /// <summary>MlpBackward's lists: none null, at least one layer, one weight, bias, weight-gradient and bias-gradient slot per layer.</summary>
+    public static void MlpBackwardSlots(string op, IReadOnlyList<Tensor> gradWeights, IReadOnlyList<Tensor?> gradBiases, IReadOnlyList<Tensor> weights,
+        IReadOnlyList<Tensor?> biases)
+    {
+        ArgumentNullException.ThrowIfNull(gradWeights);
+        ArgumentNullException.ThrowIfNull(gradBiases);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        if (weights.Count == 0 || biases.Count != weights.Count || gradWeights.Count != weights.Count || gradBiases.Count != weights.Count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: needs at least one layer and one weight, bias, weight-gradient and bias-gradient slot per layer (got {weights.Count} weights, {biases.Count} biases, {gradWeights.Count} weight gradients, {gradBiases.Count} bias gradients)");
+        }
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

@@ -20,6 +20,52 @@ public sealed class CudaHostSideTests
         Assert.That(DeviceAllocator.SizeClass(bytes), Is.EqualTo(expected));
 
     [Test]
+    public void TransposedResizeTapsAreTheTransposeOfTheTapMatrix()
+    {
+        // A random table of 9 outputs over 6 inputs, up to 4 taps each, repeated indices allowed (bicubic clamps at the
+        // border): the transposed table as a dense matrix must be the original's transpose, each input's readers in
+        // output order.
+        var random = new Random(3);
+        const int outSize = 9, inSize = 6, width = 4;
+        var count = new int[outSize];
+        var index = new int[outSize * width];
+        var weight = new float[outSize * width];
+        var dense = new double[outSize, inSize];
+        for (var o = 0; o < outSize; o++)
+        {
+            count[o] = random.Next(width + 1);
+            for (var j = 0; j < count[o]; j++)
+            {
+                index[o * width + j] = random.Next(inSize);
+                weight[o * width + j] = (float)(random.NextDouble() - 0.3);
+                dense[o, index[o * width + j]] += weight[o * width + j];
+            }
+        }
+        var (readers, outputs, weights, transposedWidth) = CudaBackend.TransposeTaps(count, index, weight, width, inSize);
+        Assert.That(readers.Sum(), Is.EqualTo(count.Sum()), "every tap appears once");
+        Assert.That(transposedWidth, Is.EqualTo(Math.Max(1, readers.Max())));
+        var transposed = new double[inSize, outSize];
+        for (var i = 0; i < inSize; i++)
+        {
+            for (var j = 0; j < readers[i]; j++)
+            {
+                transposed[i, outputs[i * transposedWidth + j]] += weights[i * transposedWidth + j];
+                if (j > 0)
+                {
+                    Assert.That(outputs[i * transposedWidth + j], Is.GreaterThanOrEqualTo(outputs[i * transposedWidth + j - 1]), "readers in output order");
+                }
+            }
+        }
+        for (var o = 0; o < outSize; o++)
+        {
+            for (var i = 0; i < inSize; i++)
+            {
+                Assert.That(transposed[i, o], Is.EqualTo(dense[o, i]).Within(1e-12), $"T[{o}, {i}]");
+            }
+        }
+    }
+
+    [Test]
     public void CacheKeyChangesWithEveryInput()
     {
         var headers = new Dictionary<string, string> { ["a.cuh"] = "int a;", ["b.cuh"] = "int b;" };

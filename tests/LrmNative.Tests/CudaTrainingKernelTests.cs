@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -449,5 +449,35 @@ public sealed class CudaTrainingKernelTests
                 tensor.Dispose();
             }
         }
+    }
+
+    [TestCase(ResizeMode.Bilinear, true, 3, 224, 224, 112, 112)]   // the source image, antialiased down
+    [TestCase(ResizeMode.Bilinear, false, 2, 7, 9, 16, 11)]
+    [TestCase(ResizeMode.Bicubic, false, 4, 14, 14, 8, 8)]       // DINO v1's position table, bilinear by size in the model; bicubic here
+    [TestCase(ResizeMode.Bicubic, true, 5, 31, 17, 64, 40)]
+    public void ResizeBackwardMatchesTheCpu(ResizeMode mode, bool antialias, int planes, int inHeight, int inWidth, int outHeight, int outWidth)
+    {
+        var random = new Random(inHeight * outWidth + planes);
+        using var gradOutput = GradientCheck.Random(random, 1f, planes, outHeight, outWidth);
+        using var cpuInput = Tensor.Empty([planes, inHeight, inWidth]);
+        using var gpuInput = Tensor.Empty([planes, inHeight, inWidth]);
+        _cpu!.ResizeBackward(cpuInput, gradOutput, mode, -0.75f, antialias);
+        _cuda!.ResizeBackward(gpuInput, gradOutput, mode, -0.75f, antialias);
+        AssertFinite(gpuInput, "dinput");
+        Compare.Close(gpuInput, cpuInput, 1e-5, $"{mode}{(antialias ? " antialiased" : "")} backward");
+    }
+
+    [Test]
+    public void ResizeScaledBackwardMatchesTheCpuOnTheDinoV2PositionTable()
+    {
+        // DINOv2 (registers): the 37×37 table to 16×16 by scale factor 16/37, bicubic, antialiased; 384 channels.
+        var random = new Random(37);
+        using var gradOutput = GradientCheck.Random(random, 1f, 384, 16, 16);
+        using var cpuTable = Tensor.Empty([384, 37, 37]);
+        using var gpuTable = Tensor.Empty([384, 37, 37]);
+        _cpu!.ResizeScaledBackward(cpuTable, gradOutput, ResizeMode.Bicubic, 16.0 / 37, 16.0 / 37, -0.75f, true);
+        _cuda!.ResizeScaledBackward(gpuTable, gradOutput, ResizeMode.Bicubic, 16.0 / 37, 16.0 / 37, -0.75f, true);
+        AssertFinite(gpuTable, "dtable");
+        Compare.Close(gpuTable, cpuTable, 1e-5, "position-table resize backward");
     }
 }

@@ -182,7 +182,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Run(c => Inner.DeconvolutionBackward(c.OutOptional(gradInput), c.Out(gradWeight), c.OutOptional(gradBias), c.In(gradOutput), c.In(input), c.In(weight)));
 
     public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
-        Inner.ResizeBackward(gradInput, gradOutput, mode, cubicA, antialias);
+        Run(c => Inner.ResizeBackward(c.Out(gradInput), c.In(gradOutput), mode, cubicA, antialias));
 
     public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points) =>
         Run(c => Inner.TriplaneSampleBackward(c.Out(gradPlanes), c.OutOptional(gradPoints), c.In(gradOutput), c.In(planes), c.In(points)));
@@ -195,7 +195,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
         Run(c => Inner.LayerScaleBackward(c.OutOptional(gradInput), c.OutOptional(gradGamma), c.OutOptional(gradResidual), c.In(gradOutput), c.In(input), c.In(gamma)));
 
     public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
-        Inner.ResizeScaledBackward(gradInput, gradOutput, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias);
+        Run(c => Inner.ResizeScaledBackward(c.Out(gradInput), c.In(gradOutput), mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias));
 
     public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw) =>
         Run(c => Inner.NerfDecodeBackward(c.Out(gradRaw), c.InOptional(gradSigma), c.InOptional(gradRgb), c.In(raw)));

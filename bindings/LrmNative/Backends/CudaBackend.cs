@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, resize, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
 /// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -770,16 +770,21 @@ public sealed unsafe class CudaBackend : IBackend
         ResizeDevice("ResizeScaled", output, input, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias);
     }
 
-    private void ResizeDevice(string op, Tensor output, Tensor input, ResizeMode mode, double factorHeight, double factorWidth, float cubicA, bool antialias)
+    // The forward resizes input → output. backward: output is the output's gradient and input receives the input's
+    // gradient, dinput = Tyᵀ·doutput·Tx, by the same two gather kernels with tap tables transposed on the host (every
+    // input position lists the outputs that read it, in output order: deterministic, no atomics).
+    private void ResizeDevice(string op, Tensor output, Tensor input, ResizeMode mode, double factorHeight, double factorWidth, float cubicA, bool antialias,
+        bool backward = false)
     {
-        Check(op, ("output", output), ("input", input));
-        Expect.Rank(op, "input", input, 2, "(..., height, width)");
-        Expect.Rank(op, "output", output, 2, "(..., height, width)");
+        string outputName = backward ? "gradOutput" : "output", inputName = backward ? "gradInput" : "input";
+        Check(op, (outputName, output), (inputName, input));
+        Expect.Rank(op, inputName, input, 2, "(..., height, width)");
+        Expect.Rank(op, outputName, output, 2, "(..., height, width)");
         Span<long> expected = stackalloc long[input.Rank];
         input.Shape.CopyTo(expected);
         expected[^2] = -1;
         expected[^1] = -1;
-        Expect.Shape(op, "output", output, expected);
+        Expect.Shape(op, outputName, output, expected);
         if (mode is not (ResizeMode.Bilinear or ResizeMode.Bicubic))
         {
             throw new LrmInvalidArgumentException($"{op}: unknown mode {(int)mode}");
@@ -801,13 +806,91 @@ public sealed unsafe class CudaBackend : IBackend
         var bicubic = mode == ResizeMode.Bicubic;
         using var tapsX = Taps(op, (int)inWidth, (int)outWidth, factorWidth > 0 ? 1.0 / factorWidth : (double)inWidth / outWidth, bicubic, cubicA, antialias);
         using var tapsY = Taps(op, (int)inHeight, (int)outHeight, factorHeight > 0 ? 1.0 / factorHeight : (double)inHeight / outHeight, bicubic, cubicA, antialias);
+        if (backward)
+        {
+            using var transposedX = Transposed(tapsX, (int)outWidth, (int)inWidth);
+            using var transposedY = Transposed(tapsY, (int)outHeight, (int)inHeight);
+            ApplyTaps(P(input), P(output), transposedX, transposedY, planes, outHeight, outWidth, inHeight, inWidth, op);
+        }
+        else
+        {
+            ApplyTaps(P(output), P(input), tapsX, tapsY, planes, inHeight, inWidth, outHeight, outWidth, op);
+        }
+    }
+
+    // destination (P, OH, OW) from source (P, IH, IW): rows first (tapsX: OW entries), then columns (tapsY: OH entries).
+    private void ApplyTaps(ulong destination, ulong source, TapTable tapsX, TapTable tapsY, long planes, long inHeight, long inWidth, long outHeight,
+        long outWidth, string op)
+    {
         var rows = planes * inHeight;
         using var temporary = Scratch(rows * outWidth * 4, "resize intermediate");
         _launcher.Launch(Kernel("resize.cu", "resize_horizontal_kernel"), StrideGrid(rows * outWidth), Threads, 0,
-            temporary.Address, P(input), tapsX.Count, tapsX.Index, tapsX.Weight, rows, (int)inWidth, (int)outWidth, tapsX.Width);
-        _launcher.Launch(Kernel("resize.cu", "resize_vertical_kernel"), StrideGrid(output.ElementCount), Threads, 0,
-            P(output), temporary.Address, tapsY.Count, tapsY.Index, tapsY.Weight, ToInt(planes, op, "planes"), (int)inHeight, (int)outHeight,
+            temporary.Address, source, tapsX.Count, tapsX.Index, tapsX.Weight, rows, (int)inWidth, (int)outWidth, tapsX.Width);
+        _launcher.Launch(Kernel("resize.cu", "resize_vertical_kernel"), StrideGrid(planes * outHeight * outWidth), Threads, 0,
+            destination, temporary.Address, tapsY.Count, tapsY.Index, tapsY.Weight, ToInt(planes, op, "planes"), (int)inHeight, (int)outHeight,
             (int)outWidth, tapsY.Width);
+    }
+
+    /// <summary>
+    /// A tap table (per output o: count[o] taps index[o·width + j] with weight[o·width + j]) turned around: per input
+    /// position, the outputs that read it and the weights, in output order (and tap order within an output). Width: the
+    /// most readers of any input (at least 1).
+    /// </summary>
+    internal static (int[] Count, int[] Index, float[] Weight, int Width) TransposeTaps(int[] count, int[] index, float[] weight, int width, int inSize)
+    {
+        var readers = new int[inSize];
+        for (var o = 0; o < count.Length; o++)
+        {
+            for (var j = 0; j < count[o]; j++)
+            {
+                readers[index[o * width + j]]++;
+            }
+        }
+        var transposedWidth = Math.Max(1, inSize == 0 ? 1 : readers.Max());
+        var transposedIndex = new int[inSize * transposedWidth];
+        var transposedWeight = new float[inSize * transposedWidth];
+        var filled = new int[inSize];
+        for (var o = 0; o < count.Length; o++)
+        {
+            for (var j = 0; j < count[o]; j++)
+            {
+                var at = index[o * width + j];
+                var slot = at * transposedWidth + filled[at]++;
+                transposedIndex[slot] = o;
+                transposedWeight[slot] = weight[o * width + j];
+            }
+        }
+        return (filled, transposedIndex, transposedWeight, transposedWidth);
+    }
+
+    // The tap table of one axis turned around: for each of the inSize input positions, the outputs that read it and
+    // their weights, in output order. Built on the host from the device table (a few KiB).
+    private TapTable Transposed(TapTable forward, int outSize, int inSize)
+    {
+        var width = forward.Width;
+        var count = new int[outSize];
+        var index = new int[outSize * width];
+        var weight = new float[outSize * width];
+        fixed (int* c = count)
+        fixed (int* i = index)
+        fixed (float* w = weight)
+        {
+            _staging.ToHost(c, forward.Count, outSize * 4L, _launcher.LastKernel);
+            _staging.ToHost(i, forward.Index, outSize * width * 4L, _launcher.LastKernel);
+            _staging.ToHost(w, forward.Weight, outSize * width * 4L, _launcher.LastKernel);
+        }
+        var (filled, transposedIndex, transposedWeight, transposedWidth) = TransposeTaps(count, index, weight, width, inSize);
+        var block = Scratch((long)inSize * 4 + 2L * inSize * transposedWidth * 4, "transposed resize taps");
+        var table = new TapTable(block, transposedWidth, inSize);
+        fixed (int* c = filled)
+        fixed (int* i = transposedIndex)
+        fixed (float* w = transposedWeight)
+        {
+            _staging.ToDevice(table.Count, c, inSize * 4L);
+            _staging.ToDevice(table.Index, i, inSize * transposedWidth * 4L);
+            _staging.ToDevice(table.Weight, w, inSize * transposedWidth * 4L);
+        }
+        return table;
     }
 
     /// <summary>One axis' taps in one block: count (out) int, index (out, width) int, weight (out, width) float.</summary>
@@ -835,7 +918,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <inheritdoc />
     public void ResizeBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, float cubicA = -0.75f, bool antialias = false) =>
-        throw NotYet("ResizeBackward");
+        ResizeDevice("ResizeBackward", gradOutput, gradInput, mode, 0.0, 0.0, cubicA, antialias, backward: true);
 
     /// <inheritdoc />
     public void TriplaneSample(Tensor output, Tensor planes, Tensor points)
@@ -1394,7 +1477,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <inheritdoc />
     public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
-        throw NotYet("ResizeScaledBackward");
+        ResizeDevice("ResizeScaledBackward", gradOutput, gradInput, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias, backward: true);
 
     /// <inheritdoc />
     public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)

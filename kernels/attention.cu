@@ -1,6 +1,6 @@
 /*
- * attention.cu — fused multi-head attention, forward (backward with training, FlashAttention-2
- * style: recompute P from q, k and the saved lse).
+ * attention.cu — fused multi-head attention, forward and backward (FlashAttention-2 style:
+ * recompute P from q, k and the saved lse).
  *
  *   out[b, i, h·D + d] = Σ_j softmax_j(scale · q[b, i, h]·k[b, j, h]) · v[b, j, h·D + d]
  *   lse[b, h, i]       = ln Σ_j exp(scale · q[b, i, h]·k[b, j, h])          (optional)
@@ -25,6 +25,13 @@
  *     turns P into bf16 A-fragments in registers (the S accumulator layout is the A layout of
  *     the next mma) and accumulates O += P·V. Variants still to try on the GPU: ldmatrix for
  *     the fragment loads, cp.async double buffering of K/V, 128 queries per block, wgmma.
+ *
+ * Backward (attention.cuh's formulas; fp32 on CUDA cores, D ≤ 128, 8 warps per block):
+ *  attention_backward_delta_kernel  D[b, h, i] = Σ_d dO·O, one warp per query row
+ *  attention_backward_dq_kernel     dQ row i = scale·Σ_j dS_ij·k_j, one warp per query row
+ *  attention_backward_dkv_kernel    dV row j = Σ_i P_ij·dO_i, dK row j = scale·Σ_i dS_ij·q_i, one warp per key row
+ *  Each lane owns dims lane, lane + 32, … (4 registers); the dot products are warp sums. Nothing is
+ *  atomic, so the result does not depend on scheduling. Still to come: tiles on tensor cores.
  */
 #include "lrm_prelude.cuh"
 #include "attention.cuh"
@@ -413,4 +420,129 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
 #undef LRM_MMA2_LOAD
 
     lrm_mma_attention_store(out, lse, o, row_max, row_sum, b, h, heads, q_len, row0, g, t);
+}
+
+#define LRM_ATTN_BWD_WARPS 8
+#define LRM_ATTN_BWD_REGS 4 /* head dim ≤ 32·4 */
+
+extern "C" __global__ void __launch_bounds__(256) attention_backward_delta_kernel(
+    float* delta,          // (B, H, Tq)
+    const float* dout,     // (B, Tq, H·D)
+    const float* out,      // (B, Tq, H·D)
+    int batch, int heads, int q_len, int head_dim) {
+    const int lane = threadIdx.x & 31;
+    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
+    if (w >= (long long)batch * heads * q_len) return;
+    const long long i = w % q_len, h = w / q_len % heads, b = w / ((long long)q_len * heads);
+    const long long base = (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
+    float sum = 0.0f;
+    for (int d = lane; d < head_dim; d += 32) sum += dout[base + d] * out[base + d];
+    sum = lrm_warp_sum(sum);
+    if (lane == 0) delta[w] = sum;
+}
+
+extern "C" __global__ void __launch_bounds__(256) attention_backward_dq_kernel(
+    float* dq,             // (B, Tq, ·) rows dq_stride apart, offset to the slice
+    const float* dout,     // (B, Tq, H·D)
+    const float* lse,      // (B, H, Tq)
+    const float* delta,    // (B, H, Tq)
+    const float* q,        // (B, Tq, ·) rows q_stride apart
+    const float* k,        // (B, Tk, ·) rows kv_stride apart
+    const float* v,        // (B, Tk, ·) rows kv_stride apart
+    int batch, int heads, int q_len, int k_len, int head_dim, long long q_stride, long long kv_stride,
+    long long dq_stride, float scale) {
+    const int lane = threadIdx.x & 31;
+    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
+    if (w >= (long long)batch * heads * q_len) return;
+    const long long i = w % q_len, h = w / q_len % heads, b = w / ((long long)q_len * heads);
+    const float* qi = q + (b * q_len + i) * q_stride + h * head_dim;
+    const float* doi = dout + (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
+    float qr[LRM_ATTN_BWD_REGS], dor[LRM_ATTN_BWD_REGS], acc[LRM_ATTN_BWD_REGS];
+    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+        const int d = lane + 32 * r;
+        qr[r] = d < head_dim ? qi[d] : 0.0f;
+        dor[r] = d < head_dim ? doi[d] : 0.0f;
+        acc[r] = 0.0f;
+    }
+    const float lse_i = lse[w], delta_i = delta[w];
+    for (int j = 0; j < k_len; ++j) {
+        const float* kj = k + (b * k_len + j) * kv_stride + h * head_dim;
+        const float* vj = v + (b * k_len + j) * kv_stride + h * head_dim;
+        float kr[LRM_ATTN_BWD_REGS];
+        float s = 0.0f, dp = 0.0f;
+        for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+            const int d = lane + 32 * r;
+            kr[r] = d < head_dim ? kj[d] : 0.0f;
+            s += qr[r] * kr[r];
+            dp += d < head_dim ? dor[r] * vj[d] : 0.0f;
+        }
+        s = lrm_warp_sum(s);
+        dp = lrm_warp_sum(dp);
+        const float p = expf(scale * s - lse_i);
+        const float ds = lrm_attention_dscore(p, dp, delta_i);
+        for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) acc[r] += ds * kr[r];
+    }
+    float* dqi = dq + (b * q_len + i) * dq_stride + h * head_dim;
+    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+        const int d = lane + 32 * r;
+        if (d < head_dim) dqi[d] = scale * acc[r];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) attention_backward_dkv_kernel(
+    float* dk,             // (B, Tk, ·) rows dkv_stride apart, offset to the slice
+    float* dv,             // (B, Tk, ·) rows dkv_stride apart, offset to the slice
+    const float* dout,     // (B, Tq, H·D)
+    const float* lse,      // (B, H, Tq)
+    const float* delta,    // (B, H, Tq)
+    const float* q,        // (B, Tq, ·) rows q_stride apart
+    const float* k,        // (B, Tk, ·) rows kv_stride apart
+    const float* v,        // (B, Tk, ·) rows kv_stride apart
+    int batch, int heads, int q_len, int k_len, int head_dim, long long q_stride, long long kv_stride,
+    long long dkv_stride, float scale) {
+    const int lane = threadIdx.x & 31;
+    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
+    if (w >= (long long)batch * heads * k_len) return;
+    const long long j = w % k_len, h = w / k_len % heads, b = w / ((long long)k_len * heads);
+    const float* kj = k + (b * k_len + j) * kv_stride + h * head_dim;
+    const float* vj = v + (b * k_len + j) * kv_stride + h * head_dim;
+    float kr[LRM_ATTN_BWD_REGS], vr[LRM_ATTN_BWD_REGS], acc_k[LRM_ATTN_BWD_REGS], acc_v[LRM_ATTN_BWD_REGS];
+    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+        const int d = lane + 32 * r;
+        kr[r] = d < head_dim ? kj[d] : 0.0f;
+        vr[r] = d < head_dim ? vj[d] : 0.0f;
+        acc_k[r] = 0.0f;
+        acc_v[r] = 0.0f;
+    }
+    const long long rows = (b * heads + h) * q_len; /* this (b, h)'s lse and delta */
+    for (int i = 0; i < q_len; ++i) {
+        const float* qi = q + (b * q_len + i) * q_stride + h * head_dim;
+        const float* doi = dout + (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
+        float qr[LRM_ATTN_BWD_REGS], dor[LRM_ATTN_BWD_REGS];
+        float s = 0.0f, dp = 0.0f;
+        for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+            const int d = lane + 32 * r;
+            qr[r] = d < head_dim ? qi[d] : 0.0f;
+            dor[r] = d < head_dim ? doi[d] : 0.0f;
+            s += qr[r] * kr[r];
+            dp += dor[r] * vr[r];
+        }
+        s = lrm_warp_sum(s);
+        dp = lrm_warp_sum(dp);
+        const float p = expf(scale * s - lse[rows + i]);
+        const float ds = lrm_attention_dscore(p, dp, delta[rows + i]);
+        for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+            acc_v[r] += p * dor[r];
+            acc_k[r] += ds * qr[r];
+        }
+    }
+    float* dkj = dk + (b * k_len + j) * dkv_stride + h * head_dim;
+    float* dvj = dv + (b * k_len + j) * dkv_stride + h * head_dim;
+    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
+        const int d = lane + 32 * r;
+        if (d < head_dim) {
+            dkj[d] = scale * acc_k[r];
+            dvj[d] = acc_v[r];
+        }
+    }
 }

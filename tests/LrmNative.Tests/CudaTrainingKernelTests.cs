@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, attention, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -479,5 +479,53 @@ public sealed class CudaTrainingKernelTests
         _cuda!.ResizeScaledBackward(gpuTable, gradOutput, ResizeMode.Bicubic, 16.0 / 37, 16.0 / 37, -0.75f, true);
         AssertFinite(gpuTable, "dtable");
         Compare.Close(gpuTable, cpuTable, 1e-5, "position-table resize backward");
+    }
+
+    // Self-attention on packed qkv (B, L, 3W) with its gradient packed the same way, or cross-attention with q (B, Lq, W)
+    // and packed kv (B, Lk, 2W), as the model calls it.
+    [TestCase(1, 1, 1, 1, 8, false)]
+    [TestCase(2, 77, 77, 2, 64, false)]
+    [TestCase(2, 300, 65, 4, 64, true)]
+    [TestCase(1, 129, 33, 3, 40, true)]
+    public void AttentionBackwardMatchesTheCpu(int batch, int queryLength, int keyLength, int heads, int headDim, bool cross)
+    {
+        var random = new Random(queryLength * keyLength + heads);
+        var width = heads * headDim;
+        var scale = 1f / MathF.Sqrt(headDim);
+        using var queries = GradientCheck.Random(random, 1f, batch, queryLength, cross ? width : 3 * width);
+        using var keysValues = cross ? GradientCheck.Random(random, 1f, batch, keyLength, 2 * width) : null;
+        var kv = keysValues ?? queries;
+        ColumnSlice query = new(queries, 0), key = new(kv, cross ? 0 : width), value = new(kv, cross ? width : 2 * width);
+        using var output = Tensor.Empty([batch, queryLength, width]);
+        using var lse = Tensor.Empty([batch, heads, queryLength]);
+        _cpu!.Attention(output, lse, query, key, value, heads, scale);
+        using var gradOutput = GradientCheck.Random(random, 1f, batch, queryLength, width);
+        Tensor[] Gradients() => cross
+            ? [Tensor.Empty([batch, queryLength, width]), Tensor.Empty([batch, keyLength, 2 * width])]
+            : [Tensor.Empty([batch, queryLength, 3 * width])];
+        var cpu = Gradients();
+        var gpu = Gradients();
+        try
+        {
+            (ColumnSlice Q, ColumnSlice K, ColumnSlice V) Slices(Tensor[] g) => cross
+                ? (new(g[0], 0), new(g[1], 0), new(g[1], width))
+                : (new(g[0], 0), new(g[0], width), new(g[0], 2 * width));
+            var (cq, ck, cv) = Slices(cpu);
+            var (gq, gk, gv) = Slices(gpu);
+            _cpu.AttentionBackward(cq, ck, cv, gradOutput, output, lse, query, key, value, heads, scale);
+            _cuda!.AttentionBackward(gq, gk, gv, gradOutput, output, lse, query, key, value, heads, scale);
+            for (var t = 0; t < cpu.Length; t++)
+            {
+                AssertFinite(gpu[t], $"gradient tensor {t}");
+                Compare.Close(gpu[t], cpu[t], 1e-5, cross ? (t == 0 ? "dq" : "dk, dv (packed)") : "dq, dk, dv (packed)");
+            }
+        }
+        finally
+        {
+            foreach (var tensor in cpu.Concat(gpu))
+            {
+                tensor.Dispose();
+            }
+        }
     }
 }

@@ -49,6 +49,15 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
         public ColumnSlice Slice(ColumnSlice slice) => new(In(slice.Source), slice.ColumnOffset);
 
+        public ColumnSlice OutSlice(ColumnSlice slice)
+        {
+            if (!_outputs.Contains(slice.Source))
+            {
+                Out(slice.Source);
+            }
+            return new(In(slice.Source), slice.ColumnOffset);
+        }
+
         public void Finish()
         {
             foreach (var host in _outputs)
@@ -168,7 +177,8 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
             c.In(gradOutput), c.In(mean), c.In(rstd), c.In(input), c.InOptional(weight), c.InOptional(bias), c.In(scale)));
 
     public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
-        Inner.AttentionBackward(gradQuery, gradKey, gradValue, gradOutput, output, logSumExp, query, key, value, heads, scale);
+        Run(c => Inner.AttentionBackward(c.OutSlice(gradQuery), c.OutSlice(gradKey), c.OutSlice(gradValue), c.In(gradOutput), c.In(output), c.In(logSumExp),
+            c.Slice(query), c.Slice(key), c.Slice(value), heads, scale));
 
     public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) =>
         Run(c => Inner.ActivateBackward(c.Out(gradInput), c.In(gradOutput), c.In(input), activation));

@@ -132,31 +132,11 @@ public sealed unsafe class CpuBackend : IBackend
     public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale)
     {
         const string op = "AttentionBackward";
-        foreach (var (name, tensor) in new[] { ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
-            ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source) })
-        {
-            if (tensor is null)
-            {
-                throw new LrmInvalidArgumentException($"{op}: tensor '{name}' is null");
-            }
-        }
-        foreach (var gradient in new[] { gradQuery.Source, gradKey.Source, gradValue.Source })
-        {
-            if (gradient == query.Source || gradient == key.Source || gradient == value.Source || gradient == gradOutput || gradient == output)
-            {
-                throw new LrmInvalidArgumentException($"{op}: the gradients must not be written into an input tensor ({gradient.ShapeText})");
-            }
-        }
+        OpShapes.AttentionBackwardArguments(op, gradQuery, gradKey, gradValue, gradOutput, output, logSumExp, query, key, value);
         Expect.HostFloat32(op, ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
             ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
-        var (batch, queryLength, keyLength, width) = OpShapes.AttentionSizes(op, output, logSumExp, query, key, value, heads);
-        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
-        Expect.Shape(op, "gradQuery", gradQuery.Source, batch, queryLength, -1);
-        Expect.Shape(op, "gradKey", gradKey.Source, batch, keyLength, -1);
-        Expect.Shape(op, "gradValue", gradValue.Source, batch, keyLength, gradKey.Source.Size(2));
-        OpShapes.ColumnSliceInRange(op, "gradQuery", gradQuery, width);
-        OpShapes.ColumnSliceInRange(op, "gradKey", gradKey, width);
-        OpShapes.ColumnSliceInRange(op, "gradValue", gradValue, width);
+        var (batch, queryLength, keyLength, width) = OpShapes.AttentionBackwardSizes(op, gradQuery, gradKey, gradValue, gradOutput, output, logSumExp,
+            query, key, value, heads);
         NativeCheck.Check(NativeMethods.lrm_attention_backward(
             F(gradQuery.Source) + gradQuery.ColumnOffset, F(gradKey.Source) + gradKey.ColumnOffset, F(gradValue.Source) + gradValue.ColumnOffset,
             F(gradOutput), F(output), F(logSumExp),

@@ -42,7 +42,7 @@ public sealed record CudaBackendOptions
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
 /// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, patch embedding, de-convolution, resize, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
+/// GEMM, LayerNorm, ModLN, attention, patch embedding, de-convolution, resize, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
 /// far: the others throw <see cref="NotImplementedException"/> naming the op.
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -606,8 +606,44 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale) =>
-        throw NotYet("AttentionBackward");
+    /// <remarks>
+    /// FlashAttention-2's backward from the saved lse, nothing of size Lq × Lk stored, fp32 on CUDA cores (no tensor
+    /// cores yet): D = rowsum(dO ∘ O) per query, then one warp per query row for dQ and one warp per key row for dK and
+    /// dV, each looping over the other side and recomputing p = e^(scale·q·k − lse). Every gradient row is written by
+    /// one warp: deterministic, no atomics. Head dim at most 128.
+    /// </remarks>
+    public void AttentionBackward(ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads, float scale)
+    {
+        const string op = "AttentionBackward";
+        OpShapes.AttentionBackwardArguments(op, gradQuery, gradKey, gradValue, gradOutput, output, logSumExp, query, key, value);
+        Check(op, ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source), ("gradOutput", gradOutput),
+            ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source));
+        var (batch, queryLength, keyLength, width) = OpShapes.AttentionBackwardSizes(op, gradQuery, gradKey, gradValue, gradOutput, output, logSumExp,
+            query, key, value, heads);
+        var headDim = width / heads;
+        if (headDim > 128)
+        {
+            throw new LrmUnsupportedException($"{op}: head dim {headDim} > 128 (the CUDA backward keeps a row in 4 registers per lane)");
+        }
+        if (queryLength == 0 || keyLength == 0)
+        {
+            return;
+        }
+        int b = ToInt(batch, op, "batch"), lq = ToInt(queryLength, op, "query length"), lk = ToInt(keyLength, op, "key length"), d = (int)headDim;
+        long queryStride = query.Source.Size(2), keyStride = key.Source.Size(2);
+        long gradQueryStride = gradQuery.Source.Size(2), gradKeyStride = gradKey.Source.Size(2);
+        ulong Column(ColumnSlice slice) => slice.Source.DevicePointer + (ulong)(slice.ColumnOffset * 4);
+        using var delta = Scratch(batch * heads * queryLength * 4, "attention backward D = rowsum(dO∘O)");
+        const int warpsPerBlock = 8;
+        _launcher.Launch(Kernel("attention.cu", "attention_backward_delta_kernel"), Dim3.CeilDiv(batch * heads * queryLength, warpsPerBlock), 32 * warpsPerBlock, 0,
+            delta.Address, P(gradOutput), P(output), b, heads, lq, d);
+        _launcher.Launch(Kernel("attention.cu", "attention_backward_dq_kernel"), Dim3.CeilDiv(batch * heads * queryLength, warpsPerBlock), 32 * warpsPerBlock, 0,
+            Column(gradQuery), P(gradOutput), P(logSumExp), delta.Address, Column(query), Column(key), Column(value), b, heads, lq, lk, d,
+            queryStride, keyStride, gradQueryStride, scale);
+        _launcher.Launch(Kernel("attention.cu", "attention_backward_dkv_kernel"), Dim3.CeilDiv(batch * heads * keyLength, warpsPerBlock), 32 * warpsPerBlock, 0,
+            Column(gradKey), Column(gradValue), P(gradOutput), P(logSumExp), delta.Address, Column(query), Column(key), Column(value), b, heads, lq, lk, d,
+            queryStride, keyStride, gradKeyStride, scale);
+    }
 
     // ---- element-wise -------------------------------------------------------------------------------------
 

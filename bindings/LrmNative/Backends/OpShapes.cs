@@ -91,6 +91,42 @@ internal static class OpShapes
         return (batch, queryLength, keyLength, width);
     }
 
+    /// <summary>AttentionBackward's arguments before their types are checked: none null, no gradient written into an input.</summary>
+    public static void AttentionBackwardArguments(string op, ColumnSlice gradQuery, ColumnSlice gradKey, ColumnSlice gradValue, Tensor gradOutput,
+        Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value)
+    {
+        foreach (var (name, tensor) in new[] { ("gradQuery", gradQuery.Source), ("gradKey", gradKey.Source), ("gradValue", gradValue.Source),
+            ("gradOutput", gradOutput), ("output", output), ("lse", logSumExp), ("query", query.Source), ("key", key.Source), ("value", value.Source) })
+        {
+            if (tensor is null)
+            {
+                throw new LrmInvalidArgumentException($"{op}: tensor '{name}' is null");
+            }
+        }
+        foreach (var gradient in new[] { gradQuery.Source, gradKey.Source, gradValue.Source })
+        {
+            if (gradient == query.Source || gradient == key.Source || gradient == value.Source || gradient == gradOutput || gradient == output)
+            {
+                throw new LrmInvalidArgumentException($"{op}: the gradients must not be written into an input tensor ({gradient.ShapeText})");
+            }
+        }
+    }
+
+    /// <summary>(B, Lq, Lkv, width) of AttentionBackward, after the forward's checks and the gradients' shapes (gradKey and gradValue share a row stride).</summary>
+    public static (long Batch, long QueryLength, long KeyLength, long Width) AttentionBackwardSizes(string op, ColumnSlice gradQuery, ColumnSlice gradKey,
+        ColumnSlice gradValue, Tensor gradOutput, Tensor output, Tensor logSumExp, ColumnSlice query, ColumnSlice key, ColumnSlice value, int heads)
+    {
+        var sizes = AttentionSizes(op, output, logSumExp, query, key, value, heads);
+        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
+        Expect.Shape(op, "gradQuery", gradQuery.Source, sizes.Batch, sizes.QueryLength, -1);
+        Expect.Shape(op, "gradKey", gradKey.Source, sizes.Batch, sizes.KeyLength, -1);
+        Expect.Shape(op, "gradValue", gradValue.Source, sizes.Batch, sizes.KeyLength, gradKey.Source.Size(2));
+        ColumnSliceInRange(op, "gradQuery", gradQuery, sizes.Width);
+        ColumnSliceInRange(op, "gradKey", gradKey, sizes.Width);
+        ColumnSliceInRange(op, "gradValue", gradValue, sizes.Width);
+        return sizes;
+    }
+
     /// <summary>Columns [offset, offset + width) of the slice's (B, L, D) source must exist.</summary>
     public static void ColumnSliceInRange(string op, string name, ColumnSlice slice, long width)
     {

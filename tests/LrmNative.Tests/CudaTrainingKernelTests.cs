@@ -3,7 +3,7 @@ using LrmNative.Backends;
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The CUDA training kernels written so far (GEMM, LayerNorm, ModLN, attention, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
+/// The CUDA training kernels (GEMM, LayerNorm, ModLN, attention, softmax, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
 /// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
@@ -527,5 +527,23 @@ public sealed class CudaTrainingKernelTests
                 tensor.Dispose();
             }
         }
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(333, 65)]
+    [TestCase(12, 3073)]
+    public void SoftmaxBackwardMatchesTheCpu(int rows, int columns)
+    {
+        var random = new Random(rows + columns);
+        using var logits = GradientCheck.Random(random, 3f, rows, columns);
+        using var output = Tensor.Empty([rows, columns]);
+        _cpu!.Softmax(output, logits);
+        using var gradOutput = GradientCheck.Random(random, 1f, rows, columns);
+        using var cpuInput = Tensor.Empty([rows, columns]);
+        using var gpuInput = Tensor.Empty([rows, columns]);
+        _cpu.SoftmaxBackward(cpuInput, gradOutput, output);
+        _cuda!.SoftmaxBackward(gpuInput, gradOutput, output);
+        AssertFinite(gpuInput, "dinput");
+        Compare.Close(gpuInput, cpuInput, 1e-5, "softmax backward");
     }
 }

@@ -183,7 +183,8 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
     public void ActivateBackward(Tensor gradInput, Tensor gradOutput, Tensor input, Activation activation) =>
         Run(c => Inner.ActivateBackward(c.Out(gradInput), c.In(gradOutput), c.In(input), activation));
 
-    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => Inner.SoftmaxBackward(gradInput, gradOutput, output);
+    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) =>
+        Run(c => Inner.SoftmaxBackward(c.Out(gradInput), c.In(gradOutput), c.In(output)));
 
     public void PatchEmbedBackward(Tensor? gradImage, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor image, Tensor weight) =>
         Run(c => Inner.PatchEmbedBackward(c.OutOptional(gradImage), c.Out(gradWeight), c.OutOptional(gradBias), c.In(gradOutput), c.In(image), c.In(weight)));

@@ -211,12 +211,8 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "SoftmaxBackward";
         Expect.HostFloat32(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("output", output));
-        Expect.Rank(op, "output", output, 1, "(..., columns)");
-        Expect.NotEmpty(op, "output", output);
-        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
-        Expect.Shape(op, "gradInput", gradInput, output.Shape);
-        var cols = output.Size(-1);
-        NativeCheck.Check(NativeMethods.lrm_softmax_backward(F(gradInput), F(gradOutput), F(output), output.ElementCount / cols, cols),
+        var (rows, cols) = OpShapes.SoftmaxBackward(op, gradInput, gradOutput, output);
+        NativeCheck.Check(NativeMethods.lrm_softmax_backward(F(gradInput), F(gradOutput), F(output), rows, cols),
             $"output {output.ShapeText}");
     }
 
@@ -689,7 +685,4 @@ public sealed unsafe class CpuBackend : IBackend
     {
         // The CPU backend holds no resources of its own.
     }
-
-    private static NotImplementedException NotYet(string op) =>
-        new($"{op}: the CPU backward lands with training (issue 6); forward ops only in this build");
 }

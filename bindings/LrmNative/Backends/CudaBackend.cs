@@ -41,9 +41,9 @@ public sealed record CudaBackendOptions
 /// device at first use and cached on disk) or cuBLASLt, queued on one stream. Tensors passed in
 /// must live on this device (<see cref="Empty"/>, <see cref="Upload(Tensor)"/>); memory comes from
 /// a caching allocator, host transfers go through pinned buffers. Shapes are checked here as in
-/// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op; of the backward and optimiser ops,
-/// GEMM, LayerNorm, ModLN, attention, patch embedding, de-convolution, resize, triplane sampling, the NeRF MLP, compositing and the element-wise ones (activations, LayerScale, NeRF/render decode), AdamWStep and SumOfSquares so
-/// far: the others throw <see cref="NotImplementedException"/> naming the op.
+/// <see cref="CpuBackend"/>, before any pointer reaches a kernel. Every forward op, every backward op and the optimiser
+/// (AdamWStep, SumOfSquares) have kernels; the backward ones are fp32 on CUDA cores for now (GEMMs use cuBLASLt in bf16
+/// precision), and only the triplane sampler's plane gradient is not bit-reproducible (float atomics).
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -690,7 +690,14 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output) => throw NotYet("SoftmaxBackward");
+    public void SoftmaxBackward(Tensor gradInput, Tensor gradOutput, Tensor output)
+    {
+        const string op = "SoftmaxBackward";
+        Check(op, ("gradInput", gradInput), ("gradOutput", gradOutput), ("output", output));
+        var (rows, columns) = OpShapes.SoftmaxBackward(op, gradInput, gradOutput, output);
+        _launcher.Launch(Kernel("softmax.cu", "softmax_backward_kernel"), Dim3.CeilDiv(rows, 8), 256, 0,
+            P(gradInput), P(gradOutput), P(output), ToInt(rows, op, "rows"), ToInt(columns, op, "columns"));
+    }
 
     // ---- convolutions -------------------------------------------------------------------------------------
 
@@ -1490,7 +1497,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     // ---- lifetime -----------------------------------------------------------------------------------------
 
-    // ---- backward and optimiser ops that have no CUDA kernel yet (training on the GPU comes later) ------------
+    // ---- backward and optimiser ops ------------------------------------------------------------------------
 
     /// <inheritdoc />
     public void LayerScaleBackward(Tensor? gradInput, Tensor? gradGamma, Tensor? gradResidual, Tensor gradOutput, Tensor input, Tensor gamma)
@@ -1637,7 +1644,4 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
-
-    private static NotImplementedException NotYet(string op) =>
-        new($"{op}: the CUDA backward kernels land with training (issue 6); the CUDA backend has forward ops only in this build");
 }

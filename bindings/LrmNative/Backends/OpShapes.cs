@@ -340,6 +340,17 @@ internal static class OpShapes
         }
     }
 
+    /// <summary>(rows, columns) of SoftmaxBackward: output (..., columns), not empty; both gradients like it.</summary>
+    public static (long Rows, long Columns) SoftmaxBackward(string op, Tensor gradInput, Tensor gradOutput, Tensor output)
+    {
+        Expect.Rank(op, "output", output, 1, "(..., columns)");
+        Expect.NotEmpty(op, "output", output);
+        Expect.Shape(op, "gradOutput", gradOutput, output.Shape);
+        Expect.Shape(op, "gradInput", gradInput, output.Shape);
+        var columns = output.Size(-1);
+        return (output.ElementCount / columns, columns);
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

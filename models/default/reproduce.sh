@@ -33,7 +33,7 @@ for d in 0.5 0.75 1 1.25 1.5 2 2.5 3 4 8; do
     echo "density $d: $("$lrm" eval model --model run2/model.safetensors --data data --objects 8 --resolution 96 --density "$d" 2>&1 | tail -1)"
 done
 cp run2/model.safetensors "$root/models/default/model.safetensors"
-python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['foreground_ratio'] = 0.78; c['mesh_threshold'] = 1.25; print(json.dumps(c, indent=2))" \
+python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['foreground_ratio'] = 0.78; c['mesh_threshold'] = 2; print(json.dumps(c, indent=2))" \
     "$root/configs/lrm-default.json" > "$root/models/default/config.json"
 
 # The card's numbers and picture.

@@ -392,13 +392,7 @@ public sealed unsafe class CpuBackend : IBackend
             gradWeightPointers[l] = F(gradWeights[l]);
             gradBiasPointers[l] = F(gradBiases[l]);
         }
-        Span<long> outShape = stackalloc long[input.Rank];
-        input.Shape.CopyTo(outShape);
-        outShape[^1] = dims[layers];
-        Expect.Shape(op, "gradOutput", gradOutput, outShape);
-        Expect.Shape(op, "gradInput", gradInput, input.Shape);
-        Expect.NotEmpty(op, "input", input);
-        var rows = input.ElementCount / dims[0];
+        var rows = OpShapes.MlpBackwardRows(op, gradInput, gradOutput, input, dims[layers]);
         NativeCheck.Check(NativeMethods.lrm_mlp_backward(F(gradInput), gradWeightPointers, gradBiasPointers, F(gradOutput), F(input),
             weightPointers, biasPointers, dims, layers, rows, (int)hiddenActivation, (int)outputActivation), $"input {input.ShapeText}, {layers} layers");
     }

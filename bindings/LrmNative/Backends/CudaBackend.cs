@@ -1152,13 +1152,7 @@ public sealed unsafe class CudaBackend : IBackend
             Expect.Shape(op, $"gradWeights[{l}]", gradWeights[l], weights[l].Shape);
             Expect.Shape(op, $"gradBiases[{l}]", gradBiases[l], dims[l + 1]);
         }
-        Span<long> outShape = stackalloc long[input.Rank];
-        input.Shape.CopyTo(outShape);
-        outShape[^1] = dims[layers];
-        Expect.Shape(op, "gradOutput", gradOutput, outShape);
-        Expect.Shape(op, "gradInput", gradInput, input.Shape);
-        Expect.NotEmpty(op, "input", input);
-        var rows = ToInt(input.ElementCount / dims[0], op, "rows");
+        var rows = ToInt(OpShapes.MlpBackwardRows(op, gradInput, gradOutput, input, dims[layers]), op, "rows");
 
         var scratch = new List<DeviceBlock>();
         try

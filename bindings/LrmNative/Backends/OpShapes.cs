@@ -351,6 +351,18 @@ internal static class OpShapes
         return (output.ElementCount / columns, columns);
     }
 
+    /// <summary>Rows of MlpBackward after checking gradOutput (input's shape with the last layer's width) and gradInput (input's shape).</summary>
+    public static long MlpBackwardRows(string op, Tensor? gradInput, Tensor gradOutput, Tensor input, long outputWidth)
+    {
+        Span<long> outShape = stackalloc long[input.Rank];
+        input.Shape.CopyTo(outShape);
+        outShape[^1] = outputWidth;
+        Expect.Shape(op, "gradOutput", gradOutput, outShape);
+        Expect.Shape(op, "gradInput", gradInput, input.Shape);
+        Expect.NotEmpty(op, "input", input);
+        return input.ElementCount / input.Size(-1);
+    }
+
     /// <summary>(M, N, K) of GemmBackward: gradOutput like Gemm's output, gradA/gradB like a/b, gradBias (N); at least one requested.</summary>
     public static (long M, long N, long K) GemmBackward(string op, Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b,
         bool transposeA, bool transposeB)

@@ -425,15 +425,27 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
 #define LRM_ATTN_BWD_WARPS 8
 #define LRM_ATTN_BWD_REGS 4 /* head dim ≤ 32·4 */
 
+/* The row a backward warp owns: warp w of batch·heads·len (rows fastest) is row `row` of head h of sample b, and w
+ * indexes the (B, H, len) lse/delta arrays. Returns 0 for warps past the end. */
+typedef struct lrm_attention_row { long long w, b, h, row; } lrm_attention_row;
+static __device__ __forceinline__ int lrm_attention_backward_row(int batch, int heads, int len, lrm_attention_row* r) {
+    r->w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
+    if (r->w >= (long long)batch * heads * len) return 0;
+    r->row = r->w % len;
+    r->h = r->w / len % heads;
+    r->b = r->w / ((long long)len * heads);
+    return 1;
+}
+
 extern "C" __global__ void __launch_bounds__(256) attention_backward_delta_kernel(
     float* delta,          // (B, H, Tq)
     const float* dout,     // (B, Tq, H·D)
     const float* out,      // (B, Tq, H·D)
     int batch, int heads, int q_len, int head_dim) {
     const int lane = threadIdx.x & 31;
-    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
-    if (w >= (long long)batch * heads * q_len) return;
-    const long long i = w % q_len, h = w / q_len % heads, b = w / ((long long)q_len * heads);
+    lrm_attention_row at;
+    if (!lrm_attention_backward_row(batch, heads, q_len, &at)) return;
+    const long long w = at.w, i = at.row, h = at.h, b = at.b;
     const long long base = (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
     float sum = 0.0f;
     for (int d = lane; d < head_dim; d += 32) sum += dout[base + d] * out[base + d];
@@ -452,9 +464,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_backward_dq_kernel(
     int batch, int heads, int q_len, int k_len, int head_dim, long long q_stride, long long kv_stride,
     long long dq_stride, float scale) {
     const int lane = threadIdx.x & 31;
-    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
-    if (w >= (long long)batch * heads * q_len) return;
-    const long long i = w % q_len, h = w / q_len % heads, b = w / ((long long)q_len * heads);
+    lrm_attention_row at;
+    if (!lrm_attention_backward_row(batch, heads, q_len, &at)) return;
+    const long long w = at.w, i = at.row, h = at.h, b = at.b;
     const float* qi = q + (b * q_len + i) * q_stride + h * head_dim;
     const float* doi = dout + (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
     float qr[LRM_ATTN_BWD_REGS], dor[LRM_ATTN_BWD_REGS], acc[LRM_ATTN_BWD_REGS];
@@ -501,9 +513,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_backward_dkv_kernel(
     int batch, int heads, int q_len, int k_len, int head_dim, long long q_stride, long long kv_stride,
     long long dkv_stride, float scale) {
     const int lane = threadIdx.x & 31;
-    const long long w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
-    if (w >= (long long)batch * heads * k_len) return;
-    const long long j = w % k_len, h = w / k_len % heads, b = w / ((long long)k_len * heads);
+    lrm_attention_row at;
+    if (!lrm_attention_backward_row(batch, heads, k_len, &at)) return;
+    const long long j = at.row, h = at.h, b = at.b;
     const float* kj = k + (b * k_len + j) * kv_stride + h * head_dim;
     const float* vj = v + (b * k_len + j) * kv_stride + h * head_dim;
     float kr[LRM_ATTN_BWD_REGS], vr[LRM_ATTN_BWD_REGS], acc_k[LRM_ATTN_BWD_REGS], acc_v[LRM_ATTN_BWD_REGS];

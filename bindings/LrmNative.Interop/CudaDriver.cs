@@ -117,6 +117,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] internal static partial CUresult cuMemcpyDtoHAsync_v2(void* destination, ulong source, nuint bytes, nint stream);
     [LibraryImport(Lib)] internal static partial CUresult cuMemcpyDtoDAsync_v2(ulong destination, ulong source, nuint bytes, nint stream);
     [LibraryImport(Lib)] internal static partial CUresult cuMemsetD8Async(ulong destination, byte value, nuint count, nint stream);
+    [LibraryImport(Lib)] internal static partial CUresult cuMemsetD16Async(ulong destination, ushort value, nuint count, nint stream);
     [LibraryImport(Lib)] internal static partial CUresult cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
 
     // ---- streams and events ----------------------------------------------------------------

@@ -89,7 +89,7 @@ public sealed class ModelParityTests
         using var cameraEmbedding = file.ReadTensor("in.camera_embedding");
         var prefix = LrmWeightNames.DecoderBlock(0);
         using var weights = WeightsOf(path, LrmWeightNames.DecoderBlockSpecs(prefix, config.TransformerDim, config.CameraEmbedDim, condition.Size(2)));
-        using var block = new DecoderBlock(weights, prefix, config.TransformerHeads);
+        using var block = new DecoderBlock(_backend, weights, prefix, config.TransformerHeads);
         using var modulation = Tensor.Empty(cameraEmbedding.Shape);
         _backend.Activate(modulation, cameraEmbedding, Activation.Silu);
         block.Forward(_backend, x, condition, modulation);

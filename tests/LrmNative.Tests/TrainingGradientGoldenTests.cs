@@ -95,7 +95,7 @@ public sealed class TrainingGradientGoldenTests
         using var model = LrmModel.Load(Directory, trainable: true);
         using var file = SafeTensorsFile.Open(Path.Combine(Directory, "gradients.safetensors"));
         using var backend = new CpuBackend();
-        using var scope = new ScratchTensors();
+        using var scope = new ScratchTensors(backend);
         var image = scope.Adopt(file.ReadTensor("in.image"));
         var camera = scope.Adopt(file.ReadTensor("in.source_camera"));
         using var gradients = new GradientSet(LrmWeightNames.Expected(model.Config));
@@ -178,7 +178,7 @@ public sealed class TrainingGradientGoldenTests
         using var model = LrmModel.Load(Directory, trainable: true);
         using var file = SafeTensorsFile.Open(Path.Combine(Directory, "gradients.safetensors"));
         using var backend = new CpuBackend();
-        using var scope = new ScratchTensors();
+        using var scope = new ScratchTensors(backend);
         using var image = file.ReadTensor("in.image");
         using var camera = file.ReadTensor("in.source_camera");
         var images = scope.Empty(2, 3, image.Size(2), image.Size(3));

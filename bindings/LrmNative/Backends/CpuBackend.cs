@@ -33,6 +33,48 @@ public sealed unsafe class CpuBackend : IBackend
 
     private static float* F(Tensor? tensor) => tensor is null ? null : (float*)tensor.Pointer;
 
+    // ---- tensors and transfers -------------------------------------------------
+
+    /// <inheritdoc />
+    public Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32) => Tensor.Empty(shape, dataType);
+
+    /// <inheritdoc />
+    public void Fill(Tensor output, float value)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        Expect.Host("Fill", "output", output);
+        switch (output.DataType)
+        {
+            case DataType.Float32:
+                output.AsSpan<float>().Fill(value);
+                break;
+            case DataType.BFloat16:
+                output.AsSpan<ushort>().Fill(BackendMemory.BFloat16Bits(value));
+                break;
+            case DataType.Int32:
+                output.AsSpan<int>().Fill((int)value);
+                break;
+            default:
+                throw new LrmInternalException($"Fill: unhandled data type {output.DataType}");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Upload(Tensor destination, Tensor host) => HostCopy("Upload", destination, host);
+
+    /// <inheritdoc />
+    public void Download(Tensor host, Tensor source) => HostCopy("Download", host, source);
+
+    private static void HostCopy(string op, Tensor destination, Tensor source)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(source);
+        Expect.Host(op, "destination", destination);
+        Expect.Host(op, "source", source);
+        BackendMemory.SameLayout(op, destination, source);
+        Buffer.MemoryCopy(source.Pointer, destination.Pointer, destination.ByteCount, source.ByteCount);
+    }
+
     // ---- GEMM ---------------------------------------------------------------
 
     /// <inheritdoc />

@@ -206,23 +206,37 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <summary>Copies a device tensor into a host tensor of the same shape and type (waits for the queued work).</summary>
-    public void Download(Tensor host, Tensor device)
+    public void Download(Tensor host, Tensor source)
     {
         ArgumentNullException.ThrowIfNull(host);
-        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(source);
         Expect.Host("Download", "host", host);
-        Expect.OnDevice("Download", Device, "device", device);
-        SameLayout("Download", host, device);
-        _staging.ToHost(host.Pointer, device.DevicePointer, device.ByteCount, _launcher.LastKernel);
+        Expect.OnDevice("Download", Device, "source", source);
+        SameLayout("Download", host, source);
+        _staging.ToHost(host.Pointer, source.DevicePointer, source.ByteCount, _launcher.LastKernel);
     }
 
-    private static void SameLayout(string op, Tensor a, Tensor b)
+    /// <inheritdoc />
+    public void Fill(Tensor output, float value)
     {
-        if (a.DataType != b.DataType || !a.Shape.SequenceEqual(b.Shape))
+        ArgumentNullException.ThrowIfNull(output);
+        Expect.OnDevice("Fill", Device, "output", output);
+        if (output.ElementCount == 0)
         {
-            throw new LrmShapeException($"{op}: {a} and {b} differ in shape or type");
+            return;
         }
+        _context.MakeCurrent();
+        var count = (nuint)output.ElementCount;
+        CudaCheck.Check(output.DataType switch
+        {
+            DataType.Float32 => CudaDriver.cuMemsetD32Async(output.DevicePointer, BitConverter.SingleToUInt32Bits(value), count, _context.Stream),
+            DataType.Int32 => CudaDriver.cuMemsetD32Async(output.DevicePointer, unchecked((uint)(int)value), count, _context.Stream),
+            DataType.BFloat16 => CudaDriver.cuMemsetD16Async(output.DevicePointer, BackendMemory.BFloat16Bits(value), count, _context.Stream),
+            _ => throw new LrmInternalException($"Fill: unhandled data type {output.DataType}"),
+        }, $"Fill {output}");
     }
+
+    private static void SameLayout(string op, Tensor a, Tensor b) => BackendMemory.SameLayout(op, a, b);
 
     /// <summary>Waits for every queued op; a kernel fault surfaces here, naming the last kernel launched.</summary>
     public void Synchronize() => _context.Synchronize($"last kernel launched: {_launcher.LastKernel}");

@@ -49,6 +49,20 @@ public interface IBackend : IDisposable
     /// <summary>The device the backend computes on.</summary>
     Device Device { get; }
 
+    // ---- tensors and transfers -------------------------------------------------
+
+    /// <summary>A new tensor on this backend's device, contents unspecified (the CPU: host memory; CUDA: the caching allocator).</summary>
+    Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32);
+
+    /// <summary>Sets every element of <paramref name="output"/> (fp32, bf16 rounded to nearest even, or Int32 truncated) to <paramref name="value"/>.</summary>
+    void Fill(Tensor output, float value);
+
+    /// <summary>Copies a host tensor into a tensor of this backend of the same shape and type (on the CPU: a copy).</summary>
+    void Upload(Tensor destination, Tensor host);
+
+    /// <summary>Copies a tensor of this backend into a host tensor of the same shape and type, waiting for queued work.</summary>
+    void Download(Tensor host, Tensor source);
+
     // ---- GEMM ---------------------------------------------------------------
 
     /// <summary>output (M,N) = op(a)·op(b) + bias (N) + residual (M,N); a (M,K) or (K,M) if transposeA; b (K,N) or (N,K) if transposeB (nn.Linear weights). residual may be output.</summary>

@@ -37,7 +37,7 @@ internal sealed class CameraEmbedder
             var layout = InputWidth == ModelConfig.CameraRawDimFull ? "4×4" : "3×4";
             throw new LrmShapeException($"camera embedder: camera must be (batch, {InputWidth}) = {layout} camera-to-world + fx, fy, cx, cy; got {camera.ShapeText}");
         }
-        var embedding = Tensor.Empty([camera.Size(0), Width]);
+        var embedding = backend.Empty([camera.Size(0), Width]);
         try
         {
             backend.Mlp(embedding, camera, _weights, _biases, Activation.Silu, Activation.None);

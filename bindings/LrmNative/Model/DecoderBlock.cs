@@ -23,14 +23,18 @@ internal sealed class DecoderBlock : IDisposable
     private readonly int _heads;
     private readonly string _prefix;
     private readonly WeightSet? _trainableWeights;
+    private readonly IBackend _placement;
 
     /// <summary>
     /// Binds the block's weights under <paramref name="prefix"/> (e.g. "transformer.layers.0.") and takes
     /// over its cross-attention projections (repacked; the originals are freed unless <paramref name="trainable"/>).
+    /// <paramref name="placement"/> is the backend whose memory the weights live in; the repacked pair is made there.
     /// </summary>
-    public DecoderBlock(WeightSet weights, string prefix, int heads, bool trainable = false)
+    public DecoderBlock(IBackend placement, WeightSet weights, string prefix, int heads, bool trainable = false)
     {
+        ArgumentNullException.ThrowIfNull(placement);
         ArgumentNullException.ThrowIfNull(weights);
+        _placement = placement;
         for (var k = 0; k < 3; k++)
         {
             _normWeight[k] = weights[$"{prefix}norm{k + 1}.norm.weight"];
@@ -46,7 +50,7 @@ internal sealed class DecoderBlock : IDisposable
         }
         _prefix = prefix;
         _trainableWeights = trainable ? weights : null;
-        (_crossQuery, _crossKeyValue) = RepackCrossAttention(weights, prefix, Width, detach: !trainable);
+        (_crossQuery, _crossKeyValue) = RepackCrossAttention(placement, weights, prefix, Width, detach: !trainable);
         _crossOut = weights[prefix + "cross_attn.out_proj.weight"];
         _selfInProjection = weights[prefix + "self_attn.in_proj_weight"];
         _selfOut = weights[prefix + "self_attn.out_proj.weight"];
@@ -74,7 +78,7 @@ internal sealed class DecoderBlock : IDisposable
         ArgumentNullException.ThrowIfNull(modulation);
         long batch = x.Size(0), tokens = x.Size(1), width = Width, conditionTokens = condition.Size(1);
         var scale = 1.0f / MathF.Sqrt(width / _heads);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var normed = scratch.Empty(batch, tokens, width);
         var attended = scratch.Empty(batch, tokens, width);
 
@@ -120,7 +124,7 @@ internal sealed class DecoderBlock : IDisposable
 
     // q (D, D) and kv (2D, C_cond) from in_proj_weight (3D, D) rows [q; k; v], or from q/k/v_proj_weight;
     // detach: free the originals (inference), else leave them in the set (training updates them).
-    private static (Tensor Query, Tensor KeyValue) RepackCrossAttention(WeightSet weights, string prefix, long width, bool detach)
+    private static (Tensor Query, Tensor KeyValue) RepackCrossAttention(IBackend placement, WeightSet weights, string prefix, long width, bool detach)
     {
         var packedName = prefix + "cross_attn.in_proj_weight";
         Tensor query, keyValue;
@@ -128,10 +132,10 @@ internal sealed class DecoderBlock : IDisposable
         {
             var packed = detach ? weights.Detach(packedName) : weights[packedName];
             var inputWidth = packed.Size(1);
-            query = Tensor.Empty([width, inputWidth]);
-            keyValue = Tensor.Empty([2 * width, inputWidth]);
-            Copy(query, 0, packed, 0);
-            Copy(keyValue, 0, packed, width * inputWidth);
+            query = placement.Empty([width, inputWidth]);
+            keyValue = placement.Empty([2 * width, inputWidth]);
+            Copy(placement, query, 0, packed, 0);
+            Copy(placement, keyValue, 0, packed, width * inputWidth);
             if (detach)
             {
                 packed.Dispose();
@@ -141,35 +145,35 @@ internal sealed class DecoderBlock : IDisposable
         if (!detach)
         {
             var keyWidth = weights[prefix + "cross_attn.k_proj_weight"].Size(1);
-            query = Tensor.Empty([width, width]);
-            keyValue = Tensor.Empty([2 * width, keyWidth]);
-            CopyNamedCrossAttention(weights, prefix, query, keyValue);
+            query = placement.Empty([width, width]);
+            keyValue = placement.Empty([2 * width, keyWidth]);
+            CopyNamedCrossAttention(placement, weights, prefix, query, keyValue);
             return (query, keyValue);
         }
         query = weights.Detach(prefix + "cross_attn.q_proj_weight");
         using var key = weights.Detach(prefix + "cross_attn.k_proj_weight");
         using var value = weights.Detach(prefix + "cross_attn.v_proj_weight");
-        keyValue = Tensor.Empty([2 * width, key.Size(1)]);
-        Copy(keyValue, 0, key, 0);
-        Copy(keyValue, key.ElementCount, value, 0);
+        keyValue = placement.Empty([2 * width, key.Size(1)]);
+        Copy(placement, keyValue, 0, key, 0);
+        Copy(placement, keyValue, key.ElementCount, value, 0);
         return (query, keyValue);
     }
 
     // The packed pair from the named tensors of a trainable block.
-    private static void CopyNamedCrossAttention(WeightSet weights, string prefix, Tensor query, Tensor keyValue)
+    private static void CopyNamedCrossAttention(IBackend placement, WeightSet weights, string prefix, Tensor query, Tensor keyValue)
     {
         var packedName = prefix + "cross_attn.in_proj_weight";
         if (weights.Contains(packedName))
         {
             var packed = weights[packedName];
-            Copy(query, 0, packed, 0);
-            Copy(keyValue, 0, packed, query.ElementCount);
+            Copy(placement, query, 0, packed, 0);
+            Copy(placement, keyValue, 0, packed, query.ElementCount);
             return;
         }
         var key = weights[prefix + "cross_attn.k_proj_weight"];
-        Copy(query, 0, weights[prefix + "cross_attn.q_proj_weight"], 0);
-        Copy(keyValue, 0, key, 0);
-        Copy(keyValue, key.ElementCount, weights[prefix + "cross_attn.v_proj_weight"], 0);
+        Copy(placement, query, 0, weights[prefix + "cross_attn.q_proj_weight"], 0);
+        Copy(placement, keyValue, 0, key, 0);
+        Copy(placement, keyValue, key.ElementCount, weights[prefix + "cross_attn.v_proj_weight"], 0);
     }
 
     /// <summary>Re-copies the packed cross-attention projections from the named tensors (trainable blocks; after an update).</summary>
@@ -177,7 +181,7 @@ internal sealed class DecoderBlock : IDisposable
     {
         if (_trainableWeights is not null)
         {
-            CopyNamedCrossAttention(_trainableWeights, _prefix, _crossQuery, _crossKeyValue);
+            CopyNamedCrossAttention(_placement, _trainableWeights, _prefix, _crossQuery, _crossKeyValue);
         }
     }
 
@@ -260,7 +264,7 @@ internal sealed class DecoderBlock : IDisposable
         long batch = gradX.Size(0), tokens = gradX.Size(1), width = Width;
         var scale = AttentionScale;
         string p = _prefix;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradNormed = scratch.Empty(batch, tokens, width);
         var gradAttended = scratch.Empty(batch, tokens, width);
 
@@ -311,7 +315,7 @@ internal sealed class DecoderBlock : IDisposable
             Output = saved.Empty(x.Shape),
         };
         backend.Copy(n.Input, 0, x, 0, x.ElementCount);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var shiftScale = scratch.Empty(batch, 2 * width);
         backend.Gemm(shiftScale, modulation, _modulationWeight[k], _modulationBias[k], transposeB: true);
         for (long b = 0; b < batch; b++)
@@ -329,7 +333,7 @@ internal sealed class DecoderBlock : IDisposable
     {
         long batch = gradX.Size(0), width = Width;
         string p = $"{_prefix}norm{k + 1}.";
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradInput = scratch.Empty(gradX.Shape);
         var gradShift = scratch.Empty(batch, width);
         var gradScale = scratch.Empty(batch, width);
@@ -347,11 +351,11 @@ internal sealed class DecoderBlock : IDisposable
         backend.Add(gradModulation, gradModulation, gradModulationPart);
     }
 
-    // Host copy at load time (weights always live on the host before a backend sees them).
-    private static void Copy(Tensor destination, long destinationOffset, Tensor source, long sourceOffset)
+    // Copies as much of source (from sourceOffset) as fits in destination (from destinationOffset), on the weights' backend.
+    private static void Copy(IBackend placement, Tensor destination, long destinationOffset, Tensor source, long sourceOffset)
     {
         var count = Math.Min(destination.ElementCount - destinationOffset, source.ElementCount - sourceOffset);
-        source.AsSpan<float>().Slice((int)sourceOffset, (int)count).CopyTo(destination.AsSpan<float>()[(int)destinationOffset..]);
+        placement.Copy(destination, destinationOffset, source, sourceOffset, count);
     }
 
     /// <summary>Frees the repacked cross-attention weights (the rest belongs to the <see cref="WeightSet"/>).</summary>

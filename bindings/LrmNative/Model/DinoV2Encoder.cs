@@ -50,7 +50,7 @@ internal sealed class DinoV2Encoder : IDisposable
         long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
         var positions = PositionTable(backend, gridHeight, gridWidth);
 
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var embedded = scratch.Empty(batch, patches, width);
         backend.PatchEmbed(embedded, Normalized(scratch, image), _patchWeight, _patchBias);
         var x = scratch.Empty(batch, 1 + _config.EncoderRegisters + patches, width);
@@ -61,7 +61,7 @@ internal sealed class DinoV2Encoder : IDisposable
         }
 
         // Drop the registers, then the final LayerNorm (per token, so the order does not matter).
-        var features = Tensor.Empty([batch, 1 + patches, width]);
+        var features = backend.Empty([batch, 1 + patches, width]);
         try
         {
             DropRegisters(backend, features, x);
@@ -98,7 +98,7 @@ internal sealed class DinoV2Encoder : IDisposable
     {
         long batch = embedded.Size(0), patches = embedded.Size(1), width = embedded.Size(2);
         long registers = _config.EncoderRegisters, tokens = 1 + registers + patches;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var patchPositions = scratch.Empty(batch, patches, width);
         var cls = scratch.Empty(1, width);
         var clsPosition = scratch.Empty(1, width);
@@ -134,6 +134,7 @@ internal sealed class DinoV2Encoder : IDisposable
     }
 
     // The image normalised per channel, (x − mean) / std, when the config gives mean/std; else the image itself.
+    // Done on the host (a device image goes down and back up: 3 channels, once per forward).
     private Tensor Normalized(ScratchTensors scratch, Tensor image)
     {
         if (_config.EncoderImageMean is null && _config.EncoderImageStd is null)
@@ -142,9 +143,9 @@ internal sealed class DinoV2Encoder : IDisposable
         }
         var mean = _config.EncoderImageMean ?? [0f, 0f, 0f];
         var std = _config.EncoderImageStd ?? [1f, 1f, 1f];
-        var normalized = scratch.Empty(image.Shape.ToArray());
-        var source = image.AsSpan<float>();
-        var target = normalized.AsSpan<float>();
+        var backend = scratch.Backend;
+        using var host = backend.ToHost(image);
+        var values = host.AsSpan<float>();
         long plane = image.Size(2) * image.Size(3);
         for (long b = 0; b < image.Size(0); b++)
         {
@@ -153,10 +154,12 @@ internal sealed class DinoV2Encoder : IDisposable
                 var start = (int)((b * 3 + c) * plane);
                 for (var k = 0; k < plane; k++)
                 {
-                    target[start + k] = (source[start + k] - mean[c]) / std[c];
+                    values[start + k] = (values[start + k] - mean[c]) / std[c];
                 }
             }
         }
+        var normalized = scratch.Empty(image.Shape.ToArray());
+        backend.Upload(normalized, host);
         return normalized;
     }
 
@@ -206,11 +209,11 @@ internal sealed class DinoV2Encoder : IDisposable
         const string p = LrmWeightNames.Encoder;
         long batch = gradFeatures.Size(0), width = _config.EncoderFeatDim;
         long patches = saved.GridHeight * saved.GridWidth, registers = _config.EncoderRegisters, tokens = 1 + registers + patches;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradNormInput = scratch.Empty(batch, 1 + patches, width);
         backend.LayerNormBackward(gradNormInput, gradients[p + "norm.weight"], gradients[p + "norm.bias"], gradFeatures, saved.NormMean, saved.NormRstd, saved.NormInput, _normWeight);
         var gradX = scratch.Empty(batch, tokens, width);
-        gradX.AsSpan<float>().Clear();
+        backend.Fill(gradX, 0f);
         for (long b = 0; b < batch; b++)
         {
             var row = b * tokens * width;
@@ -224,7 +227,7 @@ internal sealed class DinoV2Encoder : IDisposable
 
         // x[b] = [cls + pos₀, registers, patch_embed(image) + pos₁…]: the shared tensors sum over the batch.
         var gradTable = scratch.Empty(1 + patches, width);
-        gradTable.AsSpan<float>().Clear();
+        backend.Fill(gradTable, 0f);
         var gradEmbedded = scratch.Empty(batch, patches, width);
         for (long b = 0; b < batch; b++)
         {
@@ -253,7 +256,7 @@ internal sealed class DinoV2Encoder : IDisposable
             GradientOps.AddSlice(backend, gradPositions, width, gradTable, width, patches * width);
             return;
         }
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         // (P, C) → (C, gh, gw) → adjoint resize → (C, G, G) → (G², C).
         var tokenMajor = scratch.Empty(patches, width);
         backend.Copy(tokenMajor, 0, gradTable, width, patches * width);
@@ -313,7 +316,7 @@ internal sealed class DinoV2Encoder : IDisposable
     {
         int trained = _config.EncoderPositionGrid;
         long width = _config.EncoderFeatDim, patches = gridHeight * gridWidth;
-        var table = Tensor.Empty([1 + patches, width]);
+        var table = backend.Empty([1 + patches, width]);
         try
         {
             backend.Copy(table, 0, _positions, 0, width);
@@ -323,7 +326,7 @@ internal sealed class DinoV2Encoder : IDisposable
                 backend.Copy(table, width, _positions, width, patches * width);
                 return table;
             }
-            using var scratch = new ScratchTensors();
+            using var scratch = new ScratchTensors(backend);
             // (37·37, C) → (C, 37, 37), resize → (C, gh, gw) → (gh·gw, C).
             var grid = scratch.Empty(trained * trained, width);
             backend.Copy(grid, 0, _positions, width, trained * trained * width);

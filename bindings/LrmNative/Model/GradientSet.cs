@@ -71,7 +71,7 @@ internal static class GradientOps
     /// </summary>
     public static void AddSlice(IBackend backend, Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count)
     {
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var part = scratch.Empty(count);
         var sum = scratch.Empty(count);
         backend.Copy(part, 0, source, sourceOffset, count);

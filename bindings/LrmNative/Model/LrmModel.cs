@@ -58,8 +58,9 @@ internal sealed class LrmModel : IDisposable
 
     private readonly WeightSet _weights;
 
-    private LrmModel(ModelConfig config, WeightSet weights, bool trainable)
+    private LrmModel(ModelConfig config, WeightSet weights, bool trainable, IBackend? placement = null)
     {
+        Placement = placement ?? HostPlacement;
         Trainable = trainable;
         Config = config;
         _weights = weights;
@@ -69,7 +70,7 @@ internal sealed class LrmModel : IDisposable
         {
             Encoder = new DinoV2Encoder(config, weights);
             CameraEmbedder = new CameraEmbedder(weights);
-            Decoder = new TriplaneDecoder(config, weights, trainable);
+            Decoder = new TriplaneDecoder(Placement, config, weights, trainable);
             Upsampler = new TriplaneUpsampler(config, weights);
             Nerf = new TriplaneNerf(weights, config.NerfLayerCount);
             Renderer = new VolumeRenderer(Nerf, config.RenderingSamplesPerRay);
@@ -83,6 +84,12 @@ internal sealed class LrmModel : IDisposable
 
     /// <summary>The architecture.</summary>
     public ModelConfig Config { get; }
+
+    /// <summary>The backend whose memory holds the weights: the host's, or the device backend given to Load/Create as placement.</summary>
+    public IBackend Placement { get; }
+
+    // Host-side weight preparation (repacking at load) on a model that was not placed on a device.
+    private static readonly CpuBackend HostPlacement = new();
 
     /// <summary>Whether the model was loaded for training (every named weight kept, see <see cref="Weight"/>).</summary>
     public bool Trainable { get; }
@@ -123,10 +130,10 @@ internal sealed class LrmModel : IDisposable
     /// <see cref="Load(string)"/>; <paramref name="trainable"/> keeps every weight under its checkpoint name (the
     /// optimiser updates those; <see cref="Weight"/>), at the cost of a second copy of the cross-attention projections.
     /// </summary>
-    public static LrmModel Load(string path, bool trainable)
+    public static LrmModel Load(string path, bool trainable, IBackend? placement = null)
     {
         var (config, weightsPath) = OpenModel(path);
-        return Load(config, weightsPath, trainable);
+        return Load(config, weightsPath, trainable, placement);
     }
 
     /// <summary>Metadata key marking LrmNative's single-file model format (value <see cref="SingleFileVersion"/>).</summary>
@@ -225,13 +232,24 @@ internal sealed class LrmModel : IDisposable
     }
 
     /// <summary>Loads the weights of <paramref name="config"/> from a safetensors file under OpenLRM's keys.</summary>
-    public static LrmModel Load(ModelConfig config, string weightsPath, bool trainable = false)
+    public static LrmModel Load(ModelConfig config, string weightsPath, bool trainable = false, IBackend? placement = null)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var weights = WeightSet.Load(weightsPath, LrmWeightNames.Expected(config));
+        return Build(config, WeightSet.Load(weightsPath, LrmWeightNames.Expected(config)), trainable, placement);
+    }
+
+    // The model over host weights (owned; freed on failure), uploaded first when placement is a device backend: the
+    // modules then prepare their weights (repacking) in that backend's memory and the host copy is freed.
+    private static LrmModel Build(ModelConfig config, WeightSet weights, bool trainable, IBackend? placement)
+    {
         try
         {
-            return new LrmModel(config, weights, trainable);
+            if (placement is not null && placement.Device.Kind != DeviceKind.Cpu)
+            {
+                using var host = weights;
+                weights = host.CopyTo(placement);
+            }
+            return new LrmModel(config, weights, trainable, placement);
         }
         catch
         {
@@ -241,19 +259,11 @@ internal sealed class LrmModel : IDisposable
     }
 
     /// <summary>A model over in-memory weights (one per <see cref="LrmWeightNames.Expected"/> name; ownership passes to the model).</summary>
-    public static LrmModel Create(ModelConfig config, IReadOnlyDictionary<string, Tensor> weights, bool trainable)
+    public static LrmModel Create(ModelConfig config, IReadOnlyDictionary<string, Tensor> weights, bool trainable, IBackend? placement = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var set = WeightSet.FromTensors(config.Source.Length > 0 ? config.Source : "initial weights", weights, LrmWeightNames.Expected(config));
-        try
-        {
-            return new LrmModel(config, set, trainable);
-        }
-        catch
-        {
-            set.Dispose();
-            throw;
-        }
+        return Build(config, set, trainable, placement);
     }
 
     /// <summary>
@@ -307,9 +317,9 @@ internal sealed class LrmModel : IDisposable
     /// <summary>
     /// A model of <paramref name="config"/> with weights uniform in [−0.02, 0.02) from <paramref name="seed"/>, made in
     /// memory (for `lrm bench` without a checkpoint: the timing of every op is independent of the values).
-    /// <paramref name="overrides"/> replaces tensors by name; the model takes ownership of them.
+    /// <paramref name="overrides"/> replaces tensors by name; the model takes ownership of them. <paramref name="placement"/>: a device backend to hold the weights (default: the host).
     /// </summary>
-    public static LrmModel CreateRandom(ModelConfig config, int seed, Dictionary<string, Tensor>? overrides = null)
+    public static LrmModel CreateRandom(ModelConfig config, int seed, Dictionary<string, Tensor>? overrides = null, IBackend? placement = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var random = new Random(seed);
@@ -337,16 +347,7 @@ internal sealed class LrmModel : IDisposable
                 unused.Dispose(); // names the table does not have
             }
             overrides?.Clear();
-            var weights = WeightSet.FromTensors($"random weights (seed {seed})", tensors, specs);
-            try
-            {
-                return new LrmModel(config, weights, trainable: false);
-            }
-            catch
-            {
-                weights.Dispose();
-                throw;
-            }
+            return Build(config, WeightSet.FromTensors($"random weights (seed {seed})", tensors, specs), trainable: false, placement);
         }
         catch
         {
@@ -368,13 +369,24 @@ internal sealed class LrmModel : IDisposable
         return (config, WeightSet.Inspect(weightsPath, LrmWeightNames.Expected(config)));
     }
 
+    // The weights are in one backend's memory; a forward on another device would hand its kernels foreign pointers.
+    private void CheckBackend(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (backend.Device != Placement.Device)
+        {
+            throw new LrmInvalidArgumentException($"model: its weights live on {Placement.Device}, but the backend runs on {backend.Device}; "
+                + "load the model there (LrmModel.Load/Create with that backend as placement)");
+        }
+    }
+
     /// <summary>
     /// Image (B, 3, S, S) in [0, 1] and source camera (B, 16) → features, camera embedding, tokens and triplane
     /// (B, 3, C_tri, 2l, 2l); the caller owns the outputs.
     /// </summary>
     public LrmOutputs Forward(IBackend backend, Tensor image, Tensor camera)
     {
-        ArgumentNullException.ThrowIfNull(backend);
+        CheckBackend(backend);
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(camera);
         if (camera.Rank != 2 || camera.Size(0) != image.Size(0))
@@ -402,7 +414,7 @@ internal sealed class LrmModel : IDisposable
     /// <summary>Image (B, 3, S, S) and source camera (B, 16) → triplane (B, 3, C_tri, 2l, 2l); the caller owns it.</summary>
     public Tensor ForwardPlanes(IBackend backend, Tensor image, Tensor camera)
     {
-        ArgumentNullException.ThrowIfNull(backend);
+        CheckBackend(backend);
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(camera);
         using var features = Encoder.Forward(backend, image);
@@ -438,7 +450,7 @@ internal sealed class LrmModel : IDisposable
     /// </summary>
     public LrmActivations ForwardTraining(IBackend backend, Tensor image, Tensor camera)
     {
-        ArgumentNullException.ThrowIfNull(backend);
+        CheckBackend(backend);
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(camera);
         if (!Trainable)
@@ -449,7 +461,7 @@ internal sealed class LrmModel : IDisposable
         {
             throw new LrmShapeException($"model: camera must be ({image.Size(0)}, {Config.CameraInputDim}) for image {image.ShapeText}, got {camera.ShapeText}");
         }
-        var saved = new ScratchTensors();
+        var saved = new ScratchTensors(backend);
         try
         {
             var encoder = Encoder.ForwardTraining(backend, image, saved);
@@ -476,7 +488,7 @@ internal sealed class LrmModel : IDisposable
         ArgumentNullException.ThrowIfNull(gradients);
         ArgumentNullException.ThrowIfNull(saved);
         ArgumentNullException.ThrowIfNull(gradPlanes);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradTokens = scratch.Empty(saved.Tokens.Shape);
         Upsampler.Backward(backend, gradients, gradTokens, gradPlanes, saved.Tokens);
         var gradFeatures = scratch.Empty(saved.Features.Shape);
@@ -484,9 +496,9 @@ internal sealed class LrmModel : IDisposable
         Decoder.Backward(backend, gradients, gradTokens, saved.Features, saved.CameraEmbedding, saved.Decoder, gradFeatures, gradEmbedding);
         if (intermediate is not null)
         {
-            intermediate["tokens"] = Tensor.FromArray(gradTokens.AsSpan<float>(), gradTokens.Shape);
-            intermediate["features"] = Tensor.FromArray(gradFeatures.AsSpan<float>(), gradFeatures.Shape);
-            intermediate["camera_embedding"] = Tensor.FromArray(gradEmbedding.AsSpan<float>(), gradEmbedding.Shape);
+            intermediate["tokens"] = backend.ToHost(gradTokens);
+            intermediate["features"] = backend.ToHost(gradFeatures);
+            intermediate["camera_embedding"] = backend.ToHost(gradEmbedding);
         }
         CameraEmbedder.Backward(backend, gradients, gradEmbedding, saved.Camera);
         Encoder.Backward(backend, gradients, gradFeatures, saved.Encoder);

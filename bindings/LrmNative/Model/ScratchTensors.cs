@@ -3,18 +3,30 @@ using LrmNative.Backends;
 namespace LrmNative.Model;
 
 /// <summary>
-/// Intermediate tensors of one forward pass, freed together when the pass ends. Outputs a module hands
-/// back to its caller are allocated with <see cref="Tensor.Empty"/> instead, so the caller owns them.
+/// Intermediate tensors of one forward pass, allocated by <paramref name="backend"/> (host or device memory) and freed
+/// together when the pass ends. Outputs a module hands back to its caller are allocated with
+/// <see cref="IBackend.Empty"/> instead, so the caller owns them.
 /// </summary>
-internal sealed class ScratchTensors : IDisposable
+internal sealed class ScratchTensors(IBackend backend) : IDisposable
 {
     private readonly List<Tensor> _tensors = [];
 
-    /// <summary>A new fp32 host tensor, freed with this scope.</summary>
+    /// <summary>The backend the scope allocates from.</summary>
+    public IBackend Backend { get; } = backend ?? throw new ArgumentNullException(nameof(backend));
+
+    /// <summary>A new fp32 tensor of the backend, freed with this scope.</summary>
     public Tensor Empty(params ReadOnlySpan<long> shape)
     {
-        var tensor = Tensor.Empty(shape);
+        var tensor = Backend.Empty(shape);
         _tensors.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>A new fp32 tensor of the backend filled with zeros, freed with this scope.</summary>
+    public Tensor Zeros(params ReadOnlySpan<long> shape)
+    {
+        var tensor = Empty(shape);
+        Backend.Fill(tensor, 0f);
         return tensor;
     }
 

@@ -55,7 +55,7 @@ internal sealed class TrainingRenderer
         {
             throw new LrmShapeException($"training renderer: one view at a time — planes (1, 3, H, W, C) and camera (1, 25), got {planes.ShapeText} and {camera.ShapeText}");
         }
-        var view = new RenderedPatch(planes, camera, size, background);
+        var view = new RenderedPatch(backend, planes, camera, size, background);
         try
         {
             if (!keepActivations)
@@ -120,7 +120,7 @@ internal sealed class TrainingRenderer
     // Rays of a size×size view (origins, directions, coarse depths, the image's depth range): camera-only, no activations.
     private ViewRays RayScratch(IBackend backend, Tensor camera, int size)
     {
-        var rays = new ViewRays((long)size * size, Renderer.CoarseSamples);
+        var rays = new ViewRays(backend, (long)size * size, Renderer.CoarseSamples);
         try
         {
             backend.RenderRays(rays.Origins, rays.Directions, rays.Coarse, rays.DepthRange, camera, size, size);
@@ -138,11 +138,11 @@ internal sealed class TrainingRenderer
     {
         int nc = Renderer.CoarseSamples, nf = Renderer.FineSamples;
         var featureWidth = 3 * Renderer.Nerf.Channels;
-        var chunk = new RenderChunkActivations(this, first, count);
+        var chunk = new RenderChunkActivations(this, backend, first, count);
         try
         {
             var s = chunk.Saved;
-            using var scratch = new ScratchTensors();
+            using var scratch = new ScratchTensors(backend);
             var origins = scratch.Empty(1, count, 3);
             var directions = scratch.Empty(1, count, 3);
             backend.Copy(origins, 0, rays.Origins, first * 3, count * 3);
@@ -183,7 +183,7 @@ internal sealed class TrainingRenderer
 
     private void BackwardChunk(IBackend backend, GradientSet gradients, Tensor gradPlanes, RenderedPatch view, RenderChunkActivations chunk, Tensor gradRgb, Tensor gradOpacity)
     {
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var chunkRgb = scratch.Empty(1, chunk.Count, 3);
         var chunkOpacity = scratch.Empty(1, chunk.Count);
         backend.Copy(chunkRgb, 0, gradRgb, chunk.First * 3, chunk.Count * 3);
@@ -206,13 +206,13 @@ internal sealed class TrainingRenderer
         PeakActivationElements = Math.Max(PeakActivationElements, _liveActivations);
     }
 
-    private sealed class ViewRays(long count, int coarseSamples) : IDisposable
+    private sealed class ViewRays(IBackend backend, long count, int coarseSamples) : IDisposable
     {
         public long Count { get; } = count;
-        public Tensor Origins { get; } = Tensor.Empty([1, count, 3]);
-        public Tensor Directions { get; } = Tensor.Empty([1, count, 3]);
-        public Tensor Coarse { get; } = Tensor.Empty([1, count, coarseSamples]);
-        public Tensor DepthRange { get; } = Tensor.Empty([1, 2]);
+        public Tensor Origins { get; } = backend.Empty([1, count, 3]);
+        public Tensor Directions { get; } = backend.Empty([1, count, 3]);
+        public Tensor Coarse { get; } = backend.Empty([1, count, coarseSamples]);
+        public Tensor DepthRange { get; } = backend.Empty([1, 2]);
 
         public void Dispose()
         {
@@ -233,15 +233,16 @@ internal sealed class RenderChunkActivations : IDisposable
     private readonly TrainingRenderer _owner;
     private long _registered;
 
-    internal RenderChunkActivations(TrainingRenderer owner, long first, long count)
+    internal RenderChunkActivations(TrainingRenderer owner, IBackend backend, long first, long count)
     {
         _owner = owner;
+        Saved = new ScratchTensors(backend);
         First = first;
         Count = count;
     }
 
     /// <summary>The tensors.</summary>
-    public ScratchTensors Saved { get; } = new();
+    public ScratchTensors Saved { get; }
 
     /// <summary>First ray of the chunk in the view.</summary>
     public long First { get; }
@@ -288,14 +289,14 @@ internal sealed class RenderChunkActivations : IDisposable
 /// <summary>A rendered training view: its images and either its chunks' activations (kept) or nothing (deferred).</summary>
 internal sealed class RenderedPatch : IDisposable
 {
-    internal RenderedPatch(Tensor planes, Tensor camera, int size, float background)
+    internal RenderedPatch(IBackend backend, Tensor planes, Tensor camera, int size, float background)
     {
         Planes = planes;
         Camera = camera;
         Size = size;
         Background = [background, background, background];
-        Rgb = Tensor.Empty([1, size, size, 3]);
-        Opacity = Tensor.Empty([1, size, size, 1]);
+        Rgb = backend.Empty([1, size, size, 3]);
+        Opacity = backend.Empty([1, size, size, 1]);
     }
 
     /// <summary>Channels-last planes rendered (not owned).</summary>

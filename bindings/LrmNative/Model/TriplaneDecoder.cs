@@ -12,8 +12,8 @@ internal sealed class TriplaneDecoder : IDisposable
     private readonly Tensor _tokens, _normWeight, _normBias;
     private readonly DecoderBlock[] _blocks;
 
-    /// <summary>Binds pos_embed, transformer.layers.*, transformer.norm.*; <paramref name="trainable"/> keeps the named cross-attention tensors.</summary>
-    public TriplaneDecoder(ModelConfig config, WeightSet weights, bool trainable = false)
+    /// <summary>Binds pos_embed, transformer.layers.*, transformer.norm.*; <paramref name="trainable"/> keeps the named cross-attention tensors; the weights live in <paramref name="placement"/>'s memory.</summary>
+    public TriplaneDecoder(IBackend placement, ModelConfig config, WeightSet weights, bool trainable = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
@@ -25,7 +25,7 @@ internal sealed class TriplaneDecoder : IDisposable
         {
             for (var i = 0; i < _blocks.Length; i++)
             {
-                _blocks[i] = new DecoderBlock(weights, LrmWeightNames.DecoderBlock(i), config.TransformerHeads, trainable);
+                _blocks[i] = new DecoderBlock(placement, weights, LrmWeightNames.DecoderBlock(i), config.TransformerHeads, trainable);
             }
         }
         catch
@@ -48,10 +48,10 @@ internal sealed class TriplaneDecoder : IDisposable
         {
             throw new LrmShapeException($"decoder: camera embedding must be ({batch}, E) for features {features.ShapeText}, got {cameraEmbedding.ShapeText}");
         }
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var modulation = scratch.Empty(batch, cameraEmbedding.Size(1));
         backend.Activate(modulation, cameraEmbedding, Activation.Silu);
-        var x = Tensor.Empty([batch, count, width]);
+        var x = backend.Empty([batch, count, width]);
         try
         {
             for (long b = 0; b < batch; b++)
@@ -126,13 +126,13 @@ internal sealed class TriplaneDecoder : IDisposable
         ArgumentNullException.ThrowIfNull(gradFeatures);
         ArgumentNullException.ThrowIfNull(gradCameraEmbedding);
         long batch = gradTokens.Size(0), count = _tokens.Size(1), width = _tokens.Size(2);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradX = scratch.Empty(batch, count, width);
         backend.LayerNormBackward(gradX, gradients[LrmWeightNames.Decoder + "norm.weight"], gradients[LrmWeightNames.Decoder + "norm.bias"],
             gradTokens, saved.NormMean, saved.NormRstd, saved.NormInput, _normWeight);
-        gradFeatures.AsSpan<float>().Clear();
+        backend.Fill(gradFeatures, 0f);
         var gradModulation = scratch.Empty(saved.Modulation.Shape);
-        gradModulation.AsSpan<float>().Clear();
+        backend.Fill(gradModulation, 0f);
         for (var i = _blocks.Length - 1; i >= 0; i--)
         {
             _blocks[i].Backward(backend, gradients, gradX, gradFeatures, gradModulation, features, saved.Modulation, saved.Blocks[i]);

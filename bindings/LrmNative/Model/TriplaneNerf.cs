@@ -43,10 +43,10 @@ internal sealed class TriplaneNerf
             throw new LrmShapeException($"triplane: planes must be (batch, 3, channels, height, width), got {planes.ShapeText}");
         }
         long batch = planes.Size(0), channels = planes.Size(2), height = planes.Size(3), width = planes.Size(4);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var transposed = scratch.Empty(3 * batch, height * width, channels);
         backend.Transpose(transposed, scratch.Reshaped(backend, planes, 3 * batch, channels, height * width));
-        var output = Tensor.Empty([batch, 3, height, width, channels]);
+        var output = backend.Empty([batch, 3, height, width, channels]);
         backend.Copy(output, 0, transposed, 0, transposed.ElementCount);
         return output;
     }
@@ -61,7 +61,7 @@ internal sealed class TriplaneNerf
         ArgumentNullException.ThrowIfNull(planes);
         ArgumentNullException.ThrowIfNull(points);
         CheckPlanes(planes);
-        var raw = Tensor.Empty([points.Size(0), points.Size(1), 4]);
+        var raw = backend.Empty([points.Size(0), points.Size(1), 4]);
         try
         {
             QueryRawInto(backend, raw, planes, points);
@@ -82,8 +82,8 @@ internal sealed class TriplaneNerf
     {
         ArgumentNullException.ThrowIfNull(backend);
         using var raw = QueryRaw(backend, planes, points);
-        var sigma = Tensor.Empty([points.Size(0), points.Size(1), 1]);
-        var rgb = Tensor.Empty([points.Size(0), points.Size(1), 3]);
+        var sigma = backend.Empty([points.Size(0), points.Size(1), 1]);
+        var rgb = backend.Empty([points.Size(0), points.Size(1), 3]);
         try
         {
             backend.NerfDecode(sigma, rgb, raw);
@@ -110,7 +110,7 @@ internal sealed class TriplaneNerf
             throw new LrmShapeException($"triplane: points must be ({planes.Size(0)}, N, 3) for planes {planes.ShapeText}, got {points.ShapeText}");
         }
         long batch = points.Size(0), count = points.Size(1), featureWidth = 3 * Channels;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         if (batch * count <= ChunkPoints)
         {
             var features = scratch.Empty(batch, count, featureWidth);
@@ -130,7 +130,7 @@ internal sealed class TriplaneNerf
             for (long start = 0; start < count; start += ChunkPoints)
             {
                 var n = Math.Min(ChunkPoints, count - start);
-                using var chunk = new ScratchTensors();
+                using var chunk = new ScratchTensors(backend);
                 var chunkPoints = chunk.Empty(1, n, 3);
                 backend.Copy(chunkPoints, 0, points, (b * count + start) * 3, n * 3);
                 var features = chunk.Empty(1, n, featureWidth);
@@ -152,7 +152,7 @@ internal sealed class TriplaneNerf
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(channelsLast);
         long batch = channelsLast.Size(0), height = channelsLast.Size(2), width = channelsLast.Size(3), channels = channelsLast.Size(4);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var transposed = scratch.Empty(3 * batch, channels, height * width);
         backend.Transpose(transposed, scratch.Reshaped(backend, channelsLast, 3 * batch, height * width, channels));
         backend.Copy(output, 0, transposed, 0, transposed.ElementCount);
@@ -181,7 +181,7 @@ internal sealed class TriplaneNerf
         ArgumentNullException.ThrowIfNull(gradients);
         ArgumentNullException.ThrowIfNull(gradPlanes);
         ArgumentNullException.ThrowIfNull(features);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradFeatures = scratch.Empty(features.Shape);
         backend.MlpBackward(gradFeatures, [.. _weightNames.Select(n => gradients[n])], [.. _biasNames.Select(n => (Tensor?)gradients[n])],
             gradRaw, features, _weights, _biases, Activation.Relu, Activation.None);

@@ -32,14 +32,14 @@ internal sealed class TriplaneUpsampler
             throw new LrmShapeException($"upsampler: tokens must be (batch, {3 * low * low}, {width}), got {tokens.ShapeText}");
         }
         var batch = tokens.Size(0);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         // 'nihwd -> indhw' per plane: (3B, l·l, D) → (3B, D, l·l).
         var channelsFirst = scratch.Empty(3 * batch, width, low * low);
         backend.Transpose(channelsFirst, scratch.Reshaped(backend, tokens, 3 * batch, low * low, width));
         var high = low * kernel;
         var planes = scratch.Empty(3 * batch, channels, high, high);
         backend.Deconvolution(planes, scratch.Reshaped(backend, channelsFirst, 3 * batch, width, low, low), _weight, _bias);
-        var output = Tensor.Empty([batch, 3, channels, high, high]);
+        var output = backend.Empty([batch, 3, channels, high, high]);
         backend.Copy(output, 0, planes, 0, planes.ElementCount);
         return output;
     }
@@ -57,7 +57,7 @@ internal sealed class TriplaneUpsampler
         ArgumentNullException.ThrowIfNull(tokens);
         long low = _lowRes, width = _weight.Size(0), channels = _weight.Size(1), kernel = _weight.Size(2);
         long batch = tokens.Size(0), high = low * kernel;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var channelsFirst = scratch.Empty(3 * batch, width, low * low);
         backend.Transpose(channelsFirst, scratch.Reshaped(backend, tokens, 3 * batch, low * low, width));
         var input = scratch.Reshaped(backend, channelsFirst, 3 * batch, width, low, low);

@@ -54,7 +54,7 @@ internal sealed class VitBlock
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(x);
         long batch = x.Size(0), tokens = x.Size(1), width = Width;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var normed = scratch.Empty(batch, tokens, width);
         var qkv = scratch.Empty(batch, tokens, 3 * width);
         var attended = scratch.Empty(batch, tokens, width);
@@ -131,7 +131,7 @@ internal sealed class VitBlock
         ArgumentNullException.ThrowIfNull(gradX);
         ArgumentNullException.ThrowIfNull(saved);
         long batch = gradX.Size(0), tokens = gradX.Size(1), width = Width;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradBranch = scratch.Empty(batch, tokens, width);
         var gradHidden = scratch.Empty(batch, tokens, 4 * width);
         var gradNormed = scratch.Empty(batch, tokens, width);

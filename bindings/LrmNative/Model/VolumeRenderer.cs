@@ -67,13 +67,13 @@ internal sealed class VolumeRenderer
         Span<float> white = [1f, 1f, 1f];
         var backgroundColor = background.IsEmpty ? white : background;
         long batch = planes.Size(0), rays = (long)height * width;
-        var rgb = Tensor.Empty([batch, height, width, 3]);
-        var depth = Tensor.Empty([batch, height, width, 1]);
-        var opacity = Tensor.Empty([batch, height, width, 1]);
+        var rgb = backend.Empty([batch, height, width, 3]);
+        var depth = backend.Empty([batch, height, width, 1]);
+        var opacity = backend.Empty([batch, height, width, 1]);
         var result = new RenderResult(rgb, depth, opacity);
         try
         {
-            using var scratch = new ScratchTensors();
+            using var scratch = new ScratchTensors(backend);
             var origins = scratch.Empty(batch, rays, 3);
             var directions = scratch.Empty(batch, rays, 3);
             var coarse = scratch.Empty(batch, rays, CoarseSamples);
@@ -108,7 +108,7 @@ internal sealed class VolumeRenderer
     private void RenderChunk(IBackend backend, RenderResult result, Tensor planes, Tensor depthRange, Tensor origins,
         Tensor directions, Tensor coarseDepths, long first, long count, ReadOnlySpan<float> background)
     {
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var chunkOrigins = scratch.Empty(1, count, 3);
         var chunkDirections = scratch.Empty(1, count, 3);
         var coarse = scratch.Empty(1, count, CoarseSamples);

@@ -1,4 +1,5 @@
 using System.Text;
+using LrmNative.Backends;
 using LrmNative.IO;
 
 namespace LrmNative.Model;
@@ -77,6 +78,32 @@ internal sealed class WeightSet : IDisposable
             }
         }
         return new WeightSet(source, new Dictionary<string, Tensor>(tensors, StringComparer.Ordinal), []);
+    }
+
+    /// <summary>
+    /// A copy of every tensor in <paramref name="backend"/>'s memory (e.g. uploaded to the GPU once, before the first
+    /// forward), under the same names; this set is left as it was.
+    /// </summary>
+    public WeightSet CopyTo(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        var copies = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (name, tensor) in _tensors)
+            {
+                copies[name] = backend.ToBackend(tensor);
+            }
+        }
+        catch
+        {
+            foreach (var copy in copies.Values)
+            {
+                copy.Dispose();
+            }
+            throw;
+        }
+        return new WeightSet(Source, copies, Ignored);
     }
 
     /// <summary>True if the set holds a tensor of this name.</summary>

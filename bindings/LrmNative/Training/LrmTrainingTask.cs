@@ -58,7 +58,7 @@ internal static class LrmTrainingStep
         var total = views.Sum(v => v.Count);
         var viewWeight = 1f / total;
         double mse = 0, mask = 0;
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var gradPlanes = scratch.Empty(planes.Shape);
         var planeSize = planes.ElementCount / batch;
         var samplePlanes = scratch.Empty([1, .. planes.Shape[1..]]);
@@ -163,7 +163,7 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(batch);
         int samples = (int)batch.SourceImages.Size(0), viewCount = (int)batch.TargetRgb.Size(1), patch = (int)batch.TargetRgb.Size(2);
-        using var scratch = new ScratchTensors();
+        using var scratch = new ScratchTensors(backend);
         var views = new List<IReadOnlyList<TrainingView>>();
         for (var b = 0; b < samples; b++)
         {

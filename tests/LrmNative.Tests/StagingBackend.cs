@@ -1,51 +1,68 @@
+using System.Runtime.InteropServices;
 using LrmNative.Backends;
 
 namespace LrmNative.Tests;
 
 /// <summary>
-/// Lets host-tensor test bodies drive <see cref="CudaBackend"/>: every call uploads each tensor
-/// argument (outputs too, so their poison travels) into a device tensor with poisoned guard
-/// words before and after it, runs the op on the device, checks that no guard word changed, and
-/// downloads the outputs into the caller's host tensors. A tensor passed twice (in-place ops)
-/// maps to one device tensor. The parity tests thus see the GPU's result through the same
-/// unwritten-element and out-of-bounds checks as the CPU's.
+/// Runs every op of an inner backend on staged copies of the caller's tensors: each call stages each tensor argument
+/// (outputs too, so their poison travels) into the inner backend's memory with poisoned guard words around it, runs
+/// the op there, checks that no guard word changed, and copies the outputs back. A tensor passed twice (in-place ops)
+/// maps to one staged tensor. <see cref="DeviceStagingBackend"/> lets host-tensor test bodies drive the CUDA backend;
+/// <see cref="SimulatedDeviceBackend"/> lets model code run against "device" tensors the host cannot read, with the
+/// CPU kernels doing the work.
 /// </summary>
-internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
+internal abstract class StagingBackend<TInner>(TInner inner) : IBackend where TInner : IBackend
 {
-    private const uint Poison = GuardedOutputs.Poison;
+    protected const uint Poison = GuardedOutputs.Poison;
 
-    public CudaBackend Inner { get; } = device;
+    public TInner Inner { get; } = inner;
 
-    public string Name => Inner.Name;
+    public virtual string Name => Inner.Name;
 
-    public Device Device => Device.Cpu;
+    public abstract Device Device { get; }
 
-    private sealed class Call(CudaBackend backend) : IDisposable
+    public abstract Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32);
+
+    public abstract void Fill(Tensor output, float value);
+
+    public abstract void Upload(Tensor destination, Tensor host);
+
+    public abstract void Download(Tensor host, Tensor source);
+
+    /// <summary>A guarded copy of the caller's tensor in the inner backend's memory.</summary>
+    protected abstract Tensor StageIn(Tensor caller);
+
+    /// <summary>Checks the staged output's guards and copies it back into the caller's tensor.</summary>
+    protected abstract void StageOut(Tensor caller, Tensor staged);
+
+    /// <summary>A tensor of the inner backend (e.g. a marching-cubes result) as a new tensor of the caller's kind.</summary>
+    protected abstract Tensor Return(Tensor inner);
+
+    private sealed class Call(StagingBackend<TInner> owner) : IDisposable
     {
         private readonly Dictionary<Tensor, Tensor> _map = new(ReferenceEqualityComparer.Instance);
         private readonly List<Tensor> _outputs = [];
 
-        public Tensor In(Tensor host)
+        public Tensor In(Tensor caller)
         {
-            if (!_map.TryGetValue(host, out var onDevice))
+            if (!_map.TryGetValue(caller, out var staged))
             {
-                onDevice = backend.CreateGuarded(host.Shape, host.DataType, Poison);
-                backend.Upload(onDevice, host);
-                _map[host] = onDevice;
+                staged = owner.StageIn(caller);
+                _map[caller] = staged;
             }
-            return onDevice;
+            return staged;
         }
 
-        public Tensor? InOptional(Tensor? host) => host is null ? null : In(host);
+        public Tensor? InOptional(Tensor? caller) => caller is null ? null : In(caller);
 
-        public Tensor Out(Tensor host)
+        public Tensor Out(Tensor caller)
         {
-            var onDevice = In(host);
-            _outputs.Add(host);
-            return onDevice;
+            var staged = In(caller);
+            _outputs.Add(caller);
+            return staged;
         }
 
-        public Tensor? OutOptional(Tensor? host) => host is null ? null : Out(host);
+        public Tensor? OutOptional(Tensor? caller) => caller is null ? null : Out(caller);
 
         public ColumnSlice Slice(ColumnSlice slice) => new(In(slice.Source), slice.ColumnOffset);
 
@@ -60,12 +77,9 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
         public void Finish()
         {
-            foreach (var host in _outputs)
+            foreach (var caller in _outputs)
             {
-                var onDevice = _map[host];
-                Assert.That(backend.DeviceGuardsIntact(onDevice, Poison), Is.True,
-                    $"CUDA op wrote outside output {host.ShapeText} (device guard words changed)");
-                backend.Download(host, onDevice);
+                owner.StageOut(caller, _map[caller]);
             }
         }
 
@@ -80,7 +94,7 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
     private void Run(Action<Call> body)
     {
-        using var call = new Call(Inner);
+        using var call = new Call(this);
         body(call);
         call.Finish();
     }
@@ -155,16 +169,24 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
 
     public (Tensor Vertices, Tensor Triangles) MarchingCubes(Tensor field, float level, ReadOnlySpan<float> bounds = default)
     {
-        using var onDevice = Inner.Upload(field);
-        var (vertices, triangles) = Inner.MarchingCubes(onDevice, level, bounds);
+        using var call = new Call(this);
+        var (vertices, triangles) = Inner.MarchingCubes(call.In(field), level, bounds);
         using (vertices)
         using (triangles)
         {
-            return (Inner.Download(vertices), Inner.Download(triangles));
+            var returned = Return(vertices);
+            try
+            {
+                return (returned, Return(triangles));
+            }
+            catch
+            {
+                returned.Dispose();
+                throw;
+            }
         }
     }
 
-    // Backward ops are not staged: the CUDA backend has none yet, and says so.
     public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false) =>
         Run(c => Inner.GemmBackward(c.OutOptional(gradA), c.OutOptional(gradB), c.OutOptional(gradBias), c.In(gradOutput), c.In(a), c.In(b), transposeA, transposeB));
 
@@ -236,6 +258,156 @@ internal sealed class DeviceStagingBackend(CudaBackend device) : IBackend
     }
 
     public void Dispose() => Inner.Dispose();
+}
+
+/// <summary>Host-tensor test bodies on the CUDA backend (see <see cref="StagingBackend{TInner}"/>).</summary>
+internal sealed class DeviceStagingBackend(CudaBackend device) : StagingBackend<CudaBackend>(device)
+{
+    public override Device Device => Device.Cpu;
+
+    public override Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32) => Tensor.Empty(shape, dataType);
+
+    public override void Fill(Tensor output, float value)
+    {
+        using var staged = StageIn(output);
+        Inner.Fill(staged, value);
+        StageOut(output, staged);
+    }
+
+    public override unsafe void Upload(Tensor destination, Tensor host) => HostBytes.Copy(destination.Pointer, host);
+
+    public override unsafe void Download(Tensor host, Tensor source) => HostBytes.Copy(host.Pointer, source);
+
+    protected override Tensor StageIn(Tensor caller)
+    {
+        var staged = Inner.CreateGuarded(caller.Shape, caller.DataType, Poison);
+        Inner.Upload(staged, caller);
+        return staged;
+    }
+
+    protected override void StageOut(Tensor caller, Tensor staged)
+    {
+        Assert.That(Inner.DeviceGuardsIntact(staged, Poison), Is.True, $"CUDA op wrote outside output {caller.ShapeText} (device guard words changed)");
+        Inner.Download(caller, staged);
+    }
+
+    protected override Tensor Return(Tensor inner) => Inner.Download(inner);
+}
+
+/// <summary>
+/// A pretend GPU for the model code: its tensors are CUDA-kind tensors over host memory that <see cref="Tensor.AsSpan{T}"/>
+/// refuses to read (as it refuses real device memory), <see cref="Empty"/> fills them with NaN (so a read before a write
+/// shows), every op rejects host tensors as the CUDA backend does, and the work is done by the CPU kernels on staged
+/// copies — so the model's results on it must equal the CPU backend's bit for bit, and any host access the model still
+/// makes fails the test instead of waiting for a GPU session.
+/// </summary>
+internal sealed unsafe class SimulatedDeviceBackend() : StagingBackend<CpuBackend>(new CpuBackend())
+{
+    public override string Name => "simulated-cuda";
+
+    public override Device Device { get; } = Device.Cuda(0);
+
+    /// <summary>Device tensors allocated and not yet freed (leak checks).</summary>
+    public long LiveTensors => Interlocked.Read(ref _live);
+
+    private long _live;
+
+    private sealed class Buffer(SimulatedDeviceBackend owner, long bytes) : IDeviceBuffer
+    {
+        public SimulatedDeviceBackend Owner => owner;
+
+        private void* _memory = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+
+        public ulong Address => (ulong)_memory;
+
+        public void* Pointer => _memory is not null ? _memory : throw new ObjectDisposedException("simulated device buffer");
+
+        public void Release()
+        {
+            var memory = _memory;
+            _memory = null;
+            if (memory is not null)
+            {
+                NativeMemory.AlignedFree(memory);
+                Interlocked.Decrement(ref owner._live);
+            }
+        }
+    }
+
+    public override Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32)
+    {
+        var count = 1L;
+        foreach (var size in shape)
+        {
+            count = checked(count * size);
+        }
+        var bytes = count * dataType.ElementSize();
+        var buffer = new Buffer(this, bytes);
+        Interlocked.Increment(ref _live);
+        new Span<byte>(buffer.Pointer, (int)bytes).Fill(0xFF); // NaN in fp32 and bf16, -1 in Int32
+        return Tensor.OnDevice(shape, dataType, Device, buffer);
+    }
+
+    public override void Fill(Tensor output, float value)
+    {
+        using var staged = StageIn(output);
+        Inner.Fill(staged, value);
+        StageOut(output, staged);
+    }
+
+    public override void Upload(Tensor destination, Tensor host)
+    {
+        Expect.Host("Upload", "host", host);
+        BackendMemory.SameLayout("Upload", destination, host);
+        HostBytes.Copy(Memory(destination), host);
+    }
+
+    public override void Download(Tensor host, Tensor source)
+    {
+        Expect.Host("Download", "host", host);
+        BackendMemory.SameLayout("Download", host, source);
+        System.Buffer.MemoryCopy(Memory(source), host.Pointer, host.ByteCount, source.ByteCount);
+    }
+
+    protected override Tensor StageIn(Tensor caller)
+    {
+        var staged = caller.DataType == DataType.Float32 ? Tensor.CreateGuarded(caller.Shape, Poison) : Tensor.Empty(caller.Shape, caller.DataType);
+        System.Buffer.MemoryCopy(Memory(caller), staged.Pointer, staged.ByteCount, caller.ByteCount);
+        return staged;
+    }
+
+    protected override void StageOut(Tensor caller, Tensor staged)
+    {
+        if (staged.DataType == DataType.Float32)
+        {
+            Assert.That(staged.GuardsIntact(Poison), Is.True, $"op wrote outside output {caller.ShapeText} (guard words changed)");
+        }
+        HostBytes.Copy(Memory(caller), staged);
+    }
+
+    protected override Tensor Return(Tensor inner)
+    {
+        var tensor = Empty(inner.Shape, inner.DataType);
+        HostBytes.Copy(Memory(tensor), inner);
+        return tensor;
+    }
+
+    // The memory behind one of this backend's tensors; anything else (a host tensor, another backend's) is the model's bug.
+    private void* Memory(Tensor tensor)
+    {
+        if (tensor.DeviceBuffer is not Buffer buffer || !ReferenceEquals(buffer.Owner, this))
+        {
+            throw new LrmShapeException($"{tensor} was passed to the simulated device, but it is not one of its tensors (host memory in a device op)");
+        }
+        return buffer.Pointer;
+    }
+}
+
+/// <summary>Raw copies out of host tensors of any element type.</summary>
+internal static unsafe class HostBytes
+{
+    public static void Copy(void* destination, Tensor hostSource) =>
+        System.Buffer.MemoryCopy(hostSource.Pointer, destination, hostSource.ByteCount, hostSource.ByteCount);
 }
 
 /// <summary>Opens the CUDA backend for a test fixture, or skips it with the reason there is none.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LrmNative.Backends;
 using LrmNative.Imaging;
 using LrmNative.IO;
 using LrmNative.Model;
@@ -89,7 +90,7 @@ public sealed class Reconstruction : IDisposable
     /// box [−1, 1]³ reads plane 0 at (u = x, v = y), plane 1 at (x, z), plane 2 at (z, y) (bilinear, zero padding,
     /// align_corners = false; u runs along W, v along H).
     /// </summary>
-    public float[] GetTriplane() => _planes.AsSpan<float>().ToArray();
+    public float[] GetTriplane() => _owner.Backend.ToFloatArray(_planes);
 
     /// <summary>
     /// Saves the triplane as safetensors (atomically): tensor "planes" (3, C, H, W) fp32, and metadata "config" (the model
@@ -101,7 +102,10 @@ public sealed class Reconstruction : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         var config = _owner.Model.Config;
         using var single = Tensor.Empty(_planes.Shape[1..]);
-        _planes.AsSpan<float>().CopyTo(single.AsSpan<float>());
+        using (var planes = _owner.Backend.BorrowHost(_planes))
+        {
+            planes.Tensor.AsSpan<float>().CopyTo(single.AsSpan<float>());
+        }
         var camera = string.Join(", ", Cameras.CanonicalSourceFor(config.CameraInputDim).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
         SafeTensorsFile.Write(path, [new("planes", single)], new Dictionary<string, string>
         {
@@ -128,18 +132,22 @@ public sealed class Reconstruction : IDisposable
         return result.AsSpan<float>().ToArray();
     }
 
-    /// <summary>The NeRF at points (1, N, 3) → (N, 4) = [σ, r, g, b]; the caller owns the result.</summary>
+    /// <summary>The NeRF at host points (1, N, 3) → a host tensor (N, 4) = [σ, r, g, b]; the caller owns the result.</summary>
     internal Tensor Query(Tensor points)
     {
-        var (sigma, rgb) = _owner.Model.Nerf.Query(_owner.Backend, _channelsLast, points);
+        var backend = _owner.Backend;
+        using var onBackend = backend.Borrow(points);
+        var (sigma, rgb) = _owner.Model.Nerf.Query(backend, _channelsLast, onBackend.Tensor);
         using (sigma)
         using (rgb)
+        using (var hostSigma = backend.BorrowHost(sigma))
+        using (var hostRgb = backend.BorrowHost(rgb))
         {
             var count = points.Size(1);
             var result = Tensor.Empty([count, 4]);
             var target = result.AsSpan<float>();
-            var density = sigma.AsSpan<float>();
-            var colour = rgb.AsSpan<float>();
+            var density = hostSigma.Tensor.AsSpan<float>();
+            var colour = hostRgb.Tensor.AsSpan<float>();
             for (var i = 0; i < count; i++)
             {
                 target[4 * i] = density[i];
@@ -168,10 +176,12 @@ public sealed class Reconstruction : IDisposable
         }
         return _owner.Stage(Timings, ReconstructionStage.Render, () =>
         {
-            using var cameras = Tensor.FromArray(camera.RenderVector(), 1, 25);
-            using var render = _owner.Model.Renderer.Render(_owner.Backend, _channelsLast, cameras, height, width);
-            var color = Image.FromRgb(render.Rgb.AsSpan<float>(), width, height, $"{Source} rendered from {camera}");
-            return new RenderedView(camera, color, render.Depth.AsSpan<float>().ToArray(), render.Opacity.AsSpan<float>().ToArray());
+            var backend = _owner.Backend;
+            using var cameras = backend.FromArray(camera.RenderVector(), 1, 25);
+            using var render = _owner.Model.Renderer.Render(backend, _channelsLast, cameras, height, width);
+            using var rgb = backend.BorrowHost(render.Rgb);
+            var color = Image.FromRgb(rgb.Tensor.AsSpan<float>(), width, height, $"{Source} rendered from {camera}");
+            return new RenderedView(camera, color, backend.ToFloatArray(render.Depth), backend.ToFloatArray(render.Opacity));
         });
     }
 
@@ -225,8 +235,11 @@ public sealed class Reconstruction : IDisposable
             ? DensityGrid.QueryCoarseToFine(density, resolution, level, DensityGrid.DefaultCoarseStride, Report)
             : DensityGrid.QueryDense(density, resolution, Report));
         LastGridQuery = new GridQueryStatistics(resolution, grid.CoarseStride > 0, grid.PointsEvaluated, grid.BlocksRefined, grid.Blocks);
-        var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes,
-            () => backend.MarchingCubes(grid.Grid, level, [-1f, -1f, -1f, 1f, 1f, 1f]));
+        var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes, () =>
+        {
+            using var field = backend.Borrow(grid.Grid);
+            return backend.MarchingCubes(field.Tensor, level, [-1f, -1f, -1f, 1f, 1f, 1f]);
+        });
         using (vertices)
         using (triangles)
         {
@@ -236,18 +249,20 @@ public sealed class Reconstruction : IDisposable
                 {
                     return new Mesh([], []);
                 }
-                using var points = Tensor.Empty([1, vertices.Size(0), 3]);
-                vertices.AsSpan<float>().CopyTo(points.AsSpan<float>());
+                using var points = backend.Empty([1, vertices.Size(0), 3]);
+                backend.Copy(points, 0, vertices, 0, vertices.ElementCount);
                 var (sigma, rgb) = _owner.Model.Nerf.Query(backend, _channelsLast, points);
                 using (sigma)
                 using (rgb)
                 {
-                    var colors = rgb.AsSpan<float>().ToArray();
+                    var colors = backend.ToFloatArray(rgb);
                     for (var i = 0; i < colors.Length; i++)
                     {
                         colors[i] = Math.Clamp(colors[i], 0f, 1f); // the NeRF's rgb spans [−0.001, 1.001]
                     }
-                    return new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>(), colors).ComputeVertexNormals();
+                    using var hostVertices = backend.BorrowHost(vertices);
+                    using var hostTriangles = backend.BorrowHost(triangles);
+                    return new Mesh(hostVertices.Tensor.AsSpan<float>(), hostTriangles.Tensor.AsSpan<int>(), colors).ComputeVertexNormals();
                 }
             });
         }

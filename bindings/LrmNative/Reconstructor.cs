@@ -73,12 +73,15 @@ public sealed class Reconstructor : IDisposable
 {
     private readonly LrmModel _model;
     private readonly IBackend _backend;
+    private readonly IBackend _host;
     private bool _disposed;
 
     private Reconstructor(LrmModel model, IBackend backend, Device device, string? deviceNote, ReconstructorOptions options, TimeSpan loadTime, string source)
     {
         _model = model;
         _backend = backend;
+        // Image preparation runs on the host; on the CPU that is the model's own backend.
+        _host = backend.Device.Kind == DeviceKind.Cpu ? backend : new CpuBackend(options.Threads);
         Device = device;
         DeviceNote = deviceNote;
         Options = options;
@@ -113,7 +116,7 @@ public sealed class Reconstructor : IDisposable
         {
             options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 0));
             var clock = Stopwatch.StartNew();
-            var model = LrmModel.Load(path);
+            var model = LrmModel.Load(path, trainable: false, placement: backend);
             options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 1));
             return new Reconstructor(model, backend, used, note, options, clock.Elapsed, path);
         }
@@ -124,13 +127,41 @@ public sealed class Reconstructor : IDisposable
         }
     }
 
-    /// <summary>A reconstructor around a model made in memory (benchmarks, tests); takes ownership of the model.</summary>
-    internal static Reconstructor FromModel(LrmModel model, Device device, ReconstructorOptions? options, TimeSpan loadTime, string source)
+    /// <summary>
+    /// A reconstructor around a model made in memory (benchmarks, tests): <paramref name="createModel"/> gets the backend
+    /// the device resolved to, to place the weights there (LrmModel.Create/CreateRandom's placement); the reconstructor
+    /// owns the model.
+    /// </summary>
+    internal static Reconstructor FromModel(Func<IBackend, LrmModel> createModel, Device device, ReconstructorOptions? options, string source)
     {
+        ArgumentNullException.ThrowIfNull(createModel);
         options ??= new ReconstructorOptions();
         options.Validate();
         var (backend, used, note) = BackendFactory.Create(device, options.Threads);
-        return new Reconstructor(model, backend, used, note, options, loadTime, source);
+        return WithBackend(backend, createModel, options, source, note);
+    }
+
+    /// <summary>
+    /// <see cref="FromModel"/> on a given backend (tests: a simulated device); takes ownership of the backend, which is
+    /// disposed if the model cannot be made.
+    /// </summary>
+    internal static Reconstructor WithBackend(IBackend backend, Func<IBackend, LrmModel> createModel, ReconstructorOptions? options, string source, string? deviceNote = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(createModel);
+        options ??= new ReconstructorOptions();
+        try
+        {
+            options.Validate();
+            var clock = Stopwatch.StartNew();
+            var model = createModel(backend);
+            return new Reconstructor(model, backend, backend.Device, deviceNote, options, clock.Elapsed, source);
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The device the model runs on (the CPU when <see cref="Device.Auto"/> found no usable GPU backend).</summary>
@@ -197,13 +228,14 @@ public sealed class Reconstructor : IDisposable
             OutputSize = _model.Config.EncoderImageSize,
             ForegroundRatio = ForegroundRatio,
         });
-        var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_backend, image));
+        var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_host, image));
         try
         {
             var (planes, channelsLast) = Stage(timings, ReconstructionStage.ImageToTriplane, () =>
             {
-                using var camera = Tensor.FromArray(Cameras.CanonicalSourceFor(_model.Config.CameraInputDim), 1, _model.Config.CameraInputDim);
-                var planes = _model.ForwardPlanes(_backend, input.Image, camera);
+                using var camera = _backend.FromArray(Cameras.CanonicalSourceFor(_model.Config.CameraInputDim), 1, _model.Config.CameraInputDim);
+                using var encoderInput = _backend.Borrow(input.Image);
+                var planes = _model.ForwardPlanes(_backend, encoderInput.Tensor, camera);
                 try
                 {
                     return (planes, TriplaneNerf.ToChannelsLast(_backend, planes));
@@ -234,8 +266,9 @@ public sealed class Reconstructor : IDisposable
         {
             throw new LrmInvalidArgumentException($"{source}: the source camera feature has {sourceCamera.Length} values; the model reads {_model.Config.CameraInputDim}");
         }
-        using var camera = Tensor.FromArray(sourceCamera, 1, sourceCamera.Length);
-        var planes = _model.ForwardPlanes(_backend, image, camera);
+        using var camera = _backend.FromArray(sourceCamera, 1, sourceCamera.Length);
+        using var encoderInput = _backend.Borrow(image);
+        var planes = _model.ForwardPlanes(_backend, encoderInput.Tensor, camera);
         try
         {
             return FromPlanes(planes, source);
@@ -247,9 +280,18 @@ public sealed class Reconstructor : IDisposable
         }
     }
 
-    /// <summary>A reconstruction of given planes (1, 3, C, H, W), without an input image (benchmarks, tests); takes ownership.</summary>
+    /// <summary>
+    /// A reconstruction of given planes (1, 3, C, H, W), without an input image (benchmarks, tests); takes ownership
+    /// (host planes for a device backend are uploaded and freed).
+    /// </summary>
     internal Reconstruction FromPlanes(Tensor planes, string source)
     {
+        ArgumentNullException.ThrowIfNull(planes);
+        if (planes.Device != _backend.Device)
+        {
+            using var host = planes;
+            planes = _backend.ToBackend(host);
+        }
         var timings = new ReconstructionTimings();
         timings.Add(ReconstructionStage.Load, LoadTime);
         var channelsLast = TriplaneNerf.ToChannelsLast(_backend, planes);
@@ -276,6 +318,10 @@ public sealed class Reconstructor : IDisposable
         }
         _disposed = true;
         _model.Dispose();
+        if (!ReferenceEquals(_host, _backend))
+        {
+            _host.Dispose();
+        }
         _backend.Dispose();
     }
 

@@ -85,8 +85,8 @@ public sealed class CoarseToFineTests
         // The tiny checkpoint's sizes, with NeRF weights and a triplane whose density is a sphere of radius 0.6 at σ = 3.
         var config = ModelConfig.Load(Path.Combine(Golden.TinyModelDirectory, LrmModel.ConfigFileName));
         const float level = 3f;
-        var model = LrmModel.CreateRandom(config, seed: 7, AnalyticTriplane.NerfWeights(config, level));
-        using var lrm = Reconstructor.FromModel(model, Device.Cpu, new ReconstructorOptions(), TimeSpan.Zero, "analytic");
+        using var lrm = Reconstructor.FromModel(backend => LrmModel.CreateRandom(config, seed: 7, AnalyticTriplane.NerfWeights(config, level), backend),
+            Device.Cpu, new ReconstructorOptions(), "analytic");
         using var result = lrm.FromPlanes(AnalyticTriplane.Planes(config), "analytic sphere");
         Assert.That(result.Threshold, Is.EqualTo(ModelConfig.DefaultMeshThreshold), "the tiny config names no threshold: OpenLRM's 3.0");
 

@@ -1,4 +1,5 @@
 using LrmNative.Backends;
+using LrmNative.Imaging;
 using LrmNative.Model;
 using LrmNative.Training;
 
@@ -93,5 +94,48 @@ public sealed class ModelOnDeviceTests
         using var camera = Tensor.Zeros([1, config.CameraInputDim]);
         var error = Assert.Throws<LrmInvalidArgumentException>(() => model.Forward(cpu, image, camera).Dispose());
         Assert.That(error!.Message, Does.Contain("cuda:0").And.Contain("cpu").And.Contain("placement"));
+    }
+
+    [Test]
+    public void ReconstructOnADeviceBackendEqualsTheCpu()
+    {
+        var options = new ReconstructorOptions();
+        using var cpu = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, options);
+        var device = new SimulatedDeviceBackend();
+        using (var lrm = Reconstructor.WithBackend(device, backend => LrmModel.Load(Golden.TinyModelDirectory, trainable: false, backend), options, "tiny"))
+        {
+            Assert.That(lrm.Device, Is.EqualTo(Device.Cuda(0)));
+            using var image = Image.Load(Golden.ExampleImagePath);
+            using var expected = cpu.Reconstruct(image);
+            using var actual = lrm.Reconstruct(image);
+            Assert.That(actual.GetTriplane(), Is.EqualTo(expected.GetTriplane()).AsCollection, "triplane");
+
+            using var expectedView = expected.Render(Camera.Input, 24, 20);
+            using var actualView = actual.Render(Camera.Input, 24, 20);
+            Assert.That(actualView.Color.Pixels.ToFloatArray(), Is.EqualTo(expectedView.Color.Pixels.ToFloatArray()).AsCollection, "rendered colour");
+            Assert.That(actualView.Depth.ToArray(), Is.EqualTo(expectedView.Depth.ToArray()).AsCollection, "rendered depth");
+            Assert.That(actualView.Opacity.ToArray(), Is.EqualTo(expectedView.Opacity.ToArray()).AsCollection, "rendered opacity");
+
+            float[] points = [0f, 0f, 0f, 0.3f, -0.2f, 0.5f, 0.9f, 0.9f, -0.9f];
+            Assert.That(actual.Query(points), Is.EqualTo(expected.Query(points)).AsCollection, "NeRF query");
+
+            // Meshes need a surface: the tiny model's NeRF MLP with analytic weights over an analytic sphere triplane.
+            var config = cpu.Model.Config;
+            using var sphereCpu = Reconstructor.FromModel(backend => LrmModel.CreateRandom(config, 7, AnalyticTriplane.NerfWeights(config, 3f), backend), Device.Cpu, options, "sphere");
+            using var sphereDevice = Reconstructor.WithBackend(new SimulatedDeviceBackend(),
+                backend => LrmModel.CreateRandom(config, 7, AnalyticTriplane.NerfWeights(config, 3f), backend), options, "sphere");
+            using var onCpu = sphereCpu.FromPlanes(AnalyticTriplane.Planes(config), "sphere");
+            using var onDevice = sphereDevice.FromPlanes(AnalyticTriplane.Planes(config), "sphere");
+            foreach (var coarseToFine in new[] { false, true })
+            {
+                var want = onCpu.ExtractMesh(40, 3f, coarseToFine);
+                var got = onDevice.ExtractMesh(40, 3f, coarseToFine);
+                Assert.That(want.TriangleCount, Is.GreaterThan(100), "the sphere has a surface");
+                Assert.That(got.Positions.ToArray(), Is.EqualTo(want.Positions.ToArray()).AsCollection, $"mesh vertices (coarse-to-fine {coarseToFine})");
+                Assert.That(got.Triangles.ToArray(), Is.EqualTo(want.Triangles.ToArray()).AsCollection, $"mesh triangles (coarse-to-fine {coarseToFine})");
+                Assert.That(got.Colors.ToArray(), Is.EqualTo(want.Colors.ToArray()).AsCollection, $"vertex colours (coarse-to-fine {coarseToFine})");
+            }
+        }
+        Assert.That(device.LiveTensors, Is.Zero, "every device tensor is freed with the reconstructor and its reconstructions");
     }
 }

@@ -155,9 +155,9 @@ internal static class BenchCommand
                 {
                     config = ModelConfig.Load(modelPath);
                     var level = options.Threshold ?? config.MeshThreshold ?? ModelConfig.DefaultMeshThreshold;
-                    var clock = Stopwatch.StartNew();
-                    var model = LrmModel.CreateRandom(config, options.Seed, AnalyticTriplane.NerfWeights(config, level));
-                    lrm = Reconstructor.FromModel(model, device, reconstructorOptions, clock.Elapsed, modelPath);
+                    var random = config;
+                    lrm = Reconstructor.FromModel(backend => LrmModel.CreateRandom(random, options.Seed, AnalyticTriplane.NerfWeights(random, level), backend),
+                        device, reconstructorOptions, modelPath);
                 }
                 else
                 {

@@ -83,6 +83,28 @@ public static class BackendMemory
         return host.ToFloatArray();
     }
 
+    /// <summary>
+    /// <paramref name="host"/> as a tensor of <paramref name="backend"/>: the tensor itself when the backend computes on
+    /// the host, else an uploaded copy that the lease frees.
+    /// </summary>
+    public static TensorLease Borrow(this IBackend backend, Tensor host)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(host);
+        return host.Device == backend.Device ? new TensorLease(host, owned: false) : new TensorLease(backend.ToBackend(host), owned: true);
+    }
+
+    /// <summary>
+    /// <paramref name="tensor"/>, a tensor of <paramref name="backend"/>, readable on the host: the tensor itself when it
+    /// is a host tensor, else a downloaded copy that the lease frees.
+    /// </summary>
+    public static TensorLease BorrowHost(this IBackend backend, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(tensor);
+        return tensor.Device.Kind == DeviceKind.Cpu ? new TensorLease(tensor, owned: false) : new TensorLease(backend.ToHost(tensor), owned: true);
+    }
+
     /// <summary>The bits of <paramref name="value"/> rounded to bf16 (nearest, ties to even; NaN stays NaN).</summary>
     public static ushort BFloat16Bits(float value)
     {
@@ -102,4 +124,43 @@ public static class BackendMemory
             throw new LrmShapeException($"{op}: {a} and {b} differ in shape or type");
         }
     }
+}
+
+/// <summary>A tensor that is either borrowed (left alone) or a copy made for the borrower (freed by <see cref="Dispose"/>).</summary>
+public readonly struct TensorLease : IDisposable, IEquatable<TensorLease>
+{
+    private readonly bool _owned;
+
+    internal TensorLease(Tensor tensor, bool owned)
+    {
+        Tensor = tensor;
+        _owned = owned;
+    }
+
+    /// <summary>The tensor to use.</summary>
+    public Tensor Tensor { get; }
+
+    /// <summary>Frees the tensor if it is a copy.</summary>
+    public void Dispose()
+    {
+        if (_owned)
+        {
+            Tensor.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public bool Equals(TensorLease other) => ReferenceEquals(Tensor, other.Tensor) && _owned == other._owned;
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is TensorLease other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Tensor, _owned);
+
+    /// <summary>Equality of tensor and ownership.</summary>
+    public static bool operator ==(TensorLease left, TensorLease right) => left.Equals(right);
+
+    /// <summary>Inequality of tensor or ownership.</summary>
+    public static bool operator !=(TensorLease left, TensorLease right) => !left.Equals(right);
 }

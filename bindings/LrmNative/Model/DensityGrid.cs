@@ -63,13 +63,16 @@ internal static class DensityGrid
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(nerf);
         ArgumentNullException.ThrowIfNull(channelsLastPlanes);
+        // The grid is laid out on the host: points go to the backend and densities come back per chunk.
         return (points, density) =>
         {
-            var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, points);
+            using var onBackend = backend.Borrow(points);
+            var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, onBackend.Tensor);
             using (sigma)
             using (rgb)
+            using (var host = backend.BorrowHost(sigma))
             {
-                sigma.AsSpan<float>().CopyTo(density);
+                host.Tensor.AsSpan<float>().CopyTo(density);
             }
         };
     }

@@ -2,25 +2,16 @@ namespace LrmNative.Backends;
 
 /// <summary>
 /// Turns a requested <see cref="Device"/> into a backend: the one place that knows which backends this build has.
-/// <see cref="Device.Auto"/> takes CUDA when a CUDA backend can run here and falls back to the CPU otherwise, saying
-/// why; an explicit CUDA request that cannot be served fails with one error giving the reason.
+/// <see cref="Device.Auto"/> takes the CUDA backend when one can run here (a driver, a device and NVRTC) and falls back
+/// to the CPU otherwise, saying why; an explicit CUDA request that cannot be served fails with one error giving the reason.
 /// </summary>
 internal static class BackendFactory
 {
     /// <summary>The prefix of every "CUDA requested but not possible" message.</summary>
     public const string CudaUnavailable = "CUDA backend not available";
 
-    /// <summary>Why a CUDA backend cannot run in this process, or null when it can.</summary>
-    public static string? CudaUnavailableReason()
-    {
-        var driver = CudaDriverInfo.Probe();
-        if (!driver.Available)
-        {
-            return driver.Summary;
-        }
-        // The driver and a GPU are here; the backend itself is a separate piece of work (issue: CUDA backend).
-        return $"this build of LrmNative has no CUDA backend yet ({driver.Summary})";
-    }
+    /// <summary>Why a CUDA backend cannot run on cuda:<paramref name="ordinal"/> in this process, or null when it can.</summary>
+    public static string? CudaUnavailableReason(int ordinal = 0) => CudaBackend.IsAvailable(out var reason, ordinal) ? null : reason;
 
     /// <summary>
     /// A backend for <paramref name="requested"/> with <paramref name="threads"/> CPU threads (0: the library default):
@@ -32,11 +23,31 @@ internal static class BackendFactory
         if (requested.IsAuto)
         {
             var reason = CudaUnavailableReason();
+            if (reason is null)
+            {
+                try
+                {
+                    var cuda = new CudaBackend();
+                    return (cuda, cuda.Device, null);
+                }
+                catch (LrmException error)
+                {
+                    reason = error.Message;
+                }
+            }
             return (new CpuBackend(threads), Device.Cpu, $"{CudaUnavailable}: {reason}; running on the CPU");
         }
         if (requested.Kind == DeviceKind.Cuda)
         {
-            throw new LrmUnsupportedException($"{CudaUnavailable}: {CudaUnavailableReason()}");
+            try
+            {
+                var cuda = new CudaBackend(requested.Ordinal);
+                return (cuda, cuda.Device, null);
+            }
+            catch (LrmCudaUnavailableException error)
+            {
+                throw new LrmUnsupportedException($"{CudaUnavailable}: {error.Message}");
+            }
         }
         return (new CpuBackend(threads), Device.Cpu, null);
     }

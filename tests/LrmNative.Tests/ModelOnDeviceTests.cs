@@ -138,4 +138,72 @@ public sealed class ModelOnDeviceTests
         }
         Assert.That(device.LiveTensors, Is.Zero, "every device tensor is freed with the reconstructor and its reconstructions");
     }
+
+    // Trains the tiny model for `steps` updates on `backend` (weights placed there), optionally resuming; returns the
+    // final weights (host copies, by name) and the log's losses.
+    private static (Dictionary<string, float[]> Weights, double[] Losses) Train(IBackend backend, string data, string output, long steps, bool deferred,
+        long stopAt = 0, bool resume = false)
+    {
+        var config = Config();
+        var dataset = MultiViewDataset.Open(data, new DataOptions
+        {
+            ViewsPerSample = 2,
+            SourceImageSize = 28,
+            RenderMinResolution = 12,
+            RenderMaxResolution = 16,
+            PatchSize = 8,
+        });
+        using var model = LrmModel.Create(config, ModelInitializer.Create(config, 5), trainable: true, backend);
+        using var task = new LrmTrainingTask(model, new LrmLossOptions { Deferred = deferred, MaskWeight = 0.5f }, chunkRays: 50);
+        var loop = new TrainingLoop(task, dataset, new TrainingOptions
+        {
+            Steps = steps,
+            BatchSize = 2,
+            Seed = 3,
+            WarmupSteps = 1,
+            Optimizer = new AdamWOptions { LearningRate = 1e-3 },
+            CheckpointEvery = 1,
+            OutputDirectory = output,
+        });
+        using var cancel = new CancellationTokenSource();
+        loop.Run(backend, resume ? loop.CheckpointPath : null, progress: p =>
+        {
+            if (p.Step == stopAt)
+            {
+                cancel.Cancel();
+            }
+        }, cancel.Token);
+        var weights = task.Parameters.ToDictionary(p => p.Name, p => backend.ToFloatArray(p.Value));
+        return (weights, TrainingLoop.ReadLog(output).Select(row => row["loss"]).ToArray());
+    }
+
+    [TestCase(false, TestName = "TrainingStepsOnADeviceBackendEqualTheCpu")]
+    [TestCase(true, TestName = "DeferredTrainingStepsOnADeviceBackendEqualTheCpu")]
+    public void TrainingSteps(bool deferred)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "lrm-device-train-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var data = Path.Combine(folder, "data");
+            TrainingSceneData.Write(data, objects: 3, views: 3, size: 16, seed: 4);
+            using var cpu = new CpuBackend();
+            var (expected, expectedLosses) = Train(cpu, data, Path.Combine(folder, "cpu"), steps: 3, deferred);
+            using var device = new SimulatedDeviceBackend();
+            // Two updates, stop (checkpoint written from the device), resume on the device for the third.
+            var deviceRun = Path.Combine(folder, "device");
+            Train(device, data, deviceRun, steps: 3, deferred, stopAt: 2);
+            var (actual, actualLosses) = Train(device, data, deviceRun, steps: 3, deferred, resume: true);
+            Assert.That(actualLosses, Is.EqualTo(expectedLosses).AsCollection, "losses of the three updates");
+            Assert.That(actual.Keys, Is.EquivalentTo(expected.Keys));
+            foreach (var (name, values) in expected)
+            {
+                Assert.That(actual[name], Is.EqualTo(values).AsCollection, $"weight '{name}' after three updates");
+            }
+            Assert.That(device.LiveTensors, Is.Zero, "every device tensor is freed after training");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

@@ -164,3 +164,59 @@ public readonly struct TensorLease : IDisposable, IEquatable<TensorLease>
     /// <summary>Inequality of tensor or ownership.</summary>
     public static bool operator !=(TensorLease left, TensorLease right) => !left.Equals(right);
 }
+
+/// <summary>
+/// Named tensors readable on the host, for writers (safetensors files): host tensors as they are, device tensors as
+/// downloaded copies that <see cref="Dispose"/> frees.
+/// </summary>
+public sealed class HostTensorSet : IDisposable
+{
+    private readonly List<TensorLease> _leases = [];
+
+    private HostTensorSet()
+    {
+    }
+
+    /// <summary>The tensors under their names, in the order given.</summary>
+    public IReadOnlyList<KeyValuePair<string, Tensor>> Tensors { get; private set; } = [];
+
+    /// <summary>Host views of <paramref name="tensors"/>, which live on the host or in <paramref name="backend"/>'s memory (null: all on the host).</summary>
+    public static HostTensorSet Of(IBackend? backend, IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var set = new HostTensorSet();
+        try
+        {
+            set.Tensors = tensors.Select(entry =>
+            {
+                if (entry.Value.Device.Kind == DeviceKind.Cpu)
+                {
+                    return entry;
+                }
+                if (backend is null)
+                {
+                    throw new LrmInternalException($"tensor '{entry.Key}' lives on {entry.Value.Device}; reading it needs that backend");
+                }
+                var lease = backend.BorrowHost(entry.Value);
+                set._leases.Add(lease);
+                return new KeyValuePair<string, Tensor>(entry.Key, lease.Tensor);
+            }).ToList();
+            return set;
+        }
+        catch
+        {
+            set.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Frees the downloaded copies.</summary>
+    public void Dispose()
+    {
+        foreach (var lease in _leases)
+        {
+            lease.Dispose();
+        }
+        _leases.Clear();
+    }
+}

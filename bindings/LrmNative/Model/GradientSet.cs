@@ -12,15 +12,18 @@ internal sealed class GradientSet : IDisposable
     private readonly Dictionary<string, Tensor> _gradients = new(StringComparer.Ordinal);
     private readonly List<string> _order = [];
 
-    /// <summary>Zero gradients shaped like <paramref name="specs"/>.</summary>
-    public GradientSet(IEnumerable<WeightSpec> specs)
+    private readonly IBackend? _backend;
+
+    /// <summary>Zero gradients shaped like <paramref name="specs"/>, in <paramref name="backend"/>'s memory (default: the host's).</summary>
+    public GradientSet(IEnumerable<WeightSpec> specs, IBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(specs);
+        _backend = backend;
         try
         {
             foreach (var spec in specs)
             {
-                _gradients.Add(spec.Name, Tensor.Zeros(spec.Shape));
+                _gradients.Add(spec.Name, backend is null ? Tensor.Zeros(spec.Shape) : backend.Zeros(spec.Shape));
                 _order.Add(spec.Name);
             }
         }
@@ -44,7 +47,14 @@ internal sealed class GradientSet : IDisposable
     {
         foreach (var gradient in _gradients.Values)
         {
-            gradient.AsSpan<float>().Clear();
+            if (_backend is null)
+            {
+                gradient.AsSpan<float>().Clear();
+            }
+            else
+            {
+                _backend.Fill(gradient, 0f);
+            }
         }
     }
 
@@ -83,7 +93,7 @@ internal static class GradientOps
     /// <summary>A weight gradient through <see cref="IBackend.GemmBackward"/> (whose gradB overwrites), accumulated into <paramref name="gradWeight"/>.</summary>
     public static void LinearBackward(IBackend backend, Tensor? gradInput, Tensor gradWeight, Tensor? gradBias, Tensor gradOutput, Tensor input, Tensor weight)
     {
-        using var partial = Tensor.Empty(weight.Shape);
+        using var partial = backend.Empty(weight.Shape);
         backend.GemmBackward(gradInput, partial, gradBias, gradOutput, input, weight, transposeB: true);
         Accumulate(backend, gradWeight, partial);
     }

@@ -273,7 +273,8 @@ internal sealed class LrmModel : IDisposable
     public void SaveWeights(string destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        SafeTensorsFile.Write(destination, WeightsToSave(), SaveMetadata());
+        using var tensors = WeightsToSave();
+        SafeTensorsFile.Write(destination, tensors.Tensors, SaveMetadata());
     }
 
     /// <summary>
@@ -285,7 +286,8 @@ internal sealed class LrmModel : IDisposable
     internal string SaveWeights(string directory, long maxFileBytes)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        var tensors = WeightsToSave().ToList();
+        using var weights = WeightsToSave();
+        var tensors = weights.Tensors;
         var metadata = SaveMetadata();
         var single = Path.Combine(directory, WeightsFileName);
         var index = Path.Combine(directory, IndexFileName);
@@ -304,8 +306,9 @@ internal sealed class LrmModel : IDisposable
         return index;
     }
 
-    private IEnumerable<KeyValuePair<string, Tensor>> WeightsToSave() =>
-        LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name)));
+    // The named weights readable on the host (downloaded copies when they live on a device).
+    private HostTensorSet WeightsToSave() =>
+        HostTensorSet.Of(Placement, LrmWeightNames.Expected(Config).Select(spec => new KeyValuePair<string, Tensor>(spec.Name, Weight(spec.Name))));
 
     private Dictionary<string, string> SaveMetadata() => new()
     {

@@ -148,7 +148,7 @@ internal sealed class AdamW : IDisposable
         var scale = ClipScale(norm, Options.MaxGradientNorm);
         foreach (var parameter in parameters)
         {
-            var (expAvg, expAvgSq) = StateOf(parameter);
+            var (expAvg, expAvgSq) = StateOf(backend, parameter);
             backend.AdamWStep(parameter.Value, expAvg, expAvgSq, parameter.Gradient, (float)learningRate, Options.Beta1, Options.Beta2,
                 Options.Epsilon, parameter.WeightDecay ? Options.WeightDecay : 0f, scale, step);
         }
@@ -170,10 +170,20 @@ internal sealed class AdamW : IDisposable
     /// Restores the moments of <paramref name="parameters"/> and the step count from <paramref name="read"/>
     /// (a checkpoint's tensor by key, null when absent). With <paramref name="stepCount"/> 0 the state must be empty;
     /// otherwise every parameter must have both moments of its shape. Errors name <paramref name="source"/> and the tensor;
-    /// on an error the optimiser keeps its previous state.
+    /// on an error the optimiser keeps its previous state. With a device <paramref name="backend"/> the moments are uploaded to it.
     /// </summary>
-    public void LoadState(Func<string, Tensor?> read, IReadOnlyList<TrainableParameter> parameters, long stepCount, string source)
+    public void LoadState(Func<string, Tensor?> read, IReadOnlyList<TrainableParameter> parameters, long stepCount, string source, IBackend? backend = null)
     {
+        if (backend is not null && backend.Device.Kind != DeviceKind.Cpu)
+        {
+            // The moments live where the parameters do: each host tensor read is uploaded and freed.
+            var readHost = read;
+            read = name =>
+            {
+                using var host = readHost(name);
+                return host is null ? null : backend.ToBackend(host);
+            };
+        }
         ArgumentNullException.ThrowIfNull(read);
         ArgumentNullException.ThrowIfNull(parameters);
         if (stepCount < 0)
@@ -242,7 +252,7 @@ internal sealed class AdamW : IDisposable
         _state.Clear();
     }
 
-    private (Tensor ExpAvg, Tensor ExpAvgSq) StateOf(TrainableParameter parameter)
+    private (Tensor ExpAvg, Tensor ExpAvgSq) StateOf(IBackend backend, TrainableParameter parameter)
     {
         if (!_state.TryGetValue(parameter.Name, out var state))
         {
@@ -250,7 +260,7 @@ internal sealed class AdamW : IDisposable
             {
                 throw new LrmInvalidArgumentException($"AdamW: parameter '{parameter.Name}' joined after step {StepCount}; the parameter set must not change during training");
             }
-            state = (Tensor.Zeros(parameter.Value.Shape), Tensor.Zeros(parameter.Value.Shape));
+            state = (backend.Zeros(parameter.Value.Shape), backend.Zeros(parameter.Value.Shape));
             _state[parameter.Name] = state;
         }
         return state;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LrmNative.Backends;
 
 namespace LrmNative.Training;
 
@@ -58,7 +59,34 @@ internal static class Losses
         return sum / x.Length;
     }
 
-    /// <summary>Mask loss: <see cref="MeanSquaredError"/> of rendered opacity against the target alpha (see the class remarks).</summary>
+    /// <summary>
+    /// <see cref="MeanSquaredError(Tensor?, Tensor, Tensor, float, bool)"/> of tensors of <paramref name="backend"/>: computed on
+    /// the host (a device's images come down and the gradient goes back up; per view these are patch-sized).
+    /// </summary>
+    public static double MeanSquaredError(IBackend backend, Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false) =>
+        OnHost(backend, gradient, prediction, target, (g, x, y) => MeanSquaredError(g, x, y!, weight, accumulate));
+
+    /// <summary><see cref="TotalVariation(Tensor?, Tensor, float, bool)"/> of tensors of <paramref name="backend"/>, computed on the host.</summary>
+    public static double TotalVariation(IBackend backend, Tensor? gradient, Tensor planes, float weight = DefaultTotalVariationWeight, bool accumulate = false) =>
+        OnHost(backend, gradient, planes, null, (g, x, _) => TotalVariation(g, x, weight, accumulate));
+
+    // Runs a host loss on host views of backend tensors and writes the gradient back where it lives.
+    private static double OnHost(IBackend backend, Tensor? gradient, Tensor first, Tensor? second, Func<Tensor?, Tensor, Tensor?, double> loss)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(first);
+        using var x = backend.BorrowHost(first);
+        using var y = second is null ? default : backend.BorrowHost(second);
+        using var g = gradient is null ? default : backend.BorrowHost(gradient);
+        var value = loss(g.Tensor, x.Tensor, y.Tensor);
+        if (gradient is not null && !ReferenceEquals(g.Tensor, gradient))
+        {
+            backend.Upload(gradient, g.Tensor);
+        }
+        return value;
+    }
+
+    /// <summary>Mask loss: <see cref="MeanSquaredError(Tensor?, Tensor, Tensor, float, bool)"/> of rendered opacity against the target alpha (see the class remarks).</summary>
     public static double MaskMeanSquaredError(Tensor? gradient, Tensor opacity, Tensor alpha, float weight = 1f, bool accumulate = false) =>
         MeanSquaredError(gradient, opacity, alpha, weight, accumulate);
 

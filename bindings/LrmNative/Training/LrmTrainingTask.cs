@@ -64,12 +64,12 @@ internal static class LrmTrainingStep
         var samplePlanes = scratch.Empty([1, .. planes.Shape[1..]]);
         var sampleGrad = scratch.Empty(samplePlanes.Shape);
         // TV first (it overwrites gradPlanes), then each sample's render gradient is added.
-        var tv = Losses.TotalVariation(gradPlanes, planes, options.TotalVariationWeight);
+        var tv = Losses.TotalVariation(backend, gradPlanes, planes, options.TotalVariationWeight);
         for (long b = 0; b < batch; b++)
         {
             backend.Copy(samplePlanes, 0, planes, b * planeSize, planeSize);
             using var channelsLast = TriplaneNerf.ToChannelsLast(backend, samplePlanes);
-            using var channelsLastGrad = Tensor.Zeros(channelsLast.Shape);
+            using var channelsLastGrad = backend.Zeros(channelsLast.Shape);
             var rendered = new List<RenderedPatch>();
             try
             {
@@ -81,10 +81,10 @@ internal static class LrmTrainingStep
                 for (var v = 0; v < rendered.Count; v++)
                 {
                     var view = views[(int)b][v];
-                    using var gradRgb = Tensor.Empty(rendered[v].Rgb.Shape);
-                    using var gradOpacity = Tensor.Empty(rendered[v].Opacity.Shape);
-                    mse += Losses.MeanSquaredError(gradRgb, rendered[v].Rgb, view.TargetRgb, viewWeight) * viewWeight;
-                    mask += Losses.MaskMeanSquaredError(gradOpacity, rendered[v].Opacity, view.TargetAlpha, options.MaskWeight * viewWeight) * viewWeight;
+                    using var gradRgb = backend.Empty(rendered[v].Rgb.Shape);
+                    using var gradOpacity = backend.Empty(rendered[v].Opacity.Shape);
+                    mse += Losses.MeanSquaredError(backend, gradRgb, rendered[v].Rgb, view.TargetRgb, viewWeight) * viewWeight;
+                    mask += Losses.MeanSquaredError(backend, gradOpacity, rendered[v].Opacity, view.TargetAlpha, options.MaskWeight * viewWeight) * viewWeight;
                     // Pass 2: back through compositing, the NeRF and the sampling (re-rendered chunk by chunk when deferred).
                     renderer.Backward(backend, gradients, channelsLastGrad, rendered[v], gradRgb, gradOpacity);
                     rendered[v].Dispose();
@@ -102,7 +102,7 @@ internal static class LrmTrainingStep
         }
         if (intermediate is not null)
         {
-            intermediate["planes"] = Tensor.FromArray(gradPlanes.AsSpan<float>(), gradPlanes.Shape);
+            intermediate["planes"] = backend.ToHost(gradPlanes);
         }
         model.Backward(backend, gradients, activations, gradPlanes, intermediate);
         var loss = mse + options.MaskWeight * mask + options.TotalVariationWeight * tv;
@@ -131,7 +131,10 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
     private readonly TrainingRenderer _renderer;
     private readonly LrmLossOptions _options;
 
-    /// <summary>A task training <paramref name="model"/> (loaded trainable) with <paramref name="options"/>; <paramref name="chunkRays"/> rays per render chunk.</summary>
+    /// <summary>
+    /// A task training <paramref name="model"/> (loaded trainable) with <paramref name="options"/>; <paramref name="chunkRays"/>
+    /// rays per render chunk. The gradients live where the weights do (the model's placement).
+    /// </summary>
     public LrmTrainingTask(LrmModel model, LrmLossOptions? options = null, int chunkRays = 4096)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -146,7 +149,7 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
         _model = model;
         _options = options ?? new LrmLossOptions();
         var specs = LrmWeightNames.Expected(model.Config);
-        _gradients = new GradientSet(specs);
+        _gradients = new GradientSet(specs, model.Placement);
         _renderer = new TrainingRenderer(model.Renderer) { ChunkRays = chunkRays };
         Parameters = [.. specs.Select(spec => new TrainableParameter(spec.Name, model.Weight(spec.Name), _gradients[spec.Name]))];
     }
@@ -163,6 +166,12 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(batch);
         int samples = (int)batch.SourceImages.Size(0), viewCount = (int)batch.TargetRgb.Size(1), patch = (int)batch.TargetRgb.Size(2);
+        // The loader decodes on the host; a device backend gets one upload of each batch tensor per step.
+        using var images = backend.Borrow(batch.SourceImages);
+        using var sourceCameras = backend.Borrow(batch.SourceCameras);
+        using var renderCameras = backend.Borrow(batch.RenderCameras);
+        using var targetRgb = backend.Borrow(batch.TargetRgb);
+        using var targetAlpha = backend.Borrow(batch.TargetAlpha);
         using var scratch = new ScratchTensors(backend);
         var views = new List<IReadOnlyList<TrainingView>>();
         for (var b = 0; b < samples; b++)
@@ -172,16 +181,16 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
             {
                 var index = (long)b * viewCount + v;
                 var camera = scratch.Empty(1, 25);
-                backend.Copy(camera, 0, batch.RenderCameras, index * 25, 25);
+                backend.Copy(camera, 0, renderCameras.Tensor, index * 25, 25);
                 var rgb = scratch.Empty(1, patch, patch, 3);
-                backend.Copy(rgb, 0, batch.TargetRgb, index * patch * patch * 3, (long)patch * patch * 3);
+                backend.Copy(rgb, 0, targetRgb.Tensor, index * patch * patch * 3, (long)patch * patch * 3);
                 var alpha = scratch.Empty(1, patch, patch, 1);
-                backend.Copy(alpha, 0, batch.TargetAlpha, index * patch * patch, (long)patch * patch);
+                backend.Copy(alpha, 0, targetAlpha.Tensor, index * patch * patch, (long)patch * patch);
                 list.Add(new TrainingView(camera, patch, batch.Backgrounds[b], rgb, alpha));
             }
             views.Add(list);
         }
-        return LrmTrainingStep.ComputeGradients(backend, _model, _renderer, _gradients, batch.SourceImages, batch.SourceCameras, views, _options);
+        return LrmTrainingStep.ComputeGradients(backend, _model, _renderer, _gradients, images.Tensor, sourceCameras.Tensor, views, _options);
     }
 
     /// <summary>Frees the gradients (the model belongs to the caller).</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using LrmNative.Backends;
 using LrmNative.IO;
 using LrmNative.Model;
 
@@ -35,10 +36,11 @@ internal static class TrainingCheckpoint
     /// Writes a checkpoint of <paramref name="parameters"/> and <paramref name="optimizer"/> at <paramref name="state"/>
     /// to <paramref name="path"/>. <paramref name="configJson"/> (the model config, OpenLRM keys) makes it a model file too.
     /// </summary>
-    public static void Save(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson = null)
+    public static void Save(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson = null,
+        IBackend? backend = null)
     {
-        var (tensors, metadata) = Contents(parameters, optimizer, state, configJson);
-        SafeTensorsFile.Write(path, tensors, metadata);
+        using var contents = Contents(parameters, optimizer, state, configJson, backend);
+        SafeTensorsFile.Write(path, contents.Tensors, contents.Metadata);
     }
 
     /// <summary>File name of the single-file checkpoint inside an output folder.</summary>
@@ -56,10 +58,11 @@ internal static class TrainingCheckpoint
     /// <paramref name="beforeCommit"/> runs between the new shards and the index swap (tests simulate a crash there).
     /// </summary>
     public static string SaveIn(string directory, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson,
-        long maxFileBytes, Action? beforeCommit = null)
+        long maxFileBytes, Action? beforeCommit = null, IBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        var (tensors, metadata) = Contents(parameters, optimizer, state, configJson);
+        using var contents = Contents(parameters, optimizer, state, configJson, backend);
+        var (tensors, metadata) = (contents.Tensors, contents.Metadata);
         var single = Path.Combine(directory, FileName);
         var index = Path.Combine(directory, IndexFileName);
         if (maxFileBytes <= 0 || SafeTensorsFile.FileSize(tensors, metadata) <= maxFileBytes)
@@ -95,8 +98,17 @@ internal static class TrainingCheckpoint
         };
     }
 
-    private static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) Contents(
-        IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson)
+    // What a checkpoint holds; on a device backend the tensors are host copies, freed by Dispose.
+    private sealed class CheckpointContents(HostTensorSet tensors, Dictionary<string, string> metadata) : IDisposable
+    {
+        public IReadOnlyList<KeyValuePair<string, Tensor>> Tensors => tensors.Tensors;
+
+        public Dictionary<string, string> Metadata { get; } = metadata;
+
+        public void Dispose() => tensors.Dispose();
+    }
+
+    private static CheckpointContents Contents(IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, TrainingState state, string? configJson, IBackend? backend)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -105,7 +117,6 @@ internal static class TrainingCheckpoint
         {
             throw new LrmInvalidArgumentException($"checkpoint: the state says step {state.Step} but the optimiser has done {optimizer.StepCount} updates");
         }
-        var tensors = parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)).Concat(optimizer.StateTensors()).ToList();
         var metadata = new Dictionary<string, string>
         {
             [StateMetadataKey] = StateJson(state, optimizer.Options),
@@ -116,7 +127,7 @@ internal static class TrainingCheckpoint
             metadata[LrmModel.FormatMetadataKey] = LrmModel.SingleFileVersion;
             metadata[LrmModel.ConfigMetadataKey] = configJson;
         }
-        return (tensors, metadata);
+        return new CheckpointContents(HostTensorSet.Of(backend, parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)).Concat(optimizer.StateTensors())), metadata);
     }
 
     /// <summary>
@@ -124,7 +135,7 @@ internal static class TrainingCheckpoint
     /// with its shape), restores <paramref name="optimizer"/>'s moments and step, and returns the state. Errors name
     /// the file and the tensor; nothing is changed unless the whole checkpoint checks out.
     /// </summary>
-    public static TrainingState Load(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer)
+    public static TrainingState Load(string path, IReadOnlyList<TrainableParameter> parameters, AdamW optimizer, IBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(parameters);
@@ -143,10 +154,20 @@ internal static class TrainingCheckpoint
                 throw new LrmFormatException($"{path}: weight '{parameter.Name}' is {info.DType} {Tensor.FormatShape(info.Shape)}, the model needs F32 {parameter.Value.ShapeText}");
             }
         }
-        optimizer.LoadState(name => file.Contains(name) ? file.ReadTensor(name) : null, parameters, state.Step, path);
+        optimizer.LoadState(name => file.Contains(name) ? file.ReadTensor(name) : null, parameters, state.Step, path, backend);
         foreach (var parameter in parameters)
         {
-            file.Bytes(parameter.Name).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(parameter.Value.AsSpan<float>()));
+            if (parameter.Value.Device.Kind == DeviceKind.Cpu)
+            {
+                file.Bytes(parameter.Name).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(parameter.Value.AsSpan<float>()));
+                continue;
+            }
+            if (backend is null)
+            {
+                throw new LrmInternalException($"checkpoint: weight '{parameter.Name}' lives on {parameter.Value.Device}; loading it needs that backend");
+            }
+            using var host = file.ReadTensor(parameter.Name);
+            backend.Upload(parameter.Value, host);
         }
         return state;
     }

@@ -115,7 +115,7 @@ internal sealed class TrainingLoop
         var position = default(DataPosition);
         if (resumeFrom is not null)
         {
-            var state = TrainingCheckpoint.Load(resumeFrom, parameters, optimizer);
+            var state = TrainingCheckpoint.Load(resumeFrom, parameters, optimizer, backend);
             CheckCompatible(state, resumeFrom);
             random = new TrainingRandom(state.RandomState);
             position = state.Data;
@@ -127,7 +127,7 @@ internal sealed class TrainingLoop
         var clock = Stopwatch.StartNew();
         var startStep = optimizer.StepCount;
         void Save() => TrainingCheckpoint.SaveIn(_options.OutputDirectory, parameters, optimizer,
-            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson, _options.MaxFileBytes);
+            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson, _options.MaxFileBytes, backend: backend);
 
         while (optimizer.StepCount < _options.Steps)
         {

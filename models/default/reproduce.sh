@@ -14,7 +14,7 @@ cd "$work"
 "$lrm" dataset synth --style simple --objects 2000 --views 8 --resolution 128 --mesh-resolution 32 --seed 2026 --source-distance 2 --out data
 "$lrm" dataset synth --style simple --objects 64 --views 9 --resolution 128 --mesh-resolution 128 --seed 90210 --source-distance 2 --out heldout
 
-common=(--data data --batch 4 --views 4 --render-min 32 --render-max 32 --patch 32 --mask-weight 0.5 --source-background 1 --source-view 0)
+common=(--device cpu --data data --batch 4 --views 4 --render-min 32 --render-max 32 --patch 32 --mask-weight 0.5 --source-background 1 --source-view 0)
 # One run from fresh weights: the encoder's position table starts as MAE's 2D sin-cos table, every sample is conditioned
 # on view 000 (the canonical input camera), lr 4e-4 with 200 warm-up updates and a cosine schedule over 8000 updates.
 # It ran on 1 thread up to the checkpoint at update 2000 and on 2 threads from there; the thread count changes the

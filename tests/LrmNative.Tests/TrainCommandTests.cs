@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LrmNative.Backends;
 using LrmNative.Cli;
 using LrmNative.IO;
 using LrmNative.Model;
@@ -54,7 +55,7 @@ public sealed class TrainCommandTests
         {
             ("--config", config), ("--data", data), ("--out", output), ("--steps", "20"), ("--views", "2"), ("--batch", "2"),
             ("--render-min", "20"), ("--render-max", "32"), ("--patch", "12"), ("--seed", "7"), ("--warmup", "5"), ("--lr", "2e-3"),
-            ("--checkpoint-every", "0"), ("--threads", "1"), ("--deferred", null),
+            ("--checkpoint-every", "0"), ("--threads", "1"), ("--deferred", null), ("--device", "cpu"),
         };
         for (var i = 0; i < extra.Length; i++)
         {
@@ -205,6 +206,15 @@ public sealed class TrainCommandTests
         (code, error) = Lrm("train", "--model", config, "--data", data, "--out", output, "--position-init", "sincos");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("--position-init").And.Contain("--config"));
+        (code, error) = Lrm(TrainArgs(config, data, output, "--device", "tpu"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("--device takes cpu, cuda, cuda:N or auto"));
+        if (!CudaBackend.IsAvailable(out _))
+        {
+            (code, error) = Lrm(TrainArgs(config, data, output, "--device", "cuda"));
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(error.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single(), Does.StartWith("lrm: error: CUDA backend not available: "));
+        }
         Assert.That(Directory.Exists(output) && Directory.EnumerateFiles(output).Any(), Is.False, "nothing written");
     }
 

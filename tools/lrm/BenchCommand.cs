@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using LrmNative.Backends;
 using LrmNative.IO;
 using LrmNative.Model;
 
@@ -197,6 +198,7 @@ internal static class BenchCommand
                     display.Stage("warm-up", "the whole pipeline once at 32³, not counted", warmUp.Elapsed);
 
                     Measure(lrm, photo, config, randomWeights, options, report, scratch, display);
+                    report.PeakDeviceBytes = (lrm.Backend as CudaBackend)?.MemoryStatistics.PeakInUseBytes;
                 }
             });
         }
@@ -292,8 +294,11 @@ internal static class BenchCommand
             fine["marching cubes"] = TimeSpan.FromSeconds(c2f.MarchingCubesSeconds);
         }
         display.Breakdown(stages, [($"{report.Device} {report.Resolution}³", measured), ("coarse-to-fine", fine), ("paper A100", paper)]);
+        var onDevice = report.PeakDeviceBytes is { } device
+            ? string.Create(CultureInfo.InvariantCulture, $", {device / 1048576.0:F0} MiB on the device (caching allocator)")
+            : "";
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"peak memory: {report.PeakResidentBytes / 1048576.0:F0} MiB resident (VmHWM), {report.PeakTensorBytes / 1048576.0:F0} MiB in host tensors"));
+            $"peak memory: {report.PeakResidentBytes / 1048576.0:F0} MiB resident (VmHWM), {report.PeakTensorBytes / 1048576.0:F0} MiB in host tensors{onDevice}"));
     }
 
     // configs/openlrm-small.json under the working folder, else next to the program.
@@ -404,6 +409,9 @@ internal sealed class BenchReport
     public GridRun? CoarseToFine { get; set; }
     public long PeakResidentBytes { get; set; }
     public long PeakTensorBytes { get; set; }
+
+    /// <summary>Most device memory in use at once on a CUDA run (the caching allocator's count; null on the CPU).</summary>
+    public long? PeakDeviceBytes { get; set; }
     public MachineInfo? Machine { get; set; }
 
     public void WriteJson(Stream stream)
@@ -475,6 +483,10 @@ internal sealed class BenchReport
         json.WriteStartObject("memory");
         json.WriteNumber("peak_rss_bytes", PeakResidentBytes);
         json.WriteNumber("peak_tensor_bytes", PeakTensorBytes);
+        if (PeakDeviceBytes is { } deviceBytes)
+        {
+            json.WriteNumber("peak_device_bytes", deviceBytes);
+        }
         json.WriteEndObject();
         json.WriteEndObject();
     }

@@ -52,6 +52,9 @@ internal sealed record TrainOptions
     /// <summary>CPU threads (0: default).</summary>
     public int Threads { get; init; }
 
+    /// <summary>Where to train: the CPU (default here; bit-reproducible for a thread count), a CUDA device, or auto.</summary>
+    public Device Device { get; init; } = Device.Cpu;
+
     /// <summary>Deferred back-propagation for the renderer.</summary>
     public bool Deferred { get; init; }
 
@@ -120,6 +123,11 @@ internal static class TrainCommand
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N updates (and at the end); 0: only at the end", DefaultValueFactory = _ => 500 };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors (same seed, batch and data)" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
+        var device = new Option<string>("--device")
+        {
+            Description = "cpu, cuda, cuda:N or auto (a usable GPU, else the CPU); CPU runs are bit-reproducible for a thread count, CUDA runs are not (float atomics in the triplane backward)",
+            DefaultValueFactory = _ => "auto",
+        };
         var deferred = new Option<bool>("--deferred") { Description = "Deferred back-propagation: render without activations, re-render in ray chunks for the backward (memory independent of the resolution)" };
         var renderMin = new Option<int>("--render-min") { Description = "Smallest random render resolution (OpenLRM small: 64)", DefaultValueFactory = _ => 64 };
         var renderMax = new Option<int>("--render-max") { Description = "Largest random render resolution (OpenLRM small: 192)", DefaultValueFactory = _ => 192 };
@@ -142,7 +150,7 @@ internal static class TrainCommand
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit })
         {
             command.Options.Add(option);
         }
@@ -167,6 +175,7 @@ internal static class TrainCommand
                     CheckpointEvery = parse.GetValue(checkpointEvery),
                     Resume = parse.GetValue(resume),
                     Threads = parse.GetValue(threads),
+                    Device = ReconstructCommand.ParseDevice(parse.GetRequiredValue(device)),
                     Deferred = parse.GetValue(deferred),
                     RenderMin = parse.GetValue(renderMin),
                     RenderMax = parse.GetValue(renderMax),
@@ -213,8 +222,13 @@ internal static class TrainCommand
         }
         var maxFileBytes = (long)Math.Round(options.MaxFileMb * 1e6);
 
-        using var backend = new CpuBackend(options.Threads);
-        using var model = LoadModel(options, checkpoint);
+        var (backend, used, note) = BackendFactory.Create(options.Device, options.Threads);
+        using var backendScope = backend;
+        if (note is not null)
+        {
+            log.WriteLine($"lrm: note: {note}");
+        }
+        using var model = LoadModel(options, checkpoint, backend);
         var dataOptions = new DataOptions
         {
             ViewsPerSample = options.Views,
@@ -233,7 +247,7 @@ internal static class TrainCommand
             log.WriteLine($"lrm: warning: skipped {problem}");
         }
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"train: {model.Config.ParameterCountText} parameters, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
+            $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
 
         using var task = new LrmTrainingTask(model, new LrmLossOptions { MaskWeight = options.MaskWeight, TotalVariationWeight = options.TvWeight, Deferred = options.Deferred }, options.ChunkRays);
         var loop = new TrainingLoop(task, dataset, new TrainingOptions
@@ -275,6 +289,10 @@ internal static class TrainCommand
                 }
             }, stop.Token);
             display.Finish();
+            var peak = backend is CudaBackend cuda
+                ? $"peak device memory {cuda.MemoryStatistics.PeakInUseBytes / 1e6:F1} MB (the caching allocator's, weights included), peak host tensors {HostMemory.PeakBytes / 1e6:F1} MB"
+                : $"peak host tensor memory {HostMemory.PeakBytes / 1e6:F1} MB (weights included)";
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"train: {peak}"));
             model.WeightsChanged();
             if (done == options.Steps)
             {
@@ -296,20 +314,21 @@ internal static class TrainCommand
         }
     }
 
-    private static LrmModel LoadModel(TrainOptions options, string? checkpoint)
+    // The model with its weights in the training backend's memory.
+    private static LrmModel LoadModel(TrainOptions options, string? checkpoint, IBackend backend)
     {
         if (checkpoint is not null)
         {
             // The checkpoint (single file or sharded index) is a model file too; TrainingLoop then restores its weights, moments and position.
-            return LrmModel.Load(checkpoint, trainable: true);
+            return LrmModel.Load(checkpoint, trainable: true, backend);
         }
         if (options.Model is not null)
         {
-            return LrmModel.Load(options.Model, trainable: true);
+            return LrmModel.Load(options.Model, trainable: true, backend);
         }
         var config = ModelConfig.Load(options.Config!);
         var weights = ModelInitializer.Create(config, options.Seed, options.PositionInit ?? PositionInit.Normal);
-        return LrmModel.Create(config, weights, trainable: true);
+        return LrmModel.Create(config, weights, trainable: true, backend);
     }
 
     private static void Validate(TrainOptions options)

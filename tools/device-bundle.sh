@@ -58,6 +58,17 @@ exec "$here/dotnet/dotnet" "$here/tests/lrm.dll" "$@"
 RUN
 chmod +x "$root/run-lrm.sh"
 
+cat > "$root/run-bench.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the bundled kernel suites (LrmNative.Benchmarks: BenchmarkDotNet in-process, built with the tests) with the bundled runtime.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+exec "$here/dotnet/dotnet" "$here/tests/LrmNative.Benchmarks.dll" "$@"
+RUN
+chmod +x "$root/run-bench.sh"
+
 mkdir -p device-bundle
 XZ_OPT=-6T2 tar -C "$stage" -cJf device-bundle/bundle.tar.xz lrm-bundle
 ls -l device-bundle/bundle.tar.xz >&2

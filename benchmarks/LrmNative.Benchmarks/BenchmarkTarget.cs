@@ -9,11 +9,10 @@ namespace LrmNative.Benchmarks;
 /// CPU: BenchmarkDotNet's wall clock around the call is the time; <see cref="Measure"/> does nothing.
 /// </para>
 /// <para>
-/// Extension point for a device backend (CudaBackend): derive a target whose <see cref="Place"/> copies the host
-/// inputs to the device, whose <see cref="BeginMeasure"/> records a start event on the backend's stream and whose
-/// <see cref="EndMeasure"/> records a stop event, waits for it (so BenchmarkDotNet's clock never stops before the
-/// kernel does) and passes the event-measured seconds to <see cref="RecordDeviceTime"/>; then list it in
-/// <see cref="BenchmarkTargets"/>. The JSON results then carry the device-event time next to the wall time.
+/// Device (<see cref="CudaTarget"/>): <see cref="Place"/> copies the host inputs to the device,
+/// <see cref="BeginMeasure"/> records a start event on the backend's stream and <see cref="EndMeasure"/> records a stop
+/// event, waits for it (so BenchmarkDotNet's clock never stops before the kernel does) and passes the event-measured
+/// seconds to <see cref="RecordDeviceTime"/>. The JSON results then carry the device-event time next to the wall time.
 /// </para>
 /// </summary>
 public abstract class BenchmarkTarget : IDisposable
@@ -117,15 +116,81 @@ public sealed class CpuTarget : BenchmarkTarget
     public override Tensor Place(Tensor host) => host;
 }
 
-/// <summary>The targets the suites run on: the CPU always, a device target when one is present.</summary>
+/// <summary>
+/// cuda:0 through <see cref="CudaBackend"/> (bf16 GEMMs, the engine's default; LRM_BENCH_CUDA_PRECISION=fp32 for fp32):
+/// inputs are uploaded once per set, the measured call is bracketed by CUDA events on the backend's stream, and the
+/// region ends only when the stop event has completed, so BenchmarkDotNet's wall clock and the device-event time
+/// (<see cref="DeviceTimings"/>, in the JSON results) cover the same work. Kernels are compiled during BenchmarkDotNet's
+/// warm-up (LRM_KERNEL_CACHE keeps them between processes).
+/// </summary>
+public sealed class CudaTarget : BenchmarkTarget
+{
+    private readonly CudaBackend _backend = new(new CudaBackendOptions
+    {
+        Precision = Environment.GetEnvironmentVariable("LRM_BENCH_CUDA_PRECISION") == "fp32" ? MatmulPrecision.Float32 : MatmulPrecision.BFloat16,
+        KernelCacheDirectory = Environment.GetEnvironmentVariable("LRM_KERNEL_CACHE") is { Length: > 0 } cache ? cache : null,
+    });
+
+    private readonly CudaBackend.DeviceTimer _timer;
+
+    /// <summary>Opens cuda:0.</summary>
+    public CudaTarget()
+    {
+        try
+        {
+            _timer = _backend.CreateTimer();
+        }
+        catch
+        {
+            _backend.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public override string Name => "cuda";
+
+    /// <inheritdoc />
+    public override IBackend Backend => _backend;
+
+    /// <inheritdoc />
+    public override bool HasDeviceClock => true;
+
+    /// <inheritdoc />
+    public override Tensor Place(Tensor host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        using (host)
+        {
+            return _backend.ToBackend(host);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void BeginMeasure() => _timer.Start();
+
+    /// <inheritdoc />
+    protected internal override void EndMeasure() => RecordDeviceTime(_timer.StopMilliseconds() / 1000.0);
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _timer.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>The targets the suites run on: the CPU always, cuda when a CUDA backend can run here.</summary>
 public static class BenchmarkTargets
 {
-    // A device target is added here as ("cuda", probe, factory) once CudaBackend exists, e.g.
-    //   ("cuda", () => EngineInfo.Query().Cuda.Available, () => new CudaTarget())
-    // where the probe says whether a device is present, so a machine without one runs the CPU cases only.
+    // (name, whether it is present on this machine, factory): a machine without a GPU runs the CPU cases only.
     private static readonly (string Name, Func<bool> Present, Func<BenchmarkTarget> Create)[] Known =
     [
         ("cpu", () => true, () => new CpuTarget()),
+        ("cuda", () => CudaBackend.IsAvailable(out _), () => new CudaTarget()),
     ];
 
     /// <summary>Names of the targets present on this machine, CPU first; LRM_BENCH_TARGETS (comma-separated) restricts them.</summary>

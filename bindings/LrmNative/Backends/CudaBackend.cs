@@ -245,24 +245,67 @@ public sealed unsafe class CudaBackend : IBackend
     public float ElapsedMilliseconds(Action work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        _context.MakeCurrent();
-        nint start, stop;
-        CudaCheck.Check(CudaDriver.cuEventCreate(&start, CudaFlags.CU_EVENT_DEFAULT));
-        CudaCheck.Check(CudaDriver.cuEventCreate(&stop, CudaFlags.CU_EVENT_DEFAULT));
-        try
+        using var timer = CreateTimer();
+        timer.Start();
+        work();
+        return timer.StopMilliseconds();
+    }
+
+    /// <summary>A start/stop pair of CUDA events on the backend's stream, for timing regions that do not fit a delegate (benchmarks).</summary>
+    public DeviceTimer CreateTimer()
+    {
+        ThrowIfDisposed();
+        return new DeviceTimer(this);
+    }
+
+    /// <summary>Two CUDA events on a backend's stream; <see cref="StopMilliseconds"/> waits for the work between them.</summary>
+    public sealed class DeviceTimer : IDisposable
+    {
+        private readonly CudaBackend _backend;
+        private nint _start, _stop;
+
+        internal DeviceTimer(CudaBackend backend)
         {
-            CudaCheck.Check(CudaDriver.cuEventRecord(start, _context.Stream));
-            work();
-            CudaCheck.Check(CudaDriver.cuEventRecord(stop, _context.Stream));
-            CudaCheck.Check(CudaDriver.cuEventSynchronize(stop), $"last kernel launched: {_launcher.LastKernel}");
+            _backend = backend;
+            backend._context.MakeCurrent();
+            nint start, stop;
+            CudaCheck.Check(CudaDriver.cuEventCreate(&start, CudaFlags.CU_EVENT_DEFAULT));
+            var created = CudaDriver.cuEventCreate(&stop, CudaFlags.CU_EVENT_DEFAULT);
+            if (created != CUresult.CUDA_SUCCESS)
+            {
+                CudaDriver.cuEventDestroy_v2(start);
+                CudaCheck.Check(created);
+            }
+            (_start, _stop) = (start, stop);
+        }
+
+        /// <summary>Records the start event.</summary>
+        public void Start()
+        {
+            ObjectDisposedException.ThrowIf(_start == 0, this);
+            CudaCheck.Check(CudaDriver.cuEventRecord(_start, _backend._context.Stream));
+        }
+
+        /// <summary>Records the stop event, waits for it and returns the milliseconds since <see cref="Start"/>.</summary>
+        public float StopMilliseconds()
+        {
+            ObjectDisposedException.ThrowIf(_stop == 0, this);
+            CudaCheck.Check(CudaDriver.cuEventRecord(_stop, _backend._context.Stream));
+            CudaCheck.Check(CudaDriver.cuEventSynchronize(_stop), $"last kernel launched: {_backend._launcher.LastKernel}");
             float milliseconds;
-            CudaCheck.Check(CudaDriver.cuEventElapsedTime(&milliseconds, start, stop));
+            CudaCheck.Check(CudaDriver.cuEventElapsedTime(&milliseconds, _start, _stop));
             return milliseconds;
         }
-        finally
+
+        /// <summary>Destroys the events.</summary>
+        public void Dispose()
         {
-            CudaDriver.cuEventDestroy_v2(start);
-            CudaDriver.cuEventDestroy_v2(stop);
+            if (_start != 0)
+            {
+                CudaDriver.cuEventDestroy_v2(_start);
+                CudaDriver.cuEventDestroy_v2(_stop);
+                _start = _stop = 0;
+            }
         }
     }
 

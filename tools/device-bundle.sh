@@ -35,39 +35,26 @@ ldd "$root/tests/liblrm_native.so" | awk '/=>/ {print $3}' | while read -r libra
     esac
 done
 
-cat > "$root/run-tests.sh" <<'RUN'
+# wrapper NAME DESCRIPTION DLL [stay]: $root/NAME runs tests/DLL with the bundled runtime, passing its arguments on;
+# it works inside the bundle's tests/ unless "stay" keeps the caller's folder (the lrm CLI's paths are the caller's).
+wrapper() {
+    local enter='cd "$here/tests"'
+    [ "${4:-}" = stay ] && enter=': stays in the calling folder'
+    cat > "$root/$1" <<RUN
 #!/usr/bin/env bash
-# Runs the bundled tests with the bundled runtime; arguments go to the test runner.
+# $2
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-cd "$here/tests"
-exec "$here/dotnet/dotnet" LrmNative.Tests.dll "$@"
+here="\$(cd "\$(dirname "\$0")" && pwd)"
+export DOTNET_ROOT="\$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH="\$here/tests\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+$enter
+exec "\$here/dotnet/dotnet" "\$here/tests/$3" "\$@"
 RUN
-chmod +x "$root/run-tests.sh"
-
-cat > "$root/run-lrm.sh" <<'RUN'
-#!/usr/bin/env bash
-# Runs the bundled `lrm` command line (built with the tests) with the bundled runtime.
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-exec "$here/dotnet/dotnet" "$here/tests/lrm.dll" "$@"
-RUN
-chmod +x "$root/run-lrm.sh"
-
-cat > "$root/run-bench.sh" <<'RUN'
-#!/usr/bin/env bash
-# Runs the bundled kernel suites (LrmNative.Benchmarks: BenchmarkDotNet in-process, built with the tests) with the bundled runtime.
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-export DOTNET_ROOT="$here/dotnet" DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH="$here/tests${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-exec "$here/dotnet/dotnet" "$here/tests/LrmNative.Benchmarks.dll" "$@"
-RUN
-chmod +x "$root/run-bench.sh"
+    chmod +x "$root/$1"
+}
+wrapper run-tests.sh "Runs the bundled tests with the bundled runtime; arguments go to the test runner." LrmNative.Tests.dll
+wrapper run-bench.sh "Runs the bundled kernel suites (LrmNative.Benchmarks: BenchmarkDotNet in-process) with the bundled runtime." LrmNative.Benchmarks.dll stay
+wrapper run-lrm.sh "Runs the bundled lrm command line (built with the tests) with the bundled runtime." lrm.dll stay
 
 mkdir -p device-bundle
 XZ_OPT=-6T2 tar -C "$stage" -cJf device-bundle/bundle.tar.xz lrm-bundle

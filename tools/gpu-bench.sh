@@ -12,22 +12,16 @@
 # Target (the CPU-only ModelForward and GridQuery suites are left out), e.g. LRM_GPU_BENCH_FILTER='*Attention*'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-/tmp/lrm-gpu-bench}
+source tools/gpu-common.sh bench-summary.txt
 mkdir -p "$out/results"
-if [ ! -f device-bundle/bundle.tar.xz ]; then
-    echo "no device-bundle/bundle.tar.xz: run tools/device-bundle.sh here and carry [\"device-bundle\"]"
-    exit 1
-fi
-[ -x /tmp/lrm-bundle/run-bench.sh ] || { rm -rf /tmp/lrm-bundle && tar -xJf device-bundle/bundle.tar.xz -C /tmp; }
-export LRM_KERNEL_CACHE=/tmp/lrm-kernel-cache
 bench=/tmp/lrm-bundle/run-bench.sh
 work=$(mktemp -d)
 
 "$bench" --manifest "$work/manifest.json" > "$out/bench.log" 2>&1
-echo "manifest: exit $?"
+note "manifest: exit $?"
 PYTHONUNBUFFERED=1 timeout 200 python3 benchmarks/peers/kernels_torch.py --manifest "$work/manifest.json" --threads "$(nproc)" \
     --device cuda --out "$work/peers-cuda.json" >> "$out/bench.log" 2>&1
-echo "peers (PyTorch CUDA): exit $?"
+note "peers (PyTorch CUDA): exit $?"
 peers=()
 [ -f "$work/peers-cuda.json" ] && peers=(--peers "$work/peers-cuda.json") && cp "$work/peers-cuda.json" "$out/"
 # The roofline of the GPU from its datasheet (bf16 dense tensor-core FLOP/s, HBM bandwidth): the CPU probe would measure the host.
@@ -39,7 +33,7 @@ esac
 read -r -a filter <<< "${LRM_GPU_BENCH_FILTER:-*Gemm* *LayerNorm* *ModLN* *Attention* *Triplane* *NerfMlp* *RenderMarch* *RenderDecode* *MarchingCubes* *Resize* *PatchEmbed* *Deconvolution* *Activation* *LayerScale* *AdamW*}"
 LRM_BENCH_TARGETS=cuda timeout 330 "$bench" --json auto --results "$out/results" "${peers[@]}" "${roofline[@]}" \
     --command "tools/gpu-bench.sh (device call)" --filter "${filter[@]}" >> "$out/bench.log" 2>&1
-echo "our suites (cuda target): exit $?"
+note "our suites (cuda target): exit $?"
 "$bench" --report "$out/results" >> "$out/bench.log" 2>&1
-echo "summary: exit $?"
+note "summary: exit $?"
 tail -40 "$out/results/SUMMARY.md" 2>/dev/null

@@ -9,23 +9,12 @@
 # Each step has its own time limit so one slow step cannot eat the call; the summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-/tmp/lrm-gpu-model-check}
-mkdir -p "$out"
-summary="$out/model-summary.txt"
-: > "$summary"
-note() { echo "$*" | tee -a "$summary"; }
-
-if [ ! -f device-bundle/bundle.tar.xz ]; then
-    note "no device-bundle/bundle.tar.xz: run tools/device-bundle.sh here and carry [\"device-bundle\"]"
-    exit 1
-fi
-[ -x /tmp/lrm-bundle/run-lrm.sh ] || { rm -rf /tmp/lrm-bundle && tar -xJf device-bundle/bundle.tar.xz -C /tmp; }
-export LRM_KERNEL_CACHE=/tmp/lrm-kernel-cache
+source tools/gpu-common.sh model-summary.txt
 lrm=/tmp/lrm-bundle/run-lrm.sh
 note "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
 
-# 1. The model-level parity tests (whole model small/large vs the CPU, the sphere mesh, a training step), if call 1
-#    did not get to them.
+# 1. The model-level parity tests (whole model small/large vs the CPU, the sphere mesh, a training step); gpu-check.sh
+#    leaves them to this call.
 if [ "${LRM_SKIP_MODEL_TESTS:-0}" != "1" ]; then
     timeout 150 /tmp/lrm-bundle/run-tests.sh --filter "FullyQualifiedName~CudaModelTests" > "$out/model-tests.log" 2>&1
     note "CudaModelTests: exit $? — $(grep -E '^\s*(total|failed|succeeded|skipped):' "$out/model-tests.log" | tr -s ' ' | tr '\n' ' ')"
@@ -35,7 +24,9 @@ fi
 # 2. The paper's breakdown on the GPU (random weights: timings do not depend on the values), large and small.
 for config in openlrm-large openlrm-small; do
     timeout 120 "$lrm" bench --device cuda --model "configs/$config.json" --resolution 384 --json "$out/bench-$config-cuda.json" > "$out/bench-$config.log" 2>&1
-    note "lrm bench $config (cuda, 384³): exit $?"
+    code=$?
+    note "lrm bench $config (cuda, 384³): exit $code"
+    [ "$code" -eq 0 ] || tail -2 "$out/bench-$config.log" >> "$summary"
     grep -E "image|grid|marching|export|total|peak" "$out/bench-$config.log" | head -20 >> "$summary"
 done
 
@@ -58,6 +49,7 @@ t = [r['seconds'] for r in rows]
 print(f'{1000 * (t[-1] - t[1]) / (len(t) - 2):.1f} ms/step over steps 3..{len(t)}' if len(t) > 2 else 'no steps')
 " "/tmp/lrm-train-$name/train.jsonl" 2>/dev/null || echo "no log")
     note "train $name: exit $code, $rate; $(grep -E 'peak' "$out/train-$name.log" | tail -1)"
+    [ "$code" -eq 0 ] || tail -2 "$out/train-$name.log" >> "$summary"
 }
 train small-kept openlrm-small --batch 4 --views 4 --render-min 64 --render-max 192 --patch 64
 train small-deferred openlrm-small --batch 4 --views 4 --render-min 64 --render-max 192 --patch 64 --deferred

@@ -10,17 +10,7 @@ public static class BackendMemory
     public static Tensor Zeros(this IBackend backend, ReadOnlySpan<long> shape, DataType dataType = DataType.Float32)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        var tensor = backend.Empty(shape, dataType);
-        try
-        {
-            backend.Fill(tensor, 0f);
-            return tensor;
-        }
-        catch
-        {
-            tensor.Dispose();
-            throw;
-        }
+        return Written(backend.Empty(shape, dataType), tensor => backend.Fill(tensor, 0f));
     }
 
     /// <summary>A copy of the host tensor <paramref name="host"/> on <paramref name="backend"/>.</summary>
@@ -28,17 +18,7 @@ public static class BackendMemory
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(host);
-        var tensor = backend.Empty(host.Shape, host.DataType);
-        try
-        {
-            backend.Upload(tensor, host);
-            return tensor;
-        }
-        catch
-        {
-            tensor.Dispose();
-            throw;
-        }
+        return Written(backend.Empty(host.Shape, host.DataType), tensor => backend.Upload(tensor, host));
     }
 
     /// <summary>An fp32 tensor of <paramref name="backend"/> holding <paramref name="values"/>.</summary>
@@ -58,15 +38,20 @@ public static class BackendMemory
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(tensor);
-        var host = Tensor.Empty(tensor.Shape, tensor.DataType);
+        return Written(Tensor.Empty(tensor.Shape, tensor.DataType), host => backend.Download(host, tensor));
+    }
+
+    // A new tensor after write has filled it; freed if write fails.
+    private static Tensor Written(Tensor tensor, Action<Tensor> write)
+    {
         try
         {
-            backend.Download(host, tensor);
-            return host;
+            write(tensor);
+            return tensor;
         }
         catch
         {
-            host.Dispose();
+            tensor.Dispose();
             throw;
         }
     }

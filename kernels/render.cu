@@ -11,6 +11,7 @@
  *   render_depths_kernel       per (ray, sample): linspace(near, far, S)
  *   render_depth_range_kernel  per image: [min, max] over its depths; one block
  *   render_points_kernel       points (R·S, 3) = o + t·d
+ *   grid_points_kernel         points (n, 3) of an R³ grid over [−1, 1]³, flat indices first… in [z][y][x] order
  *   render_decode_kernel       decoded (N, 4) = [σ_raw, rgb] inside the box, background outside
  *   render_importance_kernel   per ray: deterministic inverse-CDF fine depths (scratch per ray)
  *   render_march_kernel        per ray: compositing of one or two merged sample sets
@@ -140,6 +141,20 @@ extern "C" __global__ void __launch_bounds__(256) render_depth_range_kernel(floa
     if (threadIdx.x == 0) {
         depth_range[2 * blockIdx.x] = lo[0];
         depth_range[2 * blockIdx.x + 1] = hi[0];
+    }
+}
+
+// Grid point k = first + i of an R³ grid over [−1, 1]³ ([z][y][x]): −1 + 2·index/(R − 1) per axis, in the operation
+// order of the host (DensityGrid.Coordinate), so the points match it bit for bit (IEEE division, no fast-math).
+extern "C" __global__ void grid_points_kernel(float* points, // (n, 3)
+                                              int resolution, long long first, long long count) {
+    const float scale = (float)(resolution - 1);
+    const long long plane = (long long)resolution * resolution;
+    LRM_GRID_STRIDE(i, count) {
+        const long long k = first + i;
+        points[3 * i] = -1.0f + 2.0f * (float)(k % resolution) / scale;
+        points[3 * i + 1] = -1.0f + 2.0f * (float)(k / resolution % resolution) / scale;
+        points[3 * i + 2] = -1.0f + 2.0f * (float)(k / plane) / scale;
     }
 }
 

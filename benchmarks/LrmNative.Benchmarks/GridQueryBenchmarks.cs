@@ -58,7 +58,8 @@ public class GridQueryBenchmarks
     [Benchmark(Baseline = true, Description = "dense")]
     public long Dense()
     {
-        using var grid = DensityGrid.QueryDense(_density, Shape.Resolution);
+        // As reconstruct does it: points made and densities kept where the backend computes.
+        using var grid = DensityGrid.QueryDense(_backend, _model.Nerf, _planes, Shape.Resolution);
         return grid.PointsEvaluated;
     }
 

@@ -230,10 +230,10 @@ public sealed class Reconstruction : IDisposable
         var backend = _owner.Backend;
         var progress = _owner.Options.Progress;
         void Report(double fraction) => progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));
-        var density = DensityGrid.Nerf(backend, _owner.Model.Nerf, _channelsLast);
+        // Dense: the grid is made where the backend computes; coarse-to-fine decides its blocks on the host.
         using var grid = _owner.Stage(Timings, ReconstructionStage.GridQuery, () => refine
-            ? DensityGrid.QueryCoarseToFine(density, resolution, level, DensityGrid.DefaultCoarseStride, Report)
-            : DensityGrid.QueryDense(density, resolution, Report));
+            ? DensityGrid.QueryCoarseToFine(DensityGrid.Nerf(backend, _owner.Model.Nerf, _channelsLast), resolution, level, DensityGrid.DefaultCoarseStride, Report)
+            : DensityGrid.QueryDense(backend, _owner.Model.Nerf, _channelsLast, resolution, Report));
         LastGridQuery = new GridQueryStatistics(resolution, grid.CoarseStride > 0, grid.PointsEvaluated, grid.BlocksRefined, grid.Blocks);
         var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes, () =>
         {

@@ -287,6 +287,17 @@ public sealed class CudaBackendTests
         Parity(_gpu, 1e-5, [[2, 3, 61, 23]], (backend, o) => backend.Resize(o[0], input, ResizeMode.Bilinear, -0.75f, true), "Resize bilinear aa");
     }
 
+    [TestCase(384, 0L, 262144)]
+    [TestCase(97, 5000L, 70000)]
+    public void GridPointsMatchTheCpuBitForBit(int resolution, long first, int count)
+    {
+        using var expected = Poisoned(1, count, 3);
+        using var actual = Poisoned(1, count, 3);
+        _cpu.GridPoints(expected, resolution, first);
+        _gpu.GridPoints(actual, resolution, first);
+        Assert.That(actual.ToFloatArray(), Is.EqualTo(expected.ToFloatArray()).AsCollection, $"grid points of {resolution}³ from {first}");
+    }
+
     [Test]
     public void NerfAndRenderOpsMatchTheCpu()
     {

@@ -48,6 +48,51 @@ public sealed class DensityGridTests
         }
     }
 
+    [TestCase(7, 0, 343)]
+    [TestCase(7, 40, 60)] // starts mid-row, crosses rows and a z-plane
+    [TestCase(70, 4900 * 3 + 17, 5000)]
+    public void GridPointsAreTheGridsCoordinates(int resolution, long first, int count)
+    {
+        using var backend = new CpuBackend();
+        using var points = Tensor.Empty([1, count, 3]);
+        backend.GridPoints(points, resolution, first);
+        var p = points.AsSpan<float>();
+        for (var i = 0; i < count; i++)
+        {
+            var k = first + i;
+            int x = (int)(k % resolution), y = (int)(k / resolution % resolution), z = (int)(k / ((long)resolution * resolution));
+            Assert.That(new[] { p[3 * i], p[3 * i + 1], p[3 * i + 2] },
+                Is.EqualTo(new[] { DensityGrid.Coordinate(x, resolution), DensityGrid.Coordinate(y, resolution), DensityGrid.Coordinate(z, resolution) }),
+                $"grid point {k} = ({x}, {y}, {z})");
+        }
+    }
+
+    [Test]
+    public void GridPointsRefuseBadArguments()
+    {
+        using var backend = new CpuBackend();
+        using var points = Tensor.Empty([1, 10, 3]);
+        Assert.That(Assert.Throws<LrmInvalidArgumentException>(() => backend.GridPoints(points, 1, 0))!.Message, Does.Contain("resolution"));
+        Assert.That(Assert.Throws<LrmInvalidArgumentException>(() => backend.GridPoints(points, 2, 0))!.Message, Does.Contain("outside the 2³ grid"));
+        Assert.Throws<LrmInvalidArgumentException>(() => backend.GridPoints(points, 4, -1));
+        using var flat = Tensor.Empty([10, 3]);
+        Assert.That(Assert.Throws<LrmShapeException>(() => backend.GridPoints(flat, 4, 0))!.Message, Does.Contain("'points'"));
+    }
+
+    [TestCase(17)]
+    [TestCase(70)]
+    public void BackendGridEqualsTheHostPathBitForBit(int resolution)
+    {
+        using var backend = new CpuBackend();
+        using var model = LrmModel.Load(Golden.TinyModelDirectory);
+        var random = new Random(3);
+        using var planes = Tensor.FromArray(Enumerable.Range(0, 3 * 16 * 16 * 8).Select(_ => random.NextSingle() - 0.5f).ToArray(), 1, 3, 16, 16, 8);
+        using var onBackend = DensityGrid.QueryDense(backend, model.Nerf, planes, resolution);
+        using var onHost = DensityGrid.QueryDense(DensityGrid.Nerf(backend, model.Nerf, planes), resolution);
+        Assert.That(onBackend.Grid.ToFloatArray(), Is.EqualTo(onHost.Grid.ToFloatArray()).AsCollection);
+        Assert.That(onBackend.PointsEvaluated, Is.EqualTo(onHost.PointsEvaluated));
+    }
+
     [Test]
     public void ResolutionOutOfRangeIsRejected()
     {

@@ -155,6 +155,8 @@ internal abstract class StagingBackend<TInner>(TInner inner) : IBackend where TI
     public void RenderPoints(Tensor points, Tensor origins, Tensor directions, Tensor depths) =>
         Run(c => Inner.RenderPoints(c.Out(points), c.In(origins), c.In(directions), c.In(depths)));
 
+    public void GridPoints(Tensor points, int resolution, long first) => Run(c => Inner.GridPoints(c.Out(points), resolution, first));
+
     public void RenderDecode(Tensor decoded, Tensor raw, Tensor points) => Run(c => Inner.RenderDecode(c.Out(decoded), c.In(raw), c.In(points)));
 
     public void RenderImportance(Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights) =>

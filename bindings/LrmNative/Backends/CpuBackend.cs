@@ -583,6 +583,25 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void GridPoints(Tensor points, int resolution, long first)
+    {
+        const string op = "GridPoints";
+        Expect.HostFloat32(op, ("points", points));
+        var count = OpShapes.GridPoints(op, points, resolution, first);
+        var p = points.AsSpan<float>();
+        long plane = (long)resolution * resolution;
+        float scale = resolution - 1;
+        for (long i = 0; i < count; i++)
+        {
+            var k = first + i;
+            // −1 + 2·i/(R − 1) in fp32, the operation order of DensityGrid.Coordinate and the CUDA kernel.
+            p[(int)(3 * i)] = -1f + 2f * (k % resolution) / scale;
+            p[(int)(3 * i + 1)] = -1f + 2f * (k / resolution % resolution) / scale;
+            p[(int)(3 * i + 2)] = -1f + 2f * (k / plane) / scale;
+        }
+    }
+
+    /// <inheritdoc />
     public void RenderDecode(Tensor decoded, Tensor raw, Tensor points)
     {
         const string op = "RenderDecode";

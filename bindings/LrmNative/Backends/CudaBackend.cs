@@ -1413,6 +1413,15 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void GridPoints(Tensor points, int resolution, long first)
+    {
+        const string op = "GridPoints";
+        Check(op, ("points", points));
+        var count = OpShapes.GridPoints(op, points, resolution, first);
+        _launcher.Launch(Kernel("render.cu", "grid_points_kernel"), StrideGrid(count), Threads, 0, P(points), resolution, first, count);
+    }
+
+    /// <inheritdoc />
     public void RenderDecode(Tensor decoded, Tensor raw, Tensor points)
     {
         const string op = "RenderDecode";

@@ -236,6 +236,13 @@ public interface IBackend : IDisposable
     /// </summary>
     void RenderMarchBackward(Tensor gradDecodedA, Tensor? gradDecodedB, Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB, ReadOnlySpan<float> background, Tensor? depthRange);
 
+    /// <summary>
+    /// Points of a resolution³ grid over [−1, 1]³ for mesh extraction: points (1, n, 3) = (x, y, z) of the grid points with
+    /// flat indices first … first + n − 1 in [z][y][x] order, coordinate −1 + 2·i/(R − 1) per axis (fp32, as
+    /// DensityGrid.Coordinate computes it), so a density grid is filled chunk by chunk where it lives.
+    /// </summary>
+    void GridPoints(Tensor points, int resolution, long first);
+
     // ---- iso-surfaces ------------------------------------------------------------
 
     /// <summary>

@@ -494,6 +494,23 @@ internal static class OpShapes
         return (batch, rays, samples);
     }
 
+    /// <summary>The point count n of GridPoints: points (1, n, 3), resolution ≥ 2, first ≥ 0 and first + n ≤ resolution³.</summary>
+    public static long GridPoints(string op, Tensor points, int resolution, long first)
+    {
+        Expect.Shape(op, "points", points, 1, -1, 3);
+        if (resolution < 2)
+        {
+            throw new LrmInvalidArgumentException($"{op}: resolution must be >= 2, got {resolution}");
+        }
+        var count = points.Size(1);
+        var total = (long)resolution * resolution * resolution;
+        if (first < 0 || first > total - count)
+        {
+            throw new LrmInvalidArgumentException($"{op}: points {first}..{first + count - 1} are outside the {resolution}³ grid ({total} points)");
+        }
+        return count;
+    }
+
     /// <summary>(batch, rays, coarse, fine) of RenderImportance: coarse depths (B, R, Sc), weights (B, R, Sc - 1), fine depths (B, R, Sf).</summary>
     public static (long Batch, long Rays, long Coarse, long Fine) RenderImportance(string op, Tensor fineDepths, Tensor coarseDepths, Tensor coarseWeights)
     {

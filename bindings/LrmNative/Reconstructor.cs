@@ -74,10 +74,13 @@ public sealed class Reconstructor : IDisposable
     private readonly LrmModel _model;
     private readonly IBackend _backend;
     private readonly IBackend _host;
+    private readonly bool _owned;
     private bool _disposed;
 
-    private Reconstructor(LrmModel model, IBackend backend, Device device, string? deviceNote, ReconstructorOptions options, TimeSpan loadTime, string source)
+    private Reconstructor(LrmModel model, IBackend backend, Device device, string? deviceNote, ReconstructorOptions options, TimeSpan loadTime, string source,
+        bool owned = true)
     {
+        _owned = owned;
         _model = model;
         _backend = backend;
         // Image preparation runs on the host; on the CPU that is the model's own backend.
@@ -164,6 +167,19 @@ public sealed class Reconstructor : IDisposable
         }
     }
 
+    /// <summary>
+    /// A reconstructor over a model and backend that stay the caller's (training's periodic validation: the live model,
+    /// whose inference copies <see cref="LrmModel.WeightsChanged"/> must have refreshed); Dispose frees neither.
+    /// </summary>
+    internal static Reconstructor Borrowing(LrmModel model, IBackend backend, ReconstructorOptions? options, string source)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(backend);
+        options ??= new ReconstructorOptions();
+        options.Validate();
+        return new Reconstructor(model, backend, backend.Device, null, options, TimeSpan.Zero, source, owned: false);
+    }
+
     /// <summary>The device the model runs on (the CPU when <see cref="Device.Auto"/> found no usable GPU backend).</summary>
     public Device Device { get; }
 
@@ -201,6 +217,9 @@ public sealed class Reconstructor : IDisposable
     internal LrmModel Model => _model;
 
     internal IBackend Backend => _backend;
+
+    /// <summary>The CPU backend host-side preparation uses (the model's own backend when that is the CPU).</summary>
+    internal IBackend HostBackend => _host;
 
     /// <summary>Reads a photo (PNG or JPEG) and reconstructs it; see <see cref="Reconstruct(Image)"/>.</summary>
     /// <exception cref="LrmFormatException">The file is missing, unreadable, corrupt or too large.</exception>
@@ -317,12 +336,15 @@ public sealed class Reconstructor : IDisposable
             return;
         }
         _disposed = true;
-        _model.Dispose();
         if (!ReferenceEquals(_host, _backend))
         {
             _host.Dispose();
         }
-        _backend.Dispose();
+        if (_owned)
+        {
+            _model.Dispose();
+            _backend.Dispose();
+        }
     }
 
     /// <inheritdoc />

@@ -190,6 +190,42 @@ public sealed class TrainCommandTests
     }
 
     [Test]
+    public void ValidationScoresHeldOutViewsWithoutChangingTheRun()
+    {
+        var (config, data) = WriteInputs();
+        var heldOut = Path.Combine(_folder, "heldout");
+        TrainingSceneData.Write(heldOut, objects: 3, views: 4, size: 32, seed: 99);
+        var plain = Path.Combine(_folder, "plain");
+        var validated = Path.Combine(_folder, "validated");
+        var (code, error) = Lrm(TrainArgs(config, data, plain, "--steps", "12"));
+        Assert.That(code, Is.EqualTo(0), error);
+        (code, error) = Lrm(TrainArgs(config, data, validated, "--steps", "12", "--val-data", heldOut, "--val-every", "5", "--val-objects", "2", "--val-views", "3",
+            "--stop-at", "7"));
+        Assert.That(code, Is.EqualTo(0), error);
+        (code, error) = Lrm(TrainArgs(config, data, validated, "--steps", "12", "--val-data", heldOut, "--val-every", "5", "--val-objects", "2", "--val-views", "3",
+            "--resume"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("val step 10: PSNR").And.Contain("over 2 held-out objects × 3 views"));
+
+        // Validated at 5, 10 and the last update (12); the resumed run kept the line of update 5 and wrote the rest.
+        var lines = File.ReadAllLines(Path.Combine(validated, TrainValidation.LogFileName))
+            .Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement).ToList();
+        Assert.That(lines.Select(l => l.GetProperty("step").GetInt64()), Is.EqualTo(new long[] { 5, 10, 12 }));
+        foreach (var line in lines)
+        {
+            Assert.That(line.GetProperty("psnr").GetDouble(), Is.InRange(3.0, 60.0));
+            Assert.That(line.GetProperty("ssim").GetDouble(), Is.InRange(0.0, 1.0));
+            Assert.That(line.GetProperty("views").GetInt32(), Is.EqualTo(6));
+        }
+        var renders = Path.Combine(validated, "val", "step-00000010", "o0");
+        Assert.That(Directory.GetFiles(renders, "*_render.png"), Has.Length.EqualTo(3));
+        Assert.That(Directory.GetFiles(renders, "*_gt.png"), Has.Length.EqualTo(3));
+
+        // Validation only reads the weights: the run is the plain run bit for bit.
+        Assert.That(File.ReadAllBytes(Path.Combine(validated, TrainCommand.ModelFileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(plain, TrainCommand.ModelFileName))));
+    }
+
+    [Test]
     public void BadArgumentsAreRefusedBeforeTraining()
     {
         var (config, data) = WriteInputs(objects: 1);

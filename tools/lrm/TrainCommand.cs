@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.Metrics;
 using LrmNative.Model;
 using LrmNative.Training;
 using Spectre.Console;
@@ -90,6 +91,18 @@ internal sealed record TrainOptions
 
     /// <summary>Largest checkpoint/model file in MB (10⁶ bytes): bigger ones are sharded; 0: single files.</summary>
     public double MaxFileMb { get; init; } = 16;
+
+    /// <summary>Held-out dataset for periodic validation (renders and PSNR/SSIM of novel views); null: none.</summary>
+    public string? ValData { get; init; }
+
+    /// <summary>Validate every N updates (and after the last); 0: only after the last.</summary>
+    public long ValEvery { get; init; } = 500;
+
+    /// <summary>Held-out objects per validation (the first N by folder name).</summary>
+    public int ValObjects { get; init; } = 4;
+
+    /// <summary>Novel views scored per validation object.</summary>
+    public int ValViews { get; init; } = 4;
 }
 
 /// <summary>
@@ -149,8 +162,12 @@ internal static class TrainCommand
         positionInit.AcceptOnlyFromAmong("normal", "sincos");
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
+        var valData = new Option<string?>("--val-data") { Description = "Held-out dataset (same layout): every --val-every updates, render novel views of its first objects from their source view and log PSNR/SSIM (OUT/val.jsonl, renders under OUT/val/)" };
+        var valEvery = new Option<long>("--val-every") { Description = "Validate every N updates and after the last; 0: only after the last", DefaultValueFactory = _ => 500 };
+        var valObjects = new Option<int>("--val-objects") { Description = "Held-out objects per validation", DefaultValueFactory = _ => 4 };
+        var valViews = new Option<int>("--val-views") { Description = "Novel views scored per validation object", DefaultValueFactory = _ => 4 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
         {
             command.Options.Add(option);
         }
@@ -193,6 +210,10 @@ internal static class TrainCommand
                     },
                     ChunkRays = parse.GetValue(chunk),
                     MaxFileMb = parse.GetValue(maxFileMb),
+                    ValData = parse.GetValue(valData),
+                    ValEvery = parse.GetValue(valEvery),
+                    ValObjects = parse.GetValue(valObjects),
+                    ValViews = parse.GetValue(valViews),
                 }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
                 return 0;
             }
@@ -249,6 +270,8 @@ internal static class TrainCommand
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
 
+        var validation = options.ValData is null ? null
+            : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step);
         using var task = new LrmTrainingTask(model, new LrmLossOptions { MaskWeight = options.MaskWeight, TotalVariationWeight = options.TvWeight, Deferred = options.Deferred }, options.ChunkRays);
         var loop = new TrainingLoop(task, dataset, new TrainingOptions
         {
@@ -282,6 +305,11 @@ internal static class TrainCommand
             {
                 var now = clock.Elapsed;
                 display.Report(progress, (now - last).TotalSeconds);
+                if (validation is not null && validation.Due(progress.Step))
+                {
+                    display.Note(validation.Run(progress.Step));
+                    now = clock.Elapsed; // the next step's time leaves the validation out
+                }
                 last = now;
                 if (options.StopAt > 0 && progress.Step >= options.StopAt)
                 {
@@ -357,6 +385,85 @@ internal static class TrainCommand
         {
             throw new LrmInvalidArgumentException("train: --mask-weight and --tv-weight must be >= 0");
         }
+        if (options.ValEvery < 0 || options.ValObjects < 1 || options.ValViews < 1)
+        {
+            throw new LrmInvalidArgumentException("train: --val-every must be >= 0, --val-objects and --val-views >= 1");
+        }
+    }
+}
+
+/// <summary>
+/// Periodic validation of <c>lrm train --val-data</c>: the live model reconstructs the first held-out objects from their
+/// source view exactly as <c>lrm eval model</c> does (docs/metrics.md), renders novel views and scores PSNR/SSIM; the renders
+/// and ground truths go to OUT/val/step-NNNNNNNN/OBJECT/, one line per validation to OUT/val.jsonl. It only reads the
+/// weights and draws no random numbers, so the training run is the same with or without it.
+/// </summary>
+internal sealed class TrainValidation
+{
+    public const string LogFileName = "val.jsonl";
+    private readonly TrainOptions _options;
+    private readonly LrmModel _model;
+    private readonly IBackend _backend;
+    private readonly MultiViewDataset _dataset;
+    private readonly string _log;
+
+    public TrainValidation(TrainOptions options, LrmModel model, IBackend backend, long resumedStep)
+    {
+        _options = options;
+        _model = model;
+        _backend = backend;
+        using (var reconstructor = Reconstructor.Borrowing(model, backend, new ReconstructorOptions { Threads = options.Threads }, options.ValData!))
+        {
+            _dataset = ModelEvaluation.OpenDataset(options.ValData!, reconstructor);
+        }
+        if (_dataset.Objects.Count == 0)
+        {
+            throw new LrmFormatException($"{options.ValData}: --val-data holds no usable object");
+        }
+        _log = Path.Combine(options.Out, LogFileName);
+        // A resumed run continues the log after the checkpoint's step; lines of updates the checkpoint does not have go.
+        if (File.Exists(_log))
+        {
+            var kept = File.ReadLines(_log).Where(line =>
+            {
+                using var document = System.Text.Json.JsonDocument.Parse(line);
+                return document.RootElement.GetProperty("step").GetInt64() <= resumedStep;
+            }).ToList();
+            IO.AtomicFile.Write(_log, stream =>
+            {
+                using var writer = new StreamWriter(stream, leaveOpen: true);
+                kept.ForEach(writer.WriteLine);
+            });
+        }
+    }
+
+    /// <summary>Whether update <paramref name="step"/> is validated (every --val-every, and the last of the schedule).</summary>
+    public bool Due(long step) => step == _options.Steps || (_options.ValEvery > 0 && step % _options.ValEvery == 0);
+
+    /// <summary>Validates the weights after update <paramref name="step"/>; returns the line for the progress log.</summary>
+    public string Run(long step)
+    {
+        _model.WeightsChanged();
+        var folder = Path.Combine(_options.Out, "val", string.Create(CultureInfo.InvariantCulture, $"step-{step:D8}"));
+        using var reconstructor = Reconstructor.Borrowing(_model, _backend, new ReconstructorOptions { Threads = _options.Threads }, $"training step {step}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var results = ModelEvaluation.Run(reconstructor, _dataset, new ModelEvaluationOptions
+        {
+            Objects = _options.ValObjects,
+            Views = _options.ValViews,
+            SourceView = _options.SourceView ?? 0,
+            SkipMesh = true,
+            OutputDirectory = folder,
+        });
+        var views = results.SelectMany(r => r.Views).ToList();
+        double psnr = views.Average(v => v.Psnr), ssim = views.Average(v => v.Ssim);
+        using (var writer = File.AppendText(_log))
+        {
+            writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"step\":{step},\"psnr\":{psnr:R},\"ssim\":{ssim:R},\"objects\":{results.Count},\"views\":{views.Count},\"seconds\":{clock.Elapsed.TotalSeconds:F3}}}"));
+        }
+        return string.Create(CultureInfo.InvariantCulture,
+            $"val step {step}: PSNR {psnr:F2} dB, SSIM {ssim:F3} over {results.Count} held-out objects × {views.Count / Math.Max(results.Count, 1)} views ({clock.Elapsed.TotalSeconds:F1} s; renders in {folder})");
     }
 }
 
@@ -381,6 +488,16 @@ internal sealed class TrainProgressDisplay(TextWriter log, bool interactive)
         var width = 24;
         var filled = (int)Math.Round(fraction * width);
         _console.Markup($"\r[green]{new string('━', filled)}[/][grey]{new string('━', width - filled)}[/] {Markup.Escape(line)}   ");
+    }
+
+    /// <summary>A line of its own (validation results), below the live status line on a terminal.</summary>
+    public void Note(string line)
+    {
+        if (_console is not null)
+        {
+            _console.WriteLine();
+        }
+        log.WriteLine(line);
     }
 
     public void Finish()

@@ -31,6 +31,9 @@ internal sealed record ModelEvaluationOptions
     /// <summary>Surface sampling seed.</summary>
     public ulong Seed { get; init; } = SurfaceSampler.DefaultSeed;
 
+    /// <summary>Leave out the mesh metrics (training's periodic validation scores renders only).</summary>
+    public bool SkipMesh { get; init; }
+
     /// <summary>When set, the renders, composited ground truths and extracted meshes are written here, one folder per object.</summary>
     public string? OutputDirectory { get; init; }
 
@@ -146,7 +149,7 @@ internal static class ModelEvaluation
         using var input = Tensor.Empty([1, 3, encoderSize, encoderSize]);
         using (var planar = MultiViewDataset.Composite(sourceImage, Background, withAlpha: false))
         {
-            MultiViewDataset.ResizeSourceRgb(model.Backend, planar, encoderSize, input.AsSpan<float>());
+            MultiViewDataset.ResizeSourceRgb(model.HostBackend, planar, encoderSize, input.AsSpan<float>());
         }
         var feature = new float[model.Model.Config.CameraInputDim];
         MultiViewDataset.SourceCameraValues(feature, normalized[0], k);
@@ -183,7 +186,11 @@ internal static class ModelEvaluation
         {
             note = "no views besides the source";
         }
-        if (!File.Exists(meshPath))
+        if (options.SkipMesh)
+        {
+            note = Join(note, "mesh metrics not asked for");
+        }
+        else if (!File.Exists(meshPath))
         {
             note = Join(note, $"no {DatasetLayout.MeshFile}: mesh metrics skipped");
         }

@@ -86,7 +86,7 @@ internal static class ShowcaseCommand
             log.WriteLine($"{images[row]}: reconstructing");
             using var result = lrm.Reconstruct(images[row]);
             var top = Gap + row * (size + Gap);
-            Place(canvas, width, Resized(lrm.Backend, result.InputImage, size), size, top, Gap);
+            Place(canvas, width, Resized(lrm.HostBackend, result.InputImage, size), size, top, Gap);
             var circle = Math.Sqrt(Camera.TurntableRadius * Camera.TurntableRadius - Camera.TurntableHeight * Camera.TurntableHeight);
             for (var v = 0; v < ViewAngles.Length; v++)
             {

@@ -94,9 +94,7 @@ internal static class DensityGrid
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(nerf);
         ArgumentNullException.ThrowIfNull(channelsLastPlanes);
-        CheckResolution(resolution);
-        var plane = (long)resolution * resolution;
-        var slab = (int)Math.Max(1, ChunkPoints / plane);
+        var (plane, slab) = Slabs(resolution);
         var grid = backend.Empty([resolution, resolution, resolution]);
         try
         {
@@ -121,13 +119,19 @@ internal static class DensityGrid
         }
     }
 
+    // Points per z-plane and whole z-planes per slab (a slab stays within ChunkPoints unless one plane exceeds it).
+    private static (long Plane, int Slab) Slabs(int resolution)
+    {
+        CheckResolution(resolution);
+        var plane = (long)resolution * resolution;
+        return (plane, (int)Math.Max(1, ChunkPoints / plane));
+    }
+
     /// <summary>The density at every grid point (R³ evaluations), in slabs of whole z-planes.</summary>
     public static DensityGridResult QueryDense(DensityFunction density, int resolution, Action<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(density);
-        CheckResolution(resolution);
-        var plane = (long)resolution * resolution;
-        var slab = (int)Math.Max(1, ChunkPoints / plane);
+        var (plane, slab) = Slabs(resolution);
         var grid = Tensor.Empty([resolution, resolution, resolution]);
         try
         {

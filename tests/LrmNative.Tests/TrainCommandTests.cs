@@ -242,6 +242,11 @@ public sealed class TrainCommandTests
         (code, error) = Lrm("train", "--model", config, "--data", data, "--out", output, "--position-init", "sincos");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("--position-init").And.Contain("--config"));
+        var twoViews = Path.Combine(_folder, "two-views");
+        TrainingSceneData.Write(twoViews, objects: 1, views: 2, size: 32);
+        (code, error) = Lrm(TrainArgs(config, data, output, "--val-data", twoViews, "--source-view", "3"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("--val-data object 'o0' has no source view 3"));
         (code, error) = Lrm(TrainArgs(config, data, output, "--device", "tpu"));
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("--device takes cpu, cuda, cuda:N or auto"));

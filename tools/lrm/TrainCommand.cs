@@ -420,6 +420,15 @@ internal sealed class TrainValidation
         {
             throw new LrmFormatException($"{options.ValData}: --val-data holds no usable object");
         }
+        // Checked before training starts, so a bad held-out set cannot stop a run at its first validation.
+        var sourceView = options.SourceView ?? 0;
+        foreach (var entry in _dataset.Objects.Take(options.ValObjects))
+        {
+            if (!entry.ViewIndices.Contains(sourceView))
+            {
+                throw new LrmFormatException($"{entry.ImagePath(sourceView)}: --val-data object '{entry.Name}' has no source view {sourceView}");
+            }
+        }
         _log = Path.Combine(options.Out, LogFileName);
         // A resumed run continues the log after the checkpoint's step; lines of updates the checkpoint does not have go.
         if (File.Exists(_log))

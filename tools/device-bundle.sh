@@ -59,3 +59,8 @@ wrapper run-lrm.sh "Runs the bundled lrm command line (built with the tests) wit
 mkdir -p device-bundle
 XZ_OPT=-6T2 tar -C "$stage" -cJf device-bundle/bundle.tar.xz lrm-bundle
 ls -l device-bundle/bundle.tar.xz >&2
+# A device call carries at most 64 MiB in all (the bundle plus the working tree).
+size=$(stat -c %s device-bundle/bundle.tar.xz)
+if [ "$size" -gt $((60 * 1024 * 1024)) ]; then
+    echo "warning: the bundle is $((size / 1048576)) MiB; a device call carries at most 64 MiB with the working tree" >&2
+fi

@@ -11,4 +11,5 @@ fi
 if [ "${LRM_BUNDLE_FRESH:-0}" = 1 ] || [ ! -x /tmp/lrm-bundle/run-lrm.sh ]; then
     rm -rf /tmp/lrm-bundle && tar -xJf device-bundle/bundle.tar.xz -C /tmp
 fi
+tools/link-golden.sh /tmp/lrm-bundle/tests
 export LRM_KERNEL_CACHE=/tmp/lrm-kernel-cache

@@ -40,6 +40,20 @@ public sealed class SafeTensorsTests
     }
 
     [Test]
+    public void ASymbolicLinkToAFileOpensAsTheFile()
+    {
+        var path = Path.Combine(_directory, "weights.safetensors");
+        using var a = Tensor.FromArray([1f, 2f, 3f, 4f], 2, 2);
+        SafeTensorsFile.Write(path, new Dictionary<string, Tensor> { ["w"] = a }, new Dictionary<string, string>());
+        var link = Path.Combine(_directory, "link.safetensors");
+        File.CreateSymbolicLink(link, path);
+        Assert.That(FileLength.Of(link), Is.EqualTo(new FileInfo(path).Length), "the target's size, not the link's");
+        using var file = SafeTensorsFile.Open(link);
+        using var w = file.ReadTensor("w", [2, 2]);
+        Assert.That(w.ToFloatArray(), Is.EqualTo(a.ToFloatArray()));
+    }
+
+    [Test]
     public void MissingFileNamesThePath()
     {
         var path = Path.Combine(_directory, "absent.safetensors");

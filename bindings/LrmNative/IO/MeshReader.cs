@@ -86,7 +86,7 @@ internal static class MeshReader
     {
         try
         {
-            var info = new FileInfo(path);
+            var info = FileLength.Resolve(new FileInfo(path));
             if (!info.Exists)
             {
                 throw new LrmFormatException($"{path}: mesh file not found");

@@ -126,7 +126,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             throw new LrmFormatException($"{path}: file not found");
         }
-        var length = new FileInfo(path).Length;
+        var length = FileLength.Of(path);
         if (length < 8)
         {
             throw new LrmFormatException($"{path}: not a safetensors file: {length} bytes is shorter than the 8-byte header length");

@@ -78,7 +78,7 @@ internal sealed class SafeTensorsSet : IDisposable
                 }
                 if (index.Shards.TryGetValue(shard, out var expected))
                 {
-                    var actual = new FileInfo(shardPath).Length;
+                    var actual = FileLength.Of(shardPath);
                     if (actual != expected.Bytes)
                     {
                         throw new LrmFormatException($"{shardPath}: corrupt shard: {actual} bytes, the index {path} says {expected.Bytes}");
@@ -217,7 +217,7 @@ internal sealed class SafeTensorsSet : IDisposable
         {
             var shardPath = System.IO.Path.Combine(directory, names[i]);
             SafeTensorsFile.Write(shardPath, groups[i], ShardMetadata);
-            entries[names[i]] = new ShardEntry(new FileInfo(shardPath).Length, Sha256(shardPath));
+            entries[names[i]] = new ShardEntry(FileLength.Of(shardPath), Sha256(shardPath));
         }
         beforeCommit?.Invoke();
         AtomicFile.Write(indexPath, stream =>

@@ -428,6 +428,14 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
 /* The row a backward warp owns: warp w of batch·heads·len (rows fastest) is row `row` of head h of sample b, and w
  * indexes the (B, H, len) lse/delta arrays. Returns 0 for warps past the end. */
 typedef struct lrm_attention_row { long long w, b, h, row; } lrm_attention_row;
+/* A warp's registers of one head row: r[k] = row[lane + 32·k] inside head_dim, 0 beyond. */
+static __device__ __forceinline__ void lrm_attention_load_row(float* r, const float* row, int lane, int head_dim) {
+    for (int k = 0; k < LRM_ATTN_BWD_REGS; ++k) {
+        const int d = lane + 32 * k;
+        r[k] = d < head_dim ? row[d] : 0.0f;
+    }
+}
+
 static __device__ __forceinline__ int lrm_attention_backward_row(int batch, int heads, int len, lrm_attention_row* r) {
     r->w = (long long)blockIdx.x * LRM_ATTN_BWD_WARPS + (threadIdx.x >> 5);
     if (r->w >= (long long)batch * heads * len) return 0;
@@ -469,13 +477,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_backward_dq_kernel(
     const long long w = at.w, i = at.row, h = at.h, b = at.b;
     const float* qi = q + (b * q_len + i) * q_stride + h * head_dim;
     const float* doi = dout + (b * q_len + i) * ((long long)heads * head_dim) + h * head_dim;
-    float qr[LRM_ATTN_BWD_REGS], dor[LRM_ATTN_BWD_REGS], acc[LRM_ATTN_BWD_REGS];
-    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
-        const int d = lane + 32 * r;
-        qr[r] = d < head_dim ? qi[d] : 0.0f;
-        dor[r] = d < head_dim ? doi[d] : 0.0f;
-        acc[r] = 0.0f;
-    }
+    float qr[LRM_ATTN_BWD_REGS], dor[LRM_ATTN_BWD_REGS], acc[LRM_ATTN_BWD_REGS] = {};
+    lrm_attention_load_row(qr, qi, lane, head_dim);
+    lrm_attention_load_row(dor, doi, lane, head_dim);
     const float lse_i = lse[w], delta_i = delta[w];
     for (int j = 0; j < k_len; ++j) {
         const float* kj = k + (b * k_len + j) * kv_stride + h * head_dim;
@@ -518,14 +522,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_backward_dkv_kernel(
     const long long j = at.row, h = at.h, b = at.b;
     const float* kj = k + (b * k_len + j) * kv_stride + h * head_dim;
     const float* vj = v + (b * k_len + j) * kv_stride + h * head_dim;
-    float kr[LRM_ATTN_BWD_REGS], vr[LRM_ATTN_BWD_REGS], acc_k[LRM_ATTN_BWD_REGS], acc_v[LRM_ATTN_BWD_REGS];
-    for (int r = 0; r < LRM_ATTN_BWD_REGS; ++r) {
-        const int d = lane + 32 * r;
-        kr[r] = d < head_dim ? kj[d] : 0.0f;
-        vr[r] = d < head_dim ? vj[d] : 0.0f;
-        acc_k[r] = 0.0f;
-        acc_v[r] = 0.0f;
-    }
+    float kr[LRM_ATTN_BWD_REGS], vr[LRM_ATTN_BWD_REGS], acc_k[LRM_ATTN_BWD_REGS] = {}, acc_v[LRM_ATTN_BWD_REGS] = {};
+    lrm_attention_load_row(kr, kj, lane, head_dim);
+    lrm_attention_load_row(vr, vj, lane, head_dim);
     const long long rows = (b * heads + h) * q_len; /* this (b, h)'s lse and delta */
     for (int i = 0; i < q_len; ++i) {
         const float* qi = q + (b * q_len + i) * q_stride + h * head_dim;

@@ -257,13 +257,8 @@ extern "C" __global__ void render_march_backward_kernel(float* ddecoded_a,      
     const float background[3] = {background_r, background_g, background_b};
     const long long total = (long long)samples_a + samples_b;
     LRM_GRID_STRIDE(ray, count) {
-        lrm_render_march_ray_backward(
-            ddecoded_a + 4 * ray * samples_a, samples_b > 0 ? ddecoded_b + 4 * ray * samples_b : nullptr,
-            drgb != nullptr ? drgb + 3 * ray : nullptr, ddepth != nullptr ? ddepth[ray] : 0.0f,
-            dopacity != nullptr ? dopacity[ray] : 0.0f, depths_a + ray * samples_a, decoded_a + 4 * ray * samples_a,
-            samples_a, samples_b > 0 ? depths_b + ray * samples_b : nullptr,
-            samples_b > 0 ? decoded_b + 4 * ray * samples_b : nullptr, samples_b, background,
-            depth_range != nullptr ? depth_range + 2 * (ray / rays_per_image) : nullptr, alpha_t + 2 * total * ray,
-            order + total * ray);
+        lrm_render_march_backward_at(ray, ddecoded_a, ddecoded_b, drgb, ddepth, dopacity, depths_a, decoded_a, samples_a,
+                                     depths_b, decoded_b, samples_b, background, depth_range, rays_per_image,
+                                     alpha_t + 2 * total * ray, order + total * ray);
     }
 }

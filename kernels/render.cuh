@@ -219,6 +219,24 @@ LRM_HD void lrm_render_march_ray_backward(float* dsa, float* dsb, const float* g
 #undef LRM_MARCH_S
 }
 
+/* lrm_render_march_ray_backward for ray `ray` of flattened (B·R) ray lists: the per-ray slices of every tensor
+ * (either optional set B and gradient may be null), the ray's image's depth range (rays_per_image rays an image), and
+ * its own scratch (alpha_t 2·(Sa + Sb), order Sa + Sb). Shared by the CPU loop and the CUDA kernel. */
+LRM_HD void lrm_render_march_backward_at(long long ray, float* ddecoded_a, float* ddecoded_b, const float* drgb,
+                                         const float* ddepth, const float* dopacity, const float* depths_a,
+                                         const float* decoded_a, long long samples_a, const float* depths_b,
+                                         const float* decoded_b, long long samples_b, const float* background,
+                                         const float* depth_range, long long rays_per_image, float* alpha_t,
+                                         int* order) {
+    lrm_render_march_ray_backward(
+        ddecoded_a + 4 * ray * samples_a, samples_b > 0 ? ddecoded_b + 4 * ray * samples_b : nullptr,
+        drgb != nullptr ? drgb + 3 * ray : nullptr, ddepth != nullptr ? ddepth[ray] : 0.0f,
+        dopacity != nullptr ? dopacity[ray] : 0.0f, depths_a + ray * samples_a, decoded_a + 4 * ray * samples_a,
+        samples_a, samples_b > 0 ? depths_b + ray * samples_b : nullptr,
+        samples_b > 0 ? decoded_b + 4 * ray * samples_b : nullptr, samples_b, background,
+        depth_range != nullptr ? depth_range + 2 * (ray / rays_per_image) : nullptr, alpha_t, order);
+}
+
 /* Importance depths of one ray (EG3D sample_pdf, det=True). t: nc coarse depths,
  * w: nc − 1 coarse weights, fine: nf outputs, cdf: scratch of nc − 2 floats. nc >= 4. */
 LRM_HD void lrm_render_importance_ray(float* fine, const float* t, const float* w, long long nc, long long nf,

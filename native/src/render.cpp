@@ -184,13 +184,9 @@ void render_march_backward(float* ddecoded_a, float* ddecoded_b, const float* dr
         int* merge = order.data() + slot * total;
 #pragma omp for schedule(static)
         for (int64_t ray = 0; ray < count; ++ray) {
-            lrm_render_march_ray_backward(
-                ddecoded_a + 4 * ray * samples_a, samples_b > 0 ? ddecoded_b + 4 * ray * samples_b : nullptr,
-                drgb != nullptr ? drgb + 3 * ray : nullptr, ddepth != nullptr ? ddepth[ray] : 0.0f,
-                dopacity != nullptr ? dopacity[ray] : 0.0f, depths_a + ray * samples_a, decoded_a + 4 * ray * samples_a,
-                samples_a, samples_b > 0 ? depths_b + ray * samples_b : nullptr,
-                samples_b > 0 ? decoded_b + 4 * ray * samples_b : nullptr, samples_b, background,
-                depth_range != nullptr ? depth_range + 2 * (ray / rays) : nullptr, scratch, merge);
+            lrm_render_march_backward_at(ray, ddecoded_a, ddecoded_b, drgb, ddepth, dopacity, depths_a, decoded_a,
+                                         samples_a, depths_b, decoded_b, samples_b, background, depth_range, rays,
+                                         scratch, merge);
         }
     }
 }

@@ -340,18 +340,26 @@ public sealed class CudaTrainingKernelTests
         using var image = GradientCheck.Random(random, 1f, batch, channels, height, width);
         using var weight = GradientCheck.Random(random, 0.2f, outChannels, channels, patch, patch);
         using var gradOutput = GradientCheck.Random(random, 1f, batch, height / patch * (width / patch), outChannels);
-        var (cpuWeight, gpuWeight) = Accumulators(random, outChannels, channels, patch, patch);
+        ConvolutionBackwardParity(random, image, weight, gradOutput, outChannels, "dimage",
+            (backend, gradImage, gradWeight, gradBias) => backend.PatchEmbedBackward(gradImage, gradWeight, gradBias, gradOutput, image, weight));
+    }
+
+    // A convolution backward (gradInput overwrites; gradWeight, gradBias accumulate onto the same random start) on both backends.
+    private void ConvolutionBackwardParity(Random random, Tensor input, Tensor weight, Tensor gradOutput, long outChannels, string inputName,
+        Action<IBackend, Tensor, Tensor, Tensor> backward)
+    {
+        var (cpuWeight, gpuWeight) = Accumulators(random, weight.Shape.ToArray());
         var (cpuBias, gpuBias) = Accumulators(random, outChannels);
         using var _1 = cpuWeight;
         using var _2 = gpuWeight;
         using var _3 = cpuBias;
         using var _4 = gpuBias;
-        using var cpuImage = Tensor.Empty(image.Shape);
-        using var gpuImage = Tensor.Empty(image.Shape);
-        _cpu!.PatchEmbedBackward(cpuImage, cpuWeight, cpuBias, gradOutput, image, weight);
-        _cuda!.PatchEmbedBackward(gpuImage, gpuWeight, gpuBias, gradOutput, image, weight);
-        AssertFinite(gpuImage, "dimage");
-        Compare.Close(gpuImage, cpuImage, 1e-5, "dimage");
+        using var cpuInput = Tensor.Empty(input.Shape);
+        using var gpuInput = Tensor.Empty(input.Shape);
+        backward(_cpu!, cpuInput, cpuWeight, cpuBias);
+        backward(_cuda!, gpuInput, gpuWeight, gpuBias);
+        AssertFinite(gpuInput, inputName);
+        Compare.Close(gpuInput, cpuInput, 1e-5, inputName);
         Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
         Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
     }
@@ -365,20 +373,8 @@ public sealed class CudaTrainingKernelTests
         using var input = GradientCheck.Random(random, 1f, batch, inChannels, height, width);
         using var weight = GradientCheck.Random(random, 0.2f, inChannels, outChannels, kernel, kernel);
         using var gradOutput = GradientCheck.Random(random, 1f, batch, outChannels, height * kernel, width * kernel);
-        var (cpuWeight, gpuWeight) = Accumulators(random, inChannels, outChannels, kernel, kernel);
-        var (cpuBias, gpuBias) = Accumulators(random, outChannels);
-        using var _1 = cpuWeight;
-        using var _2 = gpuWeight;
-        using var _3 = cpuBias;
-        using var _4 = gpuBias;
-        using var cpuInput = Tensor.Empty(input.Shape);
-        using var gpuInput = Tensor.Empty(input.Shape);
-        _cpu!.DeconvolutionBackward(cpuInput, cpuWeight, cpuBias, gradOutput, input, weight);
-        _cuda!.DeconvolutionBackward(gpuInput, gpuWeight, gpuBias, gradOutput, input, weight);
-        AssertFinite(gpuInput, "dinput");
-        Compare.Close(gpuInput, cpuInput, 1e-5, "dinput");
-        Compare.Close(gpuWeight, cpuWeight, 1e-5, "dweight (accumulated)");
-        Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
+        ConvolutionBackwardParity(random, input, weight, gradOutput, outChannels, "dinput",
+            (backend, gradInput, gradWeight, gradBias) => backend.DeconvolutionBackward(gradInput, gradWeight, gradBias, gradOutput, input, weight));
     }
 
     [TestCase(1, 1, 1, 4, 4)]

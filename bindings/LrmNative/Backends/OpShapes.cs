@@ -384,10 +384,6 @@ internal static class OpShapes
         Tensor? gradRgb, Tensor? gradDepth, Tensor? gradOpacity, Tensor depthsA, Tensor decodedA, Tensor? depthsB, Tensor? decodedB,
         ReadOnlySpan<float> background, Tensor? depthRange)
     {
-        if (background.Length != 3)
-        {
-            throw new LrmInvalidArgumentException($"{op}: background must have 3 values, got {background.Length}");
-        }
         if ((depthsB is null) != (decodedB is null) || (decodedB is null) != (gradDecodedB is null))
         {
             throw new LrmInvalidArgumentException($"{op}: depthsB, decodedB and gradDecodedB must be given together");
@@ -400,18 +396,13 @@ internal static class OpShapes
         {
             throw new LrmInvalidArgumentException($"{op}: depthRange is required with gradDepth (the forward clamps depth to it)");
         }
-        Expect.Shape(op, "depthsA", depthsA, -1, -1, -1);
-        long batch = depthsA.Size(0), rays = depthsA.Size(1), samplesA = depthsA.Size(2);
-        Expect.Shape(op, "decodedA", decodedA, batch, rays * samplesA, 4);
+        // The forward's inputs as the forward checks them, then the gradients shaped like its inputs and outputs.
+        var (batch, rays, samplesA, samplesB) = RenderMarch(op, null, null, null, null, depthsA, decodedA, depthsB, decodedB, background, depthRange);
         Expect.Shape(op, "gradDecodedA", gradDecodedA, batch, rays * samplesA, 4);
-        Expect.Shape(op, "depthsB", depthsB, batch, rays, -1);
-        var samplesB = depthsB?.Size(2) ?? 0;
-        Expect.Shape(op, "decodedB", decodedB, batch, rays * samplesB, 4);
         Expect.Shape(op, "gradDecodedB", gradDecodedB, batch, rays * samplesB, 4);
         Expect.Shape(op, "gradRgb", gradRgb, batch, rays, 3);
         Expect.Shape(op, "gradDepth", gradDepth, batch, rays);
         Expect.Shape(op, "gradOpacity", gradOpacity, batch, rays);
-        Expect.Shape(op, "depthRange", depthRange, batch, 2);
         return (batch, rays, samplesA, samplesB);
     }
 

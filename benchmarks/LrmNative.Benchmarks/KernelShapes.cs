@@ -714,6 +714,47 @@ public sealed record RenderDecodeBackwardShape(int Rays, int Samples) : KernelSh
 }
 
 /// <summary>
+/// The points of one slab of a dense R³ mesh grid over [−1, 1]³ (<see cref="Backends.IBackend.GridPoints"/>), as
+/// DensityGrid makes them: whole z-planes, as many as fit in its query chunk (2¹⁸ points; one plane at 384³), from the
+/// middle of the grid. FLOPs 3 per point (the per-axis coordinates are a table); bytes the points written, 12 per point.
+/// </summary>
+public sealed record GridPointsShape(int Resolution) : KernelShape
+{
+    /// <summary>DensityGrid.ChunkPoints: the most points a slab holds (unless one plane is larger).</summary>
+    public const long ChunkPoints = 1 << 18;
+
+    /// <inheritdoc />
+    public override string Family => "grid-points";
+
+    /// <summary>z-planes in the slab.</summary>
+    public long Planes => Math.Max(1, ChunkPoints / ((long)Resolution * Resolution));
+
+    /// <summary>Points in the slab.</summary>
+    public long Points => Planes * Resolution * Resolution;
+
+    /// <summary>The slab's first grid index (the middle of the grid).</summary>
+    public long First => Resolution / 2 * (long)Resolution * Resolution;
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Resolution)}^3 slab of {Dim((int)Planes)} planes";
+
+    /// <inheritdoc />
+    public override double Flops => 3.0 * Points;
+
+    /// <inheritdoc />
+    public override double Bytes => 12.0 * Points;
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["resolution"] = Resolution, ["planes"] = Planes, ["points"] = Points, ["first"] = First,
+    };
+}
+
+/// <summary>
 /// One AdamW update (paper: β = (0.9, 0.95), weight decay 0.05) of one parameter tensor, as the trainer calls it per tensor:
 /// the decoder MLP's first weight (4·D × D), its largest. FLOPs 15 per element (decay 2, first moment 3, second moment 4, the
 /// bias-corrected denominator 3 with the square root counted as 1, the update 3); bytes the parameter and both moments read

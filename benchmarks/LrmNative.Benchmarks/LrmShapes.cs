@@ -77,6 +77,11 @@ public static class LrmShapes
         }
         yield return new RenderDecodeBackwardShape(RenderSide * RenderSide, config.RenderingSamplesPerRay);
         yield return new AdamWShape("decoder MLP fc1 weight", 4 * width, width);
+        // The dense mesh grid's points (after the families above, so their order and seeds stay put).
+        foreach (var resolution in MeshResolutions)
+        {
+            yield return new GridPointsShape(resolution);
+        }
     }
 
     /// <summary>Merges the shapes of several configs: one entry per key, listing every config that uses it.</summary>

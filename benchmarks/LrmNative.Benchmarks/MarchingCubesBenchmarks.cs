@@ -60,3 +60,23 @@ public class MarchingCubesBenchmarks : KernelBenchmarks<MarchingCubesShape>
         return field;
     }
 }
+
+/// <summary>
+/// <see cref="Backends.IBackend.GridPoints"/>: one slab of a dense mesh grid's points as DensityGrid makes them before each
+/// NeRF query (256³ and 384³). Peer: OpenLRM's way, torch.meshgrid of three linspace axes stacked to (N, 3).
+/// </summary>
+public class GridPointsBenchmarks : KernelBenchmarks<GridPointsShape>
+{
+    /// <inheritdoc />
+    protected override Tensor[] CreateSet(Random random) => [Tensor.Empty([1, Shape.Points, 3])];
+
+    [Benchmark(Description = "GridPoints")]
+    public void GridPoints()
+    {
+        var set = NextSet();
+        using (Device.Measure())
+        {
+            Device.Backend.GridPoints(set[0], Shape.Resolution, Shape.First);
+        }
+    }
+}

@@ -35,6 +35,7 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     layerscale-backward     x * gamma           -> x, gamma
     render-decode-backward  torch.where decode  -> the raw MLP output
     adamw                   torch.optim.AdamW(foreach=False).step() on one parameter (not a backward: the update)
+    grid-points             torch.meshgrid of linspace axes stacked to (N, 3): one slab of the dense mesh grid
 
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
 (as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
@@ -434,6 +435,21 @@ def adamw(d, device):
     return make, lambda s: s[0].step(), "torch.optim.AdamW(foreach=False).step() on one parameter"
 
 
+def grid_points(d, device):
+    resolution, planes, first = d["resolution"], d["planes"], d["first"]
+    z0 = first // (resolution * resolution)
+
+    def make(_g):
+        return ()
+
+    def run(_s):
+        axis = torch.linspace(-1.0, 1.0, resolution, device=device)
+        z, y, x = torch.meshgrid(axis[z0:z0 + planes], axis, axis, indexing="ij")
+        return torch.stack((x, y, z), dim=-1).reshape(-1, 3)
+
+    return make, run, "torch.meshgrid of linspace axes, stacked to (N, 3) (OpenLRM's grid)"
+
+
 FAMILIES = {
     "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
     "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
@@ -452,6 +468,7 @@ FAMILIES = {
     "layerscale-backward": backward_of(layer_scale, {0, 1}),
     "render-decode-backward": backward_of(render_decode, {0}),
     "adamw": adamw,
+    "grid-points": grid_points,
 }
 
 

@@ -24,6 +24,16 @@ LRM_HD float lrm_silu(float x) { return x / (1.0f + expf(-x)); }
 /* `x < 0 ? 0 : x` rather than fmaxf(x, 0): fmaxf would turn NaN into 0. */
 LRM_HD float lrm_relu(float x) { return x < 0.0f ? 0.0f : x; }
 
+/* act(x) for an lrm_activation value: 0 identity, 1 ReLU, 2 GELU (exact), 3 SiLU. */
+LRM_HD float lrm_activate(float x, int activation) {
+    switch (activation) {
+        case 1: return lrm_relu(x);
+        case 2: return lrm_gelu(x);
+        case 3: return lrm_silu(x);
+        default: return x;
+    }
+}
+
 #define LRM_INV_SQRT_2PI 0.398942280401432677940f /* 1/√(2π) */
 
 /* Derivatives act'(x), x the pre-activation: dinp = dout·act'(x). */

@@ -21,15 +21,6 @@
 #include "activation.cuh"
 #include "bf16.cuh"
 
-static __device__ __forceinline__ float lrm_activate(float x, int activation) {
-    switch (activation) {
-        case 1: return lrm_relu(x);
-        case 2: return lrm_gelu(x);
-        case 3: return lrm_silu(x);
-        default: return x;
-    }
-}
-
 extern "C" __global__ void activation_forward_kernel(float* out,        // (n)
                                                      const float* inp,  // (n)
                                                      long long n, int activation) {

@@ -30,15 +30,6 @@ typedef struct lrm_mlp_shape {
     int output_activation;
 } lrm_mlp_shape;
 
-static __device__ __forceinline__ float lrm_mlp_activate(float x, int activation) {
-    switch (activation) {
-        case 1: return lrm_relu(x);
-        case 2: return lrm_gelu(x);
-        case 3: return lrm_silu(x);
-        default: return x;
-    }
-}
-
 /* grid: persistent (≤ rows/128 blocks), block 128; dynamic shared memory = the packed parameters
  * followed by 64 × 128 floats of activations. */
 extern "C" __global__ void __launch_bounds__(128) mlp_fused_forward_kernel(float* out,           // (rows, d_L)
@@ -78,7 +69,7 @@ extern "C" __global__ void __launch_bounds__(128) mlp_fused_forward_kernel(float
             const int activation = l == shape.layers - 1 ? shape.output_activation : shape.hidden_activation;
 #pragma unroll
             for (int j = 0; j < LRM_MLP_WIDTH; ++j)
-                if (j < width) act[j * blockDim.x] = lrm_mlp_activate(acc[j], activation);
+                if (j < width) act[j * blockDim.x] = lrm_activate(acc[j], activation);
             w += (in + 1) * width;
         }
         float* y = out + row * width;

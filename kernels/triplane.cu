@@ -13,6 +13,10 @@
  *   triplane_sample_forward_kernel       one thread per output element (any C)
  *   triplane_sample_forward_vec4_kernel  one thread per 4 channels, 16-byte loads and stores
  *                                        (C % 4 == 0); a warp covers 32·4 channels of a corner
+ *   triplane_sample_sum_kernel           the linear-first NeRF's first layer: planes already multiplied by
+ *                                        the layer's weight block of each plane, out (B, N, C) =
+ *                                        act(Σ_p sample_p + bias); one thread per 4 channels when
+ *                                        C % 4 == 0 (16-byte loads), else per channel
  *   triplane_planes_backward_kernel      dplanes (zeroed first) += the four weighted corners of each
  *                                        dout element, one thread per (point, plane, channel), float
  *                                        atomics (order not fixed: not bit-reproducible)
@@ -20,6 +24,7 @@
  *                                        lrm_bilinear_coord_grad (as the CPU, no atomics)
  */
 #include "lrm_prelude.cuh"
+#include "activation.cuh"
 #include "triplane.cuh"
 
 static __device__ __forceinline__ lrm_bilinear_taps lrm_plane_taps(const float* p, int plane, int width, int height) {
@@ -79,6 +84,52 @@ extern "C" __global__ void triplane_sample_forward_vec4_kernel(float4* out,     
         if (t.valid10) lrm_axpy4(&acc, t.w10, base[at00 + down]);
         if (t.valid11) lrm_axpy4(&acc, t.w11, base[at00 + down + quads]);
         out[i] = acc;
+    }
+}
+
+/* out (B, N, C) = act(Σ_p sample_p(points) + bias); planes (B, 3, H, W, C) channels-last. Each thread owns
+ * `width` consecutive channels (4 when C % 4 == 0, read as float4; else 1). Corners added from zero in plane
+ * order (nw, ne, sw, se within a plane), then the bias, then the activation, as the CPU. */
+extern "C" __global__ void triplane_sample_sum_kernel(float* out,           // (B, N, C)
+                                                      const float* planes,  // (B, 3, H, W, C)
+                                                      const float* points,  // (B, N, 3)
+                                                      const float* bias,    // (C) or NULL
+                                                      int batch, int num_points, int channels, int height, int width,
+                                                      int activation, int vec4) {
+    const int per_thread = vec4 ? 4 : 1;
+    const int groups = channels / per_thread;
+    const long long plane_size = (long long)height * width * channels;
+    const long long down = (long long)width * channels;
+    LRM_GRID_STRIDE(i, (long long)batch * num_points * groups) {
+        const long long point = i / groups;
+        const int c = (int)(i % groups) * per_thread;
+        const long long b = point / num_points;
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int plane = 0; plane < 3; ++plane) {
+            const lrm_bilinear_taps t = lrm_plane_taps(points + 3 * point, plane, width, height);
+            const float* base = planes + (b * 3 + plane) * plane_size + c;
+            const long long at00 = ((long long)t.y0 * width + t.x0) * channels;
+            const long long corner[4] = {at00, at00 + channels, at00 + down, at00 + down + channels};
+            const float weight[4] = {t.w00, t.w01, t.w10, t.w11};
+            const int valid[4] = {t.valid00, t.valid01, t.valid10, t.valid11};
+            for (int k = 0; k < 4; ++k) {
+                if (!valid[k]) continue;
+                if (vec4) {
+                    const float4 v = *(const float4*)(base + corner[k]);
+                    acc[0] += weight[k] * v.x;
+                    acc[1] += weight[k] * v.y;
+                    acc[2] += weight[k] * v.z;
+                    acc[3] += weight[k] * v.w;
+                } else {
+                    acc[0] += weight[k] * base[corner[k]];
+                }
+            }
+        }
+        float* dst = out + point * channels + c;
+        for (int j = 0; j < per_thread; ++j) {
+            const float biased = bias != 0 ? acc[j] + bias[c + j] : acc[j];
+            dst[j] = lrm_activate(biased, activation);
+        }
     }
 }
 

@@ -36,6 +36,7 @@ public class GridQueryBenchmarks
     private CpuBackend _backend = null!;
     private LrmModel _model = null!;
     private Tensor _planes = null!;
+    private ProjectedTriplane _projected = null!;
     private DensityFunction _density = null!;
 
     public static IEnumerable<GridQueryShape> Shapes => [new(128), new(256), new(384)];
@@ -52,14 +53,15 @@ public class GridQueryBenchmarks
         _model = LrmModel.CreateRandom(config, seed: 1, AnalyticTriplane.NerfWeights(config, Level));
         using var planes = AnalyticTriplane.Planes(config, ripple: 0.08f);
         _planes = TriplaneNerf.ToChannelsLast(_backend, planes);
-        _density = DensityGrid.Nerf(_backend, _model.Nerf, _planes);
+        _projected = _model.Nerf.Project(_backend, _planes);
+        _density = DensityGrid.Nerf(_backend, _model.Nerf, _projected);
     }
 
     [Benchmark(Baseline = true, Description = "dense")]
     public long Dense()
     {
-        // As reconstruct does it: points made and densities kept where the backend computes.
-        using var grid = DensityGrid.QueryDense(_backend, _model.Nerf, _planes, Shape.Resolution);
+        // As reconstruct does it: planes projected once (linear first), points made and densities kept where the backend computes.
+        using var grid = DensityGrid.QueryDense(_backend, _model.Nerf, _projected, Shape.Resolution);
         return grid.PointsEvaluated;
     }
 
@@ -73,6 +75,7 @@ public class GridQueryBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
+        _projected.Dispose();
         _planes.Dispose();
         _model.Dispose();
         _backend.Dispose();

@@ -755,6 +755,51 @@ public sealed record GridPointsShape(int Resolution) : KernelShape
 }
 
 /// <summary>
+/// The whole triplane NeRF query as the dense mesh grid runs it, linear first (<see cref="Model.TriplaneNerf"/>): the
+/// points of one z-plane of a 256³ grid (65,536, the middle plane, x fastest: neighbours share bilinear corners, as in
+/// the real query), the three planes already multiplied by the first layer's weight blocks (once per reconstruction,
+/// outside the measured region), sampled and summed with the bias and ReLU
+/// (<see cref="Backends.IBackend.TriplaneSampleSum"/>), then the remaining layers (Hidden → … → 4). FLOPs as executed:
+/// 2 per corner, channel and plane (24·Hidden) plus 2·Σ in·out of the remaining layers, per point; bytes the points in,
+/// the raw output, the projected planes and weights once.
+/// </summary>
+public sealed record NerfQueryShape(int Resolution, int Channels, int Hidden, int Layers) : KernelShape
+{
+    /// <summary>The mesh grid whose middle z-plane is queried.</summary>
+    public const int Grid = 256;
+
+    /// <summary>Points queried: one z-plane of the grid.</summary>
+    public const int Points = Grid * Grid;
+
+    /// <summary>The plane's z index.</summary>
+    public const int Plane = Grid / 2;
+
+    /// <inheritdoc />
+    public override string Family => "nerf-query";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Grid)}^3 grid plane, 3x{Dim(Resolution)}x{Dim(Resolution)}x{Dim(Channels)}, {Dim(3 * Channels)}->{Dim(Hidden)}x{Dim(Layers - 1)}->4";
+
+    /// <summary>Widths of the layers after the first: Hidden…, 4.</summary>
+    public IReadOnlyList<int> RemainingWidths => [.. Enumerable.Repeat(Hidden, Layers - 1), NerfMlpShape.OutputWidth];
+
+    private double RemainingWeights => Enumerable.Range(0, Layers - 1).Sum(l => (double)RemainingWidths[l] * RemainingWidths[l + 1]);
+
+    /// <inheritdoc />
+    public override double Flops => (double)Points * (24.0 * Hidden + 2.0 * RemainingWeights);
+
+    /// <inheritdoc />
+    public override double Bytes => Float * ((3.0 + NerfMlpShape.OutputWidth) * Points + 3.0 * Resolution * Resolution * Hidden + RemainingWeights);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["grid"] = Grid, ["plane"] = Plane, ["points"] = Points, ["resolution"] = Resolution, ["channels"] = Channels, ["hidden"] = Hidden,
+        ["layers"] = Layers,
+    };
+}
+
+/// <summary>
 /// One AdamW update (paper: β = (0.9, 0.95), weight decay 0.05) of one parameter tensor, as the trainer calls it per tensor:
 /// the decoder MLP's first weight (4·D × D), its largest. FLOPs 15 per element (decay 2, first moment 3, second moment 4, the
 /// bias-corrected denominator 3 with the square root counted as 1, the update 3); bytes the parameter and both moments read

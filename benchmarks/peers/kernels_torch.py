@@ -36,6 +36,7 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     render-decode-backward  torch.where decode  -> the raw MLP output
     adamw                   torch.optim.AdamW(foreach=False).step() on one parameter (not a backward: the update)
     grid-points             torch.meshgrid of linspace axes stacked to (N, 3): one slab of the dense mesh grid
+    nerf-query              OpenLRM's NeRF query of a mesh grid plane: grid_sample over 3 planes, (N, 3C), nn.Sequential MLP
 
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
 (as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
@@ -450,6 +451,22 @@ def grid_points(d, device):
     return make, run, "torch.meshgrid of linspace axes, stacked to (N, 3) (OpenLRM's grid)"
 
 
+def nerf_query(d, device):
+    grid, plane, resolution, channels = d["grid"], d["plane"], d["resolution"], d["channels"]
+    points = grid * grid
+    sample = triplane(dict(points=points, resolution=resolution, channels=channels), device)[1]
+    mlp = make_mlp(dict(input_width=3 * channels, hidden=d["hidden"], layers=d["layers"], output_width=4), device)
+    # The grid's middle z-plane, x fastest, as the mesh query makes it (OpenLRM: meshgrid of linspace axes).
+    axis = torch.linspace(-1.0, 1.0, grid)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    coordinates = torch.stack((x, y, torch.full_like(x, axis[plane].item())), dim=-1).reshape(points, 3).to(device)
+
+    def make(g):
+        return (uniform(g, -1, 1, 3, channels, resolution, resolution, device=device), coordinates)
+
+    return make, lambda s: mlp(sample(s)), "F.grid_sample over 3 planes, features (N, 3C), nn.Sequential(Linear, ReLU, ...)"
+
+
 FAMILIES = {
     "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
     "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
@@ -469,6 +486,7 @@ FAMILIES = {
     "render-decode-backward": backward_of(render_decode, {0}),
     "adamw": adamw,
     "grid-points": grid_points,
+    "nerf-query": nerf_query,
 }
 
 

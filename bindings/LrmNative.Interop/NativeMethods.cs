@@ -117,6 +117,10 @@ internal static unsafe partial class NativeMethods
         long batch, long num_points, long channels, long height, long width);
 
     [LibraryImport(Lib)]
+    internal static partial LrmStatus lrm_triplane_sample_sum_forward(float* @out, float* planes, float* points, float* bias,
+        long batch, long num_points, long channels, long height, long width, int activation);
+
+    [LibraryImport(Lib)]
     internal static partial LrmStatus lrm_triplane_sample_backward(float* dplanes, float* dpoints, float* dout, float* planes,
         float* points, long batch, long num_points, long channels, long height, long width, int deterministic);
 

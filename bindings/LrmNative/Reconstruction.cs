@@ -38,6 +38,7 @@ public sealed class Reconstruction : IDisposable
     private readonly Reconstructor _owner;
     private readonly Tensor _planes;
     private readonly Tensor _channelsLast;
+    private ProjectedTriplane? _projected;
     private readonly PreprocessedImage? _input;
     private Image? _inputImage;
 
@@ -84,6 +85,9 @@ public sealed class Reconstruction : IDisposable
     internal Tensor Planes => _planes;
 
     internal Tensor ChannelsLastPlanes => _channelsLast;
+
+    // The planes projected for the NeRF's linear-first queries (TriplaneNerf.Project), made at the first query.
+    private ProjectedTriplane Projected => _projected ??= _owner.Model.Nerf.Project(_owner.Backend, _channelsLast);
 
     /// <summary>
     /// A copy of the triplane, (3, C, H, W) row-major fp32 as the model's upsampler makes it: a point (x, y, z) of the
@@ -137,7 +141,7 @@ public sealed class Reconstruction : IDisposable
     {
         var backend = _owner.Backend;
         using var onBackend = backend.Borrow(points);
-        var (sigma, rgb) = _owner.Model.Nerf.Query(backend, _channelsLast, onBackend.Tensor);
+        var (sigma, rgb) = _owner.Model.Nerf.Query(backend, Projected, onBackend.Tensor);
         using (sigma)
         using (rgb)
         using (var hostSigma = backend.BorrowHost(sigma))
@@ -232,8 +236,8 @@ public sealed class Reconstruction : IDisposable
         void Report(double fraction) => progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));
         // Dense: the grid is made where the backend computes; coarse-to-fine decides its blocks on the host.
         using var grid = _owner.Stage(Timings, ReconstructionStage.GridQuery, () => refine
-            ? DensityGrid.QueryCoarseToFine(DensityGrid.Nerf(backend, _owner.Model.Nerf, _channelsLast), resolution, level, DensityGrid.DefaultCoarseStride, Report)
-            : DensityGrid.QueryDense(backend, _owner.Model.Nerf, _channelsLast, resolution, Report));
+            ? DensityGrid.QueryCoarseToFine(DensityGrid.Nerf(backend, _owner.Model.Nerf, Projected), resolution, level, DensityGrid.DefaultCoarseStride, Report)
+            : DensityGrid.QueryDense(backend, _owner.Model.Nerf, Projected, resolution, Report));
         LastGridQuery = new GridQueryStatistics(resolution, grid.CoarseStride > 0, grid.PointsEvaluated, grid.BlocksRefined, grid.Blocks);
         var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes, () =>
         {
@@ -251,7 +255,7 @@ public sealed class Reconstruction : IDisposable
                 }
                 using var points = backend.Empty([1, vertices.Size(0), 3]);
                 backend.Copy(points, 0, vertices, 0, vertices.ElementCount);
-                var (sigma, rgb) = _owner.Model.Nerf.Query(backend, _channelsLast, points);
+                var (sigma, rgb) = _owner.Model.Nerf.Query(backend, Projected, points);
                 using (sigma)
                 using (rgb)
                 {
@@ -273,6 +277,7 @@ public sealed class Reconstruction : IDisposable
     {
         _inputImage?.Dispose();
         _input?.Dispose();
+        _projected?.Dispose();
         _channelsLast.Dispose();
         _planes.Dispose();
     }

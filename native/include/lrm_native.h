@@ -336,6 +336,26 @@ LRM_API lrm_status lrm_triplane_sample_backward(float* dplanes, float* dpoints, 
                                                 int64_t channels, int64_t height, int64_t width,
                                                 int32_t deterministic);
 
+/* The first layer of the triplane NeRF MLP taken through the sampling ("linear first",
+ * docs/derivations/triplane_sample.md). With each plane already multiplied by its block of
+ * the layer's weight, P_p = plane_p · W_pᵀ (W = [W_0 | W_1 | W_2], channels = the layer's
+ * width), one output row is
+ *   out[b, n, :] = act(Σ_p grid_sample(P_p, uv_p(points[b, n])) + bias)
+ * which equals act(W · [s_0 | s_1 | s_2] + bias) of the concatenated samples s_p of the
+ * original planes: bilinear sampling with zero padding is linear. Taps and plane order as
+ * lrm_triplane_sample_forward; the 12 weighted corners are added from zero in plane order,
+ * then the bias, then the activation.
+ *   out    (batch, points, channels)
+ *   planes (batch, 3, height, width, channels)   channels-last, projected
+ *   points (batch, points, 3)
+ *   bias   (channels) optional (NULL)
+ *   activation  an lrm_activation */
+LRM_API lrm_status lrm_triplane_sample_sum_forward(float* out, const float* planes,
+                                                   const float* points, const float* bias,
+                                                   int64_t batch, int64_t num_points,
+                                                   int64_t channels, int64_t height,
+                                                   int64_t width, int32_t activation);
+
 /* ---- small MLP ---------------------------------------------------------- */
 
 /* A stack of nn.Linear layers with `hidden_activation` between them and

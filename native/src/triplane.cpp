@@ -40,6 +40,8 @@
 #include <cstring>
 #include <vector>
 
+#include "activation.cuh"
+#include "fastmath.hpp"
 #include "triplane.cuh"
 
 namespace lrm {
@@ -76,6 +78,99 @@ void triplane_sample_forward(float* out, const float* planes, const float* point
             if (t.valid10) add_corner(dst, base + at00 + down, t.w10, channels);
             if (t.valid11) add_corner(dst, base + at00 + down + channels, t.w11, channels);
         }
+    }
+}
+
+// The linear-first NeRF's first layer: planes already carry the layer's outputs (P_p =
+// plane_p·W_pᵀ), so one row is act(Σ_p sample_p + bias). The 12 weighted corners are
+// added from zero in plane order (nw, ne, sw, se within a plane), then the bias, then
+// the activation (the same functions as the fused MLP's epilogue, mlp.cpp).
+inline float activate(float x, int32_t activation) {
+    switch (activation) {
+        case LRM_ACTIVATION_RELU: return lrm_relu(x);
+        case LRM_ACTIVATION_GELU: return gelu_fast(x);
+        case LRM_ACTIVATION_SILU: return lrm_silu(x);
+        default: return x;
+    }
+}
+
+typedef float Vec8 __attribute__((vector_size(32)));
+
+inline Vec8 load8(const float* p) {
+    Vec8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+inline void store8(float* p, Vec8 v) { std::memcpy(p, &v, sizeof v); }
+
+// One valid bilinear corner of a point: where its C-vector starts in `planes`, and its weight.
+struct Corner {
+    int64_t offset;
+    float weight;
+};
+
+void triplane_sample_sum_forward(float* out, const float* planes, const float* points, const float* bias,
+                                 int64_t batch, int64_t num_points, int64_t channels, int64_t height, int64_t width,
+                                 int32_t activation) {
+    constexpr int64_t kBlock = 16;  // channels per register block (one zmm, two ymm)
+    const int64_t total = batch * num_points;
+    const int64_t plane_size = height * width * channels;
+    const int w = static_cast<int>(width), h = static_cast<int>(height);
+    const int64_t down = width * channels;
+    const int threads = num_threads();
+#pragma omp parallel for num_threads(threads) schedule(static) if (total * channels > 8192)
+    for (int64_t i = 0; i < total; ++i) {
+        const int64_t b = i / num_points;
+        const float* p = points + i * 3;
+        // The valid corners of the three planes, in plane order and nw, ne, sw, se within a plane.
+        Corner corners[12];
+        int count = 0;
+        for (int plane = 0; plane < 3; ++plane) {
+            int axis_u, axis_v;
+            lrm_triplane_axes(plane, &axis_u, &axis_v);
+            const lrm_bilinear_taps t =
+                lrm_bilinear_taps_at(lrm_grid_unnormalize(p[axis_u], w), lrm_grid_unnormalize(p[axis_v], h), w, h);
+            const int64_t at00 = (b * 3 + plane) * plane_size + (static_cast<int64_t>(t.y0) * width + t.x0) * channels;
+            if (t.valid00) corners[count++] = {at00, t.w00};
+            if (t.valid01) corners[count++] = {at00 + channels, t.w01};
+            if (t.valid10) corners[count++] = {at00 + down, t.w10};
+            if (t.valid11) corners[count++] = {at00 + down + channels, t.w11};
+        }
+        float* dst = out + i * channels;
+        // Whole blocks of 16 channels accumulate in two 8-float vector registers (GCC vector extensions: a plain
+        // array accumulator stayed on the stack), take the bias and (ReLU, the NeRF's case) the activation there;
+        // the rest one channel at a time, in the same order. GELU/SiLU are applied afterwards, per element.
+        const bool relu = activation == LRM_ACTIVATION_RELU;
+        int64_t c0 = 0;
+        for (; c0 + kBlock <= channels; c0 += kBlock) {
+            Vec8 low = {}, high = {};
+            for (int k = 0; k < count; ++k) {
+                const float* src = planes + corners[k].offset + c0;
+                const float weight = corners[k].weight;
+                low += weight * load8(src);
+                high += weight * load8(src + 8);
+            }
+            if (bias != nullptr) {
+                low += load8(bias + c0);
+                high += load8(bias + c0 + 8);
+            }
+            if (relu) {  // x < 0 ? 0 : x, so NaN stays NaN (lrm_relu)
+                const Vec8 zero = {};
+                low = low < zero ? zero : low;
+                high = high < zero ? zero : high;
+            }
+            store8(dst + c0, low);
+            store8(dst + c0 + 8, high);
+        }
+        for (int64_t c = c0; c < channels; ++c) {
+            float acc = 0.0f;
+            for (int k = 0; k < count; ++k) acc += corners[k].weight * planes[corners[k].offset + c];
+            if (bias != nullptr) acc += bias[c];
+            dst[c] = relu ? lrm_relu(acc) : acc;
+        }
+        if (activation == LRM_ACTIVATION_GELU || activation == LRM_ACTIVATION_SILU)
+            for (int64_t c = 0; c < channels; ++c) dst[c] = activate(dst[c], activation);
     }
 }
 
@@ -247,6 +342,21 @@ extern "C" LRM_API lrm_status lrm_triplane_sample_forward(float* out, const floa
         lrm::check_triplane_sizes(args, batch, num_points, channels, height, width,
                                   "out (batch x points x 3*channels)");
         lrm::triplane_sample_forward(out, planes, points, batch, num_points, channels, height, width);
+    });
+}
+
+extern "C" LRM_API lrm_status lrm_triplane_sample_sum_forward(float* out, const float* planes, const float* points,
+                                                              const float* bias, int64_t batch, int64_t num_points,
+                                                              int64_t channels, int64_t height, int64_t width,
+                                                              int32_t activation) {
+    return lrm::guarded("lrm_triplane_sample_sum_forward", [&](const lrm::Args& args) {
+        args.not_null(out, "out").not_null(planes, "planes").not_null(points, "points");
+        lrm::check_triplane_sizes(args, batch, num_points, channels, height, width,
+                                  "out (batch x points x channels)");
+        if (activation < LRM_ACTIVATION_NONE || activation > LRM_ACTIVATION_SILU)
+            args.fail(LRM_STATUS_INVALID_ARGUMENT, "activation must be an lrm_activation (0..3), got %d", activation);
+        lrm::triplane_sample_sum_forward(out, planes, points, bias, batch, num_points, channels, height, width,
+                                         activation);
     });
 }
 

@@ -88,7 +88,8 @@ public sealed class DensityGridTests
         var random = new Random(3);
         using var planes = Tensor.FromArray(Enumerable.Range(0, 3 * 16 * 16 * 8).Select(_ => random.NextSingle() - 0.5f).ToArray(), 1, 3, 16, 16, 8);
         using var onBackend = DensityGrid.QueryDense(backend, model.Nerf, planes, resolution);
-        using var onHost = DensityGrid.QueryDense(DensityGrid.Nerf(backend, model.Nerf, planes), resolution);
+        using var projected = model.Nerf.Project(backend, planes);
+        using var onHost = DensityGrid.QueryDense(DensityGrid.Nerf(backend, model.Nerf, projected), resolution);
         Assert.That(onBackend.Grid.ToFloatArray(), Is.EqualTo(onHost.Grid.ToFloatArray()).AsCollection);
         Assert.That(onBackend.PointsEvaluated, Is.EqualTo(onHost.PointsEvaluated));
     }

@@ -217,6 +217,20 @@ public abstract class OpParityTests
         Compare.Close(output, expected, Tolerance, "triplane out");
     }
 
+    [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "triplanesum" })]
+    public void TriplaneSampleSum(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        using var scope = new TensorScope();
+        using var outputs = new GuardedOutputs();
+        var expected = scope.Add(file.ReadTensor("out"));
+        var output = outputs.Like("out", expected);
+        _backend.TriplaneSampleSum(output, scope.Add(file.ReadTensor("planes")), scope.Add(file.ReadTensor("points")),
+            scope.AddOptional(file.Optional("bias")), ParseActivation(file.Metadata["activation"]));
+        outputs.AssertWrittenExactly();
+        Compare.Close(output, expected, Tolerance, "triplanesum out");
+    }
+
     [TestCaseSource(typeof(Golden), nameof(Golden.Cases), new object[] { "mlp" })]
     public void Mlp(string path)
     {

@@ -132,6 +132,9 @@ internal abstract class StagingBackend<TInner>(TInner inner) : IBackend where TI
     public void TriplaneSample(Tensor output, Tensor planes, Tensor points) =>
         Run(c => Inner.TriplaneSample(c.Out(output), c.In(planes), c.In(points)));
 
+    public void TriplaneSampleSum(Tensor output, Tensor planes, Tensor points, Tensor? bias, Activation activation) =>
+        Run(c => Inner.TriplaneSampleSum(c.Out(output), c.In(planes), c.In(points), c.InOptional(bias), activation));
+
     public void Mlp(Tensor output, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor?> biases, Activation hiddenActivation, Activation outputActivation) =>
         Run(c => Inner.Mlp(c.Out(output), c.In(input), weights.Select(c.In).ToList(), biases.Select(c.InOptional).ToList(), hiddenActivation, outputActivation));
 

@@ -316,6 +316,34 @@ def triplane():
              f32_err(out, triplane_ref(planes, points, F32)))
 
 
+def triplanesum():
+    """The linear-first NeRF's first layer (lrm_triplane_sample_sum_forward):
+    act(sum over the three planes of the bilinear sample + bias), planes (B, 3, H, W, C) channels-last."""
+    op = "triplanesum"
+    for name, B, N, C, Hh, W, act, has_bias in (("b1_n1000_c64_16x16_relu", 1, 1000, 64, 16, 16, "relu", True),
+                                                ("b2_n333_c5_13x19_none_nobias", 2, 333, 5, 13, 19, "none", False),
+                                                ("b1_n257_c12_9x7_gelu", 1, 257, 12, 9, 7, "gelu", True),
+                                                ("b1_n100_c4_5x6_silu", 1, 100, 4, 5, 6, "silu", True)):
+        g = gen(op, name)
+        planes = randn(g, B, 3, Hh, W, C)
+        points = uniform(g, B, N, 3, lo=-1.1, hi=1.1)
+        bias = randn(g, C, scale=0.5) if has_bias else None
+
+        def ref(dt):
+            s = triplane_ref(planes, points, dt).view(B, N, 3, C).sum(dim=2)
+            if bias is not None:
+                s = s + bias.to(dt)
+            return ACTIVATIONS[act](s)
+
+        out = ref(F64)
+        tensors = dict(planes=planes, points=points, out=out.to(F32))
+        if bias is not None:
+            tensors["bias"] = bias
+        save(op, name, tensors,
+             dict(batch=B, num_points=N, channels=C, height=Hh, width=W, activation=act, has_bias=has_bias),
+             f32_err(out, ref(F32)))
+
+
 def mlp():
     op = "mlp"
     cases = [
@@ -413,7 +441,7 @@ def convert_bf16():
 
 def main():
     GOLDEN.run(gemm, layernorm, modln, attention, elementwise, softmax, patch_embed, deconv,
-               resize, triplane, mlp, convert_bf16)
+               resize, triplane, triplanesum, mlp, convert_bf16)
 
 
 if __name__ == "__main__":

@@ -357,6 +357,16 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void TriplaneSampleSum(Tensor output, Tensor planes, Tensor points, Tensor? bias, Activation activation)
+    {
+        const string op = "TriplaneSampleSum";
+        Expect.HostFloat32(op, ("output", output), ("planes", planes), ("points", points), ("bias", bias));
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSampleSum(op, output, planes, points, bias, activation);
+        NativeCheck.Check(NativeMethods.lrm_triplane_sample_sum_forward(F(output), F(planes), F(points), bias is null ? null : F(bias),
+            batch, count, channels, height, width, (int)activation), $"planes {planes.ShapeText}, points {points.ShapeText}");
+    }
+
+    /// <inheritdoc />
     public void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points)
     {
         const string op = "TriplaneSampleBackward";

@@ -1041,6 +1041,25 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void TriplaneSampleSum(Tensor output, Tensor planes, Tensor points, Tensor? bias, Activation activation)
+    {
+        const string op = "TriplaneSampleSum";
+        Check(op, ("output", output), ("planes", planes), ("points", points), ("bias", bias));
+        var (batch, count, channels, height, width) = OpShapes.TriplaneSampleSum(op, output, planes, points, bias, activation);
+        if (output.ElementCount == 0)
+        {
+            return;
+        }
+        Expect.Positive(op, "height", height);
+        Expect.Positive(op, "width", width);
+        var vectorised = channels % 4 == 0;
+        _launcher.Launch(Kernel("triplane.cu", "triplane_sample_sum_kernel"),
+            StrideGrid(vectorised ? output.ElementCount / 4 : output.ElementCount), Threads, 0,
+            P(output), P(planes), P(points), P(bias), ToInt(batch, op, "batch"), ToInt(count, op, "points"), ToInt(channels, op, "channels"),
+            ToInt(height, op, "height"), ToInt(width, op, "width"), (int)activation, vectorised ? 1 : 0);
+    }
+
+    /// <inheritdoc />
     /// <remarks>
     /// The plane gradient is scattered with float atomics (one thread per point, plane and channel; channels-last, so a
     /// warp's adds hit consecutive words): fast, but the order of the additions is not fixed, so the result can differ

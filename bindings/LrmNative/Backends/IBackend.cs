@@ -140,6 +140,13 @@ public interface IBackend : IDisposable
     /// <summary>Triplane sampling: planes (B,3,H,W,C) channels-last, points (B,N,3) → output (B,N,3C).</summary>
     void TriplaneSample(Tensor output, Tensor planes, Tensor points);
 
+    /// <summary>
+    /// The NeRF MLP's first layer through the sampling ("linear first"): planes (B,3,H,W,C) channels-last already
+    /// multiplied by the layer's weight block of each plane, points (B,N,3) → output (B,N,C) =
+    /// activation(Σ over the three planes of the bilinear sample + bias (C, optional)).
+    /// </summary>
+    void TriplaneSampleSum(Tensor output, Tensor planes, Tensor points, Tensor? bias, Activation activation);
+
     /// <summary>Backward of <see cref="TriplaneSample"/> into the planes (and optionally the points), both overwritten.</summary>
     void TriplaneSampleBackward(Tensor gradPlanes, Tensor? gradPoints, Tensor gradOutput, Tensor planes, Tensor points);
 

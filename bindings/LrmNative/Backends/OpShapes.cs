@@ -188,6 +188,20 @@ internal static class OpShapes
         return (batch, count, channels, height, width);
     }
 
+    /// <summary>(batch, points, channels, height, width) of TriplaneSampleSum (as <see cref="TriplaneSizes"/>), after checking the output and bias.</summary>
+    public static (long Batch, long Count, long Channels, long Height, long Width) TriplaneSampleSum(string op, Tensor output, Tensor planes,
+        Tensor points, Tensor? bias, Activation activation)
+    {
+        var sizes = TriplaneSizes(op, planes, points);
+        Expect.Shape(op, "output", output, sizes.Batch, sizes.Count, sizes.Channels);
+        Expect.Shape(op, "bias", bias, sizes.Channels);
+        if (!Enum.IsDefined(activation))
+        {
+            throw new LrmInvalidArgumentException($"{op}: activation must be None, Relu, Gelu or Silu, got {(int)activation}");
+        }
+        return sizes;
+    }
+
     // ---- element-wise and layout ---------------------------------------------------------------------------
 
     /// <summary>Channels of LayerScale: output = input·gamma (+ residual), input (..., C), gamma (C).</summary>

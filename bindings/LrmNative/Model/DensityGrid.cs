@@ -57,17 +57,17 @@ internal static class DensityGrid
     /// <summary>The world coordinate of grid index <paramref name="index"/> on an axis of <paramref name="resolution"/> points.</summary>
     public static float Coordinate(int index, int resolution) => -1f + 2f * index / (resolution - 1);
 
-    /// <summary>σ = softplus(raw₀ − 1) of a triplane NeRF, as a <see cref="DensityFunction"/>.</summary>
-    public static DensityFunction Nerf(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes)
+    /// <summary>σ = softplus(raw₀ − 1) of a triplane NeRF (planes <see cref="TriplaneNerf.Project"/>ed), as a <see cref="DensityFunction"/>.</summary>
+    public static DensityFunction Nerf(IBackend backend, TriplaneNerf nerf, ProjectedTriplane planes)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(nerf);
-        ArgumentNullException.ThrowIfNull(channelsLastPlanes);
+        ArgumentNullException.ThrowIfNull(planes);
         // The grid is laid out on the host: points go to the backend and densities come back per chunk.
         return (points, density) =>
         {
             using var onBackend = backend.Borrow(points);
-            var (sigma, rgb) = nerf.Query(backend, channelsLastPlanes, onBackend.Tensor);
+            var (sigma, rgb) = nerf.Query(backend, planes, onBackend.Tensor);
             using (sigma)
             using (rgb)
             using (var host = backend.BorrowHost(sigma))
@@ -91,9 +91,18 @@ internal static class DensityGrid
     /// </summary>
     public static DensityGridResult QueryDense(IBackend backend, TriplaneNerf nerf, Tensor channelsLastPlanes, int resolution, Action<double>? progress = null)
     {
+        ArgumentNullException.ThrowIfNull(nerf);
+        CheckResolution(resolution); // before the projection's work
+        using var projected = nerf.Project(backend, channelsLastPlanes);
+        return QueryDense(backend, nerf, projected, resolution, progress);
+    }
+
+    /// <summary><see cref="QueryDense(IBackend, TriplaneNerf, Tensor, int, Action{double}?)"/> of planes already <see cref="TriplaneNerf.Project"/>ed.</summary>
+    public static DensityGridResult QueryDense(IBackend backend, TriplaneNerf nerf, ProjectedTriplane projected, int resolution, Action<double>? progress = null)
+    {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(nerf);
-        ArgumentNullException.ThrowIfNull(channelsLastPlanes);
+        ArgumentNullException.ThrowIfNull(projected);
         var (plane, slab) = Slabs(resolution);
         var grid = backend.Empty([resolution, resolution, resolution]);
         try
@@ -104,7 +113,7 @@ internal static class DensityGrid
                 using var scratch = new ScratchTensors(backend);
                 var points = scratch.Empty(1, planes * plane, 3);
                 backend.GridPoints(points, resolution, z0 * plane);
-                var raw = scratch.Adopt(nerf.QueryRaw(backend, channelsLastPlanes, points));
+                var raw = scratch.Adopt(nerf.QueryRaw(backend, projected, points));
                 var sigma = scratch.Empty(1, planes * plane, 1);
                 backend.NerfDecode(sigma, null, raw);
                 backend.Copy(grid, z0 * plane, sigma, 0, planes * plane);

@@ -60,7 +60,7 @@ internal sealed class TrainingRenderer
         {
             if (!keepActivations)
             {
-                var renderer = new VolumeRenderer(Renderer.Nerf, Renderer.CoarseSamples + Renderer.FineSamples) { ChunkRays = ChunkRays };
+                var renderer = new VolumeRenderer(Renderer.Nerf, Renderer.CoarseSamples + Renderer.FineSamples) { ChunkRays = ChunkRays, LinearFirst = false };
                 using var render = renderer.Render(backend, planes, camera, size, size, view.Background);
                 backend.Copy(view.Rgb, 0, render.Rgb, 0, render.Rgb.ElementCount);
                 backend.Copy(view.Opacity, 0, render.Opacity, 0, render.Opacity.ElementCount);

@@ -29,6 +29,12 @@ internal sealed class VolumeRenderer
     /// <summary>Rays per chunk (default 2048): bounds the sample buffers at any resolution.</summary>
     public int ChunkRays { get; init; } = 2048;
 
+    /// <summary>
+    /// Query the NeRF linear first (default; <see cref="TriplaneNerf.Project"/>, planes projected once per image), or, when
+    /// false, through the concatenated features as training does, so a render equals the training forward bit for bit.
+    /// </summary>
+    public bool LinearFirst { get; init; } = true;
+
     /// <summary>A renderer of <paramref name="nerf"/> with Nc = Nf = samplesPerRay / 2.</summary>
     public VolumeRenderer(TriplaneNerf nerf, int samplesPerRay)
     {
@@ -89,10 +95,11 @@ internal sealed class VolumeRenderer
                     backend.Copy(imagePlanes, 0, planes, b * planeSize, planeSize);
                     backend.Copy(imageRange, 0, depthRange, 2 * b, 2);
                 }
+                using var projected = LinearFirst ? Nerf.Project(backend, imagePlanes) : null;
                 for (long start = 0; start < rays; start += ChunkRays)
                 {
                     var count = Math.Min(ChunkRays, rays - start);
-                    RenderChunk(backend, result, imagePlanes, imageRange, origins, directions, coarse, b * rays + start, count, backgroundColor);
+                    RenderChunk(backend, result, imagePlanes, projected, imageRange, origins, directions, coarse, b * rays + start, count, backgroundColor);
                 }
             }
             return result;
@@ -105,7 +112,7 @@ internal sealed class VolumeRenderer
     }
 
     // Rays [first, first + count) of the flattened (B·R) ray list, all of one image.
-    private void RenderChunk(IBackend backend, RenderResult result, Tensor planes, Tensor depthRange, Tensor origins,
+    private void RenderChunk(IBackend backend, RenderResult result, Tensor planes, ProjectedTriplane? projected, Tensor depthRange, Tensor origins,
         Tensor directions, Tensor coarseDepths, long first, long count, ReadOnlySpan<float> background)
     {
         using var scratch = new ScratchTensors(backend);
@@ -117,14 +124,14 @@ internal sealed class VolumeRenderer
         backend.Copy(coarse, 0, coarseDepths, first * CoarseSamples, count * CoarseSamples);
 
         // Coarse pass: its weights drive the importance samples.
-        var coarseSamples = Decode(backend, scratch, planes, chunkOrigins, chunkDirections, coarse);
+        var coarseSamples = Decode(backend, scratch, planes, projected, chunkOrigins, chunkDirections, coarse);
         var weights = scratch.Empty(1, count, CoarseSamples - 1);
         backend.RenderMarch(null, null, null, weights, coarse, coarseSamples, null, null, background, null);
         var fine = scratch.Empty(1, count, FineSamples);
         backend.RenderImportance(fine, coarse, weights);
 
         // Fine pass, then both sets merged by depth and composited.
-        var fineSamples = Decode(backend, scratch, planes, chunkOrigins, chunkDirections, fine);
+        var fineSamples = Decode(backend, scratch, planes, projected, chunkOrigins, chunkDirections, fine);
         var rgb = scratch.Empty(1, count, 3);
         var depth = scratch.Empty(1, count);
         var opacity = scratch.Empty(1, count);
@@ -135,13 +142,21 @@ internal sealed class VolumeRenderer
     }
 
     // Decoded samples (1, n·S, 4) = [σ_raw, rgb] (box mask applied) at depths (1, n, S) along the rays.
-    private Tensor Decode(IBackend backend, ScratchTensors scratch, Tensor planes, Tensor origins, Tensor directions, Tensor depths)
+    private Tensor Decode(IBackend backend, ScratchTensors scratch, Tensor planes, ProjectedTriplane? projected, Tensor origins, Tensor directions,
+        Tensor depths)
     {
         var samples = depths.Size(1) * depths.Size(2);
         var points = scratch.Empty(1, samples, 3);
         backend.RenderPoints(points, origins, directions, depths);
         var raw = scratch.Empty(1, samples, 4);
-        Nerf.QueryRawInto(backend, raw, planes, points);
+        if (projected is not null)
+        {
+            Nerf.QueryRawInto(backend, raw, projected, points);
+        }
+        else
+        {
+            Nerf.QueryRawTraining(backend, scratch.Empty(1, samples, 3 * Nerf.Channels), raw, planes, points);
+        }
         var decoded = scratch.Empty(1, samples, 4);
         backend.RenderDecode(decoded, raw, points);
         return decoded;

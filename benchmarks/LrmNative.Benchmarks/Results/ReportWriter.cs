@@ -145,7 +145,8 @@ public static class ReportWriter
 
         md.Append("Ratio = peer time / our time: above 1 LrmNative is faster. Roofline = floor time / measured time, floor = ");
         md.Append("max(FLOPs / peak compute, bytes / peak bandwidth): 100 % is a kernel at the roof. Rates: GFLOP/s for compute kernels, ");
-        md.Append("GB/s of compulsory traffic for memory kernels, Mvoxels/s for marching cubes.\n\n");
+        md.Append("GB/s of compulsory traffic for memory kernels, Mvoxels/s for marching cubes. The peak bandwidth is DRAM's (a triad far ");
+        md.Append("larger than the caches): a memory-bound case whose working set fits in the last-level cache can run above 100 %.\n\n");
         md.Append("| # | Family | Shape | Configs | Backend | Time (mean ± sd) | Rate | Roofline | Bound | Peer time | Ratio |\n");
         md.Append("|---|---|---|---|---|---|---|---|---|---|---|\n");
         var number = 0;

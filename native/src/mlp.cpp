@@ -183,15 +183,26 @@ void multiply_derivative(float* g, const float* z, int64_t n, int32_t activation
     }
 }
 
+// x[i] = act(z[i]) over n elements; one loop per activation so ReLU's vectorises (a choice inside the
+// loop kept it scalar: ~4 % of a CPU training step).
 void apply_activation(float* x, const float* z, int64_t n, int32_t activation) {
     const int threads = num_threads();
+    switch (activation) {
+        case LRM_ACTIVATION_RELU:
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 65536)
+            for (int64_t i = 0; i < n; ++i) x[i] = lrm_relu(z[i]);
+            break;
+        case LRM_ACTIVATION_GELU:
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; ++i) {
-        const float v = z[i];
-        x[i] = activation == LRM_ACTIVATION_RELU   ? lrm_relu(v)
-               : activation == LRM_ACTIVATION_GELU ? gelu_fast(v)
-               : activation == LRM_ACTIVATION_SILU ? lrm_silu(v)
-                                                   : v;
+            for (int64_t i = 0; i < n; ++i) x[i] = gelu_fast(z[i]);
+            break;
+        case LRM_ACTIVATION_SILU:
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 16384)
+            for (int64_t i = 0; i < n; ++i) x[i] = lrm_silu(z[i]);
+            break;
+        default:
+            if (x != z) std::memcpy(x, z, sizeof(float) * n);
+            break;
     }
 }
 

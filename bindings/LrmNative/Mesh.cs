@@ -154,6 +154,136 @@ public sealed class Mesh
     }
 
     /// <summary>
+    /// Connected pieces (triangles joined through shared vertices) and their triangle counts, largest first: for each
+    /// triangle the index of its piece in that order.
+    /// </summary>
+    public (int[] PieceOfTriangle, int[] TrianglesPerPiece) ConnectedPieces()
+    {
+        var parent = new int[VertexCount];
+        for (var v = 0; v < parent.Length; v++)
+        {
+            parent[v] = v;
+        }
+        int Find(int v)
+        {
+            while (parent[v] != v)
+            {
+                parent[v] = parent[parent[v]];
+                v = parent[v];
+            }
+            return v;
+        }
+        for (var t = 0; t < TriangleCount; t++)
+        {
+            int a = Find(_triangles[3 * t]), b = Find(_triangles[3 * t + 1]), c = Find(_triangles[3 * t + 2]);
+            parent[b] = a;
+            parent[Find(c)] = a;
+        }
+        // Pieces numbered by first appearance, then renumbered largest first (ties: first appearance).
+        var pieceOfRoot = new Dictionary<int, int>();
+        var pieceOfTriangle = new int[TriangleCount];
+        var counts = new List<int>();
+        for (var t = 0; t < TriangleCount; t++)
+        {
+            var root = Find(_triangles[3 * t]);
+            if (!pieceOfRoot.TryGetValue(root, out var piece))
+            {
+                piece = counts.Count;
+                pieceOfRoot[root] = piece;
+                counts.Add(0);
+            }
+            counts[piece]++;
+            pieceOfTriangle[t] = piece;
+        }
+        var order = Enumerable.Range(0, counts.Count).OrderByDescending(p => counts[p]).ThenBy(p => p).ToArray();
+        var rank = new int[order.Length];
+        for (var r = 0; r < order.Length; r++)
+        {
+            rank[order[r]] = r;
+        }
+        for (var t = 0; t < pieceOfTriangle.Length; t++)
+        {
+            pieceOfTriangle[t] = rank[pieceOfTriangle[t]];
+        }
+        return (pieceOfTriangle, [.. order.Select(p => counts[p])]);
+    }
+
+    /// <summary>
+    /// This mesh without its small disconnected pieces ("floaters"): a piece (triangles joined through shared vertices)
+    /// stays when it has at least <paramref name="minShare"/> of the largest piece's triangles; vertices no kept triangle
+    /// uses go, the rest keep their order, colours and normals. Returns this mesh when nothing is dropped.
+    /// </summary>
+    /// <param name="minShare">In [0, 1]; 0 keeps every piece, 1 only pieces as large as the largest.</param>
+    public Mesh WithoutSmallPieces(double minShare)
+    {
+        if (!(minShare >= 0 && minShare <= 1))
+        {
+            throw new LrmInvalidArgumentException($"mesh: the smallest piece to keep must be a share of the largest in [0, 1], got {minShare}");
+        }
+        if (IsEmpty || minShare == 0)
+        {
+            return this;
+        }
+        var (pieceOfTriangle, sizes) = ConnectedPieces();
+        var keepPieces = sizes.Count(size => size >= minShare * sizes[0]);
+        if (keepPieces == sizes.Length)
+        {
+            return this;
+        }
+        var newIndex = new int[VertexCount];
+        Array.Fill(newIndex, -1);
+        var triangles = new List<int>(_triangles.Length);
+        for (var t = 0; t < TriangleCount; t++)
+        {
+            if (pieceOfTriangle[t] < keepPieces)
+            {
+                for (var k = 0; k < 3; k++)
+                {
+                    newIndex[_triangles[3 * t + k]] = 0;
+                }
+            }
+        }
+        var kept = 0;
+        for (var v = 0; v < newIndex.Length; v++)
+        {
+            if (newIndex[v] == 0)
+            {
+                newIndex[v] = kept++;
+            }
+        }
+        for (var t = 0; t < TriangleCount; t++)
+        {
+            if (pieceOfTriangle[t] < keepPieces)
+            {
+                for (var k = 0; k < 3; k++)
+                {
+                    triangles.Add(newIndex[_triangles[3 * t + k]]);
+                }
+            }
+        }
+        float[] Compact(float[]? values)
+        {
+            if (values is null)
+            {
+                return [];
+            }
+            var result = new float[3 * kept];
+            for (var v = 0; v < newIndex.Length; v++)
+            {
+                if (newIndex[v] >= 0)
+                {
+                    Array.Copy(values, 3 * v, result, 3 * newIndex[v], 3);
+                }
+            }
+            return result;
+        }
+        // The normals are copied as they are (the constructor would normalise the unit vectors again, changing last bits).
+        var result = new Mesh(Compact(_positions), [.. triangles], Compact(_colors));
+        result._normals = _normals is null ? null : Compact(_normals);
+        return result;
+    }
+
+    /// <summary>
     /// Writes a binary little-endian PLY (1.0) atomically: x, y, z float; nx, ny, nz float when the mesh has normals;
     /// red, green, blue uchar (colour × 255, rounded) when it has colours; faces as a uchar count and int indices.
     /// Coordinates stay z-up as in the engine. The folder is created if needed.

@@ -155,6 +155,8 @@ public sealed class ReconstructCommandTests
 
     [TestCase("--formats", "fbx", "--formats")]
     [TestCase("--resolution", "1", "--resolution")]
+    [TestCase("--min-piece", "1.5", "--min-piece")]
+    [TestCase("--min-piece", "-0.1", "--min-piece")]
     public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)
     {
         var output = Path.Combine(_folder, "badmesh");

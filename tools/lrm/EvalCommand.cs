@@ -204,9 +204,13 @@ internal static class EvalCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
         var json = new Option<string?>("--json") { Description = "Also write per-object and mean scores as JSON to this file" };
         var output = new Option<string?>("--out") { Description = "Write the renders, composited ground truths and meshes here, one folder per object" };
+        var minPiece = new Option<double>("--min-piece")
+        {
+            Description = "Drop mesh pieces with fewer triangles than this share of the largest before scoring, as lrm reconstruct's --min-piece (0 keeps all)",
+        };
         var command = new Command("model", "Novel-view PSNR/SSIM and mesh Chamfer/F-score of a model on a held-out dataset (docs/metrics.md)")
         {
-            model, data, objects, sourceView, views, resolution, threshold, density, samples, device, json, output,
+            model, data, objects, sourceView, views, resolution, threshold, density, samples, device, json, output, minPiece,
         };
         command.SetAction(result =>
         {
@@ -220,6 +224,7 @@ internal static class EvalCommand
                 Density = result.GetValue(density),
                 Samples = result.GetValue(samples),
                 OutputDirectory = result.GetValue(output),
+                MinPieceShare = result.GetValue(minPiece),
             };
             RunModel(result.GetValue(model)!, result.GetValue(data)!, options, ReconstructCommand.ParseDevice(result.GetValue(device)!), result.GetValue(json),
                 result.InvocationConfiguration.Output);
@@ -274,6 +279,10 @@ internal static class EvalCommand
                 writer.WriteNumber("views", options.Views);
                 writer.WriteString("background", "white");
                 writer.WriteNumber("mesh_resolution", options.MeshResolution);
+                if (options.MinPieceShare > 0)
+                {
+                    writer.WriteNumber("min_piece", options.MinPieceShare);
+                }
                 writer.WriteNumber("threshold", options.FScoreThreshold);
                 writer.WriteNumber("samples", options.Samples);
                 writer.WriteStartArray("objects");

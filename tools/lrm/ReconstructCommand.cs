@@ -50,6 +50,9 @@ internal sealed record ReconstructOptions
 
     /// <summary>Evaluate the mesh grid coarse-to-fine.</summary>
     public bool CoarseToFine { get; init; }
+
+    /// <summary>Drop mesh pieces with fewer triangles than this share of the largest (0: keep all).</summary>
+    public double MinPiece { get; init; }
 }
 
 /// <summary>
@@ -161,8 +164,12 @@ internal static class ReconstructCommand
         {
             Description = "Query the mesh grid coarse-to-fine: full resolution only near the surface (the same mesh from far fewer NeRF queries)",
         };
+        var minPiece = new Option<double>("--min-piece")
+        {
+            Description = "Drop disconnected mesh pieces with fewer triangles than this share of the largest, e.g. 0.05 for floaters (default 0: keep all)",
+        };
         command.Arguments.Add(images);
-        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine })
+        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine, minPiece })
         {
             command.Options.Add(option);
         }
@@ -188,6 +195,7 @@ internal static class ReconstructCommand
                     Turntable = parse.GetValue(turntable),
                     Device = parse.GetValue(device) ?? "auto",
                     CoarseToFine = parse.GetValue(coarseToFine),
+                    MinPiece = parse.GetValue(minPiece),
                 }, display);
                 return failed == 0 ? 0 : 1;
             }
@@ -392,7 +400,8 @@ internal static class ReconstructCommand
     {
         var before = (result.Timings.GridQuery, result.Timings.MarchingCubes, result.Timings.VertexColors);
         var threshold = options.Threshold ?? result.Threshold;
-        var mesh = result.ExtractMesh(options.Resolution, threshold, options.CoarseToFine);
+        var extracted = result.ExtractMesh(options.Resolution, threshold, options.CoarseToFine);
+        var mesh = extracted.WithoutSmallPieces(options.MinPiece);
         var grid = result.LastGridQuery!;
         times["grid query"] = result.Timings.GridQuery - before.GridQuery;
         times["marching cubes"] = result.Timings.MarchingCubes - before.MarchingCubes;
@@ -401,7 +410,9 @@ internal static class ReconstructCommand
         display.Stage("grid query", grid.CoarseToFine
             ? string.Create(CultureInfo.InvariantCulture, $"{resolution}³ coarse-to-fine: {grid.PointsEvaluated:N0} of {grid.DensePoints:N0} points ({100 * grid.Fraction:F1} %), {grid.BlocksRefined:N0} of {grid.Blocks:N0} blocks refined")
             : string.Create(CultureInfo.InvariantCulture, $"{resolution}³ = {grid.DensePoints:N0} points"), times["grid query"]);
-        display.Stage("marching cubes", string.Create(CultureInfo.InvariantCulture, $"level {threshold}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles"), times["marching cubes"]);
+        var dropped = mesh == extracted ? "" : string.Create(CultureInfo.InvariantCulture,
+            $" (of {extracted.VertexCount:N0} / {extracted.TriangleCount:N0}: pieces under {options.MinPiece:0.###} of the largest dropped)");
+        display.Stage("marching cubes", string.Create(CultureInfo.InvariantCulture, $"level {threshold}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles{dropped}"), times["marching cubes"]);
         if (mesh.IsEmpty)
         {
             display.Warning($"no surface at density {threshold.ToString(CultureInfo.InvariantCulture)} inside the object box; no mesh written (try a lower --threshold)");
@@ -451,6 +462,10 @@ internal static class ReconstructCommand
         if (options.Turntable is < 0 or > MaxTurntableFrames)
         {
             throw new LrmInvalidArgumentException($"--turntable must be in 0..{MaxTurntableFrames} frames, got {options.Turntable}");
+        }
+        if (options.MinPiece is not (>= 0 and <= 1))
+        {
+            throw new LrmInvalidArgumentException($"--min-piece must be a share of the largest piece in [0, 1], got {options.MinPiece.ToString(CultureInfo.InvariantCulture)}");
         }
         if (options.SaveTriplane is not null && options.Images.Count > 1)
         {

@@ -22,6 +22,9 @@ internal sealed record ModelEvaluationOptions
     /// <summary>Surface density of the extracted mesh; null: the model's.</summary>
     public float? Density { get; init; }
 
+    /// <summary>Drop mesh pieces with fewer triangles than this share of the largest before scoring (0: keep all; <see cref="Mesh.WithoutSmallPieces"/>).</summary>
+    public double MinPieceShare { get; init; }
+
     /// <summary>F-score distance threshold τ.</summary>
     public double FScoreThreshold { get; init; } = PointCloudMetrics.DefaultThreshold;
 
@@ -53,6 +56,7 @@ internal sealed record ModelEvaluationOptions
         Require(FScoreThreshold > 0 && double.IsFinite(FScoreThreshold), $"--threshold must be a positive distance, got {FScoreThreshold.ToString(CultureInfo.InvariantCulture)}");
         Require(Samples is >= 1 and <= 10_000_000, $"--samples must be in [1, 10000000], got {Samples}");
         Require(Density is null || float.IsFinite(Density.Value), $"--density must be finite, got {Density}");
+        Require(MinPieceShare is >= 0 and <= 1, $"--min-piece must be a share of the largest piece in [0, 1], got {MinPieceShare.ToString(CultureInfo.InvariantCulture)}");
     }
 }
 
@@ -197,7 +201,7 @@ internal static class ModelEvaluation
         else
         {
             var truth = Transformed(Mesh.Load(meshPath), CameraNormalization.Transform(entry.Poses[sourceIndex]));
-            var predicted = reconstruction.ExtractMesh(options.MeshResolution, options.Density);
+            var predicted = reconstruction.ExtractMesh(options.MeshResolution, options.Density).WithoutSmallPieces(options.MinPieceShare);
             if (outFolder is not null && !predicted.IsEmpty)
             {
                 predicted.SavePly(Path.Combine(outFolder, "mesh.ply"));

@@ -62,6 +62,12 @@ public sealed class Reconstruction : IDisposable
     /// <summary>Things the user should know about the input, one sentence each (e.g. that the background was estimated).</summary>
     public IReadOnlyList<string> Warnings => _input?.Warnings ?? [];
 
+    /// <summary>
+    /// The smallest mesh resolution at which the default grid query on the CPU is coarse-to-fine: below it the coarse grid
+    /// (R/4 per axis) is too coarse to trust, and a dense grid is cheap anyway.
+    /// </summary>
+    public const int AutoCoarseToFineResolution = 256;
+
     /// <summary>The surface density <see cref="ExtractMesh(int)"/> uses by default (the reconstructor's).</summary>
     public float Threshold => _owner.Threshold;
 
@@ -214,7 +220,8 @@ public sealed class Reconstruction : IDisposable
     /// <summary>
     /// The surface σ = <paramref name="threshold"/> (default <see cref="Threshold"/>) of the NeRF's density on a
     /// <paramref name="resolution"/>³ grid over [−1, 1]³ (marching cubes, LRM §4), coarse-to-fine when
-    /// <paramref name="coarseToFine"/> (default: the reconstructor's option), with each vertex coloured by the NeRF at
+    /// <paramref name="coarseToFine"/> (default: the reconstructor's option, whose default is coarse-to-fine on the CPU at
+    /// resolutions from <see cref="AutoCoarseToFineResolution"/> and dense otherwise), with each vertex coloured by the NeRF at
     /// it (clamped to [0, 1]) and area-weighted normals. Coordinates are the engine's (z up); <see cref="Mesh.SaveGlb"/>
     /// converts to glTF's y-up. A mesh without triangles (<see cref="Mesh.IsEmpty"/>) means no surface at that density.
     /// </summary>
@@ -230,7 +237,7 @@ public sealed class Reconstruction : IDisposable
         {
             throw new LrmInvalidArgumentException($"mesh threshold must be a finite density, got {level}");
         }
-        var refine = coarseToFine ?? _owner.Options.CoarseToFine;
+        var refine = coarseToFine ?? _owner.Options.CoarseToFine ?? (_owner.Backend.Device.Kind == DeviceKind.Cpu && resolution >= AutoCoarseToFineResolution);
         var backend = _owner.Backend;
         var progress = _owner.Options.Progress;
         void Report(double fraction) => progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));

@@ -181,7 +181,7 @@ public sealed class EvalModelTests
         }
         if (withMesh)
         {
-            var mesh = reconstruction.ExtractMesh(MeshResolution, Density);
+            var mesh = reconstruction.ExtractMesh(MeshResolution, Density, coarseToFine: false); // as the evaluation extracts it
             Assert.That(mesh.IsEmpty, Is.False, "the tiny model has a surface at the test density");
             ModelEvaluation.Transformed(mesh, world).SavePly(Path.Combine(folder, DatasetLayout.MeshFile));
             return mesh;

@@ -338,12 +338,31 @@ public sealed class ReconstructCommandTests
         var image = SyntheticImage();
         var dense = Path.Combine(_folder, "dense");
         var fine = Path.Combine(_folder, "fine");
-        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", dense, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", dense, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply", "--dense");
         Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("48³ = 110,592 points"));
         (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", fine, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply", "--coarse-to-fine");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("48³ coarse-to-fine:").And.Contain("of 110,592 points"));
         Assert.That(File.ReadAllBytes(Path.Combine(fine, "mesh.ply")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dense, "mesh.ply"))));
+    }
+
+    [Test]
+    public void TheGridIsCoarseToFineByDefaultOnTheCpuFrom256AndTheTwoChoicesExcludeEachOther()
+    {
+        var image = SyntheticImage();
+        var output = Path.Combine(_folder, "default-grid");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--render-size", "4", "--resolution", "256", "--threshold", "0.45", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("256³ coarse-to-fine:"));
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "small-grid"), "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("48³ = 110,592 points"), "below 256³ the default is dense");
+        var both = Path.Combine(_folder, "both");
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", both, "--coarse-to-fine", "--dense");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(log, Does.Contain("lrm: error:").And.Contain("--coarse-to-fine and --dense"));
+        Assert.That(Directory.Exists(both), Is.False);
     }
 
     private static IEnumerable<TestCaseData> BadInputs()

@@ -81,7 +81,7 @@ public sealed class ReconstructorTests
         }
 
         // The mesh: the dense grid's marching cubes, vertices coloured by the NeRF (clamped), with normals.
-        var mesh = result.ExtractMesh(40, 0.6f);
+        var mesh = result.ExtractMesh(40, 0.6f, coarseToFine: false);
         using var grid = DensityGrid.Query(backend, model.Nerf, channelsLast, 40);
         var (vertices, triangles) = backend.MarchingCubes(grid, 0.6f, [-1f, -1f, -1f, 1f, 1f, 1f]);
         using (vertices)

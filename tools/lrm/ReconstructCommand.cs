@@ -48,8 +48,8 @@ internal sealed record ReconstructOptions
     /// <summary>cpu, cuda, cuda:N or auto.</summary>
     public string Device { get; init; } = "auto";
 
-    /// <summary>Evaluate the mesh grid coarse-to-fine.</summary>
-    public bool CoarseToFine { get; init; }
+    /// <summary>Evaluate the mesh grid coarse-to-fine (true), densely (false) or as the device suits (null: coarse-to-fine on the CPU).</summary>
+    public bool? CoarseToFine { get; init; }
 
     /// <summary>Drop mesh pieces with fewer triangles than this share of the largest (0: keep all).</summary>
     public double MinPiece { get; init; }
@@ -57,8 +57,8 @@ internal sealed record ReconstructOptions
 
 /// <summary>
 /// <c>lrm reconstruct IMAGE... --model DIR [--out DIR] [--resolution N] [--threshold T] [--formats glb,ply,obj]
-/// [--turntable N] [--device cpu|cuda|auto] [--coarse-to-fine] [--render-size N] [--save-triplane FILE]
-/// [--query POINTS.npy] [--threads N] [--foreground-ratio R]</c>: photos through the model via the public
+/// [--turntable N] [--device cpu|cuda|auto] [--coarse-to-fine | --dense] [--min-piece S] [--render-size N]
+/// [--save-triplane FILE] [--query POINTS.npy] [--threads N] [--foreground-ratio R]</c>: photos through the model via the public
 /// <see cref="Reconstructor"/> facade. For each image, in OUT (one image) or OUT/&lt;file name without extension&gt;
 /// (several):
 /// <list type="bullet">
@@ -162,14 +162,18 @@ internal static class ReconstructCommand
         };
         var coarseToFine = new Option<bool>("--coarse-to-fine")
         {
-            Description = "Query the mesh grid coarse-to-fine: full resolution only near the surface (the same mesh from far fewer NeRF queries)",
+            Description = "Query the mesh grid coarse-to-fine: full resolution only near the surface (the same mesh from far fewer NeRF queries; the default on the CPU)",
+        };
+        var dense = new Option<bool>("--dense")
+        {
+            Description = "Query every point of the mesh grid (the default on CUDA, where the grid stays on the device)",
         };
         var minPiece = new Option<double>("--min-piece")
         {
             Description = "Drop disconnected mesh pieces with fewer triangles than this share of the largest, e.g. 0.05 for floaters (default 0: keep all)",
         };
         command.Arguments.Add(images);
-        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine, minPiece })
+        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine, dense, minPiece })
         {
             command.Options.Add(option);
         }
@@ -194,7 +198,7 @@ internal static class ReconstructCommand
                     Formats = ParseFormats(parse.GetValue(formats) ?? "glb"),
                     Turntable = parse.GetValue(turntable),
                     Device = parse.GetValue(device) ?? "auto",
-                    CoarseToFine = parse.GetValue(coarseToFine),
+                    CoarseToFine = GridChoice(parse.GetValue(coarseToFine), parse.GetValue(dense)),
                     MinPiece = parse.GetValue(minPiece),
                 }, display);
                 return failed == 0 ? 0 : 1;
@@ -428,6 +432,15 @@ internal static class ReconstructCommand
             }
         }, string.Join(", ", paths));
     }
+
+    // --coarse-to-fine → true, --dense → false, neither → null (the device's default); both is an error.
+    private static bool? GridChoice(bool coarseToFine, bool dense) => (coarseToFine, dense) switch
+    {
+        (true, true) => throw new LrmInvalidArgumentException("--coarse-to-fine and --dense exclude each other: give at most one"),
+        (true, false) => true,
+        (false, true) => false,
+        _ => null,
+    };
 
     private static void Validate(ReconstructOptions options)
     {

@@ -201,7 +201,8 @@ internal static class ModelEvaluation
         else
         {
             var truth = Transformed(Mesh.Load(meshPath), CameraNormalization.Transform(entry.Poses[sourceIndex]));
-            var predicted = reconstruction.ExtractMesh(options.MeshResolution, options.Density).WithoutSmallPieces(options.MinPieceShare);
+            // Scored on the dense grid (every point evaluated), whatever the reconstructor's default.
+            var predicted = reconstruction.ExtractMesh(options.MeshResolution, options.Density, coarseToFine: false).WithoutSmallPieces(options.MinPieceShare);
             if (outFolder is not null && !predicted.IsEmpty)
             {
                 predicted.SavePly(Path.Combine(outFolder, "mesh.ply"));

@@ -40,11 +40,12 @@ internal sealed record DensityGridResult(Tensor Grid, int Resolution, long Point
 /// of the level and a trilinear interpolation is a convex combination of them, so no cell inside an unrefined block
 /// can cross the level: marching cubes finds exactly the crossings inside refined blocks, from exact values, and the
 /// mesh equals the dense one unless the surface enters a block the coarse test missed: a feature thinner than a block
-/// and more than a block away from any detected surface, or a crossing on a face that an unrefined block shares with a
-/// refined neighbour (the face points hold the neighbour's exact values, which can cross the level where the block's
-/// own corners do not, so a cell on the unrefined side mixes exact and interpolated values and its vertices move a
-/// little). The shipped model's six examples give byte-identical meshes at 384³; the tiny golden model's rough random
-/// field at 40³ moves one of ~1,400 vertices.
+/// and more than a block away from any detected surface. A trap on the way: a crossing on a face that an unrefined block
+/// shares with a refined neighbour — the face points hold the neighbour's exact values, which can cross the level where the block's
+/// own corners do not. So after the fine grid is filled, every unrefined block next to a refined one whose boundary
+/// values cross the level is refined as well, and its neighbours are checked again, until none is left; only a
+/// feature the coarse grid misses entirely can then change the mesh. The shipped model's six examples give
+/// byte-identical meshes at 384³.
 /// </para>
 /// </summary>
 internal static class DensityGrid
@@ -295,6 +296,31 @@ internal static class DensityGrid
                 }
             }
             batch.Flush();
+
+            // 4. An unrefined block next to a refined one holds the neighbour's exact values on their shared face (and
+            // edge and corner points). Where such a value lies on the other side of the level from the block's corners,
+            // a cell of the block would cross the level from mixed exact and interpolated values: the block is refined
+            // too (all its points exact) and its unrefined neighbours are looked at again, until none is left.
+            var candidates = UnrefinedNeighbours(refined, blocks, Enumerable.Range(0, refined.Length).Where(b => refined[b]));
+            while (candidates.Count > 0)
+            {
+                var crossing = new List<int>();
+                foreach (var b in candidates)
+                {
+                    if (FaceCrossesLevel(grid.AsSpan<float>(), coarse, coarseIndex, resolution, blocks, b, level))
+                    {
+                        crossing.Add(b);
+                    }
+                }
+                foreach (var b in crossing)
+                {
+                    refined[b] = true;
+                    EvaluateBlock(batch, coarseIndex, resolution, blocks, b);
+                }
+                batch.Flush();
+                refinedCount += crossing.Count;
+                candidates = UnrefinedNeighbours(refined, blocks, crossing);
+            }
             evaluated += batch.Evaluated;
             progress?.Invoke(1.0);
             return new DensityGridResult(grid, resolution, evaluated, stride, (long)blocks * blocks * blocks, refinedCount);
@@ -344,6 +370,85 @@ internal static class DensityGrid
     }
 
     // The coarse position of fine index i, which is a coarse point of block b (its lower or upper corner).
+    // The unrefined blocks in the 26-neighbourhoods of the given blocks, in block order.
+    private static List<int> UnrefinedNeighbours(bool[] refined, int blocks, IEnumerable<int> sources)
+    {
+        var found = new SortedSet<int>();
+        foreach (var b in sources)
+        {
+            int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+            for (var z = Math.Max(0, bz - 1); z <= Math.Min(blocks - 1, bz + 1); z++)
+            {
+                for (var y = Math.Max(0, by - 1); y <= Math.Min(blocks - 1, by + 1); y++)
+                {
+                    for (var x = Math.Max(0, bx - 1); x <= Math.Min(blocks - 1, bx + 1); x++)
+                    {
+                        var n = (z * blocks + y) * blocks + x;
+                        if (!refined[n])
+                        {
+                            found.Add(n);
+                        }
+                    }
+                }
+            }
+        }
+        return [.. found];
+    }
+
+    // Whether a fine point on the boundary of unrefined block b is NaN or on the other side of the level (marching
+    // cubes' inside: value > level) from the block's corners, which all lie on one side.
+    private static bool FaceCrossesLevel(Span<float> values, float[] coarse, int[] coarseIndex, int resolution, int blocks, int b, float level)
+    {
+        int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+        var count = coarseIndex.Length;
+        var inside = coarse[(bz * count + by) * count + bx] > level;
+        int x0 = coarseIndex[bx], x1 = coarseIndex[bx + 1], y0 = coarseIndex[by], y1 = coarseIndex[by + 1], z0 = coarseIndex[bz], z1 = coarseIndex[bz + 1];
+        for (var z = z0; z <= z1; z++)
+        {
+            var zFace = z == z0 || z == z1;
+            for (var y = y0; y <= y1; y++)
+            {
+                var yFace = zFace || y == y0 || y == y1;
+                var row = ((long)z * resolution + y) * resolution;
+                for (var x = x0; x <= x1; x++)
+                {
+                    if (!yFace && x != x0 && x != x1)
+                    {
+                        continue;
+                    }
+                    var v = values[(int)(row + x)];
+                    if (float.IsNaN(v) || (v > level) != inside)
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
+    }
+
+    // Queues every point of block b that is not a coarse point (those are exact already) for exact evaluation.
+    private static void EvaluateBlock(PointBatch batch, int[] coarseIndex, int resolution, int blocks, int b)
+    {
+        int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+        for (var z = coarseIndex[bz]; z <= coarseIndex[bz + 1]; z++)
+        {
+            for (var y = coarseIndex[by]; y <= coarseIndex[by + 1]; y++)
+            {
+                var row = ((long)z * resolution + y) * resolution;
+                for (var x = coarseIndex[bx]; x <= coarseIndex[bx + 1]; x++)
+                {
+                    var coarsePoint = (x == coarseIndex[bx] || x == coarseIndex[bx + 1]) && (y == coarseIndex[by] || y == coarseIndex[by + 1])
+                        && (z == coarseIndex[bz] || z == coarseIndex[bz + 1]);
+                    if (!coarsePoint)
+                    {
+                        batch.Add(row + x, Coordinate(x, resolution), Coordinate(y, resolution), Coordinate(z, resolution));
+                    }
+                }
+            }
+        }
+    }
+
     private static int CoarsePosition(int i, int b, int[] coarseIndex) => i == coarseIndex[b] ? b : b + 1;
 
     private static bool AnyRefined(bool[] refined, int blocks, int x0, int x1, int y0, int y1, int z0, int z1)

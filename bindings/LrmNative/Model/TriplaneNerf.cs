@@ -57,10 +57,11 @@ internal sealed class TriplaneNerf
         long batch = planes.Size(0), height = planes.Size(2), width = planes.Size(3), channels = Channels, hidden = FirstLayerWidth;
         var texels = height * width;
         using var scratch = new ScratchTensors(backend);
-        // Wᵀ (3C, hidden): rows [p·C, (p+1)·C) are plane p's block W_pᵀ.
+        // Wᵀ (3C, hidden): rows [p·C, (p+1)·C) are plane p's block W_pᵀ, transposed back to W_p (hidden, C).
         var transposed = scratch.Empty(3 * channels, hidden);
         backend.Transpose(transposed, _weights[0]);
-        var block = scratch.Empty(channels, hidden);
+        var blockTransposed = scratch.Empty(channels, hidden);
+        var block = scratch.Empty(hidden, channels);
         var plane = scratch.Empty(texels, channels);
         var product = scratch.Empty(texels, hidden);
         var projected = backend.Empty([batch, 3, height, width, hidden]);
@@ -68,11 +69,14 @@ internal sealed class TriplaneNerf
         {
             for (var p = 0; p < 3; p++)
             {
-                backend.Copy(block, 0, transposed, p * channels * hidden, channels * hidden);
+                backend.Copy(blockTransposed, 0, transposed, p * channels * hidden, channels * hidden);
+                backend.Transpose(block, blockTransposed);
                 for (long b = 0; b < batch; b++)
                 {
                     backend.Copy(plane, 0, planes, (b * 3 + p) * texels * channels, texels * channels);
-                    backend.Gemm(product, plane, block);
+                    // A one-layer Mlp, not a Gemm: the NeRF's own fp32 path on every backend (CUDA's Gemm takes bf16
+                    // operands by default), so the projection is as exact as the concatenated first layer was.
+                    backend.Mlp(product, plane, [block], [null], Activation.None, Activation.None);
                     backend.Copy(projected, (b * 3 + p) * texels * hidden, product, 0, texels * hidden);
                 }
             }

@@ -188,7 +188,7 @@ public sealed class Reconstruction : IDisposable
         {
             var backend = _owner.Backend;
             using var cameras = backend.FromArray(camera.RenderVector(), 1, 25);
-            using var render = _owner.Model.Renderer.Render(backend, _channelsLast, cameras, height, width);
+            using var render = _owner.Model.Renderer.Render(backend, _channelsLast, cameras, height, width, projected: Projected);
             using var rgb = backend.BorrowHost(render.Rgb);
             var color = Image.FromRgb(rgb.Tensor.AsSpan<float>(), width, height, $"{Source} rendered from {camera}");
             return new RenderedView(camera, color, backend.ToFloatArray(render.Depth), backend.ToFloatArray(render.Opacity));

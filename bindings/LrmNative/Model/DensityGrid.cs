@@ -370,13 +370,16 @@ internal static class DensityGrid
     }
 
     // The coarse position of fine index i, which is a coarse point of block b (its lower or upper corner).
+    // Block b's (x, y, z) in a blocks³ grid of coarse blocks, x fastest.
+    private static (int X, int Y, int Z) BlockCoordinates(int b, int blocks) => (b % blocks, b / blocks % blocks, b / (blocks * blocks));
+
     // The unrefined blocks in the 26-neighbourhoods of the given blocks, in block order.
     private static List<int> UnrefinedNeighbours(bool[] refined, int blocks, IEnumerable<int> sources)
     {
         var found = new SortedSet<int>();
         foreach (var b in sources)
         {
-            int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+            var (bx, by, bz) = BlockCoordinates(b, blocks);
             for (var z = Math.Max(0, bz - 1); z <= Math.Min(blocks - 1, bz + 1); z++)
             {
                 for (var y = Math.Max(0, by - 1); y <= Math.Min(blocks - 1, by + 1); y++)
@@ -399,7 +402,7 @@ internal static class DensityGrid
     // cubes' inside: value > level) from the block's corners, which all lie on one side.
     private static bool FaceCrossesLevel(Span<float> values, float[] coarse, int[] coarseIndex, int resolution, int blocks, int b, float level)
     {
-        int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+        var (bx, by, bz) = BlockCoordinates(b, blocks);
         var count = coarseIndex.Length;
         var inside = coarse[(bz * count + by) * count + bx] > level;
         int x0 = coarseIndex[bx], x1 = coarseIndex[bx + 1], y0 = coarseIndex[by], y1 = coarseIndex[by + 1], z0 = coarseIndex[bz], z1 = coarseIndex[bz + 1];
@@ -430,7 +433,7 @@ internal static class DensityGrid
     // Queues every point of block b that is not a coarse point (those are exact already) for exact evaluation.
     private static void EvaluateBlock(PointBatch batch, int[] coarseIndex, int resolution, int blocks, int b)
     {
-        int bx = b % blocks, by = b / blocks % blocks, bz = b / (blocks * blocks);
+        var (bx, by, bz) = BlockCoordinates(b, blocks);
         for (var z = coarseIndex[bz]; z <= coarseIndex[bz + 1]; z++)
         {
             for (var y = coarseIndex[by]; y <= coarseIndex[by + 1]; y++)

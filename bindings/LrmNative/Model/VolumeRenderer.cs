@@ -60,8 +60,11 @@ internal sealed class VolumeRenderer
     /// <summary>
     /// Renders channels-last planes (B, 3, H, W, C) from cameras (B, 25) (4×4 camera-to-world, OpenGL convention,
     /// then 3×3 normalised intrinsics) at height×width, over <paramref name="background"/> (3 values; white if empty).
+    /// <paramref name="projected"/>: the one image's planes already <see cref="TriplaneNerf.Project"/>ed (a reconstruction
+    /// rendering many views keeps them), else they are projected here, once per image.
     /// </summary>
-    public RenderResult Render(IBackend backend, Tensor planes, Tensor cameras, int height, int width, ReadOnlySpan<float> background = default)
+    public RenderResult Render(IBackend backend, Tensor planes, Tensor cameras, int height, int width, ReadOnlySpan<float> background = default,
+        ProjectedTriplane? projected = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(planes);
@@ -69,6 +72,10 @@ internal sealed class VolumeRenderer
         if (cameras.Rank != 2 || cameras.Size(1) != 25 || cameras.Size(0) != planes.Size(0))
         {
             throw new LrmShapeException($"renderer: cameras must be ({planes.Size(0)}, 25) for planes {planes.ShapeText}, got {cameras.ShapeText}");
+        }
+        if (projected is not null && (planes.Size(0) != 1 || !LinearFirst))
+        {
+            throw new LrmInvalidArgumentException($"renderer: projected planes are for one image rendered linear first, got planes {planes.ShapeText}");
         }
         Span<float> white = [1f, 1f, 1f];
         var backgroundColor = background.IsEmpty ? white : background;
@@ -95,11 +102,12 @@ internal sealed class VolumeRenderer
                     backend.Copy(imagePlanes, 0, planes, b * planeSize, planeSize);
                     backend.Copy(imageRange, 0, depthRange, 2 * b, 2);
                 }
-                using var projected = LinearFirst ? Nerf.Project(backend, imagePlanes) : null;
+                using var own = LinearFirst && projected is null ? Nerf.Project(backend, imagePlanes) : null;
+                var imageProjected = projected ?? own;
                 for (long start = 0; start < rays; start += ChunkRays)
                 {
                     var count = Math.Min(ChunkRays, rays - start);
-                    RenderChunk(backend, result, imagePlanes, projected, imageRange, origins, directions, coarse, b * rays + start, count, backgroundColor);
+                    RenderChunk(backend, result, imagePlanes, imageProjected, imageRange, origins, directions, coarse, b * rays + start, count, backgroundColor);
                 }
             }
             return result;

@@ -114,11 +114,15 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_kernel(
  * Each 32-bit register holds two bf16, the lower column (or k) in the low half. */
 static __device__ __forceinline__ void lrm_mma_bf16_16816(float* d, const unsigned int* a, unsigned int b0,
                                                           unsigned int b1) {
+#if defined(LRM_EMULATE) /* tests/cuda-emulator: the same fragment layout, computed on the CPU */
+    lrm_emu::mma_bf16_16816(d, a, b0, b1);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 static __device__ __forceinline__ unsigned int lrm_pack_bf16x2(float low, float high) {
@@ -294,28 +298,47 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
  * ldmatrix.trans, K's from ldmatrix, four 8×8 matrices per instruction. Needs 16-byte aligned
  * rows: kv_stride % 8 == 0 and the slices' column offsets % 8 == 0 (the host checks). */
 
-static __device__ __forceinline__ unsigned int lrm_shared_address(const void* pointer) {
+#if defined(LRM_EMULATE)
+/* tests/cuda-emulator: a shared-memory address is a host pointer, and the copies and matrix loads
+ * are its emulations of the same instructions (queued copies, warp-collective ldmatrix). */
+typedef void* lrm_shared_addr;
+static __device__ __forceinline__ lrm_shared_addr lrm_shared_address(const void* pointer) { return const_cast<void*>(pointer); }
+static __device__ __forceinline__ void lrm_cp_async_16(lrm_shared_addr shared, const void* global, int bytes) {
+    lrm_emu::async_copy(shared, global, bytes);
+}
+static __device__ __forceinline__ void lrm_ldmatrix_x4(unsigned int* r, lrm_shared_addr shared) { lrm_emu::ldmatrix_x4(r, shared, false); }
+static __device__ __forceinline__ void lrm_ldmatrix_x4_trans(unsigned int* r, lrm_shared_addr shared) { lrm_emu::ldmatrix_x4(r, shared, true); }
+#define LRM_CP_ASYNC_COMMIT() lrm_emu::async_commit()
+#define LRM_CP_ASYNC_WAIT(pending) lrm_emu::async_wait(pending)
+#else
+typedef unsigned int lrm_shared_addr; /* a 32-bit shared-window address */
+
+static __device__ __forceinline__ lrm_shared_addr lrm_shared_address(const void* pointer) {
     unsigned int address;
     asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(pointer));
     return address;
 }
 
 /* 16 bytes global → shared; bytes = 0 fills the destination with zeros and reads nothing. */
-static __device__ __forceinline__ void lrm_cp_async_16(unsigned int shared, const void* global, int bytes) {
+static __device__ __forceinline__ void lrm_cp_async_16(lrm_shared_addr shared, const void* global, int bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared), "l"(global), "r"(bytes));
 }
 
-static __device__ __forceinline__ void lrm_ldmatrix_x4(unsigned int* r, unsigned int shared) {
+static __device__ __forceinline__ void lrm_ldmatrix_x4(unsigned int* r, lrm_shared_addr shared) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(shared));
 }
 
-static __device__ __forceinline__ void lrm_ldmatrix_x4_trans(unsigned int* r, unsigned int shared) {
+static __device__ __forceinline__ void lrm_ldmatrix_x4_trans(unsigned int* r, lrm_shared_addr shared) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(shared));
 }
+#define LRM_CP_ASYNC_COMMIT() asm volatile("cp.async.commit_group;\n" ::)
+/* pending must be a literal: it is an immediate of the instruction. */
+#define LRM_CP_ASYNC_WAIT(pending) asm volatile("cp.async.wait_group " #pending ";\n" ::)
+#endif
 
 /* grid (⌈Tq/64⌉, H, B), block 128. */
 extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
@@ -346,7 +369,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
             lrm_cp_async_16(lrm_shared_address(&k_tiles[stage][key * LRM_MMA_PITCH + column]), k_batch + offset, bytes); \
             lrm_cp_async_16(lrm_shared_address(&v_tiles[stage][key * LRM_MMA_PITCH + column]), v_batch + offset, bytes); \
         }                                                                                                        \
-        asm volatile("cp.async.commit_group;\n" ::);                                                            \
+        LRM_CP_ASYNC_COMMIT();                                                                                   \
     } while (0)
 
     LRM_MMA2_LOAD(0, 0);
@@ -375,9 +398,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
     for (int base = 0; base < kv_len; base += LRM_MMA_BLOCK_K, stage ^= 1) {
         if (base + LRM_MMA_BLOCK_K < kv_len) {
             LRM_MMA2_LOAD(stage ^ 1, base + LRM_MMA_BLOCK_K);
-            asm volatile("cp.async.wait_group 1;\n" ::);
+            LRM_CP_ASYNC_WAIT(1);
         } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
+            LRM_CP_ASYNC_WAIT(0);
         }
         __syncthreads(); /* this stage's copies, made by all threads, are visible */
 

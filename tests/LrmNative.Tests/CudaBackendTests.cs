@@ -422,10 +422,11 @@ public sealed class CudaBackendTests
         using var a = Random(21, -1, 1, 333, 250);
         using var w = Random(22, -0.1f, 0.1f, 129, 250);
         using var bias = Random(23, -0.1f, 0.1f, 129);
+        using var wForTransposedA = Random(126, -0.1f, 0.1f, 129, 333); // aᵀ (250 × 333) · wᵀ (333 × 129)
         foreach (var (gpu, tolerance) in new[] { (_gpu, 1e-5), (_gpuHalf, 1e-2) })
         {
             Parity(gpu, tolerance, [[333, 129]], (backend, o) => backend.Gemm(o[0], a, w, bias, null, false, true), $"Gemm {gpu.Inner.Options.Precision}");
-            Parity(gpu, tolerance, [[250, 129]], (backend, o) => backend.Gemm(o[0], a, w, null, null, true, true), $"Gemm ᵀᵀ {gpu.Inner.Options.Precision}");
+            Parity(gpu, tolerance, [[250, 129]], (backend, o) => backend.Gemm(o[0], a, wForTransposedA, null, null, true, true), $"Gemm ᵀᵀ {gpu.Inner.Options.Precision}");
         }
         // The NeRF decoder's shape: 3·40 → 64 → 64 → 4, ReLU.
         using var input = Random(24, -1, 1, 1001, 120);

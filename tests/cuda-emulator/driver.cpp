@@ -1,0 +1,570 @@
+/*
+ * driver.cpp — the CUDA emulator's libcuda.so.1: the part of the CUDA driver API that
+ * bindings/LrmNative.Interop/CudaDriver.cs declares, implemented on the CPU.
+ *
+ * One device, "LrmNative CUDA emulator (CPU)", compute capability 9.0 (so the CUDA backend takes
+ * its Hopper paths), with LRM_EMU_MEMORY_MB of memory (default 4096): allocations past it fail
+ * with CUDA_ERROR_OUT_OF_MEMORY, as a full GPU would. Device pointers are host pointers; fresh
+ * allocations are filled with 0xFF bytes (NaN as floats), like the garbage a GPU returns. Streams
+ * and events exist but every operation is synchronous. A module image is a shared library made by
+ * the emulator's NVRTC (an ELF file; its size comes from its headers); it is loaded from a memfd.
+ * A kernel runs when it is launched (lrm_emulate.h); a kernel that cannot finish (deadlock, a
+ * misused collective) makes the launch's stream report CUDA_ERROR_LAUNCH_FAILED at the next
+ * synchronisation, and the reason, with the kernel's name, goes to stderr.
+ *
+ * Build: tests/cuda-emulator/build.sh. Use: LRM_CUDA_LIBRARY=<dir>/libcuda.so.1 (and the NVRTC and
+ * cuBLASLt of the same folder); see tests/cuda-emulator/README.md.
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+typedef int CUresult;
+typedef unsigned long long CUdeviceptr;
+
+enum : int {
+    CUDA_SUCCESS = 0,
+    CUDA_ERROR_INVALID_VALUE = 1,
+    CUDA_ERROR_OUT_OF_MEMORY = 2,
+    CUDA_ERROR_NOT_INITIALIZED = 3,
+    CUDA_ERROR_INVALID_DEVICE = 101,
+    CUDA_ERROR_INVALID_IMAGE = 200,
+    CUDA_ERROR_INVALID_CONTEXT = 201,
+    CUDA_ERROR_INVALID_PTX = 218,
+    CUDA_ERROR_INVALID_HANDLE = 400,
+    CUDA_ERROR_NOT_FOUND = 500,
+    CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
+    CUDA_ERROR_LAUNCH_FAILED = 719,
+    CUDA_ERROR_NOT_SUPPORTED = 801,
+};
+
+namespace {
+
+struct ErrorText {
+    int code;
+    const char* name;
+    const char* text;
+};
+
+const ErrorText kErrors[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed (the emulator runs no PTX)"},
+    {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
+    {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+};
+
+constexpr int kOptinSharedBytes = 227 * 1024;
+constexpr int kDefaultSharedBytes = 48 * 1024;
+
+typedef int (*KernelCountFn)();
+typedef const char* (*KernelNameFn)(int);
+typedef int (*KernelParameterFn)(int, int, size_t*, size_t*);
+typedef const char* (*LaunchFn)(int, const unsigned int*, const unsigned int*, unsigned int, void**);
+
+struct Module {
+    void* library = nullptr;
+    int memfd = -1;
+    KernelNameFn name = nullptr;
+    KernelParameterFn parameter = nullptr;
+    LaunchFn launch = nullptr;
+    std::unordered_map<std::string, struct Function*> functions;
+};
+
+struct Function {
+    Module* module;
+    int index;
+    std::string name;
+    int max_dynamic_shared = kDefaultSharedBytes;
+};
+
+struct Event {
+    std::chrono::steady_clock::time_point time{};
+    bool recorded = false;
+};
+
+struct State {
+    std::mutex lock;
+    bool initialised = false;
+    size_t total = 0, used = 0;
+    std::unordered_map<uintptr_t, size_t> allocations;
+    int pending_error = CUDA_SUCCESS; /* reported by the next synchronisation */
+};
+
+State& state() {
+    static State instance;
+    return instance;
+}
+
+thread_local void* t_context = nullptr;
+int g_primary_context_tag = 0;
+void* const kPrimaryContext = &g_primary_context_tag;
+
+size_t total_memory() {
+    const char* configured = getenv("LRM_EMU_MEMORY_MB");
+    const long megabytes = configured && *configured ? atol(configured) : 4096;
+    return (size_t)(megabytes > 0 ? megabytes : 4096) << 20;
+}
+
+CUresult allocate(CUdeviceptr* pointer, size_t bytes) {
+    if (!pointer) return CUDA_ERROR_INVALID_VALUE;
+    if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (!s.initialised) return CUDA_ERROR_NOT_INITIALIZED;
+    const size_t rounded = (bytes + 255) / 256 * 256;
+    if (s.used + rounded > s.total) return CUDA_ERROR_OUT_OF_MEMORY;
+    void* memory = aligned_alloc(256, rounded);
+    if (!memory) return CUDA_ERROR_OUT_OF_MEMORY;
+    memset(memory, 0xff, rounded);
+    s.used += rounded;
+    s.allocations[(uintptr_t)memory] = rounded;
+    *pointer = (CUdeviceptr)(uintptr_t)memory;
+    return CUDA_SUCCESS;
+}
+
+CUresult release(CUdeviceptr pointer) {
+    if (pointer == 0) return CUDA_SUCCESS;
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    auto found = s.allocations.find((uintptr_t)pointer);
+    if (found == s.allocations.end()) return CUDA_ERROR_INVALID_VALUE;
+    s.used -= found->second;
+    s.allocations.erase(found);
+    free((void*)(uintptr_t)pointer);
+    return CUDA_SUCCESS;
+}
+
+/* The size of an ELF64 image from its header: the furthest of its section and program header tables and sections. */
+size_t elf_size(const unsigned char* image) {
+    Elf64_Ehdr header;
+    memcpy(&header, image, sizeof header);
+    size_t end = header.e_shoff + (size_t)header.e_shnum * header.e_shentsize;
+    const size_t program_end = header.e_phoff + (size_t)header.e_phnum * header.e_phentsize;
+    if (program_end > end) end = program_end;
+    for (int i = 0; i < header.e_shnum; ++i) {
+        Elf64_Shdr section;
+        memcpy(&section, image + header.e_shoff + (size_t)i * header.e_shentsize, sizeof section);
+        if (section.sh_type != SHT_NOBITS && section.sh_offset + section.sh_size > end) end = section.sh_offset + section.sh_size;
+    }
+    return end;
+}
+
+CUresult take_pending_error() {
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    const CUresult error = s.pending_error;
+    s.pending_error = CUDA_SUCCESS;
+    return error;
+}
+
+} // namespace
+
+/* ---- initialisation and devices --------------------------------------------------------------- */
+
+EXPORT CUresult cuInit(unsigned int flags) {
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (!s.initialised) {
+        s.total = total_memory();
+        s.initialised = true;
+    }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDriverGetVersion(int* version) {
+    if (!version) return CUDA_ERROR_INVALID_VALUE;
+    *version = 12040;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceGetCount(int* count) {
+    if (!count) return CUDA_ERROR_INVALID_VALUE;
+    *count = 1;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceGet(int* device, int ordinal) {
+    if (!device) return CUDA_ERROR_INVALID_VALUE;
+    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *device = 0;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceGetName(char* name, int length, int device) {
+    if (!name || length <= 0) return CUDA_ERROR_INVALID_VALUE;
+    if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+    snprintf(name, (size_t)length, "%s", "LrmNative CUDA emulator (CPU)");
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, int device) {
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *bytes = state().initialised ? state().total : total_memory();
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
+    if (!value) return CUDA_ERROR_INVALID_VALUE;
+    if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+    switch (attribute) {
+    case 1: *value = 1024; break;                 /* max threads per block */
+    case 8: *value = kDefaultSharedBytes; break;  /* max shared memory per block */
+    case 10: *value = 32; break;                  /* warp size */
+    case 13: *value = 1000000; break;             /* clock rate, kHz */
+    case 16: *value = 4; break;                   /* multiprocessors: few, so grid-stride loops stay short */
+    case 36: *value = 1000000; break;             /* memory clock, kHz */
+    case 37: *value = 256; break;                 /* bus width, bits */
+    case 38: *value = 4 << 20; break;             /* L2 bytes */
+    case 75: *value = 9; break;                   /* compute capability */
+    case 76: *value = 0; break;
+    case 97: *value = kOptinSharedBytes; break;   /* opt-in shared memory per block */
+    case 115: *value = 1; break;                  /* memory pools (cuMemAllocAsync) */
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGetErrorString(CUresult error, const char** text) {
+    if (!text) return CUDA_ERROR_INVALID_VALUE;
+    for (const ErrorText& entry : kErrors) {
+        if (entry.code == error) {
+            *text = entry.text;
+            return CUDA_SUCCESS;
+        }
+    }
+    *text = nullptr;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult cuGetErrorName(CUresult error, const char** text) {
+    if (!text) return CUDA_ERROR_INVALID_VALUE;
+    for (const ErrorText& entry : kErrors) {
+        if (entry.code == error) {
+            *text = entry.name;
+            return CUDA_SUCCESS;
+        }
+    }
+    *text = nullptr;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---- contexts --------------------------------------------------------------------------------- */
+
+EXPORT CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
+    if (!context) return CUDA_ERROR_INVALID_VALUE;
+    if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!state().initialised) return CUDA_ERROR_NOT_INITIALIZED;
+    *context = kPrimaryContext;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE; }
+
+EXPORT CUresult cuCtxPushCurrent_v2(void* context) {
+    if (context != kPrimaryContext) return CUDA_ERROR_INVALID_CONTEXT;
+    t_context = context;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxPopCurrent_v2(void** context) {
+    if (context) *context = t_context;
+    t_context = nullptr;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxSetCurrent(void* context) {
+    if (context && context != kPrimaryContext) return CUDA_ERROR_INVALID_CONTEXT;
+    t_context = context;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxGetCurrent(void** context) {
+    if (!context) return CUDA_ERROR_INVALID_VALUE;
+    *context = t_context;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxSynchronize() { return take_pending_error(); }
+
+/* ---- memory ----------------------------------------------------------------------------------- */
+
+EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (!s.initialised) return CUDA_ERROR_NOT_INITIALIZED;
+    if (free_bytes) *free_bytes = s.total - s.used;
+    if (total_bytes) *total_bytes = s.total;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) { return allocate(pointer, bytes); }
+EXPORT CUresult cuMemFree_v2(CUdeviceptr pointer) { return release(pointer); }
+EXPORT CUresult cuMemAllocAsync(CUdeviceptr* pointer, size_t bytes, void*) { return allocate(pointer, bytes); }
+EXPORT CUresult cuMemFreeAsync(CUdeviceptr pointer, void*) { return release(pointer); }
+
+EXPORT CUresult cuMemAllocHost_v2(void** pointer, size_t bytes) {
+    if (!pointer || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+    *pointer = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    return *pointer ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+EXPORT CUresult cuMemFreeHost(void* pointer) {
+    free(pointer);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr destination, const void* source, size_t bytes, void*) {
+    if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
+    memcpy((void*)(uintptr_t)destination, source, bytes);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemcpyDtoHAsync_v2(void* destination, CUdeviceptr source, size_t bytes, void*) {
+    if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(destination, (const void*)(uintptr_t)source, bytes);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr destination, CUdeviceptr source, size_t bytes, void*) {
+    if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
+    memmove((void*)(uintptr_t)destination, (const void*)(uintptr_t)source, bytes);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, size_t count, void*) {
+    if (count && !destination) return CUDA_ERROR_INVALID_VALUE;
+    memset((void*)(uintptr_t)destination, value, count);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemsetD16Async(CUdeviceptr destination, unsigned short value, size_t count, void*) {
+    if (count && (!destination || destination % 2)) return CUDA_ERROR_INVALID_VALUE;
+    unsigned short* out = (unsigned short*)(uintptr_t)destination;
+    for (size_t i = 0; i < count; ++i) out[i] = value;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned int value, size_t count, void*) {
+    if (count && (!destination || destination % 4)) return CUDA_ERROR_INVALID_VALUE;
+    unsigned int* out = (unsigned int*)(uintptr_t)destination;
+    for (size_t i = 0; i < count; ++i) out[i] = value;
+    return CUDA_SUCCESS;
+}
+
+/* ---- streams and events ----------------------------------------------------------------------- */
+
+EXPORT CUresult cuStreamCreate(void** stream, unsigned int) {
+    if (!stream) return CUDA_ERROR_INVALID_VALUE;
+    *stream = new int(0);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuStreamDestroy_v2(void* stream) {
+    delete static_cast<int*>(stream);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuStreamSynchronize(void*) { return take_pending_error(); }
+EXPORT CUresult cuStreamQuery(void*) { return CUDA_SUCCESS; }
+
+EXPORT CUresult cuEventCreate(void** event, unsigned int) {
+    if (!event) return CUDA_ERROR_INVALID_VALUE;
+    *event = new Event();
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuEventDestroy_v2(void* event) {
+    delete static_cast<Event*>(event);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuEventRecord(void* event, void*) {
+    if (!event) return CUDA_ERROR_INVALID_HANDLE;
+    Event* e = static_cast<Event*>(event);
+    e->time = std::chrono::steady_clock::now();
+    e->recorded = true;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuEventSynchronize(void* event) { return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+
+EXPORT CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) {
+    if (!milliseconds || !start || !end) return CUDA_ERROR_INVALID_VALUE;
+    const Event* a = static_cast<const Event*>(start);
+    const Event* b = static_cast<const Event*>(end);
+    if (!a->recorded || !b->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    *milliseconds = std::chrono::duration<float, std::milli>(b->time - a->time).count();
+    return CUDA_SUCCESS;
+}
+
+/* ---- modules and kernels ---------------------------------------------------------------------- */
+
+EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
+    if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
+    const unsigned char* bytes = static_cast<const unsigned char*>(image);
+    if (memcmp(bytes, ELFMAG, SELFMAG) != 0) return CUDA_ERROR_INVALID_PTX; /* PTX text: the emulator runs only its own modules */
+    const size_t size = elf_size(bytes);
+    const int fd = memfd_create("lrm-emu-module", MFD_CLOEXEC);
+    if (fd < 0) return CUDA_ERROR_INVALID_IMAGE;
+    size_t written = 0;
+    while (written < size) {
+        const ssize_t n = write(fd, bytes + written, size - written);
+        if (n <= 0) {
+            close(fd);
+            return CUDA_ERROR_INVALID_IMAGE;
+        }
+        written += (size_t)n;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        fprintf(stderr, "lrm CUDA emulator: cannot load a module: %s\n", dlerror());
+        close(fd);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    Module* result = new Module();
+    result->library = library;
+    result->memfd = fd;
+    result->name = (KernelNameFn)dlsym(library, "lrm_emu_kernel_name");
+    result->parameter = (KernelParameterFn)dlsym(library, "lrm_emu_kernel_parameter");
+    result->launch = (LaunchFn)dlsym(library, "lrm_emu_launch");
+    if (!result->name || !result->parameter || !result->launch) {
+        dlclose(library);
+        close(fd);
+        delete result;
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    *module = result;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuModuleUnload(void* module) {
+    if (!module) return CUDA_ERROR_INVALID_HANDLE;
+    Module* m = static_cast<Module*>(module);
+    for (auto& entry : m->functions) delete entry.second;
+    dlclose(m->library);
+    close(m->memfd);
+    delete m;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuModuleGetFunction(void** function, void* module, const char* name) {
+    if (!function || !module || !name) return CUDA_ERROR_INVALID_VALUE;
+    Module* m = static_cast<Module*>(module);
+    auto found = m->functions.find(name);
+    if (found != m->functions.end()) {
+        *function = found->second;
+        return CUDA_SUCCESS;
+    }
+    for (int i = 0;; ++i) {
+        const char* kernel = m->name(i);
+        if (!kernel) return CUDA_ERROR_NOT_FOUND;
+        if (strcmp(kernel, name) == 0) {
+            Function* f = new Function{m, i, name};
+            m->functions[name] = f;
+            *function = f;
+            return CUDA_SUCCESS;
+        }
+    }
+}
+
+EXPORT CUresult cuFuncGetAttribute(int* value, int attribute, void* function) {
+    if (!value || !function) return CUDA_ERROR_INVALID_VALUE;
+    const Function* f = static_cast<const Function*>(function);
+    switch (attribute) {
+    case 0: *value = 1024; break;                     /* max threads per block */
+    case 1: case 2: case 3: *value = 0; break;        /* static shared, const, local bytes: unknown here */
+    case 4: *value = 32; break;                       /* registers */
+    case 5: case 6: *value = 90; break;               /* PTX and binary version */
+    case 7: *value = 0; break;
+    case 8: *value = f->max_dynamic_shared; break;
+    case 9: *value = -1; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuFuncSetAttribute(void* function, int attribute, int value) {
+    if (!function) return CUDA_ERROR_INVALID_HANDLE;
+    Function* f = static_cast<Function*>(function);
+    if (attribute == 8) {
+        if (value < 0 || value > kOptinSharedBytes) return CUDA_ERROR_INVALID_VALUE;
+        f->max_dynamic_shared = value;
+        return CUDA_SUCCESS;
+    }
+    return attribute == 9 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult cuFuncGetParamInfo(void* function, size_t index, size_t* offset, size_t* size) {
+    if (!function || !offset || !size) return CUDA_ERROR_INVALID_VALUE;
+    const Function* f = static_cast<const Function*>(function);
+    return f->module->parameter(f->index, (int)index, offset, size) == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult cuLaunchKernel(void* function, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
+                               unsigned int block_x, unsigned int block_y, unsigned int block_z, unsigned int shared_bytes,
+                               void*, void** parameters, void** extra) {
+    if (!function) return CUDA_ERROR_INVALID_HANDLE;
+    const Function* f = static_cast<const Function*>(function);
+    if (extra) return CUDA_ERROR_NOT_SUPPORTED; /* the bindings pass kernelParams */
+    if (grid_x == 0 || grid_y == 0 || grid_z == 0 || block_x == 0 || block_y == 0 || block_z == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (grid_y > 65535 || grid_z > 65535 || block_x > 1024 || block_y > 1024 || block_z > 64) return CUDA_ERROR_INVALID_VALUE;
+    if ((unsigned long long)block_x * block_y * block_z > 1024) return CUDA_ERROR_INVALID_VALUE;
+    if ((int)shared_bytes > f->max_dynamic_shared) return CUDA_ERROR_INVALID_VALUE;
+    size_t offset, size;
+    if (f->module->parameter(f->index, 0, &offset, &size) == 0 && !parameters) return CUDA_ERROR_INVALID_VALUE;
+    const unsigned int grid[3] = {grid_x, grid_y, grid_z};
+    const unsigned int block[3] = {block_x, block_y, block_z};
+    const char* failure = f->module->launch(f->index, grid, block, shared_bytes, parameters);
+    if (failure) {
+        fprintf(stderr, "lrm CUDA emulator: kernel '%s' grid (%u, %u, %u) block (%u, %u, %u) failed: %s\n", f->name.c_str(), grid_x,
+                grid_y, grid_z, block_x, block_y, block_z, failure);
+        State& s = state();
+        std::lock_guard<std::mutex> guard(s.lock);
+        s.pending_error = CUDA_ERROR_LAUNCH_FAILED;
+    }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void* function, int block_size, size_t shared_bytes) {
+    if (!blocks || !function || block_size <= 0 || block_size > 1024) return CUDA_ERROR_INVALID_VALUE;
+    int by_threads = 2048 / block_size;
+    const int by_shared = shared_bytes ? (int)(kOptinSharedBytes / shared_bytes) : 32;
+    *blocks = by_threads < by_shared ? by_threads : by_shared;
+    if (*blocks > 32) *blocks = 32;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuOccupancyMaxPotentialBlockSize(int* minimum_grid_size, int* block_size, void* function, void*,
+                                                 size_t, int block_size_limit) {
+    if (!minimum_grid_size || !block_size || !function) return CUDA_ERROR_INVALID_VALUE;
+    int size = 256;
+    if (block_size_limit > 0 && block_size_limit < size) size = block_size_limit;
+    *block_size = size;
+    *minimum_grid_size = 4 * (2048 / size);
+    return CUDA_SUCCESS;
+}

@@ -434,6 +434,21 @@ internal static class CudaTestDevice
         }));
     }
 
+    /// <summary>
+    /// True when the CUDA backend runs on tests/cuda-emulator (CPU stand-ins for the driver, NVRTC
+    /// and cuBLASLt) rather than a GPU: test.sh uses it on machines without one.
+    /// </summary>
+    public static bool IsEmulator(CudaBackend backend) => backend.DeviceName.Contains("CUDA emulator", StringComparison.Ordinal);
+
+    /// <summary>Skips work the CPU emulator would take many minutes over; a GPU runs it.</summary>
+    public static void SkipOnEmulator(CudaBackend backend, string what)
+    {
+        if (IsEmulator(backend))
+        {
+            Assert.Ignore($"{what} is too large for the CPU CUDA emulator (tests/cuda-emulator); it runs on a GPU");
+        }
+    }
+
     /// <summary>A kernel cache shared by the test run (compiling every module once per run, not per fixture).</summary>
     public static string KernelCacheDirectory { get; } =
         Environment.GetEnvironmentVariable("LRM_KERNEL_CACHE") is { Length: > 0 } configured ? configured : Path.Combine(Path.GetTempPath(), "lrm-test-kernel-cache");

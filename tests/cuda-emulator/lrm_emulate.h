@@ -176,6 +176,8 @@ struct Warp {
     unsigned int mask = 0;          /* the mask of the collective being gathered */
     unsigned int exited = 0;        /* lanes that have ended */
     unsigned int existing = 0;      /* lanes that exist (a partial last warp has fewer) */
+    void (*complete)(WarpSlot*) = nullptr; /* runs over the gathered inputs when the last lane arrives */
+    size_t bytes = 0;               /* per lane, of the collective being gathered */
     WarpSlot gathered[32];          /* inputs of the collective being gathered */
     WarpSlot published[32];         /* inputs of the last completed collective */
 };
@@ -237,7 +239,9 @@ inline void release_warp_if_complete(Block& block, int warp_index) {
     if (warp.arrived == 0) return;
     const unsigned int expected = expected_lanes(warp, warp.mask);
     if (warp.arrived != __builtin_popcount(expected)) return;
-    memcpy(warp.published, warp.gathered, sizeof warp.published);
+    if (warp.complete) warp.complete(warp.gathered);
+    warp.complete = nullptr;
+    for (int lane = 0; lane < 32; ++lane) memcpy(warp.published[lane].bytes, warp.gathered[lane].bytes, warp.bytes);
     for (int lane = 0; lane < 32; ++lane) {
         if (expected & (1u << lane)) {
             Fiber& fiber = block.fibers[warp_index * 32 + lane];
@@ -247,16 +251,20 @@ inline void release_warp_if_complete(Block& block, int warp_index) {
     warp.arrived = 0;
 }
 
-/* Deposits this lane's `bytes` and waits until every lane of the mask has; returns all lanes' inputs. */
-inline const WarpSlot* warp_gather(unsigned int mask, const void* input, size_t bytes) {
+/* Deposits this lane's `bytes` and waits until every lane of the mask has; returns all lanes' inputs.
+ * `complete`, when given, runs once, in the last lane to arrive, over all lanes' inputs (slots of
+ * lanes outside the mask are stale) before any lane continues. */
+inline const WarpSlot* warp_gather(unsigned int mask, const void* input, size_t bytes, void (*complete)(WarpSlot*) = nullptr) {
     Block& block = *t_block;
     Fiber& fiber = *t_fiber;
     Warp& warp = block.warps[fiber.warp];
     if (!(mask & (1u << fiber.lane))) fail("a warp collective was called by lane %d outside its mask", fiber.lane);
-    if (warp.arrived > 0 && warp.mask != mask) {
-        fail("lanes of warp %d reached warp collectives with different masks (lane %d)", fiber.warp, fiber.lane);
+    if (warp.arrived > 0 && (warp.mask != mask || warp.complete != complete)) {
+        fail("lanes of warp %d reached different warp collectives, or one with different masks (lane %d)", fiber.warp, fiber.lane);
     }
     warp.mask = mask;
+    warp.complete = complete;
+    warp.bytes = bytes;
     memcpy(warp.gathered[fiber.lane].bytes, input, bytes);
     warp.arrived++;
     fiber.state = AtWarp;
@@ -319,29 +327,43 @@ inline float bf16_half(unsigned int pair, int high) { return high ? bf16_high(pa
  * A (16×16, row): a[0] = A[g][2t, 2t+1], a[1] = A[g+8][2t, 2t+1], a[2] = A[g][2t+8, 2t+9], a[3] = A[g+8][2t+8, 2t+9];
  * B (16×8, col): b0 = B[2t, 2t+1][g], b1 = B[2t+8, 2t+9][g]; D: d[0], d[1] = D[g][2t, 2t+1], d[2], d[3] = D[g+8][2t, 2t+1].
  * Each 32-bit register holds two bf16, the lower column (or k) in the low half. */
-inline void mma_bf16_16816(float* d, const unsigned int* a, unsigned int b0, unsigned int b1) {
-    struct Inputs { unsigned int a[4], b[2]; } mine{{a[0], a[1], a[2], a[3]}, {b0, b1}};
-    const WarpSlot* all = warp_gather(0xffffffffu, &mine, sizeof mine);
+struct MmaInputs {
+    unsigned int a[4], b[2];
+    float* d; /* the lane's accumulators, on its (suspended) fiber's stack */
+};
+
+/* The whole warp's product at once, in the last lane to arrive: each lane's D fragment is updated
+ * through its pointer, so the 16×16×8 product is formed once instead of once per lane. */
+inline void mma_bf16_16816_complete(WarpSlot* all) {
     float A[16][16], B[16][8];
+    MmaInputs in[32];
     for (int lane = 0; lane < 32; ++lane) {
-        const Inputs in = slot_value<Inputs>(all[lane]);
+        in[lane] = slot_value<MmaInputs>(all[lane]);
         const int g = lane >> 2, t = lane & 3;
         for (int half = 0; half < 2; ++half) {
-            A[g][2 * t + half] = bf16_half(in.a[0], half);
-            A[g + 8][2 * t + half] = bf16_half(in.a[1], half);
-            A[g][2 * t + 8 + half] = bf16_half(in.a[2], half);
-            A[g + 8][2 * t + 8 + half] = bf16_half(in.a[3], half);
-            B[2 * t + half][g] = bf16_half(in.b[0], half);
-            B[2 * t + 8 + half][g] = bf16_half(in.b[1], half);
+            A[g][2 * t + half] = bf16_half(in[lane].a[0], half);
+            A[g + 8][2 * t + half] = bf16_half(in[lane].a[1], half);
+            A[g][2 * t + 8 + half] = bf16_half(in[lane].a[2], half);
+            A[g + 8][2 * t + 8 + half] = bf16_half(in[lane].a[3], half);
+            B[2 * t + half][g] = bf16_half(in[lane].b[0], half);
+            B[2 * t + 8 + half][g] = bf16_half(in[lane].b[1], half);
         }
     }
-    const int g = t_fiber->lane >> 2, t = t_fiber->lane & 3;
-    for (int i = 0; i < 4; ++i) {
-        const int row = g + (i >= 2 ? 8 : 0), column = 2 * t + (i & 1);
-        float sum = 0.0f;
-        for (int k = 0; k < 16; ++k) sum += A[row][k] * B[k][column];
-        d[i] += sum;
+    for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane >> 2, t = lane & 3;
+        for (int i = 0; i < 4; ++i) {
+            const int row = g + (i >= 2 ? 8 : 0), column = 2 * t + (i & 1);
+            float sum = 0.0f;
+            for (int k = 0; k < 16; ++k) sum += A[row][k] * B[k][column];
+            in[lane].d[i] += sum;
+        }
     }
+}
+
+inline void mma_bf16_16816(float* d, const unsigned int* a, unsigned int b0, unsigned int b1) {
+    const MmaInputs mine{{a[0], a[1], a[2], a[3]}, {b0, b1}, d};
+    static_assert(sizeof(MmaInputs) <= sizeof(WarpSlot), "mma inputs fit a warp slot");
+    warp_gather(0xffffffffu, &mine, sizeof mine, &mma_bf16_16816_complete);
 }
 
 /* ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane L gives the address of row L%8 of matrix
@@ -428,6 +450,7 @@ inline const char* run_block(Block& block) {
         Warp& warp = block.warps[w];
         warp.arrived = 0;
         warp.exited = 0;
+        warp.complete = nullptr;
         const int lanes = threads - 32 * w < 32 ? threads - 32 * w : 32;
         warp.existing = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
     }

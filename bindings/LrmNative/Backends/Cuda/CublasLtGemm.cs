@@ -67,7 +67,7 @@ internal sealed unsafe class CublasLtGemm : IDisposable
             _ => cublasLtEpilogue_t.CUBLASLT_EPILOGUE_DEFAULT,
         };
         var key = new PlanKey(m, n, k, transposeA, transposeB, outputType, epilogue, c != 0,
-            Alignment(a), Alignment(b), c != 0 ? Alignment(c) : 256, Alignment(d));
+            Alignment(a), Alignment(b), Alignment(c != 0 ? c : d), Alignment(d)); // without c, d is passed as C
         _context.MakeCurrent();
         if (!_plans.TryGetValue(key, out var plan))
         {
@@ -132,9 +132,14 @@ internal sealed unsafe class CublasLtGemm : IDisposable
             SetPreference(preference, 8, (uint)key.AlignD);
             cublasLtMatmulHeuristicResult_t result;
             int found;
-            CublasCheck.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, description, plan.LayoutA, plan.LayoutB,
-                plan.LayoutC, plan.LayoutC, preference, 1, &result, &found), what);
-            if (found == 0)
+            var status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, description, plan.LayoutA, plan.LayoutB,
+                plan.LayoutC, plan.LayoutC, preference, 1, &result, &found);
+            // The real heuristic answers an unsupported problem with NOT_SUPPORTED (not a zero count).
+            if (status != cublasStatus_t.CUBLAS_STATUS_NOT_SUPPORTED)
+            {
+                CublasCheck.Check(status, what);
+            }
+            if (status == cublasStatus_t.CUBLAS_STATUS_NOT_SUPPORTED || found == 0)
             {
                 throw new LrmUnsupportedException($"cuBLASLt has no algorithm for bf16 GEMM {what} (epilogue {key.Epilogue}, output {key.OutputType})");
             }

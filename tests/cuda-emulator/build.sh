@@ -22,9 +22,18 @@ build() { # build SOURCE LIBRARY [LIBS…]
 build driver.cpp libcuda.so.1 -ldl
 build nvrtc.cpp libnvrtc.so.12 -ldl
 build cublaslt.cpp libcublasLt.so.12
-# The kernels' prelude travels with the NVRTC that force-includes it.
-if ! cmp -s "$here/lrm_emulate.h" "$out/lrm_emulate.h"; then
+if [[ ! -f "$out/selftest" || "$here/selftest.cpp" -nt "$out/selftest" || "$out/libcuda.so.1" -nt "$out/selftest" ]]; then
+    "$cxx" -std=c++17 -O1 -g0 -Wall -o "$out/selftest.tmp" "$here/selftest.cpp" -L"$out" -l:libcuda.so.1 -l:libnvrtc.so.12 \
+        -Wl,-rpath,'$ORIGIN'
+    mv -f "$out/selftest.tmp" "$out/selftest"
+fi
+# The kernels' prelude travels with the NVRTC that force-includes it. The kernel cache's key covers
+# the kernel sources, not this prelude or the emulator's compiler, so a change to either empties
+# the emulator's cache folder (test.sh's LRM_KERNEL_CACHE).
+if ! cmp -s "$here/lrm_emulate.h" "$out/lrm_emulate.h" || [ "$here/nvrtc.cpp" -nt "$out/kernel-cache" ]; then
     cp -f "$here/lrm_emulate.h" "$out/lrm_emulate.h.tmp" && mv -f "$out/lrm_emulate.h.tmp" "$out/lrm_emulate.h"
+    rm -rf "$out/kernel-cache"
+    mkdir -p "$out/kernel-cache"
 fi
 echo "LRM_CUDA_LIBRARY=$out/libcuda.so.1"
 echo "LRM_NVRTC_LIBRARY=$out/libnvrtc.so.12"

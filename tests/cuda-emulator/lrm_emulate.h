@@ -19,8 +19,10 @@
  * released (a __syncthreads some threads skip while others wait in a shuffle) are reported as a
  * deadlock naming the kernel and block, instead of hanging. cp.async copies are queued per thread
  * and performed at cp.async.wait_group, so a read before the wait sees stale shared memory, as it
- * may on the GPU. Dynamic shared memory is filled with 0xFF bytes (NaN) for every block, so reading
- * what no thread wrote shows up.
+ * may on the GPU. Shared memory, static and dynamic, is filled with 0xFF bytes (NaN) for every block, so reading
+ * what no thread wrote shows up, and the threads run first-to-last in one block and last-to-first
+ * in the next, so a missing __syncthreads between a shared-memory write and another thread's read
+ * shows up in one of the two orders.
  *
  * What it cannot show: speed, the GPU's rounding of fast-math intrinsics (__expf is expf here), data
  * races between blocks (blocks never overlap), and out-of-bounds accesses that stay inside host
@@ -41,6 +43,7 @@
 #include <sys/types.h>
 
 #include <cmath>
+#include <mutex>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -54,7 +57,11 @@
 #define __host__
 #define __device__
 #define __global__
-#define __shared__ static thread_local
+/* Statics (one launch at a time per module: see g_launch_lock) in a section of their own, so that
+ * every block can start with them filled with 0xFF (lrm_emu_launch), as the dynamic part is. */
+#define __shared__ static __attribute__((section("lrm_shared")))
+extern "C" unsigned char __start_lrm_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" unsigned char __stop_lrm_shared[] __attribute__((weak, visibility("hidden")));
 #define __constant__ static const
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
@@ -99,8 +106,8 @@ static inline unsigned int atomicAdd(unsigned int* address, unsigned int value) 
 
 extern "C" void lrm_emu_switch(void** save_sp, void* load_sp);
 extern "C" void lrm_emu_fiber_start();
-/* Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores
- * the stack pointer in *save_sp, and resumes the stack load_sp. A new fiber's stack is laid out as
+/* Saves the callee-saved registers on the current stack, stores the stack pointer in *save_sp, and
+ * resumes the stack load_sp (kernels never change MXCSR or the x87 control word, so they stay). A new fiber's stack is laid out as
  * if it had switched away just before calling lrm_emu_fiber_start, which calls r13(r12). */
 asm(R"(
     .text
@@ -114,14 +121,8 @@ lrm_emu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -199,8 +200,11 @@ struct Block {
     char error_text[256];
 };
 
-inline thread_local Block* t_block = nullptr;
-inline thread_local Fiber* t_fiber = nullptr;
+/* The running block and thread. Plain globals, not thread-locals (a dlopen'ed library reaches those
+ * through __tls_get_addr on every threadIdx): a module runs one launch at a time (g_launch_lock). */
+inline Block* t_block = nullptr;
+inline Fiber* t_fiber = nullptr;
+inline std::mutex g_launch_lock;
 
 inline void yield() { lrm_emu_switch(&t_fiber->sp, t_block->scheduler_sp); }
 
@@ -388,9 +392,9 @@ inline void ldmatrix_x4(unsigned int* r, const void* row_address, bool transpose
 
 /* ---- launch ----------------------------------------------------------------------------------- */
 
-/* The stacks of MaxThreads fibers, mapped once per thread that launches (and reused). */
+/* The stacks of MaxThreads fibers, mapped once per module (and reused). */
 inline unsigned char* stacks() {
-    static thread_local unsigned char* memory = nullptr;
+    static unsigned char* memory = nullptr;
     if (!memory) {
         void* mapped = mmap(nullptr, StackBytes * MaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (mapped == MAP_FAILED) return nullptr;
@@ -427,7 +431,7 @@ inline void start_fiber(Fiber& fiber) {
      * happens with a 16-byte aligned stack, as the ABI wants. */
     uint64_t* top = reinterpret_cast<uint64_t*>(fiber.stack + StackBytes);
     uint64_t* sp = top - 8;
-    sp[0] = 0x037F00001F80ull;                                       /* MXCSR default, x87 control word */
+    sp[0] = 0;                                                      /* unused: keeps the return slot at top − 8 */
     sp[1] = 0;                                                      /* r15 */
     sp[2] = 0;                                                      /* r14 */
     sp[3] = reinterpret_cast<uint64_t>(&fiber_main);                /* r13: entry */
@@ -435,14 +439,16 @@ inline void start_fiber(Fiber& fiber) {
     sp[5] = 0;                                                      /* rbx */
     sp[6] = 0;                                                      /* rbp */
     sp[7] = reinterpret_cast<uint64_t>(&lrm_emu_fiber_start);       /* return address */
-    fiber.sp = sp;
+    fiber.sp = sp + 1;
     fiber.state = Runnable;
     fiber.copy_count = 0;
     fiber.group_count = 0;
 }
 
-/* Runs one block to completion. Returns null, or why it could not finish. */
-inline const char* run_block(Block& block) {
+/* Runs one block to completion. Returns null, or why it could not finish. `reverse` runs the
+ * threads from the last to the first between collectives: a kernel that reads shared memory another
+ * thread writes without a barrier in between gets a wrong answer in one of the two orders. */
+inline const char* run_block(Block& block, bool reverse) {
     const int threads = block.threads;
     unsigned char* stack_memory = stacks();
     if (!stack_memory) return "could not map fiber stacks";
@@ -469,8 +475,8 @@ inline const char* run_block(Block& block) {
     block.error = nullptr;
     while (block.live > 0) {
         bool ran = false;
-        for (int i = 0; i < threads; ++i) {
-            Fiber& fiber = block.fibers[i];
+        for (int k = 0; k < threads; ++k) {
+            Fiber& fiber = block.fibers[reverse ? threads - 1 - k : k];
             if (fiber.state != Runnable) continue;
             t_fiber = &fiber;
             lrm_emu_switch(&block.scheduler_sp, fiber.sp);
@@ -610,8 +616,9 @@ LRM_EMU_EXPORT int lrm_emu_kernel_parameter(int kernel, int index, size_t* offse
 LRM_EMU_EXPORT const char* lrm_emu_launch(int kernel, const unsigned int* grid, const unsigned int* block_dim,
                                           unsigned int shared_bytes, void** arguments) {
     using namespace ::lrm_emu;
+    std::lock_guard<std::mutex> one_launch_at_a_time(g_launch_lock);
     static thread_local char message[512];
-    static thread_local Block* block = nullptr;
+    static Block* block = nullptr;
     if (kernel < 0 || kernel >= g_kernel_count) return "no such kernel";
     if (!block) block = new (std::nothrow) Block();
     if (!block) return "out of host memory for the block";
@@ -631,13 +638,20 @@ LRM_EMU_EXPORT const char* lrm_emu_launch(int kernel, const unsigned int* grid, 
     Block* const saved_block = t_block;
     Fiber* const saved_fiber = t_fiber;
     const char* failure = nullptr;
+    static unsigned long long launches = 0;
+    const unsigned long long launch = launches++;
+    unsigned long long block_number = 0;
     for (unsigned int z = 0; z < grid[2] && !failure; ++z)
         for (unsigned int y = 0; y < grid[1] && !failure; ++y)
             for (unsigned int x = 0; x < grid[0] && !failure; ++x) {
                 block->block_idx = uint3{x, y, z};
                 if (shared) memset(shared, 0xff, shared_bytes);
+                if (__start_lrm_shared != nullptr && __stop_lrm_shared > __start_lrm_shared) {
+                    memset(__start_lrm_shared, 0xff, (size_t)(__stop_lrm_shared - __start_lrm_shared));
+                }
                 t_block = block;
-                const char* error = run_block(*block);
+                /* Forward and reverse thread order alternate between blocks and between launches. */
+                const char* error = run_block(*block, ((launch + block_number++) & 1) != 0);
                 if (error) {
                     snprintf(message, sizeof message, "block (%u, %u, %u): %s", x, y, z, error);
                     failure = message;

@@ -210,7 +210,7 @@ EXPORT nvrtcResult nvrtcCompileProgram(void* program, int option_count, const ch
     }
     const char* compiler = getenv("LRM_EMU_CXX");
     const std::string command = quote(compiler && *compiler ? compiler : "g++") +
-                                " -x c++ -std=c++17 -O2 -g0 -fPIC -shared -fvisibility=hidden -w -fno-strict-aliasing -include " +
+                                " -x c++ -std=c++17 -O2 -g0 -mpopcnt -fPIC -shared -fvisibility=hidden -w -fno-strict-aliasing -include " +
                                 quote(emulator_directory() + "/lrm_emulate.h") + " -I" + quote(directory) + defines + " -o " +
                                 quote(output_path) + " " + quote(source_path) + " 2>&1";
     std::string log;

@@ -136,6 +136,36 @@ public sealed record TriplaneShape(int Points, int Resolution, int Channels) : K
 }
 
 /// <summary>
+/// Linear-first sampling (<see cref="Backends.IBackend.TriplaneSampleSum"/>): Points random points sample three
+/// channels-last planes already multiplied by the NeRF's first-layer weight blocks (Hidden channels each), sum the three
+/// and add the bias, then ReLU. FLOPs 2 per corner, channel and plane (24·Hidden) per point; bytes the points, the
+/// projected planes and the (N, Hidden) output once.
+/// </summary>
+public sealed record TriplaneSumShape(int Points, int Resolution, int Hidden) : KernelShape
+{
+    /// <inheritdoc />
+    public override string Family => "triplane-sum";
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Points)} random pts, 3x{Dim(Resolution)}x{Dim(Resolution)}x{Dim(Hidden)} summed, +bias, ReLU";
+
+    /// <inheritdoc />
+    public override double Flops => 24.0 * Points * Hidden;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Points + 3.0 * Resolution * Resolution * Hidden + Hidden + (double)Points * Hidden);
+
+    /// <inheritdoc />
+    public override RateUnit Unit => RateUnit.GigabytesPerSecond;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["points"] = Points, ["resolution"] = Resolution, ["hidden"] = Hidden,
+    };
+}
+
+/// <summary>
 /// The triplane NeRF MLP: Rows × (3·Channels) → Hidden (ReLU) → … → 4, Layers linear layers with biases.
 /// FLOPs 2·Rows·Σ in·out; bytes input, output and weights once.
 /// </summary>

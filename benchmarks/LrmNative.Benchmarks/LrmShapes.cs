@@ -83,6 +83,7 @@ public static class LrmShapes
             yield return new GridPointsShape(resolution);
         }
         yield return new NerfQueryShape(config.TriplaneHighRes, config.TriplaneDim, config.NerfHiddenWidth, config.NerfLayerCount);
+        yield return new TriplaneSumShape(QueryChunkPoints, config.TriplaneHighRes, config.NerfHiddenWidth);
     }
 
     /// <summary>Merges the shapes of several configs: one entry per key, listing every config that uses it.</summary>

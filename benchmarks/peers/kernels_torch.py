@@ -36,6 +36,7 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     render-decode-backward  torch.where decode  -> the raw MLP output
     adamw                   torch.optim.AdamW(foreach=False).step() on one parameter (not a backward: the update)
     grid-points             torch.meshgrid of linspace axes stacked to (N, 3): one slab of the dense mesh grid
+    triplane-sum            grid_sample over 3 projected planes (H channels), summed, + bias, ReLU
     nerf-query              OpenLRM's NeRF query of a mesh grid plane: grid_sample over 3 planes, (N, 3C), nn.Sequential MLP
 
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
@@ -207,6 +208,22 @@ def triplane(d, device):
         return sampled.squeeze(2).permute(2, 0, 1).reshape(points, 3 * channels)
 
     return make, run, "F.grid_sample over 3 planes (channels-first), features as (N, 3C)"
+
+
+def triplane_sum(d, device):
+    points, resolution, hidden = d["points"], d["resolution"], d["hidden"]
+
+    def make(g):
+        return (uniform(g, -1, 1, 3, hidden, resolution, resolution, device=device),
+                uniform(g, -1, 1, points, 3, device=device), uniform(g, -0.1, 0.1, hidden, device=device))
+
+    def run(s):
+        planes, p, bias = s
+        grid = torch.stack([p[:, [0, 1]], p[:, [0, 2]], p[:, [2, 1]]]).unsqueeze(1)  # (3, 1, N, 2)
+        sampled = F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (3, H, 1, N)
+        return torch.relu(sampled.squeeze(2).sum(0).t() + bias)  # (N, H)
+
+    return make, run, "F.grid_sample over 3 projected planes, summed over planes, + bias, ReLU, as (N, H)"
 
 
 def make_mlp(d, device):
@@ -487,6 +504,7 @@ FAMILIES = {
     "adamw": adamw,
     "grid-points": grid_points,
     "nerf-query": nerf_query,
+    "triplane-sum": triplane_sum,
 }
 
 

@@ -417,6 +417,28 @@ public sealed class CudaBackendTests
     }
 
     [Test]
+    public void TensorCoreGemmTakesABiasThatIsNotSixteenByteAligned()
+    {
+        // A bias starting one float into its buffer (cuBLASLt's bias epilogue may assume 16 bytes):
+        // the backend copies it to an aligned block, and the result is the CPU's.
+        using var a = Random(31, -1, 1, 37, 48);
+        using var w = Random(32, -0.1f, 0.1f, 29, 48);
+        using var padded = Random(33, -0.5f, 0.5f, 30);
+        using var bias = Tensor.FromArray(padded.ToFloatArray().AsSpan(1), 29);
+        using var expected = Tensor.Empty([37, 29]);
+        _cpu.Gemm(expected, a, w, bias, null, false, true);
+        var cuda = _gpuHalf.Inner;
+        using var deviceA = cuda.Upload(a);
+        using var deviceW = cuda.Upload(w);
+        using var devicePadded = cuda.Upload(padded);
+        using var deviceOut = cuda.Empty([37, 29]);
+        cuda.GemmDevice(deviceOut.DevicePointer, deviceA.DevicePointer, deviceW.DevicePointer, devicePadded.DevicePointer + 4, 0,
+            37, 29, 48, false, true);
+        using var actual = cuda.Download(deviceOut);
+        Compare.Close(actual, expected, 1e-2, "bf16 GEMM with a bias at a 4-byte offset");
+    }
+
+    [Test]
     public void GemmWithBf16OperandsAndNerfMlpMatchTheCpu()
     {
         using var a = Random(21, -1, 1, 333, 250);

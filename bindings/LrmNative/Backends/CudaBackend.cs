@@ -427,8 +427,15 @@ public sealed unsafe class CudaBackend : IBackend
         {
             using var aHalf = operandsAreBFloat16 ? null : ToBFloat16(a, (long)m * k, "Gemm 'a' as bf16");
             using var bHalf = operandsAreBFloat16 ? null : ToBFloat16(b, (long)k * n, "Gemm 'b' as bf16");
-            _cublas!.Matmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, bias, residual, m, n, k,
-                transposeA, transposeB);
+            // cuBLASLt's bias epilogue may assume a 16-byte aligned bias (its plan does not say): a bias
+            // taken from inside another tensor is copied to an aligned block first.
+            using var alignedBias = bias % 16 != 0 ? Scratch((long)n * 4, "Gemm bias, 16-byte aligned") : null;
+            if (alignedBias is not null)
+            {
+                CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(alignedBias.Address, bias, (nuint)((long)n * 4), _context.Stream));
+            }
+            _cublas!.Matmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, alignedBias?.Address ?? bias,
+                residual, m, n, k, transposeA, transposeB);
             return;
         }
         using var aFloat = operandsAreBFloat16 ? ToFloat32(a, (long)m * k, "Gemm 'a' as fp32") : null;

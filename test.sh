@@ -63,6 +63,8 @@ if [ $# -eq 0 ] && [ "${LRM_CUDA_EMULATOR:-1}" != 0 ] && [ -z "${LRM_CUDA_LIBRAR
     emulator_env=()
     while IFS= read -r assignment; do emulator_env+=("$assignment"); done < <(tests/cuda-emulator/build.sh)
     emulator_env+=("LRM_KERNEL_CACHE=$PWD/artifacts/cuda-emulator/kernel-cache")
+    # A kernel fault leaves the emulator's context usable (a GPU's is lost), so the fault test runs here too.
+    emulator_env+=("LRM_CUDA_FAULT_TEST=1")
     export "${emulator_env[@]}"
     run_pass "CUDA tests on the CPU CUDA emulator" --filter "FullyQualifiedName~Cuda"
 fi

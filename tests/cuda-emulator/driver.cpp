@@ -8,9 +8,10 @@
  * allocations are filled with 0xFF bytes (NaN as floats), like the garbage a GPU returns. Streams
  * and events exist but every operation is synchronous. A module image is a shared library made by
  * the emulator's NVRTC (an ELF file; its size comes from its headers); it is loaded from a memfd.
- * A kernel runs when it is launched (lrm_emulate.h); a kernel that cannot finish (deadlock, a
- * misused collective) makes the launch's stream report CUDA_ERROR_LAUNCH_FAILED at the next
- * synchronisation, and the reason, with the kernel's name, goes to stderr.
+ * A kernel runs when it is launched (lrm_emulate.h); a kernel that faults makes the next
+ * synchronisation report CUDA_ERROR_ILLEGAL_ADDRESS, one that cannot finish (deadlock, a misused
+ * collective) CUDA_ERROR_LAUNCH_FAILED, and the reason, with the kernel's name, goes to stderr.
+ * Unlike a GPU, the context stays usable after either.
  *
  * Build: tests/cuda-emulator/build.sh. Use: LRM_CUDA_LIBRARY=<dir>/libcuda.so.1 (and the NVRTC and
  * cuBLASLt of the same folder); see tests/cuda-emulator/README.md.
@@ -45,6 +46,7 @@ enum : int {
     CUDA_ERROR_INVALID_PTX = 218,
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500,
+    CUDA_ERROR_ILLEGAL_ADDRESS = 700,
     CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
     CUDA_ERROR_LAUNCH_FAILED = 719,
     CUDA_ERROR_NOT_SUPPORTED = 801,
@@ -69,6 +71,7 @@ const ErrorText kErrors[] = {
     {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed (the emulator runs no PTX)"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
     {CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
     {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
     {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
@@ -545,7 +548,7 @@ EXPORT CUresult cuLaunchKernel(void* function, unsigned int grid_x, unsigned int
                 grid_y, grid_z, block_x, block_y, block_z, failure);
         State& s = state();
         std::lock_guard<std::mutex> guard(s.lock);
-        s.pending_error = CUDA_ERROR_LAUNCH_FAILED;
+        s.pending_error = strstr(failure, "illegal memory access") ? CUDA_ERROR_ILLEGAL_ADDRESS : CUDA_ERROR_LAUNCH_FAILED;
     }
     return CUDA_SUCCESS;
 }

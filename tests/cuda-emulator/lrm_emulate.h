@@ -34,6 +34,9 @@
 #define LRM_EMULATE 1
 
 #include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -499,6 +502,36 @@ inline const char* run_block(Block& block, bool reverse) {
     return nullptr;
 }
 
+/* ---- faults ------------------------------------------------------------------------------------
+ * A kernel that touches memory it may not (a bad pointer, past the end of host memory) raises SIGSEGV
+ * or SIGBUS on the launching thread. While a launch runs, our handler turns that into a failed
+ * launch ("illegal memory access", CUDA_ERROR_ILLEGAL_ADDRESS) by jumping back to lrm_emu_launch;
+ * a signal on any other thread, or outside a launch, goes to the handler that was there before
+ * (the .NET runtime's, which turns managed null dereferences into exceptions). */
+
+inline sigjmp_buf g_fault_jump;
+inline volatile sig_atomic_t g_in_kernel = 0;
+inline pthread_t g_kernel_thread;
+inline struct sigaction g_previous_segv, g_previous_bus;
+inline void* volatile g_fault_address = nullptr;
+
+inline void fault_handler(int signal_number, siginfo_t* info, void* context) {
+    if (g_in_kernel && pthread_equal(pthread_self(), g_kernel_thread)) {
+        g_in_kernel = 0;
+        g_fault_address = info->si_addr;
+        siglongjmp(g_fault_jump, signal_number);
+    }
+    const struct sigaction& previous = signal_number == SIGSEGV ? g_previous_segv : g_previous_bus;
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(signal_number, info, context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(signal_number);
+    } else {
+        signal(signal_number, SIG_DFL);
+        raise(signal_number);
+    }
+}
+
 /* ---- the kernel table ------------------------------------------------------------------------- */
 
 struct KernelInfo {
@@ -641,6 +674,23 @@ LRM_EMU_EXPORT const char* lrm_emu_launch(int kernel, const unsigned int* grid, 
     static unsigned long long launches = 0;
     const unsigned long long launch = launches++;
     unsigned long long block_number = 0;
+    struct sigaction handler;
+    memset(&handler, 0, sizeof handler);
+    handler.sa_sigaction = &fault_handler;
+    handler.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&handler.sa_mask);
+    sigaction(SIGSEGV, &handler, &g_previous_segv);
+    sigaction(SIGBUS, &handler, &g_previous_bus);
+    g_kernel_thread = pthread_self();
+    if (const int signal_number = sigsetjmp(g_fault_jump, 1)) {
+        const Fiber* fiber = t_fiber;
+        snprintf(message, sizeof message, "illegal memory access (%s at %p) in block (%u, %u, %u), thread (%u, %u, %u)",
+                 signal_number == SIGBUS ? "SIGBUS" : "SIGSEGV", g_fault_address, block->block_idx.x, block->block_idx.y,
+                 block->block_idx.z, fiber ? fiber->thread_idx.x : 0u, fiber ? fiber->thread_idx.y : 0u, fiber ? fiber->thread_idx.z : 0u);
+        failure = message;
+    } else {
+        g_in_kernel = 1;
+    }
     for (unsigned int z = 0; z < grid[2] && !failure; ++z)
         for (unsigned int y = 0; y < grid[1] && !failure; ++y)
             for (unsigned int x = 0; x < grid[0] && !failure; ++x) {
@@ -657,6 +707,9 @@ LRM_EMU_EXPORT const char* lrm_emu_launch(int kernel, const unsigned int* grid, 
                     failure = message;
                 }
             }
+    g_in_kernel = 0;
+    sigaction(SIGSEGV, &g_previous_segv, nullptr);
+    sigaction(SIGBUS, &g_previous_bus, nullptr);
     t_block = saved_block;
     t_fiber = saved_fiber;
     free(shared);

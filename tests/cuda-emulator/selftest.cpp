@@ -6,6 +6,7 @@
  *   - cp.async: a read before cp.async.wait_group sees the old shared memory, after it the new;
  *   - a missing __syncthreads gives a wrong answer (the alternating thread order exposes it);
  *   - a __syncthreads skipped by some threads is a launch failure, not a hang;
+ *   - a kernel writing to a wild address is CUDA_ERROR_ILLEGAL_ADDRESS, not a crash;
  *   - allocations past LRM_EMU_MEMORY_MB fail with CUDA_ERROR_OUT_OF_MEMORY and the device stays usable;
  *   - a compile error comes back as NVRTC_ERROR_COMPILATION with the compiler's message in the log.
  * build.sh builds it next to the libraries; tests/LrmNative.Tests/CudaEmulatorTests.cs runs it with
@@ -121,6 +122,11 @@ extern "C" __global__ void neighbours(int* out, int with_barrier) {
     slots[threadIdx.x] = (int)threadIdx.x * 7;
     if (with_barrier) __syncthreads();
     out[blockIdx.x * 64 + threadIdx.x] = slots[(threadIdx.x + 1) % 64];
+}
+
+extern "C" __global__ void wild_write(int* out) {
+    if (threadIdx.x == 5) *(volatile int*)(unsigned long long)16 = 1; /* the address a freed or null pointer gives */
+    out[threadIdx.x] = 1;
 }
 
 extern "C" __global__ void divergent_barrier(int* out) {
@@ -305,6 +311,14 @@ int main() {
         check(result == 719, "a __syncthreads skipped by half the warp is CUDA_ERROR_LAUNCH_FAILED, not a hang");
         const CUresult after = launch("shuffles", 1, 32, {&out});
         check(after == 0 && download<int>(out, 1)[0] == 528, "the device runs the next launch correctly after a failed one");
+        cuMemFree_v2(out);
+    }
+    { /* a fault */
+        CUdeviceptr out = upload(std::vector<int>(32 * 4, 0));
+        const CUresult result = launch("wild_write", 1, 32, {&out});
+        check(result == 700, "a write to address 0x10 is CUDA_ERROR_ILLEGAL_ADDRESS, not a crash");
+        const CUresult after = launch("shuffles", 1, 32, {&out});
+        check(after == 0 && download<int>(out, 1)[0] == 528, "the device runs the next launch correctly after a fault");
         cuMemFree_v2(out);
     }
     { /* out of memory */

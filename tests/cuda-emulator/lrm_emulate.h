@@ -22,7 +22,8 @@
  * may on the GPU. Shared memory, static and dynamic, is filled with 0xFF bytes (NaN) for every block, so reading
  * what no thread wrote shows up, and the threads run first-to-last in one block and last-to-first
  * in the next, so a missing __syncthreads between a shared-memory write and another thread's read
- * shows up in one of the two orders.
+ * shows up in one of the two orders; blocks run in grid order in one launch and in reverse in the
+ * next, so a result that depends on the order of blocks changes between launches.
  *
  * What it cannot show: speed, the GPU's rounding of fast-math intrinsics (__expf is expf here), data
  * races between blocks (blocks never overlap), and out-of-bounds accesses that stay inside host
@@ -691,22 +692,26 @@ LRM_EMU_EXPORT const char* lrm_emu_launch(int kernel, const unsigned int* grid, 
     } else {
         g_in_kernel = 1;
     }
-    for (unsigned int z = 0; z < grid[2] && !failure; ++z)
-        for (unsigned int y = 0; y < grid[1] && !failure; ++y)
-            for (unsigned int x = 0; x < grid[0] && !failure; ++x) {
-                block->block_idx = uint3{x, y, z};
-                if (shared) memset(shared, 0xff, shared_bytes);
-                if (__start_lrm_shared != nullptr && __stop_lrm_shared > __start_lrm_shared) {
-                    memset(__start_lrm_shared, 0xff, (size_t)(__stop_lrm_shared - __start_lrm_shared));
-                }
-                t_block = block;
-                /* Forward and reverse thread order alternate between blocks and between launches. */
-                const char* error = run_block(*block, ((launch + block_number++) & 1) != 0);
-                if (error) {
-                    snprintf(message, sizeof message, "block (%u, %u, %u): %s", x, y, z, error);
-                    failure = message;
-                }
-            }
+    /* Blocks run in grid order on even launches and in reverse on odd ones: the GPU promises no order,
+     * so a kernel whose result depends on it differs between two launches. */
+    const unsigned long long block_count = (unsigned long long)grid[0] * grid[1] * grid[2];
+    for (unsigned long long step = 0; step < block_count && !failure; ++step) {
+        const unsigned long long linear = (launch & 1) ? block_count - 1 - step : step;
+        const unsigned int x = (unsigned int)(linear % grid[0]), y = (unsigned int)(linear / grid[0] % grid[1]),
+                           z = (unsigned int)(linear / ((unsigned long long)grid[0] * grid[1]));
+        block->block_idx = uint3{x, y, z};
+        if (shared) memset(shared, 0xff, shared_bytes);
+        if (__start_lrm_shared != nullptr && __stop_lrm_shared > __start_lrm_shared) {
+            memset(__start_lrm_shared, 0xff, (size_t)(__stop_lrm_shared - __start_lrm_shared));
+        }
+        t_block = block;
+        /* Forward and reverse thread order alternate between blocks. */
+        const char* error = run_block(*block, ((launch + block_number++) & 1) != 0);
+        if (error) {
+            snprintf(message, sizeof message, "block (%u, %u, %u): %s", x, y, z, error);
+            failure = message;
+        }
+    }
     g_in_kernel = 0;
     sigaction(SIGSEGV, &g_previous_segv, nullptr);
     sigaction(SIGBUS, &g_previous_bus, nullptr);

@@ -82,6 +82,7 @@ constexpr int kDefaultSharedBytes = 48 * 1024;
 
 typedef int (*KernelCountFn)();
 typedef const char* (*KernelNameFn)(int);
+typedef int (*KernelMaxThreadsFn)(int);
 typedef int (*KernelParameterFn)(int, int, size_t*, size_t*);
 typedef const char* (*LaunchFn)(int, const unsigned int*, const unsigned int*, unsigned int, void**);
 
@@ -89,6 +90,7 @@ struct Module {
     void* library = nullptr;
     int memfd = -1;
     KernelNameFn name = nullptr;
+    KernelMaxThreadsFn max_threads = nullptr;
     KernelParameterFn parameter = nullptr;
     LaunchFn launch = nullptr;
     std::unordered_map<std::string, struct Function*> functions;
@@ -453,9 +455,10 @@ EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
     result->library = library;
     result->memfd = fd;
     result->name = (KernelNameFn)dlsym(library, "lrm_emu_kernel_name");
+    result->max_threads = (KernelMaxThreadsFn)dlsym(library, "lrm_emu_kernel_max_threads");
     result->parameter = (KernelParameterFn)dlsym(library, "lrm_emu_kernel_parameter");
     result->launch = (LaunchFn)dlsym(library, "lrm_emu_launch");
-    if (!result->name || !result->parameter || !result->launch) {
+    if (!result->name || !result->max_threads || !result->parameter || !result->launch) {
         dlclose(library);
         close(fd);
         delete result;
@@ -499,7 +502,7 @@ EXPORT CUresult cuFuncGetAttribute(int* value, int attribute, void* function) {
     if (!value || !function) return CUDA_ERROR_INVALID_VALUE;
     const Function* f = static_cast<const Function*>(function);
     switch (attribute) {
-    case 0: *value = 1024; break;                     /* max threads per block */
+    case 0: *value = f->module->max_threads(f->index); break; /* max threads per block: __launch_bounds__ */
     case 1: case 2: case 3: *value = 0; break;        /* static shared, const, local bytes: unknown here */
     case 4: *value = 32; break;                       /* registers */
     case 5: case 6: *value = 90; break;               /* PTX and binary version */
@@ -537,6 +540,8 @@ EXPORT CUresult cuLaunchKernel(void* function, unsigned int grid_x, unsigned int
     if (grid_x == 0 || grid_y == 0 || grid_z == 0 || block_x == 0 || block_y == 0 || block_z == 0) return CUDA_ERROR_INVALID_VALUE;
     if (grid_y > 65535 || grid_z > 65535 || block_x > 1024 || block_y > 1024 || block_z > 64) return CUDA_ERROR_INVALID_VALUE;
     if ((unsigned long long)block_x * block_y * block_z > 1024) return CUDA_ERROR_INVALID_VALUE;
+    /* More threads than the kernel's __launch_bounds__: the driver refuses the launch. */
+    if ((long long)block_x * block_y * block_z > f->module->max_threads(f->index)) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
     if ((int)shared_bytes > f->max_dynamic_shared) return CUDA_ERROR_INVALID_VALUE;
     size_t offset, size;
     if (f->module->parameter(f->index, 0, &offset, &size) == 0 && !parameters) return CUDA_ERROR_INVALID_VALUE;

@@ -538,6 +538,7 @@ inline void fault_handler(int signal_number, siginfo_t* info, void* context) {
 struct KernelInfo {
     const char* name;
     void (*invoke)(void**);
+    int max_threads; /* __launch_bounds__, else 1024 */
     int parameter_count;
     size_t sizes[32];
     size_t offsets[32];
@@ -558,9 +559,10 @@ inline void invoke_with(void (*kernel)(A...), void** arguments) {
 
 template <class... A>
 struct Registrar {
-    Registrar(const char* name, void (*invoke)(void**), void (*)(A...)) {
+    Registrar(const char* name, void (*invoke)(void**), void (*)(A...), int max_threads) {
         KernelInfo& info = g_kernels[g_kernel_count++];
         info.name = name;
+        info.max_threads = max_threads;
         info.invoke = invoke;
         info.parameter_count = (int)sizeof...(A);
         const size_t sizes[] = {sizeof(A)..., 0};
@@ -621,16 +623,20 @@ static inline unsigned int __ballot_sync(unsigned int mask, int predicate) {
 }
 
 /* Every kernel the emulator's NVRTC found in the program is registered by one of these, appended
- * to the source: LRM_EMU_KERNEL(name). */
-#define LRM_EMU_KERNEL(name)                                                                                  \
+ * to the source: LRM_EMU_KERNEL(name, its __launch_bounds__ or 1024). */
+#define LRM_EMU_KERNEL(name, max_threads)                                                                     \
     static ::lrm_emu::Registrar lrm_emu_registrar_##name(                                                     \
-        #name, [](void** arguments) { ::lrm_emu::invoke_with(name, arguments); }, name);
+        #name, [](void** arguments) { ::lrm_emu::invoke_with(name, arguments); }, name, (max_threads));
 
 /* ---- what the emulator's driver calls (the only exported symbols of a module) ------------------ */
 
 #define LRM_EMU_EXPORT extern "C" __attribute__((visibility("default")))
 
 LRM_EMU_EXPORT int lrm_emu_kernel_count() { return ::lrm_emu::g_kernel_count; }
+
+LRM_EMU_EXPORT int lrm_emu_kernel_max_threads(int kernel) {
+    return kernel >= 0 && kernel < ::lrm_emu::g_kernel_count ? ::lrm_emu::g_kernels[kernel].max_threads : 0;
+}
 
 LRM_EMU_EXPORT const char* lrm_emu_kernel_name(int kernel) {
     return kernel >= 0 && kernel < ::lrm_emu::g_kernel_count ? ::lrm_emu::g_kernels[kernel].name : nullptr;

@@ -5,8 +5,8 @@
  * lrm_emulate.h (which lives next to this library) and defining LRM_EMULATE. That library is the
  * program's "CUBIN"; the emulator's driver loads it. Two source rewrites make CUDA C++ host C++:
  *   - `extern __shared__ T name[];` (dynamic shared memory) becomes a pointer to the block's buffer;
- *   - every `extern "C" __global__ void name(` gets an LRM_EMU_KERNEL(name) line at the end, which
- *     registers it with the launcher.
+ *   - every `extern "C" __global__ void name(` gets an LRM_EMU_KERNEL(name, max threads) line at the
+ *     end, which registers it with the launcher (max threads: its __launch_bounds__, else 1024).
  * The architecture option is accepted and ignored; -D options are passed on. Errors come back as
  * NVRTC_ERROR_COMPILATION with the compiler's output as the program log.
  */
@@ -98,10 +98,11 @@ std::string translate(const std::string& source) {
     static const std::regex dynamic_shared(
         R"(extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w ]*?)\s+(\w+)\s*\[\s*\]\s*;)");
     std::string text = std::regex_replace(source, dynamic_shared, "$1* $2 = ($1*)::lrm_emu::dynamic_shared();");
-    static const std::regex kernel(R"(extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\()");
+    static const std::regex kernel(R"(extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\(\s*([^,)]*)[^)]*\)\s*)?(\w+)\s*\()");
     std::string registrations = "\n/* registered by the CUDA emulator's NVRTC */\n";
     for (std::sregex_iterator it(text.begin(), text.end(), kernel), end; it != end; ++it) {
-        registrations += "LRM_EMU_KERNEL(" + (*it)[1].str() + ")\n";
+        const std::string bound = (*it)[1].matched ? (*it)[1].str() : "1024";
+        registrations += "LRM_EMU_KERNEL(" + (*it)[2].str() + ", " + bound + ")\n";
     }
     return text + registrations;
 }

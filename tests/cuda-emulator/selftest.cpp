@@ -7,6 +7,7 @@
  *   - a missing __syncthreads gives a wrong answer (the alternating thread order exposes it);
  *   - a __syncthreads skipped by some threads is a launch failure, not a hang;
  *   - a kernel writing to a wild address is CUDA_ERROR_ILLEGAL_ADDRESS, not a crash;
+ *   - a block larger than the kernel's __launch_bounds__ is refused;
  *   - allocations past LRM_EMU_MEMORY_MB fail with CUDA_ERROR_OUT_OF_MEMORY and the device stays usable;
  *   - a compile error comes back as NVRTC_ERROR_COMPILATION with the compiler's message in the log.
  * build.sh builds it next to the libraries; tests/LrmNative.Tests/CudaEmulatorTests.cs runs it with
@@ -56,7 +57,7 @@ void check(bool ok, const char* what) {
 }
 
 const char* kKernels = R"(
-extern "C" __global__ void shuffles(int* out) {
+extern "C" __global__ void __launch_bounds__(64) shuffles(int* out) {
     const int lane = threadIdx.x & 31;
     int v = lane + 1;
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);     /* 528 everywhere */
@@ -230,6 +231,12 @@ int main() {
                  got[i * 4 + 3] == 16;
         }
         check(ok, "__shfl_xor_sync butterfly sum, __shfl_sync with width 8, __shfl_up_sync, __ballot_sync/__popc");
+        cuMemFree_v2(out);
+    }
+    { /* __launch_bounds__ */
+        CUdeviceptr out = upload(std::vector<int>(128 * 4, 0));
+        const CUresult launched = cuLaunchKernel(kernel("shuffles"), 1, 1, 1, 128, 1, 1, 0, nullptr, std::vector<void*>{&out}.data(), nullptr);
+        check(launched == 701, "128 threads for a kernel with __launch_bounds__(64) is CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES");
         cuMemFree_v2(out);
     }
     { /* block scan: barriers and shuffles together */

@@ -7,7 +7,8 @@
  * with CUDA_ERROR_OUT_OF_MEMORY, as a full GPU would. Device pointers are host pointers; fresh
  * allocations are filled with 0xFF bytes (NaN as floats), like the garbage a GPU returns. Streams
  * and events exist but every operation is synchronous. A module image is a shared library made by
- * the emulator's NVRTC (an ELF file; its size comes from its headers); it is loaded from a memfd.
+ * the emulator's NVRTC (an ELF file; its size comes from its headers); it is loaded from a memfd, or
+ * from a temporary file where executable memfds are forbidden.
  * A kernel runs when it is launched (lrm_emulate.h); a kernel that faults makes the next
  * synchronisation report CUDA_ERROR_ILLEGAL_ADDRESS, one that cannot finish (deadlock, a misused
  * collective) CUDA_ERROR_LAUNCH_FAILED, and the reason, with the kernel's name, goes to stderr.
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -432,20 +434,37 @@ EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
     const unsigned char* bytes = static_cast<const unsigned char*>(image);
     if (memcmp(bytes, ELFMAG, SELFMAG) != 0) return CUDA_ERROR_INVALID_PTX; /* PTX text: the emulator runs only its own modules */
     const size_t size = elf_size(bytes);
-    const int fd = memfd_create("lrm-emu-module", MFD_CLOEXEC);
-    if (fd < 0) return CUDA_ERROR_INVALID_IMAGE;
-    size_t written = 0;
-    while (written < size) {
-        const ssize_t n = write(fd, bytes + written, size - written);
-        if (n <= 0) {
-            close(fd);
-            return CUDA_ERROR_INVALID_IMAGE;
-        }
-        written += (size_t)n;
+    /* A memfd first (nothing on disk); where the kernel forbids executable memfds (vm.memfd_noexec),
+     * a file in $TMPDIR, unlinked once loaded. */
+    int fd = getenv("LRM_EMU_NO_MEMFD") ? -1 : memfd_create("lrm-emu-module", MFD_CLOEXEC); /* the variable tests the fallback */
+    char path[4096];
+    std::string file;
+    if (fd >= 0) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    auto write_all = [&](int out) {
+        size_t written = 0;
+        while (written < size) {
+            const ssize_t n = write(out, bytes + written, size - written);
+            if (n <= 0) return false;
+            written += (size_t)n;
+        }
+        return true;
+    };
+    void* library = nullptr;
+    if (fd >= 0 && write_all(fd)) library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        if (fd >= 0) close(fd);
+        const char* temp = getenv("TMPDIR");
+        file = std::string(temp && *temp ? temp : "/tmp") + "/lrm-emu-module-XXXXXX";
+        std::vector<char> name(file.begin(), file.end());
+        name.push_back('\0');
+        fd = mkstemp(name.data());
+        if (fd < 0) return CUDA_ERROR_INVALID_IMAGE;
+        file = name.data();
+        if (write_all(fd)) library = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+        unlink(file.c_str());
+    }
     if (!library) {
         fprintf(stderr, "lrm CUDA emulator: cannot load a module: %s\n", dlerror());
         close(fd);

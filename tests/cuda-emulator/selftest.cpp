@@ -12,7 +12,8 @@
  *   - a compile error comes back as NVRTC_ERROR_COMPILATION with the compiler's message in the log.
  * build.sh builds it next to the libraries; tests/LrmNative.Tests/CudaEmulatorTests.cs runs it with
  * LRM_EMU_SELFTEST_KERNELS naming a folder that holds kernels/lrm_prelude.cuh. Prints one line per
- * check and exits non-zero if any fails.
+ * check and exits non-zero if any fails. LRM_EMU_NO_MEMFD=1 makes the driver load modules through
+ * its temporary-file fallback.
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LrmNative.Backends.Cuda;
 
 namespace LrmNative.Tests;
@@ -67,7 +66,8 @@ public sealed class CudaCompileTests
             "-Xclang", "-target-feature", "-Xclang", "+ptx72",
             "-std=c++17", "-O1", "-Wall", "-Werror", "-I", _directory, "-S", "-o", ptx, Path.Combine(_directory, name),
         };
-        var (exitCode, output) = Run(_clang, arguments);
+        var (exitCode, stdout, stderr) = ExternalProcess.Run(_clang, arguments);
+        var output = stdout + stderr;
         Assert.That(exitCode, Is.Zero, $"{_clang} {string.Join(' ', arguments)}\n{output}");
         var text = File.ReadAllText(ptx);
         var declared = KernelSources.Source(name).Split("extern \"C\" __global__", StringSplitOptions.None).Length - 1;
@@ -92,24 +92,5 @@ public sealed class CudaCompileTests
             }
         }
         return null;
-    }
-
-    private static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments)
-    {
-        var start = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr);
     }
 }

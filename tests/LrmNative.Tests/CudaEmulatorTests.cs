@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LrmNative.Backends.Cuda;
 using NUnit.Framework;
 
@@ -25,19 +24,11 @@ public sealed class CudaEmulatorTests
         try
         {
             File.WriteAllText(Path.Combine(folder, "lrm_prelude.cuh"), KernelSources.Source("lrm_prelude.cuh"));
-            var start = new ProcessStartInfo(selftest)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            start.Environment["LRM_EMU_SELFTEST_KERNELS"] = folder;
-            using var process = Process.Start(start)!;
-            var stderr = process.StandardError.ReadToEndAsync();
-            var stdout = process.StandardOutput.ReadToEnd();
-            Assert.That(process.WaitForExit(TimeSpan.FromMinutes(2)), Is.True, "the self-test finishes");
-            TestContext.Out.WriteLine(stdout + stderr.Result);
-            Assert.That(process.ExitCode, Is.EqualTo(0), $"emulator self-test:\n{stdout}");
+            var (exitCode, stdout, stderr) = ExternalProcess.Run(selftest, [],
+                new Dictionary<string, string> { ["LRM_EMU_SELFTEST_KERNELS"] = folder }, TimeSpan.FromMinutes(2));
+            Assert.That(exitCode, Is.Not.Null, "the self-test finishes");
+            TestContext.Out.WriteLine(stdout + stderr);
+            Assert.That(exitCode, Is.EqualTo(0), $"emulator self-test:\n{stdout}");
             Assert.That(stdout, Does.Contain("\n0 failed"));
         }
         finally

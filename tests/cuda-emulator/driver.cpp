@@ -79,6 +79,13 @@ const ErrorText kErrors[] = {
     {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
 };
 
+const ErrorText* find_error(CUresult code) {
+    for (const ErrorText& entry : kErrors) {
+        if (entry.code == code) return &entry;
+    }
+    return nullptr;
+}
+
 constexpr int kOptinSharedBytes = 227 * 1024;
 constexpr int kDefaultSharedBytes = 48 * 1024;
 
@@ -159,6 +166,15 @@ CUresult release(CUdeviceptr pointer) {
     s.used -= found->second;
     s.allocations.erase(found);
     free((void*)(uintptr_t)pointer);
+    return CUDA_SUCCESS;
+}
+
+/* cuMemsetD16/D32: count elements of value, the destination aligned to the element. */
+template <class T>
+CUresult fill(CUdeviceptr destination, T value, size_t count) {
+    if (count && (!destination || destination % sizeof(T))) return CUDA_ERROR_INVALID_VALUE;
+    T* out = (T*)(uintptr_t)destination;
+    for (size_t i = 0; i < count; ++i) out[i] = value;
     return CUDA_SUCCESS;
 }
 
@@ -256,26 +272,16 @@ EXPORT CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
 
 EXPORT CUresult cuGetErrorString(CUresult error, const char** text) {
     if (!text) return CUDA_ERROR_INVALID_VALUE;
-    for (const ErrorText& entry : kErrors) {
-        if (entry.code == error) {
-            *text = entry.text;
-            return CUDA_SUCCESS;
-        }
-    }
-    *text = nullptr;
-    return CUDA_ERROR_INVALID_VALUE;
+    const ErrorText* entry = find_error(error);
+    *text = entry ? entry->text : nullptr;
+    return entry ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EXPORT CUresult cuGetErrorName(CUresult error, const char** text) {
     if (!text) return CUDA_ERROR_INVALID_VALUE;
-    for (const ErrorText& entry : kErrors) {
-        if (entry.code == error) {
-            *text = entry.name;
-            return CUDA_SUCCESS;
-        }
-    }
-    *text = nullptr;
-    return CUDA_ERROR_INVALID_VALUE;
+    const ErrorText* entry = find_error(error);
+    *text = entry ? entry->name : nullptr;
+    return entry ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 /* ---- contexts --------------------------------------------------------------------------------- */
@@ -368,17 +374,11 @@ EXPORT CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, si
 }
 
 EXPORT CUresult cuMemsetD16Async(CUdeviceptr destination, unsigned short value, size_t count, void*) {
-    if (count && (!destination || destination % 2)) return CUDA_ERROR_INVALID_VALUE;
-    unsigned short* out = (unsigned short*)(uintptr_t)destination;
-    for (size_t i = 0; i < count; ++i) out[i] = value;
-    return CUDA_SUCCESS;
+    return fill(destination, value, count);
 }
 
 EXPORT CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned int value, size_t count, void*) {
-    if (count && (!destination || destination % 4)) return CUDA_ERROR_INVALID_VALUE;
-    unsigned int* out = (unsigned int*)(uintptr_t)destination;
-    for (size_t i = 0; i < count; ++i) out[i] = value;
-    return CUDA_SUCCESS;
+    return fill(destination, value, count);
 }
 
 /* ---- streams and events ----------------------------------------------------------------------- */

@@ -95,15 +95,18 @@ internal static class LibraryResolver
             Remember(libraryName, overridePath);
             return handle;
         }
-        var baseDirectory = AppContext.BaseDirectory;
         foreach (var candidate in entry.Candidates)
         {
-            // Our own library ships next to the assemblies; system libraries come from the loader path.
-            var local = Path.Combine(baseDirectory, candidate);
-            if (File.Exists(local) && NativeLibrary.TryLoad(local, out var localHandle))
+            // Our own library ships next to the assemblies (or, from the NuGet package, in the app's
+            // runtimes/linux-x64/native folder); system libraries come from the loader path.
+            foreach (var directory in ApplicationNativeDirectories())
             {
-                Remember(libraryName, local);
-                return localHandle;
+                var local = Path.Combine(directory, candidate);
+                if (File.Exists(local) && NativeLibrary.TryLoad(local, out var localHandle))
+                {
+                    Remember(libraryName, local);
+                    return localHandle;
+                }
             }
             if (NativeLibrary.TryLoad(candidate, out var systemHandle))
             {
@@ -133,6 +136,28 @@ internal static class LibraryResolver
             }
         }
         return IntPtr.Zero;
+    }
+
+    /// <summary>
+    /// The application's folder, then the native asset folders the host took from the app's deps.json
+    /// (NATIVE_DLL_SEARCH_DIRECTORIES: for an app that references the LrmNative package without a runtime identifier,
+    /// bin/…/runtimes/linux-x64/native/). NativeLibrary.TryLoad with a bare file name does not look there.
+    /// </summary>
+    internal static IEnumerable<string> ApplicationNativeDirectories()
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var baseDirectory = Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory);
+        seen.Add(baseDirectory);
+        yield return baseDirectory;
+        var searchDirectories = AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string ?? "";
+        foreach (var directory in searchDirectories.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var trimmed = Path.TrimEndingDirectorySeparator(directory);
+            if (seen.Add(trimmed) && Directory.Exists(trimmed))
+            {
+                yield return trimmed;
+            }
+        }
     }
 
     /// <summary>Folders where CUDA libraries are commonly installed, most specific first; only existing ones.</summary>

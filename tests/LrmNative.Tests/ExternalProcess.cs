@@ -8,13 +8,14 @@ internal static class ExternalProcess
     /// <summary>
     /// Runs <paramref name="program"/> with <paramref name="arguments"/> and, on top of this process's
     /// environment, <paramref name="environment"/>; waits for it to exit (at most <paramref name="timeout"/>,
-    /// when given: null exit code if it did not).
+    /// when given: null exit code if it did not), in <paramref name="workingDirectory"/> when given.
     /// </summary>
     public static (int? ExitCode, string Output, string Errors) Run(string program, IEnumerable<string> arguments,
-        IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+        IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null, string? workingDirectory = null)
     {
         var start = new ProcessStartInfo(program)
         {
+            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

@@ -7,6 +7,22 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        var root = CreateRoot();
+        try
+        {
+            // Our own handler below prints one clear line for LrmException instead of a stack trace.
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (LrmException error)
+        {
+            Console.Error.WriteLine($"lrm: error: {error.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>The whole `lrm` command tree, with <see cref="CliConventions"/> applied.</summary>
+    internal static RootCommand CreateRoot()
+    {
         var root = new RootCommand("lrm — LrmNative: one photo in, a 3D asset out (Large Reconstruction Model, arXiv 2311.04400)");
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(ReconstructCommand.Create());
@@ -18,15 +34,6 @@ internal static class Program
         root.Subcommands.Add(BenchCudaCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
-        try
-        {
-            // Our own handler below prints one clear line for LrmException instead of a stack trace.
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-        }
-        catch (LrmException error)
-        {
-            Console.Error.WriteLine($"lrm: error: {error.Message}");
-            return 1;
-        }
+        return CliConventions.Apply(root);
     }
 }

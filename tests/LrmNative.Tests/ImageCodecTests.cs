@@ -91,8 +91,9 @@ public sealed class ImageCodecTests
     [Test]
     public void EveryFixtureHasACase()
     {
-        Assert.That(ImageFixtures.All(".png"), Is.EquivalentTo(PngCases.Select(c => c.Name)));
-        Assert.That(ImageFixtures.All(".jpg"), Is.EquivalentTo(Jpegs().Select(c => (string)c.Arguments[0]!)));
+        // The exif* fixtures belong to ImageExifOrientationTests.
+        Assert.That(ImageFixtures.All(".png").Where(n => !n.StartsWith("exif", StringComparison.Ordinal)), Is.EquivalentTo(PngCases.Select(c => c.Name)));
+        Assert.That(ImageFixtures.All(".jpg").Where(n => !n.StartsWith("exif", StringComparison.Ordinal)), Is.EquivalentTo(Jpegs().Select(c => (string)c.Arguments[0]!)));
     }
 
     [TestCaseSource(nameof(Pngs))]

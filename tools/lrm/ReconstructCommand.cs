@@ -308,7 +308,8 @@ internal static class ReconstructCommand
     {
         var clock = Stopwatch.StartNew();
         times["load"] = lrm.LoadTime;
-        using var image = Timed(display, "image", () => Image.Load(imagePath), i => $"{imagePath}: {i.Width}×{i.Height} {(i.HasAlpha ? "RGBA" : "RGB")}");
+        using var image = Timed(display, "image", () => Image.Load(imagePath), i => $"{imagePath}: {i.Width}×{i.Height} {(i.HasAlpha ? "RGBA" : "RGB")}"
+            + (i.ExifOrientation != 1 ? $", turned upright (EXIF orientation {i.ExifOrientation})" : ""));
         var createdFolder = !Directory.Exists(folder);
         EnsureWritableFolder(folder);
         if (options.SaveTriplane is not null)

@@ -98,7 +98,7 @@ internal static class DatasetChecker
             var image = item.ImagePath(view);
             try
             {
-                using var loaded = Image.Load(image);
+                using var loaded = Image.Load(image, applyExifOrientation: false);   // as training reads views
                 if (!loaded.HasAlpha)
                 {
                     problems.Add($"{image}: no alpha channel (RGBA with a transparent background expected)");

@@ -22,8 +22,10 @@ public sealed record ImageLimits
 /// <summary>
 /// An RGBA image in memory: fp32 values in [0, 1], row-major (height, width, 4). Loads PNG (8/16-bit grey,
 /// grey+alpha, RGB, RGBA, palette with tRNS, interlaced) and JPEG (baseline, progressive, greyscale, CMYK)
-/// through libpng and libjpeg-turbo, and saves 8-bit PNG. Values are taken as stored (no colour management,
-/// EXIF orientation ignored). A corrupt, truncated or over-sized file raises <see cref="LrmFormatException"/>
+/// through libpng and libjpeg-turbo, and saves 8-bit PNG. A file's EXIF orientation (JPEG APP1, PNG eXIf: how a
+/// phone stores a portrait photo) is applied, so the pixels are upright as a viewer shows them
+/// (<see cref="ExifOrientation"/>; pass applyExifOrientation: false for the stored layout). Colour values are taken
+/// as stored (no colour management). A corrupt, truncated or over-sized file raises <see cref="LrmFormatException"/>
 /// naming the file. Dispose frees the pixels.
 /// </summary>
 /// <example>
@@ -37,12 +39,19 @@ public sealed unsafe class Image : IDisposable
 {
     private readonly Tensor _pixels;
 
-    private Image(Tensor pixels, bool hasAlpha, string source)
+    private Image(Tensor pixels, bool hasAlpha, string source, int exifOrientation = 1)
     {
         _pixels = pixels;
         HasAlpha = hasAlpha;
         Source = source;
+        ExifOrientation = exifOrientation;
     }
+
+    /// <summary>
+    /// The EXIF orientation tag the file carried (1–8, <see cref="LrmNative.ExifOrientation"/>; 1 when it had none).
+    /// <see cref="Load"/> and <see cref="Decode"/> have already turned the pixels upright unless told not to.
+    /// </summary>
+    public int ExifOrientation { get; }
 
     /// <summary>Width in pixels.</summary>
     public int Width => (int)_pixels.Size(1);
@@ -69,9 +78,12 @@ public sealed unsafe class Image : IDisposable
         }
     }
 
-    /// <summary>Reads and decodes a PNG or JPEG file (the format is recognised from its first bytes).</summary>
+    /// <summary>
+    /// Reads and decodes a PNG or JPEG file (the format is recognised from its first bytes), turned upright by its EXIF
+    /// orientation unless <paramref name="applyExifOrientation"/> is false.
+    /// </summary>
     /// <exception cref="LrmFormatException">The file is missing, unreadable, not PNG/JPEG, corrupt, truncated or over <paramref name="limits"/>.</exception>
-    public static Image Load(string path, ImageLimits? limits = null)
+    public static Image Load(string path, ImageLimits? limits = null, bool applyExifOrientation = true)
     {
         ArgumentNullException.ThrowIfNull(path);
         byte[] data;
@@ -91,12 +103,15 @@ public sealed unsafe class Image : IDisposable
         {
             throw new LrmFormatException($"{path}: the image file is empty");
         }
-        return Decode(data, path, limits);
+        return Decode(data, path, limits, applyExifOrientation);
     }
 
-    /// <summary>Decodes a PNG or JPEG file held in memory; <paramref name="name"/> appears in error messages.</summary>
+    /// <summary>
+    /// Decodes a PNG or JPEG file held in memory, turned upright by its EXIF orientation unless
+    /// <paramref name="applyExifOrientation"/> is false; <paramref name="name"/> appears in error messages.
+    /// </summary>
     /// <exception cref="LrmFormatException">The data is not PNG/JPEG, corrupt, truncated or over <paramref name="limits"/>.</exception>
-    public static Image Decode(ReadOnlySpan<byte> data, string? name = null, ImageLimits? limits = null)
+    public static Image Decode(ReadOnlySpan<byte> data, string? name = null, ImageLimits? limits = null, bool applyExifOrientation = true)
     {
         limits ??= ImageLimits.Default;
         var source = string.IsNullOrEmpty(name) ? "<memory>" : name;
@@ -117,7 +132,14 @@ public sealed unsafe class Image : IDisposable
             {
                 NativeCheck.Check(NativeMethods.lrm_image_decode((float*)pixels.Pointer, &hasAlpha, bytes, data.Length, namePointer,
                     height, width, limits.MaxSide, limits.MaxPixels));
-                return new Image(pixels, hasAlpha != 0, source);
+                var orientation = LrmNative.ExifOrientation.Read(data);
+                if (applyExifOrientation && orientation != 1)
+                {
+                    var upright = Orient(pixels, orientation);
+                    pixels.Dispose();
+                    pixels = upright;
+                }
+                return new Image(pixels, hasAlpha != 0, source, orientation);
             }
             catch
             {
@@ -217,6 +239,31 @@ public sealed unsafe class Image : IDisposable
         {
             NativeCheck.Check(NativeMethods.lrm_image_write_png(pathPointer, (float*)pixels.Pointer, shape[^3], shape[^2], shape[^1]));
         }
+    }
+
+    /// <summary>A new (height', width', 4) tensor holding <paramref name="stored"/> turned upright by <paramref name="orientation"/>.</summary>
+    private static Tensor Orient(Tensor stored, int orientation)
+    {
+        var height = (int)stored.Size(0);
+        var width = (int)stored.Size(1);
+        var (uprightWidth, uprightHeight) = LrmNative.ExifOrientation.UprightSize(orientation, width, height);
+        var upright = Tensor.Empty([uprightHeight, uprightWidth, 4]);
+        var source = (float*)stored.Pointer;
+        var target = (float*)upright.Pointer;
+        for (var y = 0; y < uprightHeight; y++)
+        {
+            for (var x = 0; x < uprightWidth; x++)
+            {
+                var (sx, sy) = LrmNative.ExifOrientation.StoredPixel(orientation, x, y, width, height);
+                var from = source + ((long)sy * width + sx) * 4;
+                var to = target + ((long)y * uprightWidth + x) * 4;
+                to[0] = from[0];
+                to[1] = from[1];
+                to[2] = from[2];
+                to[3] = from[3];
+            }
+        }
+        return upright;
     }
 
     /// <summary>Frees the pixels. Safe to call twice.</summary>

@@ -257,7 +257,7 @@ internal static class ModelEvaluation
     // An object's image, checked to have the object's size (the intrinsics' and its first image's).
     private static Image LoadImage(DatasetObject entry, int view, ref (int Width, int Height)? size)
     {
-        var image = Image.Load(entry.ImagePath(view));
+        var image = Image.Load(entry.ImagePath(view), applyExifOrientation: false);   // as training reads views (MultiViewDataset)
         var problem = DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size);
         if (problem is not null)
         {

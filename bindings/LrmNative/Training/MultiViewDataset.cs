@@ -307,7 +307,9 @@ internal sealed class MultiViewDataset
         Image image;
         try
         {
-            image = Image.Load(path);
+            // The stored pixels: a view's pose describes the camera that made them (OpenLRM reads views with PIL, which
+            // leaves EXIF orientation alone); the reconstruct path, which takes photos, turns images upright.
+            image = Image.Load(path, applyExifOrientation: false);
         }
         catch (LrmFormatException error)
         {

@@ -23,7 +23,7 @@ public sealed record GridQueryStatistics(int Resolution, bool CoarseToFine, long
 
 /// <summary>
 /// One photo reconstructed as a triplane NeRF (LRM §3.3): render it from any camera, extract a coloured mesh, read
-/// the triplane or query the NeRF at points. Made by <see cref="Reconstructor.Reconstruct(Image)"/>; uses its
+/// the triplane or query the NeRF at points. Made by <see cref="Reconstructor.Reconstruct(Image, CancellationToken)"/>; uses its
 /// reconstructor's model, so dispose this first. Not thread-safe. Dispose frees the triplane.
 /// </summary>
 public sealed class Reconstruction : IDisposable
@@ -71,7 +71,7 @@ public sealed class Reconstruction : IDisposable
     /// <summary>The surface density <see cref="ExtractMesh(int)"/> uses by default (the reconstructor's).</summary>
     public float Threshold => _owner.Threshold;
 
-    /// <summary>How the last <see cref="ExtractMesh(int, float?, bool?)"/> evaluated its grid; null before the first.</summary>
+    /// <summary>How the last <see cref="ExtractMesh(int, float?, bool?, CancellationToken)"/> evaluated its grid; null before the first.</summary>
     public GridQueryStatistics? LastGridQuery { get; private set; }
 
     /// <summary>
@@ -200,7 +200,8 @@ public sealed class Reconstruction : IDisposable
     /// (radius 2, height 0.8, starting in front), rendered one at a time as the sequence is enumerated; the caller
     /// disposes each view.
     /// </summary>
-    public IEnumerable<RenderedView> RenderTurntable(int frames, int size = DefaultRenderSize)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before each frame).</exception>
+    public IEnumerable<RenderedView> RenderTurntable(int frames, int size = DefaultRenderSize, CancellationToken cancellationToken = default)
     {
         var cameras = Camera.Turntable(frames);
         return Frames();
@@ -209,12 +210,13 @@ public sealed class Reconstruction : IDisposable
         {
             foreach (var camera in cameras)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 yield return Render(camera, size, size);
             }
         }
     }
 
-    /// <summary>Extracts the mesh at the default threshold on a <paramref name="resolution"/>³ grid; see <see cref="ExtractMesh(int, float?, bool?)"/>.</summary>
+    /// <summary>Extracts the mesh at the default threshold on a <paramref name="resolution"/>³ grid; see <see cref="ExtractMesh(int, float?, bool?, CancellationToken)"/>.</summary>
     public Mesh ExtractMesh(int resolution = DefaultMeshResolution) => ExtractMesh(resolution, null, null);
 
     /// <summary>
@@ -225,8 +227,14 @@ public sealed class Reconstruction : IDisposable
     /// it (clamped to [0, 1]) and area-weighted normals. Coordinates are the engine's (z up); <see cref="Mesh.SaveGlb"/>
     /// converts to glTF's y-up. A mesh without triangles (<see cref="Mesh.IsEmpty"/>) means no surface at that density.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="cancellationToken"/> is checked before each stage and while the grid is queried (every slab of
+    /// z-planes dense, every 8 z-planes coarse-to-fine), the long part at high resolutions; a cancelled call frees its
+    /// grid and leaves the reconstruction usable.
+    /// </remarks>
     /// <exception cref="LrmInvalidArgumentException">A resolution outside 2..1024 or a non-finite threshold.</exception>
-    public Mesh ExtractMesh(int resolution, float? threshold, bool? coarseToFine = null)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Mesh ExtractMesh(int resolution, float? threshold, bool? coarseToFine = null, CancellationToken cancellationToken = default)
     {
         if (resolution is < 2 or > 1024)
         {
@@ -240,17 +248,22 @@ public sealed class Reconstruction : IDisposable
         var refine = coarseToFine ?? _owner.Options.CoarseToFine ?? (_owner.Backend.Device.Kind == DeviceKind.Cpu && resolution >= AutoCoarseToFineResolution);
         var backend = _owner.Backend;
         var progress = _owner.Options.Progress;
-        void Report(double fraction) => progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));
+        void Report(double fraction)
+        {
+            // The grid query calls back from its own loop, which frees the grid when this throws.
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new ReconstructionProgress(ReconstructionStage.GridQuery, fraction));
+        }
         // Dense: the grid is made where the backend computes; coarse-to-fine decides its blocks on the host.
         using var grid = _owner.Stage(Timings, ReconstructionStage.GridQuery, () => refine
             ? DensityGrid.QueryCoarseToFine(DensityGrid.Nerf(backend, _owner.Model.Nerf, Projected), resolution, level, DensityGrid.DefaultCoarseStride, Report)
-            : DensityGrid.QueryDense(backend, _owner.Model.Nerf, Projected, resolution, Report));
+            : DensityGrid.QueryDense(backend, _owner.Model.Nerf, Projected, resolution, Report), cancellationToken);
         LastGridQuery = new GridQueryStatistics(resolution, grid.CoarseStride > 0, grid.PointsEvaluated, grid.BlocksRefined, grid.Blocks);
         var (vertices, triangles) = _owner.Stage(Timings, ReconstructionStage.MarchingCubes, () =>
         {
             using var field = backend.Borrow(grid.Grid);
             return backend.MarchingCubes(field.Tensor, level, [-1f, -1f, -1f, 1f, 1f, 1f]);
-        });
+        }, cancellationToken);
         using (vertices)
         using (triangles)
         {
@@ -275,7 +288,7 @@ public sealed class Reconstruction : IDisposable
                     using var hostTriangles = backend.BorrowHost(triangles);
                     return new Mesh(hostVertices.Tensor.AsSpan<float>(), hostTriangles.Tensor.AsSpan<int>(), colors).ComputeVertexNormals();
                 }
-            });
+            }, cancellationToken);
         }
     }
 

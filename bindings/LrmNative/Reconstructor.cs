@@ -225,12 +225,14 @@ public sealed class Reconstructor : IDisposable
     /// <summary>The CPU backend host-side preparation uses (the model's own backend when that is the CPU).</summary>
     internal IBackend HostBackend => _host;
 
-    /// <summary>Reads a photo (PNG or JPEG) and reconstructs it; see <see cref="Reconstruct(Image)"/>.</summary>
+    /// <summary>Reads a photo (PNG or JPEG, turned upright by its EXIF orientation) and reconstructs it; see <see cref="Reconstruct(Image, CancellationToken)"/>.</summary>
     /// <exception cref="LrmFormatException">The file is missing, unreadable, corrupt or too large.</exception>
-    public Reconstruction Reconstruct(string imagePath)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before image → triplane began.</exception>
+    public Reconstruction Reconstruct(string imagePath, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         using var image = Image.Load(imagePath);
-        return Reconstruct(image);
+        return Reconstruct(image, cancellationToken);
     }
 
     /// <summary>
@@ -239,8 +241,14 @@ public sealed class Reconstructor : IDisposable
     /// <see cref="InputResolution"/> and run through the model from LRM's canonical input camera. The image may be
     /// disposed afterwards.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="cancellationToken"/> is checked before each stage; image → triplane, once begun, runs to its end
+    /// (tens of milliseconds for the default model, seconds for OpenLRM-large on a CPU). A cancelled call frees what it
+    /// made and leaves the reconstructor usable.
+    /// </remarks>
     /// <exception cref="LrmInvalidArgumentException">The image is too small or no object can be found in it.</exception>
-    public Reconstruction Reconstruct(Image image)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Reconstruction Reconstruct(Image image, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(image);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -251,7 +259,7 @@ public sealed class Reconstructor : IDisposable
             OutputSize = _model.Config.EncoderImageSize,
             ForegroundRatio = ForegroundRatio,
         });
-        var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_host, image));
+        var input = Stage(timings, ReconstructionStage.Preprocess, () => preprocessor.Process(_host, image), cancellationToken);
         try
         {
             var (planes, channelsLast) = Stage(timings, ReconstructionStage.ImageToTriplane, () =>
@@ -268,7 +276,7 @@ public sealed class Reconstructor : IDisposable
                     planes.Dispose();
                     throw;
                 }
-            });
+            }, cancellationToken);
             return new Reconstruction(this, planes, channelsLast, input, image.Source, timings);
         }
         catch
@@ -321,9 +329,13 @@ public sealed class Reconstructor : IDisposable
         return new Reconstruction(this, planes, channelsLast, null, source, timings);
     }
 
-    /// <summary>Runs <paramref name="work"/> as <paramref name="stage"/>: progress at 0 and 1, time added to <paramref name="timings"/>.</summary>
-    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work)
+    /// <summary>
+    /// Runs <paramref name="work"/> as <paramref name="stage"/>: progress at 0 and 1, time added to <paramref name="timings"/>;
+    /// nothing runs when <paramref name="cancellationToken"/> is already cancelled.
+    /// </summary>
+    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         Options.Progress?.Report(new ReconstructionProgress(stage, 0));
         var clock = Stopwatch.StartNew();
         var result = work();

@@ -13,6 +13,14 @@ var modelPath = args.Length > 1 ? args[1] : Path.Combine(repository, "models", "
 var outputFolder = args.Length > 2 ? args[2] : "out";
 var meshResolution = int.TryParse(Environment.GetEnvironmentVariable("QUICKSTART_MESH_RESOLUTION"), out var r) ? r : 256;
 
+// Ctrl+C cancels the work in progress cleanly (the engine checks the token between stages and inside the grid query).
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
 try
 {
     // Progress arrives synchronously from each stage; a tool would drive its own progress bar with it.
@@ -37,14 +45,14 @@ try
         Console.WriteLine($"  ({note})");
     }
 
-    using var result = lrm.Reconstruct(imagePath);
+    using var result = lrm.Reconstruct(imagePath, cancel.Token);
     foreach (var warning in result.Warnings)
     {
         Console.WriteLine($"warning: {warning}");
     }
 
     Directory.CreateDirectory(outputFolder);
-    var mesh = result.ExtractMesh(meshResolution).WithoutSmallPieces(0.01);
+    var mesh = result.ExtractMesh(meshResolution, threshold: null, coarseToFine: null, cancel.Token).WithoutSmallPieces(0.01);
     var glb = Path.Combine(outputFolder, "mesh.glb");
     mesh.SaveGlb(glb);
     Console.WriteLine($"{glb}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles");
@@ -54,7 +62,7 @@ try
         view.Color.SavePng(Path.Combine(outputFolder, "input_view.png"));
     }
     var frame = 0;
-    foreach (var view in result.RenderTurntable(8, 128))
+    foreach (var view in result.RenderTurntable(8, 128, cancel.Token))
     {
         using (view)
         {
@@ -64,6 +72,11 @@ try
     Console.WriteLine($"{frame} turntable frames in {outputFolder}");
     Console.WriteLine(result.Timings);
     return 0;
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine("quickstart: cancelled");
+    return 130;
 }
 catch (LrmException error)
 {

@@ -26,7 +26,8 @@
 // alpha get alpha = 1. CMYK / YCCK JPEGs are converted with
 // r = (1 − c)(1 − k) (Adobe files store inverted values, as Photoshop writes them;
 // this is also what PIL's convert('RGB') does). No colour management: gAMA, sRGB,
-// iCCP and EXIF orientation are ignored (values are taken as stored).
+// iCCP are ignored (values are taken as stored). Pixels come out in stored order; EXIF
+// orientation is read and applied by the C# Image (bindings/LrmNative/Imaging/ExifOrientation.cs).
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"

@@ -14,7 +14,7 @@ public sealed class ReconstructionCancellationTests
     {
         var stages = new List<ReconstructionStage>();
         using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu,
-            new ReconstructorOptions { Progress = new Recorder(p => stages.Add(p.Stage)) });
+            new ReconstructorOptions { Progress = new SynchronousProgress(p => stages.Add(p.Stage)) });
         using var image = Image.Load(Golden.ExampleImagePath);
         stages.Clear(); // Load's own progress
         var before = LiveHostBytes();
@@ -37,7 +37,7 @@ public sealed class ReconstructionCancellationTests
         var cancelAt = coarseToFine ? 0.3 : 0.25;
         var options = new ReconstructorOptions
         {
-            Progress = new Recorder(p =>
+            Progress = new SynchronousProgress(p =>
             {
                 if (p.Stage != ReconstructionStage.GridQuery)
                 {
@@ -97,10 +97,5 @@ public sealed class ReconstructionCancellationTests
         GC.Collect();
         GC.WaitForPendingFinalizers();
         return HostMemory.LiveBytes;
-    }
-
-    private sealed class Recorder(Action<ReconstructionProgress> report) : IProgress<ReconstructionProgress>
-    {
-        public void Report(ReconstructionProgress value) => report(value);
     }
 }

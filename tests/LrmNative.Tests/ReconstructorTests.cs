@@ -323,10 +323,10 @@ public sealed class ReconstructorTests
         Assert.That(Directory.GetFiles(Path.Combine(output, "turntable")), Has.Length.EqualTo(3));
         GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
     }
+}
 
-    // Progress<T> posts to the thread pool; the facade reports synchronously, and so does this.
-    private sealed class SynchronousProgress(Action<ReconstructionProgress> report) : IProgress<ReconstructionProgress>
-    {
-        public void Report(ReconstructionProgress value) => report(value);
-    }
+/// <summary>Progress&lt;T&gt; posts to the thread pool; the facade reports synchronously, and so does this.</summary>
+internal sealed class SynchronousProgress(Action<ReconstructionProgress> report) : IProgress<ReconstructionProgress>
+{
+    public void Report(ReconstructionProgress value) => report(value);
 }

@@ -23,15 +23,13 @@ internal static class CliConventions
     {
         foreach (var argument in command.Arguments)
         {
-            var owner = command;
-            var ownerPath = path;
             argument.Validators.Add(result =>
             {
                 foreach (var token in result.Tokens)
                 {
                     if (LooksLikeOption(token.Value) && !File.Exists(token.Value) && !Directory.Exists(token.Value))
                     {
-                        result.AddError(UnknownOption(token.Value, owner, ownerPath));
+                        result.AddError(UnknownOption(token.Value, command, path));
                         return;
                     }
                 }
@@ -49,10 +47,8 @@ internal static class CliConventions
     private static string UnknownOption(string value, Command command, string path)
     {
         var name = value.Split('=', 2)[0];
-        var nearest = command.Options.Concat(AncestorOptions(command))
-            .Select(option => option.Name)
-            .Where(option => option.StartsWith('-'))
-            .Select(option => (Option: option, Distance: Distance(name, option)))
+        var nearest = command.Options
+            .Select(option => (Option: option.Name, Distance: Distance(name, option.Name)))
             .Where(candidate => candidate.Distance <= Math.Max(2, name.Length / 3))
             .OrderBy(candidate => candidate.Distance)
             .Select(candidate => candidate.Option)
@@ -60,9 +56,6 @@ internal static class CliConventions
         var hint = nearest is null ? "" : $"; did you mean {nearest}?";
         return $"unknown option '{name}' for '{path}'{hint} ('{path} --help' lists the options)";
     }
-
-    private static IEnumerable<Option> AncestorOptions(Command command) =>
-        command.Parents.OfType<Command>().SelectMany(parent => parent.Options.Where(option => option.Recursive));
 
     /// <summary>Levenshtein distance (insertions, deletions, substitutions).</summary>
     internal static int Distance(string a, string b)

@@ -54,7 +54,7 @@ run_pass() {
 
 run_pass "this machine" "$@"
 
-# Without a CUDA driver, a second pass runs the CUDA tests (the classes named Cuda*) on the CPU CUDA
+# Without a CUDA driver, a second pass runs the CUDA tests (the classes named Cuda* and Nvrtc*) on the CPU CUDA
 # emulator (tests/cuda-emulator/README.md), where the first pass skipped them: it checks the CUDA
 # backend's code and every kernel's logic against the CPU, never speed, and never stands in for a
 # GPU run. Only for a full run (no arguments); LRM_CUDA_EMULATOR=0 leaves it out.
@@ -66,7 +66,7 @@ if [ $# -eq 0 ] && [ "${LRM_CUDA_EMULATOR:-1}" != 0 ] && [ -z "${LRM_CUDA_LIBRAR
     # A kernel fault leaves the emulator's context usable (a GPU's is lost), so the fault test runs here too.
     emulator_env+=("LRM_CUDA_FAULT_TEST=1")
     export "${emulator_env[@]}"
-    run_pass "CUDA tests on the CPU CUDA emulator" --filter "FullyQualifiedName~Cuda"
+    run_pass "CUDA tests on the CPU CUDA emulator" --filter "FullyQualifiedName~Cuda|FullyQualifiedName~Nvrtc"
 fi
 
 # The totals of both passes (a CUDA test skipped by the first and run by the second counts in both).

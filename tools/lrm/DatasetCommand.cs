@@ -72,26 +72,65 @@ internal static class DatasetCommand
             DefaultValueFactory = _ => "zeroverse",
         };
         style.AcceptOnlyFromAmong("zeroverse", "simple");
-        var command = new Command("synth", "Procedural objects (random textured primitives, unions and cuts) rendered from random cameras") { objects, meshResolution, style };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = $"Continue an interrupted run in --out (or grow it to more --objects): keeps the objects already there, needs the same options ({SynthManifest.FileName})",
+        };
+        var command = new Command("synth", "Procedural objects (random textured primitives, unions and cuts) rendered from random cameras") { objects, meshResolution, style, resume };
         common.AddTo(command);
         command.SetAction(result =>
         {
             var options = common.Read(result, result.GetValue(meshResolution)) with
             {
                 Style = result.GetValue(style) == "simple" ? ObjectStyle.Simple : ObjectStyle.Zeroverse,
+                Resume = result.GetValue(resume),
             };
-            RunSynth(result.GetValue(objects), options, result.GetValue(common.Out)!, result.InvocationConfiguration.Error, Interactive(result));
-            return 0;
+            var log = result.InvocationConfiguration.Error;
+            var output = result.GetValue(common.Out)!;
+            using var interruption = Interruption.Listen(log, "stopping after the current object");
+            return Interruptible(log, interruption, output, "continue with the same command plus --resume", done =>
+                RunSynth(result.GetValue(objects), options, output, log, Interactive(result), done, interruption.Token));
         });
         return command;
     }
 
-    public static void RunSynth(int objects, DatasetOptions options, string output, TextWriter log, bool interactive)
+    /// <summary>
+    /// <c>lrm dataset synth</c>; <paramref name="done"/> hears the number of complete objects in the folder after each one,
+    /// and <paramref name="cancellation"/> stops the run between objects.
+    /// </summary>
+    public static void RunSynth(int objects, DatasetOptions options, string output, TextWriter log, bool interactive,
+        Action<int>? done = null, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
+        var kept = 0;
         ProgressBar.Run("synth", log, interactive, report =>
-            DatasetGeneration.Synthesize(output, objects, options, p => report(p.Done, p.Total, p.Name)));
-        Summary(log, objects, options, output, clock.Elapsed);
+            DatasetGeneration.Synthesize(output, objects, options, p =>
+            {
+                kept += p.Kept ? 1 : 0;
+                done?.Invoke(p.Done);
+                report(p.Done, p.Total, p.Name);
+            }, cancellation));
+        if (kept > 0)
+        {
+            log.WriteLine($"lrm: resumed: {kept} objects were already there and kept");
+        }
+        Summary(log, objects - kept, options, output, clock.Elapsed);
+    }
+
+    // Runs a dataset command; a Ctrl+C/SIGTERM between objects ends it with what was written and how to go on.
+    private static int Interruptible(TextWriter log, Interruption interruption, string output, string howToContinue, Action<Action<int>> run)
+    {
+        var complete = 0;
+        try
+        {
+            run(n => complete = n);
+            return 0;
+        }
+        catch (OperationCanceledException error) when (interruption.Caused(error))
+        {
+            log.WriteLine($"lrm: cancelled: {output} holds {complete} complete objects (uids.json lists them, no object is half-written); {howToContinue}");
+            return interruption.ExitCode;
+        }
     }
 
     private static Command CreateRender()
@@ -103,14 +142,17 @@ internal static class DatasetCommand
         common.AddTo(command);
         command.SetAction(result =>
         {
-            RunRender(result.GetValue(meshes)!, common.Read(result), result.GetValue(common.Out)!, result.GetValue(engine)!, result.InvocationConfiguration.Error,
-                Interactive(result));
-            return 0;
+            var log = result.InvocationConfiguration.Error;
+            var output = result.GetValue(common.Out)!;
+            using var interruption = Interruption.Listen(log, "stopping after the current mesh");
+            return Interruptible(log, interruption, output, "rerun with --overwrite to render them all", done =>
+                RunRender(result.GetValue(meshes)!, common.Read(result), output, result.GetValue(engine)!, log, Interactive(result), done, interruption.Token));
         });
         return command;
     }
 
-    public static void RunRender(string meshes, DatasetOptions options, string output, string engine, TextWriter log, bool interactive)
+    public static void RunRender(string meshes, DatasetOptions options, string output, string engine, TextWriter log, bool interactive,
+        Action<int>? done = null, CancellationToken cancellation = default)
     {
         BlenderSettings? blender = null;
         switch (engine.ToLowerInvariant())
@@ -136,8 +178,9 @@ internal static class DatasetCommand
             DatasetGeneration.RenderMeshes(meshes, output, options, p =>
             {
                 count = p.Total;
+                done?.Invoke(p.Done);
                 report(p.Done, p.Total, p.Name);
-            }, blender: blender));
+            }, blender: blender, cancel: cancellation));
         Summary(log, count, options, output, clock.Elapsed);
     }
 

@@ -181,6 +181,7 @@ internal static class ReconstructCommand
         {
             var log = parse.InvocationConfiguration.Error;
             var display = ProgressDisplay.Create(log);
+            using var interruption = Interruption.Listen(log, "stopping at the next check (between stages, or within a slab of the mesh grid)");
             try
             {
                 var failed = Run(new ReconstructOptions
@@ -200,8 +201,13 @@ internal static class ReconstructCommand
                     Device = parse.GetValue(device) ?? "auto",
                     CoarseToFine = GridChoice(parse.GetValue(coarseToFine), parse.GetValue(dense)),
                     MinPiece = parse.GetValue(minPiece),
-                }, display);
+                }, display, interruption.Token);
                 return failed == 0 ? 0 : 1;
+            }
+            catch (OperationCanceledException error) when (interruption.Caused(error))
+            {
+                display.Error("cancelled; the files written before the interrupt are complete, the rest were not written");
+                return interruption.ExitCode;
             }
             catch (LrmException error)
             {
@@ -243,8 +249,10 @@ internal static class ReconstructCommand
     /// <summary>
     /// Runs the reconstructions, reporting to <paramref name="display"/>; returns the number of images that failed
     /// (each reported as one error). Problems with the options, the model or the query points throw before any image runs.
+    /// <paramref name="cancellation"/> stops the run between images and inside the long stages (image → triplane is one
+    /// step, the grid query is checked slab by slab) with <see cref="OperationCanceledException"/>.
     /// </summary>
-    public static int Run(ReconstructOptions options, ProgressDisplay display)
+    public static int Run(ReconstructOptions options, ProgressDisplay display, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(display);
@@ -272,10 +280,11 @@ internal static class ReconstructCommand
             using var points = options.Query is null ? null : Timed(display, "points", () => ReadPoints(options.Query), p => $"{options.Query}: {p.Size(1)} points");
             for (var i = 0; i < options.Images.Count; i++)
             {
+                cancellation.ThrowIfCancellationRequested();
                 var times = new Dictionary<string, TimeSpan>();
                 try
                 {
-                    ReconstructOne(lrm, options.Images[i], folders[i], points, options, display, times);
+                    ReconstructOne(lrm, options.Images[i], folders[i], points, options, display, times, cancellation);
                     breakdown.Add((options.Images.Count == 1 ? Path.GetFileName(options.Images[i]) : Path.GetFileName(folders[i]), times));
                 }
                 catch (LrmException error)
@@ -304,7 +313,7 @@ internal static class ReconstructCommand
 
     // One image: read and preprocess (nothing written yet), then triplane, exports, renders, turntable, mesh.
     private static void ReconstructOne(Reconstructor lrm, string imagePath, string folder, Tensor? points, ReconstructOptions options,
-        ProgressDisplay display, Dictionary<string, TimeSpan> times)
+        ProgressDisplay display, Dictionary<string, TimeSpan> times, CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
         times["load"] = lrm.LoadTime;
@@ -319,7 +328,7 @@ internal static class ReconstructCommand
         Reconstruction result;
         try
         {
-            result = lrm.Reconstruct(image);
+            result = lrm.Reconstruct(image, cancellation);
         }
         catch
         {
@@ -385,14 +394,14 @@ internal static class ReconstructCommand
             if (options.Turntable > 0)
             {
                 var turntableStart = Stopwatch.StartNew();
-                var video = Turntable.Write(result, folder, options.Turntable, options.RenderSize, display);
+                var video = Turntable.Write(result, folder, options.Turntable, options.RenderSize, display, cancellation);
                 times["turntable"] = turntableStart.Elapsed;
                 display.Stage("turntable", $"{options.Turntable} frames {options.RenderSize}² → {Path.Combine(folder, Turntable.FolderName)}{(video is null ? "" : $", {video}")}", turntableStart.Elapsed);
             }
 
             if (options.Resolution > 0)
             {
-                ExtractMesh(result, folder, options, display, times, ref export);
+                ExtractMesh(result, folder, options, display, times, ref export, cancellation);
             }
             times["export"] = export;
             times["total"] = clock.Elapsed + lrm.LoadTime;
@@ -401,11 +410,11 @@ internal static class ReconstructCommand
 
     // Density grid → marching cubes → vertex colours → mesh.<format>.
     private static void ExtractMesh(Reconstruction result, string folder, ReconstructOptions options, ProgressDisplay display,
-        Dictionary<string, TimeSpan> times, ref TimeSpan export)
+        Dictionary<string, TimeSpan> times, ref TimeSpan export, CancellationToken cancellation)
     {
         var before = (result.Timings.GridQuery, result.Timings.MarchingCubes, result.Timings.VertexColors);
         var threshold = options.Threshold ?? result.Threshold;
-        var extracted = result.ExtractMesh(options.Resolution, threshold, options.CoarseToFine);
+        var extracted = result.ExtractMesh(options.Resolution, threshold, options.CoarseToFine, cancellation);
         var mesh = extracted.WithoutSmallPieces(options.MinPiece);
         var grid = result.LastGridQuery!;
         times["grid query"] = result.Timings.GridQuery - before.GridQuery;

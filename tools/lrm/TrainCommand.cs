@@ -174,6 +174,7 @@ internal static class TrainCommand
         command.SetAction(parse =>
         {
             var log = parse.InvocationConfiguration.Error;
+            using var interruption = Interruption.Listen(log, "stopping after the current update, with a checkpoint");
             try
             {
                 Run(new TrainOptions
@@ -214,8 +215,8 @@ internal static class TrainCommand
                     ValEvery = parse.GetValue(valEvery),
                     ValObjects = parse.GetValue(valObjects),
                     ValViews = parse.GetValue(valViews),
-                }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected);
-                return 0;
+                }, log, interactive: ReferenceEquals(log, Console.Error) && !Console.IsErrorRedirected, interruption.Token);
+                return interruption.Signal is null ? 0 : interruption.ExitCode;
             }
             catch (LrmException error)
             {
@@ -286,60 +287,40 @@ internal static class TrainCommand
             MaxFileBytes = maxFileBytes,
         });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        ConsoleCancelEventHandler? onCancel = null;
-        if (interactive)
+        var display = new TrainProgressDisplay(log, interactive);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var last = clock.Elapsed;
+        var done = loop.Run(backend, checkpoint, progress =>
         {
-            onCancel = (_, e) =>
+            var now = clock.Elapsed;
+            display.Report(progress, (now - last).TotalSeconds);
+            if (validation is not null && validation.Due(progress.Step))
             {
-                e.Cancel = true;
+                display.Note(validation.Run(progress.Step));
+                now = clock.Elapsed; // the next step's time leaves the validation out
+            }
+            last = now;
+            if (options.StopAt > 0 && progress.Step >= options.StopAt)
+            {
                 stop.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-        }
-        try
+            }
+        }, stop.Token);
+        display.Finish();
+        var peak = backend is CudaBackend cuda
+            ? $"peak device memory {cuda.MemoryStatistics.PeakInUseBytes / 1e6:F1} MB (the caching allocator's, weights included), peak host tensors {HostMemory.PeakBytes / 1e6:F1} MB"
+            : $"peak host tensor memory {HostMemory.PeakBytes / 1e6:F1} MB (weights included)";
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"train: {peak}"));
+        model.WeightsChanged();
+        if (done == options.Steps)
         {
-            var display = new TrainProgressDisplay(log, interactive);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var last = clock.Elapsed;
-            var done = loop.Run(backend, checkpoint, progress =>
-            {
-                var now = clock.Elapsed;
-                display.Report(progress, (now - last).TotalSeconds);
-                if (validation is not null && validation.Due(progress.Step))
-                {
-                    display.Note(validation.Run(progress.Step));
-                    now = clock.Elapsed; // the next step's time leaves the validation out
-                }
-                last = now;
-                if (options.StopAt > 0 && progress.Step >= options.StopAt)
-                {
-                    stop.Cancel();
-                }
-            }, stop.Token);
-            display.Finish();
-            var peak = backend is CudaBackend cuda
-                ? $"peak device memory {cuda.MemoryStatistics.PeakInUseBytes / 1e6:F1} MB (the caching allocator's, weights included), peak host tensors {HostMemory.PeakBytes / 1e6:F1} MB"
-                : $"peak host tensor memory {HostMemory.PeakBytes / 1e6:F1} MB (weights included)";
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"train: {peak}"));
-            model.WeightsChanged();
-            if (done == options.Steps)
-            {
-                var modelPath = model.SaveWeights(options.Out, maxFileBytes);
-                log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {loop.CheckpointPath}");
-            }
-            else
-            {
-                log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {loop.CheckpointPath} (continue with --resume)");
-            }
-            return done;
+            var modelPath = model.SaveWeights(options.Out, maxFileBytes);
+            log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {loop.CheckpointPath}");
         }
-        finally
+        else
         {
-            if (onCancel is not null)
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {loop.CheckpointPath} (continue with --resume)");
         }
+        return done;
     }
 
     // The model with its weights in the training backend's memory.

@@ -22,12 +22,13 @@ internal static class Turntable
     public static string FrameName(int index) => index.ToString("D3", CultureInfo.InvariantCulture) + ".png";
 
     /// <summary>Renders and writes the frames, then the MP4 if ffmpeg is available; returns the MP4's path or null.</summary>
-    public static string? Write(Reconstruction result, string folder, int frames, int size, ProgressDisplay display)
+    public static string? Write(Reconstruction result, string folder, int frames, int size, ProgressDisplay display,
+        CancellationToken cancellation = default)
     {
         var frameFolder = Path.Combine(folder, FolderName);
         Directory.CreateDirectory(frameFolder);
         var index = 0;
-        foreach (var view in result.RenderTurntable(frames, size))
+        foreach (var view in result.RenderTurntable(frames, size, cancellation))
         {
             using (view)
             {

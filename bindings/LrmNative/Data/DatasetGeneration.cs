@@ -24,6 +24,9 @@ internal sealed record DatasetOptions
     /// <summary>Replace objects in a non-empty output folder.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>Synth only: continue the run in the output folder (<see cref="SynthManifest"/>), keeping the objects already there.</summary>
+    public bool Resume { get; init; }
+
     /// <summary>
     /// Distance of view 000 (the source view training and evaluation condition on) from the origin; null: drawn like
     /// every other view from [1.5, 3.0]. Its direction is drawn as always, so the other views do not change.
@@ -61,7 +64,11 @@ internal sealed record DatasetOptions
 }
 
 /// <summary>Progress of a dataset run: objects done out of the total, the last one written and the time so far.</summary>
-internal readonly record struct DatasetProgress(int Done, int Total, string Name, TimeSpan Elapsed);
+internal readonly record struct DatasetProgress(int Done, int Total, string Name, TimeSpan Elapsed)
+{
+    /// <summary>True when the object was already there (<c>--resume</c>) and was not written again.</summary>
+    public bool Kept { get; init; }
+}
 
 /// <summary>
 /// Builds multi-view datasets: procedural objects (<see cref="Synthesize"/>) or the user's meshes
@@ -177,20 +184,41 @@ internal static class DatasetGeneration
             throw new LrmInvalidArgumentException($"--objects must be in [1, 10000000], got {objects}");
         }
         options.Validate();
-        DatasetWriter.PrepareRoot(root, options.Overwrite);
+        if (options.Resume)
+        {
+            if (options.Overwrite)
+            {
+                throw new LrmInvalidArgumentException("--resume and --overwrite exclude each other: --resume keeps the objects already written, --overwrite replaces them");
+            }
+            SynthManifest.CheckResume(root, options, objects);
+            SynthManifest.RemoveStaging(root);
+        }
+        else
+        {
+            DatasetWriter.PrepareRoot(root, options.Overwrite);
+        }
+        SynthManifest.Write(root, options, objects);
         using var backend = new CpuBackend();
         var clock = Stopwatch.StartNew();
         var names = new List<string>();
         for (var index = 0; index < objects; index++)
         {
             cancel.ThrowIfCancellationRequested();
-            var (scene, mesh, lighting, random) = CreateSynthObject(backend, options.Seed, index, options.MeshResolution, options.Parallel, options.Style);
-            var views = RenderViews(scene, lighting, random, options);
             var name = SynthName(index);
-            DatasetWriter.WriteObject(root, name, views, mesh);
+            // An object folder appears only by the rename of a complete one, so one that exists is whole.
+            var kept = options.Resume && Directory.Exists(Path.Combine(root, name));
+            if (!kept)
+            {
+                var (scene, mesh, lighting, random) = CreateSynthObject(backend, options.Seed, index, options.MeshResolution, options.Parallel, options.Style);
+                var views = RenderViews(scene, lighting, random, options);
+                DatasetWriter.WriteObject(root, name, views, mesh);
+            }
             names.Add(name);
-            DatasetWriter.WriteUids(root, names);
-            progress?.Invoke(new DatasetProgress(index + 1, objects, name, clock.Elapsed));
+            if (!kept || index + 1 == objects)
+            {
+                DatasetWriter.WriteUids(root, names);
+            }
+            progress?.Invoke(new DatasetProgress(index + 1, objects, name, clock.Elapsed) { Kept = kept });
         }
     }
 

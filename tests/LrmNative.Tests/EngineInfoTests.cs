@@ -27,7 +27,7 @@ public sealed class EngineInfoTests
         else
         {
             Assert.That(cuda.Devices, Is.Empty);
-            Assert.That(cuda.Summary, Does.StartWith("no CUDA driver").Or.Contain("CUDA driver"));
+            Assert.That(cuda.Summary, Does.StartWith("no CUDA driver"));
         }
     }
 }

@@ -281,8 +281,9 @@ public sealed class GradSpatialTests
             _backend.TriplaneSample(output, planes, points);
             return GradientCheck.ProbeLoss(output, probe);
         }
-        GradientCheck.AssertMatches("d planes", planes, gradPlanes, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: 80, random: random,
-            usable: i => gradPlanes.AsSpan<float>()[i] != 0);
+        // Every texel, those no point reads included (the loss is linear in the planes, so this is cheap and exact): a
+        // backward that drops a corner, a border texel or a whole plane shows up as a non-zero difference there.
+        GradientCheck.AssertMatches("d planes", planes, gradPlanes, Loss, step: 1e-2f, tolerance: 1e-3, maxElements: (int)planes.ElementCount, random: random);
         // Points: avoid the kinks of bilinear interpolation (pixel-centre lines, where floor() switches cells)
         // and the image border, so ±step stays inside one cell in every plane reading that coordinate.
         const float step = 1e-3f;

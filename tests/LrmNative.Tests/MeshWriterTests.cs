@@ -355,7 +355,7 @@ public sealed class MeshWriterTests
         Assert.That(obj.Colors, Is.EqualTo(mesh.Colors.ToArray()), "v x y z r g b colours read back bit for bit");
         Assert.That(obj.Normals, Is.EqualTo(mesh.Normals.ToArray()));
         Assert.That(obj.Triangles, Is.EqualTo(mesh.Triangles.ToArray()));
-        Assert.That(obj.FaceLines, Has.All.Contain(normals ? "//" : " "));
+        Assert.That(obj.FaceLines, normals ? Has.All.Contain("//") : Has.None.Contain("/"), "f v//n with normals, plain f v without");
         Assert.That(SignedVolume(obj.Positions.ToArray(), obj.Triangles), Is.GreaterThan(0));
     }
 
@@ -366,8 +366,13 @@ public sealed class MeshWriterTests
         var previous = CultureInfo.CurrentCulture;
         try
         {
-            // Not observable under InvariantGlobalization, but states the intent: a comma-decimal culture changes nothing.
-            CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+            // A culture with a decimal comma and a typographic minus (custom cultures exist under InvariantGlobalization):
+            // the writer must not use it.
+            var comma = (CultureInfo)CultureInfo.InvariantCulture.Clone();
+            comma.NumberFormat.NumberDecimalSeparator = ",";
+            comma.NumberFormat.NegativeSign = "\u2212";
+            CultureInfo.CurrentCulture = comma;
+            Assert.That((-0.5).ToString(CultureInfo.CurrentCulture), Is.EqualTo("\u22120,5"), "the culture is in effect");
             Cube(colors: false).SaveObj(path);
         }
         finally

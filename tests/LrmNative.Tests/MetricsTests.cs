@@ -46,9 +46,15 @@ public sealed class MetricsTests
 
     // ---- SSIM ----
 
-    public static IEnumerable<TestCaseData> SsimGolden() =>
-        Directory.GetFiles(Path.Combine(Golden.DataDirectory, "metrics"), "ssim_*.safetensors").Order(StringComparer.Ordinal)
-            .Select(path => new TestCaseData(Path.GetFileNameWithoutExtension(path)).SetName($"{{m}}({Path.GetFileNameWithoutExtension(path)})"));
+    public static IEnumerable<TestCaseData> SsimGolden()
+    {
+        var files = Directory.GetFiles(Path.Combine(Golden.DataDirectory, "metrics"), "ssim_*.safetensors").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0)
+        {
+            throw new InvalidOperationException($"no ssim_*.safetensors golden files under {Path.Combine(Golden.DataDirectory, "metrics")} (tests/golden/make_metrics_golden.py writes them)");
+        }
+        return files.Select(path => new TestCaseData(Path.GetFileNameWithoutExtension(path)).SetName($"{{m}}({Path.GetFileNameWithoutExtension(path)})"));
+    }
 
     [TestCaseSource(nameof(SsimGolden))]
     public void SsimAndItsGradientEqualPyTorch(string name)

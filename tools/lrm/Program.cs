@@ -34,6 +34,7 @@ internal static class Program
         root.Subcommands.Add(BenchCudaCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(CliReference.Create());
         return CliConventions.Apply(root);
     }
 }

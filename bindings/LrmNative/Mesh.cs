@@ -324,11 +324,14 @@ public sealed class Mesh
 
     /// <summary>
     /// Reads a mesh by the file's extension (any case): <c>.ply</c> (ASCII or binary, vertex colours), <c>.obj</c>
-    /// (vertex colours, or material diffuse colours from the .mtl) or <c>.glb</c> (glTF 2.0: node transforms,
-    /// COLOR_0 × baseColorFactor; converted from glTF's y-up to the engine's z-up). Polygons become triangle fans.
-    /// Normals in the file are not kept (<see cref="ComputeVertexNormals"/> makes them).
+    /// (vertex colours, or material diffuse colours from .mtl files in the OBJ's folder) or <c>.glb</c> (glTF 2.0: node
+    /// transforms, COLOR_0 × baseColorFactor; converted from glTF's y-up to the engine's z-up). Polygons become triangle
+    /// fans. Normals in the file are not kept (<see cref="ComputeVertexNormals"/> makes them). Files over 1 GiB and
+    /// meshes over 2^27 vertices or triangles are refused.
     /// </summary>
-    /// <exception cref="LrmFormatException">The file is missing, unreadable, malformed or has no triangles (the message names it).</exception>
+    /// <exception cref="LrmFormatException">
+    /// The file is missing, empty, unreadable, too large, malformed or has no triangles (the message names it).
+    /// </exception>
     /// <exception cref="LrmInvalidArgumentException">Another extension.</exception>
     public static Mesh Load(string path) => MeshReader.Load(path);
 

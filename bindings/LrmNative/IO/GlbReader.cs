@@ -17,6 +17,9 @@ internal static class GlbReader
     private const uint JsonChunk = 0x4E4F534A;
     private const uint BinChunk = 0x004E4942;
 
+    /// <summary>Most elements of accessors without a bufferView in one file (all zeros, nothing in the file backs them).</summary>
+    private const int MaxZeroElements = 1 << 20;
+
     public static Mesh Read(byte[] file, string path)
     {
         if (file.Length < 20 || BinaryPrimitives.ReadUInt32LittleEndian(file) != Magic)
@@ -67,7 +70,8 @@ internal static class GlbReader
             {
                 return new Reader(document.RootElement, bin, path).Read();
             }
-            catch (Exception error) when (error is KeyNotFoundException or InvalidOperationException or IndexOutOfRangeException or FormatException)
+            catch (Exception error) when (error is KeyNotFoundException or InvalidOperationException or IndexOutOfRangeException or FormatException
+                                               or ArgumentException or OverflowException)
             {
                 throw new LrmFormatException($"{path}: malformed glTF JSON ({error.Message})");
             }
@@ -77,6 +81,8 @@ internal static class GlbReader
     private sealed class Reader(JsonElement root, ReadOnlyMemory<byte> bin, string path)
     {
         private readonly MeshBuilder _builder = new(path);
+        private readonly HashSet<int> _visited = [];
+        private int _zeroElementsLeft = MaxZeroElements;
         private bool _anyColor;
 
         public Mesh Read()
@@ -124,9 +130,16 @@ internal static class GlbReader
         {
             if (depth > 64)
             {
-                throw new LrmFormatException($"{path}: the glTF node hierarchy is deeper than 64 (a cycle?)");
+                throw new LrmFormatException($"{path}: the glTF node hierarchy is deeper than 64 levels");
             }
             var node = root.GetProperty("nodes")[index];
+            // glTF 2.0 §3.5.2: nodes form disjoint strict trees. A node reached twice would be placed twice, and a
+            // chain of nodes each listing the next one twice doubles the work at every level.
+            if (!_visited.Add(index))
+            {
+                throw new LrmFormatException(
+                    $"{path}: glTF node {index} is reached twice (it has two parents, is in a cycle, or is listed twice in the scene); glTF nodes must form a tree");
+            }
             var world = Multiply(parent, Local(node));
             if (node.TryGetProperty("mesh", out var mesh))
             {
@@ -212,12 +225,14 @@ internal static class GlbReader
                 {
                     throw new LrmFormatException($"{path}: a glTF primitive has no POSITION attribute");
                 }
-                var positions = ReadAccessor(positionAccessor.GetInt32(), out var components);
-                if (components != 3)
+                var positionIndex = positionAccessor.GetInt32();
+                var positions = ReadAccessor(positionIndex);
+                if (positions.Components != 3)
                 {
-                    throw new LrmFormatException($"{path}: POSITION must be VEC3, got {components} components");
+                    throw new LrmFormatException($"{path}: POSITION must be VEC3, got {positions.Components} components (accessor {positionIndex})");
                 }
-                var count = positions.Length / 3;
+                var count = positions.Count;
+                _builder.CheckVertexBudget(count, $"POSITION accessor {positionIndex}");
                 var factor = new double[] { 1, 1, 1 };
                 if (primitive.TryGetProperty("material", out var materialIndex)
                     && root.GetProperty("materials")[materialIndex.GetInt32()].TryGetProperty("pbrMetallicRoughness", out var pbr)
@@ -226,12 +241,11 @@ internal static class GlbReader
                     factor = baseColor.EnumerateArray().Take(3).Select(e => e.GetDouble()).ToArray();
                     _anyColor = true;
                 }
-                double[]? colors = null;
-                var colorComponents = 0;
+                Accessor? colors = null;
                 if (attributes.TryGetProperty("COLOR_0", out var colorAccessor))
                 {
-                    colors = ReadAccessor(colorAccessor.GetInt32(), out colorComponents);
-                    if (colorComponents is not (3 or 4) || colors.Length / colorComponents != count)
+                    colors = ReadAccessor(colorAccessor.GetInt32());
+                    if (colors.Value.Components is not (3 or 4) || colors.Value.Count != count)
                     {
                         throw new LrmFormatException($"{path}: COLOR_0 must be VEC3 or VEC4 with one value per vertex");
                     }
@@ -240,7 +254,7 @@ internal static class GlbReader
                 var baseIndex = _builder.VertexCount;
                 for (var v = 0; v < count; v++)
                 {
-                    double x = positions[3 * v], y = positions[3 * v + 1], z = positions[3 * v + 2];
+                    double x = Value(positions, v, 0), y = Value(positions, v, 1), z = Value(positions, v, 2);
                     var tx = transform[0] * x + transform[1] * y + transform[2] * z + transform[3];
                     var ty = transform[4] * x + transform[5] * y + transform[6] * z + transform[7];
                     var tz = transform[8] * x + transform[9] * y + transform[10] * z + transform[11];
@@ -248,76 +262,90 @@ internal static class GlbReader
                     _builder.Positions.AddRange([(float)tx, (float)-tz, (float)ty]);
                     for (var k = 0; k < 3; k++)
                     {
-                        var c = colors is null ? 1.0 : colors[colorComponents * v + k];
+                        var c = colors is { } color ? Value(color, v, k) : 1.0;
                         _builder.Colors!.Add((float)(c * factor[k]));
                     }
                 }
-                int[] indices;
+                // Indices are read as the triangles are made, so a long index accessor costs no memory of its own and
+                // a bad index stops the reading at once.
+                Accessor? indices = null;
                 if (primitive.TryGetProperty("indices", out var indexAccessor))
                 {
-                    var raw = ReadAccessor(indexAccessor.GetInt32(), out var indexComponents);
-                    if (indexComponents != 1)
+                    var index = indexAccessor.GetInt32();
+                    indices = ReadAccessor(index);
+                    if (indices.Value.Components != 1 || indices.Value.ComponentType is not (5121 or 5123 or 5125))
                     {
-                        throw new LrmFormatException($"{path}: indices must be SCALAR");
+                        throw new LrmFormatException($"{path}: indices must be SCALAR of unsigned byte, short or int (accessor {index})");
                     }
-                    indices = raw.Select(i => (int)i).ToArray();
                 }
-                else
-                {
-                    indices = Enumerable.Range(0, count).ToArray();
-                }
+                var indexCount = indices?.Count ?? count;
+                uint IndexAt(int i) => indices is { } a ? (uint)Value(a, i, 0) : (uint)i;
                 var flip = determinant < 0;
                 var corners = new int[3];
-                void Add(int a, int b, int c, int at)
+                void Add(uint a, uint b, uint c, int at)
                 {
-                    corners[0] = baseIndex + a;
-                    corners[1] = baseIndex + (flip ? c : b);
-                    corners[2] = baseIndex + (flip ? b : c);
-                    if ((uint)a >= (uint)count || (uint)b >= (uint)count || (uint)c >= (uint)count)
+                    if (a >= (uint)count || b >= (uint)count || c >= (uint)count)
                     {
-                        throw new LrmFormatException($"{path}: triangle ({(uint)a}, {(uint)b}, {(uint)c}) at index position {at} refers outside [0, {count}) of its primitive");
+                        throw new LrmFormatException($"{path}: triangle ({a}, {b}, {c}) at index position {at} refers outside [0, {count}) of its primitive");
                     }
+                    corners[0] = baseIndex + (int)a;
+                    corners[1] = baseIndex + (int)(flip ? c : b);
+                    corners[2] = baseIndex + (int)(flip ? b : c);
                     _builder.AddPolygon(corners, $"primitive triangle {at / 3}");
                 }
                 switch (mode)
                 {
                     case 4:
-                        for (var i = 0; i + 2 < indices.Length; i += 3)
+                        for (var i = 0; i + 2 < indexCount; i += 3)
                         {
-                            Add(indices[i], indices[i + 1], indices[i + 2], i);
+                            Add(IndexAt(i), IndexAt(i + 1), IndexAt(i + 2), i);
                         }
                         break;
                     case 5:
-                        for (var i = 0; i + 2 < indices.Length; i++)
+                        for (var i = 0; i + 2 < indexCount; i++)
                         {
                             if ((i & 1) == 0)
                             {
-                                Add(indices[i], indices[i + 1], indices[i + 2], i);
+                                Add(IndexAt(i), IndexAt(i + 1), IndexAt(i + 2), i);
                             }
                             else
                             {
-                                Add(indices[i + 1], indices[i], indices[i + 2], i);
+                                Add(IndexAt(i + 1), IndexAt(i), IndexAt(i + 2), i);
                             }
                         }
                         break;
                     default:
-                        for (var i = 1; i + 1 < indices.Length; i++)
+                        for (var i = 1; i + 1 < indexCount; i++)
                         {
-                            Add(indices[0], indices[i], indices[i + 1], i);
+                            Add(IndexAt(0), IndexAt(i), IndexAt(i + 1), i);
                         }
                         break;
                 }
             }
         }
 
-        private double[] ReadAccessor(int index, out int components)
+        /// <summary>
+        /// An accessor's elements: <see cref="Count"/> of <see cref="Components"/> values each, the first at byte
+        /// <see cref="Start"/> of the BIN chunk and one every <see cref="Stride"/> bytes, checked to lie inside its
+        /// bufferView and the buffer; all zeros when <see cref="Zeros"/> (no bufferView).
+        /// </summary>
+        private readonly record struct Accessor(int Count, int Components, int ComponentType, bool Normalized, int Start, int Stride, bool Zeros);
+
+        private static int ComponentBytes(int componentType) => componentType switch
+        {
+            5120 or 5121 => 1,
+            5122 or 5123 => 2,
+            _ => 4,
+        };
+
+        private Accessor ReadAccessor(int index)
         {
             var accessor = root.GetProperty("accessors")[index];
             if (accessor.TryGetProperty("sparse", out _))
             {
                 throw new LrmUnsupportedException($"{path}: sparse glTF accessors are not supported (accessor {index})");
             }
-            components = accessor.GetProperty("type").GetString() switch
+            var components = accessor.GetProperty("type").GetString() switch
             {
                 "SCALAR" => 1,
                 "VEC2" => 2,
@@ -326,58 +354,104 @@ internal static class GlbReader
                 var type => throw new LrmFormatException($"{path}: accessor {index} has unsupported type {type}"),
             };
             var componentType = accessor.GetProperty("componentType").GetInt32();
-            var size = componentType switch
+            if (componentType is not (5120 or 5121 or 5122 or 5123 or 5125 or 5126))
             {
-                5120 or 5121 => 1,
-                5122 or 5123 => 2,
-                5125 or 5126 => 4,
-                _ => throw new LrmFormatException($"{path}: accessor {index} has unknown componentType {componentType}"),
-            };
+                throw new LrmFormatException($"{path}: accessor {index} has unknown componentType {componentType}");
+            }
+            var elementBytes = ComponentBytes(componentType) * components;
             var normalized = accessor.TryGetProperty("normalized", out var n) && n.GetBoolean();
-            var count = accessor.GetProperty("count").GetInt32();
+            var count = accessor.GetProperty("count").GetInt64();
             if (count < 0)
             {
                 throw new LrmFormatException($"{path}: accessor {index} has a negative count");
             }
             if (!accessor.TryGetProperty("bufferView", out var viewIndex))
             {
-                return new double[(long)count * components]; // all zeros by the specification
+                // All zeros by the specification: nothing in the file backs them, so only a few are accepted, counted
+                // over every use (a node tree may use one accessor many times).
+                if (count > _zeroElementsLeft)
+                {
+                    throw new LrmFormatException(
+                        $"{path}: accessor {index} has no bufferView (all zeros) and {count} elements; more than {MaxZeroElements} such elements in all are refused, their data is not in the file");
+                }
+                _zeroElementsLeft -= (int)count;
+                return new Accessor((int)count, components, componentType, normalized, 0, elementBytes, Zeros: true);
             }
-            var view = root.GetProperty("bufferViews")[viewIndex.GetInt32()];
+            var viewNumber = viewIndex.GetInt32();
+            var view = root.GetProperty("bufferViews")[viewNumber];
             if (view.GetProperty("buffer").GetInt32() != 0)
             {
                 throw new LrmUnsupportedException($"{path}: only the GLB's own binary buffer (buffer 0) is supported");
             }
             var viewOffset = view.TryGetProperty("byteOffset", out var vo) ? vo.GetInt64() : 0;
             var viewLength = view.GetProperty("byteLength").GetInt64();
-            var accessorOffset = accessor.TryGetProperty("byteOffset", out var ao) ? ao.GetInt64() : 0;
-            var stride = view.TryGetProperty("byteStride", out var st) ? st.GetInt64() : size * components;
-            var elementBytes = (long)size * components;
-            if (count > 0 && (viewOffset < 0 || viewOffset + viewLength > bin.Length || accessorOffset + stride * (count - 1) + elementBytes > viewLength))
+            var bufferLength = BufferLength();
+            if (viewOffset < 0 || viewLength < 0 || viewOffset > bufferLength || viewLength > bufferLength - viewOffset)
             {
-                throw new LrmFormatException($"{path}: accessor {index} reads outside its bufferView or the BIN chunk");
+                throw new LrmFormatException(
+                    $"{path}: bufferView {viewNumber} (byteOffset {viewOffset}, byteLength {viewLength}) does not lie inside the {bufferLength}-byte binary buffer");
             }
-            var values = new double[(long)count * components];
-            var data = bin.Span;
-            for (var e = 0; e < count; e++)
+            var stride = (long)elementBytes;
+            if (view.TryGetProperty("byteStride", out var st))
             {
-                var start = (int)(viewOffset + accessorOffset + stride * e);
-                for (var c = 0; c < components; c++)
+                stride = st.GetInt64();
+                // glTF 2.0 §3.6.2.4: byteStride is a multiple of 4 in [4, 252]; elements must not overlap.
+                if (stride is < 4 or > 252 || stride % 4 != 0 || stride < elementBytes)
                 {
-                    var span = data[(start + size * c)..];
-                    double value = componentType switch
-                    {
-                        5120 => normalized ? Math.Max((sbyte)span[0] / 127.0, -1) : (sbyte)span[0],
-                        5121 => normalized ? span[0] / 255.0 : span[0],
-                        5122 => normalized ? Math.Max(BinaryPrimitives.ReadInt16LittleEndian(span) / 32767.0, -1) : BinaryPrimitives.ReadInt16LittleEndian(span),
-                        5123 => normalized ? BinaryPrimitives.ReadUInt16LittleEndian(span) / 65535.0 : BinaryPrimitives.ReadUInt16LittleEndian(span),
-                        5125 => BinaryPrimitives.ReadUInt32LittleEndian(span),
-                        _ => BinaryPrimitives.ReadSingleLittleEndian(span),
-                    };
-                    values[(long)e * components + c] = value;
+                    throw new LrmFormatException(
+                        $"{path}: bufferView {viewNumber} has byteStride {stride}; expected a multiple of 4 in [4, 252], at least the {elementBytes}-byte elements of accessor {index}");
                 }
             }
-            return values;
+            var accessorOffset = accessor.TryGetProperty("byteOffset", out var ao) ? ao.GetInt64() : 0;
+            if (accessorOffset < 0 || accessorOffset > viewLength)
+            {
+                throw new LrmFormatException($"{path}: accessor {index} has byteOffset {accessorOffset}, outside bufferView {viewNumber}'s {viewLength} bytes");
+            }
+            // The last element starts at accessorOffset + stride·(count − 1) and must end inside the view; divided so
+            // that no product of header fields can wrap.
+            var room = viewLength - accessorOffset - elementBytes;
+            if (count > 0 && (room < 0 || count - 1 > room / stride))
+            {
+                throw new LrmFormatException(
+                    $"{path}: accessor {index} reads outside bufferView {viewNumber}: {count} elements of {elementBytes} bytes, one every {stride} bytes from byte {accessorOffset}, do not fit in {viewLength} bytes");
+            }
+            return new Accessor((int)count, components, componentType, normalized, checked((int)(viewOffset + accessorOffset)), (int)stride, Zeros: false);
+        }
+
+        /// <summary>The bytes of buffer 0: its declared byteLength, which the BIN chunk must hold (the chunk may be padded).</summary>
+        private long BufferLength()
+        {
+            if (root.TryGetProperty("buffers", out var buffers) && buffers.GetArrayLength() > 0
+                && buffers[0].TryGetProperty("byteLength", out var declared))
+            {
+                var length = declared.GetInt64();
+                if (length < 0 || length > bin.Length)
+                {
+                    throw new LrmFormatException($"{path}: buffer 0 declares {length} bytes, the GLB BIN chunk holds {bin.Length}");
+                }
+                return length;
+            }
+            return bin.Length;
+        }
+
+        private double Value(Accessor accessor, int element, int component)
+        {
+            if (accessor.Zeros)
+            {
+                return 0;
+            }
+            var normalized = accessor.Normalized;
+            var at = accessor.Start + (long)accessor.Stride * element + (long)ComponentBytes(accessor.ComponentType) * component;
+            var span = bin.Span[(int)at..];
+            return accessor.ComponentType switch
+            {
+                5120 => normalized ? Math.Max((sbyte)span[0] / 127.0, -1) : (sbyte)span[0],
+                5121 => normalized ? span[0] / 255.0 : span[0],
+                5122 => normalized ? Math.Max(BinaryPrimitives.ReadInt16LittleEndian(span) / 32767.0, -1) : BinaryPrimitives.ReadInt16LittleEndian(span),
+                5123 => normalized ? BinaryPrimitives.ReadUInt16LittleEndian(span) / 65535.0 : BinaryPrimitives.ReadUInt16LittleEndian(span),
+                5125 => BinaryPrimitives.ReadUInt32LittleEndian(span),
+                _ => BinaryPrimitives.ReadSingleLittleEndian(span),
+            };
         }
     }
 }

@@ -6,11 +6,29 @@ namespace LrmNative.IO;
 /// </summary>
 internal sealed class MeshBuilder(string path)
 {
+    /// <summary>
+    /// Most vertices, and separately most triangles, a loaded mesh may have (2^27, about what a 1 GiB file holds). It
+    /// also bounds what a small file can make a reader build: a glTF node tree may place one mesh many times.
+    /// </summary>
+    public const int MaxVertices = 1 << 27;
+
+    /// <inheritdoc cref="MaxVertices"/>
+    public const int MaxTriangles = 1 << 27;
+
     public List<float> Positions { get; } = [];
     public List<int> Triangles { get; } = [];
     public List<float>? Colors { get; set; }
 
     public int VertexCount => Positions.Count / 3;
+
+    /// <summary>Refuses a mesh that would have more than <see cref="MaxVertices"/> vertices once <paramref name="more"/> are added.</summary>
+    public void CheckVertexBudget(long more, string where)
+    {
+        if (more > MaxVertices - VertexCount)
+        {
+            throw new LrmFormatException($"{path}: {where}: {more} more vertices would take the mesh past the {MaxVertices} vertex limit");
+        }
+    }
 
     /// <summary>Adds a polygon (3 or more vertex indices) as a triangle fan.</summary>
     public void AddPolygon(ReadOnlySpan<int> corners, string where)
@@ -18,6 +36,10 @@ internal sealed class MeshBuilder(string path)
         if (corners.Length < 3)
         {
             throw new LrmFormatException($"{path}: {where}: a face needs at least 3 vertices, got {corners.Length}");
+        }
+        if (corners.Length - 2 > MaxTriangles - Triangles.Count / 3)
+        {
+            throw new LrmFormatException($"{path}: {where}: the mesh would have more than {MaxTriangles} triangles");
         }
         foreach (var corner in corners)
         {
@@ -82,24 +104,33 @@ internal static class MeshReader
         };
     }
 
-    internal static byte[] ReadAll(string path)
+    /// <summary>
+    /// The bytes of the file at <paramref name="path"/> (<paramref name="what"/> names it in errors), at most
+    /// <see cref="MaxFileBytes"/>. A file that reports no size is refused before it is opened: that is an empty file or
+    /// something that is not a regular file (a FIFO would block the open, /dev/zero would never end).
+    /// </summary>
+    internal static byte[] ReadAll(string path, string what = "mesh file")
     {
         try
         {
             var info = FileLength.Resolve(new FileInfo(path));
             if (!info.Exists)
             {
-                throw new LrmFormatException($"{path}: mesh file not found");
+                throw new LrmFormatException($"{path}: {what} not found");
             }
             if (info.Length > MaxFileBytes)
             {
-                throw new LrmFormatException($"{path}: the mesh file has {info.Length} bytes, over the {MaxFileBytes} byte limit");
+                throw new LrmFormatException($"{path}: the {what} has {info.Length} bytes, over the {MaxFileBytes} byte limit");
+            }
+            if (info.Length == 0)
+            {
+                throw new LrmFormatException($"{path}: the {what} is empty (or not a regular file)");
             }
             return File.ReadAllBytes(path);
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
-            throw new LrmFormatException($"{path}: cannot read the mesh file: {error.Message}");
+            throw new LrmFormatException($"{path}: cannot read the {what}: {error.Message}");
         }
     }
 }

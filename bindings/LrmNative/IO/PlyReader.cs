@@ -72,6 +72,8 @@ internal static class PlyReader
             }
         }
         var builder = new MeshBuilder(path);
+        builder.CheckVertexBudget(vertex.Count, "PLY vertex element");
+        CheckCounts(elements, format == "ascii" ? CountAsciiValues(bytes, headerEnd) : bytes.Length - headerEnd, format == "ascii", path);
         var hasColor = ColorNames.All(c => vertex.Properties.Any(p => p.Name == c && p.CountType is null));
         if (hasColor)
         {
@@ -159,6 +161,53 @@ internal static class PlyReader
         return builder.Build();
     }
 
+    /// <summary>
+    /// Refuses element counts the data cannot hold before any is read: every item takes at least one value (ASCII) or
+    /// its scalar and list-length bytes (binary) per property, so an element without properties may have no items.
+    /// </summary>
+    private static void CheckCounts(List<Element> elements, long available, bool ascii, string path)
+    {
+        var unit = ascii ? "values" : "bytes";
+        foreach (var element in elements)
+        {
+            if (element.Count == 0)
+            {
+                continue;
+            }
+            if (element.Properties.Count == 0)
+            {
+                throw new LrmFormatException($"{path}: PLY element '{element.Name}' announces {element.Count} items but has no properties");
+            }
+            long smallest = ascii ? element.Properties.Count : element.Properties.Sum(p => (long)SizeOf(p.CountType ?? p.Type));
+            if (element.Count > available / smallest)
+            {
+                throw new LrmFormatException(
+                    $"{path}: PLY element '{element.Name}' announces {element.Count} items of at least {smallest} {unit} each, "
+                    + $"but only {available} {unit} of data remain (truncated, or a wrong count in the header)");
+            }
+            available -= element.Count * smallest;
+        }
+    }
+
+    /// <summary>The number of whitespace-separated values after the header of an ASCII PLY.</summary>
+    private static long CountAsciiValues(byte[] bytes, int start)
+    {
+        long values = 0;
+        var inValue = false;
+        for (var i = start; i < bytes.Length; i++)
+        {
+            var space = bytes[i] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
+            if (!space && !inValue)
+            {
+                values++;
+            }
+            inValue = !space;
+        }
+        return values;
+    }
+
+    private static int SizeOf(string type) => type switch { "char" or "uchar" => 1, "short" or "ushort" => 2, "double" => 8, _ => 4 };
+
     private static int CheckedCount(double value, string path) =>
         value is >= 0 and <= 1_000_000 ? (int)value : throw new LrmFormatException($"{path}: PLY list length {value} is implausible");
 
@@ -222,7 +271,7 @@ internal static class PlyReader
 
         public double Next(string type)
         {
-            var size = type switch { "char" or "uchar" => 1, "short" or "ushort" => 2, "double" => 8, _ => 4 };
+            var size = SizeOf(type);
             if (_position + size > bytes.Length)
             {
                 throw new LrmFormatException($"{path}: PLY data ends early (truncated at byte {_position})");

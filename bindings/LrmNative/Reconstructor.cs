@@ -11,8 +11,8 @@ public sealed record ReconstructorOptions
 {
     /// <summary>
     /// The object's longest side as a fraction of the encoder input: the photo is re-centred on the object and scaled
-    /// so the object fills this much of the square. Null (default) takes the model config's "foreground_ratio" (the
-    /// framing the model was trained with), else OpenLRM's 0.85.
+    /// so the object fills this much of the square, from 0.05 to 1. Null (default) takes the model config's
+    /// "foreground_ratio" (the framing the model was trained with), else OpenLRM's 0.85.
     /// </summary>
     public double? ForegroundRatio { get; init; }
 
@@ -40,9 +40,10 @@ public sealed record ReconstructorOptions
 
     internal void Validate()
     {
-        if (ForegroundRatio is { } ratio && !(ratio > 0 && ratio <= 1))
+        if (ForegroundRatio is { } ratio && !(ratio >= ImagePreprocessOptions.MinForegroundRatio && ratio <= 1))
         {
-            throw new LrmInvalidArgumentException($"foreground ratio must be in (0, 1], got {ratio.ToString(CultureInfo.InvariantCulture)}");
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"foreground ratio must be in [{ImagePreprocessOptions.MinForegroundRatio}, 1], got {ratio}"));
         }
         if (Threshold is { } threshold && !float.IsFinite(threshold))
         {

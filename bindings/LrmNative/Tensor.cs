@@ -24,6 +24,13 @@ internal interface IDeviceBuffer
 public sealed unsafe class Tensor : IDisposable
 {
     private const nuint Alignment = 64;
+
+    /// <summary>
+    /// Most elements a host tensor holds: its buffer is handed out as a <see cref="Span{T}"/>, whose length is an int.
+    /// Larger shapes are refused when the tensor is made, before any memory is taken.
+    /// </summary>
+    internal const long MaxHostElements = int.MaxValue;
+
     private readonly long[] _shape;
     private void* _data;
     private void* _allocation;
@@ -35,11 +42,14 @@ public sealed unsafe class Tensor : IDisposable
         _shape = shape;
         DataType = dataType;
         Device = device;
-        ElementCount = CountElements(shape);
-        ByteCount = checked(ElementCount * dataType.ElementSize());
+        (ElementCount, ByteCount) = CountElementsAndBytes(shape, dataType);
         if (device.Kind != DeviceKind.Cpu)
         {
             throw new LrmUnsupportedException($"tensors on {device} need the CUDA backend, which this build does not have yet");
+        }
+        if (ElementCount > MaxHostElements)
+        {
+            throw new LrmUnsupportedException($"a host tensor of shape {FormatShape(shape)} would hold {ElementCount} elements; host tensors hold at most {MaxHostElements} (2³¹ − 1)");
         }
         try
         {
@@ -60,8 +70,7 @@ public sealed unsafe class Tensor : IDisposable
         _shape = shape;
         DataType = dataType;
         Device = device;
-        ElementCount = CountElements(shape);
-        ByteCount = checked(ElementCount * dataType.ElementSize());
+        (ElementCount, ByteCount) = CountElementsAndBytes(shape, dataType);
         _deviceBuffer = buffer;
     }
 
@@ -156,8 +165,9 @@ public sealed unsafe class Tensor : IDisposable
         var tensor = Empty(shape);
         if (values.Length != tensor.ElementCount)
         {
+            var elements = tensor.ElementCount;
             tensor.Dispose();
-            throw new LrmShapeException($"{values.Length} values cannot fill a tensor of shape {FormatShape(shape)} ({CountElements(shape.ToArray())} elements)");
+            throw new LrmShapeException($"{values.Length} values cannot fill a tensor of shape {FormatShape(shape)} ({elements} elements)");
         }
         values.CopyTo(tensor.AsSpan<float>());
         return tensor;
@@ -173,6 +183,18 @@ public sealed unsafe class Tensor : IDisposable
             throw new LrmShapeException($"a {DataType} tensor cannot be viewed as {typeof(T).Name}");
         }
         return new Span<T>(_data, checked((int)ElementCount));
+    }
+
+    /// <summary>Writes the host buffer's bytes to <paramref name="stream"/> in chunks (a span of bytes stops at 2 GiB).</summary>
+    internal void WriteBytes(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var data = (byte*)Pointer;
+        const int chunk = 1 << 30;
+        for (long offset = 0; offset < ByteCount; offset += chunk)
+        {
+            stream.Write(new ReadOnlySpan<byte>(data + offset, (int)Math.Min(chunk, ByteCount - offset)));
+        }
     }
 
     /// <summary>A copy of the contents as fp32 values (bf16 widened exactly).</summary>
@@ -252,14 +274,26 @@ public sealed unsafe class Tensor : IDisposable
         return shape.ToArray();
     }
 
-    private static long CountElements(long[] shape)
+    // Elements and bytes of a validated (non-negative) shape; a product beyond 64 bits names the shape.
+    private static (long Elements, long Bytes) CountElementsAndBytes(long[] shape, DataType dataType)
     {
-        long count = 1;
-        foreach (var size in shape)
+        if (shape.AsSpan().Contains(0L))
         {
-            count = checked(count * size);
+            return (0, 0);
         }
-        return count;
+        long count = 1;
+        try
+        {
+            foreach (var size in shape)
+            {
+                count = checked(count * size);
+            }
+            return (count, checked(count * dataType.ElementSize()));
+        }
+        catch (OverflowException)
+        {
+            throw new LrmInvalidArgumentException($"tensor shape {FormatShape(shape)} has more elements than a 64-bit count can hold");
+        }
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.Imaging;
 using LrmNative.IO;
 
 namespace LrmNative.Cli;
@@ -135,7 +136,7 @@ internal static class ReconstructCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
         var ratio = new Option<double?>("--foreground-ratio")
         {
-            Description = "The object's longest side as a fraction of the encoder input (0 < r <= 1; default: the model config's foreground_ratio, else OpenLRM's 0.85)",
+            Description = "The object's longest side as a fraction of the encoder input (0.05 <= r <= 1; default: the model config's foreground_ratio, else OpenLRM's 0.85)",
         };
         var resolution = new Option<int>("--resolution")
         {
@@ -478,9 +479,10 @@ internal static class ReconstructCommand
         {
             throw new LrmInvalidArgumentException($"--threads must be >= 0 (0: default), got {options.Threads}");
         }
-        if (options.ForegroundRatio is { } ratio && !(ratio > 0 && ratio <= 1))
+        if (options.ForegroundRatio is { } ratio && !(ratio >= ImagePreprocessOptions.MinForegroundRatio && ratio <= 1))
         {
-            throw new LrmInvalidArgumentException($"--foreground-ratio must be in (0, 1], got {ratio.ToString(CultureInfo.InvariantCulture)}");
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--foreground-ratio must be in [{ImagePreprocessOptions.MinForegroundRatio}, 1], got {ratio}"));
         }
         if (options.Turntable is < 0 or > MaxTurntableFrames)
         {

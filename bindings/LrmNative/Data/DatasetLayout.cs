@@ -61,7 +61,8 @@ internal static class DatasetLayout
         {
             return [Path.TrimEndingDirectorySeparator(root)];
         }
-        return [.. Directory.GetDirectories(root).Where(d => !Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal)];
+        return FileErrors.Reading(root, "the dataset folder", () =>
+            (IReadOnlyList<string>)[.. Directory.GetDirectories(root).Where(d => !Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal)]);
     }
 
     /// <summary>Every object folder of <paramref name="root"/> read with <see cref="ObjectFolder.Read"/>.</summary>
@@ -80,18 +81,18 @@ internal static class DatasetLayout
         long[] shape;
         try
         {
-            using var tensor = Npy.ReadFloat32(path);
+            // The shape is checked from the header: a huge array is refused without reading it.
+            using var tensor = Npy.ReadFloat32If(path, s => s is [4, 4] or [3, 4], out shape);
+            if (tensor is null)
+            {
+                problem = $"a pose must be a (4, 4) or (3, 4) camera-to-world matrix, got {Tensor.FormatShape(shape)}";
+                return null;
+            }
             values = tensor.ToFloatArray();
-            shape = tensor.Shape.ToArray();
         }
         catch (LrmException error)
         {
             problem = $"unreadable pose: {error.Message}";
-            return null;
-        }
-        if (!(shape is [4, 4] or [3, 4]))
-        {
-            problem = $"a pose must be a (4, 4) or (3, 4) camera-to-world matrix, got {Tensor.FormatShape(shape)}";
             return null;
         }
         var pose = new double[16];
@@ -195,18 +196,18 @@ internal static class DatasetLayout
         long[] shape;
         try
         {
-            using var tensor = Npy.ReadFloat32(path);
+            // The shape is checked from the header: a huge array is refused without reading it.
+            using var tensor = Npy.ReadFloat32If(path, s => s is [3, 2] or [3, 3], out shape);
+            if (tensor is null)
+            {
+                problem = $"intrinsics must be (3, 2) [[fx, fy], [cx, cy], [width, height]] or a (3, 3) matrix K in pixels, got {Tensor.FormatShape(shape)}";
+                return null;
+            }
             v = tensor.ToFloatArray();
-            shape = tensor.Shape.ToArray();
         }
         catch (LrmException error)
         {
             problem = $"unreadable intrinsics: {error.Message}";
-            return null;
-        }
-        if (!(shape is [3, 2] or [3, 3]))
-        {
-            problem = $"intrinsics must be (3, 2) [[fx, fy], [cx, cy], [width, height]] or a (3, 3) matrix K in pixels, got {Tensor.FormatShape(shape)}";
             return null;
         }
         var values = string.Join(", ", v.Select(x => x.ToString(CultureInfo.InvariantCulture)));
@@ -270,9 +271,10 @@ internal static class DatasetLayout
         {
             return null;
         }
+        var bytes = FileErrors.ReadSideFile(path, "object list");
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            using var document = JsonDocument.Parse(bytes);
             return [.. document.RootElement.EnumerateArray().Select(e => e.GetString() ?? "")];
         }
         catch (Exception error) when (error is JsonException or InvalidOperationException)
@@ -417,7 +419,17 @@ internal sealed class ObjectFolder
         {
             return result;
         }
-        foreach (var path in System.IO.Directory.GetFiles(folder).Order(StringComparer.Ordinal))
+        string[] files;
+        try
+        {
+            files = System.IO.Directory.GetFiles(folder);
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            add(folder, $"cannot list the folder: {error.Message}");
+            return result;
+        }
+        foreach (var path in files.Order(StringComparer.Ordinal))
         {
             var fileName = Path.GetFileName(path);
             if (!fileName.EndsWith(extension, StringComparison.OrdinalIgnoreCase))

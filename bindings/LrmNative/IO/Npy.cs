@@ -31,11 +31,23 @@ internal static class Npy
     /// Reads an array as fp32: '&lt;f4' as is, '&lt;f8' rounded to nearest, '&lt;i4'/'&lt;i8' converted (exact up to 2²⁴).
     /// The caller owns the tensor.
     /// </summary>
-    public static Tensor ReadFloat32(string path)
+    public static Tensor ReadFloat32(string path) => ReadFloat32If(path, _ => true, out _)!;
+
+    /// <summary>
+    /// <see cref="ReadFloat32"/> when <paramref name="accept"/> takes the header's <paramref name="shape"/>, checked before
+    /// any data is read (a huge array of the wrong shape costs nothing); null when it does not.
+    /// </summary>
+    public static Tensor? ReadFloat32If(string path, Func<long[], bool> accept, out long[] shape)
     {
         ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(accept);
         using var stream = OpenRead(path);
         var header = ReadHeader(stream, path);
+        shape = header.Shape;
+        if (!accept(shape))
+        {
+            return null;
+        }
         var itemSize = CheckReadable(header, path);
         CheckLength(stream, header, itemSize, path);
         var tensor = Tensor.Empty(header.Shape);
@@ -113,10 +125,7 @@ internal static class Npy
                 stream.Write(length);
             }
             stream.Write(headerBytes);
-            unsafe
-            {
-                stream.Write(new ReadOnlySpan<byte>(tensor.Pointer, checked((int)tensor.ByteCount)));
-            }
+            tensor.WriteBytes(stream);
         });
     }
 

@@ -25,6 +25,13 @@ public sealed record SafeTensorInfo(string Name, string DType, long[] Shape, lon
 public sealed unsafe class SafeTensorsFile : IDisposable
 {
     private const long MaxHeaderBytes = 100L * 1024 * 1024;
+
+    /// <summary>
+    /// Largest tensor read or written, in bytes (2³¹ − 1, just under 2 GiB): <see cref="Bytes"/> hands a tensor out as
+    /// one span. An LRM's largest weight is tens of MB; a file claiming more is refused from its header, before any
+    /// data is touched, and a larger tensor is never written, so every file written here can be read back.
+    /// </summary>
+    internal const long MaxTensorBytes = int.MaxValue;
     private static readonly Dictionary<string, int> ElementSizes = new()
     {
         ["BOOL"] = 1, ["U8"] = 1, ["I8"] = 1, ["F8_E4M3"] = 1, ["F8_E5M2"] = 1,
@@ -132,9 +139,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new LrmFormatException($"{path}: not a safetensors file: {length} bytes is shorter than the 8-byte header length");
         }
         Span<byte> prefix = stackalloc byte[8];
-        using (var stream = File.OpenRead(path))
+        try
         {
+            using var stream = File.OpenRead(path);
             stream.ReadExactly(prefix);
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            throw new LrmFormatException($"{path}: cannot read the safetensors file: {error.Message}");
         }
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength < 2 || headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
@@ -156,7 +168,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             var (tensors, metadata) = ParseHeader(path, header, dataLength);
             return new SafeTensorsFile(path, map, view, basePointer, dataStart, tensors, metadata);
         }
-        catch
+        catch (Exception error)
         {
             if (basePointer is not null)
             {
@@ -164,6 +176,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             }
             view?.Dispose();
             map?.Dispose();
+            if (FileErrors.IsFileSystemError(error))
+            {
+                throw new LrmFormatException($"{path}: cannot map the safetensors file: {error.Message}");
+            }
             throw;
         }
     }
@@ -259,19 +275,23 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             throw new LrmFormatException($"{path}: tensor '{name}': missing 'data_offsets' [begin, end]");
         }
-        if (begin < 0 || end < begin || end > dataLength)
-        {
-            Fail($"data_offsets [{begin}, {end}] out of bounds of the {dataLength}-byte data section");
-        }
         long count;
         try
         {
-            count = shape.Aggregate(1L, (a, b) => checked(a * b));
+            count = shape.Contains(0) ? 0 : shape.Aggregate(1L, (a, b) => checked(a * b));
             count = checked(count * elementSize);
         }
         catch (OverflowException)
         {
             throw new LrmFormatException($"{path}: tensor '{name}': shape {Tensor.FormatShape(shape.ToArray())} overflows");
+        }
+        if (count > MaxTensorBytes)
+        {
+            throw new LrmUnsupportedException($"{path}: tensor '{name}': shape {Tensor.FormatShape(shape.ToArray())} of {dtype} is {count} bytes; LrmNative reads tensors of at most {MaxTensorBytes} bytes (2 GiB)");
+        }
+        if (begin < 0 || end < begin || end > dataLength)
+        {
+            Fail($"data_offsets [{begin}, {end}] out of bounds of the {dataLength}-byte data section");
         }
         if (end - begin != count)
         {
@@ -305,6 +325,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         var ordered = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
+        if (ordered.FirstOrDefault(t => t.Value.ByteCount > MaxTensorBytes) is { Value: not null } large)
+        {
+            throw new LrmUnsupportedException($"{path}: tensor '{large.Key}' {large.Value.ShapeText} is {large.Value.ByteCount} bytes; safetensors files here hold tensors of at most {MaxTensorBytes} bytes (2 GiB)");
+        }
         var header = Header(ordered, metadata);
         AtomicFile.Write(path, stream =>
         {
@@ -314,7 +338,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             stream.Write(header);
             foreach (var (_, tensor) in ordered)
             {
-                stream.Write(new ReadOnlySpan<byte>(tensor.Pointer, checked((int)tensor.ByteCount)));
+                tensor.WriteBytes(stream);
             }
         });
     }

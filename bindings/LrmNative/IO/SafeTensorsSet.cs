@@ -142,9 +142,10 @@ internal sealed class SafeTensorsSet : IDisposable
         {
             throw new LrmFormatException($"{path}: index not found");
         }
+        var bytes = FileErrors.ReadSideFile(path, "safetensors index");
         try
         {
-            using var document = JsonDocument.Parse(System.IO.File.ReadAllBytes(path));
+            using var document = JsonDocument.Parse(bytes);
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
             {
@@ -186,11 +187,11 @@ internal sealed class SafeTensorsSet : IDisposable
             : name;
 
     /// <summary>Lower-case hex SHA-256 of a file.</summary>
-    public static string Sha256(string path)
+    public static string Sha256(string path) => FileErrors.Reading(path, "the shard", () =>
     {
         using var stream = System.IO.File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
+    });
 
     /// <summary>
     /// Writes <paramref name="tensors"/> as shards of at most <paramref name="maxFileBytes"/> bytes each (whole tensors,
@@ -209,7 +210,14 @@ internal sealed class SafeTensorsSet : IDisposable
         ArgumentNullException.ThrowIfNull(metadata);
         var groups = Partition(tensors, maxFileBytes);
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(indexPath))!;
-        Directory.CreateDirectory(directory);
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            throw new LrmFormatException($"{directory}: cannot create the folder for {indexPath}: {error.Message}");
+        }
         var old = ShardNames(indexPath);
         var names = ShardFileNames(prefix, groups.Count, old);
         var entries = new Dictionary<string, ShardEntry>(StringComparer.Ordinal);
@@ -257,30 +265,58 @@ internal sealed class SafeTensorsSet : IDisposable
 
     /// <summary>
     /// Deletes <paramref name="indexPath"/> (if there) and every shard of <paramref name="family"/> next to it
-    /// (<c>{family}-*-of-*.safetensors</c>) — after a single file has replaced a sharded set.
+    /// (<see cref="IsShardOf"/>) — after a single file has replaced a sharded set.
     /// </summary>
     public static void DeleteIndexAndShards(string indexPath, string family)
     {
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(indexPath))!;
-        if (System.IO.File.Exists(indexPath))
-        {
-            System.IO.File.Delete(indexPath);
-        }
+        FileErrors.Delete(indexPath, "the index of a sharded set just replaced by a single file");
         if (Directory.Exists(directory))
         {
             DeleteShards(directory, family, keep: []);
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="fileName"/> is a shard <see cref="WriteSharded"/> may have written for
+    /// <paramref name="family"/>: <c>{family}-*-of-*.safetensors</c>, or <c>{family}.N-*-of-*.safetensors</c> (the name
+    /// a save takes when the live index already uses the plain one, e.g. every other save of <c>model</c>).
+    /// </summary>
+    internal static bool IsShardOf(string fileName, string family)
+    {
+        ArgumentNullException.ThrowIfNull(fileName);
+        ArgumentNullException.ThrowIfNull(family);
+        if (!fileName.StartsWith(family, StringComparison.Ordinal) || !fileName.EndsWith(".safetensors", StringComparison.Ordinal)
+            || !fileName.Contains("-of-", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var rest = fileName.AsSpan(family.Length);
+        if (rest.StartsWith("-"))
+        {
+            return true;
+        }
+        // "{family}.N-…": a retry stem of the family itself.
+        if (!rest.StartsWith("."))
+        {
+            return false;
+        }
+        var digits = rest[1..];
+        var dash = digits.IndexOf('-');
+        return dash > 0 && !digits[..dash].ContainsAnyExceptInRange('0', '9');
+    }
+
     private static readonly Dictionary<string, string> ShardMetadata = new(StringComparer.Ordinal) { ["format"] = "pt" };
 
     private static void DeleteShards(string directory, string family, IReadOnlyCollection<string> keep)
     {
-        foreach (var path in Directory.EnumerateFiles(directory, $"{family}-*-of-*.safetensors"))
+        var shards = FileErrors.Reading(directory, "the folder's list of shards", () =>
+            Directory.EnumerateFiles(directory, $"{family}*-of-*.safetensors").Where(path => IsShardOf(System.IO.Path.GetFileName(path), family)).ToList());
+        foreach (var path in shards)
         {
             if (!keep.Contains(System.IO.Path.GetFileName(path)))
             {
-                System.IO.File.Delete(path);
+                FileErrors.Delete(path, $"a shard of a replaced '{family}' set");
             }
         }
     }

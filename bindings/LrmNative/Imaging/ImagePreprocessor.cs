@@ -10,8 +10,16 @@ internal sealed record ImagePreprocessOptions
     public required int OutputSize { get; init; }
 
     /// <summary>
-    /// Longest side of the object's bounding box as a fraction of the square canvas (default 0.85): the object is
-    /// scaled so that it fills this much of the output, centred, with white around it.
+    /// Smallest foreground ratio accepted anywhere (options, model config, <c>--foreground-ratio</c>): the object then
+    /// fills a twentieth of the input, a few encoder patches; below it the canvas grows without bound (1 / ratio times
+    /// the object) while the object vanishes into the white.
+    /// </summary>
+    public const double MinForegroundRatio = 0.05;
+
+    /// <summary>
+    /// Longest side of the object's bounding box as a fraction of the square canvas (default 0.85, at least
+    /// <see cref="MinForegroundRatio"/>): the object is scaled so that it fills this much of the output, centred, with
+    /// white around it.
     /// </summary>
     public double ForegroundRatio { get; init; } = 0.85;
 
@@ -35,9 +43,10 @@ internal sealed record ImagePreprocessOptions
         {
             throw new LrmInvalidArgumentException($"preprocess: output size must be > 0, got {OutputSize}");
         }
-        if (!(ForegroundRatio > 0 && ForegroundRatio <= 1))
+        if (!(ForegroundRatio >= MinForegroundRatio && ForegroundRatio <= 1))
         {
-            throw new LrmInvalidArgumentException($"preprocess: foreground ratio must be in (0, 1], got {ForegroundRatio.ToString(CultureInfo.InvariantCulture)}");
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"preprocess: foreground ratio must be in [{MinForegroundRatio}, 1], got {ForegroundRatio}"));
         }
         if (!(AlphaThreshold >= 0 && AlphaThreshold < 1))
         {
@@ -130,10 +139,29 @@ internal sealed class ImagePreprocessor
             ?? throw new LrmInvalidArgumentException(useAlpha
                 ? $"{image.Source}: no object found: alpha is {Options.AlphaThreshold.ToString(CultureInfo.InvariantCulture)} or less everywhere"
                 : $"{image.Source}: no object found: the whole image looks like background (a flood fill from the border within RGB distance {Options.BackgroundDistance.ToString(CultureInfo.InvariantCulture)} covers it)");
-        var longest = Math.Max(box.Width, box.Height);
-        var canvas = Math.Max(longest, (int)Math.Round(longest / Options.ForegroundRatio, MidpointRounding.AwayFromZero));
+        var canvas = CanvasSize(image.Source, box);
         var output = Resample(backend, pixels, mask, width, box, canvas);
         return new PreprocessedImage(output, box, canvas, mask is not null, warnings);
+    }
+
+    /// <summary>
+    /// Side of the square canvas for <paramref name="box"/>: round(max(w, h) / ratio), at least max(w, h), computed in
+    /// 64 bits. Its largest buffers (3 channels × canvas × the box's shorter side or the output size) must fit a host
+    /// tensor; past that the error names the image and the ratio (a larger ratio or a smaller image fixes it).
+    /// </summary>
+    internal int CanvasSize(string source, PixelBox box)
+    {
+        long longest = Math.Max(box.Width, box.Height);
+        long across = Math.Max(Math.Min(box.Width, box.Height), Options.OutputSize);
+        var scaled = Math.Round(longest / Options.ForegroundRatio, MidpointRounding.AwayFromZero);
+        var limit = Tensor.MaxHostElements / (3 * across);
+        if (!(scaled <= limit))
+        {
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{source}: a foreground ratio of {Options.ForegroundRatio} puts the {box.Width}×{box.Height}-pixel object on a {scaled:F0}-pixel square canvas, too large to resample (at most {limit} pixels here); use a ratio nearer 1 or a smaller image"));
+        }
+        // limit < 2³¹ / 3, so the canvas fits an int.
+        return (int)Math.Max(longest, (long)scaled);
     }
 
     /// <summary>

@@ -146,6 +146,13 @@ internal sealed class LrmModel : IDisposable
     public const string SingleFileVersion = "1";
 
     /// <summary>
+    /// Index metadata key naming the <see cref="WeightsFileName"/> a sharded save replaced ("bytes sha256:hex"): if the
+    /// save stops after committing the index but before removing that file, <see cref="OpenFolder"/> still knows the
+    /// index is the newer form.
+    /// </summary>
+    public const string ReplacesMetadataKey = "lrmnative.replaces";
+
+    /// <summary>
     /// Converts a model (an OpenLRM folder, or a single file) into LrmNative's single-file format: the tensors the
     /// model uses, under OpenLRM's names, with the config JSON in the safetensors metadata. Written atomically.
     /// </summary>
@@ -166,7 +173,7 @@ internal sealed class LrmModel : IDisposable
 
     // The config JSON text of a model: config.json of a folder, or the metadata of a single file or index.
     private static string ConfigJson(string source, string weightsPath) => Directory.Exists(source) && File.Exists(Path.Combine(source, ConfigFileName))
-        ? File.ReadAllText(Path.Combine(source, ConfigFileName))
+        ? ModelConfig.ReadText(Path.Combine(source, ConfigFileName))
         : ReadSingleFileConfig(weightsPath).Json;
 
     /// <summary>File name of a sharded model's index (Hugging Face's name and format), inside a model folder.</summary>
@@ -190,7 +197,9 @@ internal sealed class LrmModel : IDisposable
     }
 
     // A model folder: config.json (or, without it, the config in the weights' metadata) and model.safetensors or its
-    // sharded index; or one clear error.
+    // sharded index; or one clear error. Both forms are there only when a save stopped between writing one and removing
+    // the other: the index wins when it records replacing that very model.safetensors, else model.safetensors (written
+    // after the index).
     private static (ModelConfig Config, string WeightsPath) OpenFolder(string directory)
     {
         if (!Directory.Exists(directory))
@@ -199,9 +208,13 @@ internal sealed class LrmModel : IDisposable
         }
         var configPath = Path.Combine(directory, ConfigFileName);
         var weightsPath = Path.Combine(directory, WeightsFileName);
-        if (!File.Exists(weightsPath))
+        var index = Path.Combine(directory, IndexFileName);
+        if (File.Exists(weightsPath) && File.Exists(index) && IndexReplaces(index, weightsPath))
         {
-            var index = Path.Combine(directory, IndexFileName);
+            weightsPath = index;
+        }
+        else if (!File.Exists(weightsPath))
+        {
             if (!File.Exists(configPath) && !File.Exists(index))
             {
                 return (ModelConfig.Load(configPath), weightsPath); // names the missing config.json
@@ -215,6 +228,23 @@ internal sealed class LrmModel : IDisposable
         var config = File.Exists(configPath) ? ModelConfig.Load(configPath) : ReadSingleFileConfig(weightsPath).Config;
         return (config, weightsPath);
     }
+
+    // True when the index at indexPath was written over the single file at singlePath, as it is now.
+    private static bool IndexReplaces(string indexPath, string singlePath)
+    {
+        try
+        {
+            return SafeTensorsSet.ReadMetadata(indexPath).TryGetValue(ReplacesMetadataKey, out var replaced) && replaced == Fingerprint(singlePath);
+        }
+        catch (LrmFormatException)
+        {
+            return false; // an unreadable index cannot be the newer form; the single file is complete by itself
+        }
+    }
+
+    // "bytes sha256:hex" of a file, to recognise it later.
+    private static string Fingerprint(string path) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{FileLength.Of(path)} sha256:{SafeTensorsSet.Sha256(path)}");
 
     private static (ModelConfig Config, string Json) ReadSingleFileConfig(string path)
     {
@@ -281,7 +311,9 @@ internal sealed class LrmModel : IDisposable
     /// Writes the weights into <paramref name="directory"/>: <see cref="WeightsFileName"/> when that file stays within
     /// <paramref name="maxFileBytes"/> (or the limit is 0), else shards <c>model-0000i-of-0000K.safetensors</c> plus
     /// <see cref="IndexFileName"/> (config in its metadata), written crash-safely; whichever form is not written is
-    /// removed afterwards. Returns the path to load (<c>lrm reconstruct --model</c> takes it or the folder).
+    /// removed afterwards (a sharded save records the single file it replaces, <see cref="ReplacesMetadataKey"/>, so
+    /// loading the folder after a crash between the two steps takes the new weights). Returns the path to load
+    /// (<c>lrm reconstruct --model</c> takes it or the folder).
     /// </summary>
     internal string SaveWeights(string directory, long maxFileBytes)
     {
@@ -298,11 +330,12 @@ internal sealed class LrmModel : IDisposable
             return single;
         }
         metadata.Remove("format");
-        SafeTensorsSet.WriteSharded(index, "model", "model", tensors, metadata, maxFileBytes);
         if (File.Exists(single))
         {
-            File.Delete(single);
+            metadata[ReplacesMetadataKey] = Fingerprint(single);
         }
+        SafeTensorsSet.WriteSharded(index, "model", "model", tensors, metadata, maxFileBytes);
+        FileErrors.Delete(single, $"the single-file weights just replaced by {index}");
         return index;
     }
 

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using LrmNative.Imaging;
+using LrmNative.IO;
 
 namespace LrmNative.Model;
 
@@ -57,6 +59,24 @@ internal sealed record ModelConfig
 
     /// <summary>De-convolution kernel and stride of the upsampler.</summary>
     public const int UpsampleFactor = 2;
+
+    // Upper bounds of the size keys: far above every published LRM (the paper's largest: 16 decoder layers of 1024,
+    // triplane 32 → 64 × 80, 512-pixel input, 128 samples per ray, a 10-layer NeRF MLP), low enough that the weight
+    // table, the token counts and every tensor size stay well inside their integer types.
+    private const int MaxLayers = 1024;
+    private const int MaxWidth = 65536;
+    private const int MaxTriplaneLowRes = 4096;
+    private const int MaxImageSize = 16384;
+    private const int MaxPositionGrid = 4096;
+    private const int MaxRegisters = 1024;
+    private const int MaxSamplesPerRay = 4096;
+    private const int MaxNerfLayers = 64;
+
+    /// <summary>
+    /// Most parameters a config may describe: 2³² (16 GiB of fp32 weights), eight times the paper's largest LRM; the
+    /// weights are made, loaded and saved as fp32 on the host.
+    /// </summary>
+    public const long MaxParameterCount = 1L << 32;
 
     /// <summary>Width of the camera embedding and of the ModLN modulation input.</summary>
     public required int CameraEmbedDim { get; init; }
@@ -154,11 +174,11 @@ internal sealed record ModelConfig
     /// <summary>True when the decoder's cross-attention stores one packed in_proj_weight (cond width = D).</summary>
     public bool CrossAttentionPacked => EncoderFeatDim == TransformerDim;
 
-    /// <summary>Decoder tokens: 3 planes of low×low.</summary>
-    public int TriplaneTokens => 3 * TriplaneLowRes * TriplaneLowRes;
+    /// <summary>Decoder tokens: 3 planes of low×low (at most 3·4096², see <see cref="Validate"/>).</summary>
+    public int TriplaneTokens => checked(3 * TriplaneLowRes * TriplaneLowRes);
 
-    /// <summary>Encoder output tokens: [CLS] plus patches (registers dropped).</summary>
-    public int EncoderTokens => 1 + PatchGridSize * PatchGridSize;
+    /// <summary>Encoder output tokens: [CLS] plus patches (registers dropped; at most 1 + 16384², see <see cref="Validate"/>).</summary>
+    public int EncoderTokens => checked(1 + PatchGridSize * PatchGridSize);
 
     /// <summary>Parameters of the model, counted from the weight table (no allocation).</summary>
     public long ParameterCount => LrmWeightNames.Expected(this).Sum(spec => spec.ElementCount);
@@ -214,7 +234,15 @@ internal sealed record ModelConfig
         {
             throw new LrmFormatException($"{path}: model config not found");
         }
-        return Parse(File.ReadAllText(path), path);
+        return Parse(ReadText(path), path);
+    }
+
+    /// <summary>The text of a config file (UTF-8, a byte-order mark skipped), read with the side-file size cap; errors name the file.</summary>
+    public static string ReadText(string path)
+    {
+        var bytes = FileErrors.ReadSideFile(path, "model config");
+        using var reader = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
     }
 
     /// <summary>Parses config JSON text; <paramref name="source"/> names it in errors.</summary>
@@ -305,7 +333,12 @@ internal sealed record ModelConfig
         }
     }
 
-    /// <summary>Checks that the sizes can go together; the error names the source and key.</summary>
+    /// <summary>
+    /// Checks that the sizes are in range and can go together (an <see cref="LrmFormatException"/> naming the source
+    /// and key), and that the model they describe can be held: every tensor within what safetensors files here hold
+    /// and at most <see cref="MaxParameterCount"/> parameters (an <see cref="LrmUnsupportedException"/> naming the
+    /// source and the tensor).
+    /// </summary>
     public void Validate()
     {
         var source = Source.Length > 0 ? Source : "model config";
@@ -316,23 +349,61 @@ internal sealed record ModelConfig
                 throw new LrmFormatException($"{source}: {key}: {why}");
             }
         }
+        void Range(long value, string key, long minimum, long maximum) =>
+            Require(value >= minimum && value <= maximum, key, $"must be in {minimum}..{maximum}, got {value}");
+        Range(CameraEmbedDim, "camera_embed_dim", 1, MaxWidth);
+        Range(RenderingSamplesPerRay, "rendering_samples_per_ray", 1, MaxSamplesPerRay);
+        Range(TransformerDim, "transformer_dim", 1, MaxWidth);
+        Range(TransformerLayers, "transformer_layers", 1, MaxLayers);
+        Range(TransformerHeads, "transformer_heads", 1, MaxWidth);
+        Range(TriplaneLowRes, "triplane_low_res", 1, MaxTriplaneLowRes);
+        Range(TriplaneHighRes, "triplane_high_res", 1, UpsampleFactor * MaxTriplaneLowRes);
+        Range(TriplaneDim, "triplane_dim", 1, MaxWidth);
+        Range(EncoderFeatDim, "encoder_feat_dim", 1, MaxWidth);
+        Range(EncoderDepth, "encoder_depth", 1, MaxLayers);
+        Range(EncoderHeads, "encoder_heads", 1, MaxWidth);
+        Range(EncoderImageSize, "encoder_image_size", 1, MaxImageSize);
+        Range(EncoderPatchSize, "encoder_patch_size", 1, MaxImageSize);
+        Range(EncoderRegisters, "encoder_registers", 0, MaxRegisters);
+        Range(EncoderPositionGrid, "encoder_pos_grid", 1, MaxPositionGrid);
+        Range(NerfLayerCount, "nerf_layers", 2, MaxNerfLayers); // at least the input and output layers
+        Range(NerfHiddenWidth, "nerf_hidden_dim", 1, MaxWidth);
         Require(TransformerDim % TransformerHeads == 0, "transformer_heads", $"{TransformerHeads} heads do not divide transformer_dim {TransformerDim}");
         Require(EncoderFeatDim % EncoderHeads == 0, "encoder_heads", $"{EncoderHeads} heads do not divide encoder_feat_dim {EncoderFeatDim}");
         Require(TriplaneHighRes == UpsampleFactor * TriplaneLowRes, "triplane_high_res", $"must be {UpsampleFactor} × triplane_low_res ({UpsampleFactor * TriplaneLowRes}), got {TriplaneHighRes}");
         Require(EncoderImageSize % EncoderPatchSize == 0, "encoder_image_size", $"must be a multiple of the patch size {EncoderPatchSize}, got {EncoderImageSize}");
-        Require(EncoderPatchSize > 0, "encoder_patch_size", $"must be positive, got {EncoderPatchSize}");
-        Require(ForegroundRatio is null or (> 0 and <= 1), "foreground_ratio", $"must be in (0, 1], got {ForegroundRatio}");
-        Require(EncoderRegisters >= 0, "encoder_registers", $"must be >= 0, got {EncoderRegisters}");
-        Require(EncoderPositionGrid > 0, "encoder_pos_grid", $"must be positive, got {EncoderPositionGrid}");
+        Require(ForegroundRatio is null or (>= ImagePreprocessOptions.MinForegroundRatio and <= 1), "foreground_ratio",
+            string.Create(CultureInfo.InvariantCulture, $"must be in [{ImagePreprocessOptions.MinForegroundRatio}, 1], got {ForegroundRatio}"));
         Require(EncoderPositionInterpolation is InterpolationBicubicAntialias or InterpolationBicubic or InterpolationBilinear, "encoder_pos_interpolation",
             $"must be '{InterpolationBicubicAntialias}', '{InterpolationBicubic}' or '{InterpolationBilinear}', got '{EncoderPositionInterpolation}'");
         Require(EncoderImageMean is null || EncoderImageMean.Length == 3, "encoder_image_mean", "must be 3 numbers (R, G, B)");
         Require(EncoderImageStd is null || (EncoderImageStd.Length == 3 && EncoderImageStd.All(v => v > 0 && float.IsFinite(v))), "encoder_image_std", "must be 3 positive numbers (R, G, B)");
         Require(CameraInputDim is CameraRawDim or CameraRawDimFull, "camera_input_dim",
             $"must be {CameraRawDim} (3×4 camera-to-world + fx, fy, cx, cy) or {CameraRawDimFull} (4×4 + fx, fy, cx, cy), got {CameraInputDim}");
-        Require(NerfLayerCount >= 2, "nerf_layers", $"must be >= 2 (input and output layers), got {NerfLayerCount}");
-        Require(NerfHiddenWidth > 0, "nerf_hidden_dim", $"must be positive, got {NerfHiddenWidth}");
         Require(RenderingSamplesPerRay % 2 == 0 && RenderingSamplesPerRay >= 8, "rendering_samples_per_ray", $"must be even and >= 8 (half coarse, half importance), got {RenderingSamplesPerRay}");
+        CheckModelSize(source);
+    }
+
+    // Every weight within a safetensors tensor (fp32) and the total within MaxParameterCount; the sizes are in range,
+    // so the table is at most a few tens of thousands of entries and no product overflows.
+    private void CheckModelSize(string source)
+    {
+        const long maxElements = SafeTensorsFile.MaxTensorBytes / sizeof(float);
+        long total = 0;
+        foreach (var spec in LrmWeightNames.Expected(this))
+        {
+            var count = spec.ElementCount;
+            if (count > maxElements)
+            {
+                throw new LrmUnsupportedException($"{source}: weight '{spec.Name}' would be {Tensor.FormatShape(spec.Shape)}, {count} values; LrmNative holds weights of at most {maxElements} fp32 values (2 GiB): reduce the sizes that make it");
+            }
+            total += count;
+        }
+        if (total > MaxParameterCount)
+        {
+            throw new LrmUnsupportedException(string.Create(CultureInfo.InvariantCulture,
+                $"{source}: the config describes {total / 1e9:F2} billion parameters; LrmNative builds models of at most {MaxParameterCount / 1e9:F2} billion (the paper's largest LRM has about 0.5)"));
+        }
     }
 
     /// <summary>The config as OpenLRM's flat JSON plus the extension keys, indented.</summary>

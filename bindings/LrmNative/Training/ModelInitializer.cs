@@ -33,7 +33,10 @@ internal static class ModelInitializer
             {
                 // One stream per tensor (by its index in the table): adding a tensor does not reshuffle the others.
                 var random = TrainingRandom.For(seed, 0x696E6974, index++);
-                var values = new float[spec.ElementCount];
+                // Straight into the tensor: its allocation turns a shape too large for the host into an LrmException.
+                var tensor = Tensor.Empty(spec.Shape);
+                tensors[spec.Name] = tensor;
+                var values = tensor.AsSpan<float>();
                 if (positions == PositionInit.SinCos && spec.Name == LrmWeightNames.Encoder + "pos_embed")
                 {
                     SinCosTable(values, config.EncoderPositionGrid, config.EncoderFeatDim);
@@ -42,7 +45,6 @@ internal static class ModelInitializer
                 {
                     Fill(spec, values, random, config);
                 }
-                tensors[spec.Name] = Tensor.FromArray(values, spec.Shape);
             }
             return tensors;
         }
@@ -56,16 +58,16 @@ internal static class ModelInitializer
         }
     }
 
-    private static void Fill(WeightSpec spec, float[] values, TrainingRandom random, ModelConfig config)
+    private static void Fill(WeightSpec spec, Span<float> values, TrainingRandom random, ModelConfig config)
     {
         var name = spec.Name;
         if (name.EndsWith("ls1.gamma", StringComparison.Ordinal) || name.EndsWith("ls2.gamma", StringComparison.Ordinal))
         {
-            Array.Fill(values, 1e-5f);
+            values.Fill(1e-5f);
         }
         else if (IsNorm(name))
         {
-            Array.Fill(values, name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
+            values.Fill(name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
         }
         else if (name == LrmWeightNames.DecoderTokens)
         {

@@ -74,10 +74,7 @@ internal static class TrainingCheckpoint
         }
         metadata.Remove("format");
         SafeTensorsSet.WriteSharded(index, "checkpoint", string.Create(CultureInfo.InvariantCulture, $"checkpoint-{state.Step:D8}"), tensors, metadata, maxFileBytes, beforeCommit);
-        if (File.Exists(single))
-        {
-            File.Delete(single);
-        }
+        FileErrors.Delete(single, $"the single-file checkpoint just replaced by {index}");
         return index;
     }
 

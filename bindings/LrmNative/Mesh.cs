@@ -428,18 +428,8 @@ public sealed class Mesh
         return new MeshBounds(min, max);
     }
 
-    private static void Write(string path, string format, Action<Stream> write)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        try
-        {
-            AtomicFile.Write(path, write);
-        }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
-        {
-            throw new LrmFormatException($"{path}: cannot write the {format} mesh: {error.Message}");
-        }
-    }
+    // File-system failures come back from AtomicFile as one LrmFormatException naming the path and the format.
+    private static void Write(string path, string format, Action<Stream> write) => AtomicFile.Write(path, write, $"{format} mesh");
 
     // Double-precision 3-vector for the normal sums (System.Numerics has only float vectors).
     private readonly record struct Vector3D(double X, double Y, double Z)

@@ -616,11 +616,12 @@ public sealed class MeshWriterTests
         var ply = PathOf("mesh.ply");
         Cube().SavePly(ply);
         var plyBefore = File.ReadAllBytes(ply);
-        Assert.Throws<IOException>(() => AtomicFile.Write(ply, stream =>
+        var full = Assert.Throws<LrmFormatException>(() => AtomicFile.Write(ply, stream =>
         {
             PlyWriter.Write(stream, Icosphere());
             throw new IOException("disk full (simulated)");
         }));
+        Assert.That(full!.Message, Does.StartWith(ply).And.Contain("disk full (simulated)"), "the file-system error, with the file named");
         Assert.That(File.ReadAllBytes(ply), Is.EqualTo(plyBefore));
         Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName).Order(), Is.EqualTo(new[] { "mesh.glb", "mesh.ply" }));
     }

@@ -7,10 +7,10 @@ public static class AtomicFile
     /// Writes through <paramref name="write"/> into a temporary file next to <paramref name="path"/>, flushes, then
     /// renames it over the target. A failure removes the temporary file and leaves the target as it was; a file-system
     /// failure (no permission, a missing or read-only location, a folder named like the file, a full disk) is an
-    /// <see cref="LrmFormatException"/> naming <paramref name="path"/>, and an <see cref="LrmException"/> raised by
-    /// <paramref name="write"/> passes unchanged.
+    /// <see cref="LrmFormatException"/> naming <paramref name="path"/> (and <paramref name="what"/>, e.g. "OBJ mesh",
+    /// when given), and an <see cref="LrmException"/> raised by <paramref name="write"/> passes unchanged.
     /// </summary>
-    public static void Write(string path, Action<Stream> write)
+    public static void Write(string path, Action<Stream> write, string what = "file")
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(write);
@@ -29,7 +29,7 @@ public static class AtomicFile
         }
         if (Directory.Exists(full))
         {
-            throw new LrmFormatException($"{path}: cannot write the file: a folder of that name is there (give a file name)");
+            throw new LrmFormatException($"{path}: cannot write the {what}: a folder of that name is there (give a file name)");
         }
         var directory = Path.GetDirectoryName(full) ?? ".";
         var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
@@ -55,7 +55,7 @@ public static class AtomicFile
             }
             if (FileErrors.IsFileSystemError(error))
             {
-                throw new LrmFormatException($"{path}: cannot write the file: {error.Message}");
+                throw new LrmFormatException($"{path}: cannot write the {what}: {error.Message}");
             }
             throw;
         }

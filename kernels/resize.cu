@@ -49,8 +49,8 @@ extern "C" __global__ void resize_taps_kernel(int* count,      // (out)
         count[o] = n;
     } else if (!bicubic) {
         const double src = lrm_resize_source_index(scale, o, 1);
-        long long i0 = (long long)src;
-        if (i0 > in_size - 1) i0 = in_size - 1;
+        /* Clamped in double, so the conversion is in range whatever the scale (as on the CPU). */
+        const long long i0 = (long long)(src < (double)(in_size - 1) ? src : (double)(in_size - 1));
         const int offset = i0 < in_size - 1 ? 1 : 0;
         double lambda1 = src - (double)i0;
         lambda1 = lambda1 < 0.0 ? 0.0 : (lambda1 > 1.0 ? 1.0 : lambda1);
@@ -62,7 +62,9 @@ extern "C" __global__ void resize_taps_kernel(int* count,      // (out)
     } else {
         const double src = lrm_resize_source_index(scale, o, 0);
         const double floor_src = floor(src);
-        const long long i0 = (long long)floor_src;
+        /* Beyond [−2, in + 1] every tap clamps to the same border pixel: clamp before converting. */
+        const double last = (double)in_size + 1.0;
+        const long long i0 = (long long)(floor_src < -2.0 ? -2.0 : (floor_src > last ? last : floor_src));
         lrm_cubic_weights(src - floor_src, a, w);
         for (int j = 0; j < 4; ++j) {
             long long at = i0 - 1 + j;

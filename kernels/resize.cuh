@@ -96,13 +96,16 @@ LRM_HD lrm_aa_window lrm_aa_window_at(double scale, double filter_support, long 
     const double support = scale >= 1.0 ? filter_support * scale : filter_support;
     w.center = scale * ((double)dst + 0.5);
     w.invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
-    /* Truncation toward zero, as PyTorch's static_cast (the lower end is clamped anyway). */
-    long long xmin = (long long)(w.center - support + 0.5);
-    long long xmax = (long long)(w.center + support + 0.5);
-    if (xmin < 0) xmin = 0;
-    if (xmax > in_size) xmax = in_size;
+    /* Truncation toward zero, as PyTorch's static_cast. Both ends are clamped to [0, in] in
+     * double first, which truncates to the same indices and keeps the conversion in range
+     * for any scale; a window wholly outside the input is empty (xsize 0, never negative). */
+    const double in_end = (double)in_size;
+    const double low = w.center - support + 0.5;
+    const double high = w.center + support + 0.5;
+    const long long xmin = (long long)(low < 0.0 ? 0.0 : (low > in_end ? in_end : low));
+    const long long xmax = (long long)(high < 0.0 ? 0.0 : (high > in_end ? in_end : high));
     w.xmin = xmin;
-    w.xsize = xmax - xmin;
+    w.xsize = xmax > xmin ? xmax - xmin : 0;
     return w;
 }
 

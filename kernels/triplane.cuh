@@ -47,14 +47,16 @@ LRM_HD lrm_bilinear_taps lrm_bilinear_taps_at(float ix, float iy, int width, int
     t.wx1 = wx1;
     t.wy0 = wy0;
     t.wy1 = wy1;
-    /* Decide validity in float (NaN compares false) before converting to int. */
+    /* A float range test first (NaN compares false), so the conversion to int is in range;
+     * then the corners are validated as integers: above 2^24, (float)(width − 1) may round
+     * up to width, and the float test alone would let x0 = width through. */
     const int x_near = fx0 >= -1.0f && fx0 <= (float)(width - 1);
     const int y_near = fy0 >= -1.0f && fy0 <= (float)(height - 1);
     t.x0 = x_near ? (int)fx0 : 0;
     t.y0 = y_near ? (int)fy0 : 0;
-    const int vx0 = x_near && t.x0 >= 0;
+    const int vx0 = x_near && t.x0 >= 0 && t.x0 <= width - 1;
     const int vx1 = x_near && t.x0 + 1 <= width - 1;
-    const int vy0 = y_near && t.y0 >= 0;
+    const int vy0 = y_near && t.y0 >= 0 && t.y0 <= height - 1;
     const int vy1 = y_near && t.y0 + 1 <= height - 1;
     t.valid00 = vx0 && vy0;
     t.valid01 = vx1 && vy0;

@@ -76,7 +76,10 @@ LRM_API int32_t lrm_get_num_threads(void);
 /* Set the library's thread count, process-wide; n <= 0 restores the default
  * captured when the library was loaded (OMP_NUM_THREADS or the core count).
  * n > 1024 is INVALID_ARGUMENT. BLAS work is split over these same threads
- * (OpenBLAS itself is set to one thread when the library loads). */
+ * (OpenBLAS itself is set to one thread when the library loads). Results that
+ * depend on the thread count (parameter-gradient sums) depend on n only: when
+ * OpenMP starts fewer threads (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside
+ * a parallel region), the work is still split n ways, with the same bits. */
 LRM_API lrm_status lrm_set_num_threads(int32_t n);
 
 /* ---- GEMM --------------------------------------------------------------- */
@@ -403,7 +406,9 @@ LRM_API lrm_status lrm_convert_bf16_to_f32(float* out, const uint16_t* inp, int6
  * this way: interpolate(table 37×37, scale_factor=(g + offset)/37), output g×g.
  *   out (planes, out_height, out_width)
  *   inp (planes, in_height, in_width)
- * scale_factor_h, scale_factor_w: finite and > 0 (output/input, as given to PyTorch).
+ * scale_factor_h, scale_factor_w: finite and > 0 (output/input, as given to PyTorch),
+ * with out_height/scale_factor_h and out_width/scale_factor_w (the source extent read)
+ * at most 2^31; a smaller factor is INVALID_ARGUMENT.
  * The output size is the caller's (PyTorch: ⌊in·scale_factor⌋). */
 LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float* inp, int64_t planes,
                                              int64_t in_height, int64_t in_width, int64_t out_height,
@@ -637,7 +642,8 @@ typedef struct lrm_mesh lrm_mesh;
  * Ambiguous faces are resolved the same way in every cell, so a level set that closes inside
  * the grid gives a watertight, manifold mesh. Output order is fixed (vertices by edge
  * (z, y, x, axis), triangles by cell (z, y, x)) and independent of the thread count.
- * depth, height, width >= 2; level finite; bounds finite with max > min per axis.
+ * depth, height, width >= 2; level finite; bounds finite with max > min per axis, and a
+ * span max − min that float can hold (finite grid step).
  * More than 2^31 − 1 vertices is LRM_STATUS_UNSUPPORTED. An empty result (no crossing) is
  * a valid mesh with V = T = 0. */
 LRM_API lrm_status lrm_marching_cubes_forward(lrm_mesh** mesh, const float* field, const float* bounds,

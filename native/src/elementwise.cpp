@@ -13,15 +13,13 @@
 //               dout on to both branches (a residual stream keeps one buffer).
 //   layerscale  dinp = dout·gamma[c] (overwritten), dresidual = dout (overwritten, a copy;
 //               skipped when it is dout itself), dgamma += Σ_rows dout·inp (accumulated,
-//               per-thread double partials added in thread order: reduce.hpp).
+//               double partials per requested thread, added in order: reduce.hpp).
 //               dinp may alias dout: each element's dgamma term is taken before dinp is
 //               written.
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
 #include "reduce.hpp"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -57,11 +55,10 @@ void layerscale_backward(float* dinp, float* dgamma, float* dresidual, const flo
                          const float* gamma, int64_t rows, int64_t channels) {
     const int64_t C = channels;
     RowPartials parts(rows, dgamma != nullptr ? C : 0, num_threads(), std::max<int64_t>(1, kParallelThreshold / C));
-#pragma omp parallel num_threads(parts.threads())
-    {
-        const int t = omp_get_thread_num();
-        double* acc = dgamma != nullptr ? parts.partial(t) : nullptr;
-        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+#pragma omp parallel num_threads(parts.parts())
+    parts.for_each_part([&](int part) {
+        double* acc = dgamma != nullptr ? parts.partial(part) : nullptr;
+        for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
             const float* g = dout + r * C;
             const float* x = inp + r * C;
             if (dresidual != nullptr && dresidual != dout) std::memcpy(dresidual + r * C, g, sizeof(float) * C);
@@ -72,7 +69,7 @@ void layerscale_backward(float* dinp, float* dgamma, float* dresidual, const flo
                 for (int64_t c = 0; c < C; ++c) dx[c] = g[c] * gamma[c];
             }
         }
-    }
+    });
     if (dgamma != nullptr) {
         parts.reduce();
         for (int64_t c = 0; c < C; ++c) dgamma[c] = static_cast<float>(dgamma[c] + parts.total(c));

@@ -41,8 +41,10 @@ inline float exp2_nonpositive(float x) {
     const float kRoundCopy = kRound;
     int32_t round_bits;
     std::memcpy(&round_bits, &kRoundCopy, sizeof round_bits);
-    n_int = shifted_bits - round_bits;  // = n, exactly
-    const int32_t scale_bits = (n_int + 127) << 23;
+    n_int = shifted_bits - round_bits;  // = n, exactly (for NaN: garbage, replaced below)
+    // Assembled in uint32_t: the same bits for n ∈ [−126, 0], and no signed overflow for
+    // the garbage n of a NaN input.
+    const uint32_t scale_bits = (static_cast<uint32_t>(n_int) + 127u) << 23;
     float scale;
     std::memcpy(&scale, &scale_bits, sizeof scale);
     const float result = p * scale;

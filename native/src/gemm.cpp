@@ -23,7 +23,7 @@
 //   the forward's operand was), so each is one sgemm with no copies:
 //     da (m,k) = dout·bᵀ      [tb: dout·b]      da (k,m) when ta = b·doutᵀ  [tb: bᵀ·doutᵀ]
 //     db (k,n) = aᵀ·dout      [ta: a·dout]      db (n,k) when tb = doutᵀ·a  [ta: doutᵀ·aᵀ]
-//   dbias (n) += Σ_rows dout   (RowPartials: per-thread double sums, thread order)
+//   dbias (n) += Σ_rows dout   (RowPartials: double sums per requested thread, in order)
 //   dresidual = dout: nothing to compute, the caller passes dout on.
 // da and db overwrite (beta = 0): either operand may be an activation, so the op
 // does not guess; a caller summing weight gradients over micro-batches adds db into
@@ -36,7 +36,6 @@
 #include "reduce.hpp"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -105,15 +104,14 @@ void gemm_forward(float* out, const float* a, const float* b, const float* bias,
 // dbias[c] += Σ_r dout[r, c].
 void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
     RowPartials parts(rows, cols, num_threads(), std::max<int64_t>(1, 32768 / cols));
-#pragma omp parallel num_threads(parts.threads())
-    {
-        const int t = omp_get_thread_num();
-        double* acc = parts.partial(t);
-        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+#pragma omp parallel num_threads(parts.parts())
+    parts.for_each_part([&](int part) {
+        double* acc = parts.partial(part);
+        for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
             const float* g = dout + r * cols;
             for (int64_t c = 0; c < cols; ++c) acc[c] += g[c];
         }
-    }
+    });
     parts.reduce();
     for (int64_t c = 0; c < cols; ++c) dbias[c] = static_cast<float>(dbias[c] + parts.total(c));
 }

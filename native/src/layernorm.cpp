@@ -22,18 +22,14 @@
 // shift and scale come out of the modulation MLP (activations, one pair per ModLN
 // and sample), so their gradients overwrite like any input gradient. One pass per
 // row for the row sums (double) and the parameter/modulation sums, a second pass
-// writes dinp (recomputing x̂ and g rather than storing them). Rows are split over
-// threads in contiguous ranges; every column sum goes through a per-thread double
-// partial added in thread order (reduce.hpp): deterministic for a thread count.
+// writes dinp (recomputing x̂ and g rather than storing them). Rows are split into one
+// contiguous range per requested thread; every column sum goes through a double partial
+// per range, added in range order (reduce.hpp): deterministic for a thread count.
 // dinp may alias dout (each element of dout is read before dinp's is written).
 #include "common.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
 #include "reduce.hpp"
-
-#include <vector>
-
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -87,34 +83,36 @@ void modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, fl
     const int64_t width = 2 * C + (modulated ? 2 * batch * C : 0);
     RowPartials parts(rows, width, num_threads(), std::max<int64_t>(1, 16384 / C));
     // The per-row work runs in float so it vectorises (omp simd reductions for the row sums); the parameter sums
-    // go through a float tile of up to kTile rows that is flushed into the thread's double partials, which keeps
+    // go through a float tile of up to kTile rows that is flushed into the part's double partials, which keeps
     // the long (rows × batch) sums accurate and the result deterministic for a given thread count.
+    // Scratch per part: [tile (width) | dnormed (C)], allocated here: an exception must not leave the region.
     constexpr int64_t kTile = 32;
-#pragma omp parallel num_threads(parts.threads())
-    {
-        const int t = omp_get_thread_num();
-        double* acc = parts.partial(t);
-        std::vector<float> tile(static_cast<size_t>(width), 0.0f);
-        std::vector<float> dnormed(static_cast<size_t>(C));
-        float* tile_w = tile.data();
-        float* tile_b = tile.data() + C;
+    const int64_t per_part = width + C;
+    Scratch scratch(parts.parts() * per_part);
+#pragma omp parallel num_threads(parts.parts())
+    parts.for_each_part([&](int part) {
+        double* acc = parts.partial(part);
+        float* tile = scratch.data() + part * per_part;
+        float* dyn = tile + width;
+        std::memset(tile, 0, sizeof(float) * width);
+        float* tile_w = tile;
+        float* tile_b = tile + C;
         int64_t tile_rows = 0;
         auto flush = [&] {
             for (int64_t i = 0; i < width; ++i) {
-                acc[i] += tile[static_cast<size_t>(i)];
-                tile[static_cast<size_t>(i)] = 0.0f;
+                acc[i] += tile[i];
+                tile[i] = 0.0f;
             }
             tile_rows = 0;
         };
-        for (int64_t r = parts.begin(t); r < parts.end(t); ++r) {
+        for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
             const int64_t b = r / tokens;
             const float* x = inp + r * C;
             const float* dy_out = dout + r * C;
             const float* s = modulated ? scale + b * C : nullptr;
             const float mu = mean[r], rs = rstd[r];
-            float* tile_shift = modulated ? tile.data() + 2 * C + b * C : nullptr;
-            float* tile_scale = modulated ? tile.data() + 2 * C + batch * C + b * C : nullptr;
-            float* dyn = dnormed.data();
+            float* tile_shift = modulated ? tile + 2 * C + b * C : nullptr;
+            float* tile_scale = modulated ? tile + 2 * C + batch * C + b * C : nullptr;
             if (modulated) {
 #pragma omp simd
                 for (int64_t c = 0; c < C; ++c) {
@@ -153,7 +151,7 @@ void modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, fl
             }
         }
         if (tile_rows > 0) flush();
-    }
+    });
     parts.reduce();
     for (int64_t c = 0; c < C; ++c) {
         if (dweight != nullptr) dweight[c] = static_cast<float>(dweight[c] + parts.total(c));

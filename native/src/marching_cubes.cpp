@@ -22,6 +22,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -146,8 +147,10 @@ void marching_cubes_forward(lrm_mesh& mesh, const Grid& grid, const Placement& p
     mesh.vertices.resize(static_cast<size_t>(3 * vertex_count));
     mesh.triangles.resize(static_cast<size_t>(3 * triangle_count));
     const int64_t plane = grid.height * grid.width * 3;
-    std::vector<int32_t> scratch(static_cast<size_t>(2 * plane * threads));
-#pragma omp parallel num_threads(threads)
+    // One pair of id planes per thread; no more threads than planes.
+    const int team = static_cast<int>(std::min<int64_t>(threads, depth));
+    std::vector<int32_t> scratch(static_cast<size_t>(2 * plane * team));
+#pragma omp parallel num_threads(team)
     {
         int32_t* ids_low = scratch.data() + 2 * plane * omp_get_thread_num();
         int32_t* ids_high = ids_low + plane;
@@ -189,6 +192,13 @@ extern "C" LRM_API lrm_status lrm_marching_cubes_forward(lrm_mesh** mesh, const 
                               static_cast<double>(low), static_cast<double>(high), "xyz"[k]);
                 placement.origin[k] = low;
                 placement.step[k] = (high - low) / static_cast<float>(points[k] - 1);
+                // high − low can overflow float (bounds near ±FLT_MAX): the vertices would be inf/NaN.
+                const float far = low + placement.step[k] * static_cast<float>(points[k] - 1);
+                if (!std::isfinite(placement.step[k]) || !std::isfinite(far))
+                    args.fail(LRM_STATUS_INVALID_ARGUMENT,
+                              "bounds [%g, %g] on axis %c span more than a float can hold (grid step %g)",
+                              static_cast<double>(low), static_cast<double>(high), "xyz"[k],
+                              static_cast<double>(placement.step[k]));
             }
         }
         const lrm::Grid grid{field, depth, height, width, level};

@@ -253,6 +253,7 @@ LRM_API lrm_status lrm_render_importance_forward(float* fine_depths, const float
                       (long long)coarse_samples);
         args.elements({batch, rays, coarse_samples}, "coarse_depths (batch x rays x coarse_samples)");
         args.elements({batch, rays, fine_samples}, "fine_depths (batch x rays x fine_samples)");
+        args.elements({lrm::num_threads(), coarse_samples - 2}, "per-thread cdf scratch");
         lrm::render_importance_forward(fine_depths, coarse_depths, coarse_weights, batch * rays, coarse_samples,
                                        fine_samples);
     });
@@ -270,11 +271,12 @@ LRM_API lrm_status lrm_render_march_forward(float* rgb, float* depth, float* opa
         if (samples_b < 0)
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "samples_b must be >= 0, got %lld", (long long)samples_b);
         if (samples_b > 0) args.not_null(depths_b, "depths_b").not_null(decoded_b, "decoded_b");
+        // Sizes bounded first, so samples_a + samples_b cannot overflow.
+        args.elements({batch, rays, samples_a, 4}, "decoded_a (batch x rays x samples_a x 4)");
+        if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
         if (samples_a + samples_b < 2)
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "need at least 2 samples per ray, got %lld",
                       (long long)(samples_a + samples_b));
-        args.elements({batch, rays, samples_a, 4}, "decoded_a (batch x rays x samples_a x 4)");
-        if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
         lrm::render_march_forward(rgb, depth, opacity, weights, depths_a, decoded_a, samples_a, depths_b, decoded_b,
                                   samples_b, background, depth_range, batch, rays);
     });
@@ -296,14 +298,15 @@ LRM_API lrm_status lrm_render_march_backward(float* ddecoded_a, float* ddecoded_
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "samples_b must be >= 0, got %lld", (long long)samples_b);
         if (samples_b > 0)
             args.not_null(depths_b, "depths_b").not_null(decoded_b, "decoded_b").not_null(ddecoded_b, "ddecoded_b");
+        // Sizes bounded first, so samples_a + samples_b cannot overflow.
+        args.elements({batch, rays, samples_a, 4}, "decoded_a (batch x rays x samples_a x 4)");
+        if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
         if (samples_a + samples_b < 2)
             args.fail(LRM_STATUS_INVALID_ARGUMENT, "need at least 2 samples per ray, got %lld",
                       (long long)(samples_a + samples_b));
         if (samples_a + samples_b > INT32_MAX)
             args.fail(LRM_STATUS_UNSUPPORTED, "%lld samples per ray exceed the 32-bit merge index",
                       (long long)(samples_a + samples_b));
-        args.elements({batch, rays, samples_a, 4}, "decoded_a (batch x rays x samples_a x 4)");
-        if (samples_b > 0) args.elements({batch, rays, samples_b, 4}, "decoded_b (batch x rays x samples_b x 4)");
         args.elements({lrm::num_threads(), samples_a + samples_b, 2}, "per-thread scratch");
         lrm::render_march_backward(ddecoded_a, ddecoded_b, drgb, ddepth, dopacity, depths_a, decoded_a, samples_a,
                                    depths_b, decoded_b, samples_b, background, depth_range, batch, rays);

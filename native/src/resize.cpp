@@ -87,7 +87,8 @@ TapTable make_taps(int64_t in_size, int64_t out_size, double scale, bool bicubic
         t.weight.resize(out_size * 2);
         for (int64_t o = 0; o < out_size; ++o) {
             const double src = lrm_resize_source_index(scale, o, /*clamp_negative=*/1);
-            const int64_t i0 = std::min(static_cast<int64_t>(src), in_size - 1);
+            // Clamped in double, so the conversion is in range whatever the scale.
+            const int64_t i0 = static_cast<int64_t>(std::min(src, static_cast<double>(in_size - 1)));
             const int64_t offset = i0 < in_size - 1 ? 1 : 0;
             const double lambda1 = std::min(std::max(src - static_cast<double>(i0), 0.0), 1.0);
             t.index[2 * o] = i0;
@@ -103,7 +104,10 @@ TapTable make_taps(int64_t in_size, int64_t out_size, double scale, bool bicubic
         for (int64_t o = 0; o < out_size; ++o) {
             const double src = lrm_resize_source_index(scale, o, /*clamp_negative=*/0);
             const double floor_src = std::floor(src);
-            const int64_t i0 = static_cast<int64_t>(floor_src);
+            // Beyond [−2, in + 1] every tap clamps to the same border pixel anyway: clamping the
+            // base in double first keeps the conversion and i0 − 1 + j in range.
+            const int64_t i0 = static_cast<int64_t>(
+                std::min(std::max(floor_src, -2.0), static_cast<double>(in_size) + 1.0));
             lrm_cubic_weights(src - floor_src, a, &t.weight[4 * o]);
             for (int64_t j = 0; j < 4; ++j) t.index[4 * o + j] = std::min(std::max(i0 - 1 + j, int64_t{0}), in_size - 1);
         }
@@ -215,7 +219,7 @@ void resize_forward(float* out, const float* inp, int64_t planes, int64_t in_h, 
         const int64_t n = taps_y.count[y];
         const float* plane = tmp.data() + p * in_h * out_w;
         float* dst = out + row * out_w;
-        if (n == 0) {
+        if (n <= 0) {
             for (int64_t x = 0; x < out_w; ++x) dst[x] = 0.0f;
             continue;
         }
@@ -245,11 +249,27 @@ void check_resize_args(const Args& args, const float* out, const float* inp, int
     args.elements({planes, in_height, out_width}, "intermediate (planes x in_height x out_width)");
 }
 
-void check_scale_factors(const Args& args, double scale_factor_h, double scale_factor_w) {
+// The source coordinates an axis reads span out_size / scale_factor input pixels. A factor
+// far below out/in would put them beyond any image (and beyond what the tap tables' integer
+// indices, here and in kernels/resize.cu, can hold), so they are bounded by 2^31.
+void check_scale_factors(const Args& args, double scale_factor_h, double scale_factor_w, int64_t out_height,
+                         int64_t out_width) {
     if (!(scale_factor_h > 0.0) || !(scale_factor_w > 0.0) || !std::isfinite(scale_factor_h) ||
         !std::isfinite(scale_factor_w))
         args.fail(LRM_STATUS_INVALID_ARGUMENT, "scale factors must be finite and > 0, got %g x %g", scale_factor_h,
                   scale_factor_w);
+    constexpr double kMaxSourceExtent = 2147483648.0;  // 2^31
+    const double factors[2] = {scale_factor_h, scale_factor_w};
+    const int64_t sizes[2] = {out_height, out_width};
+    const char* names[2] = {"height", "width"};
+    for (int axis = 0; axis < 2; ++axis) {
+        const double extent = static_cast<double>(sizes[axis]) / factors[axis];
+        if (!(extent <= kMaxSourceExtent))
+            args.fail(LRM_STATUS_INVALID_ARGUMENT,
+                      "scale factor %g along the %s is too small: the output's %lld pixels would read a source "
+                      "extent of %g pixels (out / factor), more than 2^31",
+                      factors[axis], names[axis], static_cast<long long>(sizes[axis]), extent);
+    }
 }
 
 }  // namespace
@@ -272,7 +292,7 @@ extern "C" LRM_API lrm_status lrm_resize_scaled_forward(float* out, const float*
                                                         double scale_factor_w) {
     return lrm::guarded("lrm_resize_scaled_forward", [&](const lrm::Args& args) {
         lrm::check_resize_args(args, out, inp, planes, in_height, in_width, out_height, out_width, mode, cubic_a);
-        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w);
+        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w, out_height, out_width);
         lrm::resize_forward(out, inp, planes, in_height, in_width, out_height, out_width, mode == LRM_RESIZE_BICUBIC,
                             cubic_a, antialias != 0, scale_factor_h, scale_factor_w);
     });
@@ -297,7 +317,7 @@ extern "C" LRM_API lrm_status lrm_resize_scaled_backward(float* dinp, const floa
     return lrm::guarded("lrm_resize_scaled_backward", [&](const lrm::Args& args) {
         lrm::check_resize_args(args, dinp, dout, planes, in_height, in_width, out_height, out_width, mode, cubic_a,
                                "dinp", "dout");
-        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w);
+        lrm::check_scale_factors(args, scale_factor_h, scale_factor_w, out_height, out_width);
         lrm::resize_backward(dinp, dout, planes, in_height, in_width, out_height, out_width,
                              mode == LRM_RESIZE_BICUBIC, cubic_a, antialias != 0, scale_factor_h, scale_factor_w);
     });

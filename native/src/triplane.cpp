@@ -21,9 +21,9 @@
 //            sample order, into a zeroed partial image, and the partials are added to
 //            the result in chunk order. Every element is then the same sequence of float
 //            additions for any thread count: bitwise identical results.
-//     per-thread partials: each thread scatters its static share of the samples into
-//            its own partial image, summed in thread order once. Deterministic for a given
-//            thread count only.
+//     per-thread partials: the samples are cut into one static share per requested
+//            thread, each scattered into its own partial image, summed in share order once.
+//            Deterministic for a given thread count only.
 //   Both stream dout in sample order and scatter into a cache-resident partial image
 //   (3·64·64·80 floats = 3.9 MB). A first version binned the samples by cell (counting
 //   sort) and gathered per texel: also thread-count independent, but its reads of dout
@@ -290,28 +290,32 @@ void triplane_planes_backward_chunked(float* dplanes, const float* dout, const f
     }
 }
 
-// dplanes by per-thread partial images (each thread a static share of the samples), summed
-// in thread order: one reduction instead of one per round, but the split follows the
-// thread count, and so do the last bits.
+// dplanes by partial images, one per requested thread (each a static share of the samples),
+// summed in share order: one reduction instead of one per round, but the split follows the
+// thread count, and so do the last bits. A share is not tied to the thread of that number:
+// OpenMP may start fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, nesting), so the
+// threads it did start take the shares round-robin and every partial is zeroed and filled.
 void triplane_planes_backward_partials(float* dplanes, const float* dout, const float* points, int64_t batch,
                                        int64_t num_points, int64_t channels, int64_t height, int64_t width) {
     const int64_t image_size = 3 * height * width * channels;
-    const int team = static_cast<int>(std::min<int64_t>(num_threads(), num_points));
-    Scratch partial(static_cast<int64_t>(team) * image_size);
+    const int shares = static_cast<int>(std::min<int64_t>(num_threads(), num_points));
+    Scratch partial(static_cast<int64_t>(shares) * image_size);
     for (int64_t b = 0; b < batch; ++b) {
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(shares)
         {
-            const int64_t t = omp_get_thread_num();
-            float* mine = partial.data() + t * image_size;
-            std::memset(mine, 0, sizeof(float) * image_size);
-            const int64_t first = num_points * t / team, last = num_points * (t + 1) / team;
-            scatter_samples(mine, dout + b * num_points * 3 * channels, points + b * num_points * 3, first, last,
-                            channels, height, width);
+            const int team = omp_get_num_threads();
+            for (int64_t share = omp_get_thread_num(); share < shares; share += team) {
+                float* image = partial.data() + share * image_size;
+                std::memset(image, 0, sizeof(float) * image_size);
+                const int64_t first = num_points * share / shares, last = num_points * (share + 1) / shares;
+                scatter_samples(image, dout + b * num_points * 3 * channels, points + b * num_points * 3, first,
+                                last, channels, height, width);
+            }
 #pragma omp barrier
 #pragma omp for schedule(static)
             for (int64_t e = 0; e < image_size; ++e) {
                 float sum = partial.data()[e];
-                for (int k = 1; k < team; ++k) sum += partial.data()[static_cast<int64_t>(k) * image_size + e];
+                for (int k = 1; k < shares; ++k) sum += partial.data()[static_cast<int64_t>(k) * image_size + e];
                 dplanes[b * image_size + e] = sum;
             }
         }

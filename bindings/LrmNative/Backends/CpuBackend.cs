@@ -536,6 +536,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "ResizeScaled";
         var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, output, input);
+        OpShapes.ResizeScaleFactors(op, scaleFactorHeight, scaleFactorWidth, outHeight, outWidth);
         NativeCheck.Check(NativeMethods.lrm_resize_scaled_forward(F(output), F(input), planes, inHeight, inWidth, outHeight, outWidth,
             (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
             $"{mode} {input.ShapeText} -> {output.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");
@@ -546,6 +547,7 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const string op = "ResizeScaledBackward";
         var (planes, inHeight, inWidth, outHeight, outWidth) = CheckResize(op, gradOutput, gradInput, "gradOutput", "gradInput");
+        OpShapes.ResizeScaleFactors(op, scaleFactorHeight, scaleFactorWidth, outHeight, outWidth);
         NativeCheck.Check(NativeMethods.lrm_resize_scaled_backward(F(gradInput), F(gradOutput), planes, inHeight, inWidth, outHeight, outWidth,
             (int)mode, cubicA, antialias ? 1 : 0, scaleFactorHeight, scaleFactorWidth),
             $"{mode} {gradInput.ShapeText} <- {gradOutput.ShapeText}, scale factors {scaleFactorHeight} x {scaleFactorWidth}");

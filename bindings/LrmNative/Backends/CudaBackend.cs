@@ -868,20 +868,14 @@ public sealed unsafe class CudaBackend : IBackend
         ResizeDevice("Resize", output, input, mode, 0.0, 0.0, cubicA, antialias);
 
     /// <inheritdoc />
-    public void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias)
-    {
-        if (!(scaleFactorHeight > 0) || !(scaleFactorWidth > 0) || !double.IsFinite(scaleFactorHeight) || !double.IsFinite(scaleFactorWidth))
-        {
-            throw new LrmInvalidArgumentException($"ResizeScaled: scale factors must be finite and > 0, got {scaleFactorHeight} x {scaleFactorWidth}");
-        }
-        ResizeDevice("ResizeScaled", output, input, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias);
-    }
+    public void ResizeScaled(Tensor output, Tensor input, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
+        ResizeDevice("ResizeScaled", output, input, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias, scaled: true);
 
     // The forward resizes input → output. backward: output is the output's gradient and input receives the input's
     // gradient, dinput = Tyᵀ·doutput·Tx, by the same two gather kernels with tap tables transposed on the host (every
     // input position lists the outputs that read it, in output order: deterministic, no atomics).
     private void ResizeDevice(string op, Tensor output, Tensor input, ResizeMode mode, double factorHeight, double factorWidth, float cubicA, bool antialias,
-        bool backward = false)
+        bool backward = false, bool scaled = false)
     {
         string outputName = backward ? "gradOutput" : "output", inputName = backward ? "gradInput" : "input";
         Check(op, (outputName, output), (inputName, input));
@@ -904,6 +898,10 @@ public sealed unsafe class CudaBackend : IBackend
         foreach (var (name, size) in new[] { ("input height", inHeight), ("input width", inWidth), ("output height", outHeight), ("output width", outWidth) })
         {
             Expect.Positive(op, name, size);
+        }
+        if (scaled)
+        {
+            OpShapes.ResizeScaleFactors(op, factorHeight, factorWidth, outHeight, outWidth);
         }
         var planes = input.ElementCount / (inHeight * inWidth);
         if (planes == 0)
@@ -1523,6 +1521,11 @@ public sealed unsafe class CudaBackend : IBackend
                 }
                 origin[k] = low;
                 step[k] = (high - low) / (float)(points[k] - 1);
+                // As the CPU engine: high − low can overflow float, and the vertices would be inf/NaN.
+                if (!float.IsFinite(step[k]) || !float.IsFinite(low + step[k] * (points[k] - 1)))
+                {
+                    throw new LrmInvalidArgumentException($"{op}: bounds [{low}, {high}] on axis {"xyz"[k]} span more than a float can hold (grid step {step[k]})");
+                }
             }
         }
         var gridPoints = depth * height * width;
@@ -1606,7 +1609,8 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <inheritdoc />
     public void ResizeScaledBackward(Tensor gradInput, Tensor gradOutput, ResizeMode mode, double scaleFactorHeight, double scaleFactorWidth, float cubicA, bool antialias) =>
-        ResizeDevice("ResizeScaledBackward", gradOutput, gradInput, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias, backward: true);
+        ResizeDevice("ResizeScaledBackward", gradOutput, gradInput, mode, scaleFactorHeight, scaleFactorWidth, cubicA, antialias, backward: true,
+            scaled: true);
 
     /// <inheritdoc />
     public void NerfDecodeBackward(Tensor gradRaw, Tensor? gradSigma, Tensor? gradRgb, Tensor raw)

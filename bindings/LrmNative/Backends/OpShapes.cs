@@ -202,6 +202,31 @@ internal static class OpShapes
         return sizes;
     }
 
+    // ---- resampling ----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The scale factors of ResizeScaled and ResizeScaledBackward: finite and &gt; 0, and not so small that an axis
+    /// reads beyond 2^31 source pixels (out / factor): the tap tables hold integer source indices (as the native
+    /// lrm_resize_scaled_* check).
+    /// </summary>
+    public static void ResizeScaleFactors(string op, double factorHeight, double factorWidth, long outHeight, long outWidth)
+    {
+        if (!(factorHeight > 0) || !(factorWidth > 0) || !double.IsFinite(factorHeight) || !double.IsFinite(factorWidth))
+        {
+            throw new LrmInvalidArgumentException($"{op}: scale factors must be finite and > 0, got {factorHeight} x {factorWidth}");
+        }
+        const double maxSourceExtent = 2147483648.0; // 2^31
+        foreach (var (axis, factor, size) in new[] { ("height", factorHeight, outHeight), ("width", factorWidth, outWidth) })
+        {
+            var extent = size / factor;
+            if (!(extent <= maxSourceExtent))
+            {
+                throw new LrmInvalidArgumentException(
+                    $"{op}: scale factor {factor} along the {axis} is too small: the output's {size} pixels would read a source extent of {extent} pixels (out / factor), more than 2^31");
+            }
+        }
+    }
+
     // ---- element-wise and layout ---------------------------------------------------------------------------
 
     /// <summary>Channels of LayerScale: output = input·gamma (+ residual), input (..., C), gamma (C).</summary>

@@ -11,15 +11,7 @@ public sealed class CliReferenceTests
     [Test]
     public void TheCommittedReferenceIsTheGeneratedOne()
     {
-        string? repository = null;
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "LrmNative.sln")))
-            {
-                repository = directory.FullName;
-                break;
-            }
-        }
+        var repository = TestFiles.RepositoryFolder();
         if (repository is null)
         {
             Assert.Ignore("the tests run outside the repository (a test bundle): docs/cli.md is not here to compare");

@@ -31,19 +31,7 @@ public sealed class HostileInputTests
     private static string TinyTrainModel => Path.Combine(Golden.DataDirectory, "model", "tiny-train");
 
     // A valid small config (ModelConfigTests' tiny one) with one text replaced.
-    private static string ConfigJson(string? replace = null, string? with = null)
-    {
-        const string json = """
-            {
-              "camera_embed_dim": 32, "rendering_samples_per_ray": 16, "transformer_dim": 64,
-              "transformer_layers": 2, "transformer_heads": 4, "triplane_low_res": 8, "triplane_high_res": 16,
-              "triplane_dim": 8, "encoder_type": "dinov2", "encoder_model_name": "dinov2_vits14_reg",
-              "encoder_feat_dim": 48, "encoder_freeze": false,
-              "encoder_depth": 2, "encoder_heads": 3, "encoder_image_size": 56
-            }
-            """;
-        return replace is null ? json : json.Replace(replace, with, StringComparison.Ordinal);
-    }
+    private static string ConfigJson(string? replace = null, string? with = null) => ModelConfigTests.TinyJson(replace, with);
 
     // A model folder: config.json (what `lrm info --model` and `lrm train --config` read first) and a stand-in
     // model.safetensors that must never be reached.

@@ -51,24 +51,8 @@ public sealed class MeshReaderHostileInputTests
 
     private string WriteGlb(string name, string json, byte[] bin)
     {
-        var jsonBytes = Encoding.UTF8.GetBytes(json).ToList();
-        while (jsonBytes.Count % 4 != 0)
-        {
-            jsonBytes.Add((byte)' ');
-        }
-        var file = new List<byte>();
-        void U32(uint v) => file.AddRange(BitConverter.GetBytes(v));
-        U32(0x46546C67);
-        U32(2);
-        U32((uint)(12 + 8 + jsonBytes.Count + 8 + bin.Length));
-        U32((uint)jsonBytes.Count);
-        U32(0x4E4F534A);
-        file.AddRange(jsonBytes);
-        U32((uint)bin.Length);
-        U32(0x004E4942);
-        file.AddRange(bin);
         var path = PathOf(name);
-        File.WriteAllBytes(path, file.ToArray());
+        File.WriteAllBytes(path, TestFiles.Glb(json, bin));
         return path;
     }
 

@@ -161,24 +161,8 @@ public sealed class MeshReaderTests
                           {"bufferView":1,"componentType":5123,"count":3,"type":"SCALAR"},
                           {"bufferView":2,"componentType":5121,"normalized":true,"count":3,"type":"VEC4"}]}
             """;
-        var jsonBytes = Encoding.UTF8.GetBytes(json).ToList();
-        while (jsonBytes.Count % 4 != 0)
-        {
-            jsonBytes.Add((byte)' ');
-        }
-        var file = new List<byte>();
-        void U32(uint v) => file.AddRange(BitConverter.GetBytes(v));
-        U32(0x46546C67);
-        U32(2);
-        U32((uint)(12 + 8 + jsonBytes.Count + 8 + bin.Count));
-        U32((uint)jsonBytes.Count);
-        U32(0x4E4F534A);
-        file.AddRange(jsonBytes);
-        U32((uint)bin.Count);
-        U32(0x004E4942);
-        file.AddRange(bin);
         var path = PathOf("hand.glb");
-        File.WriteAllBytes(path, file.ToArray());
+        File.WriteAllBytes(path, TestFiles.Glb(json, bin));
         return path;
     }
 

@@ -67,7 +67,8 @@ public sealed class ModelConfigTests
         });
     }
 
-    private static string TinyJson(string? replace = null, string? with = null)
+    /// <summary>A valid small config with one text replaced (also HostileInputTests').</summary>
+    internal static string TinyJson(string? replace = null, string? with = null)
     {
         const string json = """
             {

@@ -86,15 +86,7 @@ public sealed class PackageQuickstartTests
     /// <summary>The repository root (the tests' build must be in it) and the dotnet host with an SDK, or Ignore.</summary>
     private static (string Repository, string Dotnet) Prerequisites()
     {
-        string? repository = null;
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "LrmNative.sln")))
-            {
-                repository = directory.FullName;
-                break;
-            }
-        }
+        var repository = TestFiles.RepositoryFolder();
         if (repository is null)
         {
             Assert.Ignore("not running from a repository checkout (the GPU test bundle): the package test needs tools/pack.sh and the build");

@@ -109,28 +109,21 @@ internal static class MeshReader
     /// <see cref="MaxFileBytes"/>. A file that reports no size is refused before it is opened: that is an empty file or
     /// something that is not a regular file (a FIFO would block the open, /dev/zero would never end).
     /// </summary>
-    internal static byte[] ReadAll(string path, string what = "mesh file")
+    internal static byte[] ReadAll(string path, string what = "mesh file") => FileErrors.Reading(path, $"the {what}", () =>
     {
-        try
+        var info = FileLength.Resolve(new FileInfo(path));
+        if (!info.Exists)
         {
-            var info = FileLength.Resolve(new FileInfo(path));
-            if (!info.Exists)
-            {
-                throw new LrmFormatException($"{path}: {what} not found");
-            }
-            if (info.Length > MaxFileBytes)
-            {
-                throw new LrmFormatException($"{path}: the {what} has {info.Length} bytes, over the {MaxFileBytes} byte limit");
-            }
-            if (info.Length == 0)
-            {
-                throw new LrmFormatException($"{path}: the {what} is empty (or not a regular file)");
-            }
-            return File.ReadAllBytes(path);
+            throw new LrmFormatException($"{path}: {what} not found");
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        if (info.Length > MaxFileBytes)
         {
-            throw new LrmFormatException($"{path}: cannot read the {what}: {error.Message}");
+            throw new LrmFormatException($"{path}: the {what} has {info.Length} bytes, over the {MaxFileBytes} byte limit");
         }
-    }
+        if (info.Length == 0)
+        {
+            throw new LrmFormatException($"{path}: the {what} is empty (or not a regular file)");
+        }
+        return File.ReadAllBytes(path);
+    });
 }

@@ -207,22 +207,14 @@ internal static class ObjReader
 
     private static void ReadMaterials(string mtlPath, Dictionary<string, float[]> materials)
     {
-        byte[] bytes;
-        try
+        // Missing, empty, or not a regular file (a FIFO, a device report no size): no material colours, and
+        // nothing is opened that could block or never end.
+        var info = FileErrors.Reading(mtlPath, "the material library", () => FileLength.Resolve(new FileInfo(mtlPath)));
+        if (!info.Exists || info.Length == 0)
         {
-            // Missing, empty, or not a regular file (a FIFO, a device report no size): no material colours, and
-            // nothing is opened that could block or never end.
-            var info = FileLength.Resolve(new FileInfo(mtlPath));
-            if (!info.Exists || info.Length == 0)
-            {
-                return;
-            }
-            bytes = MeshReader.ReadAll(mtlPath, "material library");
+            return;
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
-        {
-            throw new LrmFormatException($"{mtlPath}: cannot read the material library: {error.Message}");
-        }
+        var bytes = MeshReader.ReadAll(mtlPath, "material library");
         string? name = null;
         var lines = new Lines(bytes);
         while (lines.Next(out var line, out var lineNumber))

@@ -205,7 +205,8 @@ public sealed class EvalModelTests
             OutputDirectory = output,
         }, Device.Cpu, json, text);
         TestContext.Out.WriteLine(text.ToString());
-        return results;
+        Assert.That(results.Interrupted, Is.False);
+        return results.Objects;
     }
 
     [Test]
@@ -281,6 +282,66 @@ public sealed class EvalModelTests
         Assert.That(r.Shape, Is.Null);
         Assert.That(r.Note, Does.Contain("mesh.ply"));
         Assert.That(r.Psnr, Is.GreaterThanOrEqualTo(40));
+    }
+
+    [Test]
+    public void CancellationStopsAfterTheCurrentObjectAndScoresThoseFinished()
+    {
+        var data = Path.Combine(_folder, "data");
+        WriteOracle(data, "a", withMesh: false);
+        WriteOracle(data, "b", new Dictionary<int, double[]> { [3] = RotationZ(6) }, withMesh: false);
+        var options = new ModelEvaluationOptions { Views = 3, MeshResolution = MeshResolution, Density = Density, Samples = Samples };
+        var json = Path.Combine(_folder, "scores.json");
+
+        // Ctrl+C while object "a" is being scored: its row is the moment the command learns of it.
+        using var cancellation = new CancellationTokenSource();
+        using var table = new CancellingWriter("a ", cancellation);
+        var run = EvalCommand.RunModel(Golden.TinyModelDirectory, data, options, Device.Cpu, json, table, cancellation.Token);
+        TestContext.Out.WriteLine(table.ToString());
+        Assert.That(run.Interrupted, Is.True);
+        Assert.That(run.Requested, Is.EqualTo(2));
+        var results = run.Objects;
+        Assert.That(results.Select(r => r.Name), Is.EqualTo(new[] { "a" }), "stops before the next object");
+        Assert.That(table.ToString(), Does.Contain("(interrupted: 1 of 2 objects)"));
+        using (var document = JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            var root = document.RootElement;
+            Assert.That(root.GetProperty("interrupted").GetBoolean(), Is.True);
+            Assert.That(root.GetProperty("objects_requested").GetInt32(), Is.EqualTo(2));
+            Assert.That(root.GetProperty("object_count").GetInt32(), Is.EqualTo(1));
+            Assert.That(root.GetProperty("mean_psnr").GetDouble(), Is.EqualTo(results[0].Psnr), "the mean covers the finished object only");
+        }
+
+        // Both objects when nobody cancels, and no "interrupted" mark.
+        var complete = EvalCommand.RunModel(Golden.TinyModelDirectory, data, options, Device.Cpu, json, TextWriter.Null).Objects;
+        Assert.That(complete.Select(r => r.Name), Is.EqualTo(new[] { "a", "b" }));
+        Assert.That(complete[0].Psnr, Is.EqualTo(results[0].Psnr), "the stopped run's object scores as in a full run");
+        using (var document = JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            Assert.That(document.RootElement.TryGetProperty("interrupted", out _), Is.False);
+        }
+
+        // Cancelled before the first object: nothing scored, the earlier JSON left as it was.
+        var before = File.ReadAllBytes(json);
+        using var early = new CancellationTokenSource();
+        early.Cancel();
+        var none = EvalCommand.RunModel(Golden.TinyModelDirectory, data, options, Device.Cpu, json, TextWriter.Null, early.Token);
+        Assert.That(none.Objects, Is.Empty);
+        Assert.That(none.Interrupted, Is.True);
+        Assert.That(File.ReadAllBytes(json), Is.EqualTo(before));
+    }
+
+    // A table writer that cancels its token when a line starting with the given text is written.
+    private sealed class CancellingWriter(string lineStart, CancellationTokenSource source) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value is not null && value.StartsWith(lineStart, StringComparison.Ordinal))
+            {
+                source.Cancel();
+            }
+        }
     }
 
     [Test]

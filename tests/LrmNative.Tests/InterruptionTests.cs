@@ -9,7 +9,8 @@ namespace LrmNative.Tests;
 /// Ctrl+C on the long `lrm` commands, with a real SIGINT sent to a real `lrm` process: it stops at its next check, exits
 /// with 130, says what it kept, and leaves no temporary or half-written file. `dataset synth --resume` then continues
 /// the interrupted run to exactly the bytes of a straight run; `reconstruct` keeps the files of the stages that
-/// finished and writes no mesh; `train` writes a checkpoint at the step it stopped and `--resume` goes on from it.
+/// finished and writes no mesh; `train` writes a checkpoint at the step it stopped and `--resume` goes on from it;
+/// `eval model` stops after the current object and scores the finished ones.
 /// Also the manifest checks of `--resume` (other options, fewer objects, no manifest, with --overwrite).
 /// </summary>
 [TestFixture]
@@ -171,16 +172,41 @@ public sealed class InterruptionTests
         Assert.That(resumeLog, Does.Contain($"step {step + 1}/100000").And.Contain($"stopped after step {step + 1}"));
     }
 
-    /// <summary>An `lrm` process (the apphost next to the tests) whose standard error is collected as it comes.</summary>
+    [Test]
+    public void CtrlCStopsEvalModelAfterTheCurrentObjectWithItsScores()
+    {
+        var data = Path.Combine(_folder, "data");
+        var (made, _, madeLog) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "4", "--out", data]);
+        Assert.That(made, Is.EqualTo(0), madeLog);
+        var json = Path.Combine(_folder, "scores.json");
+        // A 384³ mesh per object on one thread keeps each object long enough to be interrupted within.
+        var run = LrmProcess.Start(["eval", "model", "--model", Golden.TinyModelDirectory, "--data", data, "--views", "1", "--resolution", "384",
+            "--samples", "1000", "--device", "cpu", "--json", json], ["OMP_NUM_THREADS=1"]);
+        run.WaitFor(text => text.Contains("obj_00000 ", StringComparison.Ordinal), "the first object's scores");
+        run.Interrupt();
+        var (code, error) = run.Finish();
+        Assert.That(code, Is.EqualTo(130), error);
+        var finished = System.Text.RegularExpressions.Regex.Match(error, @"cover the (\d) of 4 object\(s\) finished");
+        Assert.That(finished.Success, Is.True, error);
+        var count = int.Parse(finished.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(count, Is.InRange(1, 3), "at least the object it printed, and not the whole set");
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+        Assert.That(document.RootElement.GetProperty("interrupted").GetBoolean(), Is.True);
+        Assert.That(document.RootElement.GetProperty("object_count").GetInt32(), Is.EqualTo(count));
+        Assert.That(Directory.GetFileSystemEntries(_folder, ".*"), Is.Empty, "no temporary file");
+    }
+
+    /// <summary>An `lrm` process (the apphost next to the tests) whose standard output and error are collected as they come.</summary>
     private sealed class LrmProcess
     {
         private static readonly TimeSpan Limit = TimeSpan.FromMinutes(3);
         private readonly Process _process;
         private readonly StringBuilder _error = new();
+        private readonly StringBuilder _output = new();
 
         private LrmProcess(Process process) => _process = process;
 
-        public static LrmProcess Start(IEnumerable<string> arguments)
+        public static LrmProcess Start(IEnumerable<string> arguments, IEnumerable<string>? environment = null)
         {
             var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "lrm"))
             {
@@ -188,6 +214,11 @@ public sealed class InterruptionTests
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
+            foreach (var setting in environment ?? [])
+            {
+                var equals = setting.IndexOf('=', StringComparison.Ordinal);
+                start.Environment[setting[..equals]] = setting[(equals + 1)..];
+            }
             foreach (var argument in arguments)
             {
                 start.ArgumentList.Add(argument);
@@ -203,7 +234,16 @@ public sealed class InterruptionTests
                     }
                 }
             };
-            run._process.OutputDataReceived += (_, _) => { };
+            run._process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                {
+                    lock (run._output)
+                    {
+                        run._output.Append(e.Data).Append('\n');
+                    }
+                }
+            };
             run._process.Start();
             run._process.BeginErrorReadLine();
             run._process.BeginOutputReadLine();
@@ -221,11 +261,25 @@ public sealed class InterruptionTests
             }
         }
 
-        /// <summary>Waits until standard error satisfies <paramref name="seen"/>; fails (and kills the process) if it exits or takes too long first.</summary>
+        private string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        /// <summary>
+        /// Waits until standard error or standard output satisfies <paramref name="seen"/>; fails (and kills the process) if
+        /// it exits or takes too long first.
+        /// </summary>
         public void WaitFor(Func<string, bool> seen, string what)
         {
             var clock = Stopwatch.StartNew();
-            while (!seen(Error))
+            while (!seen(Error) && !seen(Output))
             {
                 if (_process.HasExited || clock.Elapsed > Limit)
                 {

@@ -53,7 +53,7 @@ internal static class CliReference
         text.Append("## Exit codes\n\n| code | meaning |\n| --- | --- |\n")
             .Append("| 0 | success |\n")
             .Append("| 1 | an error (bad arguments, bad input, a failed image among several in `reconstruct`), or problems found by `dataset check` |\n")
-            .Append("| 130 | interrupted by Ctrl+C (SIGINT): `reconstruct`, `dataset synth`/`render` and `train` stop at their next check, say what they kept, and exit; a second Ctrl+C quits at once |\n")
+            .Append("| 130 | interrupted by Ctrl+C (SIGINT): `reconstruct`, `dataset synth`/`render`, `eval model` and `train` stop at their next check, say what they kept (`eval model`: the scores of the finished objects), and exit; a second Ctrl+C quits at once |\n")
             .Append("| 143 | the same for SIGTERM |\n\n");
         text.Append("## Environment\n\n| variable | effect |\n| --- | --- |\n");
         foreach (var (name, effect) in Environment)

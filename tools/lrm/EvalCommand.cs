@@ -226,14 +226,29 @@ internal static class EvalCommand
                 OutputDirectory = result.GetValue(output),
                 MinPieceShare = result.GetValue(minPiece),
             };
-            RunModel(result.GetValue(model)!, result.GetValue(data)!, options, ReconstructCommand.ParseDevice(result.GetValue(device)!), result.GetValue(json),
-                result.InvocationConfiguration.Output);
-            return 0;
+            var log = result.InvocationConfiguration.Error;
+            using var interruption = Interruption.Listen(log, "stopping after the current object");
+            var run = RunModel(result.GetValue(model)!, result.GetValue(data)!, options, ReconstructCommand.ParseDevice(result.GetValue(device)!),
+                result.GetValue(json), result.InvocationConfiguration.Output, interruption.Token);
+            if (!run.Interrupted)
+            {
+                return 0; // complete, even if a signal came after the last object
+            }
+            log.WriteLine(run.Objects.Count == 0
+                ? "lrm: cancelled before the first object finished; nothing was scored"
+                : $"lrm: cancelled: the means above{(result.GetValue(json) is { } j ? $" and {j}" : "")} cover the {run.Objects.Count} of {run.Requested} object(s) finished");
+            return interruption.ExitCode;
         });
         return command;
     }
 
-    public static IReadOnlyList<ObjectEvaluation> RunModel(string modelPath, string data, ModelEvaluationOptions options, Device device, string? json, TextWriter output)
+    /// <summary>
+    /// <c>lrm eval model</c>. When <paramref name="cancellation"/> is cancelled it stops after the current object; the table's
+    /// mean and the JSON (marked <c>"interrupted": true</c>) then cover the finished objects, and none is written when no
+    /// object finished.
+    /// </summary>
+    public static EvaluationRun RunModel(string modelPath, string data, ModelEvaluationOptions options, Device device, string? json, TextWriter output,
+        CancellationToken cancellation = default)
     {
         options.Validate();
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath))
@@ -260,7 +275,12 @@ internal static class EvalCommand
             output.WriteLine($"{r.Name,-24} {r.Views.Count,5} {ImageMetrics.Format(r.Psnr, 3),10} {ImageMetrics.Format(r.Ssim, 4),8} "
                 + $"{(r.Shape is { } s ? ImageMetrics.Format(s.Chamfer, 5) : "-"),10} {(r.Shape is { } t ? ImageMetrics.Format(t.FScore, 4) : "-"),8}"
                 + (r.Note is null ? "" : $"  ({r.Note})"));
-        });
+        }, cancellation);
+        var interrupted = results.Count < count;
+        if (results.Count == 0)
+        {
+            return new EvaluationRun(results, count);
+        }
         var meanPsnr = results.Average(r => r.Psnr);
         var meanSsim = results.Average(r => r.Ssim);
         var shapes = results.Where(r => r.Shape is not null).Select(r => r.Shape!.Value).ToList();
@@ -268,7 +288,8 @@ internal static class EvalCommand
         var meanFScore = shapes.Count > 0 ? shapes.Average(s => s.FScore) : double.NaN;
         output.WriteLine($"{$"mean of {results.Count}",-24} {"",5} {ImageMetrics.Format(meanPsnr, 3),10} {ImageMetrics.Format(meanSsim, 4),8} "
             + $"{(shapes.Count > 0 ? ImageMetrics.Format(meanChamfer, 5) : "-"),10} {(shapes.Count > 0 ? ImageMetrics.Format(meanFScore, 4) : "-"),8}"
-            + (shapes.Count < results.Count ? $"  (mesh over {shapes.Count} object(s) with {DatasetLayout.MeshFile})" : ""));
+            + (shapes.Count < results.Count ? $"  (mesh over {shapes.Count} object(s) with {DatasetLayout.MeshFile})" : "")
+            + (interrupted ? $"  (interrupted: {results.Count} of {count} objects)" : ""));
         if (json is not null)
         {
             WriteJson(json, writer =>
@@ -285,6 +306,11 @@ internal static class EvalCommand
                 }
                 writer.WriteNumber("threshold", options.FScoreThreshold);
                 writer.WriteNumber("samples", options.Samples);
+                if (interrupted)
+                {
+                    writer.WriteBoolean("interrupted", true);
+                    writer.WriteNumber("objects_requested", count);
+                }
                 writer.WriteStartArray("objects");
                 foreach (var r in results)
                 {
@@ -327,7 +353,13 @@ internal static class EvalCommand
                 }
             });
         }
-        return results;
+        return new EvaluationRun(results, count);
+    }
+
+    /// <summary>What <see cref="RunModel"/> scored: <see cref="Objects"/> of the <see cref="Requested"/>; fewer when it was cancelled.</summary>
+    public sealed record EvaluationRun(IReadOnlyList<ObjectEvaluation> Objects, int Requested)
+    {
+        public bool Interrupted => Objects.Count < Requested;
     }
 
     // JSON has no infinity: +∞ is written as the string "inf".

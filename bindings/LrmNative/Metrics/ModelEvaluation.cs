@@ -107,9 +107,13 @@ internal static class ModelEvaluation
         return [.. Enumerable.Range(0, k).Select(i => others[(int)((long)i * others.Length / k)])];
     }
 
-    /// <summary>Evaluates every object (or the first <see cref="ModelEvaluationOptions.Objects"/>); calls <paramref name="done"/> after each.</summary>
+    /// <summary>
+    /// Evaluates every object (or the first <see cref="ModelEvaluationOptions.Objects"/>); calls <paramref name="done"/> after
+    /// each. When <paramref name="cancellation"/> is cancelled the run stops before the next object and returns the objects
+    /// finished so far (the caller tells a complete run from a stopped one by the count or the token).
+    /// </summary>
     public static IReadOnlyList<ObjectEvaluation> Run(Reconstructor model, MultiViewDataset dataset, ModelEvaluationOptions options,
-        Action<ObjectEvaluation>? done = null)
+        Action<ObjectEvaluation>? done = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(dataset);
@@ -118,6 +122,10 @@ internal static class ModelEvaluation
         var results = new List<ObjectEvaluation>();
         foreach (var entry in objects)
         {
+            if (cancellation.IsCancellationRequested)
+            {
+                break;
+            }
             var result = EvaluateObject(model, entry, options);
             results.Add(result);
             done?.Invoke(result);

@@ -6,7 +6,7 @@
 # e.g. ./test.sh --filter "FullyQualifiedName~OpParity".
 set -euo pipefail
 cd "$(dirname "$0")"
-tools/setup.sh
+tools/setup.sh --tests
 
 configuration=${CONFIGURATION:-Release}
 log=$(mktemp)

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Checks (and, when run as root, installs) what building LrmNative needs:
-# the .NET SDK, CMake, g++, OpenMP (part of g++), OpenBLAS, libpng and libjpeg-turbo, and
-# clang-14, whose CUDA device-only mode compile-checks kernels/*.cu without a CUDA toolkit.
-# Usage: tools/setup.sh            (exit 0 when everything is present)
+# the .NET SDK, CMake, make, g++, OpenMP (part of g++), OpenBLAS, libpng and libjpeg-turbo; with --tests also
+# clang-14, whose CUDA device-only mode compile-checks kernels/*.cu without a CUDA toolkit (only the tests use it).
+# Usage: tools/setup.sh [--tests]   (exit 0 when everything is present)
 set -euo pipefail
+
+for_tests=0
+case "${1:-}" in
+    "") ;;
+    --tests) for_tests=1 ;;
+    *) echo "setup: unknown argument '$1' (usage: tools/setup.sh [--tests])" >&2; exit 2 ;;
+esac
 
 missing_packages=()
 command -v cmake >/dev/null 2>&1 || missing_packages+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing_packages+=(g++)
 command -v make >/dev/null 2>&1 || missing_packages+=(make)
-command -v clang-14 >/dev/null 2>&1 || missing_packages+=(clang-14)
+if [ "$for_tests" = 1 ]; then
+    command -v clang-14 >/dev/null 2>&1 || missing_packages+=(clang-14)
+fi
 # Libraries with headers: OpenBLAS (libopenblas-dev), libpng (libpng-dev) and
 # libjpeg-turbo (libjpeg62-turbo-dev). Asked of dpkg where there is one, else
 # looked for on disk: have_dev_package PACKAGE HEADER LIBRARY-GLOB.

@@ -79,12 +79,12 @@ public sealed class TrainingLossTests
         Losses.MeanSquaredError(gradient, x, y, weight: 1f, accumulate: true);
         Assert.That(gradient.ToFloatArray(), Is.EqualTo(new[] { 0.75f, 0f, -3f, 3f }), "accumulated");
 
-        // TV of a linear ramp along W only: Δw = 1 everywhere, Δh = 0 → 2·(0 + 1) = 2; its gradient is zero
-        // inside and ±4/count at the ends of each row.
+        // TV of a linear ramp along W only: Δw = 1 everywhere, Δh = 0 → 0 + 1 = 1 (OpenLRM's TVLoss); its gradient is
+        // zero inside and ±2/count = ±2/4 at the ends of each row.
         using var ramp = Tensor.FromArray([0f, 1f, 2f, 0f, 1f, 2f], 2, 3);
         using var tvGradient = Tensor.FromArray([9f, 9f, 9f, 9f, 9f, 9f], 2, 3);
-        Assert.That(Losses.TotalVariation(tvGradient, ramp, 1f), Is.EqualTo(2.0));
-        Assert.That(tvGradient.ToFloatArray(), Is.EqualTo(new[] { -1f, 0f, 1f, -1f, 0f, 1f }));
+        Assert.That(Losses.TotalVariation(tvGradient, ramp, 1f), Is.EqualTo(1.0));
+        Assert.That(tvGradient.ToFloatArray(), Is.EqualTo(new[] { -0.5f, 0f, 0.5f, -0.5f, 0f, 0.5f }));
     }
 
     [Test]

@@ -86,7 +86,7 @@ def render_train(W, planes, camera, S, n_coarse, n_fine, bg, check_margins=False
 def tv(planes):
     dh = planes[..., 1:, :] - planes[..., :-1, :]
     dw = planes[..., :, 1:] - planes[..., :, :-1]
-    return 2.0 * ((dh * dh).mean() + (dw * dw).mean())
+    return (dh * dh).mean() + (dw * dw).mean()
 
 
 def run(W32, inputs, dtype):

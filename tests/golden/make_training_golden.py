@@ -115,10 +115,10 @@ def adamw_case():
 
 
 def tv_loss(planes):
-    """OpenLRM-style squared total variation of planes (..., H, W): 2·(mean Δh² + mean Δw²)."""
+    """OpenLRM's squared total variation of planes (..., H, W): mean Δh² + mean Δw²."""
     dh = planes[..., 1:, :] - planes[..., :-1, :]
     dw = planes[..., :, 1:] - planes[..., :, :-1]
-    return 2.0 * ((dh * dh).mean() + (dw * dw).mean())
+    return (dh * dh).mean() + (dw * dw).mean()
 
 
 def losses_case():

@@ -16,7 +16,7 @@ namespace LrmNative.Training;
 /// is bounded by 2/N; alpha mattes with anti-aliased edges are fractional targets, which MSE treats exactly.
 /// (InstantMesh supervises masks the same way.)</item>
 /// <item>Total variation of the triplane (OpenLRM, weight 5e-4): for planes (…, H, W),
-/// TV = 2·(mean Δh² + mean Δw²) with Δh = x[…, i+1, j] − x[…, i, j], Δw = x[…, i, j+1] − x[…, i, j].</item>
+/// TV = mean Δh² + mean Δw² with Δh = x[…, i+1, j] − x[…, i, j], Δw = x[…, i, j+1] − x[…, i, j].</item>
 /// </list>
 /// </summary>
 internal static class Losses
@@ -91,7 +91,8 @@ internal static class Losses
         MeanSquaredError(gradient, opacity, alpha, weight, accumulate);
 
     /// <summary>
-    /// Total variation of planes (…, H, W) (the triplane (N, 3, C, H, W)): 2·(mean Δh² + mean Δw²); H, W ≥ 2.
+    /// Total variation of planes (…, H, W) (the triplane (N, 3, C, H, W)): mean Δh² + mean Δw² (OpenLRM's TVLoss:
+    /// every plane has the same H, W, so the mean over planes of per-plane means is the overall mean); H, W ≥ 2.
     /// The gradient (same shape) is weight·∂TV/∂planes.
     /// </summary>
     public static double TotalVariation(Tensor? gradient, Tensor planes, float weight = DefaultTotalVariationWeight, bool accumulate = false)
@@ -117,8 +118,8 @@ internal static class Losses
         {
             g.Clear();
         }
-        var factorH = (float)(4.0 * weight / countH);
-        var factorW = (float)(4.0 * weight / countW);
+        var factorH = (float)(2.0 * weight / countH);
+        var factorW = (float)(2.0 * weight / countW);
         for (var s = 0; s < slices; s++)
         {
             var plane = x.Slice(s * height * width, height * width);
@@ -151,7 +152,7 @@ internal static class Losses
                 }
             }
         }
-        return 2.0 * (sumH / countH + sumW / countW);
+        return sumH / countH + sumW / countW;
     }
 
     /// <summary>Throws <see cref="LrmNonFiniteException"/> naming the step and the loss term when <paramref name="value"/> is NaN/±inf.</summary>

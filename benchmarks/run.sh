@@ -13,7 +13,7 @@
 #   --preliminary   mark the run as disturbed (a busy machine), with a note for the summary
 #   --filter P      BenchmarkDotNet filter for our side, e.g. '*Attention*' (the peers still run every shape)
 #   --no-peers      skip the peer script
-# The short job takes about 10–15 minutes on two cores, most of it in the PyTorch peer.
+# The short job takes about 6 minutes on two cores, most of it in the PyTorch peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

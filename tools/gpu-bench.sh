@@ -30,7 +30,7 @@ case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
     *H100*) roofline=(--peak-gflops 989000 --peak-gbps 3350) ;;
     *) roofline=() ;;
 esac
-read -r -a filter <<< "${LRM_GPU_BENCH_FILTER:-*Gemm* *LayerNorm* *ModLN* *Attention* *Triplane* *NerfMlp* *RenderMarch* *RenderDecode* *MarchingCubes* *Resize* *PatchEmbed* *Deconvolution* *Activation* *LayerScale* *AdamW*}"
+read -r -a filter <<< "${LRM_GPU_BENCH_FILTER:-*Gemm* *LayerNorm* *ModLN* *Attention* *Triplane* *NerfMlp* *NerfQuery* *RenderMarch* *RenderDecode* *MarchingCubes* *GridPoints* *Resize* *PatchEmbed* *Deconvolution* *Activation* *LayerScale* *AdamW*}"
 LRM_BENCH_TARGETS=cuda timeout 330 "$bench" --json auto --results "$out/results" "${peers[@]}" "${roofline[@]}" \
     --command "tools/gpu-bench.sh (device call)" --filter "${filter[@]}" >> "$out/bench.log" 2>&1
 note "our suites (cuda target): exit $?"

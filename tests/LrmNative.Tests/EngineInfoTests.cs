@@ -30,6 +30,20 @@ public sealed class EngineInfoTests
             Assert.That(cuda.Summary, Does.StartWith("no CUDA driver"));
         }
     }
+
+    [Test]
+    public void InfoDescribesAConfigFileWithoutWeights()
+    {
+        // `lrm info --model CONFIG.json`: the architecture and the parameter count its weights would have.
+        var path = Path.Combine(AppContext.BaseDirectory, "configs", "lrm-base-paper.json");
+        var config = LrmNative.Model.ModelConfig.Load(path);
+        var (code, output, errors) = ExternalProcess.Run(Path.Combine(AppContext.BaseDirectory, "lrm"), ["info", "--model", path]);
+        Assert.That(code, Is.EqualTo(0), errors);
+        Assert.That(output, Does.Contain("no weights"));
+        Assert.That(output, Does.Contain($"({config.ParameterCount.ToString("N0", System.Globalization.CultureInfo.CurrentCulture)})"));
+        Assert.That(output, Does.Contain("16 ModLN blocks × 1024"));
+        Assert.That(output, Does.Not.Contain("unused tensors"));
+    }
 }
 
 /// <summary>A broken CUDA override is reported, not thrown (lrm info must never crash).</summary>

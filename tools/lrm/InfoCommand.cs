@@ -6,7 +6,8 @@ namespace LrmNative.Cli;
 
 /// <summary>
 /// `lrm info`: version, build, native library, threads, BLAS, CUDA driver; with --model DIR, the model's
-/// config and parameter count (its weights checked against the config from the file header, not loaded).
+/// config and parameter count (its weights checked against the config from the file header, not loaded); with
+/// --model CONFIG.json, the architecture and parameter count of a config alone (no weights).
 /// </summary>
 internal static class InfoCommand
 {
@@ -15,7 +16,7 @@ internal static class InfoCommand
         var command = new Command("info", "Print version, build, native library, threads, BLAS and whether a CUDA driver was found; with --model, a model's config and parameter count");
         var model = new Option<string?>("--model")
         {
-            Description = "A model to describe: an OpenLRM-style folder (config.json + model.safetensors) or an LrmNative model file",
+            Description = "A model to describe: an OpenLRM-style folder (config.json + model.safetensors), an LrmNative model file, or a config .json alone (architecture and parameter count, no weights)",
         };
         var verbose = new Option<bool>("--verbose")
         {
@@ -59,13 +60,19 @@ internal static class InfoCommand
 
     private static void PrintModel(string directory, bool verbose)
     {
-        var (config, ignored) = LrmModel.Inspect(directory);
-        Console.WriteLine($"model           {Path.GetFullPath(directory)}");
+        // A config file alone: the architecture and what its weights would count.
+        var configOnly = File.Exists(directory) && Path.GetExtension(directory).Equals(".json", StringComparison.OrdinalIgnoreCase)
+            && !directory.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase);
+        var (config, ignored) = configOnly ? (ModelConfig.Load(directory), []) : LrmModel.Inspect(directory);
+        Console.WriteLine($"{(configOnly ? "config" : "model"),-16}{Path.GetFullPath(directory)}{(configOnly ? " (no weights: the counts are the architecture's)" : "")}");
         Console.WriteLine($"parameters      {config.ParameterCountText} ({config.ParameterCount:N0})");
         Console.WriteLine($"encoder         {config.EncoderModelName}: {config.EncoderDepth} blocks × {config.EncoderFeatDim}, {config.EncoderHeads} heads, {config.EncoderRegisters} registers, {config.EncoderImageSize}² input ({config.PatchGridSize}² patches of {config.EncoderPatchSize})");
         Console.WriteLine($"decoder         {config.TransformerLayers} ModLN blocks × {config.TransformerDim}, {config.TransformerHeads} heads, {config.TriplaneTokens} tokens, camera {config.CameraInputDim} values → embedding {config.CameraEmbedDim}");
         Console.WriteLine($"triplane        3 × {config.TriplaneDim} × {config.TriplaneHighRes}², NeRF MLP {config.NerfLayerCount} × {config.NerfHiddenWidth}, {config.RenderingSamplesPerRay} samples per ray");
-        Console.WriteLine($"unused tensors  {ignored.Count}");
+        if (!configOnly)
+        {
+            Console.WriteLine($"unused tensors  {ignored.Count}");
+        }
         if (verbose)
         {
             foreach (var name in ignored)

@@ -177,6 +177,42 @@ public sealed unsafe class ImageBadInputTests
         }
     }
 
+    // Image.ReadSize (the dataset reader's size check) reads the header alone: for every fixture the stored size that
+    // Load without EXIF orientation gives; past the first 64 KiB when metadata before the pixels is larger; a header
+    // cut short or a missing file is an error naming the file.
+    [Test]
+    public void ReadSizeIsTheStoredSizeFromTheHeaderAlone()
+    {
+        foreach (var file in ImageFixtures.All(".png").Select(n => n + ".png").Concat(ImageFixtures.All(".jpg").Select(n => n + ".jpg")))
+        {
+            var path = ImageFixtures.PathOf(file);
+            using var image = Image.Load(path, applyExifOrientation: false);
+            Assert.That(Image.ReadSize(path), Is.EqualTo((image.Width, image.Height)), file);
+        }
+        var folder = ImageFixtures.TemporaryFolder();
+        try
+        {
+            var png = Fixture("rgb8.png");
+            const int Signature = 8, Ihdr = 25;
+            var text = new byte[100_000];
+            text.AsSpan().Fill((byte)'x');
+            "Comment\0"u8.CopyTo(text);
+            var longHeader = Path.Combine(folder, "long-header.png");
+            File.WriteAllBytes(longHeader, [.. png[..(Signature + Ihdr)], .. Chunk("tEXt", text), .. png[(Signature + Ihdr)..]]);
+            Assert.That(Image.ReadSize(longHeader), Is.EqualTo((13, 7)));
+
+            var cut = Path.Combine(folder, "cut.png");
+            File.WriteAllBytes(cut, png[..20]);
+            Assert.That(Assert.Throws<LrmFormatException>(() => Image.ReadSize(cut))!.Message, Does.Contain(cut).And.Contain("truncated"));
+            var missing = Path.Combine(folder, "missing.png");
+            Assert.That(Assert.Throws<LrmFormatException>(() => Image.ReadSize(missing))!.Message, Does.Contain(missing).And.Contain("not found"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void NativeEntryPointsValidateArguments()
     {

@@ -86,10 +86,59 @@ public sealed unsafe class Image : IDisposable
     public static Image Load(string path, ImageLimits? limits = null, bool applyExifOrientation = true)
     {
         ArgumentNullException.ThrowIfNull(path);
+        return Decode(ReadFile(path, null, out _), path, limits, applyExifOrientation);
+    }
+
+    /// <summary>
+    /// Bytes of a file's start that <see cref="ReadSize"/> reads first: a PNG's IHDR and the chunks before its pixels, or
+    /// a JPEG's markers up to its frame header, fit unless large metadata (an ICC profile, an EXIF thumbnail) comes first.
+    /// </summary>
+    private const int HeaderBytes = 1 << 16;
+
+    /// <summary>
+    /// The stored width and height of a PNG or JPEG file (before any EXIF orientation: the size
+    /// <c>Load(path, applyExifOrientation: false)</c> gives), from its header alone: its first 64 KiB are read, the
+    /// whole file only when the header runs past them; the pixels are not decoded. Limits as <see cref="Load"/>.
+    /// </summary>
+    /// <exception cref="LrmFormatException">The file is missing, unreadable, not PNG/JPEG, its header corrupt or truncated, or over <paramref name="limits"/>.</exception>
+    internal static (int Width, int Height) ReadSize(string path, ImageLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        limits ??= ImageLimits.Default;
+        var nameBytes = Utf8z(path);
+        var start = ReadFile(path, HeaderBytes, out var complete);
+        (long Height, long Width, bool HasAlpha) header;
+        try
+        {
+            header = Probe(start, nameBytes, limits);
+        }
+        catch (LrmFormatException) when (!complete)
+        {
+            header = Probe(ReadFile(path, null, out _), nameBytes, limits);
+        }
+        return ((int)header.Width, (int)header.Height);
+    }
+
+    // The file's bytes, or only its first `prefix` bytes when given (`complete` says whether that is all of it); a missing,
+    // unreadable or empty file is an LrmFormatException naming it.
+    private static byte[] ReadFile(string path, int? prefix, out bool complete)
+    {
         byte[] data;
         try
         {
-            data = File.ReadAllBytes(path);
+            if (prefix is not { } limit)
+            {
+                data = File.ReadAllBytes(path);
+                complete = true;
+            }
+            else
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+                var buffer = new byte[limit];
+                var read = stream.ReadAtLeast(buffer, limit, throwOnEndOfStream: false);
+                complete = read < limit || stream.ReadByte() < 0;
+                data = buffer[..read];
+            }
         }
         catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -103,7 +152,7 @@ public sealed unsafe class Image : IDisposable
         {
             throw new LrmFormatException($"{path}: the image file is empty");
         }
-        return Decode(data, path, limits, applyExifOrientation);
+        return data;
     }
 
     /// <summary>
@@ -120,13 +169,11 @@ public sealed unsafe class Image : IDisposable
             throw new LrmFormatException($"{source}: the image data is empty");
         }
         var nameBytes = Utf8z(source);
-        long height, width;
+        var (height, width, _) = Probe(data, nameBytes, limits);
         int hasAlpha;
         fixed (byte* bytes = data)
         fixed (byte* namePointer = nameBytes)
         {
-            NativeCheck.Check(NativeMethods.lrm_image_probe(&height, &width, &hasAlpha, null, bytes, data.Length, namePointer,
-                limits.MaxSide, limits.MaxPixels));
             var pixels = Tensor.Empty([height, width, 4]);
             try
             {
@@ -239,6 +286,20 @@ public sealed unsafe class Image : IDisposable
         {
             NativeCheck.Check(NativeMethods.lrm_image_write_png(pathPointer, (float*)pixels.Pointer, shape[^3], shape[^2], shape[^1]));
         }
+    }
+
+    // The header of an encoded PNG or JPEG file: its size and whether it has alpha (lrm_image_probe); limits checked there.
+    private static (long Height, long Width, bool HasAlpha) Probe(ReadOnlySpan<byte> data, byte[] nameBytes, ImageLimits limits)
+    {
+        long height, width;
+        int hasAlpha;
+        fixed (byte* bytes = data)
+        fixed (byte* namePointer = nameBytes)
+        {
+            NativeCheck.Check(NativeMethods.lrm_image_probe(&height, &width, &hasAlpha, null, bytes, data.Length, namePointer,
+                limits.MaxSide, limits.MaxPixels));
+        }
+        return (height, width, hasAlpha != 0);
     }
 
     /// <summary>A new (height', width', 4) tensor holding <paramref name="stored"/> turned upright by <paramref name="orientation"/>.</summary>

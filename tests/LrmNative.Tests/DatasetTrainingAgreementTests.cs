@@ -147,6 +147,8 @@ public sealed class DatasetTrainingAgreementTests
         Npy.Write(path, tensor);
     }
 
+    private static readonly double[] Identity = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+
     private static void EditPose(string path, Action<double[]> edit)
     {
         var pose = DatasetLayout.ReadPose(path);
@@ -182,6 +184,8 @@ public sealed class DatasetTrainingAgreementTests
         yield return Case("negative focal", "intrinsics.npy", "focal lengths must be positive", f => Write(Path.Combine(f, "intrinsics.npy"), [-24, 24, 16, 16, 32, 32], 3, 2));
         yield return Case("skewed K", "intrinsics.npy", "(3, 3) K", f => Write(Path.Combine(f, "intrinsics.npy"), [24, 0.5, 16, 0, 24, 16, 0, 0, 1], 3, 3));
         yield return Case("intrinsics shape", "intrinsics.npy", "(3, 2)", f => Write(Path.Combine(f, "intrinsics.npy"), [24, 24, 16, 16], 2, 2));
+        // Any view can be a sample's source, and normalisation needs the source's distance from the origin.
+        yield return Case("camera at the origin", "pose/002.npy", "is at the origin", f => Write(Path.Combine(f, "pose/002.npy"), Identity, 4, 4));
     }
 
     // The same injected problem: the checker names the file; the training dataset stops naming object and file, or

@@ -363,6 +363,29 @@ public sealed class EvalModelTests
             EvalCommand.RunModel(Golden.TinyModelDirectory, data, options with { Views = 0 }, Device.Cpu, null, TextWriter.Null));
     }
 
+    // Objects the dataset reader refuses are skipped and listed by file, as training's skip policy does: a source
+    // camera at the origin (normalisation has no distance).
+    [Test]
+    public void ObjectsWithACameraAtTheOriginAreSkippedNamingTheFile()
+    {
+        var data = Path.Combine(_folder, "data");
+        WriteOracle(data, "good", withMesh: false);
+        var origin = DatasetTestSupport.CopyFolder(Path.Combine(data, "good"), Path.Combine(data, "origin"));
+        var originPose = DatasetLayout.PosePath(origin, 0);
+        using (var identity = Tensor.FromArray([1f, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 4, 4))
+        {
+            Npy.Write(originPose, identity);
+        }
+
+        using var text = new StringWriter();
+        var run = EvalCommand.RunModel(Golden.TinyModelDirectory, data, new ModelEvaluationOptions { Views = 3, MeshResolution = MeshResolution, Density = Density },
+            Device.Cpu, null, text);
+        var output = text.ToString();
+        TestContext.Out.WriteLine(output);
+        Assert.That(run.Objects.Select(r => r.Name), Is.EqualTo(new[] { "good" }));
+        Assert.That(output, Does.Contain($"skipped: {originPose}: the camera centre (0, 0, 0) is at the origin"));
+    }
+
     [Test]
     public void SynthMeshInTheNormalisedFrameMatchesTheNormalisedViews()
     {

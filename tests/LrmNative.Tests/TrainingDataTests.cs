@@ -347,6 +347,7 @@ public sealed class TrainingDataTests
     [TestCase("wrong-size")]
     [TestCase("too-few-views")]
     [TestCase("corrupt-png")]
+    [TestCase("camera-at-origin")]
     public void BadDataIsReportedWithObjectAndFileAndSkippedOnlyWhenAsked(string kind)
     {
         WriteObject("good1", views: 4);
@@ -376,6 +377,14 @@ public sealed class TrainingDataTests
             case "wrong-size":
                 file = Path.Combine(bad, "rgba", "003.png");
                 WriteView(bad, 3, LookAt(0, 0, 2), side: ImageSide, height: ImageSide + 4);
+                break;
+            case "camera-at-origin":
+                // The identity: a camera at the world origin, where the object is; as a sample's source it has no distance.
+                file = Path.Combine(bad, "pose", "002.npy");
+                using (var pose = Tensor.FromArray([1f, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 4, 4))
+                {
+                    Npy.Write(file, pose);
+                }
                 break;
             case "too-few-views":
                 file = Path.Combine(bad, "rgba");

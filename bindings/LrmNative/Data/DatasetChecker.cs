@@ -13,7 +13,8 @@ internal sealed record DatasetCheckReport(int Objects, int Views, int Meshes, IR
 /// <summary>
 /// Validates a dataset folder and reports every problem rather than stopping at the first. The layout, poses and
 /// intrinsics are checked by the reader the training dataset uses (<see cref="ObjectFolder.Read"/>: views paired and
-/// named NNN, poses rigid within <see cref="DatasetLayout.RigidTolerance"/>, intrinsics valid); on top of that images
+/// named NNN, poses rigid within <see cref="DatasetLayout.RigidTolerance"/> with the camera away from the origin,
+/// intrinsics valid); on top of that images
 /// decode, have an alpha channel and one size per object, equal to the (3, 2) intrinsics' width and height
 /// (<see cref="DatasetLayout.ImageSizeProblem"/>); a <c>mesh.ply</c>, when present, reads; every name in
 /// <c>uids.json</c> has a folder.

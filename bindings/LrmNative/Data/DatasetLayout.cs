@@ -8,8 +8,8 @@ namespace LrmNative.Data;
 /// <summary>
 /// The one reader of OpenLRM's multi-view layout (docs/datasets.md), shared by the training dataset
 /// (<see cref="Training.MultiViewDataset"/>) and <c>lrm dataset check</c> (<see cref="DatasetChecker"/>): file names,
-/// the pose and intrinsics parsers, the rigid-transform check with its tolerance, the image-size rule and the list of
-/// object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its
+/// the pose and intrinsics parsers, the pose check (rigid within its tolerance, the camera away from the origin), the
+/// image-size rule and the list of object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its
 /// <c>rgba/</c>); each has <c>rgba/NNN.png</c>, <c>pose/NNN.npy</c> and <c>intrinsics.npy</c>, optionally
 /// <c>mesh.ply</c>. Folders whose names start with '.' (e.g. a writer's temporary folders) are not objects.
 /// </summary>
@@ -35,6 +35,12 @@ internal static class DatasetLayout
     /// (float32 poses of rotations are orthonormal to ~1e-7).
     /// </summary>
     public const double RigidTolerance = 1e-3;
+
+    /// <summary>
+    /// Smallest distance from the origin a camera centre may have: camera normalisation moves the source camera to
+    /// (0, −d, 0) at its own distance d from the object, which sits at the origin; a camera there has no such distance.
+    /// </summary>
+    public const double MinCameraDistance = 1e-6;
 
     /// <summary>File name of view <paramref name="index"/>: three or more digits (000, 001, …, 1000) and the extension.</summary>
     public static string ViewFileName(int index, string extension) => index.ToString("D3", CultureInfo.InvariantCulture) + extension;
@@ -120,7 +126,9 @@ internal static class DatasetLayout
 
     /// <summary>
     /// What is wrong with a pose (null: nothing): non-finite values, a bottom row off (0, 0, 0, 1), a rotation block
-    /// off orthonormal, a reflection or a determinant off 1 — each beyond <paramref name="tolerance"/>.
+    /// off orthonormal, a reflection or a determinant off 1 — each beyond <paramref name="tolerance"/> — or a camera
+    /// centre closer to the origin than <see cref="MinCameraDistance"/> (every view can be a sample's source, and camera
+    /// normalisation needs the source's distance).
     /// </summary>
     public static string? PoseProblem(ReadOnlySpan<double> pose, double tolerance = RigidTolerance)
     {
@@ -147,8 +155,17 @@ internal static class DatasetLayout
             return string.Create(CultureInfo.InvariantCulture,
                 $"not a rigid transform (the rotation block's determinant is {determinant:G3}, not 1; tolerance {tolerance:G3})");
         }
+        var distance = CameraDistance(pose);
+        if (!(distance >= MinCameraDistance))
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"the camera centre ({pose[3]}, {pose[7]}, {pose[11]}) is at the origin, where the object is; camera normalisation needs its distance (at least {MinCameraDistance:G3})");
+        }
         return null;
     }
+
+    /// <summary>The distance of a 4×4 camera-to-world pose's camera centre (its last column) from the origin.</summary>
+    public static double CameraDistance(ReadOnlySpan<double> pose) => Math.Sqrt(pose[3] * pose[3] + pose[7] * pose[7] + pose[11] * pose[11]);
 
     private static (bool Finite, double Orthonormal, double Determinant, double Bottom) Deviation(ReadOnlySpan<double> m)
     {
@@ -339,8 +356,9 @@ internal sealed class ObjectFolder
     /// <summary>
     /// Scans an object folder: <c>rgba/</c>, <c>pose/</c> and <c>intrinsics.npy</c> present; view files named by
     /// number (NNN.png, NNN.npy); every view with both an image and a pose, and at least one view; every pose a
-    /// rigid transform within <paramref name="rigidTolerance"/> (<see cref="DatasetLayout.PoseProblem"/>); the
-    /// intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>). Problems are collected, not thrown.
+    /// rigid transform within <paramref name="rigidTolerance"/> with its camera away from the origin
+    /// (<see cref="DatasetLayout.PoseProblem"/>); the intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>).
+    /// Problems are collected, not thrown.
     /// </summary>
     public static ObjectFolder Read(string directory, double rigidTolerance = DatasetLayout.RigidTolerance)
     {

@@ -14,7 +14,8 @@ internal static class CameraNormalization
 {
     /// <summary>
     /// The normalised 4×4 poses (row-major, 16 values each) of <paramref name="poses"/>; pose 0 is the source.
-    /// Every pose must be rigid (<see cref="RigidError"/>); the source must not sit at the origin.
+    /// Every pose must be rigid (<see cref="RigidError"/>); the source must not sit at the origin (the dataset reader
+    /// refuses both for every view, <see cref="DatasetLayout.PoseProblem"/>).
     /// </summary>
     public static double[][] Normalize(IReadOnlyList<double[]> poses)
     {
@@ -33,11 +34,11 @@ internal static class CameraNormalization
         return result;
     }
 
-    /// <summary>The source camera's distance d from the origin.</summary>
+    /// <summary>The source camera's distance d from the origin (at least <see cref="DatasetLayout.MinCameraDistance"/>).</summary>
     public static double Distance(ReadOnlySpan<double> source)
     {
-        var distance = Math.Sqrt(source[3] * source[3] + source[7] * source[7] + source[11] * source[11]);
-        if (!(distance > 1e-9))
+        var distance = DatasetLayout.CameraDistance(source);
+        if (!(distance >= DatasetLayout.MinCameraDistance))
         {
             throw new LrmInvalidArgumentException("the source camera sits at the origin; it has no distance to normalise to");
         }

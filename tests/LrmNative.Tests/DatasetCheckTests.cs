@@ -84,7 +84,7 @@ public sealed class DatasetCheckTests
             WritePose(Path.Combine(d, "obj_00000/pose/002.npy"), new double[9], 3, 3));
         yield return Case("camera at the origin", "obj_00001/pose/002.npy", "is at the origin", d =>
             WritePose(Path.Combine(d, "obj_00001/pose/002.npy"), [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 4, 4));
-        yield return Case("image size", "obj_00000/rgba/002.png", "first image is 24×24", d =>
+        yield return Case("image size", "obj_00000/rgba/002.png", "image of the wrong size: 20×24, but", d =>
         {
             using var image = Image.FromRgba(new float[20 * 24 * 4], 20, 24);
             image.SavePng(Path.Combine(d, "obj_00000/rgba/002.png"));

@@ -149,6 +149,16 @@ public sealed class DatasetTrainingAgreementTests
 
     private static readonly double[] Identity = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
 
+    // A (3, 3) pixel K with focal f and principal point (c, c).
+    private static double[] MatrixK(double focal, double center) => [focal, 0, center, 0, focal, center, 0, 0, 1];
+
+    // An RGBA image of width × height (transparent black): an image of the wrong size for the 32² dataset.
+    private static void WriteImage(string path, int width, int height)
+    {
+        using var image = Image.FromRgba(new float[width * height * 4], width, height);
+        image.SavePng(path);
+    }
+
     private static void EditPose(string path, Action<double[]> edit)
     {
         var pose = DatasetLayout.ReadPose(path);
@@ -186,6 +196,18 @@ public sealed class DatasetTrainingAgreementTests
         yield return Case("intrinsics shape", "intrinsics.npy", "(3, 2)", f => Write(Path.Combine(f, "intrinsics.npy"), [24, 24, 16, 16], 2, 2));
         // Any view can be a sample's source, and normalisation needs the source's distance from the origin.
         yield return Case("camera at the origin", "pose/002.npy", "is at the origin", f => Write(Path.Combine(f, "pose/002.npy"), Identity, 4, 4));
+        yield return Case("image size against intrinsics", "rgba/002.png", "image of the wrong size: 36×32, but", f => WriteImage(Path.Combine(f, "rgba/002.png"), 36, 32));
+        // Without a size in the intrinsics the object's size is most of its images', so the odd one is blamed, source or not.
+        yield return Case("image size with K", "rgba/002.png", "image of the wrong size: 32×36, but 3 of the object's 4 images are 32×32", f =>
+        {
+            Write(Path.Combine(f, "intrinsics.npy"), MatrixK(24, 16), 3, 3);
+            WriteImage(Path.Combine(f, "rgba/002.png"), 32, 36);
+        });
+        yield return Case("first image size with K", "rgba/000.png", "image of the wrong size: 32×36, but 3 of the object's 4 images are 32×32", f =>
+        {
+            Write(Path.Combine(f, "intrinsics.npy"), MatrixK(24, 16), 3, 3);
+            WriteImage(Path.Combine(f, "rgba/000.png"), 32, 36);
+        });
     }
 
     // The same injected problem: the checker names the file; the training dataset stops naming object and file, or

@@ -364,9 +364,9 @@ public sealed class EvalModelTests
     }
 
     // Objects the dataset reader refuses are skipped and listed by file, as training's skip policy does: a source
-    // camera at the origin (normalisation has no distance).
+    // camera at the origin (normalisation has no distance) and an image of another size than the object's.
     [Test]
-    public void ObjectsWithACameraAtTheOriginAreSkippedNamingTheFile()
+    public void ObjectsWithACameraAtTheOriginOrAnOddImageSizeAreSkippedNamingTheFile()
     {
         var data = Path.Combine(_folder, "data");
         WriteOracle(data, "good", withMesh: false);
@@ -376,6 +376,12 @@ public sealed class EvalModelTests
         {
             Npy.Write(originPose, identity);
         }
+        var odd = DatasetTestSupport.CopyFolder(Path.Combine(data, "good"), Path.Combine(data, "odd"));
+        var oddImage = DatasetLayout.ImagePath(odd, 4);
+        using (var image = Image.FromRgba(new float[Size * (Size + 4) * 4], Size, Size + 4))
+        {
+            image.SavePng(oddImage);
+        }
 
         using var text = new StringWriter();
         var run = EvalCommand.RunModel(Golden.TinyModelDirectory, data, new ModelEvaluationOptions { Views = 3, MeshResolution = MeshResolution, Density = Density },
@@ -384,6 +390,7 @@ public sealed class EvalModelTests
         TestContext.Out.WriteLine(output);
         Assert.That(run.Objects.Select(r => r.Name), Is.EqualTo(new[] { "good" }));
         Assert.That(output, Does.Contain($"skipped: {originPose}: the camera centre (0, 0, 0) is at the origin"));
+        Assert.That(output, Does.Contain($"skipped: {oddImage}: image of the wrong size: 32×36, but {Path.Combine(odd, DatasetLayout.IntrinsicsFile)} says 32×32"));
     }
 
     [Test]

@@ -348,6 +348,7 @@ public sealed class TrainingDataTests
     [TestCase("too-few-views")]
     [TestCase("corrupt-png")]
     [TestCase("camera-at-origin")]
+    [TestCase("wrong-size-with-k")]
     public void BadDataIsReportedWithObjectAndFileAndSkippedOnlyWhenAsked(string kind)
     {
         WriteObject("good1", views: 4);
@@ -385,6 +386,12 @@ public sealed class TrainingDataTests
                 {
                     Npy.Write(file, pose);
                 }
+                break;
+            case "wrong-size-with-k":
+                // A K gives no size: the odd image is found against the others, whichever view is the source.
+                bad = WriteObject("bad", views: 4, matrixK: true);
+                file = Path.Combine(bad, "rgba", "001.png");
+                WriteView(bad, 1, LookAt(0, 0, 2), side: ImageSide, height: ImageSide + 4);
                 break;
             case "too-few-views":
                 file = Path.Combine(bad, "rgba");
@@ -424,6 +431,29 @@ public sealed class TrainingDataTests
         Assert.That(problems, Has.Count.EqualTo(1), "reported once");
         Assert.That(problems[0].Object, Is.EqualTo("bad"));
         Assert.That(problems[0].File, Is.EqualTo(file));
+    }
+
+    // An odd-sized image is found when the dataset opens, even when a sample reads one view (with a K, whose
+    // normalisation needs the object's one size); one changed after opening is found when it is loaded. Both errors
+    // name the file and both sizes.
+    [Test]
+    public void AnImageOfTheWrongSizeIsNamedWithBothSizesWhateverTheViewsPerSample()
+    {
+        var folder = WriteObject("k", views: 3, matrixK: true);
+        var odd = Path.Combine(folder, "rgba", "002.png");
+        WriteView(folder, 2, LookAt(0, 0, 2), side: ImageSide, height: ImageSide + 4);
+        var single = SmallOptions with { ViewsPerSample = 1 };
+        var error = Assert.Throws<LrmFormatException>(() => MultiViewDataset.Open(_root, single))!;
+        Assert.That(error.Message, Does.Contain(odd).And.Contain("'k'").And.Contain("32×36, but 2 of the object's 3 images are 32×32"));
+        var skipped = Assert.Throws<LrmFormatException>(() => MultiViewDataset.Open(_root, single with { BadData = BadDataPolicy.Skip }))!;
+        Assert.That(skipped.Message, Does.Contain("no usable objects").And.Contain(odd));
+
+        WriteView(folder, 2, LookAt(0, 0, 2));
+        var dataset = MultiViewDataset.Open(_root, SmallOptions);
+        WriteView(folder, 0, LookAt(0, 0, 2), side: ImageSide + 8);
+        using var loader = new MultiViewLoader(dataset, 1, seed: 3, prefetch: false);
+        var changed = Assert.Throws<LrmFormatException>(() => loader.Next().Dispose())!;
+        Assert.That(changed.Message, Does.Contain(Path.Combine(folder, "rgba", "000.png")).And.Contain("40×40, but 3 of the object's 3 images are 32×32"));
     }
 
     [Test]

@@ -14,10 +14,7 @@ internal sealed record DatasetCheckReport(int Objects, int Views, int Meshes, IR
 /// Validates a dataset folder and reports every problem rather than stopping at the first. The layout, poses and
 /// intrinsics are checked by the reader the training dataset uses (<see cref="ObjectFolder.Read"/>: views paired and
 /// named NNN, poses rigid within <see cref="DatasetLayout.RigidTolerance"/> with the camera away from the origin,
-/// intrinsics valid); on top of that images
-/// decode, have an alpha channel and one size per object, equal to the (3, 2) intrinsics' width and height
-/// (<see cref="DatasetLayout.ImageSizeProblem"/>); a <c>mesh.ply</c>, when present, reads; every name in
-/// <c>uids.json</c> has a folder.
+/// intrinsics valid, every image of the object's one size); on top of that images decode and have an alpha channel; a <c>mesh.ply</c>, when present, reads; every name in <c>uids.json</c> has a folder.
 /// </summary>
 internal static class DatasetChecker
 {
@@ -90,13 +87,16 @@ internal static class DatasetChecker
 
     private static string Describe(DataProblem problem) => $"{problem.File}: {problem.Message}";
 
-    // Every image (with a pose or not): decodes, has alpha, has the object's size.
+    // Every image (with a pose or not) whose header the folder scan read (and sized): decodes, has alpha.
     private static void CheckImages(ObjectFolder item, List<string> problems, SortedSet<string> resolutions)
     {
-        (int Width, int Height)? size = null;
-        foreach (var view in item.ImageViews)
+        for (var i = 0; i < item.ImageViews.Count; i++)
         {
-            var image = item.ImagePath(view);
+            if (item.ImageSizes[i] is null)
+            {
+                continue;   // unreadable: one of the folder's problems already
+            }
+            var image = item.ImagePath(item.ImageViews[i]);
             try
             {
                 using var loaded = Image.Load(image, applyExifOrientation: false);   // as training reads views
@@ -104,19 +104,15 @@ internal static class DatasetChecker
                 {
                     problems.Add($"{image}: no alpha channel (RGBA with a transparent background expected)");
                 }
-                if (DatasetLayout.ImageSizeProblem(loaded.Width, loaded.Height, item.Intrinsics, item.IntrinsicsPath, ref size) is { } problem)
-                {
-                    problems.Add($"{image}: {problem}");
-                }
             }
             catch (LrmException error)
             {
                 problems.Add(error.Message);
             }
         }
-        if (size is { } s)
+        if (item.ImageSize is { } size)
         {
-            resolutions.Add($"{s.Width}×{s.Height}");
+            resolutions.Add($"{size.Width}×{size.Height}");
         }
     }
 }

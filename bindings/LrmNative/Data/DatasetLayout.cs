@@ -9,9 +9,9 @@ namespace LrmNative.Data;
 /// The one reader of OpenLRM's multi-view layout (docs/datasets.md), shared by the training dataset
 /// (<see cref="Training.MultiViewDataset"/>) and <c>lrm dataset check</c> (<see cref="DatasetChecker"/>): file names,
 /// the pose and intrinsics parsers, the pose check (rigid within its tolerance, the camera away from the origin), the
-/// image-size rule and the list of object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its
-/// <c>rgba/</c>); each has <c>rgba/NNN.png</c>, <c>pose/NNN.npy</c> and <c>intrinsics.npy</c>, optionally
-/// <c>mesh.ply</c>. Folders whose names start with '.' (e.g. a writer's temporary folders) are not objects.
+/// image-size rule and the list of object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its <c>rgba/</c>); each has <c>rgba/NNN.png</c>,
+/// <c>pose/NNN.npy</c> and <c>intrinsics.npy</c>, optionally <c>mesh.ply</c>. Folders whose names start with '.'
+/// (e.g. a writer's temporary folders) are not objects.
 /// </summary>
 internal static class DatasetLayout
 {
@@ -262,23 +262,32 @@ internal static class DatasetLayout
     }
 
     /// <summary>
-    /// What is wrong with the size of one of an object's images (null: nothing). All views of an object have one
-    /// size: the first image's (<paramref name="first"/>, set here when null), which equals the size in (3, 2)
-    /// intrinsics (read from <paramref name="intrinsicsPath"/>) when they give one.
+    /// The size every image of an object must have: the one its (3, 2) intrinsics give, else the size most of its images
+    /// have (<paramref name="sizes"/> in view order; a tie goes to the lowest-numbered view's), so that the odd image is the
+    /// one blamed; null when there is no size to go by.
     /// </summary>
-    public static string? ImageSizeProblem(int width, int height, PixelIntrinsics? intrinsics, string intrinsicsPath, ref (int Width, int Height)? first)
+    public static ObjectImageSize? ExpectedImageSize(IReadOnlyList<(int Width, int Height)> sizes, PixelIntrinsics? intrinsics, string intrinsicsPath)
     {
-        first ??= (width, height);
-        if ((width, height) != first.Value)
+        if (intrinsics is { Width: int width, Height: int height })
         {
-            return $"image of the wrong size: {width}×{height}, but the object's first image is {first.Value.Width}×{first.Value.Height}";
+            return new ObjectImageSize(width, height, $"{intrinsicsPath} says {width}×{height}");
         }
-        if (intrinsics is { Width: int w, Height: int h } && (w, h) != (width, height))
+        (int Width, int Height) most = default;
+        var mostCount = 0;
+        foreach (var size in sizes)
         {
-            return $"image of the wrong size: {width}×{height}, but {intrinsicsPath} says {w}×{h}";
+            var count = sizes.Count(s => s == size);
+            if (count > mostCount)
+            {
+                (most, mostCount) = (size, count);
+            }
         }
-        return null;
+        return mostCount == 0 ? null : new ObjectImageSize(most.Width, most.Height, $"{mostCount} of the object's {sizes.Count} images are {most.Width}×{most.Height}");
     }
+
+    /// <summary>What is wrong with the size of one of an object's images (null: nothing): it must be the object's, <paramref name="expected"/>.</summary>
+    public static string? ImageSizeProblem(int width, int height, ObjectImageSize expected) =>
+        (width, height) == (expected.Width, expected.Height) ? null : $"image of the wrong size: {width}×{height}, but {expected.Reason}";
 
     /// <summary>The object names listed in <c>uids.json</c> under <paramref name="root"/>, or null when there is none.</summary>
     public static IReadOnlyList<string>? ReadUids(string root)
@@ -302,14 +311,20 @@ internal static class DatasetLayout
 }
 
 /// <summary>
-/// One object folder as found on disk by the shared scan (<see cref="Read"/>): its views, the poses and intrinsics
-/// that parsed, and every problem found (each naming the object and the file). The training dataset keeps an object
-/// only without problems (<see cref="Training.DatasetObject"/>); <c>lrm dataset check</c> reports them all.
+/// The one size every image of an object has (<see cref="DatasetLayout.ExpectedImageSize"/>) and why, for messages: its
+/// intrinsics' ("….npy says W×H") or most of its images' ("N of the object's M images are W×H").
+/// </summary>
+internal readonly record struct ObjectImageSize(int Width, int Height, string Reason);
+
+/// <summary>
+/// One object folder as found on disk by the shared scan (<see cref="Read"/>): its views, the poses, intrinsics and
+/// image sizes that parsed, and every problem found (each naming the object and the file). The training dataset keeps
+/// an object only without problems (<see cref="Training.DatasetObject"/>); <c>lrm dataset check</c> reports them all.
 /// </summary>
 internal sealed class ObjectFolder
 {
     private ObjectFolder(string name, string directory, int[] views, int[] imageViews, double[]?[] poses, PixelIntrinsics? intrinsics,
-        List<DataProblem> problems)
+        (int Width, int Height)?[] imageSizes, ObjectImageSize? imageSize, List<DataProblem> problems)
     {
         Name = name;
         Directory = directory;
@@ -317,6 +332,8 @@ internal sealed class ObjectFolder
         ImageViews = imageViews;
         Poses = poses;
         Intrinsics = intrinsics;
+        ImageSizes = imageSizes;
+        ImageSize = imageSize;
         Problems = problems;
     }
 
@@ -338,7 +355,16 @@ internal sealed class ObjectFolder
     /// <summary>The intrinsics; null when missing or bad.</summary>
     public PixelIntrinsics? Intrinsics { get; }
 
-    /// <summary>Everything wrong with the folder's layout, poses and intrinsics (images are not opened here).</summary>
+    /// <summary>The stored size of each image of <see cref="ImageViews"/>, from its header; null where it cannot be read.</summary>
+    public IReadOnlyList<(int Width, int Height)?> ImageSizes { get; }
+
+    /// <summary>The size every image must have (<see cref="DatasetLayout.ExpectedImageSize"/>); null when there is none to go by.</summary>
+    public ObjectImageSize? ImageSize { get; }
+
+    /// <summary>
+    /// Everything wrong with the folder's layout, poses, intrinsics and image sizes (images are read up to their headers
+    /// here, not decoded).
+    /// </summary>
     public IReadOnlyList<DataProblem> Problems { get; }
 
     /// <summary><c>rgba/NNN.png</c>.</summary>
@@ -357,8 +383,9 @@ internal sealed class ObjectFolder
     /// Scans an object folder: <c>rgba/</c>, <c>pose/</c> and <c>intrinsics.npy</c> present; view files named by
     /// number (NNN.png, NNN.npy); every view with both an image and a pose, and at least one view; every pose a
     /// rigid transform within <paramref name="rigidTolerance"/> with its camera away from the origin
-    /// (<see cref="DatasetLayout.PoseProblem"/>); the intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>).
-    /// Problems are collected, not thrown.
+    /// (<see cref="DatasetLayout.PoseProblem"/>); the intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>);
+    /// every image's header readable and its size the object's (<see cref="DatasetLayout.ExpectedImageSize"/>). Problems
+    /// are collected, not thrown.
     /// </summary>
     public static ObjectFolder Read(string directory, double rigidTolerance = DatasetLayout.RigidTolerance)
     {
@@ -426,7 +453,32 @@ internal sealed class ObjectFolder
                 Add(intrinsicsPath, problem);
             }
         }
-        return new ObjectFolder(name, directory, views, [.. images.Order()], [.. views.Select(v => poses[v])], intrinsics, problems);
+        var imageViews = images.Order().ToArray();
+        var imageSizes = new (int Width, int Height)?[imageViews.Length];
+        for (var i = 0; i < imageViews.Length; i++)
+        {
+            var path = DatasetLayout.ImagePath(directory, imageViews[i]);
+            try
+            {
+                imageSizes[i] = Image.ReadSize(path);
+            }
+            catch (LrmFormatException error)
+            {
+                Add(path, $"unreadable image: {error.Message}");
+            }
+        }
+        var imageSize = DatasetLayout.ExpectedImageSize([.. imageSizes.OfType<(int Width, int Height)>()], intrinsics, intrinsicsPath);
+        if (imageSize is { } expected)
+        {
+            for (var i = 0; i < imageViews.Length; i++)
+            {
+                if (imageSizes[i] is { } size && DatasetLayout.ImageSizeProblem(size.Width, size.Height, expected) is { } wrongSize)
+                {
+                    Add(DatasetLayout.ImagePath(directory, imageViews[i]), wrongSize);
+                }
+            }
+        }
+        return new ObjectFolder(name, directory, views, imageViews, [.. views.Select(v => poses[v])], intrinsics, imageSizes, imageSize, problems);
     }
 
     // The numbers of the files with the extension in a folder (empty when it is missing); a file not named NNN is a problem.

@@ -146,10 +146,9 @@ internal static class ModelEvaluation
         poses.AddRange(targets.Select(v => entry.Poses[IndexOf(entry.ViewIndices, v)]));
         var normalized = CameraNormalization.Normalize(poses);
 
-        (int Width, int Height)? size = null;
-        using var sourceImage = LoadImage(entry, options.SourceView, ref size);
-        int width = size!.Value.Width, height = size.Value.Height;
-        var k = MultiViewDataset.Normalized(entry.Intrinsics, width, height);
+        using var sourceImage = LoadImage(entry, options.SourceView);
+        int width = entry.ImageSize.Width, height = entry.ImageSize.Height;
+        var k = entry.NormalizedIntrinsics;
         if (Math.Abs(k.Fx - k.Fy) > 1e-6 * Math.Max(Math.Abs(k.Fx), Math.Abs(k.Fy)))
         {
             throw new LrmUnsupportedException($"{Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile)}: the focal lengths normalised by the image size differ "
@@ -179,7 +178,7 @@ internal static class ModelEvaluation
             var pose = normalized[t + 1].Select(v => (float)v).ToArray();
             var camera = Camera.FromCameraToWorld(pose, (float)k.Fx, (float)k.Cx, (float)k.Cy);
             using var view = reconstruction.Render(camera, width, height);
-            using var truth = LoadImage(entry, targets[t], ref size);
+            using var truth = LoadImage(entry, targets[t]);
             var s = ImageEvaluation.Compare(view.Color, truth, EvaluationBackground.White);
             scores.Add(new ViewScore(targets[t], s.Psnr, s.Ssim));
             if (outFolder is not null)
@@ -262,16 +261,16 @@ internal static class ModelEvaluation
         return -1;
     }
 
-    // An object's image, checked to have the object's size (the intrinsics' and its first image's).
-    private static Image LoadImage(DatasetObject entry, int view, ref (int Width, int Height)? size)
+    // An object's image as training reads it, checked to have the object's size; bad data stops the evaluation naming the file.
+    private static Image LoadImage(DatasetObject entry, int view)
     {
-        var image = Image.Load(entry.ImagePath(view), applyExifOrientation: false);   // as training reads views (MultiViewDataset)
-        var problem = DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size);
-        if (problem is not null)
+        try
         {
-            image.Dispose();
-            throw new LrmFormatException($"{entry.ImagePath(view)}: {problem} (object '{entry.Name}')");
+            return entry.LoadImage(view);
         }
-        return image;
+        catch (BadDataException bad)
+        {
+            throw new LrmFormatException(bad.Problem.ToString());
+        }
     }
 }

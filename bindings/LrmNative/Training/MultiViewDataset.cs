@@ -99,17 +99,18 @@ internal readonly record struct PixelIntrinsics(double Fx, double Fy, double Cx,
 
 /// <summary>
 /// One object folder that passed the checks of the shared layout reader (<see cref="ObjectFolder.Read"/>) and has
-/// enough views: its views (sorted by index), their raw poses and the intrinsics.
+/// enough views: its views (sorted by index), their raw poses, the intrinsics and the one size of its images.
 /// </summary>
 internal sealed class DatasetObject
 {
-    internal DatasetObject(string name, string directory, int[] views, double[][] poses, PixelIntrinsics intrinsics)
+    internal DatasetObject(string name, string directory, int[] views, double[][] poses, PixelIntrinsics intrinsics, ObjectImageSize imageSize)
     {
         Name = name;
         Directory = directory;
         ViewIndices = views;
         Poses = poses;
         Intrinsics = intrinsics;
+        ImageSize = imageSize;
     }
 
     /// <summary>Folder name (the object id).</summary>
@@ -127,11 +128,44 @@ internal sealed class DatasetObject
     /// <summary>The object's intrinsics.</summary>
     public PixelIntrinsics Intrinsics { get; }
 
+    /// <summary>The size of every image of the object, found when the dataset opened; the intrinsics are normalised by it.</summary>
+    public ObjectImageSize ImageSize { get; }
+
+    /// <summary>The intrinsics normalised by the object's image size: (fx/W, fy/H, cx/W, cy/H).</summary>
+    public (double Fx, double Fy, double Cx, double Cy) NormalizedIntrinsics =>
+        (Intrinsics.Fx / ImageSize.Width, Intrinsics.Fy / ImageSize.Height, Intrinsics.Cx / ImageSize.Width, Intrinsics.Cy / ImageSize.Height);
+
     /// <summary>Path of the image of view number <paramref name="index"/> (rgba/NNN.png).</summary>
     public string ImagePath(int index) => DatasetLayout.ImagePath(Directory, index);
 
     /// <summary>Path of the pose of view number <paramref name="index"/> (pose/NNN.npy).</summary>
     public string PosePath(int index) => DatasetLayout.PosePath(Directory, index);
+
+    /// <summary>
+    /// The image of view number <paramref name="index"/> as stored, checked again to have the object's size (the file may
+    /// have changed since the dataset opened). The caller owns it. Throws <see cref="BadDataException"/> naming the file.
+    /// </summary>
+    public Image LoadImage(int index)
+    {
+        var path = ImagePath(index);
+        Image image;
+        try
+        {
+            // The stored pixels: a view's pose describes the camera that made them (OpenLRM reads views with PIL, which
+            // leaves EXIF orientation alone); the reconstruct path, which takes photos, turns images upright.
+            image = Image.Load(path, applyExifOrientation: false);
+        }
+        catch (LrmFormatException error)
+        {
+            throw new BadDataException(new DataProblem(Name, path, $"unreadable image: {error.Message}"));
+        }
+        if (DatasetLayout.ImageSizeProblem(image.Width, image.Height, ImageSize) is { } problem)
+        {
+            image.Dispose();
+            throw new BadDataException(new DataProblem(Name, path, problem));
+        }
+        return image;
+    }
 }
 
 /// <summary>Where one view's supervised patch lies in the full render: resolution, top-left corner, side.</summary>
@@ -145,10 +179,10 @@ internal readonly record struct RenderWindow(int Resolution, int X, int Y, int S
 /// A multi-view training set in OpenLRM's layout: one folder per object under the root (or the root itself when it is
 /// an object folder), each with <c>rgba/NNN.png</c> (straight alpha), <c>pose/NNN.npy</c> (4×4 or 3×4
 /// camera-to-world, OpenGL convention) and <c>intrinsics.npy</c> — OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width,
-/// height]] in pixels, or a (3, 3) pixel matrix K (then normalised by each image's size). The files are read by the
-/// layout reader <c>lrm dataset check</c> uses too (<see cref="DatasetLayout"/>, <see cref="ObjectFolder"/>), so both
-/// accept and refuse the same data. Opening checks every object's files, poses and intrinsics; images are checked
-/// (size) when a sample is loaded. Bad objects follow <see cref="DataOptions.BadData"/>.
+/// height]] in pixels, or a (3, 3) pixel matrix K (then normalised by the object's image size). The files are read by
+/// the layout reader <c>lrm dataset check</c> uses too (<see cref="DatasetLayout"/>, <see cref="ObjectFolder"/>), so both
+/// accept and refuse the same data. Opening checks every object's files, poses, intrinsics and image sizes (from the
+/// images' headers); images are decoded when a sample is loaded. Bad objects follow <see cref="DataOptions.BadData"/>.
 /// </summary>
 internal sealed class MultiViewDataset
 {
@@ -224,13 +258,15 @@ internal sealed class MultiViewDataset
             throw new BadDataException(new DataProblem(folder.Name, DatasetLayout.ImagePath(directory, source),
                 $"is missing: the source view {source} (--source-view) must exist in every object"));
         }
-        return new DatasetObject(folder.Name, folder.Directory, [.. folder.Views], [.. folder.Poses.Select(p => p!)], folder.Intrinsics!.Value);
+        return new DatasetObject(folder.Name, folder.Directory, [.. folder.Views], [.. folder.Poses.Select(p => p!)], folder.Intrinsics!.Value,
+            folder.ImageSize!.Value);
     }
 
     /// <summary>
     /// Draws and loads one sample of object <paramref name="objectIndex"/> into row <paramref name="row"/> of
     /// <paramref name="batch"/>: V distinct views (the first is the source), one background, a render window per view,
-    /// all from <paramref name="random"/> before any file is read. Throws <see cref="BadDataException"/> for a bad image.
+    /// all from <paramref name="random"/> before any file is read. Throws <see cref="BadDataException"/> for a bad image
+    /// (<see cref="DatasetObject.LoadImage"/>).
     /// </summary>
     internal void LoadInto(TrainingBatch batch, int row, int objectIndex, TrainingRandom random, IBackend backend)
     {
@@ -269,14 +305,13 @@ internal sealed class MultiViewDataset
         }
 
         var normalized = CameraNormalization.Normalize([.. chosen.Select(v => entry.Poses[v])]);
+        var intrinsics = entry.NormalizedIntrinsics;
         batch.Objects[row] = entry.Name;
         batch.Backgrounds[row] = background;
-        (int Width, int Height)? size = null;
         for (var v = 0; v < viewCount; v++)
         {
             var viewNumber = entry.ViewIndices[chosen[v]];
-            var path = entry.ImagePath(viewNumber);
-            using var image = LoadImage(path, entry, ref size);
+            using var image = entry.LoadImage(viewNumber);
             using var planar = Composite(image, background);
             if (v == 0)
             {
@@ -285,7 +320,6 @@ internal sealed class MultiViewDataset
                 ResizeSource(batch, row, source ?? planar, backend);
             }
             CropTarget(batch, row, v, planar, windows[v], backend);
-            var intrinsics = Normalized(entry.Intrinsics, size!.Value.Width, size.Value.Height);
             WriteCameras(batch, row, v, normalized[v], intrinsics, windows[v]);
             batch.ViewNumbers[row * viewCount + v] = viewNumber;
             batch.Windows[row * viewCount + v] = windows[v];
@@ -294,33 +328,6 @@ internal sealed class MultiViewDataset
                 WriteSourceCamera(batch, row, normalized[0], intrinsics, options.CameraInputDim);
             }
         }
-    }
-
-    // (fx, fy, cx, cy) normalised by the image size.
-    internal static (double Fx, double Fy, double Cx, double Cy) Normalized(PixelIntrinsics k, int width, int height) =>
-        (k.Fx / width, k.Fy / height, k.Cx / width, k.Cy / height);
-
-    // A view's image; its size must be the object's (DatasetLayout.ImageSizeProblem: the (3, 2) intrinsics' size, and
-    // the sample's first image's). The caller owns it.
-    private static Image LoadImage(string path, DatasetObject entry, ref (int Width, int Height)? size)
-    {
-        Image image;
-        try
-        {
-            // The stored pixels: a view's pose describes the camera that made them (OpenLRM reads views with PIL, which
-            // leaves EXIF orientation alone); the reconstruct path, which takes photos, turns images upright.
-            image = Image.Load(path, applyExifOrientation: false);
-        }
-        catch (LrmFormatException error)
-        {
-            throw new BadDataException(new DataProblem(entry.Name, path, $"unreadable image: {error.Message}"));
-        }
-        if (DatasetLayout.ImageSizeProblem(image.Width, image.Height, entry.Intrinsics, Path.Combine(entry.Directory, DatasetLayout.IntrinsicsFile), ref size) is { } problem)
-        {
-            image.Dispose();
-            throw new BadDataException(new DataProblem(entry.Name, path, problem));
-        }
-        return image;
     }
 
     /// <summary>

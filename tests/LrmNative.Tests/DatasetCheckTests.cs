@@ -102,6 +102,8 @@ public sealed class DatasetCheckTests
         });
         yield return Case("NaN intrinsics", "obj_00000/intrinsics.npy", "not finite", d =>
             WritePose(Path.Combine(d, "obj_00000/intrinsics.npy"), [18, 18, 12, 12, float.NaN, 24], 3, 2));
+        yield return Case("absurd focal", "obj_00000/intrinsics.npy", "must lie in (0.001, 1000)", d =>
+            WritePose(Path.Combine(d, "obj_00000/intrinsics.npy"), [1e30, 1e30, 12, 12, 24, 24], 3, 2));
         yield return Case("intrinsics size", "obj_00001/intrinsics.npy", "intrinsics.npy says 32×32", d =>
             WritePose(Path.Combine(d, "obj_00001/intrinsics.npy"), [24, 24, 16, 16, 32, 32], 3, 2));
         yield return Case("missing intrinsics", "obj_00001/intrinsics.npy", "missing", d => File.Delete(Path.Combine(d, "obj_00001/intrinsics.npy")));

@@ -196,6 +196,10 @@ public sealed class DatasetTrainingAgreementTests
         yield return Case("intrinsics shape", "intrinsics.npy", "(3, 2)", f => Write(Path.Combine(f, "intrinsics.npy"), [24, 24, 16, 16], 2, 2));
         // Any view can be a sample's source, and normalisation needs the source's distance from the origin.
         yield return Case("camera at the origin", "pose/002.npy", "is at the origin", f => Write(Path.Combine(f, "pose/002.npy"), Identity, 4, 4));
+        yield return Case("absurd focal", "intrinsics.npy", "fx/width = 3.13E+28", f => Write(Path.Combine(f, "intrinsics.npy"), [1e30, 1e30, 16, 16, 32, 32], 3, 2));
+        yield return Case("absurd focal in K", "intrinsics.npy", "fx/width = 3.13E+28", f => Write(Path.Combine(f, "intrinsics.npy"), MatrixK(1e30, 16), 3, 3));
+        yield return Case("tiny focal", "intrinsics.npy", "must lie in (0.001, 1000)", f => Write(Path.Combine(f, "intrinsics.npy"), [0.01, 0.01, 16, 16, 32, 32], 3, 2));
+        yield return Case("absurd principal point", "intrinsics.npy", "cx/width = -3.13E+28", f => Write(Path.Combine(f, "intrinsics.npy"), MatrixK(24, -1e30), 3, 3));
         yield return Case("image size against intrinsics", "rgba/002.png", "image of the wrong size: 36×32, but", f => WriteImage(Path.Combine(f, "rgba/002.png"), 36, 32));
         // Without a size in the intrinsics the object's size is most of its images', so the odd one is blamed, source or not.
         yield return Case("image size with K", "rgba/002.png", "image of the wrong size: 32×36, but 3 of the object's 4 images are 32×32", f =>
@@ -231,6 +235,24 @@ public sealed class DatasetTrainingAgreementTests
         Assert.That(skipping.Objects.Select(o => o.Name), Is.EqualTo(new[] { "obj_00000" }));
         Assert.That(skipping.Problems, Has.Count.EqualTo(1));
         Assert.That((skipping.Problems[0].Object, skipping.Problems[0].File), Is.EqualTo(("obj_00001", path)));
+    }
+
+    // The sanity range is wide enough for every real camera: a 170° fisheye (f/W ≈ 0.04), a 1° telephoto (≈ 57), a
+    // principal point off a crop; and refuses what no camera has. A K is judged with its images' size.
+    [TestCase(0.044, 0.5, true)]
+    [TestCase(0.75, 0.5, true)]
+    [TestCase(57.3, 0.5, true)]
+    [TestCase(1.2, -3.0, true)]
+    [TestCase(1.2, 40.0, true)]
+    [TestCase(0.0005, 0.5, false)]
+    [TestCase(2000.0, 0.5, false)]
+    [TestCase(1.2, 2000.0, false)]
+    public void IntrinsicsSanityRangeKeepsEveryRealCamera(double focal, double center, bool accepted)
+    {
+        const int Width = 512, Height = 384;
+        var intrinsics = new PixelIntrinsics(focal * Width, focal * Height, center * Width, center * Height, Width, Height);
+        var problem = DatasetLayout.IntrinsicsRangeProblem(intrinsics, Width, Height);
+        Assert.That(problem, accepted ? Is.Null : Does.Contain("must lie in"));
     }
 
     // Forms both accept: a (3, 3) K equal to the (3, 2) intrinsics, (3, 4) poses; the loader's cameras do not change.

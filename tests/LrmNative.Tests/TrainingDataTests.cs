@@ -348,6 +348,7 @@ public sealed class TrainingDataTests
     [TestCase("too-few-views")]
     [TestCase("corrupt-png")]
     [TestCase("camera-at-origin")]
+    [TestCase("absurd-focal")]
     [TestCase("wrong-size-with-k")]
     public void BadDataIsReportedWithObjectAndFileAndSkippedOnlyWhenAsked(string kind)
     {
@@ -385,6 +386,13 @@ public sealed class TrainingDataTests
                 using (var pose = Tensor.FromArray([1f, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 4, 4))
                 {
                     Npy.Write(file, pose);
+                }
+                break;
+            case "absurd-focal":
+                file = Path.Combine(bad, "intrinsics.npy");
+                using (var k = Tensor.FromArray([1e30f, 1e30f, 16, 16, 32, 32], 3, 2))
+                {
+                    Npy.Write(file, k);
                 }
                 break;
             case "wrong-size-with-k":

@@ -14,7 +14,8 @@ internal sealed record DatasetCheckReport(int Objects, int Views, int Meshes, IR
 /// Validates a dataset folder and reports every problem rather than stopping at the first. The layout, poses and
 /// intrinsics are checked by the reader the training dataset uses (<see cref="ObjectFolder.Read"/>: views paired and
 /// named NNN, poses rigid within <see cref="DatasetLayout.RigidTolerance"/> with the camera away from the origin,
-/// intrinsics valid, every image of the object's one size); on top of that images decode and have an alpha channel; a <c>mesh.ply</c>, when present, reads; every name in <c>uids.json</c> has a folder.
+/// intrinsics valid and within the sanity range, every image of the object's one size); on top of that images decode
+/// and have an alpha channel; a <c>mesh.ply</c>, when present, reads; every name in <c>uids.json</c> has a folder.
 /// </summary>
 internal static class DatasetChecker
 {

@@ -9,7 +9,8 @@ namespace LrmNative.Data;
 /// The one reader of OpenLRM's multi-view layout (docs/datasets.md), shared by the training dataset
 /// (<see cref="Training.MultiViewDataset"/>) and <c>lrm dataset check</c> (<see cref="DatasetChecker"/>): file names,
 /// the pose and intrinsics parsers, the pose check (rigid within its tolerance, the camera away from the origin), the
-/// image-size rule and the list of object folders. A dataset root holds one folder per object (or is an object folder itself, recognised by its <c>rgba/</c>); each has <c>rgba/NNN.png</c>,
+/// intrinsics' sanity range, the image-size rule and the list of object folders. A dataset root holds one folder per
+/// object (or is an object folder itself, recognised by its <c>rgba/</c>); each has <c>rgba/NNN.png</c>,
 /// <c>pose/NNN.npy</c> and <c>intrinsics.npy</c>, optionally <c>mesh.ply</c>. Folders whose names start with '.'
 /// (e.g. a writer's temporary folders) are not objects.
 /// </summary>
@@ -41,6 +42,22 @@ internal static class DatasetLayout
     /// (0, −d, 0) at its own distance d from the object, which sits at the origin; a camera there has no such distance.
     /// </summary>
     public const double MinCameraDistance = 1e-6;
+
+    /// <summary>
+    /// Focal lengths over the image size (fx/W, fy/H) must be above this and below <see cref="MaxNormalizedFocal"/>. Real
+    /// cameras lie far inside (a 170° fisheye about 0.04, a 1° telephoto about 57, OpenLRM's renders about 1); a value
+    /// outside is a wrong unit or a corrupt file, and would make the camera feature and the rays meaningless.
+    /// </summary>
+    public const double MinNormalizedFocal = 1e-3;
+
+    /// <summary>Focal lengths over the image size must be below this (see <see cref="MinNormalizedFocal"/>).</summary>
+    public const double MaxNormalizedFocal = 1e3;
+
+    /// <summary>
+    /// |cx/W| and |cy/H| must be below this: a real principal point lies near the image centre (0.5), inside the image
+    /// or, for a crop, not far off it.
+    /// </summary>
+    public const double MaxNormalizedPrincipalPoint = 1e3;
 
     /// <summary>File name of view <paramref name="index"/>: three or more digits (000, 001, …, 1000) and the extension.</summary>
     public static string ViewFileName(int index, string extension) => index.ToString("D3", CultureInfo.InvariantCulture) + extension;
@@ -201,8 +218,9 @@ internal static class DatasetLayout
     /// <summary>
     /// An object's intrinsics file: OpenLRM's (3, 2) [[fx, fy], [cx, cy], [width, height]] in pixels, or a (3, 3)
     /// pixel matrix K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no image size: the images give it). Values must be
-    /// finite, focal lengths positive, a (3, 2) size positive integers. Throws <see cref="LrmFormatException"/>
-    /// naming the file.
+    /// finite, focal lengths positive, a (3, 2) size positive integers and, with that size, within the sanity range
+    /// (<see cref="IntrinsicsRangeProblem"/>; a K is checked against its images' size by <see cref="ObjectFolder.Read"/>).
+    /// Throws <see cref="LrmFormatException"/> naming the file.
     /// </summary>
     public static PixelIntrinsics ReadIntrinsics(string path) =>
         TryReadIntrinsics(path, out var problem) ?? throw new LrmFormatException($"{path}: {problem}");
@@ -257,8 +275,34 @@ internal static class DatasetLayout
             problem = string.Create(CultureInfo.InvariantCulture, $"focal lengths must be positive, got fx {result.Fx}, fy {result.Fy}");
             return null;
         }
+        if (result is { Width: int width, Height: int height } && IntrinsicsRangeProblem(result, width, height) is { } absurd)
+        {
+            problem = absurd;
+            return null;
+        }
         problem = "";
         return result;
+    }
+
+    /// <summary>
+    /// What is wrong with intrinsics for images of <paramref name="width"/>×<paramref name="height"/> (null: nothing): the
+    /// focal lengths over the image size outside (<see cref="MinNormalizedFocal"/>, <see cref="MaxNormalizedFocal"/>),
+    /// or the principal point over it beyond ±<see cref="MaxNormalizedPrincipalPoint"/>.
+    /// </summary>
+    public static string? IntrinsicsRangeProblem(PixelIntrinsics intrinsics, int width, int height)
+    {
+        double fx = intrinsics.Fx / width, fy = intrinsics.Fy / height, cx = intrinsics.Cx / width, cy = intrinsics.Cy / height;
+        if (!(fx > MinNormalizedFocal && fx < MaxNormalizedFocal && fy > MinNormalizedFocal && fy < MaxNormalizedFocal))
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"the focal lengths over the image size, fx/width = {fx:G3} and fy/height = {fy:G3} (fx {intrinsics.Fx:G6}, fy {intrinsics.Fy:G6} px for {width}×{height} images), must lie in ({MinNormalizedFocal}, {MaxNormalizedFocal}); a real camera's are about 0.05 to 50");
+        }
+        if (!(Math.Abs(cx) < MaxNormalizedPrincipalPoint && Math.Abs(cy) < MaxNormalizedPrincipalPoint))
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"the principal point over the image size, cx/width = {cx:G3} and cy/height = {cy:G3} (cx {intrinsics.Cx:G6}, cy {intrinsics.Cy:G6} px for {width}×{height} images), must lie in (−{MaxNormalizedPrincipalPoint}, {MaxNormalizedPrincipalPoint}); a real camera's is about 0.5");
+        }
+        return null;
     }
 
     /// <summary>
@@ -384,8 +428,9 @@ internal sealed class ObjectFolder
     /// number (NNN.png, NNN.npy); every view with both an image and a pose, and at least one view; every pose a
     /// rigid transform within <paramref name="rigidTolerance"/> with its camera away from the origin
     /// (<see cref="DatasetLayout.PoseProblem"/>); the intrinsics valid (<see cref="DatasetLayout.ReadIntrinsics"/>);
-    /// every image's header readable and its size the object's (<see cref="DatasetLayout.ExpectedImageSize"/>). Problems
-    /// are collected, not thrown.
+    /// every image's header readable and its size the object's (<see cref="DatasetLayout.ExpectedImageSize"/>); a (3, 3)
+    /// K within the sanity range for that size (<see cref="DatasetLayout.IntrinsicsRangeProblem"/>). Problems are
+    /// collected, not thrown.
     /// </summary>
     public static ObjectFolder Read(string directory, double rigidTolerance = DatasetLayout.RigidTolerance)
     {
@@ -476,6 +521,12 @@ internal sealed class ObjectFolder
                 {
                     Add(DatasetLayout.ImagePath(directory, imageViews[i]), wrongSize);
                 }
+            }
+            // A (3, 2) file's range was checked with its own size; a K's needs the images'.
+            if (intrinsics is { Width: null } matrix && DatasetLayout.IntrinsicsRangeProblem(matrix, expected.Width, expected.Height) is { } absurd)
+            {
+                Add(intrinsicsPath, absurd);
+                intrinsics = null;
             }
         }
         return new ObjectFolder(name, directory, views, imageViews, [.. views.Select(v => poses[v])], intrinsics, imageSizes, imageSize, problems);

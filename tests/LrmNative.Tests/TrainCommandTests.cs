@@ -186,7 +186,7 @@ public sealed class TrainCommandTests
         }
         var (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "run"), "--batch", "1"));
         Assert.That(code, Is.EqualTo(1));
-        Assert.That(error, Does.Contain("lrm: error:").And.Contain(Path.Combine("o0", "rgba")).And.Contain(".png"));
+        Assert.That(error, Does.Contain("lrm: error:").And.Contain(Path.Combine("o0", "rgba")).And.Contain(".png").And.Contain("--skip-bad-data"));
     }
 
     [Test]

@@ -428,10 +428,12 @@ public sealed class TrainingDataTests
         var skipping = MultiViewDataset.Open(_root, options with { BadData = BadDataPolicy.Skip });
         using var skipLoader = new MultiViewLoader(skipping, 2, seed: 5);
         var seen = new HashSet<string>();
+        var reportedByBatches = new List<DataProblem>();
         for (var i = 0; i < 4; i++)
         {
             using var batch = skipLoader.Next();
             seen.UnionWith(batch.Objects);
+            reportedByBatches.AddRange(batch.Skipped);
             Assert.That(batch.TargetRgb.ToFloatArray().All(float.IsFinite), Is.True);
         }
         Assert.That(seen.Order(), Is.EqualTo(new[] { "good1", "good2" }), "only good objects are trained on");
@@ -439,6 +441,30 @@ public sealed class TrainingDataTests
         Assert.That(problems, Has.Count.EqualTo(1), "reported once");
         Assert.That(problems[0].Object, Is.EqualTo("bad"));
         Assert.That(problems[0].File, Is.EqualTo(file));
+        // A problem found while loading (not when the folder was opened) comes with the one batch that found it, for the trainer to report.
+        Assert.That(reportedByBatches, Is.EqualTo(skipLoader.Problems), "each loader problem reported by one batch");
+        if (kind is "wrong-size" or "corrupt-png")
+        {
+            Assert.That(reportedByBatches, Has.Count.EqualTo(1), "an image problem is found by the loader");
+            Assert.That(fatal.Message, Does.Contain("--skip-bad-data"), "the fatal message names the flag that skips");
+        }
+    }
+
+    [Test]
+    public void DisposingALoaderWhosePendingBatchFailedKeepsTheExceptionInFlight()
+    {
+        WriteObject("one", views: 3);
+        var dataset = MultiViewDataset.Open(_root, SmallOptions);
+        // A batch too large to allocate fails on the background task with an OutOfMemoryException, not an LrmException:
+        // disposing the loader must neither throw it nor let it replace the exception being unwound.
+        var error = Assert.Throws<InvalidOperationException>(() =>
+        {
+            using var loader = new MultiViewLoader(dataset, int.MaxValue, seed: 1);
+            throw new InvalidOperationException("the step's own failure");
+        })!;
+        Assert.That(error.Message, Is.EqualTo("the step's own failure"));
+        var loader = new MultiViewLoader(dataset, int.MaxValue, seed: 1);
+        Assert.DoesNotThrow(loader.Dispose);
     }
 
     // An odd-sized image is found when the dataset opens, even when a sample reads one view (with a K, whose

@@ -19,6 +19,8 @@ internal readonly record struct DataPosition(long Epoch, long Index);
 /// </summary>
 internal sealed class TrainingBatch : IDisposable
 {
+    private readonly List<DataProblem> _skipped = [];
+
     internal TrainingBatch(int batchSize, DataOptions options, DataPosition start)
     {
         long b = batchSize, v = options.ViewsPerSample, p = options.PatchSize, s = options.SourceImageSize;
@@ -53,6 +55,9 @@ internal sealed class TrainingBatch : IDisposable
     /// <summary>Render resolution and patch position of each view, (B·V) row-major.</summary>
     public RenderWindow[] Windows { get; }
 
+    /// <summary>Objects found bad while this batch was loaded and left out from now on (<see cref="BadDataPolicy.Skip"/>), each reported by one batch only.</summary>
+    public IReadOnlyList<DataProblem> Skipped => _skipped;
+
     /// <summary>(B, 3, S, S).</summary>
     public Tensor SourceImages { get; }
 
@@ -71,6 +76,8 @@ internal sealed class TrainingBatch : IDisposable
     /// <summary>(B, V, 25): full-image cameras.</summary>
     public Tensor FullCameras { get; }
 
+    internal void AddSkipped(DataProblem problem) => _skipped.Add(problem);
+
     /// <summary>Frees the tensors.</summary>
     public void Dispose()
     {
@@ -88,8 +95,8 @@ internal sealed class TrainingBatch : IDisposable
 /// permutation drawn from (seed, e); the sample at (epoch, index) draws its views, background and render windows from
 /// (seed, epoch, index) alone. So a batch depends only on the seed and its <see cref="DataPosition"/> — a checkpoint
 /// stores the position and a resumed run continues with the same batches. A background task decodes the next batch
-/// while the current one trains. Objects whose images turn out bad are skipped (reported in <see cref="Problems"/>)
-/// or fatal, per <see cref="DataOptions.BadData"/>.
+/// while the current one trains. Objects whose images turn out bad are skipped (reported in <see cref="Problems"/> and
+/// by the batch that found them, <see cref="TrainingBatch.Skipped"/>) or fatal, per <see cref="DataOptions.BadData"/>.
 /// </summary>
 internal sealed class MultiViewLoader : IDisposable
 {
@@ -205,9 +212,12 @@ internal sealed class MultiViewLoader : IDisposable
                     {
                         if (_dataset.Options.BadData == BadDataPolicy.Fatal)
                         {
-                            throw new LrmFormatException($"bad training data: {bad.Problem} (use the skip policy to leave such objects out)");
+                            throw new LrmFormatException($"bad training data: {bad.Problem} (train with --skip-bad-data to leave such objects out)");
                         }
-                        MarkBad(objectIndex, bad.Problem);
+                        if (MarkBad(objectIndex, bad.Problem))
+                        {
+                            batch.AddSkipped(bad.Problem);
+                        }
                         failuresInARow++;
                     }
                 }
@@ -246,32 +256,36 @@ internal sealed class MultiViewLoader : IDisposable
         }
     }
 
-    private void MarkBad(int objectIndex, DataProblem problem)
+    // True when the object was not known to be bad yet.
+    private bool MarkBad(int objectIndex, DataProblem problem)
     {
         lock (_gate)
         {
-            if (_badObjects.Add(objectIndex))
+            if (!_badObjects.Add(objectIndex))
             {
-                _problems.Add(problem);
+                return false;
             }
+            _problems.Add(problem);
+            return true;
         }
     }
 
-    /// <summary>Waits for the batch being decoded and frees it.</summary>
+    /// <summary>Waits for the batch being decoded and frees it, then the decoding backend; never throws.</summary>
     public void Dispose()
     {
-        if (_pending is not null)
+        try
         {
-            try
-            {
-                _pending.GetAwaiter().GetResult().Dispose();
-            }
-            catch (LrmException)
-            {
-                // The failure belongs to a batch nobody asked for.
-            }
-            _pending = null;
+            _pending?.GetAwaiter().GetResult().Dispose();
         }
-        _backend.Dispose();
+        catch (Exception)
+        {
+            // Whatever it is, the failure belongs to a batch nobody asked for, and it must not replace the exception a
+            // `using` may be unwinding with (a NaN stop naming the step).
+        }
+        finally
+        {
+            _pending = null;
+            _backend.Dispose();
+        }
     }
 }

@@ -194,7 +194,7 @@ public sealed class TrainCommandTests
     {
         var (config, data) = WriteInputs();
         var heldOut = Path.Combine(_folder, "heldout");
-        TrainingSceneData.Write(heldOut, objects: 3, views: 4, size: 32, seed: 99);
+        TrainingSceneData.Write(heldOut, objects: 3, views: 4, size: 32, seed: 99, namePrefix: "h");
         var plain = Path.Combine(_folder, "plain");
         var validated = Path.Combine(_folder, "validated");
         var (code, error) = Lrm(TrainArgs(config, data, plain, "--steps", "12"));
@@ -202,6 +202,7 @@ public sealed class TrainCommandTests
         (code, error) = Lrm(TrainArgs(config, data, validated, "--steps", "12", "--val-data", heldOut, "--val-every", "5", "--val-objects", "2", "--val-views", "3",
             "--stop-at", "7"));
         Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Not.Contain("warning"), "held-out objects named apart from the training objects");
         (code, error) = Lrm(TrainArgs(config, data, validated, "--steps", "12", "--val-data", heldOut, "--val-every", "5", "--val-objects", "2", "--val-views", "3",
             "--resume"));
         Assert.That(code, Is.EqualTo(0), error);
@@ -217,7 +218,7 @@ public sealed class TrainCommandTests
             Assert.That(line.GetProperty("ssim").GetDouble(), Is.InRange(0.0, 1.0));
             Assert.That(line.GetProperty("views").GetInt32(), Is.EqualTo(6));
         }
-        var renders = Path.Combine(validated, "val", "step-00000010", "o0");
+        var renders = Path.Combine(validated, "val", "step-00000010", "h0");
         Assert.That(Directory.GetFiles(renders, "*_render.png"), Has.Length.EqualTo(3));
         Assert.That(Directory.GetFiles(renders, "*_gt.png"), Has.Length.EqualTo(3));
 
@@ -237,6 +238,15 @@ public sealed class TrainCommandTests
 
         // Validation only reads the weights: the run is the plain run bit for bit.
         Assert.That(File.ReadAllBytes(Path.Combine(validated, TrainCommand.ModelFileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(plain, TrainCommand.ModelFileName))));
+    }
+
+    [Test]
+    public void HeldOutObjectsWithTheNamesOfTrainingObjectsAreWarnedOf()
+    {
+        var (config, data) = WriteInputs();
+        var (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "run"), "--steps", "1", "--val-data", data, "--val-objects", "1", "--val-views", "1"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("lrm: warning: --val-data objects o0 have the names of --data objects"));
     }
 
     [Test]

@@ -175,6 +175,37 @@ public sealed class TrainingLoopTests
     }
 
     [Test]
+    public void ACheckpointDueAtAStepIsWrittenBeforeTheProgressReport()
+    {
+        // lrm train validates inside the progress report: a failure there must not lose the checkpoint of that step.
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("validation-fails", 10) with { CheckpointEvery = 2 };
+        var loop = new TrainingLoop(task, _dataset, options);
+        Assert.Throws<InvalidOperationException>(() => loop.Run(backend, progress: p =>
+        {
+            if (p.Step == 4)
+            {
+                throw new InvalidOperationException("validation failed");
+            }
+        }));
+        Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(4));
+    }
+
+    [Test]
+    public void StopAtEndsTheRunWithACheckpointThatResumes()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("stop-at", 12);
+        var loop = new TrainingLoop(task, _dataset, options with { StopAt = 5 });
+        Assert.That(loop.Run(backend), Is.EqualTo(5));
+        Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(5));
+        using var resumed = new LinearTask();
+        Assert.That(new TrainingLoop(resumed, _dataset, options).Run(backend, loop.CheckpointPath), Is.EqualTo(12), "--stop-at may change on resume");
+    }
+
+    [Test]
     public void ResumingAfterACrashDropsLogLinesBeyondTheCheckpoint()
     {
         using var backend = new CpuBackend();

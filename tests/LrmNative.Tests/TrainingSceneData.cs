@@ -46,8 +46,11 @@ internal static class TrainingSceneData
         }
         """;
 
-    /// <summary>Writes <paramref name="objects"/> objects (o0, o1, …) of <paramref name="views"/> size×size views under <paramref name="root"/>.</summary>
-    public static void Write(string root, int objects, int views, int size, int seed = 1, bool symmetric = false)
+    /// <summary>
+    /// Writes <paramref name="objects"/> objects (o0, o1, …, or <paramref name="namePrefix"/>0, …) of <paramref name="views"/>
+    /// size×size views under <paramref name="root"/>.
+    /// </summary>
+    public static void Write(string root, int objects, int views, int size, int seed = 1, bool symmetric = false, string namePrefix = "o")
     {
         using var backend = new CpuBackend();
         var random = new Random(seed);
@@ -59,7 +62,7 @@ internal static class TrainingSceneData
                     : [(float)(random.NextDouble() - 0.5) * 0.4f, (float)(random.NextDouble() - 0.5) * 0.4f, (float)(random.NextDouble() - 0.5) * 0.4f],
                 0.45f + 0.2f * (float)random.NextDouble(),
                 [0.15f + 0.8f * (float)random.NextDouble(), 0.15f + 0.8f * (float)random.NextDouble(), 0.15f + 0.8f * (float)random.NextDouble()])).ToArray();
-            var directory = Path.Combine(root, $"o{o}");
+            var directory = Path.Combine(root, $"{namePrefix}{o}");
             Directory.CreateDirectory(Path.Combine(directory, "rgba"));
             Directory.CreateDirectory(Path.Combine(directory, "pose"));
             for (var v = 0; v < views; v++)

@@ -273,6 +273,14 @@ internal static class TrainCommand
 
         var validation = options.ValData is null ? null
             : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step);
+        if (validation is not null)
+        {
+            var shared = validation.ObjectNames.Intersect(dataset.Objects.Select(o => o.Name), StringComparer.Ordinal).ToList();
+            if (shared.Count > 0)
+            {
+                log.WriteLine($"lrm: warning: --val-data objects {string.Join(", ", shared.Take(5))}{(shared.Count > 5 ? $" and {shared.Count - 5} more" : "")} have the names of --data objects: if they are the same objects, the validation is not on held-out data");
+            }
+        }
         using var task = new LrmTrainingTask(model, new LrmLossOptions { MaskWeight = options.MaskWeight, TotalVariationWeight = options.TvWeight, Deferred = options.Deferred }, options.ChunkRays);
         var loop = new TrainingLoop(task, dataset, new TrainingOptions
         {
@@ -282,11 +290,11 @@ internal static class TrainCommand
             WarmupSteps = options.Warmup,
             Optimizer = new AdamWOptions { LearningRate = options.LearningRate },
             CheckpointEvery = options.CheckpointEvery,
+            StopAt = options.StopAt,
             OutputDirectory = options.Out,
             ConfigJson = model.Config.ToJson(),
             MaxFileBytes = maxFileBytes,
         });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var display = new TrainProgressDisplay(log, interactive);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var last = clock.Elapsed;
@@ -300,11 +308,7 @@ internal static class TrainCommand
                 now = clock.Elapsed; // the next step's time leaves the validation out
             }
             last = now;
-            if (options.StopAt > 0 && progress.Step >= options.StopAt)
-            {
-                stop.Cancel();
-            }
-        }, stop.Token);
+        }, cancellation);
         display.Finish();
         var peak = backend is CudaBackend cuda
             ? $"peak device memory {cuda.MemoryStatistics.PeakInUseBytes / 1e6:F1} MB (the caching allocator's, weights included), peak host tensors {HostMemory.PeakBytes / 1e6:F1} MB"
@@ -426,6 +430,9 @@ internal sealed class TrainValidation
             });
         }
     }
+
+    /// <summary>The held-out objects each validation scores.</summary>
+    public IEnumerable<string> ObjectNames => _dataset.Objects.Take(_options.ValObjects).Select(o => o.Name);
 
     /// <summary>Whether update <paramref name="step"/> is validated (every --val-every, and the last of the schedule).</summary>
     public bool Due(long step) => step == _options.Steps || (_options.ValEvery > 0 && step % _options.ValEvery == 0);

@@ -43,6 +43,9 @@ internal sealed record TrainingOptions
     /// <summary>Write a checkpoint every this many updates (and always at the end); 0: only at the end.</summary>
     public long CheckpointEvery { get; init; } = 500;
 
+    /// <summary>Stop after this update with a checkpoint, to be resumed later (a time slice of the schedule); 0: run all <see cref="Steps"/>.</summary>
+    public long StopAt { get; init; }
+
     /// <summary>Folder for checkpoint.safetensors and train.jsonl.</summary>
     public required string OutputDirectory { get; init; }
 
@@ -89,9 +92,9 @@ internal sealed class TrainingLoop
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(dataset);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Steps < 1 || options.BatchSize < 1 || options.CheckpointEvery < 0)
+        if (options.Steps < 1 || options.BatchSize < 1 || options.CheckpointEvery < 0 || options.StopAt < 0)
         {
-            throw new LrmInvalidArgumentException($"training: steps ({options.Steps}) and batch size ({options.BatchSize}) must be >= 1, checkpoint interval ({options.CheckpointEvery}) >= 0");
+            throw new LrmInvalidArgumentException($"training: steps ({options.Steps}) and batch size ({options.BatchSize}) must be >= 1, checkpoint interval ({options.CheckpointEvery}) and stop step ({options.StopAt}) >= 0");
         }
         _task = task;
         _dataset = dataset;
@@ -103,7 +106,8 @@ internal sealed class TrainingLoop
 
     /// <summary>
     /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh or from the checkpoint at
-    /// <paramref name="resumeFrom"/> (same seed and batch size required). Returns the number of updates done.
+    /// <paramref name="resumeFrom"/> (same seed and batch size required). <paramref name="progress"/> runs after
+    /// each update, once its checkpoint (if due) is written. Returns the number of updates done.
     /// </summary>
     public long Run(IBackend backend, string? resumeFrom = null, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
@@ -143,14 +147,20 @@ internal sealed class TrainingLoop
             }
             var update = optimizer.Step(backend, parameters, schedule.At(step));
             WriteLog(log, update, losses, clock.Elapsed.TotalSeconds);
-            progress?.Invoke(new TrainingProgress(step, _options.Steps, losses, update, (step - startStep) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
-            var last = optimizer.StepCount == _options.Steps;
-            if (last || cancellation.IsCancellationRequested || (_options.CheckpointEvery > 0 && step % _options.CheckpointEvery == 0))
+            var stopping = cancellation.IsCancellationRequested || (_options.StopAt > 0 && step >= _options.StopAt);
+            var saved = step == _options.Steps || stopping || (_options.CheckpointEvery > 0 && step % _options.CheckpointEvery == 0);
+            if (saved)
             {
+                // Before the progress report: whatever the caller does there (validation) cannot lose this checkpoint.
                 Save();
             }
-            if (cancellation.IsCancellationRequested)
+            progress?.Invoke(new TrainingProgress(step, _options.Steps, losses, update, (step - startStep) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+            if (stopping || cancellation.IsCancellationRequested)
             {
+                if (!saved)
+                {
+                    Save();
+                }
                 break;
             }
         }

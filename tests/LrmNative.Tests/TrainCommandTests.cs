@@ -10,7 +10,7 @@ namespace LrmNative.Tests;
 /// <summary>
 /// `lrm train` end to end on a tiny config and a ray-cast dataset written by the test: 20 steps straight equal 10
 /// steps, stop, resume, 10 more — bit for bit (final model and checkpoint); the final model loads in
-/// `lrm reconstruct --model`; bad data stops with one error naming the object and the file; bad arguments are refused.
+/// `lrm reconstruct --model`; bad data stops with one error naming the object and the file; bad arguments and a stale log are refused.
 /// </summary>
 [TestFixture]
 public sealed class TrainCommandTests
@@ -190,6 +190,21 @@ public sealed class TrainCommandTests
     }
 
     [Test]
+    public void AFreshRunRefusesTheLogOfARunKilledBeforeItsFirstCheckpoint()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        var output = Path.Combine(_folder, "run");
+        Directory.CreateDirectory(output);
+        var log = Path.Combine(output, TrainingLoop.LogFileName);
+        File.WriteAllText(log, "{\"step\":1,\"loss\":0.5}\n");
+        var (code, error) = Lrm(TrainArgs(config, data, output));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain($"lrm: error: {log} exists").And.Contain("choose another --out"));
+        Assert.That(File.ReadAllText(log), Is.EqualTo("{\"step\":1,\"loss\":0.5}\n"));
+        Assert.That(Directory.GetFiles(output), Has.Length.EqualTo(1), "nothing else written");
+    }
+
+    [Test]
     public void ValidationScoresHeldOutViewsWithoutChangingTheRun()
     {
         var (config, data) = WriteInputs();
@@ -203,10 +218,17 @@ public sealed class TrainCommandTests
             "--stop-at", "7"));
         Assert.That(code, Is.EqualTo(0), error);
         Assert.That(error, Does.Not.Contain("warning"), "held-out objects named apart from the training objects");
+        // A run killed while writing leaves a cut-off last line in either log: the resume drops it with a warning.
+        var trainLog = Path.Combine(validated, TrainingLoop.LogFileName);
+        var valLog = Path.Combine(validated, TrainValidation.LogFileName);
+        File.AppendAllText(trainLog, "{\"step\":8,\"lr\":0.00");
+        File.AppendAllText(valLog, "{\"step\":8,\"ps");
         (code, error) = Lrm(TrainArgs(config, data, validated, "--steps", "12", "--val-data", heldOut, "--val-every", "5", "--val-objects", "2", "--val-views", "3",
             "--resume"));
         Assert.That(code, Is.EqualTo(0), error);
         Assert.That(error, Does.Contain("val step 10: PSNR").And.Contain("over 2 held-out objects × 3 views"));
+        Assert.That(error, Does.Contain($"lrm: warning: {trainLog}: dropped its last line").And.Contain($"lrm: warning: {valLog}: dropped its last line"));
+        Assert.That(TrainingLoop.ReadLog(validated).Select(row => (long)row["step"]), Is.EqualTo(Enumerable.Range(1, 12).Select(i => (long)i)));
 
         // Validated at 5, 10 and the last update (12); the resumed run kept the line of update 5 and wrote the rest.
         var lines = File.ReadAllLines(Path.Combine(validated, TrainValidation.LogFileName))

@@ -5,7 +5,8 @@ namespace LrmNative.Tests;
 
 /// <summary>
 /// The training loop with a small analytic task (a linear map from source pixels to target colour statistics):
-/// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step named.
+/// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step named,
+/// the log survives a cut-off line and a full disk is one error.
 /// </summary>
 public sealed class TrainingLoopTests
 {
@@ -203,6 +204,70 @@ public sealed class TrainingLoopTests
         Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(5));
         using var resumed = new LinearTask();
         Assert.That(new TrainingLoop(resumed, _dataset, options).Run(backend, loop.CheckpointPath), Is.EqualTo(12), "--stop-at may change on resume");
+    }
+
+    [Test]
+    public void AFreshRunStartsANewLog()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("stale", 5);
+        // A run killed before its first checkpoint leaves a log and nothing to resume.
+        Directory.CreateDirectory(options.OutputDirectory);
+        File.WriteAllLines(Path.Combine(options.OutputDirectory, TrainingLoop.LogFileName), ["""{"step":1,"loss":9}""", """{"step":2,"loss":9}""", """{"step":3,"lr":0.0"""]);
+        new TrainingLoop(task, _dataset, options).Run(backend);
+        var log = TrainingLoop.ReadLog(options.OutputDirectory);
+        Assert.That(log.Select(r => r["step"]), Is.EqualTo(Enumerable.Range(1, 5).Select(s => (double)s)));
+        Assert.That(log.Select(r => r["loss"]), Has.None.EqualTo(9.0));
+    }
+
+    [Test]
+    public void ResumeDropsACutOffLastLogLineAndRefusesAnyOtherBadLine()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("torn", 8);
+        var loop = new TrainingLoop(task, _dataset, options with { StopAt = 4 });
+        loop.Run(backend);
+        var path = Path.Combine(options.OutputDirectory, TrainingLoop.LogFileName);
+        var lines = File.ReadAllLines(path);
+
+        // A line of a killed write: dropped, with a warning naming the file.
+        File.AppendAllText(path, """{"step":5,"lr":0.00""");
+        using var resumed = new LinearTask();
+        var again = new TrainingLoop(resumed, _dataset, options with { StopAt = 6 });
+        var warnings = new List<string>();
+        again.Warning += warnings.Add;
+        Assert.That(again.Run(backend, loop.CheckpointPath), Is.EqualTo(6));
+        Assert.That(warnings, Has.One.Contains(path).And.Contain("cut off"));
+        Assert.That(TrainingLoop.ReadLog(options.OutputDirectory).Select(r => r["step"]), Is.EqualTo(Enumerable.Range(1, 6).Select(s => (double)s)));
+
+        // Anywhere else a bad line is an error naming the file and the line; nothing is rewritten.
+        var bad = File.ReadAllLines(path);
+        bad[1] = bad[1][..20];
+        File.WriteAllLines(path, bad);
+        using var refused = new LinearTask();
+        var error = Assert.Throws<LrmFormatException>(() => new TrainingLoop(refused, _dataset, options).Run(backend, loop.CheckpointPath))!;
+        Assert.That(error.Message, Does.StartWith(path + ": line 2 "));
+        Assert.That(File.ReadAllLines(path), Is.EqualTo(bad));
+        Assert.That(lines, Has.Length.EqualTo(4));
+    }
+
+    [Test]
+    public void AFullDiskWhileLoggingIsOneErrorNamingTheLog()
+    {
+        if (!File.Exists("/dev/full"))
+        {
+            Assert.Ignore("no /dev/full on this system (it stands in for a full disk)");
+        }
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("full", 3);
+        Directory.CreateDirectory(options.OutputDirectory);
+        var path = Path.Combine(options.OutputDirectory, TrainingLoop.LogFileName);
+        File.CreateSymbolicLink(path, "/dev/full");
+        var error = Assert.Throws<LrmFormatException>(() => new TrainingLoop(task, _dataset, options).Run(backend))!;
+        Assert.That(error.Message, Does.StartWith(path + ": cannot write the training log: "));
     }
 
     [Test]

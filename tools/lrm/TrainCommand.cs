@@ -242,6 +242,11 @@ internal static class TrainCommand
         {
             throw new LrmInvalidArgumentException($"{checkpoint} exists: pass --resume to continue that run, or choose another --out");
         }
+        var trainingLog = Path.Combine(options.Out, TrainingLoop.LogFileName);
+        if (!options.Resume && File.Exists(trainingLog))
+        {
+            throw new LrmInvalidArgumentException($"{trainingLog} exists, from a run stopped before its first checkpoint (there is nothing to resume): remove it to start afresh, or choose another --out");
+        }
         var maxFileBytes = (long)Math.Round(options.MaxFileMb * 1e6);
 
         var (backend, used, note) = BackendFactory.Create(options.Device, options.Threads);
@@ -272,7 +277,7 @@ internal static class TrainCommand
             $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
 
         var validation = options.ValData is null ? null
-            : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step);
+            : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step, message => log.WriteLine($"lrm: warning: {message}"));
         if (validation is not null)
         {
             var shared = validation.ObjectNames.Intersect(dataset.Objects.Select(o => o.Name), StringComparer.Ordinal).ToList();
@@ -296,6 +301,7 @@ internal static class TrainCommand
             MaxFileBytes = maxFileBytes,
         });
         var display = new TrainProgressDisplay(log, interactive);
+        loop.Warning += message => display.Note($"lrm: warning: {message}");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var last = clock.Elapsed;
         var done = loop.Run(backend, checkpoint, progress =>
@@ -392,7 +398,8 @@ internal sealed class TrainValidation
     private readonly MultiViewDataset _dataset;
     private readonly string _log;
 
-    public TrainValidation(TrainOptions options, LrmModel model, IBackend backend, long resumedStep)
+    /// <summary>Validation for <paramref name="options"/>; <paramref name="warning"/> hears of a cut-off last line dropped from val.jsonl.</summary>
+    public TrainValidation(TrainOptions options, LrmModel model, IBackend backend, long resumedStep, Action<string> warning)
     {
         _options = options;
         _model = model;
@@ -416,19 +423,7 @@ internal sealed class TrainValidation
         }
         _log = Path.Combine(options.Out, LogFileName);
         // A resumed run continues the log after the checkpoint's step; lines of updates the checkpoint does not have go.
-        if (File.Exists(_log))
-        {
-            var kept = File.ReadLines(_log).Where(line =>
-            {
-                using var document = System.Text.Json.JsonDocument.Parse(line);
-                return document.RootElement.GetProperty("step").GetInt64() <= resumedStep;
-            }).ToList();
-            IO.AtomicFile.Write(_log, stream =>
-            {
-                using var writer = new StreamWriter(stream, leaveOpen: true);
-                kept.ForEach(writer.WriteLine);
-            });
-        }
+        TrainingLog.KeepThrough(_log, resumedStep, warning);
     }
 
     /// <summary>The held-out objects each validation scores.</summary>
@@ -454,10 +449,18 @@ internal sealed class TrainValidation
         });
         var views = results.SelectMany(r => r.Views).ToList();
         double psnr = views.Average(v => v.Psnr), ssim = views.Average(v => v.Ssim);
-        using (var writer = File.AppendText(_log))
+        using (var writer = TrainingLog.Open(_log, append: true))
         {
-            writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"step\":{step},\"psnr\":{psnr:R},\"ssim\":{ssim:R},\"objects\":{results.Count},\"views\":{views.Count},\"seconds\":{clock.Elapsed.TotalSeconds:F3}}}"));
+            writer.Write(json =>
+            {
+                json.WriteNumber("step", step);
+                // An exact render has PSNR +∞, which JSON has no number for.
+                TrainingLog.WriteNumber(json, "psnr", psnr);
+                TrainingLog.WriteNumber(json, "ssim", ssim);
+                json.WriteNumber("objects", results.Count);
+                json.WriteNumber("views", views.Count);
+                json.WriteNumber("seconds", Math.Round(clock.Elapsed.TotalSeconds, 3));
+            });
         }
         return string.Create(CultureInfo.InvariantCulture,
             $"val step {step}: PSNR {psnr:F2} dB, SSIM {ssim:F3} over {results.Count} held-out objects × {views.Count / Math.Max(results.Count, 1)} views ({clock.Elapsed.TotalSeconds:F1} s; renders in {folder})");
@@ -470,6 +473,9 @@ internal sealed class TrainProgressDisplay(TextWriter log, bool interactive)
     private readonly IAnsiConsole? _console = interactive
         ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(log) })
         : null;
+
+    // Whether the live status line is on screen (a line of its own must start below it).
+    private bool _live;
 
     public void Report(TrainingProgress progress, double stepSeconds)
     {
@@ -485,23 +491,23 @@ internal sealed class TrainProgressDisplay(TextWriter log, bool interactive)
         var width = 24;
         var filled = (int)Math.Round(fraction * width);
         _console.Markup($"\r[green]{new string('━', filled)}[/][grey]{new string('━', width - filled)}[/] {Markup.Escape(line)}   ");
+        _live = true;
     }
 
-    /// <summary>A line of its own (validation results), below the live status line on a terminal.</summary>
+    /// <summary>A line of its own (validation results, warnings), below the live status line on a terminal.</summary>
     public void Note(string line)
     {
-        if (_console is not null)
-        {
-            _console.WriteLine();
-        }
+        Finish();
         log.WriteLine(line);
     }
 
+    /// <summary>Ends the live status line, if one is shown.</summary>
     public void Finish()
     {
-        if (_console is not null)
+        if (_live)
         {
-            _console.WriteLine();
+            _console!.WriteLine();
+            _live = false;
         }
     }
 }

@@ -101,18 +101,29 @@ internal sealed class TrainingLoop
         _options = options;
     }
 
+    /// <summary>Something that does not stop the run but that the user should know (a dropped log line).</summary>
+    public event Action<string>? Warning;
+
     /// <summary>Path of the checkpoint this loop wrote last (the sharded index or the single file).</summary>
     public string CheckpointPath => TrainingCheckpoint.Find(_options.OutputDirectory) ?? Path.Combine(_options.OutputDirectory, CheckpointFileName);
 
     /// <summary>
-    /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh or from the checkpoint at
-    /// <paramref name="resumeFrom"/> (same seed and batch size required). <paramref name="progress"/> runs after
+    /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh (a new train.jsonl) or from the checkpoint
+    /// at <paramref name="resumeFrom"/> (same seed and batch size required). <paramref name="progress"/> runs after
     /// each update, once its checkpoint (if due) is written. Returns the number of updates done.
     /// </summary>
     public long Run(IBackend backend, string? resumeFrom = null, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        Directory.CreateDirectory(_options.OutputDirectory);
+        var logPath = Path.Combine(_options.OutputDirectory, LogFileName);
+        try
+        {
+            Directory.CreateDirectory(_options.OutputDirectory);
+        }
+        catch (Exception error) when (IO.FileErrors.IsFileSystemError(error))
+        {
+            throw new LrmFormatException($"{_options.OutputDirectory}: cannot create the output folder: {error.Message}");
+        }
         var parameters = _task.Parameters;
         using var optimizer = new AdamW(_options.Optimizer);
         var random = new TrainingRandom(TrainingRandom.For(_options.Seed, 0x747261696E).State);
@@ -123,11 +134,13 @@ internal sealed class TrainingLoop
             CheckCompatible(state, resumeFrom);
             random = new TrainingRandom(state.RandomState);
             position = state.Data;
-            TrimLog(state.Step);
+            // After a crash the log may hold updates the checkpoint does not: they go, so the resumed run's lines follow on.
+            TrainingLog.KeepThrough(logPath, state.Step, message => Warning?.Invoke(message));
         }
         var schedule = new LearningRateSchedule(_options.Optimizer.LearningRate, Math.Min(_options.WarmupSteps, _options.Steps), _options.Steps, _options.MinimumLearningRate);
         using var loader = new MultiViewLoader(_dataset, _options.BatchSize, _options.Seed, position);
-        using var log = new StreamWriter(Path.Combine(_options.OutputDirectory, LogFileName), append: true);
+        // A fresh run starts a new log (a run killed before its first checkpoint may have left one).
+        using var log = TrainingLog.Open(logPath, append: resumeFrom is not null);
         var clock = Stopwatch.StartNew();
         var startStep = optimizer.StepCount;
         void Save() => TrainingCheckpoint.SaveIn(_options.OutputDirectory, parameters, optimizer,
@@ -167,29 +180,6 @@ internal sealed class TrainingLoop
         return optimizer.StepCount;
     }
 
-    // After a crash the log may hold updates the checkpoint does not: drop them so the resumed run's lines follow on.
-    private void TrimLog(long step)
-    {
-        var path = Path.Combine(_options.OutputDirectory, LogFileName);
-        if (!File.Exists(path))
-        {
-            return;
-        }
-        var kept = File.ReadLines(path).Where(line =>
-        {
-            using var document = JsonDocument.Parse(line);
-            return document.RootElement.GetProperty("step").GetInt64() <= step;
-        }).ToList();
-        IO.AtomicFile.Write(path, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            foreach (var line in kept)
-            {
-                writer.WriteLine(line);
-            }
-        });
-    }
-
     private string ExtraJson() => JsonSerializer.Serialize(new Dictionary<string, object>
     {
         ["batch_size"] = _options.BatchSize,
@@ -215,26 +205,18 @@ internal sealed class TrainingLoop
         }
     }
 
-    private static void WriteLog(StreamWriter log, OptimizerStep update, IReadOnlyDictionary<string, double> losses, double seconds)
+    private static void WriteLog(TrainingLog log, OptimizerStep update, IReadOnlyDictionary<string, double> losses, double seconds) => log.Write(json =>
     {
-        using var stream = new MemoryStream();
-        using (var json = new Utf8JsonWriter(stream))
+        json.WriteNumber("step", update.Step);
+        json.WriteNumber("lr", update.LearningRate);
+        foreach (var (term, value) in losses.OrderBy(l => l.Key, StringComparer.Ordinal))
         {
-            json.WriteStartObject();
-            json.WriteNumber("step", update.Step);
-            json.WriteNumber("lr", update.LearningRate);
-            foreach (var (term, value) in losses.OrderBy(l => l.Key, StringComparer.Ordinal))
-            {
-                json.WriteNumber(term, value);
-            }
-            json.WriteNumber("grad_norm", update.GradientNorm);
-            json.WriteNumber("clip_scale", update.ClipScale);
-            json.WriteNumber("seconds", Math.Round(seconds, 3));
-            json.WriteEndObject();
+            json.WriteNumber(term, value);
         }
-        log.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
-        log.Flush();
-    }
+        json.WriteNumber("grad_norm", update.GradientNorm);
+        json.WriteNumber("clip_scale", update.ClipScale);
+        json.WriteNumber("seconds", Math.Round(seconds, 3));
+    });
 
     /// <summary>Reads train.jsonl of <paramref name="directory"/> as (step, term → value) rows, for tests and tools.</summary>
     public static IReadOnlyList<IReadOnlyDictionary<string, double>> ReadLog(string directory)

@@ -10,7 +10,8 @@ namespace LrmNative.Tests;
 /// <summary>
 /// `lrm train` end to end on a tiny config and a ray-cast dataset written by the test: 20 steps straight equal 10
 /// steps, stop, resume, 10 more — bit for bit (final model and checkpoint); the final model loads in
-/// `lrm reconstruct --model`; bad data stops with one error naming the object and the file; bad arguments and a stale log are refused.
+/// `lrm reconstruct --model`; bad data stops with one error naming the object and the file, or is skipped and reported;
+/// bad arguments and a stale log are refused.
 /// </summary>
 [TestFixture]
 public sealed class TrainCommandTests
@@ -187,6 +188,24 @@ public sealed class TrainCommandTests
         var (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "run"), "--batch", "1"));
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("lrm: error:").And.Contain(Path.Combine("o0", "rgba")).And.Contain(".png").And.Contain("--skip-bad-data"));
+    }
+
+    [Test]
+    public void ObjectsSkippedWhileTrainingAreReportedOnceAndCounted()
+    {
+        var (config, data) = WriteInputs(objects: 3);
+        var bad = Path.Combine(data, "o1", "rgba", "001.png");
+        using (var small = Image.FromRgba(new float[16 * 16 * 4], 16, 16))
+        {
+            small.SavePng(bad);
+        }
+        // Every view of a sample is drawn (4 of 4), so o1's first sample meets the bad image; 6 updates visit o1 twice.
+        var (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "run"), "--skip-bad-data", "--batch", "1", "--views", "4", "--steps", "6"));
+        Assert.That(code, Is.EqualTo(0), error);
+        var reports = error.Split('\n').Where(line => line.StartsWith("lrm: warning: skipped ", StringComparison.Ordinal)).ToList();
+        Assert.That(reports, Has.Count.EqualTo(1), error);
+        Assert.That(reports[0], Does.Contain(bad).And.Contain("'o1'"));
+        Assert.That(error, Does.Contain("train: done, 6 steps").And.Contain("1 bad object(s) skipped"));
     }
 
     [Test]

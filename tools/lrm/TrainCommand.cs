@@ -269,6 +269,7 @@ internal static class TrainCommand
             SourceView = options.SourceView,
         };
         var dataset = MultiViewDataset.Open(options.Data, dataOptions);
+        var skipped = dataset.Problems.Count;
         foreach (var problem in dataset.Problems)
         {
             log.WriteLine($"lrm: warning: skipped {problem}");
@@ -301,6 +302,11 @@ internal static class TrainCommand
             MaxFileBytes = maxFileBytes,
         });
         var display = new TrainProgressDisplay(log, interactive);
+        loop.DataSkipped += problem =>
+        {
+            skipped++;
+            display.Note($"lrm: warning: skipped {problem}");
+        };
         loop.Warning += message => display.Note($"lrm: warning: {message}");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var last = clock.Elapsed;
@@ -321,14 +327,15 @@ internal static class TrainCommand
             : $"peak host tensor memory {HostMemory.PeakBytes / 1e6:F1} MB (weights included)";
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"train: {peak}"));
         model.WeightsChanged();
+        var skippedText = skipped == 0 ? "" : $"; {skipped} bad object(s) skipped (listed above)";
         if (done == options.Steps)
         {
             var modelPath = model.SaveWeights(options.Out, maxFileBytes);
-            log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {loop.CheckpointPath}");
+            log.WriteLine($"train: done, {done} steps in {clock.Elapsed.TotalSeconds:F1} s{skippedText}; model {modelPath} (lrm reconstruct --model {modelPath}), checkpoint {loop.CheckpointPath}");
         }
         else
         {
-            log.WriteLine($"train: stopped after step {done} of {options.Steps}; checkpoint {loop.CheckpointPath} (continue with --resume)");
+            log.WriteLine($"train: stopped after step {done} of {options.Steps}{skippedText}; checkpoint {loop.CheckpointPath} (continue with --resume)");
         }
         return done;
     }

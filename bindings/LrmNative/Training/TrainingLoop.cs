@@ -101,6 +101,9 @@ internal sealed class TrainingLoop
         _options = options;
     }
 
+    /// <summary>An object left out under <see cref="BadDataPolicy.Skip"/>, once per object, when the batch that found it is trained.</summary>
+    public event Action<DataProblem>? DataSkipped;
+
     /// <summary>Something that does not stop the run but that the user should know (a dropped log line).</summary>
     public event Action<string>? Warning;
 
@@ -152,6 +155,10 @@ internal sealed class TrainingLoop
             IReadOnlyDictionary<string, double> losses;
             using (var batch = loader.Next())
             {
+                foreach (var problem in batch.Skipped)
+                {
+                    DataSkipped?.Invoke(problem);
+                }
                 losses = _task.ComputeGradients(backend, batch, random);
             }
             foreach (var (term, value) in losses)

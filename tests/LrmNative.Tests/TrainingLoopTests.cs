@@ -5,8 +5,8 @@ namespace LrmNative.Tests;
 
 /// <summary>
 /// The training loop with a small analytic task (a linear map from source pixels to target colour statistics):
-/// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step named,
-/// the log survives a cut-off line and a full disk is one error.
+/// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step and batch
+/// named, the log survives a cut-off line and a full disk is one error.
 /// </summary>
 public sealed class TrainingLoopTests
 {
@@ -39,11 +39,15 @@ public sealed class TrainingLoopTests
 
         public long? NaNAtCall { get; init; }
 
+        /// <summary>The objects and view numbers of every batch, in call order.</summary>
+        public List<(string[] Objects, int[] Views)> Batches { get; } = [];
+
         private long _calls;
 
         public IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, TrainingBatch batch, TrainingRandom random)
         {
             _calls++;
+            Batches.Add(([.. batch.Objects], [.. batch.ViewNumbers]));
             _weightGradient.AsSpan<float>().Clear();
             _biasGradient.AsSpan<float>().Clear();
             var w = _weight.AsSpan<float>();
@@ -173,6 +177,10 @@ public sealed class TrainingLoopTests
         Assert.That(error.Step, Is.EqualTo(4));
         Assert.That(error.TensorName, Is.EqualTo("loss.loss"));
         Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(3));
+        // The message names the batch: each sample's object and its view numbers (rgba/NNN.png).
+        var (objects, views) = task.Batches[3];
+        Assert.That(objects, Has.Length.EqualTo(2));
+        Assert.That(error.Message, Does.Contain($"{objects[0]} (views {views[0]:D3}, {views[1]:D3}); {objects[1]} (views {views[2]:D3}, {views[3]:D3})"), error.Message);
     }
 
     [Test]

@@ -153,19 +153,29 @@ internal sealed class TrainingLoop
         {
             var step = optimizer.StepCount + 1;
             IReadOnlyDictionary<string, double> losses;
-            using (var batch = loader.Next())
+            OptimizerStep update;
+            (string[] Objects, int[] Views) batchContents = ([], []);
+            try
             {
-                foreach (var problem in batch.Skipped)
+                using (var batch = loader.Next())
                 {
-                    DataSkipped?.Invoke(problem);
+                    foreach (var problem in batch.Skipped)
+                    {
+                        DataSkipped?.Invoke(problem);
+                    }
+                    batchContents = (batch.Objects, batch.ViewNumbers);
+                    losses = _task.ComputeGradients(backend, batch, random);
                 }
-                losses = _task.ComputeGradients(backend, batch, random);
+                foreach (var (term, value) in losses)
+                {
+                    Losses.EnsureFinite(value, term, step);
+                }
+                update = optimizer.Step(backend, parameters, schedule.At(step));
             }
-            foreach (var (term, value) in losses)
+            catch (LrmNonFiniteException error)
             {
-                Losses.EnsureFinite(value, term, step);
+                throw new LrmNonFiniteException($"{error.Message}; the batch: {Describe(batchContents.Objects, batchContents.Views)}", error.Step, error.TensorName);
             }
-            var update = optimizer.Step(backend, parameters, schedule.At(step));
             WriteLog(log, update, losses, clock.Elapsed.TotalSeconds);
             var stopping = cancellation.IsCancellationRequested || (_options.StopAt > 0 && step >= _options.StopAt);
             var saved = step == _options.Steps || stopping || (_options.CheckpointEvery > 0 && step % _options.CheckpointEvery == 0);
@@ -185,6 +195,18 @@ internal sealed class TrainingLoop
             }
         }
         return optimizer.StepCount;
+    }
+
+    // The batch for a message: each sample's object and view numbers (rgba/NNN.png).
+    private static string Describe(string[] objects, int[] views)
+    {
+        if (objects.Length == 0)
+        {
+            return "(not loaded)";
+        }
+        var perSample = views.Length / objects.Length;
+        return string.Join("; ", objects.Select((name, row) =>
+            $"{name} (views {string.Join(", ", views.Skip(row * perSample).Take(perSample).Select(v => v.ToString("D3", CultureInfo.InvariantCulture)))})"));
     }
 
     private string ExtraJson() => JsonSerializer.Serialize(new Dictionary<string, object>

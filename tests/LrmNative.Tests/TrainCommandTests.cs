@@ -11,7 +11,7 @@ namespace LrmNative.Tests;
 /// `lrm train` end to end on a tiny config and a ray-cast dataset written by the test: 20 steps straight equal 10
 /// steps, stop, resume, 10 more — bit for bit (final model and checkpoint); the final model loads in
 /// `lrm reconstruct --model`; bad data stops with one error naming the object and the file, or is skipped and reported;
-/// bad arguments and a stale log are refused.
+/// a resume with other settings is refused naming each; bad arguments and a stale log are refused.
 /// </summary>
 [TestFixture]
 public sealed class TrainCommandTests
@@ -209,6 +209,34 @@ public sealed class TrainCommandTests
     }
 
     [Test]
+    public void ResumeRefusesChangedSettingsNamingEachUnlessAskedToContinueWithThem()
+    {
+        var (config, data) = WriteInputs();
+        var output = Path.Combine(_folder, "run");
+        var (code, error) = Lrm(TrainArgs(config, data, output, "--stop-at", "3"));
+        Assert.That(code, Is.EqualTo(0), error);
+        var checkpoint = Path.Combine(output, TrainingLoop.CheckpointFileName);
+        var checkpointBytes = File.ReadAllBytes(checkpoint);
+
+        string[] changes = ["--lr", "1e-2", "--warmup", "7", "--patch", "8", "--views", "3", "--mask-weight", "1", "--chunk-rays", "100"];
+        (code, error) = Lrm(TrainArgs(config, data, output, ["--resume", .. changes]));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("lrm: error:").And.Contain(checkpoint).And.Contain("--lr 0.002 → 0.01").And.Contain("--warmup 5 → 7").And.Contain("--patch 12 → 8")
+            .And.Contain("--views 2 → 3").And.Contain("--mask-weight 0 → 1").And.Contain("--chunk-rays 4096 → 100").And.Contain("--resume-with-changes"));
+        Assert.That(File.ReadAllBytes(checkpoint), Is.EqualTo(checkpointBytes), "nothing changed");
+
+        // --stop-at, the checkpoint interval, validation and logging options may change; --deferred (same bits) too.
+        (code, error) = Lrm(TrainArgs(config, data, output, "--resume", "--stop-at", "4", "--checkpoint-every", "7", "--max-file-mb", "0"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Not.Contain("warning"));
+
+        (code, error) = Lrm(TrainArgs(config, data, output, ["--resume", "--resume-with-changes", "--stop-at", "5", .. changes]));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("lrm: warning:").And.Contain("--lr 0.002 → 0.01").And.Contain("step 5/20"));
+        Assert.That(TrainingLoop.ReadLog(output)[^1]["lr"], Is.EqualTo(1e-2 * 5 / 7).Within(1e-12), "update 5 of the new 7-update warm-up to the new peak");
+    }
+
+    [Test]
     public void AFreshRunRefusesTheLogOfARunKilledBeforeItsFirstCheckpoint()
     {
         var (config, data) = WriteInputs(objects: 1);
@@ -301,6 +329,9 @@ public sealed class TrainCommandTests
         (code, error) = Lrm(TrainArgs(config, data, output, "--resume"));
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("nothing to continue"));
+        (code, error) = Lrm(TrainArgs(config, data, output, "--resume-with-changes"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("--resume-with-changes goes with --resume"));
         (code, error) = Lrm("train", "--config", Path.Combine(_folder, "missing.json"), "--data", data, "--out", output);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error, Does.Contain("missing.json"));

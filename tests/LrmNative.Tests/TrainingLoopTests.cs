@@ -6,7 +6,7 @@ namespace LrmNative.Tests;
 /// <summary>
 /// The training loop with a small analytic task (a linear map from source pixels to target colour statistics):
 /// loss falls, the log is written, a cancelled run resumes to the same bits, a NaN stops it with the step and batch
-/// named, the log survives a cut-off line and a full disk is one error.
+/// named, a resume with other settings is refused, the log survives a cut-off line and a full disk is one error.
 /// </summary>
 public sealed class TrainingLoopTests
 {
@@ -212,6 +212,101 @@ public sealed class TrainingLoopTests
         Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(5));
         using var resumed = new LinearTask();
         Assert.That(new TrainingLoop(resumed, _dataset, options).Run(backend, loop.CheckpointPath), Is.EqualTo(12), "--stop-at may change on resume");
+    }
+
+    [Test]
+    public void ResumeRefusesChangedSettingsNamingEachUnlessAllowed()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("changed", 12) with { TaskSettings = [RunSetting.Of("mask_weight", "--mask-weight", 0f)] };
+        var loop = new TrainingLoop(task, _dataset, options with { StopAt = 4 });
+        loop.Run(backend);
+        var logBefore = File.ReadAllText(Path.Combine(options.OutputDirectory, TrainingLoop.LogFileName));
+        var changed = options with
+        {
+            Steps = 20,
+            WarmupSteps = 7,
+            MinimumLearningRate = 1e-3,
+            Optimizer = new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0.1f },
+            TaskSettings = [RunSetting.Of("mask_weight", "--mask-weight", 1f)],
+        };
+        using var refused = new LinearTask();
+        var error = Assert.Throws<LrmInvalidArgumentException>(() => new TrainingLoop(refused, _dataset, changed).Run(backend, loop.CheckpointPath))!;
+        Assert.That(error.Message, Does.Contain("--steps 12 → 20").And.Contain("--warmup 3 → 7").And.Contain("minimum learning rate 0 → 0.001")
+            .And.Contain("--lr 0.03 → 0.01").And.Contain("weight decay 0.05 → 0.1").And.Contain("--mask-weight 0 → 1").And.Contain("--resume-with-changes"));
+        Assert.That(error.Message, Does.Not.Contain("--views").And.Not.Contain("--data"), "unchanged settings are not listed");
+        Assert.That(TrainingCheckpoint.ReadState(loop.CheckpointPath).Step, Is.EqualTo(4), "the checkpoint is untouched");
+        Assert.That(File.ReadAllText(Path.Combine(options.OutputDirectory, TrainingLoop.LogFileName)), Is.EqualTo(logBefore), "the log is untouched");
+
+        // Other data is another run too: the dataset's object names are fingerprinted.
+        var fewer = Path.Combine(_directory, "fewer");
+        TrainingTestData.WriteTinyDataset(fewer);
+        Directory.Delete(Path.Combine(fewer, "o3"), recursive: true);
+        var fewerData = MultiViewDataset.Open(fewer, _dataset.Options);
+        error = Assert.Throws<LrmInvalidArgumentException>(() => new TrainingLoop(refused, fewerData, options).Run(backend, loop.CheckpointPath))!;
+        Assert.That(error.Message, Does.Contain("--data 3 objects, names sha256 ").And.Contain(" → 2 objects, names sha256 "));
+        error = Assert.Throws<LrmInvalidArgumentException>(() => new TrainingLoop(refused, MultiViewDataset.Open(Path.Combine(_directory, "data"), _dataset.Options with { PatchSize = 2, ViewsPerSample = 3 }), options)
+            .Run(backend, loop.CheckpointPath))!;
+        Assert.That(error.Message, Does.Contain("--views 2 → 3").And.Contain("--patch 4 → 2"));
+
+        // Allowed on purpose: the run continues on the new settings with a warning that lists them.
+        using var allowed = new LinearTask();
+        var warnings = new List<string>();
+        var resumed = new TrainingLoop(allowed, _dataset, changed with { AllowSettingChanges = true });
+        resumed.Warning += warnings.Add;
+        Assert.That(resumed.Run(backend, loop.CheckpointPath), Is.EqualTo(20));
+        Assert.That(warnings, Has.One.Contains("--lr 0.03 → 0.01").And.Contain("--resume-with-changes"));
+        Assert.That(TrainingLoop.ReadLog(options.OutputDirectory)[^1]["lr"], Is.EqualTo(1e-3).Within(1e-12), "the new schedule ends at the new minimum");
+    }
+
+    // Replaces the training state's extra JSON of the checkpoint in options' folder (as an older or other build wrote it).
+    private static void RewriteExtra(TrainingOptions options, Func<string, string> rewrite)
+    {
+        var path = Path.Combine(options.OutputDirectory, TrainingLoop.CheckpointFileName);
+        using var task = new LinearTask();
+        using var optimizer = new AdamW(options.Optimizer);
+        var state = TrainingCheckpoint.Load(path, task.Parameters, optimizer);
+        TrainingCheckpoint.Save(path, task.Parameters, optimizer, state with { Extra = rewrite(state.Extra) });
+    }
+
+    [Test]
+    public void ACheckpointWithoutTheNewerSettingsResumesCheckingWhatItHolds()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("old", 12);
+        new TrainingLoop(task, _dataset, options with { StopAt = 4 }).Run(backend);
+        // What checkpoints held before the settings were stored: batch size, steps, warm-up and minimum learning rate (+ the optimiser's own).
+        RewriteExtra(options, _ => """{"batch_size":2,"steps":12,"warmup_steps":3,"min_lr":0}""");
+        var checkpoint = Path.Combine(options.OutputDirectory, TrainingLoop.CheckpointFileName);
+        using var refused = new LinearTask();
+        Assert.That(Assert.Throws<LrmInvalidArgumentException>(() => new TrainingLoop(refused, _dataset, options with { Optimizer = new AdamWOptions { LearningRate = 1e-2 } }).Run(backend, checkpoint))!.Message,
+            Does.Contain("--lr 0.03 → 0.01"));
+        using var resumed = new LinearTask();
+        var loop = new TrainingLoop(resumed, _dataset, options with { TaskSettings = [RunSetting.Of("chunk_rays", "--chunk-rays", 64)] });
+        var warnings = new List<string>();
+        loop.Warning += warnings.Add;
+        Assert.That(loop.Run(backend, checkpoint), Is.EqualTo(12), "settings it does not hold are not compared");
+        Assert.That(warnings, Is.Empty);
+    }
+
+    [Test]
+    public void AnotherThreadCountIsAWarningNotARefusal()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("threads", 12);
+        new TrainingLoop(task, _dataset, options with { StopAt = 4 }).Run(backend);
+        var checkpoint = Path.Combine(options.OutputDirectory, TrainingLoop.CheckpointFileName);
+        Assert.That(TrainingCheckpoint.ReadState(checkpoint).Extra, Does.Contain("\"threads\":"), "the thread count is stored");
+        RewriteExtra(options, extra => System.Text.RegularExpressions.Regex.Replace(extra, "\"threads\":\\d+", "\"threads\":999"));
+        using var resumed = new LinearTask();
+        var loop = new TrainingLoop(resumed, _dataset, options);
+        var warnings = new List<string>();
+        loop.Warning += warnings.Add;
+        Assert.That(loop.Run(backend, checkpoint), Is.EqualTo(12));
+        Assert.That(warnings, Has.One.Contains("999 CPU thread(s)").And.Contain("--threads"));
     }
 
     [Test]

@@ -50,6 +50,9 @@ internal sealed record TrainOptions
     /// <summary>Continue from OUT/checkpoint.safetensors.</summary>
     public bool Resume { get; init; }
 
+    /// <summary>With <see cref="Resume"/>: continue even when settings that shape the run differ from the checkpoint's.</summary>
+    public bool ResumeWithChanges { get; init; }
+
     /// <summary>CPU threads (0: default).</summary>
     public int Threads { get; init; }
 
@@ -134,7 +137,11 @@ internal static class TrainCommand
         var warmup = new Option<long>("--warmup") { Description = "Linear warm-up updates (paper: 3000; clamped to --steps)", DefaultValueFactory = _ => 3000 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the initialisation, the data order and the view/patch draws" };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N updates (and at the end); 0: only at the end", DefaultValueFactory = _ => 500 };
-        var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors (same seed, batch and data)" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors with the settings it was trained with (a changed seed, batch, data, schedule, optimiser, sampling or loss setting is refused, naming each)" };
+        var resumeWithChanges = new Option<bool>("--resume-with-changes")
+        {
+            Description = "With --resume: continue even though settings differ from the checkpoint's (listed as a warning); the result is then not the run the checkpoint started",
+        };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: OMP_NUM_THREADS or all cores)" };
         var device = new Option<string>("--device")
         {
@@ -167,7 +174,7 @@ internal static class TrainCommand
         var valObjects = new Option<int>("--val-objects") { Description = "Held-out objects per validation", DefaultValueFactory = _ => 4 };
         var valViews = new Option<int>("--val-views") { Description = "Novel views scored per validation object", DefaultValueFactory = _ => 4 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, resumeWithChanges, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
         {
             command.Options.Add(option);
         }
@@ -192,6 +199,7 @@ internal static class TrainCommand
                     Seed = parse.GetValue(seed),
                     CheckpointEvery = parse.GetValue(checkpointEvery),
                     Resume = parse.GetValue(resume),
+                    ResumeWithChanges = parse.GetValue(resumeWithChanges),
                     Threads = parse.GetValue(threads),
                     Device = ReconstructCommand.ParseDevice(parse.GetRequiredValue(device)),
                     Deferred = parse.GetValue(deferred),
@@ -300,6 +308,15 @@ internal static class TrainCommand
             OutputDirectory = options.Out,
             ConfigJson = model.Config.ToJson(),
             MaxFileBytes = maxFileBytes,
+            // Stored in checkpoints and checked on resume. --deferred is not: kept and deferred render activations give
+            // the same gradients bit for bit (docs/training.md), so it may change with the memory at hand.
+            TaskSettings =
+            [
+                RunSetting.Of("mask_weight", "--mask-weight", options.MaskWeight),
+                RunSetting.Of("tv_weight", "--tv-weight", options.TvWeight),
+                RunSetting.Of("chunk_rays", "--chunk-rays", options.ChunkRays),
+            ],
+            AllowSettingChanges = options.ResumeWithChanges,
         });
         var display = new TrainProgressDisplay(log, interactive);
         loop.DataSkipped += problem =>
@@ -359,6 +376,10 @@ internal static class TrainCommand
 
     private static void Validate(TrainOptions options)
     {
+        if (options.ResumeWithChanges && !options.Resume)
+        {
+            throw new LrmInvalidArgumentException("train: --resume-with-changes goes with --resume");
+        }
         if (!options.Resume && (options.Config is null) == (options.Model is null))
         {
             throw new LrmInvalidArgumentException("train: give exactly one of --config CONFIG.json (fresh weights) or --model MODEL (fine-tune)");

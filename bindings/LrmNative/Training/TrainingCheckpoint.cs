@@ -170,7 +170,34 @@ internal static class TrainingCheckpoint
     }
 
     /// <summary>Reads only the training state of a checkpoint (for `lrm info` and resume checks).</summary>
-    public static TrainingState ReadState(string path)
+    public static TrainingState ReadState(string path) => ParseState(ReadStateJson(path), path);
+
+    /// <summary>The optimiser settings a checkpoint was written with (for resume checks).</summary>
+    public static AdamWOptions ReadOptimizerOptions(string path)
+    {
+        var text = ReadStateJson(path);
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            var optimizer = document.RootElement.GetProperty("optimizer");
+            return new AdamWOptions
+            {
+                LearningRate = optimizer.GetProperty("lr").GetDouble(),
+                Beta1 = optimizer.GetProperty("beta1").GetSingle(),
+                Beta2 = optimizer.GetProperty("beta2").GetSingle(),
+                Epsilon = optimizer.GetProperty("eps").GetSingle(),
+                WeightDecay = optimizer.GetProperty("weight_decay").GetSingle(),
+                MaxGradientNorm = optimizer.GetProperty("max_grad_norm").GetDouble(),
+            };
+        }
+        catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new LrmFormatException($"{path}: '{StateMetadataKey}' metadata has no valid optimiser settings ({error.Message})");
+        }
+    }
+
+    // The training state JSON of a checkpoint, single file or sharded index.
+    private static string ReadStateJson(string path)
     {
         IReadOnlyDictionary<string, string> metadata;
         if (SafeTensorsSet.IsIndex(path))
@@ -183,7 +210,7 @@ internal static class TrainingCheckpoint
             metadata = file.Metadata;
         }
         return metadata.TryGetValue(StateMetadataKey, out var json)
-            ? ParseState(json, path)
+            ? json
             : throw new LrmFormatException($"{path}: not a training checkpoint (no '{StateMetadataKey}' metadata)");
     }
 

@@ -54,6 +54,40 @@ internal sealed record TrainingOptions
 
     /// <summary>Largest checkpoint file in bytes: a bigger checkpoint is written as shards plus an index; 0: one file.</summary>
     public long MaxFileBytes { get; init; }
+
+    /// <summary>
+    /// The training task's settings that shape the numbers (loss weights, rays per render chunk): stored in checkpoints and
+    /// checked on resume like the loop's own (<see cref="TrainingLoop"/>).
+    /// </summary>
+    public IReadOnlyList<RunSetting> TaskSettings { get; init; } = [];
+
+    /// <summary>
+    /// Resume even when settings that shape the run differ from the checkpoint's (<c>lrm train --resume-with-changes</c>);
+    /// the changes are reported as a warning. Otherwise such a resume is refused.
+    /// </summary>
+    public bool AllowSettingChanges { get; init; }
+}
+
+/// <summary>
+/// A setting that shapes a run's numbers, as a checkpoint stores it: its <paramref name="Key"/> in the training state,
+/// the <paramref name="Name"/> a user knows it by (the <c>lrm train</c> option where there is one) and its value as JSON.
+/// </summary>
+internal sealed record RunSetting(string Key, string Name, string Json)
+{
+    /// <summary>The setting with <paramref name="value"/> as JSON.</summary>
+    public static RunSetting Of<T>(string key, string name, T value) => new(key, name, JsonSerializer.Serialize(value));
+
+    /// <summary>A stored or current value for a message: a string without quotes, null as "(not set)".</summary>
+    public static string Display(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.ValueKind switch
+        {
+            JsonValueKind.String => document.RootElement.GetString()!,
+            JsonValueKind.Null => "(not set)",
+            _ => json,
+        };
+    }
 }
 
 /// <summary>Progress after one update, for a live display.</summary>
@@ -71,8 +105,9 @@ internal readonly record struct TrainingProgress(long Step, long TotalSteps, IRe
 /// <summary>
 /// The training loop: batches from a <see cref="MultiViewLoader"/> (decoded in the background), gradients from the
 /// <see cref="ITrainingTask"/>, a finite-loss check, AdamW with clipping on the cosine schedule, one JSON line per
-/// update in <c>train.jsonl</c>, and atomic checkpoints (<c>checkpoint.safetensors</c>) that resume exactly.
-/// Cancellation stops after the current update and writes a checkpoint.
+/// update in <c>train.jsonl</c>, and atomic checkpoints (<c>checkpoint.safetensors</c>) that resume exactly. Every
+/// setting that shapes the numbers is stored in the checkpoints, and a resume that changes one is refused unless
+/// <see cref="TrainingOptions.AllowSettingChanges"/>. Cancellation stops after the current update and writes a checkpoint.
 /// </summary>
 internal sealed class TrainingLoop
 {
@@ -81,6 +116,9 @@ internal sealed class TrainingLoop
 
     /// <summary>File name of the JSON-lines log inside the output folder.</summary>
     public const string LogFileName = "train.jsonl";
+
+    // Training-state key of the CPU thread count: a warning, not a refusal, when it changes (see CheckCompatible).
+    private const string ThreadsKey = "threads";
 
     private readonly ITrainingTask _task;
     private readonly MultiViewDataset _dataset;
@@ -104,7 +142,7 @@ internal sealed class TrainingLoop
     /// <summary>An object left out under <see cref="BadDataPolicy.Skip"/>, once per object, when the batch that found it is trained.</summary>
     public event Action<DataProblem>? DataSkipped;
 
-    /// <summary>Something that does not stop the run but that the user should know (a dropped log line).</summary>
+    /// <summary>Something that does not stop the run but that the user should know (a changed thread count, accepted setting changes, a dropped log line).</summary>
     public event Action<string>? Warning;
 
     /// <summary>Path of the checkpoint this loop wrote last (the sharded index or the single file).</summary>
@@ -112,12 +150,19 @@ internal sealed class TrainingLoop
 
     /// <summary>
     /// Trains up to <see cref="TrainingOptions.Steps"/> updates, starting fresh (a new train.jsonl) or from the checkpoint
-    /// at <paramref name="resumeFrom"/> (same seed and batch size required). <paramref name="progress"/> runs after
+    /// at <paramref name="resumeFrom"/> (same seed, batch size and settings required). <paramref name="progress"/> runs after
     /// each update, once its checkpoint (if due) is written. Returns the number of updates done.
     /// </summary>
     public long Run(IBackend backend, string? resumeFrom = null, Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(backend);
+        var settings = Settings();
+        var threads = ThreadCount(backend);
+        if (resumeFrom is not null)
+        {
+            // Checked before anything is loaded or written: a refused resume leaves the folder as it was.
+            CheckCompatible(resumeFrom, settings, threads);
+        }
         var logPath = Path.Combine(_options.OutputDirectory, LogFileName);
         try
         {
@@ -134,7 +179,6 @@ internal sealed class TrainingLoop
         if (resumeFrom is not null)
         {
             var state = TrainingCheckpoint.Load(resumeFrom, parameters, optimizer, backend);
-            CheckCompatible(state, resumeFrom);
             random = new TrainingRandom(state.RandomState);
             position = state.Data;
             // After a crash the log may hold updates the checkpoint does not: they go, so the resumed run's lines follow on.
@@ -144,10 +188,11 @@ internal sealed class TrainingLoop
         using var loader = new MultiViewLoader(_dataset, _options.BatchSize, _options.Seed, position);
         // A fresh run starts a new log (a run killed before its first checkpoint may have left one).
         using var log = TrainingLog.Open(logPath, append: resumeFrom is not null);
+        var extra = ExtraJson(settings, threads);
         var clock = Stopwatch.StartNew();
         var startStep = optimizer.StepCount;
         void Save() => TrainingCheckpoint.SaveIn(_options.OutputDirectory, parameters, optimizer,
-            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, ExtraJson()), _options.ConfigJson, _options.MaxFileBytes, backend: backend);
+            new TrainingState(optimizer.StepCount, _options.Seed, loader.Position, random.State, extra), _options.ConfigJson, _options.MaxFileBytes, backend: backend);
 
         while (optimizer.StepCount < _options.Steps)
         {
@@ -209,28 +254,124 @@ internal sealed class TrainingLoop
             $"{name} (views {string.Join(", ", views.Skip(row * perSample).Take(perSample).Select(v => v.ToString("D3", CultureInfo.InvariantCulture)))})"));
     }
 
-    private string ExtraJson() => JsonSerializer.Serialize(new Dictionary<string, object>
+    // Every setting that shapes the numbers of the run besides the seed and the batch size (checked on their own), in
+    // the order a refusal lists them. The optimiser's are stored by TrainingCheckpoint (OptimizerSettings), the rest in
+    // the training state's extra JSON.
+    private List<RunSetting> Settings()
     {
-        ["batch_size"] = _options.BatchSize,
-        ["steps"] = _options.Steps,
-        ["warmup_steps"] = _options.WarmupSteps,
-        ["min_lr"] = _options.MinimumLearningRate,
-    });
+        var data = _dataset.Options;
+        return
+        [
+            RunSetting.Of("steps", "--steps", _options.Steps),
+            RunSetting.Of("warmup_steps", "--warmup", _options.WarmupSteps),
+            RunSetting.Of("min_lr", "minimum learning rate", _options.MinimumLearningRate),
+            .. OptimizerSettings(_options.Optimizer),
+            RunSetting.Of("data", "--data", DataFingerprint(_dataset)),
+            RunSetting.Of("views", "--views", data.ViewsPerSample),
+            RunSetting.Of("patch", "--patch", data.PatchSize),
+            RunSetting.Of("render_min", "--render-min", data.RenderMinResolution),
+            RunSetting.Of("render_max", "--render-max", data.RenderMaxResolution),
+            RunSetting.Of("backgrounds", "backgrounds", data.Backgrounds),
+            RunSetting.Of("source_view", "--source-view", data.SourceView),
+            RunSetting.Of("source_background", "--source-background", data.SourceBackground),
+            .. _options.TaskSettings,
+        ];
+    }
 
-    private void CheckCompatible(TrainingState state, string path)
+    private static IEnumerable<RunSetting> OptimizerSettings(AdamWOptions optimizer) =>
+    [
+        RunSetting.Of("lr", "--lr", optimizer.LearningRate),
+        RunSetting.Of("beta1", "AdamW beta1", optimizer.Beta1),
+        RunSetting.Of("beta2", "AdamW beta2", optimizer.Beta2),
+        RunSetting.Of("eps", "AdamW epsilon", optimizer.Epsilon),
+        RunSetting.Of("weight_decay", "weight decay", optimizer.WeightDecay),
+        RunSetting.Of("max_grad_norm", "gradient clipping norm", optimizer.MaxGradientNorm),
+    ];
+
+    // Which objects the run trains on: their count and a hash of their sorted folder names.
+    private static string DataFingerprint(MultiViewDataset dataset)
     {
+        var names = string.Join('\n', dataset.Objects.Select(o => o.Name).Order(StringComparer.Ordinal));
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(names)));
+        return string.Create(CultureInfo.InvariantCulture, $"{dataset.Objects.Count} objects, names sha256 {hash[..16]}");
+    }
+
+    // The CPU engine's thread count (its GEMM and LayerNorm sums are deterministic only for a given count); null on a
+    // device backend.
+    private static int? ThreadCount(IBackend backend) => backend is CpuBackend ? Interop.NativeMethods.lrm_get_num_threads() : null;
+
+    private string ExtraJson(List<RunSetting> settings, int? threads)
+    {
+        var optimizerKeys = OptimizerSettings(_options.Optimizer).Select(s => s.Key).ToHashSet(StringComparer.Ordinal);
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("batch_size", _options.BatchSize);
+            foreach (var setting in settings.Where(s => !optimizerKeys.Contains(s.Key)))
+            {
+                json.WritePropertyName(setting.Key);
+                json.WriteRawValue(setting.Json);
+            }
+            if (threads is { } count)
+            {
+                json.WriteNumber(ThreadsKey, count);
+            }
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    // The settings a checkpoint holds, key → JSON: its optimiser's and the members of its extra JSON. A checkpoint from
+    // before a setting was stored lacks it, and only what it holds is compared.
+    private static Dictionary<string, string> StoredSettings(TrainingState state, string path)
+    {
+        var stored = OptimizerSettings(TrainingCheckpoint.ReadOptimizerOptions(path)).ToDictionary(s => s.Key, s => s.Json, StringComparer.Ordinal);
+        try
+        {
+            using var extra = JsonDocument.Parse(state.Extra.Length > 0 ? state.Extra : "{}");
+            foreach (var member in extra.RootElement.EnumerateObject())
+            {
+                stored[member.Name] = member.Value.GetRawText();
+            }
+        }
+        catch (Exception error) when (error is JsonException or InvalidOperationException)
+        {
+            throw new LrmFormatException($"{path}: the training state's settings are not a JSON object ({error.Message})");
+        }
+        return stored;
+    }
+
+    private void CheckCompatible(string path, List<RunSetting> settings, int? threads)
+    {
+        var state = TrainingCheckpoint.ReadState(path);
         if (state.Seed != _options.Seed)
         {
             throw new LrmInvalidArgumentException($"{path}: the checkpoint was trained with seed {state.Seed}, this run has {_options.Seed}; resume with the same seed to continue the same data order");
         }
-        using var extra = JsonDocument.Parse(state.Extra.Length > 0 ? state.Extra : "{}");
-        if (extra.RootElement.TryGetProperty("batch_size", out var batch) && batch.GetInt32() != _options.BatchSize)
+        var stored = StoredSettings(state, path);
+        if (stored.TryGetValue("batch_size", out var batch) && batch != JsonSerializer.Serialize(_options.BatchSize))
         {
-            throw new LrmInvalidArgumentException($"{path}: the checkpoint was trained with batch size {batch.GetInt32()}, this run has {_options.BatchSize}");
+            throw new LrmInvalidArgumentException($"{path}: the checkpoint was trained with batch size {batch}, this run has {_options.BatchSize}");
         }
         if (state.Step > _options.Steps)
         {
             throw new LrmInvalidArgumentException($"{path}: the checkpoint is at step {state.Step}, beyond this run's {_options.Steps} steps");
+        }
+        var changes = settings.Where(s => stored.TryGetValue(s.Key, out var old) && old != s.Json)
+            .Select(s => $"{s.Name} {RunSetting.Display(stored[s.Key])} → {RunSetting.Display(s.Json)}").ToList();
+        if (changes.Count > 0)
+        {
+            var list = string.Join(", ", changes);
+            if (!_options.AllowSettingChanges)
+            {
+                throw new LrmInvalidArgumentException($"{path}: this run's settings differ from the checkpoint's: {list}; resume with the checkpoint's values to continue the same run, or pass --resume-with-changes to continue with these");
+            }
+            Warning?.Invoke($"{path}: resuming with changed settings (--resume-with-changes): {list}; the continuation is not the run the checkpoint started");
+        }
+        if (threads is { } count && stored.TryGetValue(ThreadsKey, out var storedThreads) && storedThreads != JsonSerializer.Serialize(count))
+        {
+            Warning?.Invoke($"{path}: the checkpoint was trained on {storedThreads} CPU thread(s), this run has {count} (--threads): GEMM and LayerNorm sums are deterministic only for a given thread count, so the continuation differs in the last bits from one on {storedThreads}");
         }
     }
 

@@ -11,7 +11,8 @@ namespace LrmNative.Tests;
 /// `lrm train` end to end on a tiny config and a ray-cast dataset written by the test: 20 steps straight equal 10
 /// steps, stop, resume, 10 more — bit for bit (final model and checkpoint); the final model loads in
 /// `lrm reconstruct --model`; bad data stops with one error naming the object and the file, or is skipped and reported;
-/// a resume with other settings is refused naming each; bad arguments and a stale log are refused.
+/// a resume with other settings is refused naming each; the default warm-up leaves room for the decay; bad arguments
+/// and a stale log are refused.
 /// </summary>
 [TestFixture]
 public sealed class TrainCommandTests
@@ -234,6 +235,30 @@ public sealed class TrainCommandTests
         Assert.That(code, Is.EqualTo(0), error);
         Assert.That(error, Does.Contain("lrm: warning:").And.Contain("--lr 0.002 → 0.01").And.Contain("step 5/20"));
         Assert.That(TrainingLoop.ReadLog(output)[^1]["lr"], Is.EqualTo(1e-2 * 5 / 7).Within(1e-12), "update 5 of the new 7-update warm-up to the new peak");
+    }
+
+    // TrainArgs without the option name (and its value).
+    private static string[] Without(string[] args, string name)
+    {
+        var at = Array.IndexOf(args, name);
+        return [.. args[..at], .. args[(at + 2)..]];
+    }
+
+    [Test]
+    public void TheDefaultWarmupLeavesTheRunItsDecayAndAWarmupAsLongAsTheRunIsWarnedOf()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        var output = Path.Combine(_folder, "default");
+        var (code, error) = Lrm(Without(TrainArgs(config, data, output, "--steps", "10"), "--warmup"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("10 steps (warm-up 1)").And.Not.Contain("warning"));
+        var log = TrainingLoop.ReadLog(output);
+        Assert.That(log[0]["lr"], Is.EqualTo(2e-3).Within(1e-15), "one warm-up update reaches the peak");
+        Assert.That(log[^1]["lr"], Is.EqualTo(0).Within(1e-15), "the cosine decays to the end");
+
+        (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "all-warmup"), "--steps", "10", "--warmup", "10"));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("lrm: warning: --warmup 10 is not below --steps 10"));
     }
 
     [Test]

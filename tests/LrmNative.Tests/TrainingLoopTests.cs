@@ -215,6 +215,21 @@ public sealed class TrainingLoopTests
     }
 
     [Test]
+    public void TheDefaultWarmupIsATenthOfAShortRunSoTheCosineDecays()
+    {
+        using var backend = new CpuBackend();
+        using var task = new LinearTask();
+        var options = Options("default-warmup", 60) with { WarmupSteps = null };
+        Assert.That(options.ResolvedWarmupSteps, Is.EqualTo(6));
+        Assert.That(options with { Steps = 100_000 }, Has.Property(nameof(TrainingOptions.ResolvedWarmupSteps)).EqualTo(3000), "the paper's 3000 on a long run");
+        new TrainingLoop(task, _dataset, options).Run(backend);
+        var log = TrainingLoop.ReadLog(options.OutputDirectory);
+        Assert.That(log[0]["lr"], Is.EqualTo(3e-2 / 6).Within(1e-12));
+        Assert.That(log[5]["lr"], Is.EqualTo(3e-2).Within(1e-12), "the peak at the end of the warm-up");
+        Assert.That(log[59]["lr"], Is.EqualTo(0).Within(1e-12), "the cosine ends at the minimum");
+    }
+
+    [Test]
     public void ResumeRefusesChangedSettingsNamingEachUnlessAllowed()
     {
         using var backend = new CpuBackend();

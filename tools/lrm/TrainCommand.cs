@@ -38,8 +38,8 @@ internal sealed record TrainOptions
     /// <summary>Peak learning rate.</summary>
     public double LearningRate { get; init; } = 4e-4;
 
-    /// <summary>Warm-up updates.</summary>
-    public long Warmup { get; init; } = 3000;
+    /// <summary>Warm-up updates; null: <see cref="TrainingOptions.DefaultWarmupSteps"/> (the paper's 3000, at most a tenth of the run).</summary>
+    public long? Warmup { get; init; }
 
     /// <summary>Seed of the initialisation, data order and draws.</summary>
     public ulong Seed { get; init; }
@@ -134,7 +134,7 @@ internal static class TrainCommand
         var batch = new Option<int>("--batch") { Description = "Objects per batch", DefaultValueFactory = _ => 1 };
         var views = new Option<int>("--views") { Description = "Views per object and step, the source included (paper: 4)", DefaultValueFactory = _ => 4 };
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (paper: 4e-4)", DefaultValueFactory = _ => 4e-4 };
-        var warmup = new Option<long>("--warmup") { Description = "Linear warm-up updates (paper: 3000; clamped to --steps)", DefaultValueFactory = _ => 3000 };
+        var warmup = new Option<long?>("--warmup") { Description = "Linear warm-up updates (paper: 3000); default: 3000 but at most a tenth of --steps, so the cosine decays" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the initialisation, the data order and the view/patch draws" };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N updates (and at the end); 0: only at the end", DefaultValueFactory = _ => 500 };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors with the settings it was trained with (a changed seed, batch, data, schedule, optimiser, sampling or loss setting is refused, naming each)" };
@@ -255,6 +255,11 @@ internal static class TrainCommand
         {
             throw new LrmInvalidArgumentException($"{trainingLog} exists, from a run stopped before its first checkpoint (there is nothing to resume): remove it to start afresh, or choose another --out");
         }
+        var warmup = Math.Min(options.Warmup ?? TrainingOptions.DefaultWarmupSteps(options.Steps), options.Steps);
+        if (options.Warmup is { } requested && requested >= options.Steps)
+        {
+            log.WriteLine($"lrm: warning: --warmup {requested} is not below --steps {options.Steps}: the whole run is warm-up, so the learning rate never decays");
+        }
         var maxFileBytes = (long)Math.Round(options.MaxFileMb * 1e6);
 
         var (backend, used, note) = BackendFactory.Create(options.Device, options.Threads);
@@ -283,7 +288,7 @@ internal static class TrainCommand
             log.WriteLine($"lrm: warning: skipped {problem}");
         }
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
+            $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps (warm-up {warmup}) × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
 
         var validation = options.ValData is null ? null
             : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step, message => log.WriteLine($"lrm: warning: {message}"));

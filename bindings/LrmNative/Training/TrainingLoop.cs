@@ -22,6 +22,9 @@ internal interface ITrainingTask
 /// <summary>Settings of a training run.</summary>
 internal sealed record TrainingOptions
 {
+    /// <summary>The paper's warm-up length in updates (LRM appendix B).</summary>
+    public const long PaperWarmupSteps = 3000;
+
     /// <summary>Total optimiser updates of the run (the schedule's length).</summary>
     public long Steps { get; init; } = 1000;
 
@@ -31,8 +34,20 @@ internal sealed record TrainingOptions
     /// <summary>Seed of the data order, the sample draws and the trainer's random stream.</summary>
     public ulong Seed { get; init; }
 
-    /// <summary>Linear warm-up updates (the paper: 3000), clamped to <see cref="Steps"/>.</summary>
-    public long WarmupSteps { get; init; } = 3000;
+    /// <summary>Linear warm-up updates, clamped to <see cref="Steps"/>; null: <see cref="DefaultWarmupSteps"/>.</summary>
+    public long? WarmupSteps { get; init; }
+
+    /// <summary>
+    /// The default warm-up of a run of <paramref name="steps"/> updates: the paper's 3000, but at most a tenth of the run,
+    /// so that a short run still spends most of its updates on the cosine decay.
+    /// </summary>
+    public static long DefaultWarmupSteps(long steps) => Math.Min(PaperWarmupSteps, steps / 10);
+
+    /// <summary>The warm-up asked for: <see cref="WarmupSteps"/> or the default for <see cref="Steps"/> (stored in checkpoints).</summary>
+    public long RequestedWarmupSteps => WarmupSteps ?? DefaultWarmupSteps(Steps);
+
+    /// <summary>The warm-up the schedule uses: <see cref="RequestedWarmupSteps"/> clamped to <see cref="Steps"/>.</summary>
+    public long ResolvedWarmupSteps => Math.Min(RequestedWarmupSteps, Steps);
 
     /// <summary>Learning rate at the end of the cosine.</summary>
     public double MinimumLearningRate { get; init; }
@@ -130,9 +145,9 @@ internal sealed class TrainingLoop
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(dataset);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Steps < 1 || options.BatchSize < 1 || options.CheckpointEvery < 0 || options.StopAt < 0)
+        if (options.Steps < 1 || options.BatchSize < 1 || options.CheckpointEvery < 0 || options.StopAt < 0 || options.WarmupSteps < 0)
         {
-            throw new LrmInvalidArgumentException($"training: steps ({options.Steps}) and batch size ({options.BatchSize}) must be >= 1, checkpoint interval ({options.CheckpointEvery}) and stop step ({options.StopAt}) >= 0");
+            throw new LrmInvalidArgumentException($"training: steps ({options.Steps}) and batch size ({options.BatchSize}) must be >= 1, checkpoint interval ({options.CheckpointEvery}), stop step ({options.StopAt}) and warm-up ({options.WarmupSteps}) >= 0");
         }
         _task = task;
         _dataset = dataset;
@@ -184,7 +199,7 @@ internal sealed class TrainingLoop
             // After a crash the log may hold updates the checkpoint does not: they go, so the resumed run's lines follow on.
             TrainingLog.KeepThrough(logPath, state.Step, message => Warning?.Invoke(message));
         }
-        var schedule = new LearningRateSchedule(_options.Optimizer.LearningRate, Math.Min(_options.WarmupSteps, _options.Steps), _options.Steps, _options.MinimumLearningRate);
+        var schedule = new LearningRateSchedule(_options.Optimizer.LearningRate, _options.ResolvedWarmupSteps, _options.Steps, _options.MinimumLearningRate);
         using var loader = new MultiViewLoader(_dataset, _options.BatchSize, _options.Seed, position);
         // A fresh run starts a new log (a run killed before its first checkpoint may have left one).
         using var log = TrainingLog.Open(logPath, append: resumeFrom is not null);
@@ -263,7 +278,7 @@ internal sealed class TrainingLoop
         return
         [
             RunSetting.Of("steps", "--steps", _options.Steps),
-            RunSetting.Of("warmup_steps", "--warmup", _options.WarmupSteps),
+            RunSetting.Of("warmup_steps", "--warmup", _options.RequestedWarmupSteps),
             RunSetting.Of("min_lr", "minimum learning rate", _options.MinimumLearningRate),
             .. OptimizerSettings(_options.Optimizer),
             RunSetting.Of("data", "--data", DataFingerprint(_dataset)),

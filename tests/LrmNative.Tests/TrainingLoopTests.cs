@@ -372,6 +372,25 @@ public sealed class TrainingLoopTests
     }
 
     [Test]
+    public void NonFiniteNumbersGoIntoTheLogsAsStrings()
+    {
+        // lrm train's val.jsonl: the PSNR of an exact render is +∞, which JSON has no number for.
+        var path = Path.Combine(_directory, "val.jsonl");
+        using (var log = TrainingLog.Open(path, append: false))
+        {
+            log.Write(json =>
+            {
+                json.WriteNumber("step", 1);
+                TrainingLog.WriteNumber(json, "psnr", double.PositiveInfinity);
+                TrainingLog.WriteNumber(json, "low", double.NegativeInfinity);
+                TrainingLog.WriteNumber(json, "ssim", double.NaN);
+                TrainingLog.WriteNumber(json, "finite", 0.25);
+            });
+        }
+        Assert.That(File.ReadAllText(path), Is.EqualTo("{\"step\":1,\"psnr\":\"inf\",\"low\":\"-inf\",\"ssim\":\"nan\",\"finite\":0.25}\n"));
+    }
+
+    [Test]
     public void AFullDiskWhileLoggingIsOneErrorNamingTheLog()
     {
         if (!File.Exists("/dev/full"))

@@ -226,7 +226,7 @@ internal sealed class MultiViewDataset
             {
                 if (options.BadData == BadDataPolicy.Fatal)
                 {
-                    throw new LrmFormatException($"bad training data: {bad.Problem} (use the skip policy to leave such objects out)");
+                    throw new LrmFormatException($"bad training data: {bad.Problem} (train with --skip-bad-data to leave such objects out)");
                 }
                 problems.Add(bad.Problem);
             }

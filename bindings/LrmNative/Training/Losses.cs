@@ -1,5 +1,6 @@
 using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.Metrics;
 
 namespace LrmNative.Training;
 
@@ -17,6 +18,9 @@ namespace LrmNative.Training;
 /// (InstantMesh supervises masks the same way.)</item>
 /// <item>Total variation of the triplane (OpenLRM, weight 5e-4): for planes (…, H, W),
 /// TV = mean Δh² + mean Δw² with Δh = x[…, i+1, j] − x[…, i, j], Δw = x[…, i, j+1] − x[…, i, j].</item>
+/// <item>SSIM loss: 1 − SSIM(prediction, target) per image with the metric's SSIM (<see cref="ImageMetrics"/>: 11×11
+/// Gaussian window, σ 1.5, data range 1, valid windows), averaged over the batch; the gradient is the metric's
+/// <see cref="ImageMetrics.SsimBackward"/>, negated.</item>
 /// </list>
 /// </summary>
 internal static class Losses
@@ -70,8 +74,15 @@ internal static class Losses
     public static double TotalVariation(IBackend backend, Tensor? gradient, Tensor planes, float weight = DefaultTotalVariationWeight, bool accumulate = false) =>
         OnHost(backend, gradient, planes, null, (g, x, _) => TotalVariation(g, x, weight, accumulate));
 
-    // Runs a host loss on host views of backend tensors and writes the gradient back where it lives.
-    private static double OnHost(IBackend backend, Tensor? gradient, Tensor first, Tensor? second, Func<Tensor?, Tensor, Tensor?, double> loss)
+    /// <summary><see cref="SsimLoss(Tensor?, Tensor, Tensor, float, bool)"/> of tensors of <paramref name="backend"/>, computed on the host.</summary>
+    public static double SsimLoss(IBackend backend, Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false) =>
+        OnHost(backend, gradient, prediction, target, (g, x, y) => SsimLoss(g, x, y!, weight, accumulate));
+
+    /// <summary>
+    /// Runs a host loss on host views of backend tensors and writes the gradient back where it lives (also how the
+    /// training step evaluates an <see cref="IPerceptualLoss"/>).
+    /// </summary>
+    internal static double OnHost(IBackend backend, Tensor? gradient, Tensor first, Tensor? second, Func<Tensor?, Tensor, Tensor?, double> loss)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(first);
@@ -153,6 +164,51 @@ internal static class Losses
             }
         }
         return sumH / countH + sumW / countW;
+    }
+
+    /// <summary>
+    /// SSIM loss of images (B, H, W, C), H, W ≥ 11: mean over the B images of 1 − SSIM(prediction_b, target_b)
+    /// (<see cref="ImageMetrics.Ssim"/>, data range 1). The gradient (same shape) is −weight·(∂SSIM_b/∂prediction_b)/B.
+    /// </summary>
+    public static double SsimLoss(Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        ArgumentNullException.ThrowIfNull(target);
+        CheckSame("SSIM loss", "target", target, prediction);
+        if (gradient is not null)
+        {
+            CheckSame("SSIM loss", "gradient", gradient, prediction);
+        }
+        if (prediction.Rank != 4 || prediction.ElementCount == 0)
+        {
+            throw new LrmShapeException($"SSIM loss: images must be (B, H, W, C) and not empty, got {prediction.ShapeText}");
+        }
+        int batch = (int)prediction.Size(0), height = (int)prediction.Size(1), width = (int)prediction.Size(2), channels = (int)prediction.Size(3);
+        var length = height * width * channels;
+        var x = prediction.AsSpan<float>();
+        var y = target.AsSpan<float>();
+        var g = gradient is null ? Span<float>.Empty : gradient.AsSpan<float>();
+        var imageGradient = gradient is null ? null : new float[length];
+        var factor = -weight / (float)batch;
+        double sum = 0;
+        for (var b = 0; b < batch; b++)
+        {
+            var xb = x.Slice(b * length, length);
+            var yb = y.Slice(b * length, length);
+            if (imageGradient is null)
+            {
+                sum += 1 - ImageMetrics.Ssim(xb, yb, height, width, channels);
+                continue;
+            }
+            sum += 1 - ImageMetrics.SsimBackward(imageGradient, xb, yb, height, width, channels);
+            var gb = g.Slice(b * length, length);
+            for (var i = 0; i < length; i++)
+            {
+                var value = factor * imageGradient[i];
+                gb[i] = accumulate ? gb[i] + value : value;
+            }
+        }
+        return sum / batch;
     }
 
     /// <summary>Throws <see cref="LrmNonFiniteException"/> naming the step and the loss term when <paramref name="value"/> is NaN/±inf.</summary>

@@ -102,7 +102,7 @@ public sealed class TrainingLossTests
     }
 
     [Test]
-    public void LpipsIsOffWithoutWeightsAndRefusedRatherThanIgnoredWithThem()
+    public void LpipsIsOffWithoutWeightsAndAnUnreadableFileIsRefusedRatherThanIgnored()
     {
         Assert.That(PerceptualLoss.Open(null), Is.Null);
         Assert.That(PerceptualLoss.UnavailableMessage, Does.Contain("LPIPS is off").And.Contain("--lpips-weights"));
@@ -110,7 +110,7 @@ public sealed class TrainingLossTests
         var path = Path.GetTempFileName();
         try
         {
-            Assert.Throws<LrmUnsupportedException>(() => PerceptualLoss.Open(path));
+            Assert.That(Assert.Throws<LrmFormatException>(() => PerceptualLoss.Open(path))!.Message, Does.Contain(path));
         }
         finally
         {

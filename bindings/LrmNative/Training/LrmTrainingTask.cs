@@ -1,4 +1,6 @@
+using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.Metrics;
 using LrmNative.Model;
 
 namespace LrmNative.Training;
@@ -20,15 +22,78 @@ internal sealed record LrmLossOptions
     /// <summary>Weight of the triplane TV term (OpenLRM: 5e-4).</summary>
     public float TotalVariationWeight { get; init; } = Losses.DefaultTotalVariationWeight;
 
+    /// <summary>
+    /// Weight of the SSIM loss 1 − SSIM(rgb, target) per view (<see cref="Losses.SsimLoss(Tensor?, Tensor, Tensor, float, bool)"/>;
+    /// 0: off, the default). Needs patches of at least 11×11 (the SSIM window).
+    /// </summary>
+    public float SsimWeight { get; init; }
+
+    /// <summary>
+    /// The perceptual (LPIPS) loss, from <see cref="PerceptualLoss.Open"/>; null: off (the default). The options do not
+    /// own it: whoever opened it disposes it after training.
+    /// </summary>
+    public IPerceptualLoss? Perceptual { get; init; }
+
+    /// <summary>Weight λ of <see cref="Perceptual"/> per view (paper §3.3: 2, the default); 0 leaves the network unused.</summary>
+    public float PerceptualWeight { get; init; } = PerceptualLoss.PaperWeight;
+
     /// <summary>Deferred back-propagation (ARF): render without activations, re-render in chunks for the backward.</summary>
     public bool Deferred { get; init; } = true;
+
+    /// <summary>True when the SSIM term is evaluated (<see cref="SsimWeight"/> &gt; 0).</summary>
+    public bool UsesSsim => SsimWeight > 0;
+
+    /// <summary>True when the perceptual term is evaluated (<see cref="Perceptual"/> set and <see cref="PerceptualWeight"/> &gt; 0).</summary>
+    public bool UsesPerceptual => Perceptual is not null && PerceptualWeight > 0;
+
+    /// <summary>Smallest supervised patch side the enabled losses accept: 11 with SSIM, the network's minimum with LPIPS (AlexNet: 31), else 1.</summary>
+    public int MinimumPatchSize => Math.Max(UsesSsim ? ImageMetrics.WindowSize : 1, UsesPerceptual ? Perceptual!.MinimumImageSize : 1);
+
+    /// <summary>
+    /// Throws <see cref="LrmInvalidArgumentException"/> for a negative or non-finite weight, and, given
+    /// <paramref name="patchSize"/>, when the enabled SSIM or LPIPS term cannot evaluate patches of that side.
+    /// </summary>
+    public void Validate(int? patchSize = null)
+    {
+        CheckWeight(MaskWeight, "mask");
+        CheckWeight(TotalVariationWeight, "TV");
+        CheckWeight(SsimWeight, "SSIM");
+        CheckWeight(PerceptualWeight, "LPIPS");
+        if (patchSize is not int size)
+        {
+            return;
+        }
+        if (UsesSsim && size < ImageMetrics.WindowSize)
+        {
+            throw new LrmInvalidArgumentException(
+                $"training: the SSIM loss needs patches of at least {ImageMetrics.WindowSize}×{ImageMetrics.WindowSize} (its Gaussian window), got {size}×{size}; "
+                + "supervise larger patches or set the SSIM weight to 0");
+        }
+        if (UsesPerceptual && size < Perceptual!.MinimumImageSize)
+        {
+            var minimum = Perceptual.MinimumImageSize;
+            throw new LrmInvalidArgumentException(
+                $"training: the perceptual loss {Perceptual.Name} needs patches of at least {minimum}×{minimum} (its network's strides and pooling), got {size}×{size}; "
+                + "supervise larger patches or train without LPIPS");
+        }
+    }
+
+    private static void CheckWeight(float weight, string term)
+    {
+        if (!float.IsFinite(weight) || weight < 0)
+        {
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture, $"training: the {term} loss weight must be finite and >= 0, got {weight}"));
+        }
+    }
 }
 
 /// <summary>
 /// One LRM training step's gradients (docs/training.md, "One training step"):
-/// <c>L = (1/N) Σ_views MSE(rgb, target) + λ_mask·(1/N) Σ MSE(opacity, alpha) + λ_TV·TV(planes)</c> over the N = B·V
-/// views of the batch, each rendered at its own (patch) camera; then ∂L/∂planes (renderer + TV) back through the
-/// transformer once. Returned terms: <c>loss</c> (total), <c>mse</c>, <c>mask</c>, <c>tv</c> (unweighted) and
+/// <c>L = (1/N) Σ_views [MSE(rgb, target) + λ_mask·MSE(opacity, alpha) + λ_SSIM·(1 − SSIM(rgb, target)) + λ_LPIPS·LPIPS(rgb, target)]
+/// + λ_TV·TV(planes)</c> over the N = B·V views of the batch, each rendered at its own (patch) camera; the image-space
+/// terms add their ∂/∂rgb into one gradient per view, which goes back through the renderer (deferred or kept alike);
+/// then ∂L/∂planes (renderer + TV) back through the transformer once. Returned terms: <c>loss</c> (total), <c>mse</c>,
+/// <c>mask</c>, <c>tv</c>, and when enabled <c>ssim</c> (mean 1 − SSIM) and <c>lpips</c> (all unweighted), and
 /// <c>psnr</c> = 10·log10(1/mse) of the renders (capped at 100 dB).
 /// </summary>
 internal static class LrmTrainingStep
@@ -36,7 +101,8 @@ internal static class LrmTrainingStep
     /// <summary>
     /// Sets <paramref name="gradients"/> to ∂L/∂weights (overwriting) for source <paramref name="images"/> (B, 3, S, S),
     /// <paramref name="cameras"/> (B, K) and per-sample <paramref name="views"/>. <paramref name="intermediate"/>, when
-    /// given, receives ∂L/∂planes, ∂L/∂tokens, ∂L/∂features and ∂L/∂camera_embedding (caller disposes).
+    /// given, receives ∂L/∂planes, ∂L/∂tokens, ∂L/∂features, ∂L/∂camera_embedding and each view's image-space gradient
+    /// ∂L/∂rgb as <c>rgb.{sample}.{view}</c> (host copies; caller disposes).
     /// </summary>
     public static IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, LrmModel model, TrainingRenderer renderer, GradientSet gradients,
         Tensor images, Tensor cameras, IReadOnlyList<IReadOnlyList<TrainingView>> views, LrmLossOptions options, IDictionary<string, Tensor>? intermediate = null)
@@ -52,12 +118,16 @@ internal static class LrmTrainingStep
         {
             throw new LrmInvalidArgumentException($"training: {batch} samples need one or more views each, got views for {views.Count}");
         }
+        foreach (var size in views.SelectMany(v => v).Select(view => view.Size).Distinct())
+        {
+            options.Validate(size);
+        }
         gradients.Zero();
         using var activations = model.ForwardTraining(backend, images, cameras);
         var planes = activations.Planes;
         var total = views.Sum(v => v.Count);
         var viewWeight = 1f / total;
-        double mse = 0, mask = 0;
+        double mse = 0, mask = 0, ssim = 0, lpips = 0;
         using var scratch = new ScratchTensors(backend);
         var gradPlanes = scratch.Empty(planes.Shape);
         var planeSize = planes.ElementCount / batch;
@@ -85,6 +155,21 @@ internal static class LrmTrainingStep
                     using var gradOpacity = backend.Empty(rendered[v].Opacity.Shape);
                     mse += Losses.MeanSquaredError(backend, gradRgb, rendered[v].Rgb, view.TargetRgb, viewWeight) * viewWeight;
                     mask += Losses.MeanSquaredError(backend, gradOpacity, rendered[v].Opacity, view.TargetAlpha, options.MaskWeight * viewWeight) * viewWeight;
+                    // The optional image-space terms add their weighted ∂/∂rgb to the MSE's: one image gradient per view.
+                    if (options.UsesSsim)
+                    {
+                        ssim += Losses.SsimLoss(backend, gradRgb, rendered[v].Rgb, view.TargetRgb, options.SsimWeight * viewWeight, accumulate: true) * viewWeight;
+                    }
+                    if (options.UsesPerceptual)
+                    {
+                        var weight = options.PerceptualWeight * viewWeight;
+                        lpips += Losses.OnHost(backend, gradRgb, rendered[v].Rgb, view.TargetRgb,
+                            (g, x, y) => options.Perceptual!.Evaluate(g, x, y!, weight, accumulate: true)) * viewWeight;
+                    }
+                    if (intermediate is not null)
+                    {
+                        intermediate[string.Create(CultureInfo.InvariantCulture, $"rgb.{b}.{v}")] = backend.ToHost(gradRgb);
+                    }
                     // Pass 2: back through compositing, the NeRF and the sampling (re-rendered chunk by chunk when deferred).
                     renderer.Backward(backend, gradients, channelsLastGrad, rendered[v], gradRgb, gradOpacity);
                     rendered[v].Dispose();
@@ -106,7 +191,15 @@ internal static class LrmTrainingStep
         }
         model.Backward(backend, gradients, activations, gradPlanes, intermediate);
         var loss = mse + options.MaskWeight * mask + options.TotalVariationWeight * tv;
-        return new Dictionary<string, double>(StringComparer.Ordinal)
+        if (options.UsesSsim)
+        {
+            loss += options.SsimWeight * ssim;
+        }
+        if (options.UsesPerceptual)
+        {
+            loss += options.PerceptualWeight * lpips;
+        }
+        var terms = new Dictionary<string, double>(StringComparer.Ordinal)
         {
             ["loss"] = loss,
             ["mse"] = mse,
@@ -114,6 +207,15 @@ internal static class LrmTrainingStep
             ["tv"] = tv,
             ["psnr"] = Psnr(mse),
         };
+        if (options.UsesSsim)
+        {
+            terms["ssim"] = ssim;
+        }
+        if (options.UsesPerceptual)
+        {
+            terms["lpips"] = lpips;
+        }
+        return terms;
     }
 
     /// <summary>10·log10(1/mse) for images in [0, 1], capped at 100 dB (mse = 0).</summary>
@@ -148,6 +250,7 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
         }
         _model = model;
         _options = options ?? new LrmLossOptions();
+        _options.Validate();
         var specs = LrmWeightNames.Expected(model.Config);
         _gradients = new GradientSet(specs, model.Placement);
         _renderer = new TrainingRenderer(model.Renderer) { ChunkRays = chunkRays };

@@ -17,15 +17,38 @@ public sealed class LpipsTests
 
     private static double[] Doubles(SafeTensorsFile file, string name) => MemoryMarshal.Cast<byte, double>(file.Bytes(name)).ToArray();
 
+    // The golden network and one case's images.
+    private sealed class GoldenCase : IDisposable
+    {
+        public GoldenCase(string name)
+        {
+            using var file = SafeTensorsFile.Open(CasesPath);
+            Prediction = file.ReadTensor(name + ".prediction");
+            Target = file.ReadTensor(name + ".target");
+        }
+
+        public Lpips Network { get; } = Lpips.Load(WeightsPath);
+
+        public Tensor Prediction { get; }
+
+        public Tensor Target { get; }
+
+        public void Dispose()
+        {
+            Network.Dispose();
+            Prediction.Dispose();
+            Target.Dispose();
+        }
+    }
+
     [TestCase("b2_48x48")]
     [TestCase("b1_45x37")]
     [TestCase("b1_31x31")]
     public void ValueAndGradientMatchPyTorch(string name)
     {
-        using var lpips = Lpips.Load(WeightsPath);
+        using var golden = new GoldenCase(name);
+        var (lpips, prediction, target) = (golden.Network, golden.Prediction, golden.Target);
         using var file = SafeTensorsFile.Open(CasesPath);
-        using var prediction = file.ReadTensor(name + ".prediction");
-        using var target = file.ReadTensor(name + ".target");
         using var expected = file.ReadTensor(name + ".grad");
         using var gradient = Tensor.Empty(prediction.Shape);
         var perImage = new double[prediction.Size(0)];
@@ -53,10 +76,8 @@ public sealed class LpipsTests
     [Test]
     public void GradientMatchesFiniteDifferences()
     {
-        using var lpips = Lpips.Load(WeightsPath);
-        using var file = SafeTensorsFile.Open(CasesPath);
-        using var x = file.ReadTensor("b1_45x37.prediction");
-        using var y = file.ReadTensor("b1_45x37.target");
+        using var golden = new GoldenCase("b1_45x37");
+        var (lpips, x, y) = (golden.Network, golden.Prediction, golden.Target);
         using var gradient = Tensor.Empty(x.Shape);
         lpips.Evaluate(gradient, x, y, 1f, accumulate: false);
         var analytic = gradient.ToFloatArray();
@@ -101,10 +122,8 @@ public sealed class LpipsTests
     [Test]
     public void WeightScalesTheGradientAccumulateAddsItAndIdenticalImagesScoreZero()
     {
-        using var lpips = Lpips.Load(WeightsPath);
-        using var file = SafeTensorsFile.Open(CasesPath);
-        using var x = file.ReadTensor("b1_31x31.prediction");
-        using var y = file.ReadTensor("b1_31x31.target");
+        using var golden = new GoldenCase("b1_31x31");
+        var (lpips, x, y) = (golden.Network, golden.Prediction, golden.Target);
         using var unit = Tensor.Empty(x.Shape);
         var loss = lpips.Evaluate(unit, x, y, 1f, accumulate: false);
         using var scaled = Tensor.Empty(x.Shape);

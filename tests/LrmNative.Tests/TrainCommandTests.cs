@@ -237,6 +237,49 @@ public sealed class TrainCommandTests
         Assert.That(TrainingLoop.ReadLog(output)[^1]["lr"], Is.EqualTo(1e-2 * 5 / 7).Within(1e-12), "update 5 of the new 7-update warm-up to the new peak");
     }
 
+    [Test]
+    public void SsimAndLpipsTermsTrainAreLoggedAndAreCheckedOnResume()
+    {
+        var (config, data) = WriteInputs(objects: 1);
+        var output = Path.Combine(_folder, "perceptual");
+        string[] square = ["--render-min", "32", "--render-max", "32", "--patch", "32"];
+        var (code, error) = Lrm(TrainArgs(config, data, output, [.. square, "--steps", "4", "--stop-at", "2", "--ssim-weight", "0.5",
+            "--lpips-weights", LpipsTests.WeightsPath, "--lpips-weight", "1.5"]));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(error, Does.Contain("LPIPS (").And.Contain("at weight 1.5").And.Not.Contain("LPIPS is off"));
+        var log = TrainingLoop.ReadLog(output);
+        Assert.That(log, Has.Count.EqualTo(2));
+        foreach (var entry in log)
+        {
+            Assert.That(entry["ssim"], Is.GreaterThan(0).And.LessThan(2), "1 − SSIM of each view, averaged");
+            Assert.That(entry["lpips"], Is.GreaterThan(0), "random renders are far from their targets");
+        }
+
+        // The terms shape the run: a resume with other weights, or without the LPIPS file, is refused naming them.
+        (code, error) = Lrm(TrainArgs(config, data, output, [.. square, "--steps", "4", "--resume", "--ssim-weight", "0.25",
+            "--lpips-weights", LpipsTests.WeightsPath, "--lpips-weight", "1.5"]));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("--ssim-weight 0.5 → 0.25"));
+        (code, error) = Lrm(TrainArgs(config, data, output, [.. square, "--steps", "4", "--resume", "--ssim-weight", "0.5"]));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("--lpips-weight 1.5 → 0").And.Contain("LPIPS is off"));
+        (code, error) = Lrm(TrainArgs(config, data, output, [.. square, "--steps", "4", "--resume", "--ssim-weight", "0.5",
+            "--lpips-weights", LpipsTests.WeightsPath, "--lpips-weight", "1.5"]));
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(TrainingLoop.ReadLog(output), Has.Count.EqualTo(4));
+
+        // Patches too small for the enabled terms are refused before training, naming the minimum.
+        (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "small"), "--ssim-weight", "1", "--patch", "8"));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("SSIM loss needs patches of at least 11×11"));
+        (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "small2"), "--lpips-weights", LpipsTests.WeightsPath, "--patch", "16"));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("31"));
+        (code, error) = Lrm(TrainArgs(config, data, Path.Combine(_folder, "missing"), "--lpips-weights", Path.Combine(_folder, "nope.safetensors")));
+        Assert.That(code, Is.EqualTo(1), error);
+        Assert.That(error, Does.Contain("nope.safetensors"));
+    }
+
     // TrainArgs without the option name (and its value).
     private static string[] Without(string[] args, string name)
     {

@@ -77,6 +77,15 @@ internal sealed record TrainOptions
     /// <summary>TV weight.</summary>
     public float TvWeight { get; init; } = Losses.DefaultTotalVariationWeight;
 
+    /// <summary>SSIM loss weight (0: off).</summary>
+    public float SsimWeight { get; init; }
+
+    /// <summary>LPIPS weights file (null: LPIPS off).</summary>
+    public string? LpipsWeights { get; init; }
+
+    /// <summary>LPIPS weight λ when <see cref="LpipsWeights"/> is given.</summary>
+    public float LpipsWeight { get; init; } = PerceptualLoss.PaperWeight;
+
     /// <summary>Skip bad objects instead of stopping.</summary>
     public bool SkipBadData { get; init; }
 
@@ -154,6 +163,12 @@ internal static class TrainCommand
         var patch = new Option<int>("--patch") { Description = "Side of the supervised patch (OpenLRM small: 64)", DefaultValueFactory = _ => 64 };
         var maskWeight = new Option<float>("--mask-weight") { Description = "Weight of the mask loss MSE(opacity, alpha); 0: off" };
         var tvWeight = new Option<float>("--tv-weight") { Description = "Weight of the triplane TV loss (OpenLRM: 5e-4)", DefaultValueFactory = _ => Losses.DefaultTotalVariationWeight };
+        var ssimWeight = new Option<float>("--ssim-weight") { Description = "Weight of the SSIM loss 1 − SSIM(render, target) per view (needs --patch >= 11); 0: off" };
+        var lpipsWeights = new Option<string?>("--lpips-weights")
+        {
+            Description = "LPIPS-AlexNet weights (.safetensors converted once from torchvision + lpips, docs/training.md); none ship, so without it LPIPS is off (needs --patch >= 31)",
+        };
+        var lpipsWeight = new Option<float>("--lpips-weight") { Description = "Weight λ of the LPIPS loss when --lpips-weights is given (paper: 2)", DefaultValueFactory = _ => PerceptualLoss.PaperWeight };
         var sourceBackground = new Option<float?>("--source-background")
         {
             Description = "Composite the source image (the encoder's input) on this grey level, e.g. 1 = white as reconstruct does; default: the sample's random background, like its targets",
@@ -174,7 +189,7 @@ internal static class TrainCommand
         var valObjects = new Option<int>("--val-objects") { Description = "Held-out objects per validation", DefaultValueFactory = _ => 4 };
         var valViews = new Option<int>("--val-views") { Description = "Novel views scored per validation object", DefaultValueFactory = _ => 4 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, resumeWithChanges, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, resumeWithChanges, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, ssimWeight, lpipsWeights, lpipsWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
         {
             command.Options.Add(option);
         }
@@ -208,6 +223,9 @@ internal static class TrainCommand
                     Patch = parse.GetValue(patch),
                     MaskWeight = parse.GetValue(maskWeight),
                     TvWeight = parse.GetValue(tvWeight),
+                    SsimWeight = parse.GetValue(ssimWeight),
+                    LpipsWeights = parse.GetValue(lpipsWeights),
+                    LpipsWeight = parse.GetValue(lpipsWeight),
                     SkipBadData = parse.GetValue(skipBad),
                     SourceBackground = parse.GetValue(sourceBackground),
                     SourceView = parse.GetValue(sourceView),
@@ -300,7 +318,20 @@ internal static class TrainCommand
                 log.WriteLine($"lrm: warning: --val-data objects {string.Join(", ", shared.Take(5))}{(shared.Count > 5 ? $" and {shared.Count - 5} more" : "")} have the names of --data objects: if they are the same objects, the validation is not on held-out data");
             }
         }
-        using var task = new LrmTrainingTask(model, new LrmLossOptions { MaskWeight = options.MaskWeight, TotalVariationWeight = options.TvWeight, Deferred = options.Deferred }, options.ChunkRays);
+        using var lpips = PerceptualLoss.Open(options.LpipsWeights);
+        log.WriteLine(lpips is null ? $"train: {PerceptualLoss.UnavailableMessage}"
+            : string.Create(CultureInfo.InvariantCulture, $"train: LPIPS ({lpips.Name}, {options.LpipsWeights}) at weight {options.LpipsWeight}"));
+        var lossOptions = new LrmLossOptions
+        {
+            MaskWeight = options.MaskWeight,
+            TotalVariationWeight = options.TvWeight,
+            SsimWeight = options.SsimWeight,
+            Perceptual = lpips,
+            PerceptualWeight = options.LpipsWeight,
+            Deferred = options.Deferred,
+        };
+        lossOptions.Validate(options.Patch);
+        using var task = new LrmTrainingTask(model, lossOptions, options.ChunkRays);
         var loop = new TrainingLoop(task, dataset, new TrainingOptions
         {
             Steps = options.Steps,
@@ -319,6 +350,9 @@ internal static class TrainCommand
             [
                 RunSetting.Of("mask_weight", "--mask-weight", options.MaskWeight),
                 RunSetting.Of("tv_weight", "--tv-weight", options.TvWeight),
+                RunSetting.Of("ssim_weight", "--ssim-weight", options.SsimWeight),
+                RunSetting.Of("lpips_weight", "--lpips-weight", lpips is null ? 0f : options.LpipsWeight),
+                RunSetting.Of("lpips_weights", "--lpips-weights (SHA-256 of the file)", lpips is null ? "" : FileHash(options.LpipsWeights!)),
                 RunSetting.Of("chunk_rays", "--chunk-rays", options.ChunkRays),
             ],
             AllowSettingChanges = options.ResumeWithChanges,
@@ -363,6 +397,13 @@ internal static class TrainCommand
     }
 
     // The model with its weights in the training backend's memory.
+    // What a resume compares for --lpips-weights: the file's contents, not its name.
+    private static string FileHash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
+
     private static LrmModel LoadModel(TrainOptions options, string? checkpoint, IBackend backend)
     {
         if (checkpoint is not null)
@@ -405,9 +446,10 @@ internal static class TrainCommand
         {
             throw new LrmInvalidArgumentException($"train: --lr must be positive, got {options.LearningRate}");
         }
-        if (options.MaskWeight < 0 || options.TvWeight < 0)
+        if (!(options.MaskWeight >= 0) || !(options.TvWeight >= 0) || !(options.SsimWeight >= 0) || !(options.LpipsWeight >= 0)
+            || !float.IsFinite(options.MaskWeight + options.TvWeight + options.SsimWeight + options.LpipsWeight))
         {
-            throw new LrmInvalidArgumentException("train: --mask-weight and --tv-weight must be >= 0");
+            throw new LrmInvalidArgumentException("train: --mask-weight, --tv-weight, --ssim-weight and --lpips-weight must be finite and >= 0");
         }
         if (options.ValEvery < 0 || options.ValObjects < 1 || options.ValViews < 1)
         {

@@ -31,13 +31,7 @@ internal static class Losses
     /// <summary>mean((prediction − target)²); gradient (same shape) = weight·2(prediction − target)/N.</summary>
     public static double MeanSquaredError(Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false)
     {
-        ArgumentNullException.ThrowIfNull(prediction);
-        ArgumentNullException.ThrowIfNull(target);
-        CheckSame("MSE", "target", target, prediction);
-        if (gradient is not null)
-        {
-            CheckSame("MSE", "gradient", gradient, prediction);
-        }
+        CheckPair("MSE", gradient, prediction, target);
         var x = prediction.AsSpan<float>();
         var y = target.AsSpan<float>();
         if (x.Length == 0)
@@ -172,13 +166,7 @@ internal static class Losses
     /// </summary>
     public static double SsimLoss(Tensor? gradient, Tensor prediction, Tensor target, float weight = 1f, bool accumulate = false)
     {
-        ArgumentNullException.ThrowIfNull(prediction);
-        ArgumentNullException.ThrowIfNull(target);
-        CheckSame("SSIM loss", "target", target, prediction);
-        if (gradient is not null)
-        {
-            CheckSame("SSIM loss", "gradient", gradient, prediction);
-        }
+        CheckPair("SSIM loss", gradient, prediction, target);
         if (prediction.Rank != 4 || prediction.ElementCount == 0)
         {
             throw new LrmShapeException($"SSIM loss: images must be (B, H, W, C) and not empty, got {prediction.ShapeText}");
@@ -221,6 +209,18 @@ internal static class Losses
                 step, "loss." + term);
         }
         return value;
+    }
+
+    // A loss's prediction and target (and gradient, when asked for) must have one shape.
+    private static void CheckPair(string op, Tensor? gradient, Tensor prediction, Tensor target)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        ArgumentNullException.ThrowIfNull(target);
+        CheckSame(op, "target", target, prediction);
+        if (gradient is not null)
+        {
+            CheckSame(op, "gradient", gradient, prediction);
+        }
     }
 
     private static void CheckSame(string op, string name, Tensor tensor, Tensor reference)

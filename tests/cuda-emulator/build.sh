@@ -21,7 +21,7 @@ build() { # build SOURCE LIBRARY [LIBS…]
 
 build driver.cpp libcuda.so.1 -ldl
 build nvrtc.cpp libnvrtc.so.12 -ldl
-build cublaslt.cpp libcublasLt.so.12
+build cublaslt.cpp libcublasLt.so.12 -ldl
 if [[ ! -f "$out/selftest" || "$here/selftest.cpp" -nt "$out/selftest" || "$out/libcuda.so.1" -nt "$out/selftest" ]]; then
     "$cxx" -std=c++17 -O1 -g0 -Wall -o "$out/selftest.tmp" "$here/selftest.cpp" -L"$out" -l:libcuda.so.1 -l:libnvrtc.so.12 \
         -Wl,-rpath,'$ORIGIN'

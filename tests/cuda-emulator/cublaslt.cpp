@@ -43,6 +43,17 @@
 // where a GPU would fault with a misaligned address.
 //
 // Set CUBLASLT_LOG_LEVEL=1 (the real library's variable) to have every failure explained on stderr.
+//
+// Switches for tests, from an environment variable when the library loads or, in a running process, from
+// lrm_emu_cublaslt_set(name, value) (lrm_emu_cublaslt_get reads them and the counters back):
+//   no_algorithm (LRM_EMU_CUBLASLT_NO_ALGORITHM=1): the heuristic succeeds with zero results, as the
+//       real one may for a problem none of its kernels takes;
+//   fail_next:<function> (no variable): the next call of <function> returns that cublasStatus_t without
+//       doing anything (0 clears it), e.g. fail_next:cublasLtMatmul = 3 (CUBLAS_STATUS_ALLOC_FAILED).
+// Counters: live_handles (cublasLtCreate minus cublasLtDestroy), live_objects (descriptors, layouts and
+// preferences not destroyed). When the emulated driver (LRM_CUDA_LIBRARY) holds a kernel fault it has
+// not reported yet and reports faults from any call (its async_faults switch), cublasLtMatmul fails with
+// CUBLAS_STATUS_EXECUTION_FAILED, as the real library does on a GPU whose context a kernel broke.
 #include "../../kernels/bf16.cuh"
 
 #include <algorithm>
@@ -53,10 +64,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <string>
+#include <unordered_map>
 
 // ---- the C ABI (cublas_api.h, cublasLt.h, library_types.h; only what this file uses) -----------------
 
@@ -274,6 +289,59 @@ constexpr uint32_t kWidestAccessBytes = 16;
 // The k extent of the fp32 panels the product is computed from (see multiply).
 constexpr int64_t kPanel = 128;
 
+// ---- switches for tests (see the top of this file) -----------------------------------------------------
+
+struct Switches {
+    std::mutex lock;
+    bool no_algorithm = false;
+    long long live_handles = 0, live_objects = 0;
+    std::unordered_map<std::string, int> fail_next; // function -> status of its next call
+
+    Switches() {
+        const char* variable = std::getenv("LRM_EMU_CUBLASLT_NO_ALGORITHM");
+        no_algorithm = variable != nullptr && std::strcmp(variable, "1") == 0;
+    }
+};
+
+Switches& switches() {
+    static Switches instance;
+    return instance;
+}
+
+// The status an injected failure gives the next call of `function`, or SUCCESS.
+cublasStatus_t injected(const char* function) {
+    Switches& s = switches();
+    std::lock_guard<std::mutex> guard(s.lock);
+    auto found = s.fail_next.find(function);
+    if (found == s.fail_next.end()) {
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    const auto status = static_cast<cublasStatus_t>(found->second);
+    s.fail_next.erase(found);
+    return status;
+}
+
+void count(long long Switches::*counter, long long change) {
+    Switches& s = switches();
+    std::lock_guard<std::mutex> guard(s.lock);
+    s.*counter += change;
+}
+
+// True when the emulated driver holds a kernel fault that it reports from any call (its async_faults switch).
+bool driver_fault_pending() {
+    using Get = long long (*)(const char*);
+    static Get get = nullptr;
+    if (get == nullptr) {
+        get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "lrm_emu_driver_get"));
+        const char* path = std::getenv("LRM_CUDA_LIBRARY");
+        void* driver = get == nullptr && path != nullptr ? dlopen(path, RTLD_NOLOAD | RTLD_LAZY) : nullptr;
+        if (driver != nullptr) {
+            get = reinterpret_cast<Get>(dlsym(driver, "lrm_emu_driver_get"));
+        }
+    }
+    return get != nullptr && get("async_faults") == 1 && get("pending_error") != 0;
+}
+
 // ---- diagnostics -------------------------------------------------------------------------------------
 
 // Every cublasStatus_t, its name and what it means (cublasLtGetStatusName / cublasLtGetStatusString).
@@ -414,6 +482,7 @@ cublasStatus_t destroy(const char* function, Object* object, uint64_t tag) {
     }
     object->tag = 0;
     delete object;
+    count(&Switches::live_objects, -1);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -849,6 +918,46 @@ void finish(const Problem& problem, const float* accumulator, float alpha, float
 
 // ---- exported API ------------------------------------------------------------------------------------
 
+// The test switches described at the top of this file; 0 when set, -1 for an unknown name.
+LT_API int lrm_emu_cublaslt_set(const char* name, long long value) {
+    if (name == nullptr) {
+        return -1;
+    }
+    Switches& s = switches();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (std::strcmp(name, "no_algorithm") == 0) {
+        s.no_algorithm = value != 0;
+        return 0;
+    }
+    if (std::strncmp(name, "fail_next:", 10) == 0) {
+        if (value == 0) {
+            s.fail_next.erase(name + 10);
+        } else {
+            s.fail_next[name + 10] = static_cast<int>(value);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+LT_API long long lrm_emu_cublaslt_get(const char* name) {
+    if (name == nullptr) {
+        return -1;
+    }
+    Switches& s = switches();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (std::strcmp(name, "no_algorithm") == 0) {
+        return s.no_algorithm ? 1 : 0;
+    }
+    if (std::strcmp(name, "live_handles") == 0) {
+        return s.live_handles;
+    }
+    if (std::strcmp(name, "live_objects") == 0) {
+        return s.live_objects;
+    }
+    return -1;
+}
+
 LT_API size_t cublasLtGetVersion(void) { return kVersion; }
 
 LT_API const char* cublasLtGetStatusName(cublasStatus_t status) {
@@ -873,8 +982,15 @@ LT_API cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
     if (handle == nullptr) {
         return fail(CUBLAS_STATUS_INVALID_VALUE, __func__, "the handle pointer is null");
     }
+    if (const cublasStatus_t failure = injected(__func__); failure != CUBLAS_STATUS_SUCCESS) {
+        return failure;
+    }
     *handle = new (std::nothrow) cublasLtContext{kHandleTag};
-    return *handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    if (*handle == nullptr) {
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    count(&Switches::live_handles, 1);
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 LT_API cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
@@ -886,6 +1002,7 @@ LT_API cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
     }
     handle->tag = 0;
     delete handle;
+    count(&Switches::live_handles, -1);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -902,6 +1019,7 @@ LT_API cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* matmul_desc
     desc->compute_type = compute_type; // checked when used, as in the real library
     desc->scale_type = scale_type;
     *matmul_desc = desc;
+    count(&Switches::live_objects, 1);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -930,6 +1048,7 @@ LT_API cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* matrix_
     layout->cols = cols;
     layout->ld = ld;
     *matrix_layout = layout;
+    count(&Switches::live_objects, 1);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -953,6 +1072,7 @@ LT_API cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t*
     }
     created->tag = kPreferenceTag;
     *preference = created;
+    count(&Switches::live_objects, 1);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -983,6 +1103,9 @@ LT_API cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cu
                     static_cast<void*>(heuristic_results_array), static_cast<void*>(return_algo_count),
                     requested_algo_count);
     }
+    if (const cublasStatus_t failure = injected(function); failure != CUBLAS_STATUS_SUCCESS) {
+        return failure;
+    }
     Problem problem{};
     const cublasStatus_t status = describe(function, handle, operation_desc, a_desc, b_desc, c_desc, d_desc, problem);
     if (status != CUBLAS_STATUS_SUCCESS) {
@@ -1007,6 +1130,13 @@ LT_API cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cu
         }
         alignments |= static_cast<uint64_t>(assumed_alignment(*operands[i], promised[i])) << (16 * i);
     }
+    {
+        Switches& s = switches();
+        std::lock_guard<std::mutex> guard(s.lock);
+        if (s.no_algorithm) {
+            return CUBLAS_STATUS_SUCCESS; // zero results
+        }
+    }
 
     cublasLtMatmulHeuristicResult_t& result = heuristic_results_array[0];
     std::memset(&result, 0, sizeof result);
@@ -1030,6 +1160,12 @@ LT_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc
     (void)workspace_size_in_bytes;
     (void)stream; // synchronous: the result is in d on return
     const char* function = __func__;
+    if (const cublasStatus_t failure = injected(function); failure != CUBLAS_STATUS_SUCCESS) {
+        return failure;
+    }
+    if (driver_fault_pending()) {
+        return fail(CUBLAS_STATUS_EXECUTION_FAILED, function, "a kernel fault broke the device's context");
+    }
     Problem problem{};
     const cublasStatus_t status = describe(function, handle, compute_desc, a_desc, b_desc, c_desc, d_desc, problem);
     if (status != CUBLAS_STATUS_SUCCESS) {

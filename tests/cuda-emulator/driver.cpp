@@ -12,7 +12,18 @@
  * A kernel runs when it is launched (lrm_emulate.h); a kernel that faults makes the next
  * synchronisation report CUDA_ERROR_ILLEGAL_ADDRESS, one that cannot finish (deadlock, a misused
  * collective) CUDA_ERROR_LAUNCH_FAILED, and the reason, with the kernel's name, goes to stderr.
- * Unlike a GPU, the context stays usable after either.
+ * Unlike a GPU, the context stays usable after either (the error is reported once).
+ * Calls that need a current context (memory, copies, streams' work, events, modules, launches)
+ * fail with CUDA_ERROR_INVALID_CONTEXT without one, as the driver's do.
+ *
+ * Switches for tests, each from an environment variable at cuInit or, in a running process, from
+ * lrm_emu_driver_set(name, value) (lrm_emu_driver_get reads them back):
+ *   async_faults (LRM_EMU_ASYNC_FAULTS=1): a kernel fault is reported by the next driver call of
+ *       any kind (a launch, a copy, a memset, an allocation, an event), as a GPU's sticky error
+ *       is, not only by the next synchronisation;
+ *   fail_next:<function> (no variable): the next call of <function> returns that CUresult
+ *       without doing anything (0 clears it), e.g. fail_next:cuMemAllocHost_v2 = 2.
+ * lrm_emu_driver_get("pending_error") is the fault not yet reported, or 0.
  *
  * Build: tests/cuda-emulator/build.sh. Use: LRM_CUDA_LIBRARY=<dir>/libcuda.so.1 (and the NVRTC and
  * cuBLASLt of the same folder); see tests/cuda-emulator/README.md.
@@ -53,6 +64,8 @@ enum : int {
     CUDA_ERROR_LAUNCH_FAILED = 719,
     CUDA_ERROR_NOT_SUPPORTED = 801,
 };
+
+constexpr unsigned int kGridXLimit = 0x7fffffffu;
 
 namespace {
 
@@ -122,7 +135,9 @@ struct State {
     bool initialised = false;
     size_t total = 0, used = 0;
     std::unordered_map<uintptr_t, size_t> allocations;
-    int pending_error = CUDA_SUCCESS; /* reported by the next synchronisation */
+    int pending_error = CUDA_SUCCESS; /* reported by the next synchronisation (async_faults: the next call) */
+    bool async_faults = false;
+    std::unordered_map<std::string, int> fail_next; /* function -> CUresult of its next call */
 };
 
 State& state() {
@@ -201,6 +216,34 @@ CUresult take_pending_error() {
     return error;
 }
 
+/*
+ * What every call that needs a context checks first: an injected failure (fail_next), a current
+ * context, then (async_faults) a fault of an earlier launch, which the driver reports from any call.
+ */
+CUresult enter(const char* function) {
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    auto injected = s.fail_next.find(function);
+    if (injected != s.fail_next.end()) {
+        const CUresult result = injected->second;
+        s.fail_next.erase(injected);
+        return result;
+    }
+    if (!t_context) return CUDA_ERROR_INVALID_CONTEXT;
+    if (s.async_faults && s.pending_error != CUDA_SUCCESS) {
+        const CUresult error = s.pending_error;
+        s.pending_error = CUDA_SUCCESS;
+        return error;
+    }
+    return CUDA_SUCCESS;
+}
+
+#define LRM_EMU_ENTER()                                        \
+    do {                                                       \
+        const CUresult entered = enter(__func__);              \
+        if (entered != CUDA_SUCCESS) return entered;           \
+    } while (0)
+
 } // namespace
 
 /* ---- initialisation and devices --------------------------------------------------------------- */
@@ -211,9 +254,37 @@ EXPORT CUresult cuInit(unsigned int flags) {
     std::lock_guard<std::mutex> guard(s.lock);
     if (!s.initialised) {
         s.total = total_memory();
+        const char* async_faults = getenv("LRM_EMU_ASYNC_FAULTS");
+        s.async_faults = async_faults && strcmp(async_faults, "1") == 0;
         s.initialised = true;
     }
     return CUDA_SUCCESS;
+}
+
+/* The test switches described at the top of this file; 0 when set, -1 for an unknown name. */
+EXPORT int lrm_emu_driver_set(const char* name, long long value) {
+    if (!name) return -1;
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (strcmp(name, "async_faults") == 0) {
+        s.async_faults = value != 0;
+        return 0;
+    }
+    if (strncmp(name, "fail_next:", 10) == 0) {
+        if (value == 0) s.fail_next.erase(name + 10);
+        else s.fail_next[name + 10] = (int)value;
+        return 0;
+    }
+    return -1;
+}
+
+EXPORT long long lrm_emu_driver_get(const char* name) {
+    if (!name) return -1;
+    State& s = state();
+    std::lock_guard<std::mutex> guard(s.lock);
+    if (strcmp(name, "async_faults") == 0) return s.async_faults ? 1 : 0;
+    if (strcmp(name, "pending_error") == 0) return s.pending_error;
+    return -1;
 }
 
 EXPORT CUresult cuDriverGetVersion(int* version) {
@@ -320,11 +391,15 @@ EXPORT CUresult cuCtxGetCurrent(void** context) {
     return CUDA_SUCCESS;
 }
 
-EXPORT CUresult cuCtxSynchronize() { return take_pending_error(); }
+EXPORT CUresult cuCtxSynchronize() {
+    LRM_EMU_ENTER();
+    return take_pending_error();
+}
 
 /* ---- memory ----------------------------------------------------------------------------------- */
 
 EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
+    LRM_EMU_ENTER();
     State& s = state();
     std::lock_guard<std::mutex> guard(s.lock);
     if (!s.initialised) return CUDA_ERROR_NOT_INITIALIZED;
@@ -333,57 +408,81 @@ EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
     return CUDA_SUCCESS;
 }
 
-EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) { return allocate(pointer, bytes); }
-EXPORT CUresult cuMemFree_v2(CUdeviceptr pointer) { return release(pointer); }
-EXPORT CUresult cuMemAllocAsync(CUdeviceptr* pointer, size_t bytes, void*) { return allocate(pointer, bytes); }
-EXPORT CUresult cuMemFreeAsync(CUdeviceptr pointer, void*) { return release(pointer); }
+EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* pointer, size_t bytes) {
+    LRM_EMU_ENTER();
+    return allocate(pointer, bytes);
+}
+
+EXPORT CUresult cuMemFree_v2(CUdeviceptr pointer) {
+    LRM_EMU_ENTER();
+    return release(pointer);
+}
+
+EXPORT CUresult cuMemAllocAsync(CUdeviceptr* pointer, size_t bytes, void*) {
+    LRM_EMU_ENTER();
+    return allocate(pointer, bytes);
+}
+
+EXPORT CUresult cuMemFreeAsync(CUdeviceptr pointer, void*) {
+    LRM_EMU_ENTER();
+    return release(pointer);
+}
 
 EXPORT CUresult cuMemAllocHost_v2(void** pointer, size_t bytes) {
+    LRM_EMU_ENTER();
     if (!pointer || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
     *pointer = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
     return *pointer ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
 
 EXPORT CUresult cuMemFreeHost(void* pointer) {
+    LRM_EMU_ENTER();
     free(pointer);
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr destination, const void* source, size_t bytes, void*) {
+    LRM_EMU_ENTER();
     if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
     memcpy((void*)(uintptr_t)destination, source, bytes);
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemcpyDtoHAsync_v2(void* destination, CUdeviceptr source, size_t bytes, void*) {
+    LRM_EMU_ENTER();
     if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
     memcpy(destination, (const void*)(uintptr_t)source, bytes);
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr destination, CUdeviceptr source, size_t bytes, void*) {
+    LRM_EMU_ENTER();
     if (bytes && (!destination || !source)) return CUDA_ERROR_INVALID_VALUE;
     memmove((void*)(uintptr_t)destination, (const void*)(uintptr_t)source, bytes);
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, size_t count, void*) {
+    LRM_EMU_ENTER();
     if (count && !destination) return CUDA_ERROR_INVALID_VALUE;
     memset((void*)(uintptr_t)destination, value, count);
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemsetD16Async(CUdeviceptr destination, unsigned short value, size_t count, void*) {
+    LRM_EMU_ENTER();
     return fill(destination, value, count);
 }
 
 EXPORT CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned int value, size_t count, void*) {
+    LRM_EMU_ENTER();
     return fill(destination, value, count);
 }
 
 /* ---- streams and events ----------------------------------------------------------------------- */
 
 EXPORT CUresult cuStreamCreate(void** stream, unsigned int) {
+    LRM_EMU_ENTER();
     if (!stream) return CUDA_ERROR_INVALID_VALUE;
     *stream = new int(0);
     return CUDA_SUCCESS;
@@ -394,10 +493,18 @@ EXPORT CUresult cuStreamDestroy_v2(void* stream) {
     return CUDA_SUCCESS;
 }
 
-EXPORT CUresult cuStreamSynchronize(void*) { return take_pending_error(); }
-EXPORT CUresult cuStreamQuery(void*) { return CUDA_SUCCESS; }
+EXPORT CUresult cuStreamSynchronize(void*) {
+    LRM_EMU_ENTER();
+    return take_pending_error();
+}
+
+EXPORT CUresult cuStreamQuery(void*) {
+    LRM_EMU_ENTER();
+    return CUDA_SUCCESS;
+}
 
 EXPORT CUresult cuEventCreate(void** event, unsigned int) {
+    LRM_EMU_ENTER();
     if (!event) return CUDA_ERROR_INVALID_VALUE;
     *event = new Event();
     return CUDA_SUCCESS;
@@ -409,6 +516,7 @@ EXPORT CUresult cuEventDestroy_v2(void* event) {
 }
 
 EXPORT CUresult cuEventRecord(void* event, void*) {
+    LRM_EMU_ENTER();
     if (!event) return CUDA_ERROR_INVALID_HANDLE;
     Event* e = static_cast<Event*>(event);
     e->time = std::chrono::steady_clock::now();
@@ -416,9 +524,13 @@ EXPORT CUresult cuEventRecord(void* event, void*) {
     return CUDA_SUCCESS;
 }
 
-EXPORT CUresult cuEventSynchronize(void* event) { return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+EXPORT CUresult cuEventSynchronize(void* event) {
+    LRM_EMU_ENTER();
+    return event ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
 
 EXPORT CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) {
+    LRM_EMU_ENTER();
     if (!milliseconds || !start || !end) return CUDA_ERROR_INVALID_VALUE;
     const Event* a = static_cast<const Event*>(start);
     const Event* b = static_cast<const Event*>(end);
@@ -430,6 +542,7 @@ EXPORT CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) 
 /* ---- modules and kernels ---------------------------------------------------------------------- */
 
 EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
+    LRM_EMU_ENTER();
     if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
     const unsigned char* bytes = static_cast<const unsigned char*>(image);
     if (memcmp(bytes, ELFMAG, SELFMAG) != 0) return CUDA_ERROR_INVALID_PTX; /* PTX text: the emulator runs only its own modules */
@@ -498,6 +611,7 @@ EXPORT CUresult cuModuleUnload(void* module) {
 }
 
 EXPORT CUresult cuModuleGetFunction(void** function, void* module, const char* name) {
+    LRM_EMU_ENTER();
     if (!function || !module || !name) return CUDA_ERROR_INVALID_VALUE;
     Module* m = static_cast<Module*>(module);
     auto found = m->functions.find(name);
@@ -553,11 +667,13 @@ EXPORT CUresult cuFuncGetParamInfo(void* function, size_t index, size_t* offset,
 EXPORT CUresult cuLaunchKernel(void* function, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
                                unsigned int block_x, unsigned int block_y, unsigned int block_z, unsigned int shared_bytes,
                                void*, void** parameters, void** extra) {
+    LRM_EMU_ENTER();
     if (!function) return CUDA_ERROR_INVALID_HANDLE;
     const Function* f = static_cast<const Function*>(function);
     if (extra) return CUDA_ERROR_NOT_SUPPORTED; /* the bindings pass kernelParams */
     if (grid_x == 0 || grid_y == 0 || grid_z == 0 || block_x == 0 || block_y == 0 || block_z == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (grid_y > 65535 || grid_z > 65535 || block_x > 1024 || block_y > 1024 || block_z > 64) return CUDA_ERROR_INVALID_VALUE;
+    if (grid_x > kGridXLimit || grid_y > 65535 || grid_z > 65535 || block_x > 1024 || block_y > 1024 || block_z > 64)
+        return CUDA_ERROR_INVALID_VALUE;
     if ((unsigned long long)block_x * block_y * block_z > 1024) return CUDA_ERROR_INVALID_VALUE;
     /* More threads than the kernel's __launch_bounds__: the driver refuses the launch. */
     if ((long long)block_x * block_y * block_z > f->module->max_threads(f->index)) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;

@@ -9,6 +9,8 @@
  *   - a kernel writing to a wild address is CUDA_ERROR_ILLEGAL_ADDRESS, not a crash;
  *   - a block larger than the kernel's __launch_bounds__ is refused;
  *   - allocations past LRM_EMU_MEMORY_MB fail with CUDA_ERROR_OUT_OF_MEMORY and the device stays usable;
+ *   - with the async_faults switch a fault is reported by the next call of any kind, as on a GPU;
+ *   - fail_next:<function> makes one call fail; a call that needs a context fails without one;
  *   - a compile error comes back as NVRTC_ERROR_COMPILATION with the compiler's message in the log.
  * build.sh builds it next to the libraries; tests/LrmNative.Tests/CudaEmulatorTests.cs runs it with
  * LRM_EMU_SELFTEST_KERNELS naming a folder that holds kernels/lrm_prelude.cuh. Prints one line per
@@ -39,6 +41,8 @@ CUresult cuModuleGetFunction(void**, void*, const char*);
 CUresult cuFuncGetParamInfo(void*, size_t, size_t*, size_t*);
 CUresult cuLaunchKernel(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void**, void**);
 CUresult cuStreamSynchronize(void*);
+int lrm_emu_driver_set(const char*, long long);
+long long lrm_emu_driver_get(const char*);
 int nvrtcCreateProgram(void**, const char*, const char*, int, const char* const*, const char* const*);
 int nvrtcCompileProgram(void*, int, const char* const*);
 int nvrtcGetProgramLogSize(void*, size_t*);
@@ -328,6 +332,32 @@ int main() {
         const CUresult after = launch("shuffles", 1, 32, {&out});
         check(after == 0 && download<int>(out, 1)[0] == 528, "the device runs the next launch correctly after a fault");
         cuMemFree_v2(out);
+    }
+    { /* asynchronous faults: the next call of any kind reports the fault, once */
+        CUdeviceptr out = upload(std::vector<int>(32 * 4, 0));
+        check(lrm_emu_driver_set("async_faults", 1) == 0, "the async_faults switch exists");
+        const CUresult launched = cuLaunchKernel(kernel("wild_write"), 1, 1, 1, 32, 1, 1, 0, nullptr, std::vector<void*>{&out}.data(), nullptr);
+        const long long pending = lrm_emu_driver_get("pending_error");
+        int value = 0;
+        const CUresult copy = cuMemcpyHtoDAsync_v2(out, &value, sizeof value, nullptr);
+        const CUresult after = launch("shuffles", 1, 32, {&out});
+        lrm_emu_driver_set("async_faults", 0);
+        check(launched == 0 && pending == 700 && copy == 700 && after == 0,
+              "async_faults: the faulting launch succeeds, the next copy reports CUDA_ERROR_ILLEGAL_ADDRESS, then the device runs on");
+        cuMemFree_v2(out);
+    }
+    { /* injected failures, a missing context */
+        lrm_emu_driver_set("fail_next:cuMemAlloc_v2", 2);
+        CUdeviceptr first = 0, second = 0;
+        const CUresult failed = cuMemAlloc_v2(&first, 256);
+        const CUresult worked = cuMemAlloc_v2(&second, 256);
+        check(failed == 2 && worked == 0, "fail_next:cuMemAlloc_v2 = 2 fails the next allocation only");
+        cuMemFree_v2(second);
+        cuCtxSetCurrent(nullptr);
+        CUdeviceptr none = 0;
+        const CUresult without = cuMemAlloc_v2(&none, 256);
+        cuCtxSetCurrent(context);
+        check(without == 201, "an allocation without a current context is CUDA_ERROR_INVALID_CONTEXT");
     }
     { /* out of memory */
         size_t free_bytes = 0, total = 0;

@@ -559,10 +559,13 @@ public sealed class CudaBackendTests
         {
             Assert.Ignore("set LRM_CUDA_FAULT_TEST=1 to run (a kernel fault breaks the CUDA context of the whole test process)");
         }
-        var cuda = _gpu.Inner;
+        // A backend of its own: the fault loses its context, and every later call gives the same error.
+        using var cuda = CudaTestBackends.Open(synchronous: true);
         var kernel = cuda.Kernel("elementwise.cu", "add_forward_kernel");
         var error = Assert.Throws<LrmCudaException>(() =>
             cuda.Launcher.Launch(kernel, new Dim3(1), new Dim3(32), 0, 0x10UL, 0x10UL, 0x10UL, 32L));
         Assert.That(error!.Message, Does.Contain("add_forward_kernel"));
+        var later = Assert.Throws<LrmCudaException>(() => cuda.Synchronize());
+        Assert.That(later!.Message, Is.EqualTo(error.Message), "a later call repeats the fault instead of a new error");
     }
 }

@@ -162,7 +162,7 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>A new tensor on this device, contents unspecified.</summary>
     public Tensor Empty(ReadOnlySpan<long> shape, DataType dataType = DataType.Float32)
     {
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         var count = 1L;
         foreach (var size in shape)
         {
@@ -213,7 +213,7 @@ public sealed unsafe class CudaBackend : IBackend
         Expect.Host("Download", "host", host);
         Expect.OnDevice("Download", Device, "source", source);
         SameLayout("Download", host, source);
-        _staging.ToHost(host.Pointer, source.DevicePointer, source.ByteCount, _launcher.LastKernel);
+        _staging.ToHost(host.Pointer, source.DevicePointer, source.ByteCount);
     }
 
     /// <inheritdoc />
@@ -227,7 +227,7 @@ public sealed unsafe class CudaBackend : IBackend
         }
         _context.MakeCurrent();
         var count = (nuint)output.ElementCount;
-        CudaCheck.Check(output.DataType switch
+        _context.Check(output.DataType switch
         {
             DataType.Float32 => CudaDriver.cuMemsetD32Async(output.DevicePointer, BitConverter.SingleToUInt32Bits(value), count, _context.Stream),
             DataType.Int32 => CudaDriver.cuMemsetD32Async(output.DevicePointer, unchecked((uint)(int)value), count, _context.Stream),
@@ -239,7 +239,7 @@ public sealed unsafe class CudaBackend : IBackend
     private static void SameLayout(string op, Tensor a, Tensor b) => BackendMemory.SameLayout(op, a, b);
 
     /// <summary>Waits for every queued op; a kernel fault surfaces here, naming the last kernel launched.</summary>
-    public void Synchronize() => _context.Synchronize($"last kernel launched: {_launcher.LastKernel}");
+    public void Synchronize() => _context.Synchronize();
 
     /// <summary>Device time of <paramref name="work"/> in milliseconds, measured with CUDA events on the backend's stream.</summary>
     public float ElapsedMilliseconds(Action work)
@@ -254,27 +254,27 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>A start/stop pair of CUDA events on the backend's stream, for timing regions that do not fit a delegate (benchmarks).</summary>
     public DeviceTimer CreateTimer()
     {
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         return new DeviceTimer(this);
     }
 
     /// <summary>Two CUDA events on a backend's stream; <see cref="StopMilliseconds"/> waits for the work between them.</summary>
     public sealed class DeviceTimer : IDisposable
     {
-        private readonly CudaBackend _backend;
+        private readonly CudaContext _context;
         private nint _start, _stop;
 
         internal DeviceTimer(CudaBackend backend)
         {
-            _backend = backend;
-            backend._context.MakeCurrent();
+            _context = backend._context;
+            _context.MakeCurrent();
             nint start, stop;
-            CudaCheck.Check(CudaDriver.cuEventCreate(&start, CudaFlags.CU_EVENT_DEFAULT));
+            _context.Check(CudaDriver.cuEventCreate(&start, CudaFlags.CU_EVENT_DEFAULT));
             var created = CudaDriver.cuEventCreate(&stop, CudaFlags.CU_EVENT_DEFAULT);
             if (created != CUresult.CUDA_SUCCESS)
             {
                 CudaDriver.cuEventDestroy_v2(start);
-                CudaCheck.Check(created);
+                _context.Check(created, null, "cuEventCreate");
             }
             (_start, _stop) = (start, stop);
         }
@@ -283,17 +283,18 @@ public sealed unsafe class CudaBackend : IBackend
         public void Start()
         {
             ObjectDisposedException.ThrowIf(_start == 0, this);
-            CudaCheck.Check(CudaDriver.cuEventRecord(_start, _backend._context.Stream));
+            _context.Check(CudaDriver.cuEventRecord(_start, _context.Stream));
         }
 
         /// <summary>Records the stop event, waits for it and returns the milliseconds since <see cref="Start"/>.</summary>
         public float StopMilliseconds()
         {
             ObjectDisposedException.ThrowIf(_stop == 0, this);
-            CudaCheck.Check(CudaDriver.cuEventRecord(_stop, _backend._context.Stream));
-            CudaCheck.Check(CudaDriver.cuEventSynchronize(_stop), $"last kernel launched: {_backend._launcher.LastKernel}");
+            _context.Check(CudaDriver.cuEventRecord(_stop, _context.Stream));
+            _context.Check(CudaDriver.cuEventSynchronize(_stop));
+            _context.Synchronized(); // everything queued before the stop event has finished
             float milliseconds;
-            CudaCheck.Check(CudaDriver.cuEventElapsedTime(&milliseconds, _start, _stop));
+            _context.Check(CudaDriver.cuEventElapsedTime(&milliseconds, _start, _stop));
             return milliseconds;
         }
 
@@ -324,7 +325,7 @@ public sealed unsafe class CudaBackend : IBackend
         var words = (bytes + 3) / 4 + 2 * guardElements;
         var block = _allocator.Allocate(words * 4, "a guarded test tensor");
         _context.MakeCurrent();
-        CudaCheck.Check(CudaDriver.cuMemsetD32Async(block.Address, poisonBits, (nuint)words, _context.Stream));
+        _context.Check(CudaDriver.cuMemsetD32Async(block.Address, poisonBits, (nuint)words, _context.Stream));
         return Tensor.OnDevice(shape, dataType, Device, new GuardedBuffer(block, guardElements * 4));
     }
 
@@ -340,9 +341,9 @@ public sealed unsafe class CudaBackend : IBackend
         var after = new uint[words];
         fixed (uint* b = before, a = after)
         {
-            _staging.ToHost(b, guarded.Block.Address, guarded.GuardBytes, _launcher.LastKernel);
+            _staging.ToHost(b, guarded.Block.Address, guarded.GuardBytes);
             var end = guarded.Address + (ulong)((tensor.ByteCount + 3) / 4 * 4);
-            _staging.ToHost(a, end, guarded.GuardBytes, _launcher.LastKernel);
+            _staging.ToHost(a, end, guarded.GuardBytes);
         }
         return !before.AsSpan().ContainsAnyExcept(poisonBits) && !after.AsSpan().ContainsAnyExcept(poisonBits);
     }
@@ -360,12 +361,12 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>The kernel <paramref name="name"/> of kernels/<paramref name="file"/>, compiled (or loaded from the cache) at first use.</summary>
     internal CudaKernel Kernel(string file, string name)
     {
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         _context.MakeCurrent();
         if (!_modules.TryGetValue(file, out var module))
         {
             var compiled = _compiler.Compile(file, KernelSources.Source(file), KernelSources.Headers);
-            module = new CudaModule(file, compiled);
+            module = new CudaModule(_context, file, compiled);
             _modules[file] = module;
         }
         return module.Kernel(name);
@@ -379,7 +380,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     private void Check(string op, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
     {
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         Expect.DeviceFloat32(op, Device, tensors);
         _context.MakeCurrent();
     }
@@ -432,7 +433,7 @@ public sealed unsafe class CudaBackend : IBackend
             using var alignedBias = bias % 16 != 0 ? Scratch((long)n * 4, "Gemm bias, 16-byte aligned") : null;
             if (alignedBias is not null)
             {
-                CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(alignedBias.Address, bias, (nuint)((long)n * 4), _context.Stream));
+                _context.Check(CudaDriver.cuMemcpyDtoDAsync_v2(alignedBias.Address, bias, (nuint)((long)n * 4), _context.Stream));
             }
             _cublas!.Matmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, alignedBias?.Address ?? bias,
                 residual, m, n, k, transposeA, transposeB);
@@ -980,9 +981,9 @@ public sealed unsafe class CudaBackend : IBackend
         fixed (int* i = index)
         fixed (float* w = weight)
         {
-            _staging.ToHost(c, forward.Count, outSize * 4L, _launcher.LastKernel);
-            _staging.ToHost(i, forward.Index, outSize * width * 4L, _launcher.LastKernel);
-            _staging.ToHost(w, forward.Weight, outSize * width * 4L, _launcher.LastKernel);
+            _staging.ToHost(c, forward.Count, outSize * 4L);
+            _staging.ToHost(i, forward.Index, outSize * width * 4L);
+            _staging.ToHost(w, forward.Weight, outSize * width * 4L);
         }
         var (filled, transposedIndex, transposedWeight, transposedWidth) = TransposeTaps(count, index, weight, width, inSize);
         var block = Scratch((long)inSize * 4 + 2L * inSize * transposedWidth * 4, "transposed resize taps");
@@ -1075,7 +1076,7 @@ public sealed unsafe class CudaBackend : IBackend
         const string op = "TriplaneSampleBackward";
         Check(op, ("gradPlanes", gradPlanes), ("gradPoints", gradPoints), ("gradOutput", gradOutput), ("planes", planes), ("points", points));
         var (batch, count, channels, height, width) = OpShapes.TriplaneSampleBackward(op, gradPlanes, gradPoints, gradOutput, planes, points);
-        CudaCheck.Check(CudaDriver.cuMemsetD32Async(P(gradPlanes), 0, (nuint)gradPlanes.ElementCount, _context.Stream));
+        _context.Check(CudaDriver.cuMemsetD32Async(P(gradPlanes), 0, (nuint)gradPlanes.ElementCount, _context.Stream));
         if (count == 0)
         {
             return;
@@ -1187,7 +1188,7 @@ public sealed unsafe class CudaBackend : IBackend
             _launcher.Launch(transpose, new Dim3(Dim3.CeilDiv(inDim, 32), Dim3.CeilDiv(outDim, 32), 1), new Dim3(32, 8), 0,
                 packed.Address + offset, P(weights[l]), outDim, inDim);
             offset += (ulong)((long)inDim * outDim * 4);
-            CudaCheck.Check(biases[l] is { } bias
+            _context.Check(biases[l] is { } bias
                 ? CudaDriver.cuMemcpyDtoDAsync_v2(packed.Address + offset, P(bias), (nuint)(outDim * 4), _context.Stream)
                 : CudaDriver.cuMemsetD32Async(packed.Address + offset, 0, (nuint)outDim, _context.Stream));
             offset += (ulong)(outDim * 4);
@@ -1195,11 +1196,11 @@ public sealed unsafe class CudaBackend : IBackend
         var kernel = Kernel("mlp.cu", "mlp_fused_forward_kernel");
         if (sharedBytes > 48 * 1024)
         {
-            CudaCheck.Check(CudaDriver.cuFuncSetAttribute(kernel.Function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            _context.Check(CudaDriver.cuFuncSetAttribute(kernel.Function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 (int)sharedBytes), $"{sharedBytes} bytes of shared memory for mlp_fused_forward_kernel");
         }
         int perMultiprocessor;
-        CudaCheck.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, kernel.Function, FusedMlpThreads, (nuint)sharedBytes));
+        _context.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, kernel.Function, FusedMlpThreads, (nuint)sharedBytes));
         var blocks = Math.Min((rows + FusedMlpThreads - 1) / FusedMlpThreads, (long)Math.Max(perMultiprocessor, 1) * _context.MultiprocessorCount);
         _launcher.Launch(kernel, (uint)blocks, FusedMlpThreads, (uint)sharedBytes, P(output), P(input), packed.Address, rows, shape);
         return true;
@@ -1307,7 +1308,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void Convert(Tensor output, Tensor input)
     {
         const string op = "Convert";
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         Expect.OnDevice(op, Device, "output", output);
         Expect.OnDevice(op, Device, "input", input);
         Expect.Shape(op, "output", output, input.Shape);
@@ -1366,7 +1367,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void Copy(Tensor destination, long destinationOffset, Tensor source, long sourceOffset, long count)
     {
         const string op = "Copy";
-        ThrowIfDisposed();
+        ThrowIfUnusable();
         Expect.OnDevice(op, Device, "destination", destination);
         Expect.OnDevice(op, Device, "source", source);
         OpShapes.CopyRange(op, destination, destinationOffset, source, sourceOffset, count);
@@ -1383,7 +1384,7 @@ public sealed unsafe class CudaBackend : IBackend
             return;
         }
         _context.MakeCurrent();
-        CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(to, from, (nuint)bytes, _context.Stream));
+        _context.Check(CudaDriver.cuMemcpyDtoDAsync_v2(to, from, (nuint)bytes, _context.Stream));
     }
 
     // ---- triplane NeRF and volume rendering ---------------------------------------------------------
@@ -1547,7 +1548,7 @@ public sealed unsafe class CudaBackend : IBackend
         Span<int> counts = stackalloc int[2];
         fixed (int* pointer = counts)
         {
-            _staging.ToHost(pointer, totals.Address, 8, _launcher.LastKernel);
+            _staging.ToHost(pointer, totals.Address, 8);
         }
         var vertices = Empty([counts[0], 3]);
         var triangles = Empty([counts[1], 3], DataType.Int32);
@@ -1577,7 +1578,7 @@ public sealed unsafe class CudaBackend : IBackend
         _launcher.Launch(Kernel("scan.cu", "scan_block_kernel"), (uint)Math.Max(blocks, 1), block, 0, data, sums.Address, count);
         if (blocks <= 1)
         {
-            CudaCheck.Check(CudaDriver.cuMemcpyDtoDAsync_v2(total, sums.Address, 4, _context.Stream));
+            _context.Check(CudaDriver.cuMemcpyDtoDAsync_v2(total, sums.Address, 4, _context.Stream));
             return;
         }
         ExclusiveScan(sums.Address, blocks, total);
@@ -1696,11 +1697,11 @@ public sealed unsafe class CudaBackend : IBackend
         var chunkCounts = new int[chunks];
         fixed (double* pointer = chunkSums)
         {
-            _staging.ToHost(pointer, sums.Address, chunks * 8, _launcher.LastKernel);
+            _staging.ToHost(pointer, sums.Address, chunks * 8);
         }
         fixed (int* pointer = chunkCounts)
         {
-            _staging.ToHost(pointer, counts.Address, chunks * 4, _launcher.LastKernel);
+            _staging.ToHost(pointer, counts.Address, chunks * 4);
         }
         // In chunk order on the host: the same total on every device and grid.
         var total = 0.0;
@@ -1720,7 +1721,8 @@ public sealed unsafe class CudaBackend : IBackend
             return;
         }
         _disposed = true;
-        _context.MakeCurrent();
+        // Best effort: a context lost to a kernel fault still has its objects released.
+        _context.TryMakeCurrent();
         CudaDriver.cuStreamSynchronize(_context.Stream);
         foreach (var module in _modules.Values)
         {
@@ -1733,5 +1735,10 @@ public sealed unsafe class CudaBackend : IBackend
         _context.Dispose();
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    // Disposed, or lost to a kernel fault (then the fault's error again).
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _context.ThrowIfLost();
+    }
 }

@@ -81,9 +81,16 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         }
         float alpha = 1.0f, beta = c != 0 ? 1.0f : 0.0f;
         var algorithm = plan.Algorithm;
-        CublasCheck.Check(CublasLt.cublasLtMatmul(_handle, plan.Description, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta,
-            c != 0 ? c : d, plan.LayoutC, d, plan.LayoutC, &algorithm, _workspace.Address, (nuint)WorkspaceBytes, _context.Stream),
-            $"M {m}, N {n}, K {k}, transposeA {transposeA}, transposeB {transposeB}");
+        var what = $"M {m}, N {n}, K {k}, transposeA {transposeA}, transposeB {transposeB}";
+        var status = CublasLt.cublasLtMatmul(_handle, plan.Description, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta,
+            c != 0 ? c : d, plan.LayoutC, d, plan.LayoutC, &algorithm, _workspace.Address, (nuint)WorkspaceBytes, _context.Stream);
+        if (status == cublasStatus_t.CUBLAS_STATUS_EXECUTION_FAILED)
+        {
+            // What a kernel fault queued earlier looks like from here: the synchronisation reports it as that kernel's.
+            _context.Synchronize($"after cublasLtMatmul failed ({what})");
+        }
+        CublasCheck.Check(status, what, "CublasLt.cublasLtMatmul");
+        _context.Queued($"cublasLtMatmul ({what})");
     }
 
     private Plan CreatePlan(PlanKey key)

@@ -101,7 +101,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
             }
             if (result != CUresult.CUDA_ERROR_OUT_OF_MEMORY)
             {
-                CudaCheck.Check(result, $"allocating {requested} bytes for {what}");
+                _context.Check(result, $"allocating {requested} bytes for {what}", _context.MemoryPoolsSupported ? "cuMemAllocAsync" : "cuMemAlloc_v2");
             }
             if (attempt == 0)
             {
@@ -131,7 +131,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
         {
             FreeToDriver(address);
         }
-        CudaCheck.Check(CudaDriver.cuStreamSynchronize(_context.Stream), "returning cached device memory");
+        _context.Synchronize("returning cached device memory");
     }
 
     private void FreeToDriver(ulong address)
@@ -139,7 +139,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
         var result = _context.MemoryPoolsSupported
             ? CudaDriver.cuMemFreeAsync(address, _context.Stream)
             : CudaDriver.cuMemFree_v2(address);
-        CudaCheck.Check(result);
+        _context.Check(result, null, _context.MemoryPoolsSupported ? "cuMemFreeAsync" : "cuMemFree_v2");
     }
 
     /// <summary>Back to the free list (no CUDA call: safe from finalizers).</summary>

@@ -27,14 +27,17 @@ internal sealed unsafe class CudaModule : IDisposable
     private readonly Dictionary<string, CudaKernel> _kernels = new(StringComparer.Ordinal);
     private nint _module;
 
-    public CudaModule(string name, CompiledModule compiled)
+    private readonly CudaContext _context;
+
+    public CudaModule(CudaContext context, string name, CompiledModule compiled)
     {
+        _context = context;
         Name = name;
         Compiled = compiled;
         nint module;
         fixed (byte* image = compiled.Image)
         {
-            CudaCheck.Check(CudaDriver.cuModuleLoadData(&module, image), $"loading kernels/{name} ({compiled.CachePath})");
+            context.Check(CudaDriver.cuModuleLoadData(&module, image), $"loading kernels/{name} ({compiled.CachePath})");
         }
         _module = module;
     }
@@ -56,7 +59,7 @@ internal sealed unsafe class CudaModule : IDisposable
         nint function;
         fixed (byte* pointer = bytes)
         {
-            CudaCheck.Check(CudaDriver.cuModuleGetFunction(&function, _module, pointer), $"kernel '{name}' in kernels/{Name}");
+            _context.Check(CudaDriver.cuModuleGetFunction(&function, _module, pointer), $"kernel '{name}' in kernels/{Name}");
         }
         kernel = new CudaKernel(function, name);
         _kernels[name] = kernel;
@@ -79,8 +82,9 @@ internal sealed unsafe class CudaModule : IDisposable
 /// tools/generate-kernel-launcher.py for 1–20 arguments) put each argument's address in a stackalloc'ed array and
 /// queue the kernel on the backend's stream. Argument types must match the kernel's parameters
 /// exactly (ulong for pointers, int, long for long long, float, double). In synchronous mode
-/// (debugging and tests) every launch waits for the kernel and a fault names it; otherwise
-/// errors surface at the next synchronisation and name the last kernel launched.
+/// (debugging and tests) every launch waits for the kernel and a fault names it; otherwise a
+/// fault surfaces at whatever driver call comes next and <see cref="CudaContext.Check"/> reports it
+/// as a fault of the kernels queued since the last synchronisation, naming the last one.
 /// </summary>
 internal sealed unsafe partial class KernelLauncher
 {
@@ -136,7 +140,7 @@ internal sealed unsafe partial class KernelLauncher
     public bool Synchronous { get; set; }
 
     /// <summary>The last kernel queued, for error messages.</summary>
-    public string LastKernel { get; private set; } = "(none)";
+    public string LastKernel => _context.LastKernel;
 
     /// <summary>Kernels launched so far.</summary>
     public long LaunchCount { get; private set; }
@@ -157,18 +161,18 @@ internal sealed unsafe partial class KernelLauncher
         {
             throw new LrmUnsupportedException($"kernel '{kernel.Name}': grid {grid.X}×{grid.Y}×{grid.Z} exceeds 65535 in y or z");
         }
-        CudaCheck.Check(CudaDriver.cuLaunchKernel(kernel.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes,
+        _context.Check(CudaDriver.cuLaunchKernel(kernel.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes,
             _context.Stream, arguments, null), $"launching kernel '{kernel.Name}' grid ({grid.X}, {grid.Y}, {grid.Z}) block ({block.X}, {block.Y}, {block.Z})");
-        LastKernel = kernel.Name;
+        _context.Queued(kernel.Name);
         LaunchCount++;
         if (Synchronous)
         {
             var result = CudaDriver.cuStreamSynchronize(_context.Stream);
             if (result != CUresult.CUDA_SUCCESS)
             {
-                throw new LrmCudaException($"kernel '{kernel.Name}' failed: {CudaCheck.Describe(result)}",
-                    $"cuStreamSynchronize after {kernel.Name}", (int)result, CudaCheck.Name(result));
+                throw _context.KernelFailed(kernel.Name, result);
             }
+            _context.Synchronized();
         }
     }
 }

@@ -22,7 +22,7 @@ internal sealed unsafe class PinnedStaging : IDisposable
         for (var i = 0; i < 2; i++)
         {
             nint @event;
-            CudaCheck.Check(CudaDriver.cuEventCreate(&@event, CudaFlags.CU_EVENT_DISABLE_TIMING));
+            _context.Check(CudaDriver.cuEventCreate(&@event, CudaFlags.CU_EVENT_DISABLE_TIMING));
             _events[i] = @event;
         }
     }
@@ -33,16 +33,16 @@ internal sealed unsafe class PinnedStaging : IDisposable
         {
             return _buffers[index];
         }
-        CudaCheck.Check(CudaDriver.cuEventSynchronize(_events[index]));
+        _context.Check(CudaDriver.cuEventSynchronize(_events[index]));
         if (_buffers[index] is not null)
         {
-            CudaCheck.Check(CudaDriver.cuMemFreeHost(_buffers[index]));
+            _context.Check(CudaDriver.cuMemFreeHost(_buffers[index]));
             _buffers[index] = null;
             _capacity[index] = 0;
         }
         var size = Math.Min(ChunkBytes, Math.Max(bytes, 1 << 20));
         void* pointer;
-        CudaCheck.Check(CudaDriver.cuMemAllocHost_v2(&pointer, (nuint)size), $"{size} bytes of pinned host memory");
+        _context.Check(CudaDriver.cuMemAllocHost_v2(&pointer, (nuint)size), $"{size} bytes of pinned host memory");
         _buffers[index] = pointer;
         _capacity[index] = size;
         return pointer;
@@ -58,25 +58,25 @@ internal sealed unsafe class PinnedStaging : IDisposable
             var index = chunk & 1;
             var length = Math.Min(ChunkBytes, bytes - offset);
             var buffer = Buffer(index, length);
-            CudaCheck.Check(CudaDriver.cuEventSynchronize(_events[index])); // its previous transfer is done
+            _context.Check(CudaDriver.cuEventSynchronize(_events[index])); // its previous transfer is done
             System.Buffer.MemoryCopy((byte*)source + offset, buffer, length, length);
-            CudaCheck.Check(CudaDriver.cuMemcpyHtoDAsync_v2(destination + (ulong)offset, buffer, (nuint)length, _context.Stream));
-            CudaCheck.Check(CudaDriver.cuEventRecord(_events[index], _context.Stream));
+            _context.Check(CudaDriver.cuMemcpyHtoDAsync_v2(destination + (ulong)offset, buffer, (nuint)length, _context.Stream));
+            _context.Check(CudaDriver.cuEventRecord(_events[index], _context.Stream));
         }
     }
 
     /// <summary>Device → host, after everything queued before it; returns when the data is in <paramref name="destination"/>.</summary>
-    public void ToHost(void* destination, ulong source, long bytes, string lastKernel)
+    public void ToHost(void* destination, ulong source, long bytes)
     {
         _context.MakeCurrent();
         for (long offset = 0; offset < bytes; offset += ChunkBytes)
         {
             var length = Math.Min(ChunkBytes, bytes - offset);
             var buffer = Buffer(0, length);
-            CudaCheck.Check(CudaDriver.cuEventSynchronize(_events[0]));
-            CudaCheck.Check(CudaDriver.cuMemcpyDtoHAsync_v2(buffer, source + (ulong)offset, (nuint)length, _context.Stream));
-            // A kernel fault queued earlier surfaces here: name the last kernel.
-            CudaCheck.Check(CudaDriver.cuStreamSynchronize(_context.Stream), $"copying to the host; last kernel launched: {lastKernel}");
+            _context.Check(CudaDriver.cuEventSynchronize(_events[0]));
+            _context.Check(CudaDriver.cuMemcpyDtoHAsync_v2(buffer, source + (ulong)offset, (nuint)length, _context.Stream));
+            // A kernel fault queued earlier surfaces here at the latest (_context names the kernels).
+            _context.Synchronize("copying to the host");
             System.Buffer.MemoryCopy(buffer, (byte*)destination + offset, length, length);
         }
     }

@@ -180,7 +180,7 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_backward_input_kerne
     }
 }
 
-/* grid (⌈C/32⌉, groups), block (32, 8). */
+/* grid (groups, ⌈C/32⌉), block (32, 8): groups on x, whose limit is 2³¹ − 1 (y's is 65535, 16.7M rows of LayerNorm). */
 extern "C" __global__ void layernorm_backward_params_kernel(
     double* partial,            // (groups, 2, C): Σ dy·x̂, Σ dy over the group's rows
     float* dshift,              // (groups, C) or null (ModLN), overwritten
@@ -194,7 +194,7 @@ extern "C" __global__ void layernorm_backward_params_kernel(
     const float* scale,         // (groups, C) or null: ModLN
     int rows, int tokens, int channels) {
     __shared__ double lanes[4][8][32];
-    const int c = blockIdx.x * 32 + threadIdx.x, group = blockIdx.y;
+    const int c = blockIdx.y * 32 + threadIdx.x, group = blockIdx.x;
     double sum_w = 0.0, sum_b = 0.0, sum_shift = 0.0, sum_scale = 0.0;
     if (c < channels) {
         const float w = weight != nullptr ? weight[c] : 1.0f, b = bias != nullptr ? bias[c] : 0.0f;

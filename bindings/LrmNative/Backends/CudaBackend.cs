@@ -549,7 +549,7 @@ public sealed unsafe class CudaBackend : IBackend
         }
         var groups = (rows + tokens - 1) / tokens;
         using var partial = Scratch((long)groups * 2 * channels * 8, "LayerNorm backward column sums");
-        _launcher.Launch(Kernel("layernorm.cu", "layernorm_backward_params_kernel"), new Dim3(Dim3.CeilDiv(channels, 32), (uint)groups), new Dim3(32, 8), 0,
+        _launcher.Launch(Kernel("layernorm.cu", "layernorm_backward_params_kernel"), new Dim3(groups, Dim3.CeilDiv(channels, 32)), new Dim3(32, 8), 0,
             partial.Address, gradShift, gradScale, gradOutput, mean, rstd, input, weight, bias, scale, rows, tokens, channels);
         if (gradWeight != 0 || gradBias != 0)
         {
@@ -627,7 +627,7 @@ public sealed unsafe class CudaBackend : IBackend
         Expect.Positive(op, "key length", keyLength);
         var scaleLog2 = (float)(scale * 1.4426950408889634);
         long queryStride = query.Source.Size(2), keyStride = key.Source.Size(2);
-        var grid = (Heads: (uint)heads, Batch: (uint)batch);
+        var grid = (Heads: (long)heads, Batch: batch);
         var evenLayout = queryStride % 2 == 0 && keyStride % 2 == 0
             && query.ColumnOffset % 2 == 0 && key.ColumnOffset % 2 == 0 && value.ColumnOffset % 2 == 0;
         if (Options.Precision == MatmulPrecision.BFloat16 && headDim == 64 && evenLayout)
@@ -857,7 +857,7 @@ public sealed unsafe class CudaBackend : IBackend
         if (gradBias is not null)
         {
             var spatial = gradOutput.ElementCount / (batch * outChannels);
-            _launcher.Launch(Kernel("conv.cu", "channel_sum_accumulate_kernel"), (uint)outChannels, 256, 0,
+            _launcher.Launch(Kernel("conv.cu", "channel_sum_accumulate_kernel"), outChannels, 256, 0,
                 P(gradBias), P(gradOutput), batch, (int)outChannels, spatial);
         }
     }
@@ -1202,7 +1202,7 @@ public sealed unsafe class CudaBackend : IBackend
         int perMultiprocessor;
         _context.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&perMultiprocessor, kernel.Function, FusedMlpThreads, (nuint)sharedBytes));
         var blocks = Math.Min((rows + FusedMlpThreads - 1) / FusedMlpThreads, (long)Math.Max(perMultiprocessor, 1) * _context.MultiprocessorCount);
-        _launcher.Launch(kernel, (uint)blocks, FusedMlpThreads, (uint)sharedBytes, P(output), P(input), packed.Address, rows, shape);
+        _launcher.Launch(kernel, blocks, FusedMlpThreads, (uint)sharedBytes, P(output), P(input), packed.Address, rows, shape);
         return true;
     }
 
@@ -1359,7 +1359,7 @@ public sealed unsafe class CudaBackend : IBackend
         Check(op, ("output", output), ("input", input));
         var (batch, rows, columns) = OpShapes.Transpose(op, output, input);
         _launcher.Launch(Kernel("elementwise.cu", "transpose_forward_kernel"),
-            new Dim3(Dim3.CeilDiv(columns, 32), Dim3.CeilDiv(rows, 32), (uint)batch), new Dim3(32, 8), 0,
+            new Dim3(Dim3.CeilDiv(columns, 32), Dim3.CeilDiv(rows, 32), batch), new Dim3(32, 8), 0,
             P(output), P(input), ToInt(rows, op, "rows"), ToInt(columns, op, "columns"));
     }
 
@@ -1418,12 +1418,12 @@ public sealed unsafe class CudaBackend : IBackend
         using var range = Scratch(batch * 3 * 8, "per-image near range");
         _launcher.Launch(Kernel("render.cu", "render_rays_kernel"), StrideGrid(batch * rays), Threads, 0,
             P(origins), P(directions), nearFar.Address, hit.Address, P(cameras), ToInt(batch, op, "batch"), height, width);
-        _launcher.Launch(Kernel("render.cu", "render_near_range_kernel"), (uint)batch, 256, 0, range.Address, nearFar.Address, hit.Address, rays);
+        _launcher.Launch(Kernel("render.cu", "render_near_range_kernel"), batch, 256, 0, range.Address, nearFar.Address, hit.Address, rays);
         _launcher.Launch(Kernel("render.cu", "render_depths_kernel"), StrideGrid(depths.ElementCount), Threads, 0,
             P(depths), nearFar.Address, hit.Address, range.Address, rays, ToInt(samples, op, "samples"), (int)batch);
         if (depthRange is not null)
         {
-            _launcher.Launch(Kernel("render.cu", "render_depth_range_kernel"), (uint)batch, 256, 0, P(depthRange), P(depths), rays * samples);
+            _launcher.Launch(Kernel("render.cu", "render_depth_range_kernel"), batch, 256, 0, P(depthRange), P(depths), rays * samples);
         }
     }
 
@@ -1541,7 +1541,7 @@ public sealed unsafe class CudaBackend : IBackend
         using var triangleBlocks = Scratch(blocks * 4, "marching-cubes triangle block sums");
         using var vertexOffsets = Scratch(gridPoints * 4, "marching-cubes vertex offsets");
         using var totals = Scratch(8, "marching-cubes totals");
-        _launcher.Launch(Kernel("marching_cubes.cu", "mc_block_count_kernel"), (uint)blocks, block, 0,
+        _launcher.Launch(Kernel("marching_cubes.cu", "mc_block_count_kernel"), blocks, block, 0,
             vertexBlocks.Address, triangleBlocks.Address, P(field), d, h, w, level);
         ExclusiveScan(vertexBlocks.Address, blocks, totals.Address);
         ExclusiveScan(triangleBlocks.Address, blocks, totals.Address + 4);
@@ -1554,10 +1554,10 @@ public sealed unsafe class CudaBackend : IBackend
         var triangles = Empty([counts[1], 3], DataType.Int32);
         try
         {
-            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), (uint)blocks, block, 0,
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), blocks, block, 0,
                 P(vertices), vertexOffsets.Address, vertexBlocks.Address, P(field), d, h, w, level,
                 origin[0], origin[1], origin[2], step[0], step[1], step[2]);
-            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_triangles_kernel"), (uint)blocks, block, 0,
+            _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_triangles_kernel"), blocks, block, 0,
                 P(triangles), triangleBlocks.Address, vertexOffsets.Address, P(field), d, h, w, level);
         }
         catch
@@ -1575,7 +1575,7 @@ public sealed unsafe class CudaBackend : IBackend
         const int block = 1024;
         var blocks = (count + block - 1) / block;
         using var sums = Scratch(Math.Max(blocks, 1) * 4, "scan block sums");
-        _launcher.Launch(Kernel("scan.cu", "scan_block_kernel"), (uint)Math.Max(blocks, 1), block, 0, data, sums.Address, count);
+        _launcher.Launch(Kernel("scan.cu", "scan_block_kernel"), Math.Max(blocks, 1), block, 0, data, sums.Address, count);
         if (blocks <= 1)
         {
             _context.Check(CudaDriver.cuMemcpyDtoDAsync_v2(total, sums.Address, 4, _context.Stream));

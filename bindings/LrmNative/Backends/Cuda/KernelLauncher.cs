@@ -2,17 +2,38 @@ using LrmNative.Interop;
 
 namespace LrmNative.Backends.Cuda;
 
-/// <summary>Grid or block dimensions.</summary>
-internal readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+/// <summary>
+/// Grid or block dimensions. Counted in long, so a grid too large for the device is never wrapped around by a cast:
+/// the launch checks it against the limits (<see cref="CheckGrid"/>) and names the kernel.
+/// </summary>
+internal readonly record struct Dim3(long X, long Y = 1, long Z = 1)
 {
+    /// <summary>Most blocks of a grid in x (2³¹ − 1).</summary>
+    public const long MaxGridX = int.MaxValue;
+
+    /// <summary>Most blocks of a grid in y and in z.</summary>
+    public const long MaxGridYZ = 65535;
+
     /// <summary>⌈count / per⌉ blocks (at least one).</summary>
-    public static uint CeilDiv(long count, long per) => (uint)Math.Max(1, (count + per - 1) / per);
+    public static long CeilDiv(long count, long per) => Math.Max(1, count / per + (count % per > 0 ? 1 : 0));
 
     /// <summary>A 1-D grid for a grid-stride loop over <paramref name="count"/> elements: enough blocks to fill the device, no more.</summary>
     public static Dim3 Stride(long count, int threads, int multiprocessors) =>
-        new((uint)Math.Clamp((count + threads - 1) / threads, 1, (long)multiprocessors * 32));
+        new(Math.Clamp(CeilDiv(count, threads), 1, (long)multiprocessors * 32));
 
-    public static implicit operator Dim3(uint x) => new(x);
+    /// <summary>Throws unless this grid fits the device's limits (2³¹ − 1 blocks in x, 65535 in y and z).</summary>
+    public void CheckGrid(string kernel)
+    {
+        if (X < 0 || Y < 0 || Z < 0 || X > MaxGridX || Y > MaxGridYZ || Z > MaxGridYZ)
+        {
+            throw new LrmUnsupportedException(
+                $"kernel '{kernel}': grid ({X}, {Y}, {Z}) exceeds the device's limits (2³¹ − 1 blocks in x, 65535 in y and z); the input is too large for it");
+        }
+    }
+
+    public static implicit operator Dim3(long x) => new(x);
+
+    public override string ToString() => $"({X}, {Y}, {Z})";
 }
 
 /// <summary>A kernel entry point of a loaded module.</summary>
@@ -153,16 +174,17 @@ internal sealed unsafe partial class KernelLauncher
         {
             CheckSignature(kernel, sizes);
         }
+        grid.CheckGrid(kernel.Name);
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
         {
             return;
         }
-        if (grid.Y > 65535 || grid.Z > 65535)
+        if (block.X is < 1 or > 1024 || block.Y is < 1 or > 1024 || block.Z is < 1 or > 64)
         {
-            throw new LrmUnsupportedException($"kernel '{kernel.Name}': grid {grid.X}×{grid.Y}×{grid.Z} exceeds 65535 in y or z");
+            throw new LrmInternalException($"kernel '{kernel.Name}': block {block} is not a CUDA block shape");
         }
-        _context.Check(CudaDriver.cuLaunchKernel(kernel.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes,
-            _context.Stream, arguments, null), $"launching kernel '{kernel.Name}' grid ({grid.X}, {grid.Y}, {grid.Z}) block ({block.X}, {block.Y}, {block.Z})");
+        _context.Check(CudaDriver.cuLaunchKernel(kernel.Function, (uint)grid.X, (uint)grid.Y, (uint)grid.Z, (uint)block.X, (uint)block.Y, (uint)block.Z,
+            sharedBytes, _context.Stream, arguments, null), $"launching kernel '{kernel.Name}' grid {grid} block {block}");
         _context.Queued(kernel.Name);
         LaunchCount++;
         if (Synchronous)

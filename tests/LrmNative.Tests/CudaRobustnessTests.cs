@@ -1,0 +1,91 @@
+using LrmNative.Backends;
+using LrmNative.Backends.Cuda;
+
+namespace LrmNative.Tests;
+
+/// <summary>Launch limits checked on the host, before any kernel: a grid too large is an error naming the kernel, never a wrapped cast.</summary>
+[TestFixture]
+[Category("Cuda")]
+public sealed class CudaLaunchLimitTests
+{
+    [Test]
+    public void GridSizesAreCountedWithoutWrappingAround()
+    {
+        Assert.That(Dim3.CeilDiv(1L << 40, 256), Is.EqualTo(1L << 32), "2³² blocks stay 2³², not 0");
+        Assert.That(Dim3.CeilDiv(long.MaxValue, 1), Is.EqualTo(long.MaxValue));
+        Assert.That(Dim3.CeilDiv(0, 256), Is.EqualTo(1));
+        Assert.That(Dim3.CeilDiv(257, 256), Is.EqualTo(2));
+        Assert.That(Dim3.Stride(1L << 40, 256, 132).X, Is.EqualTo(132 * 32), "a grid-stride grid fills the device, no more");
+    }
+
+    [Test]
+    public void AGridPastTheDeviceLimitsNamesTheKernelAndTheGrid()
+    {
+        Assert.DoesNotThrow(() => new Dim3(Dim3.MaxGridX, Dim3.MaxGridYZ, Dim3.MaxGridYZ).CheckGrid("k"));
+        foreach (var grid in new[] { new Dim3(Dim3.MaxGridX + 1), new Dim3(1, Dim3.MaxGridYZ + 1), new Dim3(1, 1, Dim3.MaxGridYZ + 1), new Dim3(-1) })
+        {
+            var error = Assert.Throws<LrmUnsupportedException>(() => grid.CheckGrid("some_kernel"), $"grid {grid}");
+            Assert.That(error!.Message, Does.Contain("some_kernel").And.Contain(grid.ToString()));
+        }
+    }
+}
+
+/// <summary>The CUDA backend's robustness on the device (or the CPU CUDA emulator): launch limits, timers, leaks.</summary>
+[TestFixture]
+[Category("Cuda")]
+[NonParallelizable]
+public sealed class CudaRobustnessTests
+{
+    [Test]
+    public void ALaunchWithTooManyBlocksFailsNamingTheKernelInsteadOfDoingNothing()
+    {
+        // 2⁴⁰ elements at 256 per block: 2³² blocks, which an unchecked cast made a grid of 0 (a launch silently skipped).
+        using var cuda = CudaTestBackends.Open();
+        var kernel = cuda.Kernel("elementwise.cu", "add_forward_kernel");
+        var error = Assert.Throws<LrmUnsupportedException>(() =>
+            cuda.Launcher.Launch(kernel, Dim3.CeilDiv(1L << 40, 256), new Dim3(256), 0, 0UL, 0UL, 0UL, 1L << 40));
+        Assert.That(error!.Message, Does.Contain("add_forward_kernel").And.Contain("(4294967296, 1, 1)"));
+    }
+
+    [Test]
+    public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
+    {
+        // 65535 groups of 256 rows is the most grid y holds; one more row needs the groups on x.
+        using var cuda = CudaTestBackends.Open();
+        CudaTestDevice.SkipOnEmulator(cuda, "LayerNorm backward over 16.7M rows");
+        const long rows = 65535L * 256 + 1, channels = 2;
+        using var cpu = new CpuBackend();
+        using var input = Tensor.Empty([rows, channels]);
+        using var gradOutput = Tensor.Empty([rows, channels]);
+        var x = input.AsSpan<float>();
+        var dy = gradOutput.AsSpan<float>();
+        for (var i = 0; i < x.Length; i++)
+        {
+            x[i] = (i * 37 % 101) / 50f - 1f;
+            dy[i] = (i * 11 % 23) / 11f - 1f;
+        }
+        using var weight = Tensor.FromArray([1.5f, -0.5f], channels);
+        using var mean = Tensor.Empty([rows]);
+        using var rstd = Tensor.Empty([rows]);
+        using var normed = Tensor.Empty([rows, channels]);
+        cpu.LayerNorm(normed, mean, rstd, input, weight, null, 1e-5f);
+        using var expectedWeight = Tensor.FromArray([0f, 0f], channels);
+        using var expectedBias = Tensor.FromArray([0f, 0f], channels);
+        using var expectedInput = Tensor.Empty([rows, channels]);
+        cpu.LayerNormBackward(expectedInput, expectedWeight, expectedBias, gradOutput, mean, rstd, input, weight);
+
+        using var dInput = cuda.Upload(input);
+        using var dGradOutput = cuda.Upload(gradOutput);
+        using var dMean = cuda.Upload(mean);
+        using var dRstd = cuda.Upload(rstd);
+        using var dWeight = cuda.Upload(weight);
+        using var dGradInput = cuda.Empty([rows, channels]);
+        using var dGradWeight = cuda.Zeros([channels]);
+        using var dGradBias = cuda.Zeros([channels]);
+        cuda.LayerNormBackward(dGradInput, dGradWeight, dGradBias, dGradOutput, dMean, dRstd, dInput, dWeight);
+        using var gradWeight = cuda.Download(dGradWeight);
+        using var gradBias = cuda.Download(dGradBias);
+        Compare.Close(gradWeight, expectedWeight, 1e-5, "dweight over 16.7M rows");
+        Compare.Close(gradBias, expectedBias, 1e-5, "dbias over 16.7M rows");
+    }
+}

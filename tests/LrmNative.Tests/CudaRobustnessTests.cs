@@ -48,6 +48,32 @@ public sealed class CudaRobustnessTests
     }
 
     [Test]
+    public void ATimerRunsOnAThreadOtherThanTheOneThatMadeIt()
+    {
+        // BenchmarkDotNet may start and stop a timer on a thread the backend never ran on: no context is current there.
+        using var cuda = CudaTestBackends.Open();
+        using var timer = cuda.CreateTimer();
+        var milliseconds = -1f;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                timer.Start();
+                milliseconds = timer.StopMilliseconds();
+            }
+            catch (LrmException error)
+            {
+                failure = error;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.That(failure, Is.Null, "the timer binds the backend's context to the calling thread");
+        Assert.That(milliseconds, Is.GreaterThanOrEqualTo(0f));
+    }
+
+    [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {
         // 65535 groups of 256 rows is the most grid y holds; one more row needs the groups on x.

@@ -258,7 +258,10 @@ public sealed unsafe class CudaBackend : IBackend
         return new DeviceTimer(this);
     }
 
-    /// <summary>Two CUDA events on a backend's stream; <see cref="StopMilliseconds"/> waits for the work between them.</summary>
+    /// <summary>
+    /// Two CUDA events on a backend's stream; <see cref="StopMilliseconds"/> waits for the work between them. Any thread
+    /// may use it: each call binds the backend's context to the calling thread first.
+    /// </summary>
     public sealed class DeviceTimer : IDisposable
     {
         private readonly CudaContext _context;
@@ -283,6 +286,7 @@ public sealed unsafe class CudaBackend : IBackend
         public void Start()
         {
             ObjectDisposedException.ThrowIf(_start == 0, this);
+            _context.MakeCurrent();
             _context.Check(CudaDriver.cuEventRecord(_start, _context.Stream));
         }
 
@@ -290,6 +294,7 @@ public sealed unsafe class CudaBackend : IBackend
         public float StopMilliseconds()
         {
             ObjectDisposedException.ThrowIf(_stop == 0, this);
+            _context.MakeCurrent();
             _context.Check(CudaDriver.cuEventRecord(_stop, _context.Stream));
             _context.Check(CudaDriver.cuEventSynchronize(_stop));
             _context.Synchronized(); // everything queued before the stop event has finished
@@ -303,6 +308,7 @@ public sealed unsafe class CudaBackend : IBackend
         {
             if (_start != 0)
             {
+                _context.TryMakeCurrent();
                 CudaDriver.cuEventDestroy_v2(_start);
                 CudaDriver.cuEventDestroy_v2(_stop);
                 _start = _stop = 0;

@@ -36,6 +36,18 @@ public sealed class CudaLaunchLimitTests
 [NonParallelizable]
 public sealed class CudaRobustnessTests
 {
+    // A device tensor holding 0, step, 2·step, …
+    private static Tensor Ramp(CudaBackend cuda, float step, params long[] shape)
+    {
+        using var host = Tensor.Empty(shape);
+        var values = host.AsSpan<float>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = i * step;
+        }
+        return cuda.Upload(host);
+    }
+
     [Test]
     public void ALaunchWithTooManyBlocksFailsNamingTheKernelInsteadOfDoingNothing()
     {
@@ -71,6 +83,80 @@ public sealed class CudaRobustnessTests
         thread.Join();
         Assert.That(failure, Is.Null, "the timer binds the backend's context to the calling thread");
         Assert.That(milliseconds, Is.GreaterThanOrEqualTo(0f));
+    }
+
+    [Test]
+    public void DisposingTheBackendGivesBackTheMemoryOfTensorsStillAlive()
+    {
+        using var observer = CudaTestBackends.Open();
+        var before = observer.Context.MemoryInfo().Free;
+        var cuda = CudaTestBackends.Open();
+        var forgotten = cuda.Empty([16L << 20]); // 64 MiB its caller never disposes
+        cuda.Fill(forgotten, 1f);
+        cuda.Dispose();
+        var after = observer.Context.MemoryInfo().Free;
+        forgotten.Dispose(); // after its backend: gives nothing back twice, and does not throw
+        Assert.That(after, Is.GreaterThanOrEqualTo(before - (8L << 20)), "the forgotten tensor's 64 MiB went back to the driver");
+    }
+
+    [TestCase("bf16 GEMM operand", "fail_next:cuLaunchKernel")]
+    [TestCase("resize taps", "fail_next:cuLaunchKernel")]
+    [TestCase("transposed resize taps", "fail_next:cuMemcpyHtoDAsync_v2")]
+    public void AScratchBlockGoesBackWhenTheOpFailsRightAfterTakingIt(string scratch, string failure)
+    {
+        EmulatorSwitches.Require("a launch or copy failing on demand");
+        using var cuda = CudaTestBackends.Open(MatmulPrecision.BFloat16);
+        if (scratch == "bf16 GEMM operand" && cuda.CublasLtStatus.Contains("fp32 kernel", StringComparison.Ordinal))
+        {
+            Assert.Ignore($"no cuBLASLt here: {cuda.CublasLtStatus}");
+        }
+        using var image = Ramp(cuda, 0.25f, 1, 2, 9, 7);
+        using var small = cuda.Empty([1, 2, 4, 3]);
+        using var a = Ramp(cuda, 0.5f, 3, 4);
+        using var w = Ramp(cuda, 0.1f, 2, 4);
+        using var product = cuda.Empty([3, 2]);
+        Action op = scratch switch
+        {
+            "bf16 GEMM operand" => () => cuda.Gemm(product, a, w, null, null, false, true),   // a and w converted to bf16 first
+            "resize taps" => () => cuda.Resize(small, image, ResizeMode.Bilinear),         // the tap tables, built by a kernel
+            _ => () => cuda.ResizeBackward(image, small, ResizeMode.Bilinear),               // tap tables turned around on the host
+        };
+        var inUse = cuda.MemoryStatistics.InUseBytes;
+        using (EmulatorSwitches.Driver(failure, 1)) // CUDA_ERROR_INVALID_VALUE, once
+        {
+            Assert.Throws<LrmCudaException>(() => op());
+        }
+        Assert.That(cuda.MemoryStatistics.InUseBytes, Is.EqualTo(inUse), $"the {scratch} scratch went back to the allocator");
+        Assert.DoesNotThrow(() => op(), "the backend still works");
+    }
+
+    [Test]
+    public void ACuBlasLtThatCannotGetItsWorkspaceLeavesNoHandleBehind()
+    {
+        EmulatorSwitches.Require("an allocation failing on demand");
+        var handles = EmulatorSwitches.CublasLtValue("live_handles");
+        using (EmulatorSwitches.Driver("fail_next:cuMemAllocAsync", 1)) // the backend's first device allocation: the workspace
+        using (var cuda = CudaTestBackends.Open(MatmulPrecision.BFloat16))
+        {
+            Assert.That(cuda.CublasLtStatus, Does.Contain("failed to start").And.Contain("fp32 kernel"));
+        }
+        Assert.That(EmulatorSwitches.CublasLtValue("live_handles"), Is.EqualTo(handles), "the handle made before the failure was destroyed");
+    }
+
+    [Test]
+    public void AGemmPlanThatFailsLeavesNoCuBlasLtObjectsBehind()
+    {
+        EmulatorSwitches.Require("a cuBLASLt heuristic failing on demand");
+        using var cuda = CudaTestBackends.Open(MatmulPrecision.BFloat16);
+        using var a = Ramp(cuda, 0.5f, 3, 4);
+        using var w = Ramp(cuda, 0.1f, 2, 4);
+        using var product = cuda.Empty([3, 2]);
+        var objects = EmulatorSwitches.CublasLtValue("live_objects");
+        using (EmulatorSwitches.CublasLt("fail_next:cublasLtMatmulAlgoGetHeuristic", 7)) // CUBLAS_STATUS_INVALID_VALUE
+        {
+            Assert.Throws<LrmCudaException>(() => cuda.Gemm(product, a, w, null, null, false, true));
+        }
+        Assert.That(EmulatorSwitches.CublasLtValue("live_objects"), Is.EqualTo(objects), "the plan's descriptor and layouts were destroyed");
     }
 
     [Test]

@@ -41,17 +41,18 @@ public static class BackendMemory
         return Written(Tensor.Empty(tensor.Shape, tensor.DataType), host => backend.Download(host, tensor));
     }
 
-    // A new tensor after write has filled it; freed if write fails.
-    private static Tensor Written(Tensor tensor, Action<Tensor> write)
+    // A new tensor (or device block) after write has filled it; freed if write fails, so nothing leaks between an
+    // allocation and the caller's `using`.
+    internal static T Written<T>(T resource, Action<T> write) where T : IDisposable
     {
         try
         {
-            write(tensor);
-            return tensor;
+            write(resource);
+            return resource;
         }
         catch
         {
-            tensor.Dispose();
+            resource.Dispose();
             throw;
         }
     }

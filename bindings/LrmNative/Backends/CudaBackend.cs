@@ -451,19 +451,11 @@ public sealed unsafe class CudaBackend : IBackend
             output, aFloat?.Address ?? a, bFloat?.Address ?? b, bias, residual, m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0);
     }
 
-    private DeviceBlock ToBFloat16(ulong source, long count, string what)
-    {
-        var block = Scratch(count * 2, what);
-        _launcher.Launch(Kernel("elementwise.cu", "convert_f32_to_bf16_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count);
-        return block;
-    }
+    private DeviceBlock ToBFloat16(ulong source, long count, string what) => BackendMemory.Written(Scratch(count * 2, what), block =>
+        _launcher.Launch(Kernel("elementwise.cu", "convert_f32_to_bf16_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count));
 
-    private DeviceBlock ToFloat32(ulong source, long count, string what)
-    {
-        var block = Scratch(count * 4, what);
-        _launcher.Launch(Kernel("elementwise.cu", "convert_bf16_to_f32_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count);
-        return block;
-    }
+    private DeviceBlock ToFloat32(ulong source, long count, string what) => BackendMemory.Written(Scratch(count * 4, what), block =>
+        _launcher.Launch(Kernel("elementwise.cu", "convert_bf16_to_f32_kernel"), StrideGrid(count), Threads, 0, block.Address, source, count));
 
     /// <inheritdoc />
     public void GemmBackward(Tensor? gradA, Tensor? gradB, Tensor? gradBias, Tensor gradOutput, Tensor a, Tensor b, bool transposeA = false, bool transposeB = false)
@@ -993,16 +985,17 @@ public sealed unsafe class CudaBackend : IBackend
         }
         var (filled, transposedIndex, transposedWeight, transposedWidth) = TransposeTaps(count, index, weight, width, inSize);
         var block = Scratch((long)inSize * 4 + 2L * inSize * transposedWidth * 4, "transposed resize taps");
-        var table = new TapTable(block, transposedWidth, inSize);
-        fixed (int* c = filled)
-        fixed (int* i = transposedIndex)
-        fixed (float* w = transposedWeight)
+        return BackendMemory.Written(new TapTable(block, transposedWidth, inSize), table =>
         {
-            _staging.ToDevice(table.Count, c, inSize * 4L);
-            _staging.ToDevice(table.Index, i, inSize * transposedWidth * 4L);
-            _staging.ToDevice(table.Weight, w, inSize * transposedWidth * 4L);
-        }
-        return table;
+            fixed (int* c = filled)
+            fixed (int* i = transposedIndex)
+            fixed (float* w = transposedWeight)
+            {
+                _staging.ToDevice(table.Count, c, inSize * 4L);
+                _staging.ToDevice(table.Index, i, inSize * transposedWidth * 4L);
+                _staging.ToDevice(table.Weight, w, inSize * transposedWidth * 4L);
+            }
+        });
     }
 
     /// <summary>One axis' taps in one block: count (out) int, index (out, width) int, weight (out, width) float.</summary>
@@ -1022,10 +1015,9 @@ public sealed unsafe class CudaBackend : IBackend
             ? ToInt((long)Math.Ceiling(2.0 * (bicubic ? 2.0 : 1.0) * Math.Max(scale, 1.0)) + 2, op, "filter taps")
             : bicubic ? 4 : 2;
         var block = Scratch((long)outSize * 4 + 2L * outSize * width * 4, "resize taps");
-        var table = new TapTable(block, width, outSize);
-        _launcher.Launch(Kernel("resize.cu", "resize_taps_kernel"), Dim3.CeilDiv(outSize, 128), 128, 0,
-            table.Count, table.Index, table.Weight, inSize, outSize, scale, bicubic ? 1 : 0, cubicA, antialias ? 1 : 0, width);
-        return table;
+        return BackendMemory.Written(new TapTable(block, width, outSize), table =>
+            _launcher.Launch(Kernel("resize.cu", "resize_taps_kernel"), Dim3.CeilDiv(outSize, 128), 128, 0,
+                table.Count, table.Index, table.Weight, inSize, outSize, scale, bicubic ? 1 : 0, cubicA, antialias ? 1 : 0, width));
     }
 
     /// <inheritdoc />
@@ -1557,9 +1549,10 @@ public sealed unsafe class CudaBackend : IBackend
             _staging.ToHost(pointer, totals.Address, 8);
         }
         var vertices = Empty([counts[0], 3]);
-        var triangles = Empty([counts[1], 3], DataType.Int32);
+        Tensor? triangles = null;
         try
         {
+            triangles = Empty([counts[1], 3], DataType.Int32);
             _launcher.Launch(Kernel("marching_cubes.cu", "mc_emit_vertices_kernel"), blocks, block, 0,
                 P(vertices), vertexOffsets.Address, vertexBlocks.Address, P(field), d, h, w, level,
                 origin[0], origin[1], origin[2], step[0], step[1], step[2]);
@@ -1569,7 +1562,7 @@ public sealed unsafe class CudaBackend : IBackend
         catch
         {
             vertices.Dispose();
-            triangles.Dispose();
+            triangles?.Dispose();
             throw;
         }
         return (vertices, triangles);

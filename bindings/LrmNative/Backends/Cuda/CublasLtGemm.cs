@@ -36,8 +36,16 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         context.MakeCurrent();
         nint handle;
         CublasCheck.Check(CublasLt.cublasLtCreate(&handle));
+        try
+        {
+            _workspace = allocator.Allocate(WorkspaceBytes, "cuBLASLt workspace");
+        }
+        catch
+        {
+            CublasLt.cublasLtDestroy(handle);
+            throw;
+        }
         _handle = handle;
-        _workspace = allocator.Allocate(WorkspaceBytes, "cuBLASLt workspace");
     }
 
     /// <summary>True when cuBLASLt can be loaded; otherwise <paramref name="reason"/> says why.</summary>
@@ -96,6 +104,21 @@ internal sealed unsafe class CublasLtGemm : IDisposable
     private Plan CreatePlan(PlanKey key)
     {
         var plan = new Plan();
+        try
+        {
+            Describe(plan, key);
+            return plan;
+        }
+        catch
+        {
+            Destroy(plan);
+            throw;
+        }
+    }
+
+    // The descriptors and layouts of one problem, and the heuristic's algorithm for it.
+    private void Describe(Plan plan, PlanKey key)
+    {
         var what = $"M {key.M}, N {key.N}, K {key.K}";
         nint description;
         CublasCheck.Check(CublasLt.cublasLtMatmulDescCreate(&description, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F), what);
@@ -156,7 +179,15 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         {
             CublasLt.cublasLtMatmulPreferenceDestroy(preference);
         }
-        return plan;
+    }
+
+    // Destroys what was created of a plan (null handles are skipped, as cuBLASLt does).
+    private static void Destroy(Plan plan)
+    {
+        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutA);
+        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutB);
+        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutC);
+        CublasLt.cublasLtMatmulDescDestroy(plan.Description);
     }
 
     private static void SetDescription(nint description, cublasLtMatmulDescAttributes_t attribute, int value) =>
@@ -181,10 +212,7 @@ internal sealed unsafe class CublasLtGemm : IDisposable
     {
         foreach (var plan in _plans.Values)
         {
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutA);
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutB);
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutC);
-            CublasLt.cublasLtMatmulDescDestroy(plan.Description);
+            Destroy(plan);
         }
         _plans.Clear();
         if (_handle != 0)

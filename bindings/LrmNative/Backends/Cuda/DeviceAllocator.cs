@@ -17,7 +17,8 @@ public readonly record struct DeviceMemoryStatistics(long InUseBytes, long PeakI
 /// one stream, so a block released after its last use is safe to hand out again at once: the
 /// next user's work is queued behind the last user's. Out of memory: the cache is returned to
 /// the driver and the request retried once; then a typed exception says how much was asked
-/// and how much is free.
+/// and how much is free. Dispose waits for the stream and gives every block back to the driver,
+/// cached or still held by a tensor (which then releases nothing).
 /// </summary>
 internal sealed unsafe class DeviceAllocator : IDisposable
 {
@@ -25,6 +26,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
     private const long SmallLimit = 1 << 20;
     private readonly CudaContext _context;
     private readonly Dictionary<long, Stack<ulong>> _free = new();
+    private readonly HashSet<ulong> _live = [];
     private readonly Lock _gate = new();
     private long _inUse, _peak, _cached, _driverAllocations, _reuses;
     private bool _disposed;
@@ -81,6 +83,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
 
     private DeviceBlock Track(ulong address, long size)
     {
+        _live.Add(address);
         _inUse += size;
         _peak = Math.Max(_peak, _inUse);
         return new DeviceBlock(this, address, size);
@@ -129,18 +132,14 @@ internal sealed unsafe class DeviceAllocator : IDisposable
         _context.MakeCurrent();
         foreach (var address in blocks)
         {
-            FreeToDriver(address);
+            _context.Check(FreeToDriver(address), null, _context.MemoryPoolsSupported ? "cuMemFreeAsync" : "cuMemFree_v2");
         }
         _context.Synchronize("returning cached device memory");
     }
 
-    private void FreeToDriver(ulong address)
-    {
-        var result = _context.MemoryPoolsSupported
-            ? CudaDriver.cuMemFreeAsync(address, _context.Stream)
-            : CudaDriver.cuMemFree_v2(address);
-        _context.Check(result, null, _context.MemoryPoolsSupported ? "cuMemFreeAsync" : "cuMemFree_v2");
-    }
+    private CUresult FreeToDriver(ulong address) => _context.MemoryPoolsSupported
+        ? CudaDriver.cuMemFreeAsync(address, _context.Stream)
+        : CudaDriver.cuMemFree_v2(address);
 
     /// <summary>Back to the free list (no CUDA call: safe from finalizers).</summary>
     internal void Return(ulong address, long size)
@@ -151,6 +150,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
             {
                 return; // the context and its memory are gone
             }
+            _live.Remove(address);
             _inUse -= size;
             if (!_free.TryGetValue(size, out var list))
             {
@@ -161,25 +161,35 @@ internal sealed unsafe class DeviceAllocator : IDisposable
         }
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Waits for the stream, then gives every block back to the driver: the cached ones and those still live (a tensor
+    /// not disposed before its backend; its later Release does nothing). Best effort on a context lost to a fault.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
-        {
-            return;
-        }
-        try
-        {
-            TrimCache();
-        }
-        catch (LrmException)
-        {
-            // A faulted context cannot free; releasing the context frees everything anyway.
-        }
+        List<ulong> blocks;
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return;
+            }
             _disposed = true;
+            blocks = [.. _free.Values.SelectMany(list => list), .. _live];
+            _free.Clear();
+            _live.Clear();
+            _cached = _inUse = 0;
         }
+        if (!_context.TryMakeCurrent() || _context.IsLost)
+        {
+            return; // a lost context cannot free; releasing it frees everything with it
+        }
+        CudaDriver.cuStreamSynchronize(_context.Stream); // the last kernels may still use live blocks
+        foreach (var address in blocks)
+        {
+            FreeToDriver(address);
+        }
+        CudaDriver.cuStreamSynchronize(_context.Stream);
     }
 
     internal static string Format(long bytes) => bytes >= 1 << 30

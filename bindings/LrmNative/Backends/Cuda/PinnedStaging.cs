@@ -19,11 +19,19 @@ internal sealed unsafe class PinnedStaging : IDisposable
     public PinnedStaging(CudaContext context)
     {
         _context = context;
-        for (var i = 0; i < 2; i++)
+        try
         {
-            nint @event;
-            _context.Check(CudaDriver.cuEventCreate(&@event, CudaFlags.CU_EVENT_DISABLE_TIMING));
-            _events[i] = @event;
+            for (var i = 0; i < 2; i++)
+            {
+                nint @event;
+                _context.Check(CudaDriver.cuEventCreate(&@event, CudaFlags.CU_EVENT_DISABLE_TIMING));
+                _events[i] = @event;
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
         }
     }
 

@@ -159,6 +159,48 @@ public sealed class CudaRobustnessTests
         Assert.That(EmulatorSwitches.CublasLtValue("live_objects"), Is.EqualTo(objects), "the plan's descriptor and layouts were destroyed");
     }
 
+    [TestCase("cuMemAllocHost_v2", "of pinned host memory")]
+    [TestCase("cuModuleLoadData", "loading kernels/elementwise.cu")]
+    [TestCase("cuLaunchKernel", "launching kernel 'add_forward_kernel'")]
+    [TestCase("cublasLtMatmul", "M 3, N 2, K 4")]
+    public void OutOfMemorySaysWhatWasBeingDoneAndHowMuchIsFree(string call, string what)
+    {
+        EmulatorSwitches.Require("running out of memory on demand");
+        using var cuda = CudaTestBackends.Open(MatmulPrecision.BFloat16);
+        if (call == "cublasLtMatmul" && cuda.CublasLtStatus.Contains("fp32 kernel", StringComparison.Ordinal))
+        {
+            Assert.Ignore($"no cuBLASLt here: {cuda.CublasLtStatus}");
+        }
+        using var host = Tensor.FromArray([1f, 2f, 3f, 4f], 4);
+        using var sum = cuda.Empty([4]);
+        using var product = cuda.Empty([3, 2]);
+        Action op = call switch
+        {
+            "cuMemAllocHost_v2" => () => cuda.Upload(host).Dispose(), // the backend's first copy takes its pinned buffer
+            "cublasLtMatmul" => () =>
+            {
+                using var a = Ramp(cuda, 0.5f, 3, 4);
+                using var w = Ramp(cuda, 0.1f, 2, 4);
+                cuda.Gemm(product, a, w, null, null, false, true);
+            },
+            _ => () =>
+            {
+                using var x = cuda.Upload(host);
+                cuda.Add(sum, x, x); // the first kernel of elementwise.cu loads the module
+            },
+        };
+        if (call == "cuLaunchKernel")
+        {
+            op(); // the module loaded, so the injected failure hits the launch
+        }
+        using (call == "cublasLtMatmul" ? EmulatorSwitches.CublasLt("fail_next:cublasLtMatmul", 3) : EmulatorSwitches.Driver($"fail_next:{call}", 2))
+        {
+            var error = Assert.Throws<LrmOutOfMemoryException>(() => op());
+            Assert.That(error!.Message, Does.Contain(call).And.Contain(what).And.Contain("GiB free"));
+        }
+        Assert.DoesNotThrow(() => op(), "the backend still works");
+    }
+
     [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {

@@ -97,6 +97,10 @@ internal sealed unsafe class CublasLtGemm : IDisposable
             // What a kernel fault queued earlier looks like from here: the synchronisation reports it as that kernel's.
             _context.Synchronize($"after cublasLtMatmul failed ({what})");
         }
+        if (status == cublasStatus_t.CUBLAS_STATUS_ALLOC_FAILED)
+        {
+            throw _context.OutOfMemory($"cublasLtMatmul failed: CUBLAS_STATUS_ALLOC_FAILED [{what}, workspace {DeviceAllocator.Format(WorkspaceBytes)}]");
+        }
         CublasCheck.Check(status, what, "CublasLt.cublasLtMatmul");
         _context.Queued($"cublasLtMatmul ({what})");
     }

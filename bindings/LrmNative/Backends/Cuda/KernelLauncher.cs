@@ -58,7 +58,8 @@ internal sealed unsafe class CudaModule : IDisposable
         nint module;
         fixed (byte* image = compiled.Image)
         {
-            context.Check(CudaDriver.cuModuleLoadData(&module, image), $"loading kernels/{name} ({compiled.CachePath})");
+            context.Check(CudaDriver.cuModuleLoadData(&module, image),
+                $"loading kernels/{name}, {DeviceAllocator.Format(compiled.Image.Length)} of {(compiled.IsCubin ? "CUBIN" : "PTX")} ({compiled.CachePath})");
         }
         _module = module;
     }

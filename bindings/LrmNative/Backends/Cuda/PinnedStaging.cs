@@ -50,7 +50,7 @@ internal sealed unsafe class PinnedStaging : IDisposable
         }
         var size = Math.Min(ChunkBytes, Math.Max(bytes, 1 << 20));
         void* pointer;
-        _context.Check(CudaDriver.cuMemAllocHost_v2(&pointer, (nuint)size), $"{size} bytes of pinned host memory");
+        _context.Check(CudaDriver.cuMemAllocHost_v2(&pointer, (nuint)size), $"asked for {DeviceAllocator.Format(size)} of pinned host memory for copies");
         _buffers[index] = pointer;
         _capacity[index] = size;
         return pointer;

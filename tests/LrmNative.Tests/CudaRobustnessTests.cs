@@ -202,6 +202,47 @@ public sealed class CudaRobustnessTests
     }
 
     [Test]
+    public void AGemmCuBlasLtHasNoAlgorithmForRunsOnTheFp32KernelAndTheAnswerIsKept()
+    {
+        EmulatorSwitches.Require("a cuBLASLt heuristic without results");
+        using var cuda = CudaTestBackends.Open(MatmulPrecision.BFloat16);
+        if (cuda.CublasLtStatus.Contains("fp32 kernel", StringComparison.Ordinal))
+        {
+            Assert.Ignore($"no cuBLASLt here: {cuda.CublasLtStatus}");
+        }
+        using var cpu = new CpuBackend();
+        using var a = Tensor.FromArray(Enumerable.Range(0, 37 * 29).Select(i => MathF.Sin(i * 0.37f)).ToArray(), 37, 29);
+        using var w = Tensor.FromArray(Enumerable.Range(0, 23 * 29).Select(i => MathF.Cos(i * 0.11f)).ToArray(), 23, 29);
+        using var bias = Tensor.FromArray(Enumerable.Range(0, 23).Select(i => i * 0.01f).ToArray(), 23);
+        using var expected = Tensor.Empty([37, 23]);
+        cpu.Gemm(expected, a, w, bias, null, false, true);
+        using var deviceA = cuda.Upload(a);
+        using var deviceW = cuda.Upload(w);
+        using var deviceBias = cuda.Upload(bias);
+        using var aHalf = cuda.Empty([37, 29], DataType.BFloat16);
+        using var wHalf = cuda.Empty([23, 29], DataType.BFloat16);
+        cuda.Convert(aHalf, deviceA);
+        cuda.Convert(wHalf, deviceW);
+        using var output = cuda.Empty([37, 23]);
+        using var outputFromHalves = cuda.Empty([37, 23]);
+        var calls = EmulatorSwitches.CublasLtValue("heuristic_calls");
+        using (EmulatorSwitches.CublasLt("no_algorithm", 1))
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                cuda.Gemm(output, deviceA, deviceW, deviceBias, null, false, true);
+                cuda.Gemm(outputFromHalves, aHalf, wHalf, deviceBias, null, false, true);
+            }
+        }
+        Assert.That(EmulatorSwitches.CublasLtValue("heuristic_calls") - calls, Is.EqualTo(1),
+            "one question for the problem (the same one to cuBLASLt, whether the operands came as fp32 or bf16); the 'no' is kept");
+        using var actual = cuda.Download(output);
+        Compare.Close(actual, expected, 1e-5, "fp32 kernel instead of cuBLASLt (fp32 operands)");
+        using var fromHalves = cuda.Download(outputFromHalves);
+        Compare.Close(fromHalves, expected, 1e-2, "fp32 kernel instead of cuBLASLt (bf16 operands)");
+    }
+
+    [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {
         // 65535 groups of 256 rows is the most grid y holds; one more row needs the groups on x.

@@ -51,7 +51,7 @@
 //   fail_next:<function> (no variable): the next call of <function> returns that cublasStatus_t without
 //       doing anything (0 clears it), e.g. fail_next:cublasLtMatmul = 3 (CUBLAS_STATUS_ALLOC_FAILED).
 // Counters: live_handles (cublasLtCreate minus cublasLtDestroy), live_objects (descriptors, layouts and
-// preferences not destroyed). When the emulated driver (LRM_CUDA_LIBRARY) holds a kernel fault it has
+// preferences not destroyed), heuristic_calls (cublasLtMatmulAlgoGetHeuristic calls). When the emulated driver (LRM_CUDA_LIBRARY) holds a kernel fault it has
 // not reported yet and reports faults from any call (its async_faults switch), cublasLtMatmul fails with
 // CUBLAS_STATUS_EXECUTION_FAILED, as the real library does on a GPU whose context a kernel broke.
 #include "../../kernels/bf16.cuh"
@@ -294,7 +294,7 @@ constexpr int64_t kPanel = 128;
 struct Switches {
     std::mutex lock;
     bool no_algorithm = false;
-    long long live_handles = 0, live_objects = 0;
+    long long live_handles = 0, live_objects = 0, heuristic_calls = 0;
     std::unordered_map<std::string, int> fail_next; // function -> status of its next call
 
     Switches() {
@@ -955,6 +955,9 @@ LT_API long long lrm_emu_cublaslt_get(const char* name) {
     if (std::strcmp(name, "live_objects") == 0) {
         return s.live_objects;
     }
+    if (std::strcmp(name, "heuristic_calls") == 0) {
+        return s.heuristic_calls;
+    }
     return -1;
 }
 
@@ -1095,6 +1098,7 @@ LT_API cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cu
                                                      cublasLtMatmulHeuristicResult_t heuristic_results_array[],
                                                      int* return_algo_count) {
     const char* function = __func__;
+    count(&Switches::heuristic_calls, 1);
     if (return_algo_count != nullptr) {
         *return_algo_count = 0;
     }

@@ -420,7 +420,7 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>
     /// out (M, N) fp32 = op(a)·op(b) + bias + residual on raw device pointers; a and b fp32, or bf16 when
     /// <paramref name="operandsAreBFloat16"/>. bf16 precision (or bf16 operands) with cuBLASLt present: tensor
-    /// cores; otherwise the fp32 kernel.
+    /// cores; otherwise, or when cuBLASLt has no algorithm for the problem, the fp32 kernel.
     /// </summary>
     internal void GemmDevice(ulong output, ulong a, ulong b, ulong bias, ulong residual, int m, int n, int k,
         bool transposeA, bool transposeB, bool operandsAreBFloat16 = false)
@@ -441,9 +441,12 @@ public sealed unsafe class CudaBackend : IBackend
             {
                 _context.Check(CudaDriver.cuMemcpyDtoDAsync_v2(alignedBias.Address, bias, (nuint)((long)n * 4), _context.Stream));
             }
-            _cublas!.Matmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, alignedBias?.Address ?? bias,
-                residual, m, n, k, transposeA, transposeB);
-            return;
+            if (_cublas!.TryMatmul(output, cudaDataType_t.CUDA_R_32F, aHalf?.Address ?? a, bHalf?.Address ?? b, alignedBias?.Address ?? bias,
+                residual, m, n, k, transposeA, transposeB))
+            {
+                return;
+            }
+            // No cuBLASLt algorithm for this problem (its answer is cached per shape): the fp32 kernel does it.
         }
         using var aFloat = operandsAreBFloat16 ? ToFloat32(a, (long)m * k, "Gemm 'a' as fp32") : null;
         using var bFloat = operandsAreBFloat16 ? ToFloat32(b, (long)k * n, "Gemm 'b' as fp32") : null;

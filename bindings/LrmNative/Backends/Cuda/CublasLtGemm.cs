@@ -10,8 +10,10 @@ namespace LrmNative.Backends.Cuda;
 /// cuBLASLt is column-major; a row-major (M, N) = A·B is the column-major (N, M) = Bᵀ·Aᵀ, so
 /// cuBLASLt's "A" is our b and its "B" is our a, and the per-column bias of our output is the
 /// per-row bias cuBLASLt expects. Plans (descriptors, layouts, the heuristic's algorithm) are
-/// cached per shape, transposes, types, epilogue and pointer alignment. Note cuBLASLt's GELU
-/// epilogue is the tanh approximation; the backend applies the exact GELU itself.
+/// cached per shape, transposes, types, epilogue and pointer alignment, and so is the heuristic's
+/// answer that it has no algorithm for a problem: <see cref="TryMatmul"/> then returns false at once
+/// and the backend uses its fp32 kernel. Note cuBLASLt's GELU epilogue is the tanh approximation;
+/// the backend applies the exact GELU itself.
 /// </summary>
 internal sealed unsafe class CublasLtGemm : IDisposable
 {
@@ -28,6 +30,7 @@ internal sealed unsafe class CublasLtGemm : IDisposable
     {
         public nint Description, LayoutA, LayoutB, LayoutC;
         public cublasLtMatmulAlgo_t Algorithm;
+        public bool HasAlgorithm;
     }
 
     public CublasLtGemm(CudaContext context, DeviceAllocator allocator)
@@ -63,8 +66,9 @@ internal sealed unsafe class CublasLtGemm : IDisposable
     /// <summary>
     /// d (M, N) = op(a)·op(b) [+ bias (N)] [+ c (M, N)], then the epilogue's activation.
     /// a (M, K) or (K, M) bf16, b (K, N) or (N, K) bf16; c has d's type and may be d.
+    /// False (nothing queued) when cuBLASLt has no algorithm for the problem.
     /// </summary>
-    public void Matmul(ulong d, cudaDataType_t outputType, ulong a, ulong b, ulong bias, ulong c, int m, int n, int k,
+    public bool TryMatmul(ulong d, cudaDataType_t outputType, ulong a, ulong b, ulong bias, ulong c, int m, int n, int k,
         bool transposeA, bool transposeB, bool gelu = false)
     {
         var epilogue = (bias != 0, gelu) switch
@@ -81,6 +85,10 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         {
             plan = CreatePlan(key);
             _plans[key] = plan;
+        }
+        if (!plan.HasAlgorithm)
+        {
+            return false;
         }
         if (bias != 0)
         {
@@ -103,6 +111,7 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         }
         CublasCheck.Check(status, what, "CublasLt.cublasLtMatmul");
         _context.Queued($"cublasLtMatmul ({what})");
+        return true;
     }
 
     private Plan CreatePlan(PlanKey key)
@@ -111,6 +120,11 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         try
         {
             Describe(plan, key);
+            if (!plan.HasAlgorithm)
+            {
+                Destroy(plan); // only the answer is kept
+                plan.Description = plan.LayoutA = plan.LayoutB = plan.LayoutC = 0;
+            }
             return plan;
         }
         catch
@@ -168,15 +182,12 @@ internal sealed unsafe class CublasLtGemm : IDisposable
             int found;
             var status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, description, plan.LayoutA, plan.LayoutB,
                 plan.LayoutC, plan.LayoutC, preference, 1, &result, &found);
-            // The real heuristic answers an unsupported problem with NOT_SUPPORTED (not a zero count).
+            // No algorithm: NOT_SUPPORTED (what the real heuristic answers for an unsupported problem) or a zero count.
             if (status != cublasStatus_t.CUBLAS_STATUS_NOT_SUPPORTED)
             {
                 CublasCheck.Check(status, what);
             }
-            if (status == cublasStatus_t.CUBLAS_STATUS_NOT_SUPPORTED || found == 0)
-            {
-                throw new LrmUnsupportedException($"cuBLASLt has no algorithm for bf16 GEMM {what} (epilogue {key.Epilogue}, output {key.OutputType})");
-            }
+            plan.HasAlgorithm = status == cublasStatus_t.CUBLAS_STATUS_SUCCESS && found > 0;
             plan.Algorithm = result.algo;
         }
         finally

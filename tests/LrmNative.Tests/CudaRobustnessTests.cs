@@ -243,6 +243,32 @@ public sealed class CudaRobustnessTests
     }
 
     [Test]
+    public void ATensorOfAnotherBackendOnTheSameDeviceIsRefused()
+    {
+        using var first = CudaTestBackends.Open();
+        using var second = CudaTestBackends.Open();
+        using var host = Tensor.FromArray([1f, 2f, 3f], 3);
+        using var theirs = first.Upload(host);
+        using var ours = second.Upload(host);
+        using var output = second.Empty([3]);
+        Assert.That(theirs.Device, Is.EqualTo(ours.Device), "both on the same device");
+        var refused = new (string Op, Action Call)[]
+        {
+            ("Add", () => second.Add(output, ours, theirs)),
+            ("Download", () => second.Download(theirs).Dispose()),
+            ("Upload", () => second.Upload(theirs, host)),
+            ("Fill", () => second.Fill(theirs, 0f)),
+        };
+        foreach (var (op, call) in refused)
+        {
+            var error = Assert.Throws<LrmInvalidArgumentException>(() => call(), op);
+            Assert.That(error!.Message, Does.Contain(op).And.Contain("another backend"));
+        }
+        second.Add(output, ours, ours);
+        Assert.That(second.ToFloatArray(output), Is.EqualTo(new[] { 2f, 4f, 6f }), "its own tensors are used as before");
+    }
+
+    [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {
         // 65535 groups of 256 rows is the most grid y holds; one more row needs the groups on x.

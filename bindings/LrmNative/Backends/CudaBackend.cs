@@ -55,6 +55,7 @@ public sealed unsafe class CudaBackend : IBackend
     private readonly KernelCompiler _compiler;
     private readonly Dictionary<string, CudaModule> _modules = new(StringComparer.Ordinal);
     private readonly CublasLtGemm? _cublas;
+    private readonly Predicate<Tensor> _owns;
     private bool _disposed;
 
     /// <summary>Opens cuda:<paramref name="ordinal"/> with default options.</summary>
@@ -71,6 +72,7 @@ public sealed unsafe class CudaBackend : IBackend
             throw new LrmCudaUnavailableException($"the CUDA backend compiles its kernels with NVRTC: {nvrtcReason}");
         }
         Options = options;
+        _owns = Owns;
         _context = CudaContext.Open(options.Ordinal);
         try
         {
@@ -190,7 +192,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(host);
-        Expect.OnDevice("Upload", Device, "destination", destination);
+        Expect.OnDevice("Upload", Device, _owns, "destination", destination);
         Expect.Host("Upload", "host", host);
         SameLayout("Upload", destination, host);
         _staging.ToDevice(destination.DevicePointer, host.Pointer, host.ByteCount);
@@ -211,7 +213,7 @@ public sealed unsafe class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(source);
         Expect.Host("Download", "host", host);
-        Expect.OnDevice("Download", Device, "source", source);
+        Expect.OnDevice("Download", Device, _owns, "source", source);
         SameLayout("Download", host, source);
         _staging.ToHost(host.Pointer, source.DevicePointer, source.ByteCount);
     }
@@ -220,7 +222,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void Fill(Tensor output, float value)
     {
         ArgumentNullException.ThrowIfNull(output);
-        Expect.OnDevice("Fill", Device, "output", output);
+        Expect.OnDevice("Fill", Device, _owns, "output", output);
         if (output.ElementCount == 0)
         {
             return;
@@ -354,6 +356,14 @@ public sealed unsafe class CudaBackend : IBackend
         return !before.AsSpan().ContainsAnyExcept(poisonBits) && !after.AsSpan().ContainsAnyExcept(poisonBits);
     }
 
+    // True when the tensor's memory came from this backend's allocator (not another backend's on the same device).
+    private bool Owns(Tensor tensor) => tensor.DeviceBuffer switch
+    {
+        DeviceBlock block => block.Allocator == _allocator,
+        GuardedBuffer guarded => guarded.Block.Allocator == _allocator,
+        _ => false,
+    };
+
     private sealed class GuardedBuffer(DeviceBlock block, long guardBytes) : IDeviceBuffer
     {
         public DeviceBlock Block { get; } = block;
@@ -387,7 +397,7 @@ public sealed unsafe class CudaBackend : IBackend
     private void Check(string op, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
     {
         ThrowIfUnusable();
-        Expect.DeviceFloat32(op, Device, tensors);
+        Expect.DeviceFloat32(op, Device, _owns, tensors);
         _context.MakeCurrent();
     }
 
@@ -402,8 +412,8 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Gemm";
         Check(op, ("output", output), ("bias", bias), ("residual", residual));
-        Expect.OnDevice(op, Device, "a", a);
-        Expect.OnDevice(op, Device, "b", b);
+        Expect.OnDevice(op, Device, _owns, "a", a);
+        Expect.OnDevice(op, Device, _owns, "b", b);
         if (a.DataType != b.DataType || a.DataType is not (DataType.Float32 or DataType.BFloat16))
         {
             throw new LrmShapeException($"{op}: 'a' and 'b' must both be Float32 or both BFloat16, got {a.DataType} and {b.DataType}");
@@ -574,7 +584,7 @@ public sealed unsafe class CudaBackend : IBackend
         const string op = "ModLN";
         Check(op, ("output", output), ("sum", sum), ("mean", mean), ("rstd", rstd), ("input", input), ("residual", residual),
             ("weight", weight), ("bias", bias), ("shift", shift), ("scale", scale));
-        Expect.OnDevice(op, Device, "outputBFloat16", outputBFloat16);
+        Expect.OnDevice(op, Device, _owns, "outputBFloat16", outputBFloat16);
         if (output is null && outputBFloat16 is null)
         {
             throw new LrmInvalidArgumentException($"{op}: give 'output', 'outputBFloat16' or both");
@@ -1310,8 +1320,8 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Convert";
         ThrowIfUnusable();
-        Expect.OnDevice(op, Device, "output", output);
-        Expect.OnDevice(op, Device, "input", input);
+        Expect.OnDevice(op, Device, _owns, "output", output);
+        Expect.OnDevice(op, Device, _owns, "input", input);
         Expect.Shape(op, "output", output, input.Shape);
         _context.MakeCurrent();
         var n = input.ElementCount;
@@ -1369,8 +1379,8 @@ public sealed unsafe class CudaBackend : IBackend
     {
         const string op = "Copy";
         ThrowIfUnusable();
-        Expect.OnDevice(op, Device, "destination", destination);
-        Expect.OnDevice(op, Device, "source", source);
+        Expect.OnDevice(op, Device, _owns, "destination", destination);
+        Expect.OnDevice(op, Device, _owns, "source", source);
         OpShapes.CopyRange(op, destination, destinationOffset, source, sourceOffset, count);
         var size = destination.DataType.ElementSize();
         var from = P(source) + (ulong)(sourceOffset * size);

@@ -79,18 +79,22 @@ internal static class Expect
         }
     }
 
-    /// <summary>Each tensor (when given) must live on <paramref name="device"/> and be fp32.</summary>
-    public static void DeviceFloat32(string op, Device device, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
+    /// <summary>Each tensor (when given) must live on <paramref name="device"/>, in the backend's own memory (<paramref name="owns"/>), and be fp32.</summary>
+    public static void DeviceFloat32(string op, Device device, Predicate<Tensor> owns, params ReadOnlySpan<(string Name, Tensor? Tensor)> tensors)
     {
         foreach (var (name, tensor) in tensors)
         {
-            OnDevice(op, device, name, tensor);
+            OnDevice(op, device, owns, name, tensor);
             Float32(op, name, tensor);
         }
     }
 
-    /// <summary>The tensor (when given) must live on <paramref name="device"/>.</summary>
-    public static void OnDevice(string op, Device device, string name, Tensor? tensor)
+    /// <summary>
+    /// The tensor (when given) must live on <paramref name="device"/>, in memory of the backend itself (<paramref name="owns"/>):
+    /// another backend's tensor on the same device is written by work on that backend's stream, which nothing orders
+    /// against this one's, so it could be read before it is written or freed while in use.
+    /// </summary>
+    public static void OnDevice(string op, Device device, Predicate<Tensor> owns, string name, Tensor? tensor)
     {
         if (tensor is null)
         {
@@ -100,6 +104,12 @@ internal static class Expect
         if (tensor.Device != device)
         {
             throw new LrmShapeException($"{op}: tensor '{name}' lives on {tensor.Device}, but this backend computes on {device}; move it with Upload/Download");
+        }
+        if (!owns(tensor))
+        {
+            throw new LrmInvalidArgumentException(
+                $"{op}: tensor '{name}' lives on {device} but belongs to another backend, whose work runs on its own stream with no ordering "
+                + "against this one's; use one backend per device, or copy the tensor through the host (Download, then Upload)");
         }
     }
 

@@ -205,9 +205,13 @@ internal sealed class DeviceBlock : IDeviceBuffer, IDisposable
     internal DeviceBlock(DeviceAllocator owner, ulong address, long size)
     {
         _owner = owner;
+        Allocator = owner;
         Address = address;
         Size = size;
     }
+
+    /// <summary>The allocator (so the backend) the block came from.</summary>
+    public DeviceAllocator Allocator { get; }
 
     /// <inheritdoc />
     public ulong Address { get; }

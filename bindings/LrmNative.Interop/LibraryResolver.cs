@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -49,6 +50,43 @@ internal static class LibraryResolver
         {
             return Resolved.TryGetValue(logicalName, out var path) ? path : null;
         }
+    }
+
+    /// <summary>
+    /// The file a loaded logical library maps, as a full path with links resolved (the loader finds a bare soname on
+    /// its own path): where the address of <paramref name="symbol"/>, one of its exports, lies in /proc/self/maps.
+    /// Null when the library is not loaded or the file cannot be told.
+    /// </summary>
+    public static string? LoadedFile(string logicalName, string symbol)
+    {
+        if (!TryLoad(logicalName, out var handle, out _) || !NativeLibrary.TryGetExport(handle, symbol, out var export))
+        {
+            return null;
+        }
+        try
+        {
+            var address = (ulong)export;
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                // "7f2a1c000000-7f2a1c400000 r-xp 00000000 08:01 1234   /usr/lib/x86_64-linux-gnu/libnvrtc.so.12.4.127"
+                var dash = line.IndexOf('-', StringComparison.Ordinal);
+                var space = line.IndexOf(' ', StringComparison.Ordinal);
+                var slash = line.IndexOf('/', StringComparison.Ordinal);
+                if (dash > 0 && space > dash && slash > space
+                    && ulong.TryParse(line.AsSpan(0, dash), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var start)
+                    && ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var end)
+                    && address >= start && address < end)
+                {
+                    var path = line[slash..];
+                    return new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+                }
+            }
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            // No /proc (not Linux, or a sandbox): the caller goes without.
+        }
+        return null;
     }
 
     /// <summary>Tries to load a logical library; returns false (and why) instead of throwing.</summary>

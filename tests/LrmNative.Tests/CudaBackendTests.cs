@@ -70,21 +70,43 @@ public sealed class CudaHostSideTests
     {
         var headers = new Dictionary<string, string> { ["a.cuh"] = "int a;", ["b.cuh"] = "int b;" };
         string[] options = ["-std=c++17"];
-        var key = KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", (13, 0));
+        const string nvrtc13 = "NVRTC 13.0 at /usr/local/cuda/lib64/libnvrtc.so.13.0.48 (104857600 bytes, 2025-08-01T00:00:00.0000000Z)";
+        var key = KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", nvrtc13);
         Assert.That(key, Has.Length.EqualTo(64));
-        Assert.That(KernelCompiler.CacheKey("k.cu", "src", new Dictionary<string, string>(headers.Reverse()), options, "sm_90", (13, 0)),
+        Assert.That(KernelCompiler.CacheKey("k.cu", "src", new Dictionary<string, string>(headers.Reverse()), options, "sm_90", nvrtc13),
             Is.EqualTo(key), "header order does not matter");
         var changed = new[]
         {
-            KernelCompiler.CacheKey("k.cu", "src2", headers, options, "sm_90", (13, 0)),
-            KernelCompiler.CacheKey("k.cu", "src", new Dictionary<string, string> { ["a.cuh"] = "int a;", ["b.cuh"] = "int c;" }, options, "sm_90", (13, 0)),
-            KernelCompiler.CacheKey("k.cu", "src", headers, ["-std=c++17", "-lineinfo"], "sm_90", (13, 0)),
-            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_80", (13, 0)),
-            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", (12, 8)),
-            KernelCompiler.CacheKey("j.cu", "src", headers, options, "sm_90", (13, 0)),
+            KernelCompiler.CacheKey("k.cu", "src2", headers, options, "sm_90", nvrtc13),
+            KernelCompiler.CacheKey("k.cu", "src", new Dictionary<string, string> { ["a.cuh"] = "int a;", ["b.cuh"] = "int c;" }, options, "sm_90", nvrtc13),
+            KernelCompiler.CacheKey("k.cu", "src", headers, ["-std=c++17", "-lineinfo"], "sm_90", nvrtc13),
+            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_80", nvrtc13),
+            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", nvrtc13.Replace("13.0 ", "12.8 ", StringComparison.Ordinal)),
+            // The same version from another file (the CPU CUDA emulator's NVRTC says 12.4 too), or the same file rebuilt.
+            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", nvrtc13.Replace("/usr/local/cuda/lib64", "/opt/emulator", StringComparison.Ordinal)),
+            KernelCompiler.CacheKey("k.cu", "src", headers, options, "sm_90", nvrtc13.Replace("2025-08-01", "2025-09-01", StringComparison.Ordinal)),
+            KernelCompiler.CacheKey("j.cu", "src", headers, options, "sm_90", nvrtc13),
         };
         Assert.That(changed, Has.None.EqualTo(key));
         Assert.That(changed.Distinct().Count(), Is.EqualTo(changed.Length));
+    }
+
+    [Test]
+    public void OnlyAnElfFileForCudaPassesForACachedCubin()
+    {
+        var cuda = new byte[64];
+        "\u007FELF"u8.CopyTo(cuda);
+        cuda[4] = 2; // 64-bit
+        cuda[18] = 190; // EM_CUDA
+        var host = (byte[])cuda.Clone();
+        host[18] = 62; // EM_X86_64: a host shared library, as an older CPU CUDA emulator cached
+        Assert.That(KernelCompiler.LooksLoadable(cuda, cubin: true), Is.True);
+        Assert.That(KernelCompiler.LooksLoadable(host, cubin: true), Is.False, "a host library is no CUBIN");
+        Assert.That(KernelCompiler.LooksLoadable(cuda.AsSpan(0, 40), cubin: true), Is.False, "truncated");
+        Assert.That(KernelCompiler.LooksLoadable(new byte[100], cubin: true), Is.False, "zeros");
+        Assert.That(KernelCompiler.LooksLoadable(".version 8.4\n.target sm_90\n\0"u8, cubin: false), Is.True);
+        Assert.That(KernelCompiler.LooksLoadable(".version 8.4\n"u8, cubin: false), Is.False, "PTX without its terminating NUL");
+        Assert.That(KernelCompiler.LooksLoadable(cuda, cubin: false), Is.False, "a CUBIN where PTX is expected");
     }
 
     [Test]

@@ -268,6 +268,46 @@ public sealed class CudaRobustnessTests
         Assert.That(second.ToFloatArray(output), Is.EqualTo(new[] { 2f, 4f, 6f }), "its own tensors are used as before");
     }
 
+    [TestCase("garbage")]
+    [TestCase("refused by the driver")]
+    public void ADamagedKernelCacheEntryIsCompiledAfreshAndTheOpRuns(string damage)
+    {
+        // garbage: no ELF file for CUDA, compiled afresh before the driver sees it; refused by the driver: a CUBIN's
+        // header over zeros, which the driver does not load, so the entry is deleted and compiled once more.
+        var cache = Path.Combine(Path.GetTempPath(), $"lrm-kernel-cache-test-{Guid.NewGuid():N}");
+        try
+        {
+            using var host = Tensor.FromArray([1f, 2f, 3f], 3);
+            using (var first = CudaTestBackends.Open(kernelCache: cache))
+            {
+                using var input = first.Upload(host);
+                using var sum = first.Empty([3]);
+                first.Add(sum, input, input);
+            }
+            var entry = Directory.GetFiles(cache, "elementwise-*").Single();
+            var good = File.ReadAllBytes(entry);
+            var bad = damage == "garbage" ? "not a kernel module"u8.ToArray() : [.. good.AsSpan(0, 64), .. new byte[good.Length - 64]];
+            File.WriteAllBytes(entry, bad);
+
+            using var cuda = CudaTestBackends.Open(kernelCache: cache);
+            using var deviceInput = cuda.Upload(host);
+            using var deviceSum = cuda.Empty([3]);
+            cuda.Add(deviceSum, deviceInput, deviceInput);
+            Assert.That(cuda.ToFloatArray(deviceSum), Is.EqualTo(new[] { 2f, 4f, 6f }));
+            Assert.That(cuda.Compiler.CacheMisses, Is.EqualTo(1), "elementwise.cu compiled once more");
+            var replaced = File.ReadAllBytes(entry);
+            Assert.That(replaced, Is.Not.EqualTo(bad), "the damaged entry was replaced");
+            Assert.That(KernelCompiler.LooksLoadable(replaced, cubin: true), Is.True);
+        }
+        finally
+        {
+            if (Directory.Exists(cache))
+            {
+                Directory.Delete(cache, recursive: true);
+            }
+        }
+    }
+
     [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {

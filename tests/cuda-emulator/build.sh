@@ -28,8 +28,9 @@ if [[ ! -f "$out/selftest" || "$here/selftest.cpp" -nt "$out/selftest" || "$out/
     mv -f "$out/selftest.tmp" "$out/selftest"
 fi
 # The kernels' prelude travels with the NVRTC that force-includes it. The kernel cache's key covers
-# the kernel sources, not this prelude or the emulator's compiler, so a change to either empties
-# the emulator's cache folder (test.sh's LRM_KERNEL_CACHE).
+# the kernel sources and the NVRTC library's file (so a rebuilt libnvrtc.so.12 gets new entries), not
+# this prelude, so a change to it (or to nvrtc.cpp, to drop the old entries) empties the emulator's
+# cache folder (test.sh's LRM_KERNEL_CACHE).
 if ! cmp -s "$here/lrm_emulate.h" "$out/lrm_emulate.h" || [ "$here/nvrtc.cpp" -nt "$out/kernel-cache" ]; then
     cp -f "$here/lrm_emulate.h" "$out/lrm_emulate.h.tmp" && mv -f "$out/lrm_emulate.h.tmp" "$out/lrm_emulate.h"
     rm -rf "$out/kernel-cache"

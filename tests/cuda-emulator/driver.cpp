@@ -6,8 +6,9 @@
  * its Hopper paths), with LRM_EMU_MEMORY_MB of memory (default 4096): allocations past it fail
  * with CUDA_ERROR_OUT_OF_MEMORY, as a full GPU would. Device pointers are host pointers; fresh
  * allocations are filled with 0xFF bytes (NaN as floats), like the garbage a GPU returns. Streams
- * and events exist but every operation is synchronous. A module image is a shared library made by
- * the emulator's NVRTC (an ELF file; its size comes from its headers); it is loaded from a memfd, or
+ * and events exist but every operation is synchronous. A module image is the emulator NVRTC's CUBIN: an
+ * ELF file for EM_CUDA, as a real CUBIN is, whose one section holds a host shared library (nvrtc.cpp);
+ * anything else (a real CUBIN, PTX) is CUDA_ERROR_INVALID_IMAGE. The library is loaded from a memfd, or
  * from a temporary file where executable memfds are forbidden.
  * A kernel runs when it is launched (lrm_emulate.h); a kernel that faults makes the next
  * synchronisation report CUDA_ERROR_ILLEGAL_ADDRESS, one that cannot finish (deadlock, a misused
@@ -193,19 +194,25 @@ CUresult fill(CUdeviceptr destination, T value, size_t count) {
     return CUDA_SUCCESS;
 }
 
-/* The size of an ELF64 image from its header: the furthest of its section and program header tables and sections. */
-size_t elf_size(const unsigned char* image) {
+/*
+ * The host shared library inside an emulator CUBIN (see nvrtc.cpp): an ELF64 file for EM_CUDA whose section 1 holds
+ * it. False for anything else, a real CUBIN included (its sections hold GPU code).
+ */
+bool unwrap_module(const unsigned char* image, const unsigned char** library, size_t* size) {
     Elf64_Ehdr header;
     memcpy(&header, image, sizeof header);
-    size_t end = header.e_shoff + (size_t)header.e_shnum * header.e_shentsize;
-    const size_t program_end = header.e_phoff + (size_t)header.e_phnum * header.e_phentsize;
-    if (program_end > end) end = program_end;
-    for (int i = 0; i < header.e_shnum; ++i) {
-        Elf64_Shdr section;
-        memcpy(&section, image + header.e_shoff + (size_t)i * header.e_shentsize, sizeof section);
-        if (section.sh_type != SHT_NOBITS && section.sh_offset + section.sh_size > end) end = section.sh_offset + section.sh_size;
-    }
-    return end;
+    if (memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_machine != EM_CUDA ||
+        header.e_shnum < 2 || header.e_shentsize != sizeof(Elf64_Shdr))
+        return false;
+    Elf64_Shdr section;
+    memcpy(&section, image + header.e_shoff + sizeof(Elf64_Shdr), sizeof section);
+    Elf64_Ehdr inner;
+    if (section.sh_type != SHT_PROGBITS || section.sh_size < sizeof inner) return false;
+    memcpy(&inner, image + section.sh_offset, sizeof inner);
+    if (memcmp(inner.e_ident, ELFMAG, SELFMAG) != 0 || inner.e_machine == EM_CUDA) return false;
+    *library = image + section.sh_offset;
+    *size = section.sh_size;
+    return true;
 }
 
 CUresult take_pending_error() {
@@ -544,9 +551,14 @@ EXPORT CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) 
 EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
     LRM_EMU_ENTER();
     if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
-    const unsigned char* bytes = static_cast<const unsigned char*>(image);
-    if (memcmp(bytes, ELFMAG, SELFMAG) != 0) return CUDA_ERROR_INVALID_PTX; /* PTX text: the emulator runs only its own modules */
-    const size_t size = elf_size(bytes);
+    const unsigned char* cubin = static_cast<const unsigned char*>(image);
+    if (memcmp(cubin, ELFMAG, SELFMAG) != 0) return CUDA_ERROR_INVALID_PTX; /* PTX text: the emulator runs only its own modules */
+    const unsigned char* bytes = nullptr;
+    size_t size = 0;
+    if (!unwrap_module(cubin, &bytes, &size)) {
+        fprintf(stderr, "lrm CUDA emulator: a module image that its NVRTC did not make (a GPU's CUBIN?)\n");
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
     /* A memfd first (nothing on disk); where the kernel forbids executable memfds (vm.memfd_noexec),
      * a file in $TMPDIR, unlinked once loaded. */
     int fd = getenv("LRM_EMU_NO_MEMFD") ? -1 : memfd_create("lrm-emu-module", MFD_CLOEXEC); /* the variable tests the fallback */

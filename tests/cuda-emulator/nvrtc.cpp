@@ -9,9 +9,13 @@
  *     end, which registers it with the launcher (max threads: its __launch_bounds__, else 1024).
  * The architecture option is accepted and ignored; -D options are passed on. Errors come back as
  * NVRTC_ERROR_COMPILATION with the compiler's output as the program log.
+ * The "CUBIN" is an ELF file for EM_CUDA, as a real one is, so the CUDA backend's kernel cache checks it
+ * like one; its one section holds the host shared library, which only the emulator's driver loads (a
+ * real driver refuses it, and the emulator's refuses a real CUBIN).
  */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +109,34 @@ std::string translate(const std::string& source) {
         registrations += "LRM_EMU_KERNEL(" + (*it)[2].str() + ", " + bound + ")\n";
     }
     return text + registrations;
+}
+
+/* An EM_CUDA ELF file whose section 1 (PROGBITS) is `library`, section 0 the null section, no names. */
+std::string wrap_module(const std::string& library) {
+    Elf64_Ehdr header{};
+    memcpy(header.e_ident, ELFMAG, SELFMAG);
+    header.e_ident[EI_CLASS] = ELFCLASS64;
+    header.e_ident[EI_DATA] = ELFDATA2LSB;
+    header.e_ident[EI_VERSION] = EV_CURRENT;
+    header.e_ident[EI_OSABI] = 0x33; /* what NVIDIA's CUBINs carry */
+    header.e_type = ET_EXEC;
+    header.e_machine = EM_CUDA;
+    header.e_version = EV_CURRENT;
+    header.e_ehsize = sizeof(Elf64_Ehdr);
+    header.e_shentsize = sizeof(Elf64_Shdr);
+    header.e_shnum = 2;
+    const size_t body = sizeof(Elf64_Ehdr), table = (body + library.size() + 7) / 8 * 8;
+    header.e_shoff = table;
+    Elf64_Shdr sections[2]{};
+    sections[1].sh_type = SHT_PROGBITS;
+    sections[1].sh_offset = body;
+    sections[1].sh_size = library.size();
+    sections[1].sh_addralign = 1;
+    std::string image(table + sizeof sections, '\0');
+    memcpy(&image[0], &header, sizeof header);
+    memcpy(&image[body], library.data(), library.size());
+    memcpy(&image[table], sections, sizeof sections);
+    return image;
 }
 
 } // namespace
@@ -231,12 +263,13 @@ EXPORT nvrtcResult nvrtcCompileProgram(void* program, int option_count, const ch
     std::ifstream in(output_path, std::ios::binary);
     std::ostringstream image;
     image << in.rdbuf();
-    p.image = image.str();
+    const std::string library = image.str();
     remove_tree(directory);
-    if (p.image.empty()) {
+    if (library.empty()) {
         p.log += "nvrtc (emulator): the compiler wrote no module\n";
         return NVRTC_ERROR_COMPILATION;
     }
+    p.image = wrap_module(library);
     p.compiled = true;
     return NVRTC_SUCCESS;
 }

@@ -381,8 +381,7 @@ public sealed unsafe class CudaBackend : IBackend
         _context.MakeCurrent();
         if (!_modules.TryGetValue(file, out var module))
         {
-            var compiled = _compiler.Compile(file, KernelSources.Source(file), KernelSources.Headers);
-            module = new CudaModule(_context, file, compiled);
+            module = CudaModule.Load(_context, _compiler, file, KernelSources.Source(file), KernelSources.Headers);
             _modules[file] = module;
         }
         return module.Kernel(name);

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using LrmNative.Interop;
@@ -42,18 +44,24 @@ internal static class KernelSources
 /// <param name="IsCubin">True for CUBIN.</param>
 /// <param name="CacheHit">True when it came from the disk cache.</param>
 /// <param name="CachePath">Where it is cached.</param>
-internal sealed record CompiledModule(byte[] Image, bool IsCubin, bool CacheHit, string CachePath);
+/// <param name="Compiler">Which NVRTC made it, for which target, e.g. "NVRTC 12.4 at /usr/local/cuda/lib64/libnvrtc.so.12.4.127 (…), sm_90".</param>
+internal sealed record CompiledModule(byte[] Image, bool IsCubin, bool CacheHit, string CachePath, string Compiler);
 
 /// <summary>
 /// Compiles kernels with NVRTC at first use and caches the result on disk, keyed by a SHA-256 of
-/// the source, every header, the options, the target architecture and NVRTC's version, so a
-/// change to any of them compiles afresh and nothing stale is ever loaded. Compile errors throw
+/// the source, every header, the options, the target architecture and the compiler itself (NVRTC's
+/// version and the file it was loaded from, with its size and time: the CPU CUDA emulator's NVRTC says
+/// 12.4 too), so a change to any of them compiles afresh and nothing stale is ever loaded. A cached
+/// image that cannot be NVRTC's output (<see cref="LooksLoadable"/>) is compiled afresh, and one the
+/// driver refuses is deleted by <see cref="CudaModule.Load"/> and compiled once more. Compile errors throw
 /// <see cref="LrmKernelCompileException"/> with NVRTC's full log. The cache folder is
 /// LRM_KERNEL_CACHE, else $XDG_CACHE_HOME/lrm/kernels, else ~/.cache/lrm/kernels.
 /// </summary>
 internal sealed unsafe class KernelCompiler
 {
-    private const string FormatVersion = "lrm-kernel-cache-1";
+    private const string FormatVersion = "lrm-kernel-cache-2";
+    private const ushort ElfMachineCuda = 190; // EM_CUDA
+    private static readonly Lazy<string> Identity = new(DescribeNvrtc);
     private int _hits, _misses;
 
     /// <param name="cacheDirectory">Cache folder.</param>
@@ -130,9 +138,37 @@ internal sealed unsafe class KernelCompiler
         return architectures;
     }
 
+    /// <summary>
+    /// The NVRTC in use: version, the file it was loaded from (a full path, links resolved), its size and modification
+    /// time. Two compilers that report the same version (a CUDA 12.4 NVRTC and the CPU CUDA emulator's) differ here.
+    /// </summary>
+    public static string CompilerIdentity => Identity.Value;
+
+    private static string DescribeNvrtc()
+    {
+        var (major, minor) = NvrtcVersion();
+        var file = LibraryResolver.LoadedFile(LibraryResolver.Nvrtc, "nvrtcVersion");
+        if (file is null || !File.Exists(file))
+        {
+            return $"NVRTC {major}.{minor} at {LibraryResolver.LoadedPath(LibraryResolver.Nvrtc) ?? "an unknown file"}";
+        }
+        var info = new FileInfo(file);
+        return $"NVRTC {major}.{minor} at {file} ({info.Length} bytes, {info.LastWriteTimeUtc.ToString("O", CultureInfo.InvariantCulture)})";
+    }
+
+    /// <summary>
+    /// Whether a cached image can be NVRTC's output: a CUBIN is a 64-bit ELF file for EM_CUDA (190), whatever the GPU
+    /// (the CPU CUDA emulator's is one too, holding its host code inside); PTX is text ending in NUL. Anything else — a
+    /// truncated or overwritten file, a host library of an older emulator — is compiled afresh, never handed to the driver.
+    /// </summary>
+    internal static bool LooksLoadable(ReadOnlySpan<byte> image, bool cubin) => cubin
+        ? image.Length >= 64 && image[..4].SequenceEqual((ReadOnlySpan<byte>)[0x7F, (byte)'E', (byte)'L', (byte)'F']) && image[4] == 2
+            && BinaryPrimitives.ReadUInt16LittleEndian(image[18..]) == ElfMachineCuda
+        : image.Length > 1 && image[^1] == 0 && image[0] != 0x7F;
+
     /// <summary>The cache key: hex SHA-256 over everything that changes the compiled code.</summary>
     public static string CacheKey(string name, string source, IReadOnlyDictionary<string, string> headers,
-        IReadOnlyList<string> options, string architecture, (int Major, int Minor) nvrtcVersion)
+        IReadOnlyList<string> options, string architecture, string compilerIdentity)
     {
         var text = new StringBuilder();
         text.Append(FormatVersion).Append('\0').Append(name).Append('\0').Append(source).Append('\0');
@@ -144,15 +180,14 @@ internal sealed unsafe class KernelCompiler
         {
             text.Append(option).Append('\0');
         }
-        text.Append(architecture).Append('\0').Append(nvrtcVersion.Major).Append('.').Append(nvrtcVersion.Minor);
+        text.Append(architecture).Append('\0').Append(compilerIdentity);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
-    /// <summary>Compiles (or loads from the cache) one .cu program with the embedded headers.</summary>
+    /// <summary>Compiles (or loads from the cache, unless <paramref name="refresh"/>) one .cu program with the embedded headers.</summary>
     public CompiledModule Compile(string name, string source, IReadOnlyDictionary<string, string> headers,
-        IReadOnlyList<string>? extraOptions = null)
+        IReadOnlyList<string>? extraOptions = null, bool refresh = false)
     {
-        var version = NvrtcVersion();
         // CUBIN for the device when NVRTC knows it; else PTX of the newest architecture it knows,
         // which the driver compiles for the device at load.
         var wanted = Major * 10 + Minor;
@@ -171,18 +206,20 @@ internal sealed unsafe class KernelCompiler
         {
             options.AddRange(extraOptions);
         }
-        var key = CacheKey(name, source, headers, options, architecture, version);
+        var compiler = $"{CompilerIdentity}, {architecture}";
+        var key = CacheKey(name, source, headers, options, architecture, CompilerIdentity);
         var path = Path.Combine(CacheDirectory, $"{Path.GetFileNameWithoutExtension(name)}-{architecture}-{key[..32]}.{(cubin ? "cubin" : "ptx")}");
-        if (File.Exists(path))
+        if (!refresh && File.Exists(path))
         {
             try
             {
                 var cached = File.ReadAllBytes(path);
-                if (cached.Length > 0)
+                if (LooksLoadable(cached, cubin))
                 {
                     Interlocked.Increment(ref _hits);
-                    return new CompiledModule(cached, cubin, true, path);
+                    return new CompiledModule(cached, cubin, true, path, compiler);
                 }
+                // Not NVRTC's output: compile afresh and overwrite it.
             }
             catch (IOException)
             {
@@ -199,7 +236,20 @@ internal sealed unsafe class KernelCompiler
         {
             // A read-only cache costs a recompile next time, not a failure now.
         }
-        return new CompiledModule(image, cubin, false, path);
+        return new CompiledModule(image, cubin, false, path, compiler);
+    }
+
+    /// <summary>Deletes a cache entry the driver refused (best effort: a read-only cache stays as it is).</summary>
+    public static void Evict(CompiledModule module)
+    {
+        try
+        {
+            File.Delete(module.CachePath);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            // Compile afresh anyway; writing the new image replaces it if it can.
+        }
     }
 
     private static byte[] CompileWithNvrtc(string name, string source, IReadOnlyDictionary<string, string> headers,

@@ -56,12 +56,45 @@ internal sealed unsafe class CudaModule : IDisposable
         Name = name;
         Compiled = compiled;
         nint module;
+        CUresult result;
         fixed (byte* image = compiled.Image)
         {
-            context.Check(CudaDriver.cuModuleLoadData(&module, image),
-                $"loading kernels/{name}, {DeviceAllocator.Format(compiled.Image.Length)} of {(compiled.IsCubin ? "CUBIN" : "PTX")} ({compiled.CachePath})");
+            result = CudaDriver.cuModuleLoadData(&module, image);
+        }
+        if (result != CUresult.CUDA_SUCCESS)
+        {
+            context.Check(result, LoadFailure(context, name, compiled, result), "cuModuleLoadData");
         }
         _module = module;
+    }
+
+    /// <summary>
+    /// Compiles (or takes from the cache) and loads kernels/<paramref name="name"/>. A cached image the driver refuses
+    /// (damaged, or another compiler's under a colliding name) is deleted and compiled once more.
+    /// </summary>
+    public static CudaModule Load(CudaContext context, KernelCompiler compiler, string name, string source,
+        IReadOnlyDictionary<string, string> headers)
+    {
+        var compiled = compiler.Compile(name, source, headers);
+        try
+        {
+            return new CudaModule(context, name, compiled);
+        }
+        catch (LrmCudaException) when (compiled.CacheHit && !context.IsLost)
+        {
+            KernelCompiler.Evict(compiled);
+            return new CudaModule(context, name, compiler.Compile(name, source, headers, refresh: true));
+        }
+    }
+
+    // What was being loaded; for the errors of an image the driver cannot use, which NVRTC made it for which driver.
+    private static string LoadFailure(CudaContext context, string name, CompiledModule compiled, CUresult result)
+    {
+        var what = $"loading kernels/{name}, {DeviceAllocator.Format(compiled.Image.Length)} of {(compiled.IsCubin ? "CUBIN" : "PTX")} ({compiled.CachePath})";
+        return (int)result is 200 or 209 or 218 or 222 // invalid image, no binary for the GPU, invalid or unsupported PTX
+            ? $"{what}; made by {compiled.Compiler} for a driver of CUDA {context.DriverVersion / 1000}.{context.DriverVersion % 1000 / 10}: "
+                + "a driver older than the NVRTC cannot load its code (use the NVRTC of a CUDA no newer than the driver, LRM_NVRTC_LIBRARY, or update the driver)"
+            : what;
     }
 
     /// <summary>The .cu file.</summary>

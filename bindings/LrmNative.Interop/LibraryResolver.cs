@@ -9,12 +9,13 @@ namespace LrmNative.Interop;
 
 /// <summary>
 /// The one place that maps logical library names to files. Versioned sonames are tried
-/// newest first; an environment variable overrides each library with an exact path.
+/// newest first — for NVRTC and cuBLASLt, newest first among those the CUDA driver is new enough
+/// for (<see cref="ForDriver"/>); an environment variable overrides each library with an exact path.
 /// The CUDA libraries are looked for next to the assemblies, on the loader path, and then in
 /// the usual install folders (CUDA_HOME, CUDA_PATH, /usr/local/cuda*, the driver mount
 /// /usr/local/nvidia, and the lib folders of pip's nvidia-* wheels in known Python environments).
 /// </summary>
-internal static class LibraryResolver
+internal static unsafe class LibraryResolver
 {
     /// <summary>Logical name of our CPU engine, <c>liblrm_native.so</c>.</summary>
     public const string LrmNative = "lrm_native";
@@ -133,7 +134,8 @@ internal static class LibraryResolver
             Remember(libraryName, overridePath);
             return handle;
         }
-        foreach (var candidate in entry.Candidates)
+        var candidates = libraryName is Nvrtc or CublasLt ? ForDriver(entry.Candidates, DriverCudaMajor()) : entry.Candidates;
+        foreach (var candidate in candidates)
         {
             // Our own library ships next to the assemblies (or, from the NuGet package, in the app's
             // runtimes/linux-x64/native folder); system libraries come from the loader path.
@@ -154,8 +156,8 @@ internal static class LibraryResolver
         }
         if (libraryName != LrmNative)
         {
-            // Newest soname first across all folders, so a CUDA 13 NVRTC wins over a CUDA 12 one.
-            foreach (var candidate in entry.Candidates)
+            // Newest usable soname first across all folders, so a CUDA 13 NVRTC wins over a CUDA 12 one on a CUDA 13 driver.
+            foreach (var candidate in candidates)
             {
                 foreach (var directory in CudaSearchDirectories())
                 {
@@ -174,6 +176,34 @@ internal static class LibraryResolver
             }
         }
         return IntPtr.Zero;
+    }
+
+    /// <summary>
+    /// The sonames of a CUDA library in the order to try them: those whose major version the driver supports (at most
+    /// its CUDA major) newest first, then the unversioned name, then newer ones, which load but make what the driver
+    /// cannot use (a CUDA 13 NVRTC's CUBIN does not load on a 12.x driver). Without a driver version, as listed.
+    /// </summary>
+    internal static IReadOnlyList<string> ForDriver(IReadOnlyList<string> candidates, int? driverMajor)
+    {
+        if (driverMajor is not { } major)
+        {
+            return candidates;
+        }
+        static int? Version(string soname) =>
+            int.TryParse(soname.AsSpan(soname.LastIndexOf('.') + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : null;
+        return [.. candidates.Where(name => Version(name) <= major), .. candidates.Where(name => Version(name) is null),
+            .. candidates.Where(name => Version(name) > major)];
+    }
+
+    /// <summary>The CUDA major version of the installed driver (cuDriverGetVersion / 1000; no cuInit needed), or null without one.</summary>
+    private static int? DriverCudaMajor()
+    {
+        if (!TryLoad(Cuda, out var handle, out _) || !NativeLibrary.TryGetExport(handle, "cuDriverGetVersion", out var export))
+        {
+            return null;
+        }
+        int version;
+        return ((delegate* unmanaged<int*, int>)export)(&version) == 0 && version > 0 ? version / 1000 : null;
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using LrmNative.Backends;
 using LrmNative.Backends.Cuda;
+using LrmNative.Interop;
 
 namespace LrmNative.Tests;
 
@@ -89,6 +90,17 @@ public sealed class CudaHostSideTests
         };
         Assert.That(changed, Has.None.EqualTo(key));
         Assert.That(changed.Distinct().Count(), Is.EqualTo(changed.Length));
+    }
+
+    [Test]
+    public void NvrtcAndCuBlasLtSonamesTheDriverSupportsComeFirst()
+    {
+        string[] nvrtc = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
+        Assert.That(LibraryResolver.ForDriver(nvrtc, 13), Is.EqualTo(nvrtc), "a CUDA 13 driver: newest first");
+        Assert.That(LibraryResolver.ForDriver(nvrtc, 12), Is.EqualTo(new[] { "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.13" }),
+            "a CUDA 12 driver cannot load a CUDA 13 NVRTC's code: that one last");
+        Assert.That(LibraryResolver.ForDriver(nvrtc, 11), Is.EqualTo(new[] { "libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12" }));
+        Assert.That(LibraryResolver.ForDriver(nvrtc, null), Is.EqualTo(nvrtc), "no driver: as listed");
     }
 
     [Test]

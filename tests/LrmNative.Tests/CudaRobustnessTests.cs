@@ -309,6 +309,30 @@ public sealed class CudaRobustnessTests
     }
 
     [Test]
+    public void KernelsTheDriverCannotLoadMakeCudaUnavailableAtOnceAndAutoTakesTheCpu()
+    {
+        // As a CUDA 13 NVRTC's CUBIN on a 12.x driver: every module load fails with CUDA_ERROR_UNSUPPORTED_PTX_VERSION.
+        EmulatorSwitches.Require("a driver that refuses every module");
+        if (!CudaBackend.IsAvailable(out var reason))
+        {
+            Assert.Ignore($"no CUDA device: {reason}");
+        }
+        using (EmulatorSwitches.Driver("fail:cuModuleLoadData", 222))
+        {
+            var error = Assert.Throws<LrmCudaUnavailableException>(() => CudaTestBackends.Open().Dispose());
+            Assert.That(error!.Message, Does.Contain("CUDA_ERROR_UNSUPPORTED_PTX_VERSION").And.Contain("made by NVRTC 12.4")
+                .And.Contain("for a driver of CUDA 12.4"), "which NVRTC and which driver");
+            var (backend, device, note) = BackendFactory.Create(Device.Auto, threads: 1);
+            using (backend)
+            {
+                Assert.That(device, Is.EqualTo(Device.Cpu), "Device.Auto falls back to the CPU");
+                Assert.That(note, Does.Contain(BackendFactory.CudaUnavailable).And.Contain("UNSUPPORTED_PTX_VERSION"));
+            }
+        }
+        using var cuda = CudaTestBackends.Open(); // and a driver that loads them gets a backend again
+    }
+
+    [Test]
     public void LayerNormBackwardTakesMoreRowsThanGridYHolds()
     {
         // 65535 groups of 256 rows is the most grid y holds; one more row needs the groups on x.

@@ -23,7 +23,8 @@
  *       any kind (a launch, a copy, a memset, an allocation, an event), as a GPU's sticky error
  *       is, not only by the next synchronisation;
  *   fail_next:<function> (no variable): the next call of <function> returns that CUresult
- *       without doing anything (0 clears it), e.g. fail_next:cuMemAllocHost_v2 = 2.
+ *       without doing anything (0 clears it), e.g. fail_next:cuMemAllocHost_v2 = 2;
+ *   fail:<function> (no variable): every call of <function> does so, until cleared with 0.
  * lrm_emu_driver_get("pending_error") is the fault not yet reported, or 0.
  *
  * Build: tests/cuda-emulator/build.sh. Use: LRM_CUDA_LIBRARY=<dir>/libcuda.so.1 (and the NVRTC and
@@ -57,7 +58,9 @@ enum : int {
     CUDA_ERROR_INVALID_DEVICE = 101,
     CUDA_ERROR_INVALID_IMAGE = 200,
     CUDA_ERROR_INVALID_CONTEXT = 201,
+    CUDA_ERROR_NO_BINARY_FOR_GPU = 209,
     CUDA_ERROR_INVALID_PTX = 218,
+    CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500,
     CUDA_ERROR_ILLEGAL_ADDRESS = 700,
@@ -84,7 +87,9 @@ const ErrorText kErrors[] = {
     {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
     {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
     {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {CUDA_ERROR_NO_BINARY_FOR_GPU, "CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
     {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed (the emulator runs no PTX)"},
+    {CUDA_ERROR_UNSUPPORTED_PTX_VERSION, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
@@ -139,6 +144,7 @@ struct State {
     int pending_error = CUDA_SUCCESS; /* reported by the next synchronisation (async_faults: the next call) */
     bool async_faults = false;
     std::unordered_map<std::string, int> fail_next; /* function -> CUresult of its next call */
+    std::unordered_map<std::string, int> fail;      /* function -> CUresult of every call */
 };
 
 State& state() {
@@ -236,6 +242,8 @@ CUresult enter(const char* function) {
         s.fail_next.erase(injected);
         return result;
     }
+    auto failing = s.fail.find(function);
+    if (failing != s.fail.end()) return failing->second;
     if (!t_context) return CUDA_ERROR_INVALID_CONTEXT;
     if (s.async_faults && s.pending_error != CUDA_SUCCESS) {
         const CUresult error = s.pending_error;
@@ -280,6 +288,11 @@ EXPORT int lrm_emu_driver_set(const char* name, long long value) {
     if (strncmp(name, "fail_next:", 10) == 0) {
         if (value == 0) s.fail_next.erase(name + 10);
         else s.fail_next[name + 10] = (int)value;
+        return 0;
+    }
+    if (strncmp(name, "fail:", 5) == 0) {
+        if (value == 0) s.fail.erase(name + 5);
+        else s.fail[name + 5] = (int)value;
         return 0;
     }
     return -1;

@@ -63,7 +63,10 @@ public sealed unsafe class CudaBackend : IBackend
     {
     }
 
-    /// <summary>Opens the device; throws <see cref="LrmCudaUnavailableException"/> with the reason when there is no usable driver, device or NVRTC.</summary>
+    /// <summary>
+    /// Opens the device; throws <see cref="LrmCudaUnavailableException"/> with the reason when there is no usable driver,
+    /// device or NVRTC, or when what NVRTC compiles does not load on the driver (an NVRTC newer than the driver).
+    /// </summary>
     public CudaBackend(CudaBackendOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -80,6 +83,7 @@ public sealed unsafe class CudaBackend : IBackend
             _staging = new PinnedStaging(_context);
             _launcher = new KernelLauncher(_context, options.SynchronizeEachLaunch);
             _compiler = new KernelCompiler(options.KernelCacheDirectory ?? KernelCompiler.DefaultCacheDirectory, _context.Major, _context.Minor);
+            ProbeKernels();
             var haveCublas = CublasLtGemm.IsAvailable(out var cublasReason);
             CublasLtStatus = haveCublas ? cublasReason : cublasReason + "; GEMMs use the fp32 kernel";
             if (haveCublas)
@@ -104,6 +108,24 @@ public sealed unsafe class CudaBackend : IBackend
             throw;
         }
         Device = Device.Cuda(options.Ordinal);
+    }
+
+    // NVRTC's code must load on this driver: a CUDA 13 NVRTC's CUBIN does not on a 12.x driver. Found at the first op,
+    // that would be too late for Device.Auto to take the CPU instead, so a tiny module is compiled (and cached like any
+    // other) and loaded here; the cost is one cache read and one module load.
+    private const string ProbeSource = "extern \"C\" __global__ void lrm_probe_kernel(int* flag) { if (flag != nullptr) *flag = 1; }\n";
+
+    private void ProbeKernels()
+    {
+        try
+        {
+            using var probe = CudaModule.Load(_context, _compiler, "probe.cu", ProbeSource, new Dictionary<string, string>());
+            probe.Kernel("lrm_probe_kernel");
+        }
+        catch (Exception error) when (error is LrmCudaException or LrmKernelCompileException)
+        {
+            throw new LrmCudaUnavailableException($"the CUDA backend's kernels cannot run on cuda:{Options.Ordinal} ({_context.Name}): {error.Message}");
+        }
     }
 
     /// <summary>True when a CUDA driver, a device and NVRTC are all usable; otherwise <paramref name="reason"/> says what is missing.</summary>

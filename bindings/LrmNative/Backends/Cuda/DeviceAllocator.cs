@@ -180,10 +180,11 @@ internal sealed unsafe class DeviceAllocator : IDisposable
             _live.Clear();
             _cached = _inUse = 0;
         }
-        if (!_context.TryMakeCurrent() || _context.IsLost)
+        if (!_context.TryMakeCurrent())
         {
-            return; // a lost context cannot free; releasing it frees everything with it
+            return;
         }
+        // Results ignored: a context lost to a fault refuses these, and releasing it frees everything with it.
         CudaDriver.cuStreamSynchronize(_context.Stream); // the last kernels may still use live blocks
         foreach (var address in blocks)
         {

@@ -110,4 +110,13 @@ internal static class CudaTestBackends
             KernelCacheDirectory = kernelCache ?? CudaTestDevice.KernelCacheDirectory,
         });
     }
+
+    /// <summary>Skips the calling test unless <paramref name="cuda"/> runs its GEMMs through cuBLASLt.</summary>
+    public static void RequireCublasLt(CudaBackend cuda)
+    {
+        if (cuda.CublasLtStatus.Contains("fp32 kernel", StringComparison.Ordinal))
+        {
+            Assert.Ignore($"no cuBLASLt here: {cuda.CublasLtStatus}");
+        }
+    }
 }

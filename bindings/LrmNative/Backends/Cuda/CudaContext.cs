@@ -17,10 +17,10 @@ namespace LrmNative.Backends.Cuda;
 /// </summary>
 internal sealed unsafe class CudaContext : IDisposable
 {
-    private nint _context;
-    private nint _stream;
     private const int SuspectsNamed = 8;
     private readonly Queue<string> _suspects = new(SuspectsNamed);
+    private nint _context;
+    private nint _stream;
     private LrmCudaException? _lost;
 
     private CudaContext(int ordinal, int device, nint context)

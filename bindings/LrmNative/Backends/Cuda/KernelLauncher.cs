@@ -194,9 +194,6 @@ internal sealed unsafe partial class KernelLauncher
     /// <summary>Wait for every kernel and check it (LRM_CUDA_SYNC=1 or the backend option).</summary>
     public bool Synchronous { get; set; }
 
-    /// <summary>The last kernel queued, for error messages.</summary>
-    public string LastKernel => _context.LastKernel;
-
     /// <summary>Kernels launched so far.</summary>
     public long LaunchCount { get; private set; }
 

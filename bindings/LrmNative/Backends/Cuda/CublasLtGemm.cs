@@ -123,7 +123,6 @@ internal sealed unsafe class CublasLtGemm : IDisposable
             if (!plan.HasAlgorithm)
             {
                 Destroy(plan); // only the answer is kept
-                plan.Description = plan.LayoutA = plan.LayoutB = plan.LayoutC = 0;
             }
             return plan;
         }
@@ -196,13 +195,21 @@ internal sealed unsafe class CublasLtGemm : IDisposable
         }
     }
 
-    // Destroys what was created of a plan (null handles are skipped, as cuBLASLt does).
+    // Destroys what was created of a plan, and forgets it.
     private static void Destroy(Plan plan)
     {
-        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutA);
-        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutB);
-        CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutC);
-        CublasLt.cublasLtMatmulDescDestroy(plan.Description);
+        foreach (var layout in (ReadOnlySpan<nint>)[plan.LayoutA, plan.LayoutB, plan.LayoutC])
+        {
+            if (layout != 0)
+            {
+                CublasLt.cublasLtMatrixLayoutDestroy(layout);
+            }
+        }
+        if (plan.Description != 0)
+        {
+            CublasLt.cublasLtMatmulDescDestroy(plan.Description);
+        }
+        plan.Description = plan.LayoutA = plan.LayoutB = plan.LayoutC = 0;
     }
 
     private static void SetDescription(nint description, cublasLtMatmulDescAttributes_t attribute, int value) =>

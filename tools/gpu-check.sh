@@ -31,6 +31,11 @@ grep -E "^(failed|skipped) " "$out/tests.log" | head -20 | tee -a "$summary"
 # 2. A kernel fault names the kernel (alone: a fault breaks the process's CUDA context).
 LRM_CUDA_FAULT_TEST=1 timeout 60 /tmp/lrm-bundle/run-tests.sh --filter "FullyQualifiedName~KernelFaultNamesTheKernel" > "$out/fault.log" 2>&1
 note "kernel-fault test: exit $?"
+# 2b. The same fault left asynchronous (no per-launch synchronisation, as in production): the error must name the
+# faulting kernel among the suspects, not the call that saw it (a process of its own again).
+env -u LRM_CUDA_SYNC LRM_CUDA_FAULT_TEST=1 timeout 60 /tmp/lrm-bundle/run-tests.sh \
+    --filter "FullyQualifiedName~AnAsynchronousFaultNamesTheFaultingKernel" > "$out/fault-async.log" 2>&1
+note "asynchronous kernel-fault test: exit $?"
 
 if [ "${LRM_GPU_CHECK_FULL:-0}" = "1" ]; then
     timeout 240 /tmp/lrm-bundle/run-tests.sh >> "$out/tests.log" 2>&1

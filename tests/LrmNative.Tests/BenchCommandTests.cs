@@ -12,16 +12,8 @@ namespace LrmNative.Tests;
 /// No timing is asserted, only that times were measured.
 /// </summary>
 [TestFixture]
-public sealed class BenchCommandTests
+public sealed class BenchCommandTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     private static (int ExitCode, string Output, string Error) Lrm(params string[] args)
     {
         var root = new RootCommand("lrm (test)");
@@ -35,7 +27,7 @@ public sealed class BenchCommandTests
     [Test]
     public void ConfigOnlyRunReportsEveryStageInTheDocumentedSchema()
     {
-        var json = Path.Combine(_folder, "report", "bench.json");
+        var json = Path.Combine(Folder, "report", "bench.json");
         var config = Path.Combine(Golden.TinyModelDirectory, "config.json");
         var (code, output, log) = Lrm("--model", config, "--resolution", "48", "--render-size", "8", "--device", "cpu", "--json", json);
         Assert.That(code, Is.EqualTo(0), log);

@@ -12,16 +12,8 @@ namespace LrmNative.Tests;
 /// flip them), with identical poses, intrinsics and mesh.ply.
 /// </summary>
 [TestFixture]
-public sealed class DatasetBlenderTests
+public sealed class DatasetBlenderTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     // A big sphere and a small one up and to the side: no symmetry a flipped or rotated camera could hide behind.
     private static Mesh TwoSpheres(float[]? color = null)
     {
@@ -59,8 +51,8 @@ public sealed class DatasetBlenderTests
         var cameras = DatasetGeneration.SampleCameras(random, options);
         var lighting = Lighting.Sample(random);
         var job = new BlenderJob("mesh.obj", 0.37, new Vec3(0.1, -2, 3.5), new Vec3(-0.96, -0.5, -0.4), new Vec3(0.96, 0.5, 0.4), cameras, lighting,
-            Path.Combine(_folder, "rgba"));
-        var path = Path.Combine(_folder, "job.json");
+            Path.Combine(Folder, "rgba"));
+        var path = Path.Combine(Folder, "job.json");
         BlenderEngine.WriteJob(path, job);
         var read = BlenderEngine.ReadJob(path);
         Assert.That(read.Cameras, Has.Length.EqualTo(5));
@@ -106,16 +98,16 @@ public sealed class DatasetBlenderTests
         {
             Assert.Ignore("needs a POSIX shell: the stand-in Blender this test runs is a /bin/sh script");
         }
-        var meshes = Path.Combine(_folder, "meshes");
+        var meshes = Path.Combine(Folder, "meshes");
         Directory.CreateDirectory(meshes);
         TwoSpheres().SavePly(Path.Combine(meshes, "pair.ply"));
-        var fake = Path.Combine(_folder, "fake-blender");
+        var fake = Path.Combine(Folder, "fake-blender");
         File.WriteAllText(fake, "#!/bin/sh\necho 'Blender 9.9 (stand-in)'\necho 'lrm-blender: the importer exploded' >&2\nexit 3\n");
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        var output = Path.Combine(_folder, "out");
+        var output = Path.Combine(Folder, "out");
         var settings = new BlenderSettings(fake, BlenderEngine.DefaultScript);
         var error = Assert.Throws<LrmFormatException>(() =>
             DatasetGeneration.RenderMeshes(meshes, output, new DatasetOptions { Views = 2, Resolution = 16 }, blender: settings))!;
@@ -138,15 +130,15 @@ public sealed class DatasetBlenderTests
         {
             Assert.Ignore("blender not installed: `lrm dataset render --engine blender` needs `blender` on PATH");
         }
-        var meshes = Path.Combine(_folder, "meshes");
+        var meshes = Path.Combine(Folder, "meshes");
         Directory.CreateDirectory(meshes);
         // The same asymmetric object through Blender's PLY importer (vertex colours) and its OBJ importer (axes kept).
         TwoSpheres([0.6f, 0.4f, 0.2f]).SavePly(Path.Combine(meshes, "a_pair.ply"));
         TwoSpheres().SaveObj(Path.Combine(meshes, "b_pair.obj"));
         TwoSpheres([0.3f, 0.5f, 0.7f]).SaveGlb(Path.Combine(meshes, "c_pair.glb")); // glTF's y-up, turned back to z-up by both readers
         var options = new DatasetOptions { Views = 2, Resolution = 64, Seed = 11 };
-        var cpu = Path.Combine(_folder, "cpu");
-        var viaBlender = Path.Combine(_folder, "blender");
+        var cpu = Path.Combine(Folder, "cpu");
+        var viaBlender = Path.Combine(Folder, "blender");
         DatasetGeneration.RenderMeshes(meshes, cpu, options);
         DatasetGeneration.RenderMeshes(meshes, viaBlender, options, blender: new BlenderSettings(blender, BlenderEngine.DefaultScript) { Samples = 16 });
         foreach (var name in new[] { "a_pair", "b_pair", "c_pair" })

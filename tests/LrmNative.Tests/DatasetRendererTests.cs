@@ -13,16 +13,8 @@ namespace LrmNative.Tests;
 /// sphere; the BVH finds what brute force finds.
 /// </summary>
 [TestFixture]
-public sealed class DatasetRendererTests
+public sealed class DatasetRendererTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     /// <summary>World ray through image point (x, y) in pixels: camera (x_n − cx)/fx, −(y_n − cy)/fy, −1 rotated by the pose.</summary>
     private static (double[] Origin, double[] Direction) Ray(float[] pose, int width, int height, double x, double y, double focal = 0.75)
     {
@@ -140,10 +132,10 @@ public sealed class DatasetRendererTests
     {
         // Colours k/255 survive the PLY's bytes exactly.
         float[] color = [0.6f, 0.4f, 0.2f];
-        Directory.CreateDirectory(Path.Combine(_folder, "meshes"));
-        DatasetTestSupport.Icosphere(5, 1.0, color).SavePly(Path.Combine(_folder, "meshes", "ball.ply"));
-        var output = Path.Combine(_folder, "out");
-        var (code, _, error) = DatasetTestSupport.Lrm("dataset", "render", "--meshes", Path.Combine(_folder, "meshes"), "--views", "3",
+        Directory.CreateDirectory(Path.Combine(Folder, "meshes"));
+        DatasetTestSupport.Icosphere(5, 1.0, color).SavePly(Path.Combine(Folder, "meshes", "ball.ply"));
+        var output = Path.Combine(Folder, "out");
+        var (code, _, error) = DatasetTestSupport.Lrm("dataset", "render", "--meshes", Path.Combine(Folder, "meshes"), "--views", "3",
             "--resolution", "64", "--seed", "5", "--out", output);
         Assert.That(code, Is.EqualTo(0), error);
         // The analytic sphere after the render's normalisation (longest side spans ±0.96), lit as the render lit object 0.

@@ -52,16 +52,8 @@ internal static class ImageFixtures
 /// libjpeg-turbo files; 8-bit PNG round trips are exact; writes are atomic.
 /// </summary>
 [TestFixture]
-public sealed class ImageCodecTests
+public sealed class ImageCodecTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     private static readonly (string Name, bool HasAlpha)[] PngCases =
     [
         ("grey1", false), ("grey4", false), ("grey8", false), ("grey16", false), ("grey8_trns", true),
@@ -135,13 +127,13 @@ public sealed class ImageCodecTests
     public void EightBitPngRoundTripIsExact(string name, bool alpha)
     {
         using var original = Image.Load(ImageFixtures.PathOf(name + ".png"));
-        var copy = Path.Combine(_folder, name + ".png");
+        var copy = Path.Combine(Folder, name + ".png");
         original.SavePng(copy);
         using var reloaded = Image.Load(copy);
         Assert.That(reloaded.HasAlpha, Is.EqualTo(alpha));
         Assert.That(reloaded.Pixels.AsSpan<float>().SequenceEqual(original.Pixels.AsSpan<float>()), Is.True);
         // And once more: the bytes of the second copy equal the first (the encoder is deterministic).
-        var again = Path.Combine(_folder, name + "-again.png");
+        var again = Path.Combine(Folder, name + "-again.png");
         reloaded.SavePng(again);
         Assert.That(File.ReadAllBytes(again), Is.EqualTo(File.ReadAllBytes(copy)));
     }
@@ -156,7 +148,7 @@ public sealed class ImageCodecTests
             254.6f / 255f, 254.4f / 255f, float.PositiveInfinity, float.NegativeInfinity,
         ];
         using var image = Image.FromRgba(rgba, 3, 1);
-        var path = Path.Combine(_folder, "clamp.png");
+        var path = Path.Combine(Folder, "clamp.png");
         image.SavePng(path);
         using var decoded = Image.Load(path);
         var bytes = decoded.Pixels.AsSpan<float>().ToArray().Select(v => (int)Math.Round(v * 255)).ToArray();
@@ -170,7 +162,7 @@ public sealed class ImageCodecTests
         using var image = Image.FromRgb(rgb, 2, 1);
         Assert.That(image.HasAlpha, Is.False);
         Assert.That(image.Pixels.AsSpan<float>()[3], Is.EqualTo(1f));
-        var path = Path.Combine(_folder, "rgb.png");
+        var path = Path.Combine(Folder, "rgb.png");
         image.SavePng(path);
         using var decoded = Image.Load(path);
         Assert.That(decoded.HasAlpha, Is.False);
@@ -181,7 +173,7 @@ public sealed class ImageCodecTests
     public void SaveCreatesTheFolderAndLeavesNoTemporaryFiles()
     {
         using var image = Image.Load(ImageFixtures.PathOf("rgba8.png"));
-        var path = Path.Combine(_folder, "a", "b", "out.png");
+        var path = Path.Combine(Folder, "a", "b", "out.png");
         image.SavePng(path);
         image.SavePng(path); // overwrite in place
         Assert.That(Directory.GetFiles(Path.GetDirectoryName(path)!), Is.EqualTo(new[] { path }));
@@ -192,19 +184,19 @@ public sealed class ImageCodecTests
     {
         using var image = Image.Load(ImageFixtures.PathOf("rgb8.png"));
         // The target is a folder: rename cannot replace it; nothing else may be left behind.
-        var target = Path.Combine(_folder, "occupied.png");
+        var target = Path.Combine(Folder, "occupied.png");
         Directory.CreateDirectory(target);
         var error = Assert.Throws<LrmFormatException>(() => image.SavePng(target));
         Assert.That(error!.Message, Does.Contain(target));
         Assert.That(Directory.Exists(target), Is.True);
-        Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { target }));
+        Assert.That(Directory.GetFileSystemEntries(Folder), Is.EqualTo(new[] { target }));
     }
 
     [Test]
     public void WriteIntoAFileAsFolderFails()
     {
         using var image = Image.Load(ImageFixtures.PathOf("rgb8.png"));
-        var file = Path.Combine(_folder, "plain-file");
+        var file = Path.Combine(Folder, "plain-file");
         File.WriteAllText(file, "x");
         var error = Assert.Throws<LrmFormatException>(() => image.SavePng(Path.Combine(file, "out.png")));
         Assert.That(error!.Message, Does.Contain("plain-file"));

@@ -14,23 +14,15 @@ namespace LrmNative.Tests;
 /// Also the manifest checks of `--resume` (other options, fewer objects, no manifest, with --overwrite).
 /// </summary>
 [TestFixture]
-public sealed class InterruptionTests
+public sealed class InterruptionTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     private static readonly string[] SmallSynth =
         ["dataset", "synth", "--style", "simple", "--views", "2", "--resolution", "24", "--mesh-resolution", "16", "--seed", "11", "--threads", "1"];
 
     [Test]
     public void CtrlCStopsSynthBetweenObjectsAndResumeGivesTheStraightRunsBytes()
     {
-        var interrupted = Path.Combine(_folder, "interrupted");
+        var interrupted = Path.Combine(Folder, "interrupted");
         const int objects = 120;
         var run = LrmProcess.Start([.. SmallSynth, "--objects", $"{objects}", "--out", interrupted]);
         run.WaitFor(text => text.Contains("synth 3/", StringComparison.Ordinal), "the third object");
@@ -53,7 +45,7 @@ public sealed class InterruptionTests
         var (code2, _, log2) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", $"{objects}", "--out", interrupted, "--resume"]);
         Assert.That(code2, Is.EqualTo(0), log2);
         Assert.That(log2, Does.Contain($"resumed: {kept.Count} objects were already there and kept"));
-        var straight = Path.Combine(_folder, "straight");
+        var straight = Path.Combine(Folder, "straight");
         var (code3, _, log3) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", $"{objects}", "--out", straight]);
         Assert.That(code3, Is.EqualTo(0), log3);
         Assert.That(DatasetTestSupport.Hashes(interrupted), Is.EqualTo(DatasetTestSupport.Hashes(straight)), "interrupted + resumed = straight, byte for byte");
@@ -62,7 +54,7 @@ public sealed class InterruptionTests
     [Test]
     public void ResumeRefusesOtherOptionsAMissingManifestAndOverwrite()
     {
-        var data = Path.Combine(_folder, "data");
+        var data = Path.Combine(Folder, "data");
         Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "2", "--out", data]).ExitCode, Is.EqualTo(0));
         var manifest = File.ReadAllText(Path.Combine(data, SynthManifest.FileName));
         Assert.That(manifest, Does.Contain("\"seed\": \"11\"").And.Contain("\"objects\": 2").And.Contain("\"style\": \"simple\""));
@@ -104,7 +96,7 @@ public sealed class InterruptionTests
         Assert.That(broken, Is.EqualTo(1));
         Assert.That(brokenError, Does.Contain(SynthManifest.FileName).And.Contain("not valid JSON"));
 
-        var (nothing, _, nothingError) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "3", "--out", Path.Combine(_folder, "absent"), "--resume"]);
+        var (nothing, _, nothingError) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "3", "--out", Path.Combine(Folder, "absent"), "--resume"]);
         Assert.That(nothing, Is.EqualTo(1));
         Assert.That(nothingError, Does.Contain("does not exist (nothing to continue"));
     }
@@ -112,7 +104,7 @@ public sealed class InterruptionTests
     [Test]
     public void ResumeRemovesAKilledRunsStagingFolder()
     {
-        var data = Path.Combine(_folder, "data");
+        var data = Path.Combine(Folder, "data");
         Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "2", "--out", data]).ExitCode, Is.EqualTo(0));
         // What a SIGKILL in the middle of writing object 2 leaves: its hidden staging folder, half full.
         var staging = Path.Combine(data, ".obj_00002.4242.0123456789abcdef0123456789abcdef.tmp");
@@ -128,7 +120,7 @@ public sealed class InterruptionTests
     [Test]
     public void CtrlCStopsReconstructInsideTheGridQueryWithoutAMesh()
     {
-        var output = Path.Combine(_folder, "out");
+        var output = Path.Combine(Folder, "out");
         // 1024³ dense on the tiny model takes far longer than the wait for the render line below.
         var run = LrmProcess.Start(["reconstruct", Golden.ExampleImagePath, "--model", Golden.TinyModelDirectory, "--out", output,
             "--device", "cpu", "--resolution", "1024", "--dense", "--render-size", "16", "--threads", "1"]);
@@ -147,11 +139,11 @@ public sealed class InterruptionTests
     [Test]
     public void CtrlCStopsTrainingWithACheckpointThatResumes()
     {
-        var config = Path.Combine(_folder, "config.json");
+        var config = Path.Combine(Folder, "config.json");
         File.WriteAllText(config, TrainingSceneData.TinyConfigJson);
-        var data = Path.Combine(_folder, "data");
+        var data = Path.Combine(Folder, "data");
         TrainingSceneData.Write(data, 2, 3, 24);
-        var output = Path.Combine(_folder, "run");
+        var output = Path.Combine(Folder, "run");
         string[] args = ["train", "--config", config, "--data", data, "--out", output, "--steps", "100000", "--views", "2", "--batch", "1",
             "--render-min", "16", "--render-max", "16", "--patch", "8", "--checkpoint-every", "0", "--threads", "1", "--device", "cpu", "--seed", "3"];
         var run = LrmProcess.Start(args);
@@ -175,10 +167,10 @@ public sealed class InterruptionTests
     [Test]
     public void CtrlCStopsEvalModelAfterTheCurrentObjectWithItsScores()
     {
-        var data = Path.Combine(_folder, "data");
+        var data = Path.Combine(Folder, "data");
         var (made, _, madeLog) = DatasetTestSupport.Lrm([.. SmallSynth, "--objects", "4", "--out", data]);
         Assert.That(made, Is.EqualTo(0), madeLog);
-        var json = Path.Combine(_folder, "scores.json");
+        var json = Path.Combine(Folder, "scores.json");
         // A 384³ mesh per object on one thread keeps each object long enough to be interrupted within.
         var run = LrmProcess.Start(["eval", "model", "--model", Golden.TinyModelDirectory, "--data", data, "--views", "1", "--resolution", "384",
             "--samples", "1000", "--device", "cpu", "--json", json], ["OMP_NUM_THREADS=1"]);
@@ -193,7 +185,7 @@ public sealed class InterruptionTests
         using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
         Assert.That(document.RootElement.GetProperty("interrupted").GetBoolean(), Is.True);
         Assert.That(document.RootElement.GetProperty("object_count").GetInt32(), Is.EqualTo(count));
-        Assert.That(Directory.GetFileSystemEntries(_folder, ".*"), Is.Empty, "no temporary file");
+        Assert.That(Directory.GetFileSystemEntries(Folder, ".*"), Is.Empty, "no temporary file");
     }
 
     /// <summary>An `lrm` process (the apphost next to the tests) whose standard output and error are collected as they come.</summary>

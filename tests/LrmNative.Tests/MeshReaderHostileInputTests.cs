@@ -13,18 +13,8 @@ namespace LrmNative.Tests;
 /// a runaway allocation or a raw .NET exception.
 /// </summary>
 [TestFixture]
-public sealed class MeshReaderHostileInputTests
+public sealed class MeshReaderHostileInputTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
-    private string PathOf(string name) => Path.Combine(_folder, name);
-
     private static void ExpectFormatError(string path, params string[] expected)
     {
         var error = Assert.Throws<LrmFormatException>(() => Mesh.Load(path), Path.GetFileName(path));
@@ -227,15 +217,15 @@ public sealed class MeshReaderHostileInputTests
         {
             Assert.Ignore("/dev/zero and FIFOs are Unix files");
         }
-        Assert.That(Mesh.Load(WriteObj(_folder, "devzero.obj", "/dev/zero")).HasColors, Is.False, "absolute, outside the folder");
+        Assert.That(Mesh.Load(WriteObj(Folder, "devzero.obj", "/dev/zero")).HasColors, Is.False, "absolute, outside the folder");
         File.CreateSymbolicLink(PathOf("zero.mtl"), "/dev/zero");
-        Assert.That(Mesh.Load(WriteObj(_folder, "linked.obj", "zero.mtl")).HasColors, Is.False, "a link to /dev/zero reports no size");
+        Assert.That(Mesh.Load(WriteObj(Folder, "linked.obj", "zero.mtl")).HasColors, Is.False, "a link to /dev/zero reports no size");
         using (var mkfifo = Process.Start("mkfifo", PathOf("pipe.mtl")))
         {
             mkfifo.WaitForExit();
             Assert.That(mkfifo.ExitCode, Is.Zero, "mkfifo");
         }
-        Assert.That(Mesh.Load(WriteObj(_folder, "fifo.obj", "pipe.mtl")).HasColors, Is.False, "a FIFO is never opened (opening would block)");
+        Assert.That(Mesh.Load(WriteObj(Folder, "fifo.obj", "pipe.mtl")).HasColors, Is.False, "a FIFO is never opened (opening would block)");
     }
 
     [Test]
@@ -245,7 +235,7 @@ public sealed class MeshReaderHostileInputTests
         {
             big.SetLength(MeshReader.MaxFileBytes + 1); // sparse: no disk is written
         }
-        var error = Assert.Throws<LrmFormatException>(() => Mesh.Load(WriteObj(_folder, "big.obj", "big.mtl")));
+        var error = Assert.Throws<LrmFormatException>(() => Mesh.Load(WriteObj(Folder, "big.obj", "big.mtl")));
         Assert.That(error!.Message, Does.Contain(PathOf("big.mtl")).And.Contain("over the 1073741824 byte limit"));
     }
 
@@ -257,7 +247,7 @@ public sealed class MeshReaderHostileInputTests
             Assert.Ignore("symbolic links need privileges on Windows");
         }
         File.CreateSymbolicLink(PathOf("loop.mtl"), PathOf("loop.mtl"));
-        var error = Assert.Throws<LrmFormatException>(() => Mesh.Load(WriteObj(_folder, "loop.obj", "loop.mtl")));
+        var error = Assert.Throws<LrmFormatException>(() => Mesh.Load(WriteObj(Folder, "loop.obj", "loop.mtl")));
         Assert.That(error!.Message, Does.Contain(PathOf("loop.mtl")).And.Contain("cannot read the material library"));
     }
 

@@ -9,18 +9,8 @@ namespace LrmNative.Tests;
 /// 16-bit indices, normalised 8-bit VEC4 colours, baseColorFactor); broken files give one error naming the file.
 /// </summary>
 [TestFixture]
-public sealed class MeshReaderTests
+public sealed class MeshReaderTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
-    private string PathOf(string name) => Path.Combine(_folder, name);
-
     private static Mesh Sample() => DatasetTestSupport.Icosphere(1, 0.7, [0.2f, 0.6f, 1f]);
 
     [TestCase("ply")]

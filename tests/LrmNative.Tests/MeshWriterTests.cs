@@ -12,18 +12,8 @@ namespace LrmNative.Tests;
 /// (positive signed volume after conversion), index bounds, 4-byte alignment; bad meshes; atomic writes.
 /// </summary>
 [TestFixture]
-public sealed class MeshWriterTests
+public sealed class MeshWriterTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
-    private string PathOf(string name) => Path.Combine(_folder, name);
-
     // ---- test meshes: closed, wound counter-clockwise seen from outside ----
 
     /// <summary>An off-centre box (x ∈ [−0.5, 0.7], y ∈ [−0.3, 0.9], z ∈ [0.1, 1.1]); vertex i has bits x, y, z.</summary>
@@ -623,7 +613,7 @@ public sealed class MeshWriterTests
         }));
         Assert.That(full!.Message, Does.StartWith(ply).And.Contain("disk full (simulated)"), "the file-system error, with the file named");
         Assert.That(File.ReadAllBytes(ply), Is.EqualTo(plyBefore));
-        Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName).Order(), Is.EqualTo(new[] { "mesh.glb", "mesh.ply" }));
+        Assert.That(Directory.GetFiles(Folder).Select(Path.GetFileName).Order(), Is.EqualTo(new[] { "mesh.glb", "mesh.ply" }));
     }
 
     [Test]
@@ -634,6 +624,6 @@ public sealed class MeshWriterTests
         var path = Path.Combine(blocker, "mesh.obj");
         var error = Assert.Throws<LrmFormatException>(() => Cube().SaveObj(path));
         Assert.That(error!.Message, Does.Contain(path).And.Contain("OBJ"));
-        Assert.That(Directory.GetFiles(_folder), Has.Length.EqualTo(1));
+        Assert.That(Directory.GetFiles(Folder), Has.Length.EqualTo(1));
     }
 }

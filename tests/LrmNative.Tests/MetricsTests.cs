@@ -10,16 +10,8 @@ namespace LrmNative.Tests;
 /// against values computed by hand; area-weighted surface sampling; the k-d tree against brute force; `lrm eval`.
 /// </summary>
 [TestFixture]
-public sealed class MetricsTests
+public sealed class MetricsTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     // ---- PSNR ----
 
     [Test]
@@ -219,7 +211,7 @@ public sealed class MetricsTests
                 pixel(x, y).CopyTo(rgba, 4 * (y * width + x));
             }
         }
-        var path = Path.Combine(_folder, relative);
+        var path = Path.Combine(Folder, relative);
         using var image = Image.FromRgba(rgba, width, height);
         image.SavePng(path);
         return path;
@@ -232,8 +224,8 @@ public sealed class MetricsTests
         WriteImage("gt/b.png", (x, y) => [0.2f, 0.4f, 0.6f, x < 12 ? 1f : 0f]);
         WriteImage("pred/a.png", (x, y) => [x / 24f, y / 20f, 0.5f, 1f]);
         WriteImage("pred/b.png", (x, y) => [0.2f, 0.4f, 0.6f, x < 10 ? 1f : 0f]);
-        var json = Path.Combine(_folder, "scores.json");
-        var (code, output, error) = DatasetTestSupport.Lrm("eval", "images", Path.Combine(_folder, "pred"), Path.Combine(_folder, "gt"), "--json", json);
+        var json = Path.Combine(Folder, "scores.json");
+        var (code, output, error) = DatasetTestSupport.Lrm("eval", "images", Path.Combine(Folder, "pred"), Path.Combine(Folder, "gt"), "--json", json);
         Assert.That(code, Is.EqualTo(0), error);
         var lines = output.Split('\n');
         Assert.That(lines.Single(l => l.StartsWith("a.png", StringComparison.Ordinal)), Does.Contain(" inf ").And.EndWith("1.0000"));
@@ -260,10 +252,10 @@ public sealed class MetricsTests
         var mismatch = DatasetTestSupport.Lrm("eval", "images", a, small);
         Assert.That(mismatch.ExitCode, Is.EqualTo(1));
         Assert.That(mismatch.Error, Does.Contain("same size"));
-        var names = DatasetTestSupport.Lrm("eval", "images", Path.Combine(_folder, "p"), Path.Combine(_folder, "g"));
+        var names = DatasetTestSupport.Lrm("eval", "images", Path.Combine(Folder, "p"), Path.Combine(Folder, "g"));
         Assert.That(names.ExitCode, Is.EqualTo(1));
         Assert.That(names.Error, Does.Contain("missing predictions y.png").And.Contain("no ground truth for x.png"));
-        var missing = DatasetTestSupport.Lrm("eval", "images", Path.Combine(_folder, "nothing"), a);
+        var missing = DatasetTestSupport.Lrm("eval", "images", Path.Combine(Folder, "nothing"), a);
         Assert.That(missing.Error, Does.Contain("nothing").And.Contain("not found"));
         Assert.That(DatasetTestSupport.Lrm("eval", "images", a, a, "--background", "pink").Error, Does.Contain("--background"));
     }
@@ -271,11 +263,11 @@ public sealed class MetricsTests
     [Test]
     public void EvalMeshReportsChamferAndFScore()
     {
-        var inner = Path.Combine(_folder, "inner.ply");
-        var outer = Path.Combine(_folder, "outer.obj");
+        var inner = Path.Combine(Folder, "inner.ply");
+        var outer = Path.Combine(Folder, "outer.obj");
         DatasetTestSupport.Icosphere(3, 1.0).SavePly(inner);
         DatasetTestSupport.Icosphere(3, 1.05).SaveObj(outer);
-        var json = Path.Combine(_folder, "mesh.json");
+        var json = Path.Combine(Folder, "mesh.json");
         var (code, output, error) = DatasetTestSupport.Lrm("eval", "mesh", inner, outer, "--samples", "4000", "--json", json);
         Assert.That(code, Is.EqualTo(0), error);
         Assert.That(output, Does.Contain("chamfer").And.Contain("f-score@0.1"));
@@ -284,7 +276,7 @@ public sealed class MetricsTests
         Assert.That(document.RootElement.GetProperty("chamfer").GetDouble(), Is.EqualTo(expected.Chamfer));
         Assert.That(document.RootElement.GetProperty("fscore").GetDouble(), Is.GreaterThan(0.99), "a 0.05 gap is within 0.1 but for sampling gaps");
         Assert.That(document.RootElement.GetProperty("chamfer").GetDouble(), Is.InRange(0.05, 0.08));
-        Assert.That(DatasetTestSupport.Lrm("eval", "mesh", inner, Path.Combine(_folder, "none.glb")).Error, Does.Contain("none.glb").And.Contain("not found"));
+        Assert.That(DatasetTestSupport.Lrm("eval", "mesh", inner, Path.Combine(Folder, "none.glb")).Error, Does.Contain("none.glb").And.Contain("not found"));
         Assert.That(DatasetTestSupport.Lrm("eval", "mesh", inner, outer, "--normalize", "sphere").Error, Does.Contain("--normalize"));
     }
 }

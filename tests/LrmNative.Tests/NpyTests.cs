@@ -9,16 +9,8 @@ namespace LrmNative.Tests;
 /// '&lt;f4', '&lt;f8', '&lt;i4', '&lt;i8'), and bad files, each an <see cref="LrmFormatException"/> naming the file.
 /// </summary>
 [TestFixture]
-public sealed class NpyTests
+public sealed class NpyTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     // A .npy file as numpy lays it out: magic, version, header length (2 or 4 bytes), header text, data.
     private string Craft(string header, ReadOnlySpan<byte> data, int major = 1, string name = "crafted.npy", Encoding? encoding = null)
     {
@@ -37,7 +29,7 @@ public sealed class NpyTests
         stream.Write(length);
         stream.Write(text);
         stream.Write(data);
-        var path = Path.Combine(_folder, name);
+        var path = Path.Combine(Folder, name);
         File.WriteAllBytes(path, stream.ToArray());
         return path;
     }
@@ -52,7 +44,7 @@ public sealed class NpyTests
         values[7] = float.NaN;
         values[8] = float.NegativeInfinity;
         using var tensor = Tensor.FromArray(values, 2, 3, 5);
-        var path = Path.Combine(_folder, "x.npy");
+        var path = Path.Combine(Folder, "x.npy");
         Npy.Write(path, tensor);
         var header = Npy.ReadHeader(path);
         Assert.That(header.Descr, Is.EqualTo("<f4"));
@@ -61,13 +53,13 @@ public sealed class NpyTests
         using var read = Npy.ReadFloat32(path);
         Assert.That(read.ShapeText, Is.EqualTo("(2, 3, 5)"));
         Assert.That(Bytes(read.AsSpan<float>().ToArray()), Is.EqualTo(Bytes(values)));
-        Assert.That(Directory.GetFiles(_folder), Is.EqualTo(new[] { path }), "no temporary files left");
+        Assert.That(Directory.GetFiles(Folder), Is.EqualTo(new[] { path }), "no temporary files left");
     }
 
     [Test]
     public void OneDimensionalScalarAndEmptyShapes()
     {
-        var path = Path.Combine(_folder, "v.npy");
+        var path = Path.Combine(Folder, "v.npy");
         using (var vector = Tensor.FromArray([1f, 2f, 3f], 3))
         {
             Npy.Write(path, vector);
@@ -91,7 +83,7 @@ public sealed class NpyTests
     {
         using var tensor = Tensor.Empty([2, 2], DataType.Int32);
         new[] { 1, -2, 3, 16777216 }.CopyTo(tensor.AsSpan<int>());
-        var path = Path.Combine(_folder, "i.npy");
+        var path = Path.Combine(Folder, "i.npy");
         Npy.Write(path, tensor);
         Assert.That(Npy.ReadHeader(path).Descr, Is.EqualTo("<i4"));
         using var read = Npy.ReadFloat32(path);
@@ -172,15 +164,15 @@ public sealed class NpyTests
     [Test]
     public void BadPrefixesAreErrors()
     {
-        var notNpy = Path.Combine(_folder, "text.npy");
+        var notNpy = Path.Combine(Folder, "text.npy");
         File.WriteAllText(notNpy, "hello, world");
         Assert.That(Assert.Throws<LrmFormatException>(() => Npy.ReadFloat32(notNpy))!.Message, Does.Contain(notNpy).And.Contain("not a .npy"));
         var version = Craft("{}", [], major: 4);
         Assert.That(Assert.Throws<LrmFormatException>(() => Npy.ReadFloat32(version))!.Message, Does.Contain("version 4.0"));
-        var shortHeader = Path.Combine(_folder, "short.npy");
+        var shortHeader = Path.Combine(Folder, "short.npy");
         File.WriteAllBytes(shortHeader, [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, 200, 0, (byte)'{']);
         Assert.That(Assert.Throws<LrmFormatException>(() => Npy.ReadFloat32(shortHeader))!.Message, Does.Contain("truncated .npy header"));
-        var missing = Path.Combine(_folder, "missing.npy");
+        var missing = Path.Combine(Folder, "missing.npy");
         Assert.That(Assert.Throws<LrmFormatException>(() => Npy.ReadFloat32(missing))!.Message, Does.Contain(missing).And.Contain("not found"));
     }
 
@@ -188,10 +180,10 @@ public sealed class NpyTests
     public void EveryTruncationOfAValidFileIsAnError()
     {
         using var tensor = Tensor.FromArray([1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
-        var path = Path.Combine(_folder, "whole.npy");
+        var path = Path.Combine(Folder, "whole.npy");
         Npy.Write(path, tensor);
         var bytes = File.ReadAllBytes(path);
-        var cut = Path.Combine(_folder, "cut.npy");
+        var cut = Path.Combine(Folder, "cut.npy");
         for (var length = 0; length < bytes.Length; length++)
         {
             File.WriteAllBytes(cut, bytes[..length]);

@@ -13,16 +13,8 @@ namespace LrmNative.Tests;
 /// directly, the renders have the asked size; bad inputs give one error line, exit code 1 and no output files.
 /// </summary>
 [TestFixture]
-public sealed class ReconstructCommandTests
+public sealed class ReconstructCommandTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     // Runs `lrm reconstruct ARGS` in process; returns the exit code and what went to stderr.
     private static (int ExitCode, string Error) Lrm(params string[] args)
     {
@@ -39,7 +31,7 @@ public sealed class ReconstructCommandTests
     // An RGBA image with an opaque, colour-graded ellipse on a transparent background, saved as PNG.
     private string SyntheticImage(string name = "object.png")
     {
-        var path = Path.Combine(_folder, name);
+        var path = Path.Combine(Folder, name);
         using var image = BenchCommand.EllipseImage(90, 70, 50, 33, 25, 20);
         image.SavePng(path);
         return path;
@@ -49,7 +41,7 @@ public sealed class ReconstructCommandTests
     {
         var random = new Random(3);
         var values = Enumerable.Range(0, count * 3).Select(_ => (float)(random.NextDouble() * 2.2 - 1.1)).ToArray();
-        var path = Path.Combine(_folder, "points.npy");
+        var path = Path.Combine(Folder, "points.npy");
         using var points = Tensor.FromArray(values, count, 3);
         Npy.Write(path, points);
         return path;
@@ -60,8 +52,8 @@ public sealed class ReconstructCommandTests
     {
         var imagePath = SyntheticImage();
         var pointsPath = Points(77);
-        var output = Path.Combine(_folder, "out");
-        var planesPath = Path.Combine(_folder, "planes", "planes.safetensors");
+        var output = Path.Combine(Folder, "out");
+        var planesPath = Path.Combine(Folder, "planes", "planes.safetensors");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, imagePath, "--out", output, "--save-triplane", planesPath,
             "--query", pointsPath, "--render-size", "24");
         Assert.That(code, Is.EqualTo(0), log);
@@ -126,7 +118,7 @@ public sealed class ReconstructCommandTests
     [Test]
     public void MeshIsExtractedColouredAndWrittenInEveryFormat()
     {
-        var output = Path.Combine(_folder, "mesh");
+        var output = Path.Combine(Folder, "mesh");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "8",
             "--resolution", "40", "--threshold", "0.7", "--formats", "glb,ply,obj");
         Assert.That(code, Is.EqualTo(0), log);
@@ -146,7 +138,7 @@ public sealed class ReconstructCommandTests
     [Test]
     public void NoSurfaceAboveTheThresholdWarnsAndWritesNoMesh()
     {
-        var output = Path.Combine(_folder, "nomesh");
+        var output = Path.Combine(Folder, "nomesh");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "8", "--resolution", "16", "--threshold", "1000");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: warning: no surface at density 1000"));
@@ -159,7 +151,7 @@ public sealed class ReconstructCommandTests
     [TestCase("--min-piece", "-0.1", "--min-piece")]
     public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)
     {
-        var output = Path.Combine(_folder, "badmesh");
+        var output = Path.Combine(Folder, "badmesh");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, option, value);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log, Does.Contain("lrm: error:").And.Contain(expected));
@@ -174,18 +166,18 @@ public sealed class ReconstructCommandTests
         try
         {
             Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, null);
-            var (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(_folder, "nomodel"));
+            var (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(Folder, "nomodel"));
             Assert.That(code, Is.EqualTo(1));
             Assert.That(log, Does.Contain("--model").And.Contain(ReconstructCommand.DefaultModelVariable));
-            Assert.That(Directory.Exists(Path.Combine(_folder, "nomodel")), Is.False);
+            Assert.That(Directory.Exists(Path.Combine(Folder, "nomodel")), Is.False);
 
-            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, Path.Combine(_folder, "missing-model"));
-            (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(_folder, "nomodel"));
+            Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, Path.Combine(Folder, "missing-model"));
+            (code, log) = Lrm(SyntheticImage(), "--out", Path.Combine(Folder, "nomodel"));
             Assert.That(code, Is.EqualTo(1));
             Assert.That(log, Does.Contain("missing-model").And.Contain("not found"));
 
             Environment.SetEnvironmentVariable(ReconstructCommand.DefaultModelVariable, Golden.TinyModelDirectory);
-            var output = Path.Combine(_folder, "defaultmodel");
+            var output = Path.Combine(Folder, "defaultmodel");
             (code, log) = Lrm(SyntheticImage(), "--out", output, "--render-size", "8");
             Assert.That(code, Is.EqualTo(0), log);
             Assert.That(log, Does.Contain(Golden.TinyModelDirectory));
@@ -200,7 +192,7 @@ public sealed class ReconstructCommandTests
     [Test]
     public void WithoutOptionalExportsOnlyTheRendersAreWritten()
     {
-        var output = Path.Combine(_folder, "plain");
+        var output = Path.Combine(Folder, "plain");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "16");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal),
@@ -219,12 +211,12 @@ public sealed class ReconstructCommandTests
             rgb[3 * i + 1] = inside ? 0.2f : 0.95f;
             rgb[3 * i + 2] = inside ? 0.1f : 0.95f;
         }
-        var path = Path.Combine(_folder, "photo.png");
+        var path = Path.Combine(Folder, "photo.png");
         using (var image = Image.FromRgb(rgb, 40, 30))
         {
             image.SavePng(path);
         }
-        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, path, "--out", Path.Combine(_folder, "o"), "--render-size", "8");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, path, "--out", Path.Combine(Folder, "o"), "--render-size", "8");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: warning:").And.Contain("no alpha channel").And.Contain("plain backgrounds"));
     }
@@ -234,9 +226,9 @@ public sealed class ReconstructCommandTests
     {
         var first = SyntheticImage("chair.png");
         var second = SyntheticImage("table.png");
-        var bad = Path.Combine(_folder, "broken.png");
+        var bad = Path.Combine(Folder, "broken.png");
         File.WriteAllBytes(bad, File.ReadAllBytes(first)[..60]);
-        var output = Path.Combine(_folder, "batch");
+        var output = Path.Combine(Folder, "batch");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, first, bad, second, "--out", output, "--render-size", "8",
             "--resolution", "24", "--threshold", "0.45");
         Assert.That(code, Is.EqualTo(1), "a failed image makes the exit code non-zero");
@@ -259,14 +251,14 @@ public sealed class ReconstructCommandTests
     public void BatchOptionsThatCannotWorkFailBeforeAnyImage()
     {
         var image = SyntheticImage();
-        var copy = Path.Combine(_folder, "other");
+        var copy = Path.Combine(Folder, "other");
         Directory.CreateDirectory(copy);
         File.Copy(image, Path.Combine(copy, "object.png"));
-        var output = Path.Combine(_folder, "clash");
+        var output = Path.Combine(Folder, "clash");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, Path.Combine(copy, "object.png"), "--out", output);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log, Does.Contain("lrm: error:").And.Contain("would both write to"));
-        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, SyntheticImage("b.png"), "--out", output, "--save-triplane", Path.Combine(_folder, "p.safetensors"));
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, SyntheticImage("b.png"), "--out", output, "--save-triplane", Path.Combine(Folder, "p.safetensors"));
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log, Does.Contain("--save-triplane names one file"));
         Assert.That(Directory.Exists(output), Is.False);
@@ -275,7 +267,7 @@ public sealed class ReconstructCommandTests
     [Test]
     public void TurntableWritesFramesAndAVideo()
     {
-        var output = Path.Combine(_folder, "turn");
+        var output = Path.Combine(Folder, "turn");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, SyntheticImage(), "--out", output, "--render-size", "10", "--turntable", "6");
         Assert.That(code, Is.EqualTo(0), log);
         var frames = Directory.GetFiles(Path.Combine(output, "turntable")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
@@ -316,13 +308,13 @@ public sealed class ReconstructCommandTests
             Assert.Ignore("this machine has a usable CUDA device: Auto and --device cuda take it");
         }
         var image = SyntheticImage();
-        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "auto"), "--render-size", "4");
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(Folder, "auto"), "--render-size", "4");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("lrm: note: CUDA backend not available:"));
-        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "cpu"), "--render-size", "4", "--device", "cpu");
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(Folder, "cpu"), "--render-size", "4", "--device", "cpu");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Not.Contain("CUDA"));
-        var output = Path.Combine(_folder, "cuda");
+        var output = Path.Combine(Folder, "cuda");
         (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--device", "cuda");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single(), Does.StartWith("lrm: error: CUDA backend not available: "));
@@ -336,8 +328,8 @@ public sealed class ReconstructCommandTests
     public void CoarseToFineReportsItsPointsAndWritesTheSameMesh()
     {
         var image = SyntheticImage();
-        var dense = Path.Combine(_folder, "dense");
-        var fine = Path.Combine(_folder, "fine");
+        var dense = Path.Combine(Folder, "dense");
+        var fine = Path.Combine(Folder, "fine");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", dense, "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--formats", "ply", "--dense");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("48³ = 110,592 points"));
@@ -351,14 +343,14 @@ public sealed class ReconstructCommandTests
     public void TheGridIsCoarseToFineByDefaultOnTheCpuFrom256AndTheTwoChoicesExcludeEachOther()
     {
         var image = SyntheticImage();
-        var output = Path.Combine(_folder, "default-grid");
+        var output = Path.Combine(Folder, "default-grid");
         var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--render-size", "4", "--resolution", "256", "--threshold", "0.45", "--device", "cpu");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("256³ coarse-to-fine:"));
-        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(_folder, "small-grid"), "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--device", "cpu");
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", Path.Combine(Folder, "small-grid"), "--render-size", "4", "--resolution", "48", "--threshold", "0.45", "--device", "cpu");
         Assert.That(code, Is.EqualTo(0), log);
         Assert.That(log, Does.Contain("48³ = 110,592 points"), "below 256³ the default is dense");
-        var both = Path.Combine(_folder, "both");
+        var both = Path.Combine(Folder, "both");
         (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", both, "--coarse-to-fine", "--dense");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(log, Does.Contain("lrm: error:").And.Contain("--coarse-to-fine and --dense"));
@@ -382,15 +374,15 @@ public sealed class ReconstructCommandTests
     {
         var model = Golden.TinyModelDirectory;
         var image = SyntheticImage();
-        var output = Path.Combine(_folder, "out");
+        var output = Path.Combine(Folder, "out");
         var extra = new List<string>();
         switch (kind)
         {
             case "missing-model":
-                model = Path.Combine(_folder, "no-such-model");
+                model = Path.Combine(Folder, "no-such-model");
                 break;
             case "missing-image":
-                image = Path.Combine(_folder, "no-such.png");
+                image = Path.Combine(Folder, "no-such.png");
                 break;
             case "corrupt-image":
                 var bytes = File.ReadAllBytes(image);
@@ -413,13 +405,13 @@ public sealed class ReconstructCommandTests
             case "bad-points":
                 using (var flat = Tensor.FromArray([1f, 2f, 3f, 4f], 2, 2))
                 {
-                    var path = Path.Combine(_folder, "flat.npy");
+                    var path = Path.Combine(Folder, "flat.npy");
                     Npy.Write(path, flat);
                     extra.AddRange(["--query", path]);
                 }
                 break;
             case "unwritable-out":
-                var file = Path.Combine(_folder, "a-file");
+                var file = Path.Combine(Folder, "a-file");
                 File.WriteAllText(file, "not a folder");
                 output = Path.Combine(file, "out");
                 break;

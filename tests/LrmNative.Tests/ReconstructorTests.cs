@@ -13,16 +13,8 @@ namespace LrmNative.Tests;
 /// request fails with one clear error); the threshold default chain; progress and timings; bad input.
 /// </summary>
 [TestFixture]
-public sealed class ReconstructorTests
+public sealed class ReconstructorTests : TemporaryFolderFixture
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = ImageFixtures.TemporaryFolder();
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_folder, recursive: true);
-
     [Test]
     public void FacadeEqualsThePipelineRunDirectly()
     {
@@ -101,7 +93,7 @@ public sealed class ReconstructorTests
             }
         }
         Assert.That(result.LastGridQuery, Is.EqualTo(new GridQueryStatistics(40, false, 40L * 40 * 40, 0, 0)));
-        var glb = Path.Combine(_folder, "tiny.glb");
+        var glb = Path.Combine(Folder, "tiny.glb");
         mesh.SaveGlb(glb);
         GltfValidator.AssertValid(glb);
 
@@ -119,7 +111,7 @@ public sealed class ReconstructorTests
     {
         using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu);
         using var result = lrm.Reconstruct(Golden.ExampleImagePath);
-        var path = Path.Combine(_folder, "planes.safetensors");
+        var path = Path.Combine(Folder, "planes.safetensors");
         result.SaveTriplane(path);
         using var file = SafeTensorsFile.Open(path);
         using var planes = file.ReadTensor("planes");
@@ -222,7 +214,7 @@ public sealed class ReconstructorTests
             Assert.That(given.Threshold, Is.EqualTo(0.25f));
         }
         // A copy of the tiny model whose config names its own threshold.
-        var folder = Path.Combine(_folder, "model");
+        var folder = Path.Combine(Folder, "model");
         Directory.CreateDirectory(folder);
         File.Copy(Path.Combine(Golden.TinyModelDirectory, LrmModel.WeightsFileName), Path.Combine(folder, LrmModel.WeightsFileName));
         var json = File.ReadAllText(Path.Combine(Golden.TinyModelDirectory, LrmModel.ConfigFileName)).TrimEnd().TrimEnd('}') + ", \"mesh_threshold\": 1.5}";
@@ -287,7 +279,7 @@ public sealed class ReconstructorTests
     [Test]
     public void BadInputGivesOneClearError()
     {
-        Assert.That(Assert.Throws<LrmFormatException>(() => Reconstructor.Load(Path.Combine(_folder, "none")).Dispose())!.Message, Does.Contain("model not found"));
+        Assert.That(Assert.Throws<LrmFormatException>(() => Reconstructor.Load(Path.Combine(Folder, "none")).Dispose())!.Message, Does.Contain("model not found"));
         Assert.Throws<LrmInvalidArgumentException>(() => Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, new ReconstructorOptions { ForegroundRatio = 0 }).Dispose());
         Assert.Throws<LrmInvalidArgumentException>(() => Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, new ReconstructorOptions { Threshold = float.NaN }).Dispose());
         Assert.Throws<LrmInvalidArgumentException>(() => Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, new ReconstructorOptions { Threads = -1 }).Dispose());
@@ -296,7 +288,7 @@ public sealed class ReconstructorTests
         {
             Assert.That(Assert.Throws<LrmInvalidArgumentException>(() => lrm.Reconstruct(dot).Dispose())!.Message, Does.Contain("1×1"));
         }
-        Assert.Throws<LrmFormatException>(() => lrm.Reconstruct(Path.Combine(_folder, "missing.png")).Dispose());
+        Assert.Throws<LrmFormatException>(() => lrm.Reconstruct(Path.Combine(Folder, "missing.png")).Dispose());
         using var result = lrm.Reconstruct(Golden.ExampleImagePath);
         Assert.Throws<LrmInvalidArgumentException>(() => result.ExtractMesh(1));
         Assert.Throws<LrmInvalidArgumentException>(() => result.ExtractMesh(16, float.PositiveInfinity));
@@ -309,7 +301,7 @@ public sealed class ReconstructorTests
     public void ReadmeSampleRuns()
     {
         // README.md "Using LrmNative from C#", with the tests' paths and smaller renders.
-        var output = Path.Combine(_folder, "out");
+        var output = Path.Combine(Folder, "out");
         var options = new ReconstructorOptions { Threshold = 0.7f, CoarseToFine = true };
         using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Auto, options);
         using var image = Image.Load(Golden.ExampleImagePath);

@@ -45,3 +45,19 @@ internal static class TestFiles
         return [.. file];
     }
 }
+
+/// <summary>A fixture whose every test gets a fresh temporary folder (<see cref="Folder"/>), deleted after the test.</summary>
+public abstract class TemporaryFolderFixture
+{
+    /// <summary>This test's own folder.</summary>
+    protected string Folder { get; private set; } = "";
+
+    [SetUp]
+    public void CreateFolder() => Folder = ImageFixtures.TemporaryFolder();
+
+    [TearDown]
+    public void RemoveFolder() => Directory.Delete(Folder, recursive: true);
+
+    /// <summary>A path inside <see cref="Folder"/>.</summary>
+    protected string PathOf(string name) => Path.Combine(Folder, name);
+}

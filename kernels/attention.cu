@@ -134,6 +134,21 @@ static __device__ __forceinline__ unsigned int lrm_load_bf16x2(const unsigned sh
     return (unsigned int)p[0] | ((unsigned int)p[1] << 16);
 }
 
+/* The A fragments of Q for a warp's 16 query rows row0 … row0 + 15 (rows past q_len are zero), all 4 k-steps
+ * of D = 64: loaded once per block and kept in registers (layout of lrm_mma_bf16_16816's a). */
+static __device__ __forceinline__ void lrm_mma_load_q(unsigned int qa[4][4], const unsigned short* q, int b, int q_len,
+                                                      long long q_stride, long long head_col, int row0, int g, int t) {
+    const int rows[2] = {row0 + g, row0 + g + 8};
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int qrow = rows[r & 1];
+            const int col = 16 * kk + 2 * t + (r >= 2 ? 8 : 0);
+            qa[kk][r] = qrow < q_len ? lrm_load_bf16x2(q + ((long long)b * q_len + qrow) * q_stride + head_col + col) : 0u;
+        }
+}
+
 /* One 64-key block of the online softmax, for a thread's share of its warp's 16 query rows (rows g and
  * g + 8; s and o in the D layout of lrm_mma_bf16_16816, 8 tiles × 4): scales the scores S = Q·Kᵀ of keys
  * base … base + 63 into base 2, masks keys at or past kv_len, raises each row's running max to the block's
@@ -222,19 +237,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma_kernel(
     const int row0 = blockIdx.x * LRM_MMA_BLOCK_Q + warp * 16;
     const long long head_col = (long long)h * LRM_MMA_D;
 
-    /* Q fragments for the warp's 16 rows, all 4 k-steps of D = 64: loaded once. */
     unsigned int qa[4][4];
-    {
-        const int rows[2] = {row0 + g, row0 + g + 8};
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                const int qrow = rows[r & 1];
-                const int col = 16 * kk + 2 * t + (r >= 2 ? 8 : 0);
-                qa[kk][r] = qrow < q_len ? lrm_load_bf16x2(q + ((long long)b * q_len + qrow) * q_stride + head_col + col) : 0u;
-            }
-    }
+    lrm_mma_load_q(qa, q, b, q_len, q_stride, head_col, row0, g, t);
 
     float o[8][4];
 #pragma unroll
@@ -375,17 +379,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward_mma2_kernel(
     LRM_MMA2_LOAD(0, 0);
 
     unsigned int qa[4][4];
-    {
-        const int rows[2] = {row0 + g, row0 + g + 8};
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                const int qrow = rows[r & 1];
-                const int col = 16 * kk + 2 * t + (r >= 2 ? 8 : 0);
-                qa[kk][r] = qrow < q_len ? lrm_load_bf16x2(q + ((long long)b * q_len + qrow) * q_stride + head_col + col) : 0u;
-            }
-    }
+    lrm_mma_load_q(qa, q, b, q_len, q_stride, head_col, row0, g, t);
     float o[8][4];
 #pragma unroll
     for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;

@@ -97,10 +97,10 @@ internal static unsafe class LibraryResolver
         {
             handle = Resolve(logicalName, typeof(LibraryResolver).Assembly, null);
         }
-        catch (Exception error) when (error is DllNotFoundException or BadImageFormatException)
+        catch (Exception error) when (error is DllNotFoundException or BadImageFormatException or PlatformNotSupportedException)
         {
             handle = IntPtr.Zero;
-            detail = $"{Table[logicalName].EnvironmentVariable} names a library that cannot be loaded: {error.Message}";
+            detail = error.Message;
             return false;
         }
         if (handle != IntPtr.Zero)
@@ -130,10 +130,18 @@ internal static unsafe class LibraryResolver
         if (!string.IsNullOrEmpty(overridePath))
         {
             // An explicit override must work; falling back silently would hide a typo.
-            var handle = NativeLibrary.Load(overridePath);
-            Remember(libraryName, overridePath);
-            return handle;
+            IntPtr handle;
+            try
+            {
+                handle = NativeLibrary.Load(overridePath);
+            }
+            catch (DllNotFoundException error)
+            {
+                throw new DllNotFoundException($"{entry.EnvironmentVariable}={overridePath} names a library that cannot be loaded: {LoaderMessage(error)}", error);
+            }
+            return Accept(libraryName, handle, overridePath);
         }
+        var failures = new List<string>();
         var candidates = libraryName is Nvrtc or CublasLt ? ForDriver(entry.Candidates, DriverCudaMajor()) : entry.Candidates;
         foreach (var candidate in candidates)
         {
@@ -142,17 +150,35 @@ internal static unsafe class LibraryResolver
             foreach (var directory in ApplicationNativeDirectories())
             {
                 var local = Path.Combine(directory, candidate);
-                if (File.Exists(local) && NativeLibrary.TryLoad(local, out var localHandle))
+                if (!File.Exists(local))
                 {
-                    Remember(libraryName, local);
-                    return localHandle;
+                    continue;
+                }
+                try
+                {
+                    return Accept(libraryName, NativeLibrary.Load(local), local);
+                }
+                catch (DllNotFoundException error)
+                {
+                    // The file is there but does not load (a dependency missing): worth saying, unlike an absent file.
+                    failures.Add($"{local}: {LoaderMessage(error)}");
                 }
             }
             if (NativeLibrary.TryLoad(candidate, out var systemHandle))
             {
-                Remember(libraryName, candidate);
-                return systemHandle;
+                return Accept(libraryName, systemHandle, candidate);
             }
+        }
+        if (libraryName == LrmNative)
+        {
+            // Returning nothing would let the runtime probe on its own and fail with a message that names neither
+            // what was tried nor how to build the library.
+            var tried = failures.Count > 0
+                ? string.Join("; ", failures)
+                : $"{entry.Candidates[0]} is not in {string.Join(", ", ApplicationNativeDirectories())} or on the loader path";
+            throw new DllNotFoundException(
+                $"the LrmNative engine library cannot be loaded: {tried}. From a source checkout, ./lrm and ./test.sh build it " +
+                $"(native/ through CMake; tools/setup.sh names the packages it needs); {entry.EnvironmentVariable} may name it by full path.");
         }
         if (libraryName != LrmNative)
         {
@@ -169,13 +195,59 @@ internal static unsafe class LibraryResolver
                     PreloadCompanions(libraryName, directory);
                     if (NativeLibrary.TryLoad(path, out var handle))
                     {
-                        Remember(libraryName, path);
-                        return handle;
+                        return Accept(libraryName, handle, path);
                     }
                 }
             }
         }
         return IntPtr.Zero;
+    }
+
+    /// <summary>Remembers where a library came from; liblrm_native.so only if this CPU can run it (<see cref="RequireCpu"/>).</summary>
+    private static IntPtr Accept(string logicalName, IntPtr handle, string path)
+    {
+        if (logicalName == LrmNative)
+        {
+            RequireCpu(handle, path);
+        }
+        Remember(logicalName, path);
+        return handle;
+    }
+
+    /// <summary>
+    /// Refuses a liblrm_native.so built for instruction-set extensions this CPU (or its OS) lacks — the default build
+    /// targets x86-64-v3 (AVX2, FMA, BMI2, …) — with a <see cref="PlatformNotSupportedException"/> naming them, instead
+    /// of the SIGILL that would end the process at the first call reaching such code. The check
+    /// (lrm_cpu_missing_features) is compiled for plain x86-64, so calling it is safe on any x86-64 CPU.
+    /// </summary>
+    private static void RequireCpu(IntPtr handle, string path)
+    {
+        if (!NativeLibrary.TryGetExport(handle, "lrm_cpu_missing_features", out var check))
+        {
+            return; // a library older than the check
+        }
+        const int capacity = 256;
+        var buffer = stackalloc byte[capacity];
+        if (((delegate* unmanaged<byte*, int, int>)check)(buffer, capacity) == 0)
+        {
+            return;
+        }
+        var missing = Marshal.PtrToStringUTF8((IntPtr)buffer);
+        var target = NativeLibrary.TryGetExport(handle, "lrm_cpu_build_target", out var targetExport)
+            ? Marshal.PtrToStringUTF8((IntPtr)((delegate* unmanaged<byte*>)targetExport)())
+            : null;
+        NativeLibrary.Free(handle);
+        throw new PlatformNotSupportedException(
+            $"{path} was built for {(string.IsNullOrEmpty(target) ? "a newer CPU" : $"-march={target}")}, and this CPU (or its OS) lacks {missing}. " +
+            "Build the library on this machine (delete artifacts/native in the source checkout and run ./lrm again: CMake then targets this CPU) " +
+            "or configure it with -DLRM_CPU_ARCH=x86-64, and point LRM_NATIVE_LIBRARY at the result.");
+    }
+
+    /// <summary>The loader's own reason (dlerror) from a failed NativeLibrary.Load, without .NET's advice on strace and LD_DEBUG.</summary>
+    private static string LoaderMessage(DllNotFoundException error)
+    {
+        var lines = error.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length > 1 ? lines[^1] : error.Message;
     }
 
     /// <summary>

@@ -69,6 +69,13 @@ LRM_API void lrm_clear_error(void);
 LRM_API const char* lrm_version(void);
 /* Compiler, build type, flags, OpenMP version. */
 LRM_API const char* lrm_build_info(void);
+/* The instruction-set extensions the library was compiled for that this CPU (or its OS) lacks, comma-separated
+ * in buffer (capacity bytes, NUL-terminated, names left out when it is too small); returns how many (0: the library
+ * runs here). Compiled for plain x86-64, so it is safe to call first on any x86-64 CPU; anything else may die with
+ * SIGILL where this is not 0. LRM_CPU_PRETEND_MISSING=avx2,fma (tests) pretends the named ones are absent. */
+LRM_API int32_t lrm_cpu_missing_features(char* buffer, int32_t capacity);
+/* The -march the library was built with ("" for the compiler's default). */
+LRM_API const char* lrm_cpu_build_target(void);
 /* BLAS vendor and configuration string (e.g. OpenBLAS' own config line). */
 LRM_API const char* lrm_blas_info(void);
 /* Threads the library's parallel regions use (for calls from any host thread). */

@@ -16,6 +16,7 @@
 // for this CPU at run time: "avx512", or the baseline's SIMD level and why AVX-512
 // is not used (cpu_dispatch.hpp; LRM_DISABLE_AVX512=1 forces the baseline).
 #include "common.hpp"
+#include "cpu_check.hpp"
 #include "cpu_dispatch.hpp"
 #include "errors.hpp"
 #include "lrm_native.h"
@@ -77,6 +78,9 @@ constexpr int32_t kMaxThreads = 1024;
 const char kBuildInfo[] = "LrmNative " LRM_VERSION_STRING "; compiler: " LRM_COMPILER "; build: " LRM_BUILD_TYPE
                           "; -march=" LRM_CPU_ARCH_FLAG "; simd: " LRM_SIMD "; OpenMP: " LRM_STRINGIFY(_OPENMP);
 }  // namespace
+
+// What this unit's -march enables, which is what the whole main build may use (cpu_check.cpp).
+extern const uint32_t kCompiledCpuFeatures = LRM_CPU_COMPILED_FEATURES;
 
 int num_threads() noexcept { return g_threads.load(std::memory_order_relaxed); }
 

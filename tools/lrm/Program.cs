@@ -18,7 +18,20 @@ internal static class Program
             Console.Error.WriteLine($"lrm: error: {error.Message}");
             return 1;
         }
+        catch (Exception error) when (EngineUnavailable(error) is { } reason)
+        {
+            // The engine library is missing, does not load, or was built for a newer CPU (LibraryResolver says which).
+            Console.Error.WriteLine($"lrm: error: {reason.Message}");
+            return 1;
+        }
     }
+
+    private static Exception? EngineUnavailable(Exception error) => error switch
+    {
+        DllNotFoundException or PlatformNotSupportedException => error,
+        TypeInitializationException { InnerException: { } inner } => EngineUnavailable(inner),
+        _ => null,
+    };
 
     /// <summary>The whole `lrm` command tree, with <see cref="CliConventions"/> applied.</summary>
     internal static RootCommand CreateRoot()

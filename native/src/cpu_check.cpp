@@ -43,10 +43,10 @@ const FeatureName kFeatureNames[] = {
     {lrm::kCpuAvx512cd, "avx512cd"}, {lrm::kCpuAvx512dq, "avx512dq"}, {lrm::kCpuAvx512vl, "avx512vl"},
 };
 
+#if defined(__x86_64__) || defined(__i386__)
 // What the CPU offers and the OS saves on a context switch (ymm for AVX, opmask/zmm for AVX-512).
 uint32_t available_features() {
     uint32_t features = 0;
-#if defined(__x86_64__) || defined(__i386__)
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
     const unsigned ecx1 = ecx;
@@ -86,7 +86,6 @@ uint32_t available_features() {
         }
     }
     if (__get_cpuid(0x80000001u, &eax, &ebx, &ecx, &edx) && (ecx & bit_LZCNT)) features |= lrm::kCpuLzcnt;
-#endif
     return features;
 }
 
@@ -105,6 +104,7 @@ uint32_t pretend_missing() {
     }
     return bits;
 }
+#endif
 
 }  // namespace
 

@@ -209,6 +209,7 @@ internal static unsafe class LibraryResolver
         if (logicalName == LrmNative)
         {
             RequireCpu(handle, path);
+            LimitThreadsToQuota(handle);
         }
         Remember(logicalName, path);
         return handle;
@@ -241,6 +242,22 @@ internal static unsafe class LibraryResolver
             $"{path} was built for {(string.IsNullOrEmpty(target) ? "a newer CPU" : $"-march={target}")}, and this CPU (or its OS) lacks {missing}. " +
             "Build the library on this machine (delete artifacts/native in the source checkout and run ./lrm again: CMake then targets this CPU) " +
             "or configure it with -DLRM_CPU_ARCH=x86-64, and point LRM_NATIVE_LIBRARY at the result.");
+    }
+
+    /// <summary>
+    /// OpenMP sizes its default team by the CPUs of the affinity mask and ignores a container's CPU quota (cgroup
+    /// cpu.max / cfs_quota_us), so on a 64-core host a container limited to 2 CPUs would run 64 threads. .NET's
+    /// <see cref="Environment.ProcessorCount"/> reads the quota (and DOTNET_PROCESSOR_COUNT); the library's default
+    /// becomes the smaller of the two, unless OMP_NUM_THREADS says otherwise.
+    /// </summary>
+    private static void LimitThreadsToQuota(IntPtr handle)
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"))
+            || !NativeLibrary.TryGetExport(handle, "lrm_limit_default_threads", out var limit))
+        {
+            return;
+        }
+        ((delegate* unmanaged<int, void>)limit)(Environment.ProcessorCount);
     }
 
     /// <summary>The loader's own reason (dlerror) from a failed NativeLibrary.Load, without .NET's advice on strace and LD_DEBUG.</summary>

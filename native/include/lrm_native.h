@@ -88,6 +88,10 @@ LRM_API int32_t lrm_get_num_threads(void);
  * OpenMP starts fewer threads (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside
  * a parallel region), the work is still split n ways, with the same bits. */
 LRM_API lrm_status lrm_set_num_threads(int32_t n);
+/* Lower the default thread count (what lrm_set_num_threads(0) restores, and the count in use unless one was set) to
+ * n when n is smaller and at least 1; otherwise nothing. For the loader, which knows a CPU quota (cgroups) that OpenMP
+ * does not: on a 64-core host, a container limited to 2 CPUs would otherwise run 64 spinning threads. */
+LRM_API void lrm_limit_default_threads(int32_t n);
 
 /* ---- GEMM --------------------------------------------------------------- */
 

@@ -4,7 +4,9 @@
 // the value held here, so lrm_set_num_threads applies to calls made from any host
 // thread (omp_set_num_threads alone only sets the calling thread's ICV). The
 // default is captured when the library is loaded (OMP_NUM_THREADS or the core
-// count) and restored by lrm_set_num_threads(n <= 0).
+// count), lowered by lrm_limit_default_threads to a container's CPU quota (the C#
+// loader passes .NET's Environment.ProcessorCount, which reads the cgroup limits
+// OpenMP ignores) and restored by lrm_set_num_threads(n <= 0).
 //
 // OpenBLAS is switched to one thread when the library loads and stays there: our
 // OpenMP threads call it on blocks of the product (gemm.hpp explains why two
@@ -31,8 +33,10 @@
 namespace lrm {
 
 namespace {
-const int g_default_threads = omp_get_max_threads();
-std::atomic<int> g_threads{g_default_threads};
+// OMP_NUM_THREADS or the CPUs of the affinity mask; lrm_limit_default_threads may lower it
+// (a container's CPU quota, which OpenMP does not see).
+std::atomic<int> g_default_threads{omp_get_max_threads()};
+std::atomic<int> g_threads{g_default_threads.load()};
 
 // Runs when the library is loaded.
 const bool g_blas_single_threaded = [] {
@@ -107,10 +111,18 @@ LRM_API int32_t lrm_get_num_threads(void) { return lrm::num_threads(); }
 LRM_API lrm_status lrm_set_num_threads(int32_t n) {
     return lrm::guarded("lrm_set_num_threads", [&](const lrm::Args& args) {
         if (n > lrm::kMaxThreads) args.fail(LRM_STATUS_INVALID_ARGUMENT, "n must be <= %d, got %d", lrm::kMaxThreads, n);
-        const int threads = n > 0 ? n : lrm::g_default_threads;
+        const int threads = n > 0 ? n : lrm::g_default_threads.load(std::memory_order_relaxed);
         lrm::g_threads.store(threads, std::memory_order_relaxed);
         omp_set_num_threads(threads);
     });
+}
+
+LRM_API void lrm_limit_default_threads(int32_t n) {
+    int current = lrm::g_default_threads.load(std::memory_order_relaxed);
+    if (n < 1 || n >= current) return;
+    lrm::g_default_threads.store(n, std::memory_order_relaxed);
+    // The count in use follows unless someone already chose one.
+    lrm::g_threads.compare_exchange_strong(current, n, std::memory_order_relaxed);
 }
 
 }  // extern "C"

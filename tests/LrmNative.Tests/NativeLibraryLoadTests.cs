@@ -5,7 +5,8 @@ namespace LrmNative.Tests;
 /// <summary>
 /// How the engine library refuses to run where it cannot: a liblrm_native.so built for extensions the CPU lacks
 /// (LRM_CPU_PRETEND_MISSING stands in for an older CPU), a missing library and a file that is not one. Each is one
-/// `lrm: error:` line naming the file and what is wrong, exit code 1 — never a SIGILL or a .NET stack trace.
+/// `lrm: error:` line naming the file and what is wrong, exit code 1 — never a SIGILL or a .NET stack trace. And the
+/// thread count the loader gives it where a CPU quota is smaller than the core count.
 /// The runs are `lrm` processes, since a process loads the library once.
 /// </summary>
 public sealed partial class NativeLibraryLoadTests : TemporaryFolderFixture
@@ -88,6 +89,19 @@ public sealed partial class NativeLibraryLoadTests : TemporaryFolderFixture
         AssertOneErrorLine(errors);
         Assert.That(errors, Does.Contain(bogus));
         Assert.That(errors, Does.Contain("ELF").IgnoreCase.Or.Contain("too short"), "dlopen's reason");
+    }
+
+    [Test]
+    public void TheDefaultThreadCountIsCappedByTheProcessorsDotNetSees()
+    {
+        // DOTNET_PROCESSOR_COUNT stands in for a container's CPU quota, which .NET reads and OpenMP does not.
+        var (exit, output, errors) = Lrm(new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = "1", ["OMP_NUM_THREADS"] = "" }, "info");
+        Assert.That(exit, Is.EqualTo(0), errors);
+        Assert.That(output, Does.Contain("OpenMP threads  1 "));
+        // An explicit OMP_NUM_THREADS wins.
+        (exit, output, errors) = Lrm(new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = "1", ["OMP_NUM_THREADS"] = "3" }, "info");
+        Assert.That(exit, Is.EqualTo(0), errors);
+        Assert.That(output, Does.Contain("OpenMP threads  3 "));
     }
 
     [GeneratedRegex(@"-march=([^;]*);")]

@@ -79,7 +79,7 @@ internal static class CliReference
         ("LRM_CUDA_ATTENTION", "`2`: the second tensor-core attention kernel (default 1 until 2 has passed parity on a GPU)"),
         ("LRM_DISABLE_AVX512", "`1`: the AVX2 CPU kernels even where AVX-512 is available"),
         ("LRM_OPENBLAS_CORETYPE_AUTO", "`0`: do not pick an OpenBLAS core type for CPUs OpenBLAS does not know (an explicit `OPENBLAS_CORETYPE` always wins)"),
-        ("OMP_NUM_THREADS", "CPU threads when a command's `--threads` is 0 or absent"),
+        ("OMP_NUM_THREADS", "CPU threads when a command's `--threads` is 0 or absent; unset: the CPUs this process may use, a container's CPU quota included (.NET's processor count, which `DOTNET_PROCESSOR_COUNT` overrides)"),
     ];
 
     // Depth-first, in the order the commands were added; hidden commands left out.

@@ -1,0 +1,77 @@
+using LrmNative.Benchmarks;
+using LrmNative.Benchmarks.Results;
+
+namespace LrmNative.Tests;
+
+/// <summary>
+/// What makes the published benchmark numbers rerunnable: the committed summary and charts are exactly what the generator
+/// makes of the committed results JSON, and the committed JSON records where, when and how it was measured.
+/// </summary>
+[TestFixture]
+public sealed class BenchmarkTrustTests : TemporaryFolderFixture
+{
+    private static string ResultsFolder()
+    {
+        var repository = TestFiles.RepositoryFolder();
+        if (repository is null)
+        {
+            Assert.Ignore("the tests run outside the repository (a test bundle): benchmarks/results is not here to compare");
+        }
+        return Path.Combine(repository!, "benchmarks", "results");
+    }
+
+    // The committed results files of the lrm-bench/1 schema (the summary's inputs).
+    private static IReadOnlyList<string> CommittedResults(string folder) =>
+        [.. Directory.EnumerateFiles(folder, "*.json").Where(path => File.ReadAllText(path).Contains(BenchmarkResults.SchemaName, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+
+    [Test]
+    public void CommittedSummaryAndChartsAreRegeneratedByteForByteFromTheCommittedJson()
+    {
+        var results = ResultsFolder();
+        var inputs = CommittedResults(results);
+        Assert.That(inputs, Is.Not.Empty, "benchmarks/results holds no lrm-bench/1 results");
+        foreach (var path in Directory.EnumerateFiles(results, "*.json"))
+        {
+            File.Copy(path, PathOf(Path.GetFileName(path)));
+        }
+        var written = ReportWriter.WriteDirectory(Folder);
+        Assert.That(written, Has.Count.EqualTo(2 * inputs.Count + 1), "two charts per results file and the summary");
+        foreach (var path in written)
+        {
+            var name = Path.GetFileName(path);
+            var committed = Path.Combine(results, name);
+            Assert.That(File.Exists(committed), Is.True, $"benchmarks/results/{name} is generated but not committed");
+            Assert.That(File.ReadAllBytes(path), Is.EqualTo(File.ReadAllBytes(committed)),
+                $"benchmarks/results/{name} differs from what `LrmNative.Benchmarks --report benchmarks/results` makes of the committed JSON; rerun it");
+        }
+    }
+
+    [Test]
+    public void CommittedResultsRecordMachineThreadsCommitAndDate()
+    {
+        foreach (var path in CommittedResults(ResultsFolder()))
+        {
+            var results = BenchmarkResults.Load(path);
+            var machine = results.Machine;
+            var name = Path.GetFileName(path);
+            Assert.Multiple(() =>
+            {
+                Assert.That(Path.GetFileNameWithoutExtension(path), Is.EqualTo(machine.Id), $"{name}: the file is named after the machine id");
+                Assert.That(machine.Cpu, Is.Not.Empty.And.Not.EqualTo("unknown"), $"{name}: CPU model");
+                Assert.That(machine.Cores, Is.Positive, $"{name}: cores");
+                Assert.That(machine.Threads, Is.Positive, $"{name}: compute threads");
+                Assert.That(machine.Commit, Does.Match("^[0-9a-f]{7,40}(-dirty)?$"), $"{name}: commit");
+                Assert.That(DateTimeOffset.TryParse(machine.Date, System.Globalization.CultureInfo.InvariantCulture,
+                    System.Globalization.DateTimeStyles.AssumeUniversal, out _), Is.True, $"{name}: date '{machine.Date}'");
+                Assert.That(machine.Native, Is.Not.Null.And.Not.Empty, $"{name}: native build");
+                Assert.That(machine.Peak, Is.Not.Null, $"{name}: roofline peaks");
+                Assert.That(results.Run.Command, Is.Not.Null.And.Not.Empty, $"{name}: the command that regenerates it");
+                if (results.Entries.Any(entry => entry.Peer is not null))
+                {
+                    // The peer's thread count is part of its description ("PyTorch 1.13.0 cpu, 2 threads") and must be ours.
+                    Assert.That(results.Run.Peer, Does.Contain($", {machine.Threads} threads"), $"{name}: the peer ran on the same threads");
+                }
+            });
+        }
+    }
+}

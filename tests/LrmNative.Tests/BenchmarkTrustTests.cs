@@ -74,4 +74,16 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
             });
         }
     }
+
+    // ---- both sides measured alike ------------------------------------------------------------------------------------
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void JobsKeepEveryIterationAsThePeerDoes(bool longJob)
+    {
+        // The peer (benchmarks/peers/kernels_torch.py, Timer.measure) averages every iteration; BenchmarkDotNet's default
+        // would drop our slow ones (upper outliers) and so flatter the ratio on a busy machine.
+        var job = BenchmarkConfig.Create(longJob).GetJobs().Single();
+        Assert.That(job.Accuracy.OutlierMode, Is.EqualTo(Perfolizer.Mathematics.OutlierDetection.OutlierMode.DontRemove));
+    }
 }

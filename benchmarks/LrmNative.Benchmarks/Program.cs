@@ -41,6 +41,16 @@ try
     }
     var start = DateTimeOffset.UtcNow;
     var threads = EngineInfo.Query().Threads;
+    // Peers are read (and their thread count checked) before minutes of measuring, not after.
+    var peerResults = options.Peers.Select(BenchmarkResults.Load).ToList();
+    foreach (var (peers, path) in peerResults.Zip(options.Peers))
+    {
+        if (peers.Machine.Threads > 0 && peers.Machine.Threads != threads)
+        {
+            throw new LrmInvalidArgumentException($"{path}: the peer ran on {peers.Machine.Threads} threads and ours would run on {threads}; "
+                + $"set OMP_NUM_THREADS={peers.Machine.Threads} or rerun the peer with --threads {threads} (benchmarks/run.sh --threads N sets both)");
+        }
+    }
     // The roofline is measured before and again after the suites and the better of the two kept: a disturbance during
     // one measurement (a busy neighbour on a shared machine) would otherwise put kernels above "100 %" of it.
     var peak = MeasurePeak(options, threads, "before the suites");
@@ -73,9 +83,9 @@ try
         },
         Entries = entries,
     };
-    foreach (var peersPath in options.Peers)
+    foreach (var peers in peerResults)
     {
-        results = results.WithPeers(BenchmarkResults.Load(peersPath));
+        results = results.WithPeers(peers);
     }
     results = results.WithRoofline();
     var output = options.Json == "auto" ? Path.Combine(options.Results, machine.Id + ".json") : options.Json;

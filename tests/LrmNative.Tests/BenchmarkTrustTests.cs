@@ -86,4 +86,29 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
         var job = BenchmarkConfig.Create(longJob).GetJobs().Single();
         Assert.That(job.Accuracy.OutlierMode, Is.EqualTo(Perfolizer.Mathematics.OutlierDetection.OutlierMode.DontRemove));
     }
+
+    private static BenchmarkResults Run(string id, int threads, string backend, double seconds) => new()
+    {
+        Machine = new MachineInfo { Id = id, Cpu = "test CPU", Date = "2026-11-21T08:00:00Z", Threads = threads },
+        Run = new RunInfo { Tool = "test", Job = "short", Peer = backend == "cpu" ? null : $"PyTorch test cpu, {threads} threads" },
+        Entries =
+        [
+            new ResultEntry
+            {
+                Family = "gemm", Shape = "decoder MLP fc1 3072x512 * 512x2048", Backend = backend, TimeMeanS = seconds, Samples = 5,
+                Flops = 6_442_450_944, Bytes = 35_659_776, RateUnit = "GFLOP/s",
+            },
+        ],
+    };
+
+    [Test]
+    public void PeersMeasuredOnAnotherThreadCountAreRefused()
+    {
+        var ours = Run("amd-epyc-2c", threads: 2, "cpu", 0.02);
+        Assert.That(() => ours.WithPeers(Run("peer", threads: 1, "pytorch-cpu", 0.04)),
+            Throws.TypeOf<LrmInvalidArgumentException>().With.Message.Contains("1 threads").And.Message.Contains("ours on 2"));
+        // Same count: joined, ratio the right way round (peer time / our time: the peer took twice as long, we are 2× faster).
+        var joined = ours.WithPeers(Run("peer", threads: 2, "pytorch-cpu", 0.04)).Entries.Single();
+        Assert.That(joined.Ratio, Is.EqualTo(2.0).Within(1e-12));
+    }
 }

@@ -77,11 +77,19 @@ public sealed record BenchmarkResults
 
     /// <summary>
     /// These results with each entry joined to the peer entry of the same family and shape: peer name, peer time and
-    /// ratio = peer time / our time (&gt; 1: LrmNative is faster), or the peer's reason for skipping it.
+    /// ratio = peer time / our time (&gt; 1: LrmNative is faster), or the peer's reason for skipping it. Both runs must
+    /// have used the same number of compute threads (when both record one): a ratio across thread counts measures the
+    /// threads, not the kernels.
     /// </summary>
     public BenchmarkResults WithPeers(BenchmarkResults peers)
     {
         ArgumentNullException.ThrowIfNull(peers);
+        if (peers.Machine.Threads > 0 && Machine.Threads > 0 && peers.Machine.Threads != Machine.Threads)
+        {
+            throw new LrmInvalidArgumentException(
+                $"the peer results ran on {peers.Machine.Threads} threads and ours on {Machine.Threads}; ratios need the same thread count on both sides "
+                + $"(rerun the peer with --threads {Machine.Threads}, or ours with OMP_NUM_THREADS={peers.Machine.Threads}; benchmarks/run.sh --threads N sets both)");
+        }
         var byKey = peers.Entries.ToLookup(entry => entry.Key, StringComparer.Ordinal);
         var entries = Entries.Select(entry =>
         {

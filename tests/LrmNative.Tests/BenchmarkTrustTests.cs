@@ -111,4 +111,71 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
         var joined = ours.WithPeers(Run("peer", threads: 2, "pytorch-cpu", 0.04)).Entries.Single();
         Assert.That(joined.Ratio, Is.EqualTo(2.0).Within(1e-12));
     }
+
+    // ---- the peer runs our shapes ------------------------------------------------------------------------------------
+
+    // benchmarks/peers/kernels_torch.py: family name → the builder function that FAMILIES maps it to (for a backward
+    // family, the forward builder backward_of wraps).
+    private static Dictionary<string, string> PeerFamilies(string script)
+    {
+        var start = script.IndexOf("\nFAMILIES = {", StringComparison.Ordinal);
+        Assert.That(start, Is.Not.Negative, "kernels_torch.py has no FAMILIES table");
+        var table = script[start..script.IndexOf("\n}", start, StringComparison.Ordinal)];
+        return System.Text.RegularExpressions.Regex.Matches(table, "\"([a-z-]+)\":\\s*(?:backward_of\\()?(\\w+)")
+            .ToDictionary(match => match.Groups[1].Value, match => match.Groups[2].Value, StringComparer.Ordinal);
+    }
+
+    // The dims keys a peer builder reads (d["key"]), following the builders it calls with the same d.
+    private static HashSet<string> DimsRead(string script, string function, HashSet<string>? visited = null)
+    {
+        visited ??= [];
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        if (!visited.Add(function))
+        {
+            return keys;
+        }
+        var start = script.IndexOf($"\ndef {function}(", StringComparison.Ordinal);
+        Assert.That(start, Is.Not.Negative, $"kernels_torch.py has no builder {function}");
+        var end = script.IndexOf("\ndef ", start + 1, StringComparison.Ordinal);
+        var body = script[start..(end < 0 ? script.Length : end)];
+        foreach (System.Text.RegularExpressions.Match match in System.Text.RegularExpressions.Regex.Matches(body, "\\bd\\[\"(\\w+)\"\\]"))
+        {
+            keys.Add(match.Groups[1].Value);
+        }
+        foreach (System.Text.RegularExpressions.Match match in System.Text.RegularExpressions.Regex.Matches(body, "\\b(\\w+)\\(d, device\\)"))
+        {
+            keys.UnionWith(DimsRead(script, match.Groups[1].Value, visited));
+        }
+        return keys;
+    }
+
+    [Test]
+    public void PeerScriptHasABuilderForEveryFamilyReadingOnlyTheDimensionsWeGive()
+    {
+        var repository = TestFiles.RepositoryFolder();
+        if (repository is null)
+        {
+            Assert.Ignore("the tests run outside the repository (a test bundle): benchmarks/peers is not here to read");
+        }
+        var script = File.ReadAllText(Path.Combine(repository!, "benchmarks", "peers", "kernels_torch.py"));
+        var peer = PeerFamilies(script);
+        var families = LrmShapes.All.GroupBy(shape => shape.Family).ToDictionary(group => group.Key, group => group.ToList(), StringComparer.Ordinal);
+        Assert.That(peer.Keys, Is.EquivalentTo(families.Keys), "FAMILIES in kernels_torch.py against the families of LrmShapes");
+        Assert.Multiple(() =>
+        {
+            foreach (var (family, shapes) in families)
+            {
+                if (!peer.TryGetValue(family, out var builder))
+                {
+                    continue;
+                }
+                var read = DimsRead(script, builder);
+                Assert.That(read, Is.Not.Empty, $"{family}: the peer builder {builder} reads no dimension");
+                foreach (var shape in shapes)
+                {
+                    Assert.That(read, Is.SubsetOf(shape.Dimensions.Keys), $"{family}/{shape.Name}: dimensions the peer reads against the manifest's");
+                }
+            }
+        });
+    }
 }

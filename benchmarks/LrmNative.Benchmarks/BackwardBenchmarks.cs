@@ -313,8 +313,9 @@ public class PatchEmbedBackwardBenchmarks : KernelBenchmarks<PatchEmbedBackwardS
         var bound = 1f / MathF.Sqrt(PatchEmbedShape.InputChannels * Shape.Patch * Shape.Patch);
         return
         [
-            Tensor.Empty([Shape.Width, PatchEmbedShape.InputChannels, Shape.Patch, Shape.Patch]),
-            Tensor.Empty([Shape.Width]),
+            // gradWeight and gradBias accumulate (+=): zeros, not whatever memory held.
+            Tensor.Zeros([Shape.Width, PatchEmbedShape.InputChannels, Shape.Patch, Shape.Patch]),
+            Tensor.Zeros([Shape.Width]),
             RandomData.Uniform(random, -1, 1, 1, Shape.Tokens, Shape.Width),
             RandomData.Uniform(random, 0, 1, 1, PatchEmbedShape.InputChannels, Shape.Size, Shape.Size),
             RandomData.Uniform(random, -bound, bound, Shape.Width, PatchEmbedShape.InputChannels, Shape.Patch, Shape.Patch),
@@ -346,8 +347,9 @@ public class DeconvolutionBackwardBenchmarks : KernelBenchmarks<DeconvolutionBac
         return
         [
             Tensor.Empty([Shape.Batch, Shape.InChannels, Shape.Side, Shape.Side]),
-            Tensor.Empty([Shape.InChannels, Shape.OutChannels, Shape.Kernel, Shape.Kernel]),
-            Tensor.Empty([Shape.OutChannels]),
+            // gradWeight and gradBias accumulate (+=): zeros, not whatever memory held.
+            Tensor.Zeros([Shape.InChannels, Shape.OutChannels, Shape.Kernel, Shape.Kernel]),
+            Tensor.Zeros([Shape.OutChannels]),
             RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.OutChannels, side, side),
             RandomData.Uniform(random, -1, 1, Shape.Batch, Shape.InChannels, Shape.Side, Shape.Side),
             RandomData.Uniform(random, -bound, bound, Shape.InChannels, Shape.OutChannels, Shape.Kernel, Shape.Kernel),

@@ -569,9 +569,10 @@ public sealed record RenderMarchBackwardShape(int Rays, int SamplesA, int Sample
 }
 
 /// <summary>
-/// Backward of <see cref="PatchEmbedShape"/> as training calls it: gradWeight (Width, 3, P, P) = dYᵀ · patches and gradBias
-/// (Width) = column sums of dY; the image is an input, so it gets no gradient. FLOPs the forward's 2·tokens·Width·3·P² (the
-/// bias sum not counted); bytes image and gradOutput read once, gradWeight and gradBias written once.
+/// Backward of <see cref="PatchEmbedShape"/> as training calls it: gradWeight (Width, 3, P, P) += dYᵀ · patches and gradBias
+/// (Width) += column sums of dY; the image is an input, so it gets no gradient. FLOPs the forward's 2·tokens·Width·3·P² (the
+/// bias sum not counted); bytes image and gradOutput read once, gradWeight and gradBias read and written (they accumulate,
+/// lrm_patch_embed_backward).
 /// </summary>
 public sealed record PatchEmbedBackwardShape(int Size, int Patch, int Width) : KernelShape
 {
@@ -589,7 +590,7 @@ public sealed record PatchEmbedBackwardShape(int Size, int Patch, int Width) : K
 
     /// <inheritdoc />
     public override double Bytes => Float * (PatchEmbedShape.InputChannels * (double)Size * Size + (double)Tokens * Width
-        + (double)Width * PatchEmbedShape.InputChannels * Patch * Patch + Width);
+        + 2.0 * Width * PatchEmbedShape.InputChannels * Patch * Patch + 2.0 * Width);
 
     /// <inheritdoc />
     public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
@@ -599,9 +600,9 @@ public sealed record PatchEmbedBackwardShape(int Size, int Patch, int Width) : K
 }
 
 /// <summary>
-/// Backward of <see cref="DeconvolutionShape"/>: gradInput (it flows on into the decoder), gradWeight and gradBias. Two
-/// products of the forward's size, FLOPs 4·Batch·Side²·InChannels·OutChannels·K²; bytes input and gradOutput read, weight
-/// read, gradInput and gradWeight written, gradBias written.
+/// Backward of <see cref="DeconvolutionShape"/>: gradInput (it flows on into the decoder, overwritten), gradWeight and
+/// gradBias (accumulated, lrm_deconv_backward). Two products of the forward's size, FLOPs 4·Batch·Side²·InChannels·OutChannels·K²;
+/// bytes input and gradOutput read, weight read, gradInput written, gradWeight and gradBias read and written.
 /// </summary>
 public sealed record DeconvolutionBackwardShape(int Batch, int InChannels, int OutChannels, int Side, int Kernel) : KernelShape
 {
@@ -615,8 +616,8 @@ public sealed record DeconvolutionBackwardShape(int Batch, int InChannels, int O
     public override double Flops => 4.0 * Batch * Side * Side * (double)InChannels * OutChannels * Kernel * Kernel;
 
     /// <inheritdoc />
-    public override double Bytes => Float * (2.0 * Batch * InChannels * Side * Side + 2.0 * InChannels * OutChannels * Kernel * Kernel
-        + OutChannels + (double)Batch * OutChannels * Side * Kernel * Side * Kernel);
+    public override double Bytes => Float * (2.0 * Batch * InChannels * Side * Side + 3.0 * InChannels * OutChannels * Kernel * Kernel
+        + 2.0 * OutChannels + (double)Batch * OutChannels * Side * Kernel * Side * Kernel);
 
     /// <inheritdoc />
     public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
@@ -791,7 +792,7 @@ public sealed record GridPointsShape(int Resolution) : KernelShape
 /// outside the measured region), sampled and summed with the bias and ReLU
 /// (<see cref="Backends.IBackend.TriplaneSampleSum"/>), then the remaining layers (Hidden → … → 4). FLOPs as executed:
 /// 2 per corner, channel and plane (24·Hidden) plus 2·Σ in·out of the remaining layers, per point; bytes the points in,
-/// the raw output, the projected planes and weights once.
+/// the raw output, the projected planes, the first layer's bias and the remaining layers' weights and biases once.
 /// </summary>
 public sealed record NerfQueryShape(int Resolution, int Channels, int Hidden, int Layers) : KernelShape
 {
@@ -815,11 +816,14 @@ public sealed record NerfQueryShape(int Resolution, int Channels, int Hidden, in
 
     private double RemainingWeights => Enumerable.Range(0, Layers - 1).Sum(l => (double)RemainingWidths[l] * RemainingWidths[l + 1]);
 
+    // Every layer's bias: the first's (added after the sum) and the remaining layers'.
+    private double BiasElements => Hidden + RemainingWidths.Skip(1).Sum(width => (double)width);
+
     /// <inheritdoc />
     public override double Flops => (double)Points * (24.0 * Hidden + 2.0 * RemainingWeights);
 
     /// <inheritdoc />
-    public override double Bytes => Float * ((3.0 + NerfMlpShape.OutputWidth) * Points + 3.0 * Resolution * Resolution * Hidden + RemainingWeights);
+    public override double Bytes => Float * ((3.0 + NerfMlpShape.OutputWidth) * Points + 3.0 * Resolution * Resolution * Hidden + RemainingWeights + BiasElements);
 
     /// <inheritdoc />
     public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>

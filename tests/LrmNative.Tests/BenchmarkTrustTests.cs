@@ -178,4 +178,103 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
             }
         });
     }
+
+    // ---- FLOPs and bytes of the families the older tests do not count by hand ---------------------------------------------
+
+    [Test]
+    public void AccumulatedParameterGradientsAreReadAndWritten()
+    {
+        // lrm_patch_embed_backward and lrm_deconv_backward accumulate dweight and dbias (+=): each counts twice.
+        var patch = new PatchEmbedBackwardShape(512, 16, 768);
+        var deconvolution = new DeconvolutionBackwardShape(3, 1024, 80, 32, 2);
+        Assert.Multiple(() =>
+        {
+            // image 3·512² + dY 1024·768 + dW 2·768·3·16² + db 2·768 = 2,754,048 floats
+            Assert.That(patch.Bytes, Is.EqualTo(11_016_192d));
+            Assert.That(patch.Flops, Is.EqualTo(1_207_959_552d)); // 2·1024·768·3·16²
+            // input and dInput 2·3·1024·32² + weight, dW 3·1024·80·2² + db 2·80 + dY 3·80·64² = 8,257,696 floats
+            Assert.That(deconvolution.Bytes, Is.EqualTo(33_030_784d));
+            Assert.That(deconvolution.Flops, Is.EqualTo(4_026_531_840d)); // 2 products × 2·3·32²·1024·80·2²
+        });
+    }
+
+    [Test]
+    public void SamplingCompositingResizeAndElementwiseFamiliesByHand()
+    {
+        Assert.Multiple(() =>
+        {
+            var triplane = new TriplaneShape(65536, 64, 80);
+            Assert.That(triplane.Flops, Is.EqualTo(125_829_120d));                // 3 planes × 4 taps × 2 per channel and point
+            Assert.That(triplane.Bytes, Is.EqualTo(67_633_152d));                 // 4 × (points 196,608 + planes 983,040 + features 15,728,640)
+            var sum = new TriplaneSumShape(65536, 64, 64);
+            Assert.That(sum.Flops, Is.EqualTo(100_663_296d));                     // 24·65536·64
+            Assert.That(sum.Bytes, Is.EqualTo(20_709_632d));                      // 4 × (196,608 + 786,432 + bias 64 + out 4,194,304)
+            var query = new NerfQueryShape(64, 80, 64, 4);                        // 3·80 → [64 by linear-first sampling] → 64 → 64 → 4
+            Assert.That(query.Flops, Is.EqualTo(1_207_959_552d));                 // 65536 × (24·64 + 2·(64·64 + 64·64 + 64·4))
+            Assert.That(query.Bytes, Is.EqualTo(5_015_312d));                     // 4 × (7·65536 + 3·64²·64 + 8,448 weights + 196 biases)
+            var march = new RenderMarchShape(16384, 64, 64);
+            Assert.That(march.Flops, Is.EqualTo(52_019_200d));                    // 25 × 16384 rays × 127 intervals
+            Assert.That(march.Bytes, Is.EqualTo(42_270_728d));                    // 4 × (16384·128·5 + 16384·5 + 2)
+            var resize = new ResizeShape(3, 1024, 224);
+            Assert.That(resize.Flops, Is.EqualTo(30_670_848d));                   // 2 × 4·1024/224 taps × 3 × (1024·224 + 224²)
+            Assert.That(resize.Bytes, Is.EqualTo(13_185_024d));                   // 4 × 3 × (1024² + 224²)
+            var table = new ResizeBackwardShape(384, 37, 16, Bicubic: true);
+            Assert.That(table.Flops, Is.EqualTo(6_024_192d));                     // 2 × 4·37/16 × 384 × (37·16 + 16²)
+            Assert.That(table.Bytes, Is.EqualTo(2_496_000d));                     // 4 × 384 × (37² + 16²)
+            var gelu = new ActivationBackwardShape("decoder MLP", 3072, 2048);
+            Assert.That(gelu.Flops, Is.EqualTo(44_040_192d));                     // 7 × 6,291,456
+            Assert.That(gelu.Bytes, Is.EqualTo(75_497_472d));                     // 12 × 6,291,456
+            var layerScale = new LayerScaleBackwardShape("encoder", 261, 384);
+            Assert.That(layerScale.Bytes, Is.EqualTo(1_207_296d));                // 4 × (3·100,224 + 3·384)
+            var decode = new RenderDecodeBackwardShape(16384, 96);
+            Assert.That(decode.Flops, Is.EqualTo(18_874_368d));                   // 12 × 1,572,864 samples
+            Assert.That(decode.Bytes, Is.EqualTo(94_371_840d));                   // 60 × 1,572,864
+            var adamw = new AdamWShape("decoder MLP fc1 weight", 2048, 512);
+            Assert.That(adamw.Bytes, Is.EqualTo(29_360_128d));                    // 28 × 1,048,576
+            Assert.That(new GridPointsShape(256).Points, Is.EqualTo(262_144));    // 4 planes of 256²
+            Assert.That(new GridPointsShape(384).Bytes, Is.EqualTo(1_769_472d));  // 1 plane of 384², 12 bytes per point
+        });
+    }
+
+    [Test]
+    public void CommittedResultsWereCountedWithTheCurrentFormulas()
+    {
+        // A published rate or roofline fraction must follow from the documented counts: every committed case is still in the
+        // catalogue and carries its current FLOPs and bytes (a formula fixed later means re-deriving the committed files).
+        var catalogue = LrmShapes.All.ToDictionary(shape => shape.Key, StringComparer.Ordinal);
+        foreach (var path in CommittedResults(ResultsFolder()))
+        {
+            var results = BenchmarkResults.Load(path);
+            Assert.Multiple(() =>
+            {
+                foreach (var entry in results.Entries)
+                {
+                    var where = $"{Path.GetFileName(path)}: {entry.Key}";
+                    if (!catalogue.TryGetValue(entry.Key, out var shape))
+                    {
+                        Assert.Fail($"{where} is not a shape of the catalogue any more");
+                        continue;
+                    }
+                    Assert.That(entry.Flops, Is.EqualTo(shape.Flops), $"{where}: FLOPs");
+                    Assert.That(entry.Bytes, Is.EqualTo(shape.Bytes), $"{where}: bytes");
+                    Assert.That(entry.RateUnit, Is.EqualTo(shape.UnitText), $"{where}: rate unit");
+                    Assert.That(entry.Config, Is.EqualTo(shape.Configs), $"{where}: configs");
+                    if (entry.Seconds is > 0 && entry.Rate is { } rate)
+                    {
+                        Assert.That(rate, Is.EqualTo(shape.Rate(entry.Seconds.Value)).Within(1e-9 * rate), $"{where}: rate");
+                    }
+                    if (entry.Seconds is > 0 && entry.RooflineFraction is { } fraction)
+                    {
+                        var floor = Roofline.Floor(shape.Flops, shape.Bytes, results.Machine.Peak)!.Value;
+                        Assert.That(fraction, Is.EqualTo(floor.Seconds / entry.Seconds.Value).Within(1e-9 * fraction), $"{where}: roofline fraction");
+                        Assert.That(entry.Bound, Is.EqualTo(floor.Bound), $"{where}: bound");
+                    }
+                    if (entry.PeerTimeMeanS is > 0 && entry.Ratio is { } ratio)
+                    {
+                        Assert.That(ratio, Is.EqualTo(entry.PeerTimeMeanS.Value / entry.Seconds!.Value).Within(1e-9 * ratio), $"{where}: ratio = peer time / our time");
+                    }
+                }
+            });
+        }
+    }
 }

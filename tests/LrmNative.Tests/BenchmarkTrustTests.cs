@@ -277,4 +277,16 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
             });
         }
     }
+
+    [Test]
+    public void SummaryGeneratorKnowsEveryFamily()
+    {
+        var families = LrmShapes.All.Select(shape => shape.Family).Distinct().ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(families, Is.SubsetOf(ReportWriter.NotedFamilies), "a family without a roofline note prints 'no note for this family'");
+            Assert.That(ReportWriter.FamilyColours, Is.Unique);
+            Assert.That(ReportWriter.FamilyColours, Has.Count.GreaterThanOrEqualTo(families.Count), "families beyond the palette share a colour on the roofline chart");
+        });
+    }
 }

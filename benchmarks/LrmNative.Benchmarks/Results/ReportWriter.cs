@@ -42,13 +42,22 @@ public static class ReportWriter
         ["layerscale-backward"] = "elementwise plus a per-channel column sum; bandwidth-bound",
         ["render-decode-backward"] = "elementwise per sample with a box test and a recomputed sigmoid; bandwidth-bound",
         ["adamw"] = "elementwise over four tensors (three read and written); purely bandwidth-bound",
+        ["grid-points"] = "write-only: three floats per point from per-axis coordinate tables; the floor is streaming the points out",
+        ["nerf-query"] = "linear first: the three projected planes gathered and summed (neighbouring points share corners), then the remaining 64-wide layers, whose weights are reused little",
+        ["triplane-sum"] = "four taps per plane gathered at random addresses over hidden-wide channels-last rows, summed with the bias and ReLU in registers; the output written dominates the bytes",
     };
+
+    /// <summary>The families <see cref="FamilyNotes"/> explains (every family of the catalogue should be one).</summary>
+    internal static IReadOnlyCollection<string> NotedFamilies => FamilyNotes.Keys;
+
+    /// <summary>The roofline chart's distinct family colours.</summary>
+    internal static IReadOnlyList<string> FamilyColours => Palette;
 
     private static readonly string[] Palette =
     [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
         "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#fd8d3c", "#74c476", "#9e9ac8", "#e7969c",
-        "#6baed6",
+        "#6baed6", "#b15928", "#6a3d9a", "#1b9e77", "#d95f02", "#e7298a", "#66a61e", "#e6ab02",
     ];
 
     /// <summary>

@@ -83,8 +83,10 @@ public abstract class KernelBenchmarks<TShape> where TShape : KernelShape
     /// <summary>This family's shapes.</summary>
     public static IEnumerable<TShape> Shapes => LrmShapes.All.OfType<TShape>();
 
-    /// <summary>The targets present (the CPU; a device when one is).</summary>
-    public static IEnumerable<string> Targets => BenchmarkTargets.Available;
+    /// <summary>The targets present (the CPU; a device when one is); the CPU only for host-computed families (<see cref="IHostOnlyShape"/>).</summary>
+    public static IEnumerable<string> Targets => typeof(IHostOnlyShape).IsAssignableFrom(typeof(TShape))
+        ? BenchmarkTargets.Available.Where(target => target == "cpu")
+        : BenchmarkTargets.Available;
 
     /// <summary>The case's shape.</summary>
     [ParamsSource(nameof(Shapes))]
@@ -116,7 +118,13 @@ public abstract class KernelBenchmarks<TShape> where TShape : KernelShape
     {
         _ring?.Dispose();
         _ring = null;
+        ReleaseCase();
         Device?.Dispose();
+    }
+
+    /// <summary>Frees what a suite made for the case besides its sets (a network); called by <see cref="Cleanup"/>.</summary>
+    protected virtual void ReleaseCase()
+    {
     }
 
     /// <summary>Bytes of one input/output set (default: the shape's compulsory bytes).</summary>

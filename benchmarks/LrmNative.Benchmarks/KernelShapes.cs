@@ -862,3 +862,155 @@ public sealed record AdamWShape(string Parameter, int Rows, int Columns) : Kerne
     /// <inheritdoc />
     public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long> { ["elements"] = Elements, ["rows"] = Rows, ["columns"] = Columns };
 }
+
+// ---- training losses (host code, no device kernel): forward and the gradient with respect to the prediction ---------
+
+/// <summary>
+/// A family computed on the host whatever the target (the training losses): its suite runs on the CPU only, and the peer
+/// skips it on a GPU.
+/// </summary>
+public interface IHostOnlyShape;
+
+/// <summary>
+/// SSIM loss (Losses.SsimLoss, the trainer's λ_SSIM term) of a batch of Batch rendered patches (Batch, Side, Side, 3) against
+/// their targets: 1 − SSIM with the 11×11 Gaussian window (σ 1.5, separable), valid windows, per channel, and the gradient with
+/// respect to the prediction. Per image and channel, with W = (Side − 10)² windows: eight separable filter passes (the five
+/// local sums x, y, x², y², xy, and the three adjoint passes of the gradient's coefficients), each a row pass of Side·(Side − 10)
+/// and a column pass of W outputs at 11 taps and 2 FLOPs per tap; 18 FLOPs per window for the SSIM map (squares and the
+/// product of the means shared), 11 for the gradient's three coefficients; 9 per pixel (the three products, the gradient's
+/// combination and its scale). Bytes: prediction and target read, gradient written (fp32).
+/// </summary>
+public sealed record SsimLossShape(int Batch, int Side) : KernelShape, IHostOnlyShape
+{
+    /// <summary>Colour channels.</summary>
+    public const int Channels = 3;
+
+    /// <summary>The Gaussian window's side.</summary>
+    public const int Window = 11;
+
+    /// <summary>FLOPs per window: the SSIM map 18, the gradient's coefficients 11.</summary>
+    public const double FlopsPerWindow = 18 + 11;
+
+    /// <summary>FLOPs per pixel and channel: x², y², xy 3, the gradient's combination 5 and its loss scale 1.</summary>
+    public const double FlopsPerPixel = 9;
+
+    /// <summary>Separable filter passes: five for the local sums, three adjoint ones for the gradient.</summary>
+    public const int FilterPasses = 8;
+
+    /// <inheritdoc />
+    public override string Family => "ssim-loss";
+
+    /// <summary>Valid window positions along one side.</summary>
+    public int Positions => Side - Window + 1;
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Batch)}x{Dim(Side)}x{Dim(Side)}x{Dim(Channels)}, 11x11 Gaussian, value + gradient";
+
+    /// <inheritdoc />
+    public override double Flops => (double)Batch * Channels * (FlopsPerPixel * Side * Side + FlopsPerWindow * Positions * Positions
+        + FilterPasses * 2.0 * Window * ((double)Side * Positions + (double)Positions * Positions));
+
+    /// <inheritdoc />
+    public override double Bytes => Float * 3.0 * Batch * Side * Side * Channels;
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["batch"] = Batch, ["side"] = Side, ["channels"] = Channels, ["window"] = Window,
+    };
+}
+
+/// <summary>
+/// LPIPS-AlexNet (Training/Lpips.cs, the trainer's λ_LPIPS term, paper §3.3) of Batch patches (Batch, Side, Side, 3) against their
+/// targets, and its gradient with respect to the prediction; the network is frozen (no weight gradients), as in training.
+/// AlexNet's five convolutions (11×11/4 pad 2, 5×5 pad 2, three 3×3 pad 1) with Conv1..Conv5 output channels, 3×3/2 max pools
+/// after the first two. FLOPs 3 × Σ 2·h·w·C_out·k²·C_in per image: the forward of the prediction and of the target, and the
+/// prediction's input gradient (one product of the same size per layer); bias, ReLU, pools, the unit normalisation and the
+/// distances are not counted. Bytes: prediction and target read, gradient written, the network's weights, biases and linear
+/// heads read once.
+/// </summary>
+public sealed record LpipsLossShape(int Batch, int Side, int Conv1, int Conv2, int Conv3, int Conv4, int Conv5) : KernelShape, IHostOnlyShape
+{
+    /// <summary>AlexNet's channel counts (torchvision's alexnet().features).</summary>
+    public static IReadOnlyList<int> AlexNetChannels { get; } = [64, 192, 384, 256, 256];
+
+    // Kernel, stride, padding of the five convolutions; max pools (3, stride 2) after the first two.
+    private static readonly (int Kernel, int Stride, int Padding)[] Layers = [(11, 4, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)];
+
+    /// <summary>AlexNet-sized LPIPS of Batch patches of Side².</summary>
+    public static LpipsLossShape AlexNet(int batch, int side) =>
+        new(batch, side, AlexNetChannels[0], AlexNetChannels[1], AlexNetChannels[2], AlexNetChannels[3], AlexNetChannels[4]);
+
+    /// <inheritdoc />
+    public override string Family => "lpips-loss";
+
+    /// <summary>Output channels of the five convolutions.</summary>
+    public IReadOnlyList<int> Channels => [Conv1, Conv2, Conv3, Conv4, Conv5];
+
+    /// <summary>Output side of each convolution.</summary>
+    public IReadOnlyList<int> Sides
+    {
+        get
+        {
+            var sides = new int[Layers.Length];
+            var side = Side;
+            for (var k = 0; k < Layers.Length; k++)
+            {
+                var (kernel, stride, padding) = Layers[k];
+                sides[k] = (side + 2 * padding - kernel) / stride + 1;
+                side = k < 2 ? (sides[k] - 3) / 2 + 1 : sides[k];
+            }
+            return sides;
+        }
+    }
+
+    /// <summary>FLOPs of one forward of one image through the five convolutions.</summary>
+    public double ForwardFlopsPerImage
+    {
+        get
+        {
+            var sides = Sides;
+            double flops = 0;
+            var inChannels = 3;
+            for (var k = 0; k < Layers.Length; k++)
+            {
+                var kernel = Layers[k].Kernel;
+                flops += 2.0 * sides[k] * sides[k] * Channels[k] * kernel * kernel * inChannels;
+                inChannels = Channels[k];
+            }
+            return flops;
+        }
+    }
+
+    /// <summary>Weights, biases and linear heads.</summary>
+    public double Parameters
+    {
+        get
+        {
+            double parameters = 0;
+            var inChannels = 3;
+            for (var k = 0; k < Layers.Length; k++)
+            {
+                var kernel = Layers[k].Kernel;
+                parameters += (double)Channels[k] * inChannels * kernel * kernel + 2.0 * Channels[k];
+                inChannels = Channels[k];
+            }
+            return parameters;
+        }
+    }
+
+    /// <inheritdoc />
+    public override string Name => $"{Dim(Batch)}x{Dim(Side)}x{Dim(Side)}x3, AlexNet {string.Join("-", Channels.Select(c => Dim(c)))}, value + gradient";
+
+    /// <inheritdoc />
+    public override double Flops => 3.0 * Batch * ForwardFlopsPerImage;
+
+    /// <inheritdoc />
+    public override double Bytes => Float * (3.0 * Batch * Side * Side * 3 + Parameters);
+
+    /// <inheritdoc />
+    public override IReadOnlyDictionary<string, long> Dimensions => new Dictionary<string, long>
+    {
+        ["batch"] = Batch, ["side"] = Side, ["conv1"] = Conv1, ["conv2"] = Conv2, ["conv3"] = Conv3, ["conv4"] = Conv4, ["conv5"] = Conv5,
+    };
+}

@@ -21,6 +21,12 @@ public static class LrmShapes
     /// <summary>Side of the photo canvas resized to the encoder's input.</summary>
     public const int PhotoCanvasSide = 1024;
 
+    /// <summary>Patches per loss evaluation in the loss families: a training batch of 4 rendered views.</summary>
+    public const int LossBatch = 4;
+
+    /// <summary>Sides of the rendered patches the training losses see: 64² and OpenLRM's 128² render size.</summary>
+    public static IReadOnlyList<int> LossPatchSides { get; } = [64, RenderSide];
+
     /// <summary>Marching-cubes grids: 256³ and the paper's 384³ (config-independent).</summary>
     public static IReadOnlyList<int> MeshResolutions { get; } = [256, 384];
 
@@ -84,6 +90,15 @@ public static class LrmShapes
         }
         yield return new NerfQueryShape(config.TriplaneHighRes, config.TriplaneDim, config.NerfHiddenWidth, config.NerfLayerCount);
         yield return new TriplaneSumShape(QueryChunkPoints, config.TriplaneHighRes, config.NerfHiddenWidth);
+        // The training losses on rendered patches (config-independent, after the families above so their order and seeds stay put).
+        foreach (var side in LossPatchSides)
+        {
+            yield return new SsimLossShape(LossBatch, side);
+        }
+        foreach (var side in LossPatchSides)
+        {
+            yield return LpipsLossShape.AlexNet(LossBatch, side);
+        }
     }
 
     /// <summary>Merges the shapes of several configs: one entry per key, listing every config that uses it.</summary>

@@ -39,6 +39,11 @@ docs/benchmarks.md) so `LrmNative.Benchmarks --json ... --peers FILE` can put th
     triplane-sum            grid_sample over 3 projected planes (H channels), summed, + bias, ReLU
     nerf-query              OpenLRM's NeRF query of a mesh grid plane: grid_sample over 3 planes, (N, 3C), nn.Sequential MLP
 
+    Training losses (CPU only: LrmNative computes them on the host), value and gradient w.r.t. the prediction, the forward
+    and torch.autograd.grad timed together:
+    ssim-loss               1 - SSIM, 11x11 Gaussian as separable depthwise F.conv2d passes, on (B, 3, S, S)
+    lpips-loss              LPIPS-AlexNet from torch.nn layers (scaling, features to relu5, unit norm, 1x1 heads), frozen
+
 Timing mirrors the BenchmarkDotNet job: warm-up iterations, then iterations of at least --iteration-time seconds
 (as many calls as fit), mean and standard deviation of the per-call time over the iterations; inputs rotated over
 enough copies to exceed 128 MiB, random non-zero data. On CUDA every iteration is timed with CUDA events.
@@ -484,6 +489,108 @@ def nerf_query(d, device):
     return make, lambda s: mlp(sample(s)), "F.grid_sample over 3 planes, features (N, 3C), nn.Sequential(Linear, ReLU, ...)"
 
 
+# ---- training losses: value and gradient with respect to the prediction, forward and backward timed together ------------
+
+def ssim_loss(d, device):
+    """1 - SSIM (11x11 Gaussian, sigma 1.5, valid windows, C1 = 0.01^2, C2 = 0.03^2, data range 1) of (B, 3, S, S) float32
+    images, the window applied as separable depthwise convolutions (1x11 then 11x1, as pytorch_msssim filters), and
+    torch.autograd.grad of it with respect to the prediction: the three adjoint filters of x, x^2 and xy, as ours."""
+    batch, side, channels, window = d["batch"], d["side"], d["channels"], d["window"]
+    k = torch.arange(window, dtype=torch.float64) - window // 2
+    g = torch.exp(-k * k / (2 * 1.5 ** 2))
+    g = (g / g.sum()).to(torch.float32)
+    rows = g.view(1, 1, 1, window).repeat(channels, 1, 1, 1).to(device)
+    columns = g.view(1, 1, window, 1).repeat(channels, 1, 1, 1).to(device)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, rows, groups=channels), columns, groups=channels)
+
+    def make(gen):
+        return (uniform(gen, 0, 1, batch, channels, side, side, device=device).requires_grad_(),
+                uniform(gen, 0, 1, batch, channels, side, side, device=device))
+
+    def run(s):
+        x, y = s
+        with torch.enable_grad():
+            mx, my = blur(x), blur(y)
+            vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+            ssim = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+            loss = 1 - ssim.mean()
+            return loss.detach(), torch.autograd.grad(loss, x)[0]
+
+    run.value_and_grad = lambda x, y: run((x, y))
+    return make, run, "separable depthwise F.conv2d SSIM on (B, 3, S, S), torch.autograd.grad w.r.t. the prediction"
+
+
+def alexnet_lpips(channels, device, weights=None, seed=7):
+    """LPIPS v0.1 with AlexNet features written with torch.nn (not the lpips package): lpips' scaling layer, torchvision's
+    alexnet().features up to the fifth ReLU (taps after each ReLU), unit normalisation over channels (+1e-10), the linear
+    heads as bias-free 1x1 convolutions, spatial mean, sum over taps, mean over the batch; parameters frozen. Weights from
+    `weights` (a dict in the user's format: features.{0,3,6,8,10}.{weight,bias}, lin{k}.model.1.weight) or random from
+    `seed` in LrmNative's ranges. Returns value_and_grad(x, y) of images (B, 3, H, W) in [0, 1]: (loss, d loss / d x)."""
+    layers = [(0, 11, 4, 2), (3, 5, 1, 2), (6, 3, 1, 1), (8, 3, 1, 1), (10, 3, 1, 1)]
+    generator = torch.Generator().manual_seed(seed)
+    convolutions, heads, previous = [], [], 3
+    for k, ((index, kernel, stride, padding), count) in enumerate(zip(layers, channels)):
+        convolution = torch.nn.Conv2d(previous, count, kernel, stride=stride, padding=padding)
+        head = torch.nn.Conv2d(count, 1, 1, bias=False)
+        with torch.no_grad():
+            if weights is not None:
+                convolution.weight.copy_(torch.tensor(np.array(weights[f"features.{index}.weight"])))
+                convolution.bias.copy_(torch.tensor(np.array(weights[f"features.{index}.bias"])))
+                head.weight.copy_(torch.tensor(np.array(weights[f"lin{k}.model.1.weight"])))
+            else:
+                bound = 1.0 / math.sqrt(previous * kernel * kernel)
+                convolution.weight.copy_(torch.rand(convolution.weight.shape, generator=generator) * 2 * bound - bound)
+                convolution.bias.copy_(torch.rand(count, generator=generator) * 2 * bound - bound)
+                head.weight.copy_(torch.rand(head.weight.shape, generator=generator) / count)
+        convolutions.append(convolution.to(device).requires_grad_(False))
+        heads.append(head.to(device).requires_grad_(False))
+        previous = count
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1).to(device)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1).to(device)
+
+    def taps(image):
+        h = ((2 * image - 1) - shift) / scale
+        out = []
+        for k, convolution in enumerate(convolutions):
+            h = F.relu(convolution(h))
+            out.append(h)
+            if k < 2:
+                h = F.max_pool2d(h, 3, 2)
+        return out
+
+    def unit(t):
+        return t / (torch.sqrt((t * t).sum(dim=1, keepdim=True)) + 1e-10)
+
+    def value_and_grad(x, y):
+        with torch.enable_grad():
+            distance = 0
+            for head, f, t in zip(heads, taps(x), taps(y)):
+                distance = distance + head((unit(f) - unit(t)) ** 2).mean(dim=(2, 3))
+            loss = distance.mean()
+            return loss.detach(), torch.autograd.grad(loss, x)[0]
+
+    return value_and_grad
+
+
+def lpips_loss(d, device):
+    """LPIPS-AlexNet (alexnet_lpips) of the manifest's channel counts with random frozen weights, on (B, 3, S, S) patches:
+    the forward of prediction and target and torch.autograd.grad with respect to the prediction."""
+    batch, side = d["batch"], d["side"]
+    value_and_grad = alexnet_lpips([d["conv1"], d["conv2"], d["conv3"], d["conv4"], d["conv5"]], device)
+
+    def make(gen):
+        return (uniform(gen, 0, 1, batch, 3, side, side, device=device).requires_grad_(),
+                uniform(gen, 0, 1, batch, 3, side, side, device=device))
+
+    return make, lambda s: value_and_grad(s[0], s[1]), "LPIPS-AlexNet from torch.nn layers (frozen), torch.autograd.grad w.r.t. the prediction"
+
+
+# Families computed on the host by LrmNative (no device kernel): no CUDA peer.
+HOST_ONLY = {"ssim-loss", "lpips-loss"}
+
 FAMILIES = {
     "gemm": gemm, "layernorm": layernorm, "modln": modln, "attention": attention, "triplane": triplane,
     "nerf-mlp": nerf_mlp, "render-march": render_march, "marching-cubes": marching_cubes_case, "resize": resize,
@@ -505,6 +612,8 @@ FAMILIES = {
     "grid-points": grid_points,
     "nerf-query": nerf_query,
     "triplane-sum": triplane_sum,
+    "ssim-loss": ssim_loss,
+    "lpips-loss": lpips_loss,
 }
 
 
@@ -591,6 +700,8 @@ def main():
             try:
                 if builder is None:
                     raise NotImplementedError(f"no peer for family '{family}'")
+                if use_cuda and family in HOST_ONLY:
+                    raise NotImplementedError(f"'{family}' is computed on the host by LrmNative (no device kernel): no CUDA peer")
                 make, run, note = builder(case["dims"], device)
                 generator = torch.Generator().manual_seed(1000 + number)
                 sets = [make(generator) for _ in range(rotation_count(case["bytes"]))]

@@ -191,7 +191,7 @@ public sealed class BenchmarkReportTests
                 "gemm", "layernorm", "modln", "attention", "triplane", "nerf-mlp", "render-march", "marching-cubes", "resize", "patch-embed", "deconvolution",
                 "gemm-backward", "layernorm-backward", "modln-backward", "attention-backward", "triplane-backward", "nerf-mlp-backward", "render-march-backward",
                 "patch-embed-backward", "deconvolution-backward", "resize-backward", "activation-backward", "layerscale-backward", "render-decode-backward", "adamw",
-                "grid-points", "nerf-query", "triplane-sum",
+                "grid-points", "nerf-query", "triplane-sum", "ssim-loss", "lpips-loss",
             }));
             foreach (var config in LrmShapes.ConfigNames)
             {

@@ -289,4 +289,65 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
             Assert.That(ReportWriter.FamilyColours, Has.Count.GreaterThanOrEqualTo(families.Count), "families beyond the palette share a colour on the roofline chart");
         });
     }
+
+    // ---- the training-loss families ------------------------------------------------------------------------------------------
+
+    [Test]
+    public void LossFamiliesCountTheirFiltersAndConvolutionsByHand()
+    {
+        var ssim = new SsimLossShape(4, 64);
+        var lpips = LpipsLossShape.AlexNet(4, 64);
+        Assert.Multiple(() =>
+        {
+            // Per image and channel, 54² valid windows: 9·64² + 29·54² + 8 passes × 2 FLOPs × 11 taps × (64·54 + 54·54)
+            // = 36,864 + 84,564 + 1,121,472 = 1,242,900; × 3 channels × 4 images.
+            Assert.That(ssim.Flops, Is.EqualTo(14_914_800d));
+            Assert.That(ssim.Bytes, Is.EqualTo(589_824d));                        // 4 × (prediction, target, gradient) 3 × 4·64²·3
+            Assert.That(new SsimLossShape(4, 128).Flops, Is.EqualTo(12d * (9 * 16384 + 29 * 13924 + 176 * (128 * 118 + 13924))));
+            // 64² → conv1 (11/4, pad 2) 15² → pool 7² → conv2 7² → pool 3² → conv3..5 3².
+            Assert.That(lpips.Sides, Is.EqualTo(new[] { 15, 7, 3, 3, 3 }));
+            Assert.That(LpipsLossShape.AlexNet(4, 128).Sides, Is.EqualTo(new[] { 31, 15, 7, 7, 7 }));
+            // One forward of one image: 2 × (15²·64·11²·3 + 7²·192·5²·64 + 3²·384·3²·192 + 3²·256·3²·384 + 3²·256·3²·256)
+            // = 10,454,400 + 30,105,600 + 11,943,936 + 15,925,248 + 10,616,832 = 79,046,016;
+            // × 3 (prediction and target forwards, the prediction's input gradient) × 4 images.
+            Assert.That(lpips.ForwardFlopsPerImage, Is.EqualTo(79_046_016d));
+            Assert.That(lpips.Flops, Is.EqualTo(948_552_192d));
+            // weights 23,232 + 307,200 + 663,552 + 884,736 + 589,824, biases and heads 2 × 1,152: 2,470,848 parameters
+            Assert.That(lpips.Parameters, Is.EqualTo(2_470_848d));
+            Assert.That(lpips.Bytes, Is.EqualTo(4d * (3 * 4 * 64 * 64 * 3 + 2_470_848)));
+        });
+    }
+
+    [Test]
+    public void LossFamiliesRunOnTheCpuOnlyOnTrainingPatches()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(KernelBenchmarks<SsimLossShape>.Targets.All(target => target == "cpu"), Is.True, "no device kernel: the CPU only");
+            Assert.That(KernelBenchmarks<LpipsLossShape>.Targets.All(target => target == "cpu"), Is.True);
+            Assert.That(KernelBenchmarks<GemmShape>.Targets, Is.EqualTo(BenchmarkTargets.Available), "device families keep every target");
+            Assert.That(LrmShapes.All.OfType<SsimLossShape>(), Is.EqualTo(new[] { new SsimLossShape(4, 64), new SsimLossShape(4, 128) }).Using<SsimLossShape>(
+                (a, b) => a.Key == b.Key));
+            Assert.That(LrmShapes.All.OfType<LpipsLossShape>().Select(shape => shape.Name), Is.EqualTo(new[]
+            {
+                "4x64x64x3, AlexNet 64-192-384-256-256, value + gradient", "4x128x128x3, AlexNet 64-192-384-256-256, value + gradient",
+            }));
+            Assert.That(LrmShapes.All.OfType<LpipsLossShape>().All(shape => shape.Configs == string.Join(",", LrmShapes.ConfigNames)), Is.True,
+                "the losses do not depend on the model config");
+        });
+    }
+
+    [Test]
+    public void LpipsSuiteBuildsAnAlexNetSizedNetworkInTheUserWeightsFormat()
+    {
+        using var network = LpipsLossBenchmarks.RandomNetwork(LpipsLossShape.AlexNetChannels, seed: 7);
+        Assert.That(network.Channels, Is.EqualTo(LpipsLossShape.AlexNetChannels));
+        // Uniform random patches: a finite, positive distance and a non-zero gradient (nothing optimised to a constant).
+        using var prediction = Tensor.FromArray([.. Enumerable.Range(0, 2 * 40 * 40 * 3).Select(i => (float)((i * 7919 % 1000) / 1000.0))], 2, 40, 40, 3);
+        using var target = Tensor.FromArray([.. Enumerable.Range(0, 2 * 40 * 40 * 3).Select(i => (float)((i * 104_729 % 1000) / 1000.0))], 2, 40, 40, 3);
+        using var gradient = Tensor.Empty([2, 40, 40, 3]);
+        var loss = network.Evaluate(gradient, prediction, target, 1f, accumulate: false);
+        Assert.That(loss, Is.Positive.And.LessThan(double.PositiveInfinity));
+        Assert.That(gradient.ToFloatArray().Any(value => value != 0), Is.True);
+    }
 }

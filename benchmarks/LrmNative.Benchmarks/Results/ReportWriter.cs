@@ -44,6 +44,8 @@ public static class ReportWriter
         ["adamw"] = "elementwise over four tensors (three read and written); purely bandwidth-bound",
         ["grid-points"] = "write-only: three floats per point from per-axis coordinate tables; the floor is streaming the points out",
         ["nerf-query"] = "linear first: the three projected planes gathered and summed (neighbouring points share corners), then the remaining 64-wide layers, whose weights are reused little",
+        ["ssim-loss"] = "host C# on one thread: eight separable 11-tap filter passes per image and channel in double precision, with per-window formulas between them; no device kernel",
+        ["lpips-loss"] = "host C#: single-threaded im2col copies, col2im scatters, ReLU, pools and normalisation around OpenBLAS sgemm calls (two forwards and the input gradient), whose AlexNet layers are small at patch sizes",
         ["triplane-sum"] = "four taps per plane gathered at random addresses over hidden-wide channels-last rows, summed with the bias and ReLU in registers; the output written dominates the bytes",
     };
 

@@ -116,6 +116,6 @@ public sealed class Camera
     internal float[] RenderVector() =>
         [.. _cameraToWorld, Focal, 0, PrincipalX, 0, Focal, PrincipalY, 0, 0, 1];
 
-    /// <inheritdoc />
+    /// <summary>Position and focal length, e.g. "Camera at (0, -2, 0), focal 0.75".</summary>
     public override string ToString() => $"Camera at ({Position.X:G4}, {Position.Y:G4}, {Position.Z:G4}), focal {Focal:G4}";
 }

@@ -3,6 +3,13 @@ using LrmNative.Interop;
 namespace LrmNative;
 
 /// <summary>What the engine was built with and what it can see: for <c>lrm info</c> and bug reports.</summary>
+/// <param name="Version">The LrmNative assembly version, e.g. "0.1.0".</param>
+/// <param name="NativeVersion">liblrm_native's version string.</param>
+/// <param name="NativeBuild">How liblrm_native was built: compiler, CPU target (AVX2/AVX-512), OpenMP.</param>
+/// <param name="NativeLibraryPath">Full path of the liblrm_native.so that was loaded.</param>
+/// <param name="Threads">OpenMP threads the CPU engine uses.</param>
+/// <param name="Blas">The BLAS library in use (OpenBLAS and its core type).</param>
+/// <param name="Cuda">Whether a CUDA driver and devices were found.</param>
 public sealed record EngineInfo(
     string Version,
     string NativeVersion,

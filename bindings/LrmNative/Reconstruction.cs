@@ -302,7 +302,7 @@ public sealed class Reconstruction : IDisposable
         _planes.Dispose();
     }
 
-    /// <inheritdoc />
+    /// <summary>The source and triplane size, e.g. "Reconstruction of chair.png: triplane 3 × 80 × 64²".</summary>
     public override string ToString() => $"Reconstruction of {Source}: triplane 3 × {TriplaneChannels} × {TriplaneResolution}²";
 
     // (1, 3, S, S) planar → an RGB image.

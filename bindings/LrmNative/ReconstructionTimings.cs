@@ -34,6 +34,11 @@ public sealed class ReconstructionTimings
 {
     private readonly ConcurrentDictionary<ReconstructionStage, TimeSpan> _times = new();
 
+    // Made by the engine only: a reconstructor and each reconstruction fill one in.
+    internal ReconstructionTimings()
+    {
+    }
+
     /// <summary>Time spent in <paramref name="stage"/>.</summary>
     public TimeSpan this[ReconstructionStage stage] => _times.TryGetValue(stage, out var time) ? time : TimeSpan.Zero;
 
@@ -64,7 +69,7 @@ public sealed class ReconstructionTimings
 
     internal void Add(ReconstructionStage stage, TimeSpan time) => _times.AddOrUpdate(stage, time, (_, old) => old + time);
 
-    /// <inheritdoc />
+    /// <summary>Every stage that has run with its seconds, e.g. "Load 0.05 s, Preprocess 0.07 s, ImageToTriplane 0.08 s".</summary>
     public override string ToString() =>
         string.Join(", ", Stages.Select(pair => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{pair.Key} {pair.Value.TotalSeconds:F2} s")));
 }

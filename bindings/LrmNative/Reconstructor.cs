@@ -364,6 +364,6 @@ public sealed class Reconstructor : IDisposable
         }
     }
 
-    /// <inheritdoc />
+    /// <summary>The model's source, device and <see cref="Description"/> on one line.</summary>
     public override string ToString() => $"Reconstructor {Source} on {Device}: {Description}";
 }

@@ -214,7 +214,7 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>Shape as "(2, 3, 4)".</summary>
     public string ShapeText => FormatShape(_shape);
 
-    /// <inheritdoc />
+    /// <summary>Shape, element type and device, e.g. "Tensor(2, 3) Float32 on cpu".</summary>
     public override string ToString() => $"Tensor{ShapeText} {DataType} on {Device}";
 
     /// <summary>Raw pointer for backends; valid until Dispose.</summary>
@@ -251,7 +251,7 @@ public sealed unsafe class Tensor : IDisposable
         }
     }
 
-    /// <summary>"(2, 3, 4)".</summary>
+    /// <summary>A shape as error messages write it, e.g. "(2, 3, 4)".</summary>
     public static string FormatShape(ReadOnlySpan<long> shape)
     {
         var parts = new string[shape.Length];

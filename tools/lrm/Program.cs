@@ -48,6 +48,7 @@ internal static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(CliReference.Create());
+        root.Subcommands.Add(ApiReference.Create());
         return CliConventions.Apply(root);
     }
 }

@@ -155,7 +155,7 @@ public readonly struct TensorLease : IDisposable, IEquatable<TensorLease>
 /// Named tensors readable on the host, for writers (safetensors files): host tensors as they are, device tensors as
 /// downloaded copies that <see cref="Dispose"/> frees.
 /// </summary>
-public sealed class HostTensorSet : IDisposable
+internal sealed class HostTensorSet : IDisposable
 {
     private readonly List<TensorLease> _leases = [];
 

@@ -762,7 +762,7 @@ public sealed unsafe class CpuBackend : IBackend
         return sum;
     }
 
-    /// <inheritdoc />
+    /// <summary>Nothing to free: the CPU backend holds no resources of its own (tensors are disposed by their owners).</summary>
     public void Dispose()
     {
         // The CPU backend holds no resources of its own.

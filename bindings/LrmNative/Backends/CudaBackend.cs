@@ -1746,7 +1746,10 @@ public sealed unsafe class CudaBackend : IBackend
         return total;
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Waits for queued work, then frees the compiled kernels, cuBLASLt, the caching allocator's memory and the context.
+    /// Tensors of this backend must not be used afterwards. Safe to call twice.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)

@@ -1,7 +1,7 @@
 namespace LrmNative.IO;
 
 /// <summary>Writes files so that readers see either the old file or the complete new one, never half of it.</summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>
     /// Writes through <paramref name="write"/> into a temporary file next to <paramref name="path"/>, flushes, then

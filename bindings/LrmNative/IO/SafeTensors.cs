@@ -70,7 +70,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>True if the file holds a tensor of this name.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
-    /// <summary>Header entry of a tensor; throws naming the file when absent.</summary>
+    /// <summary>Header entry of a tensor.</summary>
+    /// <exception cref="LrmFormatException">The file has no tensor of that name (the message names the file and lists some that it has).</exception>
     public SafeTensorInfo Info(string name) => _tensors.TryGetValue(name, out var info)
         ? info
         : throw new LrmFormatException($"{Path}: no tensor named '{name}' (has: {string.Join(", ", _tensors.Keys.Order(StringComparer.Ordinal).Take(20))}{(_tensors.Count > 20 ? ", ..." : "")})");
@@ -88,6 +89,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// A new host tensor with the data of <paramref name="name"/>. F32, BF16 and I32 keep their type;
     /// F16 and F64 are converted to F32. <paramref name="expectedShape"/>, when given, is checked.
     /// </summary>
+    /// <exception cref="LrmFormatException">The file has no tensor named <paramref name="name"/>.</exception>
+    /// <exception cref="LrmShapeException">The tensor's shape is not <paramref name="expectedShape"/>.</exception>
+    /// <exception cref="LrmUnsupportedException">Another dtype (e.g. I64 or U8).</exception>
     public Tensor ReadTensor(string name, ReadOnlySpan<long> expectedShape = default)
     {
         var info = Info(name);
@@ -125,7 +129,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
     }
 
-    /// <summary>Opens, maps and validates a safetensors file.</summary>
+    /// <summary>Opens, maps and validates a safetensors file; dispose it to unmap.</summary>
+    /// <exception cref="LrmFormatException">The file is missing, unreadable, truncated, or its header or data offsets
+    /// are malformed (the message names the file and what is wrong).</exception>
     public static SafeTensorsFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -319,7 +325,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
     }
 
-    /// <summary>Writes tensors (sorted by name) and string metadata atomically: temp file, then rename.</summary>
+    /// <summary>Writes host tensors (sorted by name) and string metadata atomically: temp file, then rename.</summary>
+    /// <exception cref="LrmUnsupportedException">A tensor is over 2 GiB.</exception>
+    /// <exception cref="LrmFormatException">The file cannot be written (the message names it and says why).</exception>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(path);

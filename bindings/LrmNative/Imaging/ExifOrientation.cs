@@ -9,7 +9,7 @@ namespace LrmNative;
 /// Phone cameras store portrait photos as landscape pixels plus orientation 6 or 8. Metadata that is missing,
 /// truncated or out of range counts as 1 (upright), as viewers treat it: it never makes an image unreadable.
 /// </summary>
-public static class ExifOrientation
+internal static class ExifOrientation
 {
     private const ushort OrientationTag = 0x0112;
     private const ushort ShortType = 3;

@@ -48,7 +48,9 @@ public sealed unsafe class Image : IDisposable
     }
 
     /// <summary>
-    /// The EXIF orientation tag the file carried (1–8, <see cref="LrmNative.ExifOrientation"/>; 1 when it had none).
+    /// The EXIF orientation tag (0x0112) the file carried, 1 when it had none or it was unreadable: 1 stored upright;
+    /// 2 mirrored left-right; 3 turned 180°; 4 mirrored top-bottom; 5 transposed; 6 to be turned 90° clockwise;
+    /// 7 transversed; 8 to be turned 90° counter-clockwise (phones store portrait photos as 6 or 8).
     /// <see cref="Load"/> and <see cref="Decode"/> have already turned the pixels upright unless told not to.
     /// </summary>
     public int ExifOrientation { get; }
@@ -330,7 +332,7 @@ public sealed unsafe class Image : IDisposable
     /// <summary>Frees the pixels. Safe to call twice.</summary>
     public void Dispose() => _pixels.Dispose();
 
-    /// <inheritdoc />
+    /// <summary>The source and size, e.g. "Image chair.png: 512×512 RGBA".</summary>
     public override string ToString() => $"Image {Source}: {Width}×{Height}{(HasAlpha ? " RGBA" : " RGB")}";
 
     private static void CheckSize(int width, int height)

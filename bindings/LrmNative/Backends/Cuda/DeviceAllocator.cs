@@ -2,7 +2,10 @@ using LrmNative.Interop;
 
 namespace LrmNative.Backends.Cuda;
 
-/// <summary>Counters of a <see cref="DeviceAllocator"/>.</summary>
+/// <summary>
+/// Counters of a <see cref="CudaBackend"/>'s caching allocator (<see cref="CudaBackend.MemoryStatistics"/>): device memory
+/// freed by a tensor goes to a free list of its size class and is reused before the driver is asked again.
+/// </summary>
 /// <param name="InUseBytes">Bytes (rounded to size classes) held by live tensors and scratch buffers.</param>
 /// <param name="PeakInUseBytes">Largest <paramref name="InUseBytes"/> seen.</param>
 /// <param name="CachedBytes">Bytes in the free lists, ready for reuse.</param>

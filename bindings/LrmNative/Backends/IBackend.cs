@@ -43,7 +43,7 @@ public readonly record struct ColumnSlice(Tensor Source, long ColumnOffset = 0)
 /// </summary>
 public interface IBackend : IDisposable
 {
-    /// <summary>Short name, e.g. "cpu".</summary>
+    /// <summary>Short name: "cpu" or "cuda".</summary>
     string Name { get; }
 
     /// <summary>The device the backend computes on.</summary>

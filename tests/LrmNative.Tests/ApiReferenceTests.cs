@@ -37,7 +37,7 @@ public sealed class ApiReferenceTests
         foreach (var type in types)
         {
             var name = string.Join(".", DeclaringChain(type).Select(t => t.Name.Split('`')[0]));
-            var heading = text.IndexOf($"\n### `{name}", StringComparison.Ordinal);
+            var heading = text.IndexOf($"\n### `{name}{(type.IsGenericType ? "<" : "`")}", StringComparison.Ordinal);
             Assert.That(heading, Is.GreaterThanOrEqualTo(0), $"{type.FullName} has a section");
             var end = text.IndexOf("\n### ", heading + 1, StringComparison.Ordinal);
             var section = text[heading..(end < 0 ? text.Length : end)];

@@ -101,6 +101,9 @@ internal static partial class ApiReference
         Event,
     }
 
+    private static readonly string[] EntryPoints =
+        ["LrmNative.Reconstructor", "LrmNative.ReconstructorOptions", "LrmNative.Reconstruction", "LrmNative.Mesh", "LrmNative.Image", "LrmNative.Device"];
+
     private static readonly string[] KindHeadings = ["Constructors", "Constants", "Fields", "Properties", "Methods", "Operators", "Events"];
 
     private sealed record Member(MemberInfo Info, Kind Kind, string Id, string Title, string Declaration)
@@ -154,11 +157,7 @@ internal static partial class ApiReference
                     foreach (var member in members)
                     {
                         member.Anchor = Unique(Anchor("m", member.Id[2..]));
-                        _targets[member.Id] = new CrefTarget(XmlDocMarkdown.CrefText(member.Id) switch
-                        {
-                            var text when member.Info.DeclaringType!.IsNested => ShortName(member.Info.DeclaringType) + text[text.IndexOf('.', StringComparison.Ordinal)..],
-                            var text => text,
-                        }, "#" + member.Anchor);
+                        _targets[member.Id] = new CrefTarget(ReferenceText(type, member.Info), "#" + member.Anchor);
                     }
                 }
             }
@@ -198,6 +197,14 @@ internal static partial class ApiReference
                 .Append("Each type lists the public and protected members it declares (inherited ones are on the base type). Left out: the\n")
                 .Append("members the compiler writes for records (value equality, `ToString`, `Deconstruct`, `with` copies) and members\n")
                 .Append("hidden from IntelliSense. A first use is in the README (\"Using LrmNative from C#\") and in `examples/quickstart`.\n\n");
+            // Where a game studio starts; the rest (backends, tensors, safetensors) is the engine underneath.
+            var entryPoints = EntryPoints.Select(name => _targets.GetValueOrDefault("T:" + name)).OfType<CrefTarget>().ToList();
+            if (entryPoints.Count > 0)
+            {
+                text.Append("Start with ").AppendJoin(", ", entryPoints.Select(t => $"[`{t.Text}`]({t.Link})"))
+                    .Append(":\nload a model, reconstruct a photo, save a mesh or renders. `LrmNative.Backends` and `LrmNative.IO` are the engine\n")
+                    .Append("underneath (ops on tensors, safetensors files), for tools and research code.\n\n");
+            }
             foreach (var assembly in _assemblies.OrderBy(a => a.GetName().Name, StringComparer.Ordinal))
             {
                 var count = PublicTypes(assembly).Count();
@@ -517,6 +524,21 @@ internal static partial class ApiReference
             }
         }
         return text;
+    }
+
+    // How prose refers to a member: Mesh.Save(…), Mesh.ComputeVertexNormals(), new Mesh(…), CudaBackend.DeviceTimer.Start(),
+    // Mesh.VertexCount; the same shape XmlDocMarkdown.CrefText gives members outside the document.
+    private static string ReferenceText(Type type, MemberInfo member)
+    {
+        string Call(MethodBase method) => method.GetParameters().Length == 0 ? "()" : "(…)";
+        return member switch
+        {
+            ConstructorInfo constructor => $"new {ShortName(type)}{Call(constructor)}",
+            MethodInfo method => ShortName(type) + "." + method.Name
+                + (method.IsGenericMethod ? "<" + string.Join(", ", method.GetGenericArguments().Select(a => a.Name)) + ">" : "") + Call(method),
+            PropertyInfo property when property.GetIndexParameters().Length > 0 => $"{ShortName(type)}[…]",
+            _ => ShortName(type) + "." + member.Name,
+        };
     }
 
     // A type's name as the document shows it: nested types as Outer.Inner, generic parameters spelled out.

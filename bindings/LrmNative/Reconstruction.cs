@@ -263,6 +263,10 @@ public sealed class Reconstruction : IDisposable
         {
             using var field = backend.Borrow(grid.Grid);
             return backend.MarchingCubes(field.Tensor, level, [-1f, -1f, -1f, 1f, 1f, 1f]);
+        }, made =>
+        {
+            made.Vertices.Dispose();
+            made.Triangles.Dispose();
         }, cancellationToken);
         using (vertices)
         using (triangles)

@@ -125,7 +125,16 @@ public sealed class Reconstructor : IDisposable
             options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 0));
             var clock = Stopwatch.StartNew();
             var model = LrmModel.Load(path, trainable: false, placement: backend);
-            options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 1));
+            try
+            {
+                options.Progress?.Report(new ReconstructionProgress(ReconstructionStage.Load, 1));
+            }
+            catch
+            {
+                // A throwing progress callback must not leave the weights behind.
+                model.Dispose();
+                throw;
+            }
             return new Reconstructor(model, backend, used, note, options, clock.Elapsed, path);
         }
         catch
@@ -270,13 +279,17 @@ public sealed class Reconstructor : IDisposable
                 var planes = _model.ForwardPlanes(_backend, encoderInput.Tensor, camera);
                 try
                 {
-                    return (planes, TriplaneNerf.ToChannelsLast(_backend, planes));
+                    return (Planes: planes, ChannelsLast: TriplaneNerf.ToChannelsLast(_backend, planes));
                 }
                 catch
                 {
                     planes.Dispose();
                     throw;
                 }
+            }, made =>
+            {
+                made.Planes.Dispose();
+                made.ChannelsLast.Dispose();
             }, cancellationToken);
             return new Reconstruction(this, planes, channelsLast, input, image.Source, timings);
         }
@@ -332,16 +345,40 @@ public sealed class Reconstructor : IDisposable
 
     /// <summary>
     /// Runs <paramref name="work"/> as <paramref name="stage"/>: progress at 0 and 1, time added to <paramref name="timings"/>;
-    /// nothing runs when <paramref name="cancellationToken"/> is already cancelled.
+    /// nothing runs when <paramref name="cancellationToken"/> is already cancelled. When the progress callback throws at 1,
+    /// the stage's result is freed (Dispose when it is <see cref="IDisposable"/>) before the exception goes on, so a
+    /// throwing callback leaks nothing (device memory is not the GC's to reclaim).
     /// </summary>
-    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work, CancellationToken cancellationToken = default)
+    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work, CancellationToken cancellationToken = default) =>
+        Stage(timings, stage, work, discard: null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="Stage{T}(ReconstructionTimings, ReconstructionStage, Func{T}, CancellationToken)"/> for results that are
+    /// not one <see cref="IDisposable"/> (tuples of tensors): <paramref name="discard"/> frees them (null: Dispose).
+    /// </summary>
+    internal T Stage<T>(ReconstructionTimings timings, ReconstructionStage stage, Func<T> work, Action<T>? discard, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         Options.Progress?.Report(new ReconstructionProgress(stage, 0));
         var clock = Stopwatch.StartNew();
         var result = work();
         timings.Add(stage, clock.Elapsed);
-        Options.Progress?.Report(new ReconstructionProgress(stage, 1));
+        try
+        {
+            Options.Progress?.Report(new ReconstructionProgress(stage, 1));
+        }
+        catch
+        {
+            if (discard is not null)
+            {
+                discard(result);
+            }
+            else if (result is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+            throw;
+        }
         return result;
     }
 

@@ -232,7 +232,7 @@ public sealed class Reconstruction : IDisposable
     /// z-planes dense, every 8 z-planes coarse-to-fine), the long part at high resolutions; a cancelled call frees its
     /// grid and leaves the reconstruction usable.
     /// </remarks>
-    /// <exception cref="LrmInvalidArgumentException">A resolution outside 2..1024 or a non-finite threshold.</exception>
+    /// <exception cref="LrmInvalidArgumentException">A resolution outside 2..1024, or a threshold that is not finite and &gt; 0.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public Mesh ExtractMesh(int resolution, float? threshold, bool? coarseToFine = null, CancellationToken cancellationToken = default)
     {
@@ -241,10 +241,7 @@ public sealed class Reconstruction : IDisposable
             throw new LrmInvalidArgumentException($"mesh resolution must be in 2..1024, got {resolution}");
         }
         var level = threshold ?? Threshold;
-        if (!float.IsFinite(level))
-        {
-            throw new LrmInvalidArgumentException($"mesh threshold must be a finite density, got {level}");
-        }
+        CheckThreshold(level, "mesh threshold");
         var refine = coarseToFine ?? _owner.Options.CoarseToFine ?? (_owner.Backend.Device.Kind == DeviceKind.Cpu && resolution >= AutoCoarseToFineResolution);
         var backend = _owner.Backend;
         var progress = _owner.Options.Progress;
@@ -293,6 +290,19 @@ public sealed class Reconstruction : IDisposable
                     return new Mesh(hostVertices.Tensor.AsSpan<float>(), hostTriangles.Tensor.AsSpan<int>(), colors).ComputeVertexNormals();
                 }
             }, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// A mesh threshold must be finite and &gt; 0: the NeRF's σ = softplus(·) is positive everywhere, so at 0 or below
+    /// every grid point is inside and there is no surface (an empty mesh that would look like a failed reconstruction).
+    /// </summary>
+    internal static void CheckThreshold(float threshold, string name)
+    {
+        if (!(threshold > 0 && float.IsFinite(threshold)))
+        {
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{name} must be a finite density > 0 (the NeRF's density is positive everywhere, so there is no surface at 0 or below), got {threshold}"));
         }
     }
 

@@ -17,7 +17,9 @@ public sealed record ReconstructorOptions
     public double? ForegroundRatio { get; init; }
 
     /// <summary>
-    /// Density of the extracted surface; null (default) takes the model config's "mesh_threshold", else OpenLRM's 3.0.
+    /// Density of the extracted surface, finite and &gt; 0 (the NeRF's density σ = softplus(·) is positive everywhere, so a
+    /// level of 0 or below has no surface); null (default) takes the model config's "mesh_threshold", else OpenLRM's 3.0.
+    /// Higher values give tighter meshes; <see cref="Reconstruction.ExtractMesh(int, float?, bool?, CancellationToken)"/> takes one per mesh.
     /// </summary>
     public float? Threshold { get; init; }
 
@@ -45,9 +47,9 @@ public sealed record ReconstructorOptions
             throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"foreground ratio must be in [{ImagePreprocessOptions.MinForegroundRatio}, 1], got {ratio}"));
         }
-        if (Threshold is { } threshold && !float.IsFinite(threshold))
+        if (Threshold is { } threshold)
         {
-            throw new LrmInvalidArgumentException($"threshold must be a finite density, got {threshold}");
+            Reconstruction.CheckThreshold(threshold, "threshold");
         }
         if (Threads < 0)
         {

@@ -149,6 +149,8 @@ public sealed class ReconstructCommandTests : TemporaryFolderFixture
     [TestCase("--resolution", "1", "--resolution")]
     [TestCase("--min-piece", "1.5", "--min-piece")]
     [TestCase("--min-piece", "-0.1", "--min-piece")]
+    [TestCase("--threshold", "0", "--threshold must be a finite density > 0")]
+    [TestCase("--threshold", "-0.5", "--threshold must be a finite density > 0")]
     public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)
     {
         var output = Path.Combine(Folder, "badmesh");

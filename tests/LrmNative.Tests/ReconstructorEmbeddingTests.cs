@@ -79,6 +79,29 @@ public sealed class ReconstructorEmbeddingTests
         }
     }
 
+    [TestCase(0f)]
+    [TestCase(-1f)]
+    [TestCase(-0f)]
+    public void AThresholdOfZeroOrBelowIsRefusedBeforeAnyWork(float threshold)
+    {
+        // σ = softplus(·) > 0 everywhere: such a level has no surface, and used to give an empty mesh without a word.
+        var stages = new List<ReconstructionStage>();
+        var error = Assert.Throws<LrmInvalidArgumentException>(() => Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu,
+            new ReconstructorOptions { Threshold = threshold, Progress = new SynchronousProgress(p => stages.Add(p.Stage)) }).Dispose());
+        Assert.That(error!.Message, Does.StartWith("threshold must be a finite density > 0"));
+        Assert.That(stages, Is.Empty, "refused before the model was loaded");
+
+        using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu);
+        using var result = lrm.Reconstruct(Golden.ExampleImagePath);
+        error = Assert.Throws<LrmInvalidArgumentException>(() => result.ExtractMesh(16, threshold));
+        Assert.That(error!.Message, Does.StartWith("mesh threshold must be a finite density > 0"));
+
+        var json = File.ReadAllText(Path.Combine(Golden.TinyModelDirectory, LrmNative.Model.LrmModel.ConfigFileName)).TrimEnd().TrimEnd('}')
+            + $", \"mesh_threshold\": {threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}";
+        var configError = Assert.Throws<LrmFormatException>(() => LrmNative.Model.ModelConfig.Parse(json, "tiny/config.json"));
+        Assert.That(configError!.Message, Does.StartWith("tiny/config.json: mesh_threshold: must be a density > 0"));
+    }
+
     /// <summary>Host tensor bytes now, after any finalizer of an earlier test's garbage has run.</summary>
     private static long LiveHostBytes()
     {

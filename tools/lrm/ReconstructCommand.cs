@@ -145,7 +145,7 @@ internal static class ReconstructCommand
         };
         var threshold = new Option<float?>("--threshold")
         {
-            Description = "Density of the extracted surface (default: the model config's mesh_threshold, else OpenLRM's 3.0)",
+            Description = "Density of the extracted surface, > 0 (default: the model config's mesh_threshold, else OpenLRM's 3.0)",
         };
         var formats = new Option<string>("--formats")
         {
@@ -463,9 +463,9 @@ internal static class ReconstructCommand
         {
             throw new LrmInvalidArgumentException($"--resolution must be 0 (no mesh) or in 2..1024, got {options.Resolution}");
         }
-        if (options.Threshold is { } threshold && !float.IsFinite(threshold))
+        if (options.Threshold is { } threshold)
         {
-            throw new LrmInvalidArgumentException($"--threshold must be a finite density, got {threshold}");
+            Reconstruction.CheckThreshold(threshold, "--threshold");
         }
         if (options.Formats.Count == 0 || options.Formats.FirstOrDefault(f => !MeshFormats.Contains(f)) is not null)
         {

@@ -372,6 +372,8 @@ internal sealed record ModelConfig
         Require(EncoderFeatDim % EncoderHeads == 0, "encoder_heads", $"{EncoderHeads} heads do not divide encoder_feat_dim {EncoderFeatDim}");
         Require(TriplaneHighRes == UpsampleFactor * TriplaneLowRes, "triplane_high_res", $"must be {UpsampleFactor} × triplane_low_res ({UpsampleFactor * TriplaneLowRes}), got {TriplaneHighRes}");
         Require(EncoderImageSize % EncoderPatchSize == 0, "encoder_image_size", $"must be a multiple of the patch size {EncoderPatchSize}, got {EncoderImageSize}");
+        Require(MeshThreshold is null or > 0, "mesh_threshold",
+            string.Create(CultureInfo.InvariantCulture, $"must be a density > 0 (the NeRF's density is positive everywhere, so there is no surface at 0 or below), got {MeshThreshold}"));
         Require(ForegroundRatio is null or (>= ImagePreprocessOptions.MinForegroundRatio and <= 1), "foreground_ratio",
             string.Create(CultureInfo.InvariantCulture, $"must be in [{ImagePreprocessOptions.MinForegroundRatio}, 1], got {ForegroundRatio}"));
         Require(EncoderPositionInterpolation is InterpolationBicubicAntialias or InterpolationBicubic or InterpolationBilinear, "encoder_pos_interpolation",

@@ -24,7 +24,9 @@ public sealed record GridQueryStatistics(int Resolution, bool CoarseToFine, long
 /// <summary>
 /// One photo reconstructed as a triplane NeRF (LRM §3.3): render it from any camera, extract a coloured mesh, read
 /// the triplane or query the NeRF at points. Made by <see cref="Reconstructor.Reconstruct(Image, CancellationToken)"/>; uses its
-/// reconstructor's model, so dispose this first. Not thread-safe. Dispose frees the triplane.
+/// reconstructor's model, so dispose this first (afterwards its calls throw <see cref="ObjectDisposedException"/>). Calls
+/// from several threads are safe and run one at a time with those of its reconstructor (see <see cref="Reconstructor"/>'s
+/// remarks). Dispose frees the triplane; it never waits, and a call in flight on another thread finishes first.
 /// </summary>
 public sealed class Reconstruction : IDisposable
 {
@@ -41,6 +43,7 @@ public sealed class Reconstruction : IDisposable
     private ProjectedTriplane? _projected;
     private readonly PreprocessedImage? _input;
     private Image? _inputImage;
+    private int _disposed;
 
     // Takes ownership of the planes (1, 3, C, H, W), their channels-last copy (1, 3, H, W, C) and the input.
     internal Reconstruction(Reconstructor owner, Tensor planes, Tensor channelsLast, PreprocessedImage? input, string source, ReconstructionTimings timings)
@@ -78,7 +81,14 @@ public sealed class Reconstruction : IDisposable
     /// The encoder input the photo became (RGB, <see cref="Reconstructor.InputResolution"/> square: composited on white,
     /// re-centred, resized); owned by the reconstruction. Throws for reconstructions made without a photo.
     /// </summary>
-    public Image InputImage => _inputImage ??= MakeInputImage();
+    public Image InputImage
+    {
+        get
+        {
+            using var call = Enter();
+            return _inputImage ??= MakeInputImage();
+        }
+    }
 
     /// <summary>Triplane channels C.</summary>
     public int TriplaneChannels => (int)_planes.Size(2);
@@ -100,7 +110,11 @@ public sealed class Reconstruction : IDisposable
     /// box [−1, 1]³ reads plane 0 at (u = x, v = y), plane 1 at (x, z), plane 2 at (z, y) (bilinear, zero padding,
     /// align_corners = false; u runs along W, v along H).
     /// </summary>
-    public float[] GetTriplane() => _owner.Backend.ToFloatArray(_planes);
+    public float[] GetTriplane()
+    {
+        using var call = Enter();
+        return _owner.Backend.ToFloatArray(_planes);
+    }
 
     /// <summary>
     /// Saves the triplane as safetensors (atomically): tensor "planes" (3, C, H, W) fp32, and metadata "config" (the model
@@ -110,6 +124,7 @@ public sealed class Reconstruction : IDisposable
     public void SaveTriplane(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        using var call = Enter();
         var config = _owner.Model.Config;
         using var single = Tensor.Empty(_planes.Shape[1..]);
         using (var planes = _owner.Backend.BorrowHost(_planes))
@@ -145,6 +160,7 @@ public sealed class Reconstruction : IDisposable
     /// <summary>The NeRF at host points (1, N, 3) → a host tensor (N, 4) = [σ, r, g, b]; the caller owns the result.</summary>
     internal Tensor Query(Tensor points)
     {
+        using var call = Enter();
         var backend = _owner.Backend;
         using var onBackend = backend.Borrow(points);
         var (sigma, rgb) = _owner.Model.Nerf.Query(backend, Projected, onBackend.Tensor);
@@ -184,6 +200,7 @@ public sealed class Reconstruction : IDisposable
         {
             throw new LrmInvalidArgumentException($"render size must be in 1..{MaxRenderSize} on each side, got {width}×{height}");
         }
+        using var call = Enter();
         return _owner.Stage(Timings, ReconstructionStage.Render, () =>
         {
             var backend = _owner.Backend;
@@ -203,6 +220,7 @@ public sealed class Reconstruction : IDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked before each frame).</exception>
     public IEnumerable<RenderedView> RenderTurntable(int frames, int size = DefaultRenderSize, CancellationToken cancellationToken = default)
     {
+        ThrowIfDisposed();
         var cameras = Camera.Turntable(frames);
         return Frames();
 
@@ -242,6 +260,7 @@ public sealed class Reconstruction : IDisposable
         }
         var level = threshold ?? Threshold;
         CheckThreshold(level, "mesh threshold");
+        using var call = Enter();
         var refine = coarseToFine ?? _owner.Options.CoarseToFine ?? (_owner.Backend.Device.Kind == DeviceKind.Cpu && resolution >= AutoCoarseToFineResolution);
         var backend = _owner.Backend;
         var progress = _owner.Options.Progress;
@@ -306,14 +325,51 @@ public sealed class Reconstruction : IDisposable
         }
     }
 
-    /// <summary>Frees the triplane and the input image.</summary>
+    /// <summary>
+    /// Frees the triplane and the input image. Safe to call twice and from any thread: it never waits. A call in flight
+    /// on another thread finishes (its result stays valid) and the memory is freed as it returns; later calls throw
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        _inputImage?.Dispose();
-        _input?.Dispose();
-        _projected?.Dispose();
-        _channelsLast.Dispose();
-        _planes.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _owner.Gate.Retire(() =>
+        {
+            _inputImage?.Dispose();
+            _input?.Dispose();
+            _projected?.Dispose();
+            _channelsLast.Dispose();
+            _planes.Dispose();
+        });
+    }
+
+    // Enters the reconstructor's gate for one call: this reconstruction and its reconstructor must both be alive.
+    private CallGate.Scope Enter()
+    {
+        var call = _owner.Gate.Enter();
+        try
+        {
+            ThrowIfDisposed();
+        }
+        catch
+        {
+            call.Dispose();
+            throw;
+        }
+        return call;
+    }
+
+    private void ThrowIfDisposed()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_owner.IsDisposed)
+        {
+            throw new ObjectDisposedException(nameof(Reconstructor),
+                $"{this}: the Reconstructor that made it was disposed; keep the reconstructor alive while its reconstructions are used");
+        }
     }
 
     /// <summary>The source and triplane size, e.g. "Reconstruction of chair.png: triplane 3 × 80 × 64²".</summary>

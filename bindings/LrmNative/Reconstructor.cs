@@ -37,7 +37,13 @@ public sealed record ReconstructorOptions
     /// </summary>
     public bool? CoarseToFine { get; init; }
 
-    /// <summary>Called synchronously with each stage's progress (0 at its start, 1 at its end, fractions between); may be null.</summary>
+    /// <summary>
+    /// Called synchronously with each stage's progress (0 at its start, 1 at its end, fractions between, never decreasing
+    /// within a stage); may be null. It runs on the calling thread while the call holds the reconstructor (see
+    /// <see cref="Reconstructor"/>'s remarks), so it must not block on another thread that is calling the same
+    /// reconstructor (e.g. a synchronous Invoke onto a UI thread that is); post instead (<see cref="Progress{T}"/> does).
+    /// An exception it throws ends the call and comes out of it as it is, with everything the call made freed.
+    /// </summary>
     public IProgress<ReconstructionProgress>? Progress { get; init; }
 
     internal void Validate()
@@ -73,8 +79,22 @@ public sealed record ReconstructorOptions
 /// </code>
 /// </example>
 /// <remarks>
-/// One instance holds the weights (hundreds of MB for the OpenLRM models) and may reconstruct any number of images, one
-/// call at a time (not thread-safe). Dispose frees the weights; reconstructions made from it must be disposed first.
+/// <para>
+/// One instance holds the weights (hundreds of MB for the OpenLRM models) and may reconstruct any number of images.
+/// </para>
+/// <para>
+/// <b>Threads.</b> A reconstructor and the <see cref="Reconstruction"/>s it made may be used from any threads: their calls
+/// run one at a time (they share the weights, the device's stream and its buffers), each waiting for the one in flight.
+/// Two reconstructions meshed or rendered "at once" are therefore meshed one after the other, with the same results as
+/// on one thread. The CPU engine already uses every core inside one call; for more throughput use one reconstructor per
+/// worker (each holds its own weights).
+/// </para>
+/// <para>
+/// <b>Dispose</b> may come from any thread and never waits: a call in flight finishes with valid memory, which is freed as
+/// it returns; every later call — on the reconstructor or on a reconstruction it made — throws
+/// <see cref="ObjectDisposedException"/> naming the object. Dispose reconstructions when done with them; disposing the
+/// reconstructor first is safe but leaves them unusable.
+/// </para>
 /// </remarks>
 public sealed class Reconstructor : IDisposable
 {
@@ -82,7 +102,8 @@ public sealed class Reconstructor : IDisposable
     private readonly IBackend _backend;
     private readonly IBackend _host;
     private readonly bool _owned;
-    private bool _disposed;
+    private readonly CallGate _gate = new();
+    private int _disposed;
 
     private Reconstructor(LrmModel model, IBackend backend, Device device, string? deviceNote, ReconstructorOptions options, TimeSpan loadTime, string source,
         bool owned = true)
@@ -242,6 +263,7 @@ public sealed class Reconstructor : IDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before image → triplane began.</exception>
     public Reconstruction Reconstruct(string imagePath, CancellationToken cancellationToken = default)
     {
+        ThrowIfDisposed();
         cancellationToken.ThrowIfCancellationRequested();
         using var image = Image.Load(imagePath);
         return Reconstruct(image, cancellationToken);
@@ -263,7 +285,7 @@ public sealed class Reconstructor : IDisposable
     public Reconstruction Reconstruct(Image image, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(image);
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = Enter();
         var timings = new ReconstructionTimings();
         timings.Add(ReconstructionStage.Load, LoadTime);
         var preprocessor = new ImagePreprocessor(new ImagePreprocessOptions
@@ -308,7 +330,7 @@ public sealed class Reconstructor : IDisposable
     /// </summary>
     internal Reconstruction ReconstructPrepared(Tensor image, float[] sourceCamera, string source)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = Enter();
         if (sourceCamera.Length != _model.Config.CameraInputDim)
         {
             throw new LrmInvalidArgumentException($"{source}: the source camera feature has {sourceCamera.Length} values; the model reads {_model.Config.CameraInputDim}");
@@ -334,6 +356,7 @@ public sealed class Reconstructor : IDisposable
     internal Reconstruction FromPlanes(Tensor planes, string source)
     {
         ArgumentNullException.ThrowIfNull(planes);
+        using var call = Enter();
         if (planes.Device != _backend.Device)
         {
             using var host = planes;
@@ -384,24 +407,50 @@ public sealed class Reconstructor : IDisposable
         return result;
     }
 
-    /// <summary>Frees the weights and the backend. Safe to call twice.</summary>
+    /// <summary>
+    /// Frees the weights and the backend. Safe to call twice and from any thread: it never waits. A call in flight on
+    /// another thread finishes (its result stays valid) and the memory is freed as it returns; every later call, on this
+    /// reconstructor or on a <see cref="Reconstruction"/> it made, throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
-        _disposed = true;
-        if (!ReferenceEquals(_host, _backend))
+        _gate.Retire(() =>
         {
-            _host.Dispose();
-        }
-        if (_owned)
-        {
-            _model.Dispose();
-            _backend.Dispose();
-        }
+            if (!ReferenceEquals(_host, _backend))
+            {
+                _host.Dispose();
+            }
+            if (_owned)
+            {
+                _model.Dispose();
+                _backend.Dispose();
+            }
+        });
     }
+
+    /// <summary>True after <see cref="Dispose"/> (the memory may still be in use by a call in flight until it returns).</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Serialises the calls of this reconstructor and its reconstructions, and defers their disposal.</summary>
+    internal CallGate Gate => _gate;
+
+    /// <summary>Enters the gate for one call; throws (holding nothing) when the reconstructor was disposed.</summary>
+    internal CallGate.Scope Enter()
+    {
+        var call = _gate.Enter();
+        if (IsDisposed)
+        {
+            call.Dispose();
+            ThrowIfDisposed();
+        }
+        return call;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>The model's source, device and <see cref="Description"/> on one line.</summary>
     public override string ToString() => $"Reconstructor {Source} on {Device}: {Description}";

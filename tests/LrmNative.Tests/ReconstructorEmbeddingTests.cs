@@ -1,8 +1,11 @@
 namespace LrmNative.Tests;
 
 /// <summary>
-/// The facade as a game studio's tools embed it: a progress callback that throws (the exception comes through as it is
-/// and every tensor the call made is freed, stage by stage), and repeated reconstructions that give back all they take.
+/// The facade as a game studio's tools embed it: calls from several threads (one at a time, same results), Dispose from
+/// another thread while a call runs (the call finishes, then the memory is freed), use after Dispose (an
+/// ObjectDisposedException naming the object), a progress callback that throws (the exception comes through as it is and
+/// every tensor the call made is freed, stage by stage), out-of-range thresholds, and repeated reconstructions that give
+/// back all they take.
 /// Host tensor bytes are counted by the engine itself (<see cref="HostMemory"/>), not read from the process.
 /// </summary>
 [NonParallelizable] // compares the process-wide count of host tensor bytes
@@ -100,6 +103,143 @@ public sealed class ReconstructorEmbeddingTests
             + $", \"mesh_threshold\": {threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}";
         var configError = Assert.Throws<LrmFormatException>(() => LrmNative.Model.ModelConfig.Parse(json, "tiny/config.json"));
         Assert.That(configError!.Message, Does.StartWith("tiny/config.json: mesh_threshold: must be a density > 0"));
+    }
+
+    [Test]
+    public void CallsAfterDisposeThrowObjectDisposedNamingTheObject()
+    {
+        using var image = Image.Load(Golden.ExampleImagePath);
+        var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, new ReconstructorOptions { Threshold = 0.6f });
+        var result = lrm.Reconstruct(image);
+        var orphan = lrm.Reconstruct(image);
+        result.Dispose();
+        result.Dispose();
+        var calls = new (string Name, Action Call)[]
+        {
+            ("Render", () => result.RenderInputView(8).Dispose()),
+            ("RenderTurntable", () => result.RenderTurntable(2, 8).First().Dispose()),
+            ("ExtractMesh", () => result.ExtractMesh(16)),
+            ("Query", () => result.Query([0f, 0f, 0f])),
+            ("InputImage", () => _ = result.InputImage),
+            ("GetTriplane", () => result.GetTriplane()),
+        };
+        foreach (var (name, call) in calls)
+        {
+            var error = Assert.Throws<ObjectDisposedException>(() => call(), name);
+            Assert.That(error!.ObjectName, Is.EqualTo(typeof(Reconstruction).FullName), name);
+        }
+
+        lrm.Dispose();
+        lrm.Dispose();
+        Assert.That(Assert.Throws<ObjectDisposedException>(() => lrm.Reconstruct(image))!.ObjectName, Is.EqualTo(typeof(Reconstructor).FullName));
+        Assert.That(Assert.Throws<ObjectDisposedException>(() => lrm.Reconstruct(Golden.ExampleImagePath))!.ObjectName, Is.EqualTo(typeof(Reconstructor).FullName));
+        // A reconstruction that outlives its reconstructor says so, instead of failing inside on a freed weight.
+        var orphaned = Assert.Throws<ObjectDisposedException>(() => orphan.ExtractMesh(16));
+        Assert.That(orphaned!.ObjectName, Is.EqualTo(nameof(Reconstructor)));
+        Assert.That(orphaned.Message, Does.Contain("the Reconstructor that made it was disposed"));
+        Assert.Throws<ObjectDisposedException>(() => orphan.RenderInputView(8).Dispose());
+        orphan.Dispose();
+    }
+
+    [Test]
+    public void DisposeFromAnotherThreadDuringACallLetsTheCallFinishThenFrees()
+    {
+        using var image = Image.Load(Golden.ExampleImagePath);
+        const int resolution = 80; // two slabs of the dense grid: progress at 0, 0.5 and 1
+        Mesh expected;
+        using (var reference = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu))
+        using (var referenceResult = reference.Reconstruct(image))
+        {
+            expected = referenceResult.ExtractMesh(resolution, 0.6f, coarseToFine: false);
+        }
+        var before = LiveHostBytes();
+        Reconstructor? lrm = null;
+        Reconstruction? result = null;
+        var disposedInFlight = false;
+        var options = new ReconstructorOptions
+        {
+            Progress = new SynchronousProgress(p =>
+            {
+                if (p.Stage == ReconstructionStage.GridQuery && p.Fraction is > 0 and < 1 && !disposedInFlight)
+                {
+                    // An editor closing: another thread disposes both while this call is half-way through its grid.
+                    disposedInFlight = true;
+                    var disposer = Task.Run(() =>
+                    {
+                        result!.Dispose();
+                        lrm!.Dispose();
+                    });
+                    Assert.That(disposer.Wait(TimeSpan.FromMinutes(2)), Is.True, "Dispose returns without waiting for the call in flight");
+                }
+            }),
+        };
+        lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, options);
+        result = lrm.Reconstruct(image);
+        var mesh = result.ExtractMesh(resolution, 0.6f, coarseToFine: false);
+
+        Assert.That(disposedInFlight, Is.True);
+        Assert.That(mesh.TriangleCount, Is.GreaterThan(0));
+        Assert.That(mesh.Positions.ToArray(), Is.EqualTo(expected.Positions.ToArray()), "the call in flight finished on valid memory");
+        Assert.That(mesh.Colors.ToArray(), Is.EqualTo(expected.Colors.ToArray()));
+        Assert.That(LiveHostBytes(), Is.EqualTo(before), "freed as the call returned");
+        Assert.Throws<ObjectDisposedException>(() => result.ExtractMesh(16));
+        Assert.Throws<ObjectDisposedException>(() => lrm.Reconstruct(image));
+    }
+
+    [Test]
+    public void CallsFromSeveralThreadsRunOneAtATimeWithTheResultsOfOneThread()
+    {
+        using var image = Image.Load(Golden.ExampleImagePath);
+        const int threads = 4;
+        // The reports of one call (Reconstruct, ExtractMesh or Render) must not interleave with another thread's.
+        var gate = new Lock();
+        var inCall = -1;
+        var interleaved = new List<string>();
+        var options = new ReconstructorOptions
+        {
+            Threshold = 0.6f,
+            Progress = new SynchronousProgress(p =>
+            {
+                var thread = Environment.CurrentManagedThreadId;
+                lock (gate)
+                {
+                    var opens = (p.Stage, p.Fraction) is (ReconstructionStage.Preprocess, 0) or (ReconstructionStage.GridQuery, 0) or (ReconstructionStage.Render, 0);
+                    if (inCall != thread && !(opens && inCall == -1))
+                    {
+                        interleaved.Add($"{p.Stage} {p.Fraction} on thread {thread} inside a call of thread {inCall}");
+                    }
+                    var closes = (p.Stage, p.Fraction) is (ReconstructionStage.ImageToTriplane, 1) or (ReconstructionStage.VertexColors, 1) or (ReconstructionStage.Render, 1);
+                    inCall = closes ? -1 : thread;
+                }
+            }),
+        };
+        using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu, options);
+        (float[] Triplane, float[] Positions, float[] Colors, float[] Pixels) Work()
+        {
+            using var result = lrm.Reconstruct(image);
+            var mesh = result.ExtractMesh(32);
+            using var view = result.RenderInputView(16);
+            return (result.GetTriplane(), mesh.Positions.ToArray(), mesh.Colors.ToArray(), view.Color.Pixels.ToFloatArray());
+        }
+        var serial = Work();
+        interleaved.Clear();
+        using var start = new Barrier(threads);
+        var results = Enumerable.Range(0, threads).Select(_ => Task.Factory.StartNew(() =>
+        {
+            start.SignalAndWait();
+            return Work();
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        Task.WaitAll(results);
+
+        Assert.That(interleaved, Is.Empty, "calls from different threads overlapped");
+        foreach (var task in results)
+        {
+            var (triplane, positions, colors, pixels) = task.Result;
+            Assert.That(triplane, Is.EqualTo(serial.Triplane));
+            Assert.That(positions, Is.EqualTo(serial.Positions));
+            Assert.That(colors, Is.EqualTo(serial.Colors));
+            Assert.That(pixels, Is.EqualTo(serial.Pixels));
+        }
     }
 
     /// <summary>Host tensor bytes now, after any finalizer of an earlier test's garbage has run.</summary>

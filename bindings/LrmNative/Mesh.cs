@@ -18,7 +18,11 @@ public readonly record struct MeshBounds(Vector3 Min, Vector3 Max)
 /// <summary>
 /// A triangle mesh: vertex positions (V, 3) fp32, triangles (T, 3) int32 vertex indices wound counter-clockwise
 /// seen from outside, optional per-vertex RGB colours (V, 3) in [0, 1] and optional unit normals (V, 3); all arrays
-/// flattened row-major. Coordinates are the engine's world: <b>z up</b>, as in OpenLRM and Blender.
+/// flattened row-major. Coordinates are the engine's world: <b>z up</b>, as in OpenLRM and Blender; a reconstruction's
+/// mesh lies in the object box [−1, 1]³, the input camera looking from −y (so the photo's left is −x). Units are the
+/// model's normalised ones, with no real-world scale: glTF reads them as metres (an object up to 2 m across), so scale
+/// the asset to its real size in your engine. Colours are <b>sRGB-encoded</b>, like image pixels (what the NeRF
+/// outputs): PLY and OBJ store them so, GLB converts them to glTF's linear vertex colours.
 /// Saves binary PLY, OBJ (both keep z-up as is) and GLB (glTF 2.0, converted to glTF's y-up, see
 /// <see cref="SaveGlb"/>); every file is written atomically, so a reader sees the old file or the complete new one.
 /// The same mesh always gives the same bytes.
@@ -127,7 +131,7 @@ public sealed class Mesh
     /// <summary>Triangle vertex indices (T, 3), counter-clockwise seen from outside.</summary>
     public ReadOnlySpan<int> Triangles => _triangles;
 
-    /// <summary>Per-vertex RGB (V, 3) in [0, 1]; empty when <see cref="HasColors"/> is false.</summary>
+    /// <summary>Per-vertex RGB (V, 3) in [0, 1], sRGB-encoded; empty when <see cref="HasColors"/> is false.</summary>
     public ReadOnlySpan<float> Colors => _colors;
 
     /// <summary>Per-vertex unit normals (V, 3); empty when <see cref="HasNormals"/> is false.</summary>
@@ -304,8 +308,9 @@ public sealed class Mesh
     /// <summary>
     /// Writes a binary glTF 2.0 (GLB) atomically: one mesh with one triangle primitive holding POSITION (with exact
     /// min/max), NORMAL (the mesh's normals, or area-weighted ones computed for the file when it has none), COLOR_0
-    /// (VEC3 float, when the mesh has colours) and UNSIGNED_INT indices, one node, one scene and a plain
-    /// non-metallic, fully rough material so viewers show the vertex colours.
+    /// (VEC3 float, when the mesh has colours: the sRGB colours converted to linear, as glTF's vertex colours are, so
+    /// viewers show the colours of the PLY/OBJ and not washed-out ones) and UNSIGNED_INT indices, one node, one scene
+    /// and a plain non-metallic, fully rough material so viewers show the vertex colours. Units: see <see cref="Mesh"/>.
     /// <para>
     /// glTF is y-up while the engine is z-up, so positions and normals are rotated by −90° about x:
     /// (x, y, z) → (x, z, −y). A rotation keeps the triangle winding, so faces still point outward and
@@ -325,7 +330,7 @@ public sealed class Mesh
     /// <summary>
     /// Reads a mesh by the file's extension (any case): <c>.ply</c> (ASCII or binary, vertex colours), <c>.obj</c>
     /// (vertex colours, or material diffuse colours from .mtl files in the OBJ's folder) or <c>.glb</c> (glTF 2.0: node
-    /// transforms, COLOR_0 × baseColorFactor; converted from glTF's y-up to the engine's z-up). Polygons become triangle
+    /// transforms, COLOR_0 × baseColorFactor, linear in glTF, converted to sRGB; converted from glTF's y-up to the engine's z-up). Polygons become triangle
     /// fans. Normals in the file are not kept (<see cref="ComputeVertexNormals"/> makes them). Files over 1 GiB and
     /// meshes over 2^27 vertices or triangles are refused.
     /// </summary>

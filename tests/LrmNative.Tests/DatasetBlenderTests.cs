@@ -123,6 +123,50 @@ public sealed class DatasetBlenderTests : TemporaryFolderFixture
     }
 
     [Test]
+    public void BlenderShowsAGlbInTheColoursOfThePlyOfTheSameMesh()
+    {
+        // glTF's COLOR_0 is linear and PLY's byte colours are sRGB: the same mesh saved both ways must look the same in a
+        // glTF importer (Blender's), not washed out in the GLB (sRGB values stored as if linear).
+        var blender = BlenderEngine.FindOnPath();
+        if (blender is null)
+        {
+            Assert.Ignore("blender not installed: the GLB colour check renders through `blender` on PATH");
+        }
+        var mesh = DatasetTestSupport.Icosphere(3, 1.0, [0.8f, 0.5f, 0.2f]);
+        // One object per run, named alike, so both get the same random camera and lighting.
+        double[] MeanColour(string extension)
+        {
+            var meshes = Path.Combine(Folder, extension, "meshes");
+            Directory.CreateDirectory(meshes);
+            mesh.Save(Path.Combine(meshes, "sphere." + extension));
+            var output = Path.Combine(Folder, extension, "rendered");
+            DatasetGeneration.RenderMeshes(meshes, output, new DatasetOptions { Views = 1, Resolution = 32, Seed = 5 },
+                blender: new BlenderSettings(blender, BlenderEngine.DefaultScript) { Samples = 16 });
+            using var image = Image.Load(Path.Combine(output, "sphere", "rgba", "000.png"));
+            var pixels = image.Pixels.AsSpan<float>();
+            var sum = new double[3];
+            var covered = 0;
+            for (var p = 0; p < 32 * 32; p++)
+            {
+                if (pixels[4 * p + 3] > 0.99f)
+                {
+                    covered++;
+                    for (var c = 0; c < 3; c++)
+                    {
+                        sum[c] += pixels[4 * p + c];
+                    }
+                }
+            }
+            Assert.That(covered, Is.GreaterThan(100), $"the {extension} sphere is in view");
+            return [.. sum.Select(v => v / covered)];
+        }
+        var ply = MeanColour("ply");
+        var glb = MeanColour("glb");
+        TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mean colour: PLY ({ply[0]:F3}, {ply[1]:F3}, {ply[2]:F3}), GLB ({glb[0]:F3}, {glb[1]:F3}, {glb[2]:F3})"));
+        Assert.That(glb, Is.EqualTo(ply).Within(0.02), "the GLB renders in the PLY's colours");
+    }
+
+    [Test]
     public void BlenderSilhouettesMatchTheCpuEngineFromTheSameCameras()
     {
         var blender = BlenderEngine.FindOnPath();

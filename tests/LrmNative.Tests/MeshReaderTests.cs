@@ -171,9 +171,9 @@ public sealed class MeshReaderTests : TemporaryFolderFixture
         var t = mesh.Triangles.ToArray();
         Assert.That(t[..3], Is.EqualTo(new[] { 0, 1, 2 }));
         Assert.That(t[3..], Is.EqualTo(new[] { 3, 5, 4 }), "a mirroring transform flips the winding back");
-        // COLOR_0 (1, 0, 0) × baseColorFactor (0.5, 1, 1); alpha dropped.
+        // COLOR_0 (1, 0, 0) × baseColorFactor (0.5, 1, 1), both linear: red 0.5 linear is 0.735357 in sRGB; alpha dropped.
         var c = mesh.Colors.ToArray();
-        Assert.That(c[..3], Is.EqualTo(new[] { 0.5f, 0f, 0f }));
+        Assert.That(c[..3], Is.EqualTo(new[] { 0.735357f, 0f, 0f }).Within(1e-6));
         Assert.That(c[3..6], Is.EqualTo(new[] { 0f, 1f, 0f }));
     }
 

@@ -438,11 +438,36 @@ public sealed class MeshWriterTests : TemporaryFolderFixture
         Assert.That(glb.HasAttribute("COLOR_0"), Is.True);
         var colorAccessor = glb.Accessor(glb.AttributeIndex("COLOR_0"));
         Assert.That(colorAccessor.GetProperty("type").GetString(), Is.EqualTo("VEC3"));
-        Assert.That(glb.Read(glb.AttributeIndex("COLOR_0"), out _), Is.EqualTo(mesh.Colors.ToArray().Select(c => (double)c)));
+        // glTF's vertex colours are linear; the mesh's are sRGB-encoded (IEC 61966-2-1, computed here in double).
+        Assert.That(glb.Read(glb.AttributeIndex("COLOR_0"), out _),
+            Is.EqualTo(mesh.Colors.ToArray().Select(c => c <= 0.04045 ? c / 12.92 : Math.Pow((c + 0.055) / 1.055, 2.4))).Within(1e-6));
 
         var material = root.GetProperty("materials")[glb.Primitive.GetProperty("material").GetInt32()];
         Assert.That(material.GetProperty("pbrMetallicRoughness").GetProperty("metallicFactor").GetDouble(), Is.Zero);
         GltfValidator.AssertValid(path);
+    }
+
+    [Test]
+    public void GlbVertexColoursAreLinearAndReadBackAsTheMeshsSrgb()
+    {
+        // sRGB → linear at values from the standard's tables: 0.5 → 0.21404, the knee 0.04045 → 0.0031308.
+        float[] srgb = [0f, 0.04045f, 0.5f, 1f, 0.2f, 0.8f, 0.735357f, 0.1f, 0.9f];
+        double[] linear = [0, 0.0031308049535603713, 0.21404114048223255, 1, 0.033104766570885055, 0.6038273388553378, 0.5, 0.010022825574869039, 0.7874122893956174];
+        var mesh = new Mesh([0, 0, 0, 1, 0, 0, 0, 1, 0], [0, 1, 2], srgb);
+        var path = PathOf("colours.glb");
+        mesh.SaveGlb(path);
+        var stored = ReadGlb(path).Read(ReadGlb(path).AttributeIndex("COLOR_0"), out _);
+        for (var i = 0; i < srgb.Length; i++)
+        {
+            Assert.That(stored[i], Is.EqualTo(linear[i]).Within(2e-7), $"COLOR_0 of sRGB {srgb[i]}");
+        }
+        GltfValidator.AssertValid(path);
+
+        // Read back: the same colours as written (and as the PLY of the same mesh, up to its 8-bit rounding).
+        var back = Mesh.Load(path).Colors.ToArray();
+        Assert.That(back, Is.EqualTo(srgb).Within(1e-6));
+        mesh.SavePly(PathOf("colours.ply"));
+        Assert.That(Mesh.Load(PathOf("colours.ply")).Colors.ToArray(), Is.EqualTo(back).Within(0.5 / 255 + 1e-6));
     }
 
     [Test]

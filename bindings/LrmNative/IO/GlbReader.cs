@@ -7,7 +7,8 @@ namespace LrmNative.IO;
 /// Binary glTF 2.0 (GLB): every triangle primitive (mode 4, or strips/fans converted) of every mesh reached from the
 /// default scene's nodes (all meshes when there are no scenes), placed by the node transforms (matrix or TRS; a
 /// mirroring transform flips the winding back). POSITION, optional COLOR_0 (float, or normalised unsigned byte/short;
-/// VEC3 or VEC4, alpha dropped) times the material's baseColorFactor, indices of any unsigned type. Textures are not
+/// VEC3 or VEC4, alpha dropped) times the material's baseColorFactor — both linear in glTF, so the product is
+/// converted to the sRGB encoding of <see cref="Mesh"/> colours — indices of any unsigned type. Textures are not
 /// sampled (use the Blender path for textured assets). glTF is y-up; the engine is z-up, so (x, y, z) becomes
 /// (x, −z, y), the inverse of <see cref="Mesh.SaveGlb"/>.
 /// </summary>
@@ -263,7 +264,7 @@ internal static class GlbReader
                     for (var k = 0; k < 3; k++)
                     {
                         var c = colors is { } color ? Value(color, v, k) : 1.0;
-                        _builder.Colors!.Add((float)(c * factor[k]));
+                        _builder.Colors!.Add((float)SrgbTransfer.ToSrgb(c * factor[k]));
                     }
                 }
                 // Indices are read as the triangles are made, so a long index accessor costs no memory of its own and

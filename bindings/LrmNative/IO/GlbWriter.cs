@@ -7,8 +7,8 @@ namespace LrmNative.IO;
 /// Binary glTF 2.0 (https://registry.khronos.org/glTF/specs/2.0/glTF-2.0.html#binary-gltf-layout): a 12-byte header
 /// (magic "glTF", version 2, total length), a JSON chunk padded with spaces and a BIN chunk padded with zeros, each
 /// to 4 bytes. The BIN buffer holds, one tightly packed bufferView each (so no byteStride): POSITION (VEC3 float,
-/// exact min/max), NORMAL (VEC3 float, unit), COLOR_0 (VEC3 float, when present) and the indices (SCALAR
-/// UNSIGNED_INT). Every view is a multiple of 4 bytes long, so every offset stays 4-byte aligned. Positions and
+/// exact min/max), NORMAL (VEC3 float, unit), COLOR_0 (VEC3 float, when present: the mesh's sRGB colours made linear,
+/// as glTF's vertex colours are) and the indices (SCALAR UNSIGNED_INT). Every view is a multiple of 4 bytes long, so every offset stays 4-byte aligned. Positions and
 /// normals are turned from the engine's z-up to glTF's y-up by (x, y, z) → (x, z, −y), a rotation (winding kept).
 /// </summary>
 internal static class GlbWriter
@@ -57,7 +57,7 @@ internal static class GlbWriter
         offset += vertexBytes;
         if (mesh.HasColors)
         {
-            WriteFloats(bin.AsSpan((int)offset, (int)vertexBytes), mesh.Colors);
+            WriteLinearColors(bin.AsSpan((int)offset, (int)vertexBytes), mesh.Colors);
             views.Add((offset, vertexBytes, ArrayBuffer));
             offset += vertexBytes;
         }
@@ -228,11 +228,13 @@ internal static class GlbWriter
         return (min, max);
     }
 
-    private static void WriteFloats(Span<byte> target, ReadOnlySpan<float> values)
+    // glTF's COLOR_0 is linear (a multiplier of the linear base colour); Mesh colours are sRGB-encoded like image pixels.
+    // Written raw, every viewer and engine would show them washed out (0.5 would display as 0.735).
+    private static void WriteLinearColors(Span<byte> target, ReadOnlySpan<float> srgb)
     {
-        for (var i = 0; i < values.Length; i++)
+        for (var i = 0; i < srgb.Length; i++)
         {
-            BinaryPrimitives.WriteSingleLittleEndian(target[(4 * i)..], values[i]);
+            BinaryPrimitives.WriteSingleLittleEndian(target[(4 * i)..], (float)SrgbTransfer.ToLinear(srgb[i]));
         }
     }
 

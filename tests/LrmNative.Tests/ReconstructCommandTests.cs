@@ -145,6 +145,25 @@ public sealed class ReconstructCommandTests : TemporaryFolderFixture
         Assert.That(File.Exists(Path.Combine(output, "mesh.glb")), Is.False);
     }
 
+    [Test]
+    public void NoSurfaceRemovesTheMeshOfAnEarlierRunIntoTheSameFolder()
+    {
+        // A pipeline re-running into one folder must not pick up the old mesh as this run's.
+        var output = Path.Combine(Folder, "rerun");
+        var image = SyntheticImage();
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--render-size", "8", "--resolution", "24", "--threshold", "0.45", "--formats", "glb,obj");
+        Assert.That(code, Is.EqualTo(0), log);
+        File.WriteAllText(Path.Combine(output, "mesh.ply"), "not this run's format: left alone");
+        Assert.That(File.Exists(Path.Combine(output, "mesh.glb")) && File.Exists(Path.Combine(output, "mesh.obj")), Is.True);
+
+        (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--render-size", "8", "--resolution", "24", "--threshold", "1000", "--formats", "glb,obj");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("no surface at density 1000").And.Contain("removed").And.Contain("mesh.glb"));
+        Assert.That(File.Exists(Path.Combine(output, "mesh.glb")), Is.False, "the earlier run's GLB is gone");
+        Assert.That(File.Exists(Path.Combine(output, "mesh.obj")), Is.False, "the earlier run's OBJ is gone");
+        Assert.That(File.Exists(Path.Combine(output, "mesh.ply")), Is.True, "a format this run did not write stays");
+    }
+
     [TestCase("--formats", "fbx", "--formats")]
     [TestCase("--resolution", "1", "--resolution")]
     [TestCase("--min-piece", "1.5", "--min-piece")]

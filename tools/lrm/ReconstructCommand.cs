@@ -428,13 +428,27 @@ internal static class ReconstructCommand
         var dropped = mesh == extracted ? "" : string.Create(CultureInfo.InvariantCulture,
             $" (of {extracted.VertexCount:N0} / {extracted.TriangleCount:N0}: pieces under {options.MinPiece:0.###} of the largest dropped)");
         display.Stage("marching cubes", string.Create(CultureInfo.InvariantCulture, $"level {threshold}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles{dropped}"), times["marching cubes"]);
+        var paths = options.Formats.Select(format => Path.Combine(folder, $"mesh.{format}")).ToList();
         if (mesh.IsEmpty)
         {
-            display.Warning($"no surface at density {threshold.ToString(CultureInfo.InvariantCulture)} inside the object box; no mesh written (try a lower --threshold)");
+            // A mesh left from an earlier run into this folder would pass for this run's: it goes.
+            var stale = paths.Where(File.Exists).ToList();
+            foreach (var path in stale)
+            {
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+                {
+                    throw new LrmFormatException($"{path}: no surface at this threshold, and the mesh of an earlier run cannot be removed: {error.Message}");
+                }
+            }
+            display.Warning($"no surface at density {threshold.ToString(CultureInfo.InvariantCulture)} inside the object box; no mesh written (try a lower --threshold)"
+                + (stale.Count == 0 ? "" : $"; removed {string.Join(", ", stale)} from an earlier run"));
             return;
         }
         display.Stage("colours", "NeRF colour at every vertex, area-weighted normals", times["vertex colours"]);
-        var paths = options.Formats.Select(format => Path.Combine(folder, $"mesh.{format}")).ToList();
         export += Timed(display, "export", () =>
         {
             foreach (var path in paths)

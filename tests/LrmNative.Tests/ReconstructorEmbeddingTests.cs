@@ -4,8 +4,8 @@ namespace LrmNative.Tests;
 /// The facade as a game studio's tools embed it: calls from several threads (one at a time, same results), Dispose from
 /// another thread while a call runs (the call finishes, then the memory is freed), use after Dispose (an
 /// ObjectDisposedException naming the object), a progress callback that throws (the exception comes through as it is and
-/// every tensor the call made is freed, stage by stage), out-of-range thresholds, and repeated reconstructions that give
-/// back all they take.
+/// every tensor the call made is freed, stage by stage), out-of-range thresholds, repeated reconstructions that give
+/// back all they take, and the GLB's orientation (the photo's left at −x seen from the front, normals outward).
 /// Host tensor bytes are counted by the engine itself (<see cref="HostMemory"/>), not read from the process.
 /// </summary>
 [NonParallelizable] // compares the process-wide count of host tensor bytes
@@ -239,6 +239,69 @@ public sealed class ReconstructorEmbeddingTests
             Assert.That(positions, Is.EqualTo(serial.Positions));
             Assert.That(colors, Is.EqualTo(serial.Colors));
             Assert.That(pixels, Is.EqualTo(serial.Pixels));
+        }
+    }
+
+    [Test]
+    public void TheGlbSeenFromTheFrontShowsThePhotosLeftOnTheLeftWithOutwardNormals()
+    {
+        // The shipped model on a square whose left half is red and right half blue: in the GLB (y-up, seen from +z, the
+        // input camera's side) the red vertices must lie at −x, the blue at +x, and the normals point away from the centre.
+        var repository = TestFiles.RepositoryFolder();
+        if (repository is null)
+        {
+            Assert.Ignore("models/default is not in a test bundle");
+        }
+        using var lrm = Reconstructor.Load(Path.Combine(repository, "models", "default"), Device.Cpu);
+        const int size = 128;
+        var pixels = new float[4 * size * size];
+        for (var y = 32; y < 96; y++)
+        {
+            for (var x = 32; x < 96; x++)
+            {
+                var left = x < size / 2;
+                var at = 4 * (y * size + x);
+                pixels[at] = left ? 0.9f : 0.1f;
+                pixels[at + 1] = 0.1f;
+                pixels[at + 2] = left ? 0.1f : 0.9f;
+                pixels[at + 3] = 1f;
+            }
+        }
+        using var image = Image.FromRgba(pixels, size, size, hasAlpha: true, "red left, blue right");
+        using var result = lrm.Reconstruct(image);
+        var path = Path.Combine(Path.GetTempPath(), $"lrm-orientation-{Guid.NewGuid():N}.glb");
+        try
+        {
+            result.ExtractMesh(48).SaveGlb(path);
+            GltfValidator.AssertValid(path);
+            var glb = Mesh.Load(path); // back to z-up: x is glTF's x
+            var gltfX = new List<(float X, bool Red)>();
+            double outward = 0;
+            glb.ComputeVertexNormals();
+            var centre = glb.Bounds.Center;
+            for (var v = 0; v < glb.VertexCount; v++)
+            {
+                var c = glb.Colors.Slice(3 * v, 3);
+                if (Math.Abs(c[0] - c[2]) > 0.2f)
+                {
+                    gltfX.Add((glb.Positions[3 * v], c[0] > c[2]));
+                }
+                for (var k = 0; k < 3; k++)
+                {
+                    outward += glb.Normals[3 * v + k] * (glb.Positions[3 * v + k] - centre[k]);
+                }
+            }
+            var red = gltfX.Where(p => p.Red).Select(p => (double)p.X).ToArray();
+            var blue = gltfX.Where(p => !p.Red).Select(p => (double)p.X).ToArray();
+            Assert.That(red, Has.Length.GreaterThan(100));
+            Assert.That(blue, Has.Length.GreaterThan(100));
+            Assert.That(red.Average(), Is.LessThan(-0.2), "red (the photo's left) at −x");
+            Assert.That(blue.Average(), Is.GreaterThan(0.2), "blue (the photo's right) at +x");
+            Assert.That(outward, Is.Positive, "normals point outward");
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 

@@ -10,15 +10,7 @@ namespace LrmNative.Tests;
 [TestFixture]
 public sealed class BenchmarkTrustTests : TemporaryFolderFixture
 {
-    private static string ResultsFolder()
-    {
-        var repository = TestFiles.RepositoryFolder();
-        if (repository is null)
-        {
-            Assert.Ignore("the tests run outside the repository (a test bundle): benchmarks/results is not here to compare");
-        }
-        return Path.Combine(repository!, "benchmarks", "results");
-    }
+    private static string ResultsFolder() => TestFiles.InRepository("benchmarks/results", "compare");
 
     // The committed results files of the lrm-bench/1 schema (the summary's inputs).
     private static IReadOnlyList<string> CommittedResults(string folder) =>
@@ -152,12 +144,7 @@ public sealed class BenchmarkTrustTests : TemporaryFolderFixture
     [Test]
     public void PeerScriptHasABuilderForEveryFamilyReadingOnlyTheDimensionsWeGive()
     {
-        var repository = TestFiles.RepositoryFolder();
-        if (repository is null)
-        {
-            Assert.Ignore("the tests run outside the repository (a test bundle): benchmarks/peers is not here to read");
-        }
-        var script = File.ReadAllText(Path.Combine(repository!, "benchmarks", "peers", "kernels_torch.py"));
+        var script = File.ReadAllText(Path.Combine(TestFiles.InRepository("benchmarks/peers", "read"), "kernels_torch.py"));
         var peer = PeerFamilies(script);
         var families = LrmShapes.All.GroupBy(shape => shape.Family).ToDictionary(group => group.Key, group => group.ToList(), StringComparer.Ordinal);
         Assert.That(peer.Keys, Is.EquivalentTo(families.Keys), "FAMILIES in kernels_torch.py against the families of LrmShapes");

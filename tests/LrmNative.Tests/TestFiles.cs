@@ -19,6 +19,20 @@ internal static class TestFiles
     }
 
     /// <summary>
+    /// The full path of <paramref name="relativePath"/> (e.g. "docs/cli.md") in the repository checkout; outside one (a test
+    /// bundle) the test is skipped saying the file is not there to <paramref name="use"/>.
+    /// </summary>
+    public static string InRepository(string relativePath, string use)
+    {
+        var repository = RepositoryFolder();
+        if (repository is null)
+        {
+            Assert.Ignore($"the tests run outside the repository (a test bundle): {relativePath} is not here to {use}");
+        }
+        return Path.Combine([repository!, .. relativePath.Split('/')]);
+    }
+
+    /// <summary>
     /// A binary glTF file: the 12-byte header, the JSON chunk (padded with spaces to 4 bytes) and the BIN chunk, all
     /// lengths as the container format says (glTF 2.0, "GLB File Format Specification").
     /// </summary>

@@ -6,7 +6,6 @@ using System.Text;
 using System.Text.RegularExpressions;
 using System.Xml;
 using System.Xml.Linq;
-using LrmNative.IO;
 
 namespace LrmNative.Cli;
 
@@ -43,14 +42,7 @@ internal static partial class ApiReference
             {
                 errors.WriteLine($"lrm: api-reference: public documentation refers to a member outside the reference: {id}");
             }
-            if (result.GetValue(output) is { } path)
-            {
-                AtomicFile.Write(path, stream => stream.Write(Encoding.UTF8.GetBytes(text)), "API reference");
-            }
-            else
-            {
-                result.InvocationConfiguration.Output.Write(text);
-            }
+            CliReference.WriteDocument(result, output, text, "API reference");
             return 0;
         });
         return command;

@@ -22,18 +22,23 @@ internal static class CliReference
         command.Hidden = true;
         command.SetAction(result =>
         {
-            var text = Generate(Program.CreateRoot());
-            if (result.GetValue(output) is { } path)
-            {
-                AtomicFile.Write(path, stream => stream.Write(Encoding.UTF8.GetBytes(text)));
-            }
-            else
-            {
-                result.InvocationConfiguration.Output.Write(text);
-            }
+            WriteDocument(result, output, Generate(Program.CreateRoot()), "command-line reference");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Writes a generated document to the file <paramref name="output"/> names (atomically), else to standard output.</summary>
+    internal static void WriteDocument(ParseResult result, Option<string?> output, string text, string what)
+    {
+        if (result.GetValue(output) is { } path)
+        {
+            AtomicFile.Write(path, stream => stream.Write(Encoding.UTF8.GetBytes(text)), what);
+        }
+        else
+        {
+            result.InvocationConfiguration.Output.Write(text);
+        }
     }
 
     /// <summary>The Markdown reference of <paramref name="root"/>'s visible commands.</summary>

@@ -251,6 +251,8 @@ public sealed class Reconstruction : IDisposable
     /// grid and leaves the reconstruction usable.
     /// </remarks>
     /// <exception cref="LrmInvalidArgumentException">A resolution outside 2..1024, or a threshold that is not finite and &gt; 0.</exception>
+    /// <exception cref="LrmOutOfMemoryException">The host has less memory available than the grid needs (4·resolution³ bytes:
+    /// 4 GiB at 1024³), checked before any work; the reconstruction stays usable.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public Mesh ExtractMesh(int resolution, float? threshold, bool? coarseToFine = null, CancellationToken cancellationToken = default)
     {
@@ -263,6 +265,13 @@ public sealed class Reconstruction : IDisposable
         using var call = Enter();
         var refine = coarseToFine ?? _owner.Options.CoarseToFine ?? (_owner.Backend.Device.Kind == DeviceKind.Cpu && resolution >= AutoCoarseToFineResolution);
         var backend = _owner.Backend;
+        if (refine || backend.Device.Kind == DeviceKind.Cpu)
+        {
+            // The R³ grid lives on the host: say so before the minutes of querying, not as the OOM killer's SIGKILL.
+            var half = resolution / 2;
+            HostMemory.EnsureAvailable(GridBytes(resolution), $"mesh extraction at {resolution}³ (its density grid)",
+                $"a lower resolution needs less ({half}³: {HostMemory.FormatBytes(GridBytes(half))})");
+        }
         var progress = _owner.Options.Progress;
         void Report(double fraction)
         {
@@ -311,6 +320,9 @@ public sealed class Reconstruction : IDisposable
             }, cancellationToken);
         }
     }
+
+    /// <summary>Bytes of the fp32 density grid of a <paramref name="resolution"/>³ mesh extraction.</summary>
+    internal static long GridBytes(int resolution) => 4L * resolution * resolution * resolution;
 
     /// <summary>
     /// A mesh threshold must be finite and &gt; 0: the NeRF's σ = softplus(·) is positive everywhere, so at 0 or below

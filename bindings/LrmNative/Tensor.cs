@@ -51,6 +51,12 @@ public sealed unsafe class Tensor : IDisposable
         {
             throw new LrmUnsupportedException($"a host tensor of shape {FormatShape(shape)} would hold {ElementCount} elements; host tensors hold at most {MaxHostElements} (2³¹ − 1)");
         }
+        if (ByteCount >= HostMemory.CheckedAllocationBytes)
+        {
+            // Linux overcommits: a buffer larger than the memory left is handed out and the OOM killer ends the process
+            // when it is touched. Refusing it here keeps the process alive with an error that says what was asked.
+            HostMemory.EnsureAvailable(ByteCount, $"a {dataType} tensor of shape {FormatShape(shape)}");
+        }
         try
         {
             // At least one byte so an all-empty tensor still has a valid pointer.
@@ -335,4 +341,105 @@ internal static class HostMemory
     }
 
     internal static void Freed(long bytes) => Interlocked.Add(ref s_live, -bytes);
+
+    /// <summary>Host tensors of at least this many bytes (256 MiB) are checked against <see cref="Available"/> before they are allocated.</summary>
+    internal const long CheckedAllocationBytes = 256L << 20;
+
+    /// <summary>Tests stand in for a machine with this many bytes available (null: read the machine).</summary>
+    internal static long? AvailableOverride { get; set; }
+
+    /// <summary>
+    /// Bytes this process can still take from the machine, and where the number comes from: Linux's MemAvailable
+    /// (/proc/meminfo), lowered to the room left under the container's cgroup memory limit (v2 or v1) when there is one. Null where neither can be read (not Linux): then nothing is checked.
+    /// </summary>
+    public static (long Bytes, string Source)? Available()
+    {
+        if (AvailableOverride is { } given)
+        {
+            return (given, "set by a test");
+        }
+        (long Bytes, string Source)? result = null;
+        if (ReadMemInfoAvailable("/proc/meminfo") is { } meminfo)
+        {
+            result = (meminfo, "MemAvailable in /proc/meminfo");
+        }
+        // A container sees its own cgroup at the mount's root: v2 (memory.max) or v1 (memory/memory.limit_in_bytes).
+        var room = ReadCgroupRoom("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current")
+            ?? ReadCgroupRoom("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes");
+        if (room is { } cgroup && (result is null || cgroup < result.Value.Bytes))
+        {
+            result = (cgroup, "the cgroup's memory limit less its usage");
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Throws <see cref="LrmOutOfMemoryException"/> naming <paramref name="what"/> when <paramref name="bytes"/> exceed
+    /// <see cref="Available"/>.
+    /// </summary>
+    public static void EnsureAvailable(long bytes, string what, string? advice = null)
+    {
+        if (Available() is { } available && bytes > available.Bytes)
+        {
+            throw new LrmOutOfMemoryException($"{what} needs {FormatBytes(bytes)} of host memory and {FormatBytes(Math.Max(available.Bytes, 0))} is available "
+                + $"({available.Source}){(advice is null ? "" : "; " + advice)}");
+        }
+    }
+
+    /// <summary>Bytes for messages: "4.00 GiB", "512.0 MiB", "900 bytes".</summary>
+    public static string FormatBytes(long bytes)
+    {
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        return bytes >= 1 << 30 ? string.Create(invariant, $"{bytes / (double)(1 << 30):F2} GiB")
+            : bytes >= 1 << 20 ? string.Create(invariant, $"{bytes / (double)(1 << 20):F1} MiB")
+            : string.Create(invariant, $"{bytes} bytes");
+    }
+
+    /// <summary>MemAvailable of a meminfo file, in bytes; null when the file or the line is missing.</summary>
+    internal static long? ReadMemInfoAvailable(string path)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines(path))
+            {
+                // "MemAvailable:   12345678 kB"
+                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                {
+                    var fields = line["MemAvailable:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return fields.Length == 2 && fields[1] == "kB" && long.TryParse(fields[0], System.Globalization.CultureInfo.InvariantCulture, out var kib) ? kib * 1024 : null;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The room under a cgroup memory limit: the limit in <paramref name="limitFile"/> less the usage in
+    /// <paramref name="usageFile"/>; null without a limit ("max", or v1's near-2⁶³ "unlimited") or when they cannot be read.
+    /// </summary>
+    internal static long? ReadCgroupRoom(string limitFile, string usageFile)
+    {
+        try
+        {
+            var invariant = System.Globalization.CultureInfo.InvariantCulture;
+            if (!long.TryParse(File.ReadAllText(limitFile).Trim(), invariant, out var limit) || limit >= 1L << 60)
+            {
+                return null;
+            }
+            return long.TryParse(File.ReadAllText(usageFile).Trim(), invariant, out var used) ? limit - used : null;
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return null;
+    }
 }

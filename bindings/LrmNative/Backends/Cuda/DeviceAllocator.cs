@@ -196,9 +196,7 @@ internal sealed unsafe class DeviceAllocator : IDisposable
         CudaDriver.cuStreamSynchronize(_context.Stream);
     }
 
-    internal static string Format(long bytes) => bytes >= 1 << 30
-        ? $"{bytes / (double)(1 << 30):F2} GiB"
-        : bytes >= 1 << 20 ? $"{bytes / (double)(1 << 20):F1} MiB" : $"{bytes} bytes";
+    internal static string Format(long bytes) => HostMemory.FormatBytes(bytes);
 }
 
 /// <summary>One allocation of a <see cref="DeviceAllocator"/>; releasing twice is harmless.</summary>

@@ -19,6 +19,12 @@ public sealed record EngineInfo(
     string Blas,
     CudaDriverInfo Cuda)
 {
+    /// <summary>
+    /// A warning about the BLAS set-up, or null: OPENBLAS_CORETYPE from the environment holding OpenBLAS to AVX2 kernels
+    /// on a CPU with AVX-512 (about half the GEMM throughput). Valid once the native library is loaded.
+    /// </summary>
+    public static string? BlasNote => OpenBlasCoreType.HeldBack;
+
     /// <summary>Queries the native library and probes for a CUDA driver (never throws for a missing driver).</summary>
     public static unsafe EngineInfo Query()
     {
@@ -32,7 +38,8 @@ public sealed record EngineInfo(
             full,
             NativeMethods.lrm_get_num_threads(),
             NativeCheck.Utf8(NativeMethods.lrm_blas_info())
-                + (OpenBlasCoreType.Applied is { } core ? $" (OPENBLAS_CORETYPE={core} set automatically for this AMD AVX-512 CPU; LRM_OPENBLAS_CORETYPE_AUTO=0 disables)" : ""),
+                + (OpenBlasCoreType.Applied is { } core ? $" (OPENBLAS_CORETYPE={core} set automatically for this AMD AVX-512 CPU; LRM_OPENBLAS_CORETYPE_AUTO=0 disables)" : "")
+                + (OpenBlasCoreType.HeldBack is { } advice ? $" (note: {advice})" : ""),
             CudaDriverInfo.Probe());
     }
 }

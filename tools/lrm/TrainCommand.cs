@@ -307,6 +307,10 @@ internal static class TrainCommand
         }
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {model.Config.ParameterCountText} parameters on {used}, {dataset.Objects.Count} objects, {options.Steps} steps (warm-up {warmup}) × batch {options.Batch} × {options.Views} views, patch {options.Patch}² of {options.RenderMin}–{options.RenderMax}, {(options.Deferred ? "deferred" : "kept")} render activations{(options.Resume ? $", resuming from {checkpoint}" : "")}"));
+        if (EngineInfo.BlasNote is { } blasNote && backend.Device.Kind == DeviceKind.Cpu)
+        {
+            log.WriteLine($"lrm: note: {blasNote}");
+        }
 
         var validation = options.ValData is null ? null
             : new TrainValidation(options, model, backend, checkpoint is null ? 0 : TrainingCheckpoint.ReadState(checkpoint).Step, message => log.WriteLine($"lrm: warning: {message}"));

@@ -83,7 +83,7 @@ internal static class CliReference
         ("LRM_CUDA_SYNC", "`1`: wait for and check every CUDA kernel (slow; names a faulting kernel)"),
         ("LRM_CUDA_ATTENTION", "`2`: the second tensor-core attention kernel (default 1 until 2 has passed parity on a GPU)"),
         ("LRM_DISABLE_AVX512", "`1`: the AVX2 CPU kernels even where AVX-512 is available"),
-        ("LRM_OPENBLAS_CORETYPE_AUTO", "`0`: do not pick an OpenBLAS core type for CPUs OpenBLAS does not know (an explicit `OPENBLAS_CORETYPE` always wins)"),
+        ("LRM_OPENBLAS_CORETYPE_AUTO", "`0`: do not set `OPENBLAS_CORETYPE=SkylakeX` (AVX-512 GEMM kernels) on AMD CPUs with AVX-512 (a non-empty `OPENBLAS_CORETYPE` from the environment always wins)"),
         ("OMP_NUM_THREADS", "CPU threads when a command's `--threads` is 0 or absent; unset: the CPUs this process may use, a container's CPU quota included (.NET's processor count, which `DOTNET_PROCESSOR_COUNT` overrides)"),
     ];
 

@@ -92,7 +92,7 @@ struct BackwardInputs {
     const float* weight;  // (C)
     const float* bias;    // (C)
     const float* scale;   // (B, C) or NULL (LayerNorm)
-    int64_t tokens, channels;
+    int64_t tokens, channels, rows;
 };
 
 // The float tile of one part holds its parameter sums block by block: for each block of kRowLanes columns, the
@@ -137,11 +137,17 @@ inline void backward_row_sums(float* tile, float* mean_g, float* mean_gx, const 
     float lane_g[kRowLanes] = {}, lane_gx[kRowLanes] = {};
     int64_t c = 0;
     float* block = tile;
-    for (; c + kRowLanes <= C; c += kRowLanes, block += kTileSums<Modulated> * kRowLanes)
+    // The next row's x and dout, one cache line of each per block: at C = 1024 a row is a 4 KiB page, where the
+    // hardware prefetchers stop and start over.
+    const int64_t ahead = r + 1 < in.rows ? C : 0;
+    for (; c + kRowLanes <= C; c += kRowLanes, block += kTileSums<Modulated> * kRowLanes) {
+        __builtin_prefetch(x + ahead + c);
+        __builtin_prefetch(dout + ahead + c);
 #pragma omp simd
         for (int64_t lane = 0; lane < kRowLanes; ++lane)
             backward_element<Modulated>(block, lane_g[lane], lane_gx[lane], dout, x, in.weight, in.bias, s, mu, rs,
                                         c + lane, lane);
+    }
     for (int64_t lane = 0; c + lane < C; ++lane)
         backward_element<Modulated>(block, lane_g[lane], lane_gx[lane], dout, x, in.weight, in.bias, s, mu, rs,
                                     c + lane, lane);
@@ -230,7 +236,7 @@ void modln_backward(float* dinp, float* dweight, float* dbias, float* dshift, fl
     std::fill(ones, ones + C, 1.0f);
     std::fill(zeros, zeros + C, 0.0f);
     const BackwardInputs in{dout, mean, rstd, inp, weight != nullptr ? weight : ones, bias != nullptr ? bias : zeros,
-                            scale, tokens, C};
+                            scale, tokens, C, rows};
     float* tiles = scratch.data() + round_up(2 * C, 16);
 #pragma omp parallel num_threads(parts.parts())
     parts.for_each_part([&](int part) {

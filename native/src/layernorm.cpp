@@ -189,15 +189,16 @@ void backward_part(float* dinp, double* partial, float* tile, const BackwardInpu
     std::memset(tile, 0, sizeof(float) * tile_size);
     int64_t tile_rows = 0, tile_sample = begin / in.tokens;
     auto flush = [&] {
-        double* partial_shift = partial + 2 * C + tile_sample * C;
-        double* partial_scale = partial + 2 * C + batch * C + tile_sample * C;
-        for (int64_t c = 0; c < C; ++c) {
-            const float* sum = tile + (c / kRowLanes) * sums * kRowLanes + c % kRowLanes;
-            partial[c] += sum[0];
-            partial[C + c] += sum[kRowLanes];
-            if (Modulated) {
-                partial_shift[c] += sum[2 * kRowLanes];
-                partial_scale[c] += sum[3 * kRowLanes];
+        // Where each of the tile's sums goes: dweight, dbias, and this sample's dshift, dscale.
+        double* const targets[4] = {partial, partial + C,
+                                    Modulated ? partial + 2 * C + tile_sample * C : nullptr,
+                                    Modulated ? partial + 2 * C + batch * C + tile_sample * C : nullptr};
+        for (int64_t sum = 0; sum < sums; ++sum) {
+            double* target = targets[sum];
+            const float* block = tile + sum * kRowLanes;
+            for (int64_t c0 = 0; c0 < C; c0 += kRowLanes, block += sums * kRowLanes) {
+                const int64_t lanes = std::min(kRowLanes, C - c0);
+                for (int64_t lane = 0; lane < lanes; ++lane) target[c0 + lane] += block[lane];
             }
         }
         std::memset(tile, 0, sizeof(float) * tile_size);

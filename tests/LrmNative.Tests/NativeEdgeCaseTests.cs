@@ -211,6 +211,80 @@ public sealed unsafe class NativeEdgeCaseTests
         return (dweight, dbias, dshift, dscale);
     }
 
+    // ---- normalisation backward: any subset of the gradients, in place ------------------------------------
+
+    /// <summary>
+    /// LayerNorm and ModLN backward through the C entry points, 2 threads, 77 channels (a partial 16-column block),
+    /// two samples of 150 tokens (the tile flushed at the sample change and every 32 rows): the parameter gradients
+    /// alone (dinp NULL) and dinp alone give the bits of the call that asks for everything, and so does dinp written
+    /// over dout (documented as allowed). Bit equality, since all of them take the same path through the same rows.
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void NormalisationBackwardGivesTheSameBitsForAnySubsetOfGradientsAndInPlace(bool modulated)
+    {
+        const int batch = 2, tokens = 150, channels = 77;
+        var random = new Random(4099);
+        using var scope = new TensorScope();
+        var input = scope.Add(GradientCheck.Random(random, 1f, 0.3f, batch, tokens, channels));
+        var weight = scope.Add(GradientCheck.Random(random, 1f, 1f, channels));
+        var bias = scope.Add(GradientCheck.Random(random, 0.5f, channels));
+        var shift = scope.Add(GradientCheck.Random(random, 0.5f, batch, channels));
+        var scale = scope.Add(GradientCheck.Random(random, 0.5f, batch, channels));
+        var gradOutput = scope.Add(GradientCheck.Random(random, 1f, batch, tokens, channels));
+        var mean = scope.Add(Tensor.Empty([batch, tokens]));
+        var rstd = scope.Add(Tensor.Empty([batch, tokens]));
+        using (var backend = new CpuBackend())
+        using (var output = Tensor.Empty([batch, tokens, channels]))
+        {
+            backend.ModLN(output, mean, rstd, input, weight, bias, shift, scale, 1e-6f);
+        }
+        // gradients[0..4]: dinp, dweight, dbias (accumulated: start from the same non-zero values), dshift, dscale.
+        Tensor[] Gradients()
+        {
+            var start = new Random(7);
+            return [scope.Add(Tensor.Empty(input.Shape)), scope.Add(GradientCheck.Random(start, 1f, channels)),
+                scope.Add(GradientCheck.Random(start, 1f, channels)), scope.Add(Tensor.Empty(shift.Shape)), scope.Add(Tensor.Empty(scale.Shape))];
+        }
+        void Backward(Tensor? dinp, Tensor? dweight, Tensor? dbias, Tensor? dshift, Tensor? dscale, Tensor dout)
+        {
+            var status = modulated
+                ? NativeMethods.lrm_modln_backward(F(dinp), F(dweight), F(dbias), F(dshift), F(dscale), F(dout), F(mean), F(rstd), F(input),
+                    F(weight), F(bias), F(scale), batch, tokens, channels)
+                : NativeMethods.lrm_layernorm_backward(F(dinp), F(dweight), F(dbias), F(dout), F(mean), F(rstd), F(input), F(weight),
+                    batch * tokens, channels);
+            NativeCheck.Check(status);
+        }
+        static float[] Bits(Tensor tensor) => tensor.AsSpan<float>().ToArray();
+        static float* F(Tensor? tensor) => tensor is null ? null : (float*)tensor.Pointer;
+
+        NativeCheck.Check(NativeMethods.lrm_set_num_threads(2));
+        try
+        {
+            var all = Gradients();
+            Backward(all[0], all[1], all[2], modulated ? all[3] : null, modulated ? all[4] : null, gradOutput);
+            var parameters = Gradients();
+            Backward(null, parameters[1], parameters[2], modulated ? parameters[3] : null, modulated ? parameters[4] : null, gradOutput);
+            var names = new[] { "dinp", "dweight", "dbias", "dshift", "dscale" };
+            for (var i = 1; i < (modulated ? 5 : 3); i++)
+            {
+                Assert.That(Bits(parameters[i]), Is.EqualTo(Bits(all[i])), $"{names[i]} without dinp");
+            }
+            var alone = scope.Add(Tensor.Empty(input.Shape));
+            Backward(alone, null, null, null, null, gradOutput);
+            Assert.That(Bits(alone), Is.EqualTo(Bits(all[0])), "dinp alone");
+            var inPlace = scope.Add(Tensor.Empty(input.Shape));
+            gradOutput.AsSpan<float>().CopyTo(inPlace.AsSpan<float>());
+            Backward(inPlace, null, null, null, null, inPlace);
+            Assert.That(Bits(inPlace), Is.EqualTo(Bits(all[0])), "dinp written over dout");
+            Assert.That(Bits(all[0]).Count(v => v != 0f), Is.GreaterThan(batch * tokens * channels / 2), "dinp is not mostly zero");
+        }
+        finally
+        {
+            NativeCheck.Check(NativeMethods.lrm_set_num_threads(0));
+        }
+    }
+
     // ---- triplane planes wider than 2^24 -------------------------------------------------------------------
 
     /// <summary>

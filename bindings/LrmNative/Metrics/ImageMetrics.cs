@@ -87,141 +87,41 @@ internal static class ImageMetrics
     private static double SsimCore(ReadOnlySpan<float> x, ReadOnlySpan<float> y, int height, int width, int channels, double dataRange,
         Span<float> gradient)
     {
+        Span<double> value = stackalloc double[1];
+        SsimBatch(value, gradient, 1, accumulate: false, x, y, 1, height, width, channels, dataRange);
+        return value[0];
+    }
+
+    /// <summary>
+    /// SSIM of each of <paramref name="images"/> (B, H, W, C) images into <paramref name="values"/> (B) and, unless
+    /// <paramref name="gradient"/> is empty, gradientScale·∂SSIM_b/∂x_b written (or, with <paramref name="accumulate"/>,
+    /// added) to <paramref name="gradient"/> (B, H, W, C). <see cref="SsimKernel"/> computes it (<paramref name="vectorBits"/>: its
+    /// vector width for tests, 0 for the machine's widest).
+    /// </summary>
+    internal static void SsimBatch(Span<double> values, Span<float> gradient, double gradientScale, bool accumulate,
+        ReadOnlySpan<float> x, ReadOnlySpan<float> y, int images, int height, int width, int channels, double dataRange = 1, int vectorBits = 0)
+    {
         CheckSameLength(x, y);
         if (height < WindowSize || width < WindowSize)
         {
             throw new LrmShapeException($"SSIM: images must be at least {WindowSize}×{WindowSize} (the Gaussian window), got {width}×{height}");
         }
-        if (channels < 1 || (long)height * width * channels != x.Length)
+        if (channels < 1 || images < 1 || (long)images * height * width * channels != x.Length)
         {
-            throw new LrmShapeException($"SSIM: {x.Length} values are not a {height}×{width}×{channels} image");
+            throw new LrmShapeException(images == 1
+                ? $"SSIM: {x.Length} values are not a {height}×{width}×{channels} image"
+                : $"SSIM: {x.Length} values are not {images} images of {height}×{width}×{channels}");
         }
         if (!(dataRange > 0))
         {
             throw new LrmInvalidArgumentException($"SSIM: data range must be positive, got {dataRange}");
         }
-        var g = GaussianWindow();
+        if (values.Length != images || (!gradient.IsEmpty && gradient.Length != x.Length))
+        {
+            throw new LrmShapeException($"SSIM: needs {images} values and an empty gradient or one of {x.Length} values, got {values.Length} and {gradient.Length}");
+        }
         double c1 = 0.01 * dataRange * 0.01 * dataRange, c2 = 0.03 * dataRange * 0.03 * dataRange;
-        int outH = height - WindowSize + 1, outW = width - WindowSize + 1;
-        var plane = (long)height * width;
-        var windows = (long)outH * outW;
-        double total = 0;
-        var xc = new double[plane];
-        var yc = new double[plane];
-        var products = new double[5][];
-        var sums = new double[5][];
-        for (var k = 0; k < 5; k++)
-        {
-            products[k] = new double[plane];
-            sums[k] = new double[windows];
-        }
-        var needGradient = !gradient.IsEmpty;
-        var coefficients = needGradient ? new[] { new double[windows], new double[windows], new double[windows] } : null;
-        var spread = needGradient ? new[] { new double[plane], new double[plane], new double[plane] } : null;
-        for (var c = 0; c < channels; c++)
-        {
-            for (long p = 0; p < plane; p++)
-            {
-                xc[p] = x[(int)(p * channels + c)];
-                yc[p] = y[(int)(p * channels + c)];
-                products[0][p] = xc[p];
-                products[1][p] = yc[p];
-                products[2][p] = xc[p] * xc[p];
-                products[3][p] = yc[p] * yc[p];
-                products[4][p] = xc[p] * yc[p];
-            }
-            for (var k = 0; k < 5; k++)
-            {
-                FilterValid(sums[k], products[k], height, width, g);
-            }
-            for (long w = 0; w < windows; w++)
-            {
-                double mx = sums[0][w], my = sums[1][w];
-                double vx = sums[2][w] - mx * mx, vy = sums[3][w] - my * my, cxy = sums[4][w] - mx * my;
-                double a1 = 2 * mx * my + c1, a2 = 2 * cxy + c2, b1 = mx * mx + my * my + c1, b2 = vx + vy + c2;
-                var s = a1 * a2 / (b1 * b2);
-                total += s;
-                if (coefficients is not null)
-                {
-                    coefficients[0][w] = 2 * s * (my / a1 - my / a2 - mx / b1 + mx / b2);
-                    coefficients[1][w] = 2 * s / a2;
-                    coefficients[2][w] = -2 * s / b2;
-                }
-            }
-            if (coefficients is not null && spread is not null)
-            {
-                for (var k = 0; k < 3; k++)
-                {
-                    FilterTransposed(spread[k], coefficients[k], height, width, g);
-                }
-                var scale = 1.0 / (windows * channels);
-                for (long p = 0; p < plane; p++)
-                {
-                    gradient[(int)(p * channels + c)] = (float)((spread[0][p] + yc[p] * spread[1][p] + xc[p] * spread[2][p]) * scale);
-                }
-            }
-        }
-        return total / (windows * channels);
-    }
-
-    // out[i, j] = Σ_{a,b} g[a] g[b] in[i + a, j + b] for the valid positions (separable: rows, then columns).
-    private static void FilterValid(double[] output, double[] input, int height, int width, double[] g)
-    {
-        int outH = height - WindowSize + 1, outW = width - WindowSize + 1;
-        var rows = new double[(long)height * outW];
-        for (var i = 0; i < height; i++)
-        {
-            for (var j = 0; j < outW; j++)
-            {
-                double sum = 0;
-                for (var b = 0; b < WindowSize; b++)
-                {
-                    sum += g[b] * input[(long)i * width + j + b];
-                }
-                rows[(long)i * outW + j] = sum;
-            }
-        }
-        for (var i = 0; i < outH; i++)
-        {
-            for (var j = 0; j < outW; j++)
-            {
-                double sum = 0;
-                for (var a = 0; a < WindowSize; a++)
-                {
-                    sum += g[a] * rows[(long)(i + a) * outW + j];
-                }
-                output[(long)i * outW + j] = sum;
-            }
-        }
-    }
-
-    // The adjoint of FilterValid: out[p, q] = Σ_{windows (i, j) covering (p, q)} g[p − i] g[q − j] in[i, j].
-    private static void FilterTransposed(double[] output, double[] input, int height, int width, double[] g)
-    {
-        int outH = height - WindowSize + 1, outW = width - WindowSize + 1;
-        var columns = new double[(long)height * outW];
-        for (var i = 0; i < outH; i++)
-        {
-            for (var a = 0; a < WindowSize; a++)
-            {
-                for (var j = 0; j < outW; j++)
-                {
-                    columns[(long)(i + a) * outW + j] += g[a] * input[(long)i * outW + j];
-                }
-            }
-        }
-        Array.Clear(output);
-        for (var p = 0; p < height; p++)
-        {
-            for (var j = 0; j < outW; j++)
-            {
-                var value = columns[(long)p * outW + j];
-                for (var b = 0; b < WindowSize; b++)
-                {
-                    output[(long)p * width + j + b] += g[b] * value;
-                }
-            }
-        }
+        SsimKernel.Run(values, gradient, gradientScale, accumulate, x, y, images, height, width, channels, c1, c2, vectorBits);
     }
 
     private static void CheckSameLength(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

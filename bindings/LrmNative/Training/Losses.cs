@@ -172,29 +172,13 @@ internal static class Losses
             throw new LrmShapeException($"SSIM loss: images must be (B, H, W, C) and not empty, got {prediction.ShapeText}");
         }
         int batch = (int)prediction.Size(0), height = (int)prediction.Size(1), width = (int)prediction.Size(2), channels = (int)prediction.Size(3);
-        var length = height * width * channels;
-        var x = prediction.AsSpan<float>();
-        var y = target.AsSpan<float>();
+        var values = batch <= 256 ? stackalloc double[batch] : new double[batch];
         var g = gradient is null ? Span<float>.Empty : gradient.AsSpan<float>();
-        var imageGradient = gradient is null ? null : new float[length];
-        var factor = -weight / (float)batch;
+        ImageMetrics.SsimBatch(values, g, -(double)weight / batch, accumulate, prediction.AsSpan<float>(), target.AsSpan<float>(), batch, height, width, channels);
         double sum = 0;
-        for (var b = 0; b < batch; b++)
+        foreach (var value in values)
         {
-            var xb = x.Slice(b * length, length);
-            var yb = y.Slice(b * length, length);
-            if (imageGradient is null)
-            {
-                sum += 1 - ImageMetrics.Ssim(xb, yb, height, width, channels);
-                continue;
-            }
-            sum += 1 - ImageMetrics.SsimBackward(imageGradient, xb, yb, height, width, channels);
-            var gb = g.Slice(b * length, length);
-            for (var i = 0; i < length; i++)
-            {
-                var value = factor * imageGradient[i];
-                gb[i] = accumulate ? gb[i] + value : value;
-            }
+            sum += 1 - value;
         }
         return sum / batch;
     }

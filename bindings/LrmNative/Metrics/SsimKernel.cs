@@ -11,18 +11,20 @@ namespace LrmNative.Metrics;
 /// or <see cref="Vector128"/> of doubles, whichever the machine accelerates). <see cref="ImageMetrics"/> defines what is
 /// computed (valid windows, C1, C2, the gradient's coefficients); this is how, per plane, streaming down the rows:
 /// <list type="number">
-/// <item>the plane is copied to doubles with rows padded to the vector width (zeros), and the products x², y², xy of the
-/// eleven rows a window row spans are kept in a ring of eleven rows;</item>
-/// <item>for output row i, a column pass gives the vertical Gaussian sums of x, y, x², y², xy over rows i…i+10 for every
-/// column, then a row pass the five window sums μx, μy, Σgx², Σgy², Σgxy at the valid columns, and from them the SSIM
-/// map and the gradient's coefficients α, β, γ (one division per window);</item>
+/// <item>each image row goes, as doubles padded to the vector width with zeros, into a ring of eleven rows holding x, y,
+/// x², y², xy interleaved by vector chunks; every row is written twice (slots r mod 11 and r mod 11 + 11), so the eleven
+/// rows under a window row are always eleven consecutive slots and a column tap is one pointer step;</item>
+/// <item>for output row i, a column pass gives the vertical Gaussian sums of the five over rows i…i+10 at every column,
+/// then a row pass the five window sums μx, μy, Σgx², Σgy², Σgxy at the valid columns, and from them the SSIM map and
+/// the gradient's coefficients α, β, γ (one division per window); both passes pair the window's symmetric taps;</item>
 /// <item>the gradient's adjoint ("full") filter runs the same way backwards: a row pass of the coefficient row, zero-padded
-/// by ten on both sides (the window is symmetric, so the transposed filter is the same correlation), into a ring of
-/// eleven rows, and as soon as row p of the ring is complete the column pass gives gradient row p.</item>
+/// by ten on both sides (the window is symmetric, so the transposed filter is the same correlation), into a second ring,
+/// and as soon as ring row p is complete, the column pass gives gradient row p, combined with x and y of row p (still in
+/// the first ring).</item>
 /// </list>
-/// The working set per plane is the two double planes and a few rows (about 2·H·W doubles), the window sums are never
-/// stored as planes. Lanes past the valid columns are computed on padding and masked out of the sums and coefficients.
-/// Results do not depend on the thread count: each plane is summed in a fixed order and the planes are added in order.
+/// The working set per plane is a few dozen rows, nothing of plane size. Lanes past the valid columns are computed on
+/// padding and masked out of the sums and the coefficients. Results do not depend on the thread count or the batch: each
+/// plane is summed in a fixed order and the planes are added in order.
 /// </summary>
 internal static class SsimKernel
 {
@@ -86,7 +88,7 @@ internal static class SsimKernel
             where TV : struct
             where TOps : ILanes<TV>
         {
-            var layout = new Layout(height, width, TOps.Count);
+            var layout = new Layout(width, TOps.Count);
             if (planes > 1 && (long)planes * height * width >= ParallelPixels)
             {
                 Parallel.For(0, planes, () => ArrayPool<double>.Shared.Rent(layout.Length),
@@ -117,51 +119,36 @@ internal static class SsimKernel
             where TV : struct
             where TOps : ILanes<TV>
         {
-            int lanes = TOps.Count, padded = layout.Padded;
-            int outH = height - Taps + 1, outW = width - Taps + 1, outPadded = layout.OutPadded;
+            int lanes = TOps.Count, padded = layout.Padded, outPadded = layout.OutPadded;
+            int outH = height - Taps + 1, outW = width - Taps + 1;
             var imageOffset = (long)(plane / channels) * height * width * channels + plane % channels;
             var xs = (float*)x + imageOffset;
             var ys = (float*)y + imageOffset;
             ref var scratch = ref MemoryMarshal.GetArrayDataReference(buffer);
-            ref var xd = ref Unsafe.Add(ref scratch, layout.X);
-            ref var yd = ref Unsafe.Add(ref scratch, layout.Y);
-            ref var products = ref Unsafe.Add(ref scratch, layout.Products);
+            ref var window = ref Unsafe.Add(ref scratch, layout.Window);
             ref var sums = ref Unsafe.Add(ref scratch, layout.Sums);
             ref var coefficients = ref Unsafe.Add(ref scratch, layout.Coefficients);
             ref var spread = ref Unsafe.Add(ref scratch, layout.Spread);
             ref var row = ref Unsafe.Add(ref scratch, layout.Row);
             ref var g = ref MemoryMarshal.GetArrayDataReference(Gaussian);
+            nint sumsStride = layout.SumsStride, coefficientsStride = layout.CoefficientsStride;
 
-            for (var i = 0; i < height; i++)
-            {
-                var source = (long)i * width * channels;
-                var target = i * padded;
-                for (var j = 0; j < width; j++)
-                {
-                    Unsafe.Add(ref xd, target + j) = xs[source + (long)j * channels];
-                    Unsafe.Add(ref yd, target + j) = ys[source + (long)j * channels];
-                }
-                for (var j = width; j < padded; j++)
-                {
-                    Unsafe.Add(ref xd, target + j) = 0;
-                    Unsafe.Add(ref yd, target + j) = 0;
-                }
-            }
             // The tails past the padded width are read by the last chunks of the row passes (and masked); the coefficient rows'
             // ten leading and trailing zeros are the adjoint filter's padding; the spread ring starts as the rows above the image.
             for (var k = 0; k < 5; k++)
             {
-                MemoryMarshal.CreateSpan(ref Unsafe.Add(ref sums, k * layout.SumsStride + padded), layout.SumsStride - padded).Clear();
+                MemoryMarshal.CreateSpan(ref Unsafe.Add(ref sums, k * sumsStride + padded), (int)sumsStride - padded).Clear();
             }
-            MemoryMarshal.CreateSpan(ref coefficients, 3 * layout.CoefficientsStride).Clear();
-            MemoryMarshal.CreateSpan(ref spread, 3 * Taps * padded).Clear();
+            if (withGradient)
+            {
+                MemoryMarshal.CreateSpan(ref coefficients, 3 * (int)coefficientsStride).Clear();
+                MemoryMarshal.CreateSpan(ref spread, 2 * Taps * 3 * padded).Clear();
+            }
             for (var r = 0; r < Taps - 1; r++)
             {
-                ProductRow<TV, TOps>(ref products, ref xd, ref yd, r, padded);
+                WindowRow<TV, TOps>(ref window, ref row, xs, ys, r, padded);
             }
 
-            var ringSize = Taps * padded;
-            Span<int> slots = stackalloc int[Taps];
             var c1v = TOps.Create(c1);
             var c2v = TOps.Create(c2);
             var two = TOps.Create(2);
@@ -169,46 +156,51 @@ internal static class SsimKernel
             var total = TOps.Zero;
             for (var i = 0; i < outH; i++)
             {
-                ProductRow<TV, TOps>(ref products, ref xd, ref yd, i + Taps - 1, padded);
-                for (var a = 0; a < Taps; a++)
+                WindowRow<TV, TOps>(ref window, ref row, xs, ys, i + Taps - 1, padded);
+                // Column pass: vertical sums of x, y, x², y², xy over rows i…i+10 (ring slots i % 11 …, contiguous), every column.
+                nint slot = 5 * padded;
+                ref var top = ref Unsafe.Add(ref window, i % Taps * slot);
+                for (int j = 0, at = 0; j < padded; j += lanes, at += 5 * lanes)
                 {
-                    slots[a] = (i + a) % Taps * padded;
-                }
-                // Column pass: vertical sums of x, y, x², y², xy over rows i…i+10, every column.
-                for (var j = 0; j < padded; j += lanes)
-                {
-                    TV sx = TOps.Zero, sy = TOps.Zero, sxx = TOps.Zero, syy = TOps.Zero, sxy = TOps.Zero;
-                    for (var a = 0; a < Taps; a++)
+                    ref var lo = ref Unsafe.Add(ref top, at);
+                    ref var hi = ref Unsafe.Add(ref lo, 2 * (Taps / 2) * slot);
+                    ref var mid = ref Unsafe.Add(ref lo, Taps / 2 * slot);
+                    var centre = TOps.Create(Unsafe.Add(ref g, Taps / 2));
+                    var s0 = TOps.Multiply(TOps.Load(ref mid, 0), centre);
+                    var s1 = TOps.Multiply(TOps.Load(ref mid, lanes), centre);
+                    var s2 = TOps.Multiply(TOps.Load(ref mid, 2 * lanes), centre);
+                    var s3 = TOps.Multiply(TOps.Load(ref mid, 3 * lanes), centre);
+                    var s4 = TOps.Multiply(TOps.Load(ref mid, 4 * lanes), centre);
+                    for (var a = 0; a < Taps / 2; a++)
                     {
                         var weight = TOps.Create(Unsafe.Add(ref g, a));
-                        var at = (i + a) * padded + j;
-                        var ring = slots[a] + j;
-                        sx = TOps.MultiplyAdd(TOps.Load(ref xd, at), weight, sx);
-                        sy = TOps.MultiplyAdd(TOps.Load(ref yd, at), weight, sy);
-                        sxx = TOps.MultiplyAdd(TOps.Load(ref products, ring), weight, sxx);
-                        syy = TOps.MultiplyAdd(TOps.Load(ref products, ringSize + ring), weight, syy);
-                        sxy = TOps.MultiplyAdd(TOps.Load(ref products, 2 * ringSize + ring), weight, sxy);
+                        s0 = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 0), TOps.Load(ref hi, 0)), weight, s0);
+                        s1 = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, lanes), TOps.Load(ref hi, lanes)), weight, s1);
+                        s2 = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 2 * lanes), TOps.Load(ref hi, 2 * lanes)), weight, s2);
+                        s3 = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 3 * lanes), TOps.Load(ref hi, 3 * lanes)), weight, s3);
+                        s4 = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 4 * lanes), TOps.Load(ref hi, 4 * lanes)), weight, s4);
+                        lo = ref Unsafe.Add(ref lo, slot);
+                        hi = ref Unsafe.Subtract(ref hi, slot);
                     }
-                    TOps.Store(sx, ref sums, j);
-                    TOps.Store(sy, ref sums, layout.SumsStride + j);
-                    TOps.Store(sxx, ref sums, 2 * layout.SumsStride + j);
-                    TOps.Store(syy, ref sums, 3 * layout.SumsStride + j);
-                    TOps.Store(sxy, ref sums, 4 * layout.SumsStride + j);
+                    TOps.Store(s0, ref sums, j);
+                    TOps.Store(s1, ref sums, sumsStride + j);
+                    TOps.Store(s2, ref sums, 2 * sumsStride + j);
+                    TOps.Store(s3, ref sums, 3 * sumsStride + j);
+                    TOps.Store(s4, ref sums, 4 * sumsStride + j);
                 }
                 // Row pass at the valid columns, the SSIM map and the gradient's coefficients.
+                ref var sumX = ref sums;
+                ref var sumY = ref Unsafe.Add(ref sums, sumsStride);
+                ref var sumXX = ref Unsafe.Add(ref sums, 2 * sumsStride);
+                ref var sumYY = ref Unsafe.Add(ref sums, 3 * sumsStride);
+                ref var sumXY = ref Unsafe.Add(ref sums, 4 * sumsStride);
                 for (var j = 0; j < outPadded; j += lanes)
                 {
-                    TV mx = TOps.Zero, my = TOps.Zero, exx = TOps.Zero, eyy = TOps.Zero, exy = TOps.Zero;
-                    for (var b = 0; b < Taps; b++)
-                    {
-                        var weight = TOps.Create(Unsafe.Add(ref g, b));
-                        var at = j + b;
-                        mx = TOps.MultiplyAdd(TOps.Load(ref sums, at), weight, mx);
-                        my = TOps.MultiplyAdd(TOps.Load(ref sums, layout.SumsStride + at), weight, my);
-                        exx = TOps.MultiplyAdd(TOps.Load(ref sums, 2 * layout.SumsStride + at), weight, exx);
-                        eyy = TOps.MultiplyAdd(TOps.Load(ref sums, 3 * layout.SumsStride + at), weight, eyy);
-                        exy = TOps.MultiplyAdd(TOps.Load(ref sums, 4 * layout.SumsStride + at), weight, exy);
-                    }
+                    var mx = Row11<TV, TOps>(ref Unsafe.Add(ref sumX, j), ref g);
+                    var my = Row11<TV, TOps>(ref Unsafe.Add(ref sumY, j), ref g);
+                    var exx = Row11<TV, TOps>(ref Unsafe.Add(ref sumXX, j), ref g);
+                    var eyy = Row11<TV, TOps>(ref Unsafe.Add(ref sumYY, j), ref g);
+                    var exy = Row11<TV, TOps>(ref Unsafe.Add(ref sumXY, j), ref g);
                     var mxmy = TOps.Multiply(mx, my);
                     var mx2 = TOps.Multiply(mx, mx);
                     var my2 = TOps.Multiply(my, my);
@@ -236,130 +228,171 @@ internal static class SsimKernel
                         gamma = TOps.Select(lastMask, gamma, TOps.Zero);
                     }
                     TOps.Store(alpha, ref coefficients, Taps - 1 + j);
-                    TOps.Store(beta, ref coefficients, layout.CoefficientsStride + Taps - 1 + j);
-                    TOps.Store(gamma, ref coefficients, 2 * layout.CoefficientsStride + Taps - 1 + j);
+                    TOps.Store(beta, ref coefficients, coefficientsStride + Taps - 1 + j);
+                    TOps.Store(gamma, ref coefficients, 2 * coefficientsStride + Taps - 1 + j);
                 }
                 if (withGradient)
                 {
-                    // Adjoint row pass: spread[q] = Σ_b g[b]·coefficient[q + b − 10] (g symmetric), into ring row i.
-                    var slot = i % Taps * padded;
-                    for (var q = 0; q < padded; q += lanes)
+                    // Adjoint row pass: spread[q] = Σ_b g[b]·coefficient[q + b − 10] (g symmetric), into spread ring row i.
+                    nint spreadSlot = 3 * padded;
+                    ref var first = ref Unsafe.Add(ref spread, i % Taps * spreadSlot);
+                    ref var second = ref Unsafe.Add(ref first, Taps * spreadSlot);
+                    ref var alphas = ref coefficients;
+                    ref var betas = ref Unsafe.Add(ref coefficients, coefficientsStride);
+                    ref var gammas = ref Unsafe.Add(ref coefficients, 2 * coefficientsStride);
+                    for (int q = 0, at = 0; q < padded; q += lanes, at += 3 * lanes)
                     {
-                        TV sa = TOps.Zero, sb = TOps.Zero, sc = TOps.Zero;
-                        for (var b = 0; b < Taps; b++)
-                        {
-                            var weight = TOps.Create(Unsafe.Add(ref g, b));
-                            var at = q + b;
-                            sa = TOps.MultiplyAdd(TOps.Load(ref coefficients, at), weight, sa);
-                            sb = TOps.MultiplyAdd(TOps.Load(ref coefficients, layout.CoefficientsStride + at), weight, sb);
-                            sc = TOps.MultiplyAdd(TOps.Load(ref coefficients, 2 * layout.CoefficientsStride + at), weight, sc);
-                        }
-                        TOps.Store(sa, ref spread, slot + q);
-                        TOps.Store(sb, ref spread, ringSize + slot + q);
-                        TOps.Store(sc, ref spread, 2 * ringSize + slot + q);
+                        var sa = Row11<TV, TOps>(ref Unsafe.Add(ref alphas, q), ref g);
+                        var sb = Row11<TV, TOps>(ref Unsafe.Add(ref betas, q), ref g);
+                        var sc = Row11<TV, TOps>(ref Unsafe.Add(ref gammas, q), ref g);
+                        TOps.Store(sa, ref first, at);
+                        TOps.Store(sb, ref first, at + lanes);
+                        TOps.Store(sc, ref first, at + 2 * lanes);
+                        TOps.Store(sa, ref second, at);
+                        TOps.Store(sb, ref second, at + lanes);
+                        TOps.Store(sc, ref second, at + 2 * lanes);
                     }
-                    GradientRow<TV, TOps>(ref spread, ref xd, ref yd, ref row, ref g, slots, i, padded, plane);
+                    GradientRow<TV, TOps>(ref spread, ref window, ref row, ref g, xs, i, padded);
                 }
             }
             if (withGradient)
             {
-                // Rows below the last window: the ring rows past outH are zero.
+                // Rows below the last window: the spread rows past outH are zero.
                 for (var p = outH; p < height; p++)
                 {
-                    var slot = p % Taps * padded;
-                    for (var k = 0; k < 3; k++)
-                    {
-                        MemoryMarshal.CreateSpan(ref Unsafe.Add(ref spread, k * ringSize + slot), padded).Clear();
-                    }
-                    GradientRow<TV, TOps>(ref spread, ref xd, ref yd, ref row, ref g, slots, p, padded, plane);
+                    var slot = p % Taps * 3 * padded;
+                    MemoryMarshal.CreateSpan(ref Unsafe.Add(ref spread, slot), 3 * padded).Clear();
+                    MemoryMarshal.CreateSpan(ref Unsafe.Add(ref spread, slot + Taps * 3 * padded), 3 * padded).Clear();
+                    GradientRow<TV, TOps>(ref spread, ref window, ref row, ref g, xs, p, padded);
                 }
             }
             return TOps.Sum(total);
         }
 
-        // Gradient row p: the adjoint column pass over ring rows p−10…p, combined as α⋆ + y·(β⋆) + x·(γ⋆), scaled, interleaved.
-        private void GradientRow<TV, TOps>(ref double spread, ref double xd, ref double yd, ref double row, ref double g, Span<int> slots,
-            int p, int padded, int plane)
+        // Image row r into window ring slots r % 11 and r % 11 + 11 (so any eleven consecutive rows are contiguous slots):
+        // x, y, x², y², xy, interleaved by chunks of one vector.
+        private void WindowRow<TV, TOps>(ref double window, ref double row, float* xs, float* ys, int r, int padded)
             where TV : struct
             where TOps : ILanes<TV>
         {
             var lanes = TOps.Count;
-            var ringSize = Taps * padded;
-            for (var a = 0; a < Taps; a++)
+            var xr = xs + (long)r * width * channels;
+            var yr = ys + (long)r * width * channels;
+            for (var j = 0; j < width; j++, xr += channels, yr += channels)
             {
-                slots[a] = ((p - a) % Taps + Taps) % Taps * padded;
+                Unsafe.Add(ref row, j) = *xr;
+                Unsafe.Add(ref row, padded + j) = *yr;
             }
-            for (var q = 0; q < padded; q += lanes)
+            for (var j = width; j < padded; j++)
             {
-                TV sa = TOps.Zero, sb = TOps.Zero, sc = TOps.Zero;
-                for (var a = 0; a < Taps; a++)
+                Unsafe.Add(ref row, j) = 0;
+                Unsafe.Add(ref row, padded + j) = 0;
+            }
+            nint slot = 5 * padded;
+            ref var first = ref Unsafe.Add(ref window, r % Taps * slot);
+            ref var second = ref Unsafe.Add(ref first, Taps * slot);
+            for (int j = 0, at = 0; j < padded; j += lanes, at += 5 * lanes)
+            {
+                var vx = TOps.Load(ref row, j);
+                var vy = TOps.Load(ref row, padded + j);
+                var xx = TOps.Multiply(vx, vx);
+                var yy = TOps.Multiply(vy, vy);
+                var xy = TOps.Multiply(vx, vy);
+                TOps.Store(vx, ref first, at);
+                TOps.Store(vy, ref first, at + lanes);
+                TOps.Store(xx, ref first, at + 2 * lanes);
+                TOps.Store(yy, ref first, at + 3 * lanes);
+                TOps.Store(xy, ref first, at + 4 * lanes);
+                TOps.Store(vx, ref second, at);
+                TOps.Store(vy, ref second, at + lanes);
+                TOps.Store(xx, ref second, at + 2 * lanes);
+                TOps.Store(yy, ref second, at + 3 * lanes);
+                TOps.Store(xy, ref second, at + 4 * lanes);
+            }
+        }
+
+        // Gradient row p: the adjoint column pass over spread rows p−10…p (contiguous ring slots), combined as
+        // α⋆ + y·(β⋆) + x·(γ⋆) with x, y from the window ring (row p is still in it), scaled, written (or added) interleaved.
+        private void GradientRow<TV, TOps>(ref double spread, ref double window, ref double row, ref double g, float* xs, int p, int padded)
+            where TV : struct
+            where TOps : ILanes<TV>
+        {
+            var lanes = TOps.Count;
+            nint slot = 3 * padded;
+            ref var top = ref Unsafe.Add(ref spread, ((p - (Taps - 1)) % Taps + Taps) % Taps * slot);
+            ref var image = ref Unsafe.Add(ref window, p % Taps * 5 * padded);
+            var scale = TOps.Create(gradientScale);
+            for (int q = 0, at = 0, imageAt = 0; q < padded; q += lanes, at += 3 * lanes, imageAt += 5 * lanes)
+            {
+                ref var lo = ref Unsafe.Add(ref top, at);
+                ref var hi = ref Unsafe.Add(ref lo, 2 * (Taps / 2) * slot);
+                ref var mid = ref Unsafe.Add(ref lo, Taps / 2 * slot);
+                var centre = TOps.Create(Unsafe.Add(ref g, Taps / 2));
+                var sa = TOps.Multiply(TOps.Load(ref mid, 0), centre);
+                var sb = TOps.Multiply(TOps.Load(ref mid, lanes), centre);
+                var sc = TOps.Multiply(TOps.Load(ref mid, 2 * lanes), centre);
+                for (var a = 0; a < Taps / 2; a++)
                 {
                     var weight = TOps.Create(Unsafe.Add(ref g, a));
-                    var at = slots[a] + q;
-                    sa = TOps.MultiplyAdd(TOps.Load(ref spread, at), weight, sa);
-                    sb = TOps.MultiplyAdd(TOps.Load(ref spread, ringSize + at), weight, sb);
-                    sc = TOps.MultiplyAdd(TOps.Load(ref spread, 2 * ringSize + at), weight, sc);
+                    sa = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 0), TOps.Load(ref hi, 0)), weight, sa);
+                    sb = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, lanes), TOps.Load(ref hi, lanes)), weight, sb);
+                    sc = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref lo, 2 * lanes), TOps.Load(ref hi, 2 * lanes)), weight, sc);
+                    lo = ref Unsafe.Add(ref lo, slot);
+                    hi = ref Unsafe.Subtract(ref hi, slot);
                 }
-                var at2 = p * padded + q;
-                var value = TOps.MultiplyAdd(TOps.Load(ref xd, at2), sc, TOps.MultiplyAdd(TOps.Load(ref yd, at2), sb, sa));
-                TOps.Store(TOps.Multiply(value, TOps.Create(gradientScale)), ref row, q);
+                var value = TOps.MultiplyAdd(TOps.Load(ref image, imageAt), sc, TOps.MultiplyAdd(TOps.Load(ref image, imageAt + lanes), sb, sa));
+                TOps.Store(TOps.Multiply(value, scale), ref row, q);
             }
-            var output = (float*)gradient + (long)(plane / channels) * height * width * channels + plane % channels + (long)p * width * channels;
+            var output = (float*)gradient + (xs - (float*)x) + (long)p * width * channels;
             if (accumulate)
             {
-                for (var q = 0; q < width; q++)
+                for (var q = 0; q < width; q++, output += channels)
                 {
-                    output[(long)q * channels] += (float)Unsafe.Add(ref row, q);
+                    *output += (float)Unsafe.Add(ref row, q);
                 }
             }
             else
             {
-                for (var q = 0; q < width; q++)
+                for (var q = 0; q < width; q++, output += channels)
                 {
-                    output[(long)q * channels] = (float)Unsafe.Add(ref row, q);
+                    *output = (float)Unsafe.Add(ref row, q);
                 }
             }
         }
 
-        // Ring row r % 11 of the products x², y², xy of image row r.
-        private static void ProductRow<TV, TOps>(ref double products, ref double xd, ref double yd, int r, int padded)
+        // Σ_b g[b]·p[b] over eleven consecutive values, the symmetric taps paired.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TV Row11<TV, TOps>(ref double p, ref double g)
             where TV : struct
             where TOps : ILanes<TV>
         {
-            var ringSize = Taps * padded;
-            var slot = r % Taps * padded;
-            for (var j = 0; j < padded; j += TOps.Count)
-            {
-                var vx = TOps.Load(ref xd, r * padded + j);
-                var vy = TOps.Load(ref yd, r * padded + j);
-                TOps.Store(TOps.Multiply(vx, vx), ref products, slot + j);
-                TOps.Store(TOps.Multiply(vy, vy), ref products, ringSize + slot + j);
-                TOps.Store(TOps.Multiply(vx, vy), ref products, 2 * ringSize + slot + j);
-            }
+            var s = TOps.Multiply(TOps.Load(ref p, 5), TOps.Create(Unsafe.Add(ref g, 5)));
+            s = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref p, 0), TOps.Load(ref p, 10)), TOps.Create(g), s);
+            s = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref p, 1), TOps.Load(ref p, 9)), TOps.Create(Unsafe.Add(ref g, 1)), s);
+            s = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref p, 2), TOps.Load(ref p, 8)), TOps.Create(Unsafe.Add(ref g, 2)), s);
+            s = TOps.MultiplyAdd(TOps.Add(TOps.Load(ref p, 3), TOps.Load(ref p, 7)), TOps.Create(Unsafe.Add(ref g, 3)), s);
+            return TOps.MultiplyAdd(TOps.Add(TOps.Load(ref p, 4), TOps.Load(ref p, 6)), TOps.Create(Unsafe.Add(ref g, 4)), s);
         }
     }
 
     // Offsets (in doubles) of one plane's working buffers in its scratch array.
     private readonly struct Layout
     {
-        public Layout(int height, int width, int lanes)
+        public Layout(int width, int lanes)
         {
             Padded = RoundUp(width, lanes);
             OutPadded = RoundUp(width - Taps + 1, lanes);
             SumsStride = RoundUp(Padded + Taps + lanes, lanes);
             CoefficientsStride = SumsStride;
-            var plane = (long)height * Padded;
             long offset = 0;
-            X = Next(ref offset, plane);
-            Y = Next(ref offset, plane);
-            Products = Next(ref offset, 3L * Taps * Padded);
+            Window = Next(ref offset, 2L * Taps * 5 * Padded);
             Sums = Next(ref offset, 5L * SumsStride);
             Coefficients = Next(ref offset, 3L * CoefficientsStride);
-            Spread = Next(ref offset, 3L * Taps * Padded);
-            Row = Next(ref offset, Padded);
+            Spread = Next(ref offset, 2L * Taps * 3 * Padded);
+            Row = Next(ref offset, 2L * Padded);
             if (offset > Array.MaxLength)
             {
-                throw new LrmShapeException($"SSIM: a {width}×{height} image is too large for the SSIM working buffers");
+                throw new LrmShapeException($"SSIM: images {width} wide are too large for the SSIM working buffers");
             }
             Length = (int)offset;
         }
@@ -372,11 +405,7 @@ internal static class SsimKernel
 
         public int CoefficientsStride { get; }
 
-        public int X { get; }
-
-        public int Y { get; }
-
-        public int Products { get; }
+        public int Window { get; }
 
         public int Sums { get; }
 
@@ -411,9 +440,9 @@ internal interface ILanes<TV> where TV : struct
     /// <summary>All-ones in the first <paramref name="count"/> lanes, zero in the rest.</summary>
     static abstract TV FirstLanes(int count);
 
-    static abstract TV Load(ref double source, int offset);
+    static abstract TV Load(ref double source, nint offset);
 
-    static abstract void Store(TV value, ref double destination, int offset);
+    static abstract void Store(TV value, ref double destination, nint offset);
 
     static abstract TV Add(TV left, TV right);
 
@@ -445,10 +474,10 @@ internal readonly struct Lanes512 : ILanes<Vector512<double>>
     public static Vector512<double> FirstLanes(int count) => Vector512.LessThan(Vector512<double>.Indices, Vector512.Create((double)count));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<double> Load(ref double source, int offset) => Vector512.LoadUnsafe(ref source, (nuint)offset);
+    public static Vector512<double> Load(ref double source, nint offset) => Vector512.LoadUnsafe(ref source, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store(Vector512<double> value, ref double destination, int offset) => value.StoreUnsafe(ref destination, (nuint)offset);
+    public static void Store(Vector512<double> value, ref double destination, nint offset) => value.StoreUnsafe(ref destination, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<double> Add(Vector512<double> left, Vector512<double> right) => left + right;
@@ -488,10 +517,10 @@ internal readonly struct Lanes256 : ILanes<Vector256<double>>
     public static Vector256<double> FirstLanes(int count) => Vector256.LessThan(Vector256<double>.Indices, Vector256.Create((double)count));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<double> Load(ref double source, int offset) => Vector256.LoadUnsafe(ref source, (nuint)offset);
+    public static Vector256<double> Load(ref double source, nint offset) => Vector256.LoadUnsafe(ref source, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store(Vector256<double> value, ref double destination, int offset) => value.StoreUnsafe(ref destination, (nuint)offset);
+    public static void Store(Vector256<double> value, ref double destination, nint offset) => value.StoreUnsafe(ref destination, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<double> Add(Vector256<double> left, Vector256<double> right) => left + right;
@@ -531,10 +560,10 @@ internal readonly struct Lanes128 : ILanes<Vector128<double>>
     public static Vector128<double> FirstLanes(int count) => Vector128.LessThan(Vector128<double>.Indices, Vector128.Create((double)count));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<double> Load(ref double source, int offset) => Vector128.LoadUnsafe(ref source, (nuint)offset);
+    public static Vector128<double> Load(ref double source, nint offset) => Vector128.LoadUnsafe(ref source, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store(Vector128<double> value, ref double destination, int offset) => value.StoreUnsafe(ref destination, (nuint)offset);
+    public static void Store(Vector128<double> value, ref double destination, nint offset) => value.StoreUnsafe(ref destination, (nuint)offset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<double> Add(Vector128<double> left, Vector128<double> right) => left + right;

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Numerics;
+using System.Runtime.InteropServices;
 using LrmNative.Backends;
 using LrmNative.IO;
 
@@ -388,11 +390,23 @@ internal sealed class Lpips : IPerceptualLoss
         }
     }
 
-    private static void ReluBackward(Tensor gradient, Tensor output)
+    // The gradient passes where the output is > 0 (a select, not a branch: half the positions are cut, unpredictably).
+    internal static void ReluBackward(Tensor gradient, Tensor output)
     {
         var g = gradient.AsSpan<float>();
         var y = output.AsSpan<float>();
-        for (var i = 0; i < g.Length; i++)
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var gv = MemoryMarshal.Cast<float, Vector<float>>(g);
+            var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
+            for (var v = 0; v < gv.Length; v++)
+            {
+                gv[v] = Vector.ConditionalSelect(Vector.GreaterThan(yv[v], Vector<float>.Zero), gv[v], Vector<float>.Zero);
+            }
+            i = gv.Length * Vector<float>.Count;
+        }
+        for (; i < g.Length; i++)
         {
             if (!(y[i] > 0))
             {
@@ -402,12 +416,16 @@ internal sealed class Lpips : IPerceptualLoss
     }
 
     // output (B·ho·wo, C) = 3×3/2 max pool of input (B·h·w, C); choices = flat input index of each output's first maximum.
-    private static void MaxPoolForward(Tensor output, int[] choices, Tensor input, int images, int height, int width)
+    internal static void MaxPoolForward(Tensor output, int[] choices, Tensor input, int images, int height, int width)
     {
         var channels = (int)input.Size(1);
         int outH = PoolOutputSize(height), outW = PoolOutputSize(width);
         var x = input.AsSpan<float>();
         var y = output.AsSpan<float>();
+        // Whole vectors of channels at once (the same strict "greater than" keeps the first maximum), the rest one by one.
+        var lanes = Vector.IsHardwareAccelerated ? Vector<float>.Count : channels + 1;
+        var vectorChannels = channels / lanes * lanes;
+        var laneIndices = Vector<int>.Indices;
         for (var n = 0; n < images; n++)
         {
             for (var oy = 0; oy < outH; oy++)
@@ -415,13 +433,32 @@ internal sealed class Lpips : IPerceptualLoss
                 for (var ox = 0; ox < outW; ox++)
                 {
                     var outBase = ((n * outH + oy) * outW + ox) * channels;
+                    var windowBase = ((n * height + oy * PoolStride) * width + ox * PoolStride) * channels;
+                    for (var c = 0; c < vectorChannels; c += lanes)
+                    {
+                        var best = new Vector<float>(x.Slice(windowBase + c));
+                        var choice = new Vector<int>(windowBase + c) + laneIndices;
+                        for (var ky = 0; ky < PoolKernel; ky++)
+                        {
+                            for (var kx = ky == 0 ? 1 : 0; kx < PoolKernel; kx++)
+                            {
+                                var at = windowBase + (ky * width + kx) * channels + c;
+                                var value = new Vector<float>(x.Slice(at));
+                                var greater = Vector.GreaterThan(value, best);
+                                best = Vector.ConditionalSelect(greater, value, best);
+                                choice = Vector.ConditionalSelect(greater, new Vector<int>(at) + laneIndices, choice);
+                            }
+                        }
+                        best.CopyTo(y.Slice(outBase + c));
+                        choice.CopyTo(choices.AsSpan(outBase + c));
+                    }
                     for (var ky = 0; ky < PoolKernel; ky++)
                     {
                         for (var kx = 0; kx < PoolKernel; kx++)
                         {
-                            var inBase = ((n * height + oy * PoolStride + ky) * width + ox * PoolStride + kx) * channels;
+                            var inBase = windowBase + (ky * width + kx) * channels;
                             var first = ky == 0 && kx == 0;
-                            for (var c = 0; c < channels; c++)
+                            for (var c = vectorChannels; c < channels; c++)
                             {
                                 var value = x[inBase + c];
                                 if (first || value > y[outBase + c])
@@ -506,7 +543,17 @@ internal sealed class Lpips : IPerceptualLoss
             Columns(columns.AsSpan<float>(), input.AsSpan<float>(), images, height, width, scatter: false);
             backend.Gemm(output, columns, _weight, _bias, transposeB: true);
             var y = output.AsSpan<float>();
-            for (var i = 0; i < y.Length; i++)
+            var i = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
+                for (var v = 0; v < yv.Length; v++)
+                {
+                    yv[v] = Vector.Max(yv[v], Vector<float>.Zero);
+                }
+                i = yv.Length * Vector<float>.Count;
+            }
+            for (; i < y.Length; i++)
             {
                 y[i] = Math.Max(y[i], 0f);
             }
@@ -550,10 +597,7 @@ internal sealed class Lpips : IPerceptualLoss
                             var source = image.Slice(((n * height + y) * width + x0 + first) * InChannels, inside.Length);
                             if (scatter)
                             {
-                                for (var i = 0; i < inside.Length; i++)
-                                {
-                                    source[i] += inside[i];
-                                }
+                                Add(source, inside);
                                 continue;
                             }
                             segment[..(first * InChannels)].Clear();
@@ -562,6 +606,23 @@ internal sealed class Lpips : IPerceptualLoss
                         }
                     }
                 }
+            }
+        }
+
+        // target += values, elementwise.
+        private static void Add(Span<float> target, ReadOnlySpan<float> values)
+        {
+            var i = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                for (; i <= target.Length - Vector<float>.Count; i += Vector<float>.Count)
+                {
+                    (new Vector<float>(target[i..]) + new Vector<float>(values[i..])).CopyTo(target[i..]);
+                }
+            }
+            for (; i < target.Length; i++)
+            {
+                target[i] += values[i];
             }
         }
 

@@ -311,7 +311,7 @@ internal sealed class Lpips : IPerceptualLoss
 
     // Adds each image's d_k (mean over positions of Σ_c w_c (u_c − v_c)²) to distances and, when gradient is given,
     // weight·∂(mean over images)/∂f into it (see the class remarks).
-    private static void Distance(double[] distances, Tensor? gradient, Tensor predicted, Tensor reference, float[] linear, int images, float weight)
+    internal static void Distance(double[] distances, Tensor? gradient, Tensor predicted, Tensor reference, float[] linear, int images, float weight)
     {
         var channels = linear.Length;
         var rows = (int)predicted.Size(0);
@@ -321,20 +321,48 @@ internal sealed class Lpips : IPerceptualLoss
         var g = gradient is null ? Span<float>.Empty : gradient.AsSpan<float>();
         var scale = 2.0 * weight / ((double)images * positions);
         var upstream = new double[channels]; // g = ∂L/∂u of one position
+        // Whole vectors of channels in double lanes (floats widened), the rest one by one; sums in double as before.
+        var lanes = Vector.IsHardwareAccelerated ? Vector<float>.Count : channels + 1;
+        var vectorChannels = channels / lanes * lanes;
+        var half = lanes / 2;
         for (var row = 0; row < rows; row++)
         {
             var fr = f.Slice(row * channels, channels);
             var tr = t.Slice(row * channels, channels);
-            double squaresF = 0, squaresT = 0;
-            for (var c = 0; c < channels; c++)
+            Vector<double> squaresFv = Vector<double>.Zero, squaresTv = Vector<double>.Zero;
+            for (var c = 0; c < vectorChannels; c += lanes)
+            {
+                Vector.Widen(new Vector<float>(fr[c..]), out var f0, out var f1);
+                Vector.Widen(new Vector<float>(tr[c..]), out var t0, out var t1);
+                squaresFv += f0 * f0 + f1 * f1;
+                squaresTv += t0 * t0 + t1 * t1;
+            }
+            double squaresF = Vector.Sum(squaresFv), squaresT = Vector.Sum(squaresTv);
+            for (var c = vectorChannels; c < channels; c++)
             {
                 squaresF += (double)fr[c] * fr[c];
                 squaresT += (double)tr[c] * tr[c];
             }
             double normF = Math.Sqrt(squaresF), normT = Math.Sqrt(squaresT);
             double inverseF = 1 / (normF + NormEpsilon), inverseT = 1 / (normT + NormEpsilon);
-            double sum = 0, dot = 0;
-            for (var c = 0; c < channels; c++)
+            Vector<double> sumV = Vector<double>.Zero, dotV = Vector<double>.Zero;
+            Vector<double> inverseFv = new(inverseF), inverseTv = new(inverseT), scaleV = new(scale);
+            for (var c = 0; c < vectorChannels; c += lanes)
+            {
+                Vector.Widen(new Vector<float>(fr[c..]), out var f0, out var f1);
+                Vector.Widen(new Vector<float>(tr[c..]), out var t0, out var t1);
+                Vector.Widen(new Vector<float>(linear.AsSpan(c)), out var w0, out var w1);
+                var d0 = f0 * inverseFv - t0 * inverseTv;
+                var d1 = f1 * inverseFv - t1 * inverseTv;
+                sumV += w0 * d0 * d0 + w1 * d1 * d1;
+                var u0 = scaleV * w0 * d0;
+                var u1 = scaleV * w1 * d1;
+                u0.CopyTo(upstream, c);
+                u1.CopyTo(upstream, c + half);
+                dotV += u0 * f0 + u1 * f1;
+            }
+            double sum = Vector.Sum(sumV), dot = Vector.Sum(dotV);
+            for (var c = vectorChannels; c < channels; c++)
             {
                 var difference = fr[c] * inverseF - tr[c] * inverseT;
                 sum += linear[c] * difference * difference;
@@ -348,7 +376,15 @@ internal sealed class Lpips : IPerceptualLoss
             }
             var gr = g.Slice(row * channels, channels);
             var along = dot * inverseF * inverseF / normF;
-            for (var c = 0; c < channels; c++)
+            var alongV = new Vector<double>(along);
+            for (var c = 0; c < vectorChannels; c += lanes)
+            {
+                Vector.Widen(new Vector<float>(fr[c..]), out var f0, out var f1);
+                var step0 = new Vector<double>(upstream, c) * inverseFv - f0 * alongV;
+                var step1 = new Vector<double>(upstream, c + half) * inverseFv - f1 * alongV;
+                (new Vector<float>(gr[c..]) + Vector.Narrow(step0, step1)).CopyTo(gr[c..]);
+            }
+            for (var c = vectorChannels; c < channels; c++)
             {
                 gr[c] += (float)(upstream[c] * inverseF - fr[c] * along);
             }

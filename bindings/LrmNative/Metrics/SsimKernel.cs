@@ -114,7 +114,10 @@ internal static class SsimKernel
             }
         }
 
-        // One (image, channel) plane: returns the sum of its SSIM map and writes its gradient.
+        // One (image, channel) plane: returns the sum of its SSIM map and writes its gradient. The kernel's methods are compiled
+        // optimised at once: the tiered JIT's first tier would call every vector operation, tens of times slower, until it
+        // promotes them (which a busy machine delays).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private double Plane<TV, TOps>(int plane, double[] buffer, Layout layout)
             where TV : struct
             where TOps : ILanes<TV>
@@ -271,6 +274,7 @@ internal static class SsimKernel
 
         // Image row r into window ring slots r % 11 and r % 11 + 11 (so any eleven consecutive rows are contiguous slots):
         // x, y, x², y², xy, interleaved by chunks of one vector.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void WindowRow<TV, TOps>(ref double window, ref double row, float* xs, float* ys, int r, int padded)
             where TV : struct
             where TOps : ILanes<TV>
@@ -313,6 +317,7 @@ internal static class SsimKernel
 
         // Gradient row p: the adjoint column pass over spread rows p−10…p (contiguous ring slots), combined as
         // α⋆ + y·(β⋆) + x·(γ⋆) with x, y from the window ring (row p is still in it), scaled, written (or added) interleaved.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void GradientRow<TV, TOps>(ref double spread, ref double window, ref double row, ref double g, float* xs, int p, int padded)
             where TV : struct
             where TOps : ILanes<TV>

@@ -26,43 +26,198 @@
 // The gemms go through lrm::sgemm (gemm.hpp), outside any OpenMP region; the
 // gathers/scatters are OpenMP loops.
 #include "common.hpp"
+#include "cpu_dispatch.hpp"
 #include "errors.hpp"
 #include "gemm.hpp"
 #include "lrm_native.h"
+#include "microkernel.hpp"
+#include "reduce.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 
+// ---- patch embedding products (compiled once per kernel build, cpu_dispatch.hpp) ----
+namespace lrm {
+namespace LRM_KERNEL_NS {
+namespace {
+
+// Blocking of both products: C's row tiles are swept in groups of kGroupTiles, the depth
+// (sum) in blocks of kDepthBlock; one packed B micro-panel (kDepthBlock × kTileCols floats:
+// 32 KB in the AVX-512 build) stays in L1 while a group's A tiles (128 KB) come from L2.
+// Partial sums of C between depth blocks go through C itself, exactly (each element is one
+// chain of fused multiply-adds in depth order whatever the blocking).
+constexpr int64_t kDepthBlock = 256;
+constexpr int64_t kGroupTiles = 16;
+
+// Below this many FLOPs one thread does the product: a fork/join costs more.
+constexpr double kParallelFlops = 4e6;
+
+// A tile of C whose rows or columns run past C's edge: computed whole in a tile on the
+// stack, then its rows × cols corner copied out. start and ld_start as gemm_tile_from's.
+template <bool A_T>
+void edge_tile(int64_t rows, int64_t cols, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+               float* c, int64_t ldc, const float* start, int64_t ld_start) {
+    alignas(64) float tile[kTileRows * kTileCols];
+    alignas(64) float from[kTileRows * kTileCols];
+    if (start != nullptr)
+        for (int64_t r = 0; r < kTileRows; ++r)
+            for (int64_t j = 0; j < kTileCols; ++j)
+                from[r * kTileCols + j] = r < rows && j < cols ? start[r * ld_start + j] : 0.0f;
+    gemm_tile_from<kTileRows, kTileCols, A_T>(k, a, lda, b, ldb, tile, kTileCols, start != nullptr ? from : nullptr,
+                                              kTileCols);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(c + r * ldc, tile + r * kTileCols, sizeof(float) * cols);
+}
+
+// C (rows × cols, ldc) = start + A·B over `depth`, A packed in row tiles [tile][depth][kTileRows]
+// (tiles first_tile .. last_tile of C), B packed in column panels [panel][depth][kTileCols]. At
+// depth 0 each sum starts from `start` (ld_start 0: one row under every row, the bias; nullptr:
+// zero; c itself with ld_start = ldc: accumulate); later depth blocks continue from C.
+void packed_product(float* c, int64_t ldc, const float* a_packed, const float* b_packed, const float* start,
+                    int64_t ld_start, int64_t rows, int64_t cols, int64_t depth, int64_t first_tile, int64_t last_tile) {
+    const int64_t panels = ceil_div(cols, kTileCols);
+    for (int64_t g0 = first_tile; g0 < last_tile; g0 += kGroupTiles) {
+        const int64_t g1 = std::min(last_tile, g0 + kGroupTiles);
+        for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
+            const int64_t kc = std::min(kDepthBlock, depth - k0);
+            for (int64_t pj = 0; pj < panels; ++pj) {
+                const int64_t j0 = pj * kTileCols, nc = std::min<int64_t>(kTileCols, cols - j0);
+                const float* b = b_packed + pj * kTileCols * depth + k0 * kTileCols;
+                for (int64_t ti = g0; ti < g1; ++ti) {
+                    const int64_t i0 = ti * kTileRows, nr = std::min<int64_t>(kTileRows, rows - i0);
+                    const float* a = a_packed + ti * kTileRows * depth + k0 * kTileRows;
+                    float* ct = c + i0 * ldc + j0;
+                    const float* from = k0 > 0 ? ct : start == nullptr ? nullptr : start + i0 * ld_start + j0;
+                    const int64_t ld_from = k0 > 0 ? ldc : ld_start;
+                    if (nr == kTileRows && nc == kTileCols)
+                        gemm_tile_from<kTileRows, kTileCols, true>(kc, a, kTileRows, b, kTileCols, ct, ldc, from,
+                                                                  ld_from);
+                    else
+                        edge_tile<true>(nr, nc, kc, a, kTileRows, b, kTileCols, ct, ldc, from, ld_from);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+// out[b] (T, O) = bias + cols[b] · Wᵀ (conv.cpp's header). Wᵀ is packed once per call into
+// column panels; each thread gathers the patches of its own row tiles straight into the
+// packed A layout (no im2col matrix) and computes those rows of out.
+void patch_embed_forward(float* out, const float* image, const float* weight, const float* bias, int64_t batch,
+                         int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t patch) {
+    const int64_t grid_w = width / patch, tokens = (height / patch) * grid_w;
+    const int64_t depth = channels * patch * patch;
+    const int64_t row_tiles = ceil_div(tokens, kTileRows), panels = ceil_div(out_channels, kTileCols);
+    Scratch packed_w(panels * kTileCols * depth);
+    Scratch packed_x(row_tiles * kTileRows * depth);
+    const double flops = 2.0 * static_cast<double>(tokens) * static_cast<double>(out_channels) * depth;
+    const int team = flops < kParallelFlops ? 1 : static_cast<int>(std::min<int64_t>(num_threads(), row_tiles));
+#pragma omp parallel num_threads(team)
+    {
+#pragma omp for schedule(static)
+        for (int64_t pj = 0; pj < panels; ++pj) {
+            float* dst = packed_w.data() + pj * kTileCols * depth;
+            for (int64_t j = 0; j < kTileCols; ++j) {
+                const int64_t o = pj * kTileCols + j;
+                if (o >= out_channels) {
+                    for (int64_t p = 0; p < depth; ++p) dst[p * kTileCols + j] = 0.0f;
+                    continue;
+                }
+                const float* src = weight + o * depth;
+                for (int64_t p = 0; p < depth; ++p) dst[p * kTileCols + j] = src[p];
+            }
+        }  // implicit barrier: every panel is packed before any product
+        const int id = omp_get_thread_num(), size = omp_get_num_threads();
+        const int64_t first = row_tiles * id / size, last = row_tiles * (id + 1) / size;
+        for (int64_t b = 0; b < batch; ++b) {
+            const float* img = image + b * channels * height * width;
+            for (int64_t ti = first; ti < last; ++ti) {
+                float* tile = packed_x.data() + ti * kTileRows * depth;
+                for (int64_t r = 0; r < kTileRows; ++r) {
+                    const int64_t t = ti * kTileRows + r;
+                    if (t >= tokens) {
+                        for (int64_t p = 0; p < depth; ++p) tile[p * kTileRows + r] = 0.0f;
+                        continue;
+                    }
+                    const int64_t gy = t / grid_w, gx = t % grid_w;
+                    for (int64_t c = 0; c < channels; ++c)
+                        for (int64_t py = 0; py < patch; ++py) {
+                            const float* src = img + (c * height + gy * patch + py) * width + gx * patch;
+                            float* dst = tile + (c * patch + py) * patch * kTileRows + r;
+                            for (int64_t px = 0; px < patch; ++px) dst[px * kTileRows] = src[px];
+                        }
+                }
+            }
+            packed_product(out + b * tokens * out_channels, out_channels, packed_x.data(), packed_w.data(), bias, 0,
+                           tokens, out_channels, depth, first, last);
+        }
+    }
+}
+
+// dweight (O, D) += Σ_b dout[b]ᵀ · cols[b]. The rows of C are output channels: A = dout[b]ᵀ,
+// packed per image in row tiles of kTileRows channels; B = cols[b], gathered from the image
+// straight into column panels of the depth. Threads split the output channels.
+void patch_embed_weight_grad(float* dweight, const float* dout, const float* image, int64_t batch, int64_t channels,
+                             int64_t height, int64_t width, int64_t out_channels, int64_t patch) {
+    const int64_t grid_w = width / patch, tokens = (height / patch) * grid_w;
+    const int64_t depth = channels * patch * patch;
+    const int64_t row_tiles = ceil_div(out_channels, kTileRows), panels = ceil_div(depth, kTileCols);
+    Scratch packed_g(row_tiles * kTileRows * tokens);
+    Scratch packed_cols(panels * kTileCols * tokens);
+    const double flops = 2.0 * static_cast<double>(tokens) * static_cast<double>(out_channels) * depth;
+    const int team = flops < kParallelFlops ? 1 : static_cast<int>(std::min<int64_t>(num_threads(), row_tiles));
+#pragma omp parallel num_threads(team)
+    {
+        const int id = omp_get_thread_num(), size = omp_get_num_threads();
+        const int64_t first = row_tiles * id / size, last = row_tiles * (id + 1) / size;
+        for (int64_t b = 0; b < batch; ++b) {
+            const float* img = image + b * channels * height * width;
+            const float* g = dout + b * tokens * out_channels;
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < tokens; ++t) {
+                const int64_t gy = t / grid_w, gx = t % grid_w;
+                // Depth index p = (c·P + py)·P + px lands in panel p / NR, column p % NR, row t.
+                int64_t panel = 0, column = 0;
+                float* row = packed_cols.data() + t * kTileCols;
+                for (int64_t c = 0; c < channels; ++c)
+                    for (int64_t py = 0; py < patch; ++py) {
+                        const float* src = img + (c * height + gy * patch + py) * width + gx * patch;
+                        for (int64_t px = 0; px < patch; ++px) {
+                            row[panel * kTileCols * tokens + column] = src[px];
+                            if (++column == kTileCols) column = 0, ++panel;
+                        }
+                    }
+                for (; column > 0 && column < kTileCols; ++column) row[panel * kTileCols * tokens + column] = 0.0f;
+            }
+            // This thread's channels of dout[b]ᵀ, [tile][token][kTileRows], zero past the last channel.
+            for (int64_t ti = first; ti < last; ++ti) {
+                float* tile = packed_g.data() + ti * kTileRows * tokens;
+                const int64_t o0 = ti * kTileRows, nr = std::min<int64_t>(kTileRows, out_channels - o0);
+                for (int64_t t = 0; t < tokens; ++t) {
+                    for (int64_t r = 0; r < nr; ++r) tile[t * kTileRows + r] = g[t * out_channels + o0 + r];
+                    for (int64_t r = nr; r < kTileRows; ++r) tile[t * kTileRows + r] = 0.0f;
+                }
+            }
+#pragma omp barrier
+            packed_product(dweight, depth, packed_g.data(), packed_cols.data(), dweight, depth, out_channels, depth,
+                           tokens, first, last);
+#pragma omp barrier
+        }
+    }
+}
+
+}  // namespace LRM_KERNEL_NS
+}  // namespace lrm
+
+#if !defined(LRM_KERNELS_AVX512)
 namespace lrm {
 namespace {
 
 // Gathers and scatters below this many floats run on one thread: a fork/join costs more.
 constexpr int64_t kParallelElements = 32768;
-
-void patch_embed_forward(float* out, const float* image, const float* weight, const float* bias, int64_t batch,
-                         int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t patch,
-                         int gemm_m, int gemm_n, int gemm_k) {
-    const int64_t grid_w = width / patch;
-    const int64_t tokens = static_cast<int64_t>(gemm_m);
-    const int64_t depth = static_cast<int64_t>(gemm_k);  // Cin·P·P
-    Scratch cols(tokens * depth);
-    const int threads = num_threads();
-    for (int64_t b = 0; b < batch; ++b) {
-        const float* img = image + b * channels * height * width;
-        float* dst = out + b * tokens * out_channels;
-#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * depth > kParallelElements)
-        for (int64_t t = 0; t < tokens; ++t) {
-            const int64_t gy = t / grid_w, gx = t % grid_w;
-            float* row = cols.data() + t * depth;
-            for (int64_t c = 0; c < channels; ++c)
-                for (int64_t py = 0; py < patch; ++py)
-                    std::memcpy(row + (c * patch + py) * patch,
-                                img + (c * height + gy * patch + py) * width + gx * patch, sizeof(float) * patch);
-            if (bias != nullptr) std::memcpy(dst + t * out_channels, bias, sizeof(float) * out_channels);
-        }
-        sgemm(false, true, gemm_m, gemm_n, gemm_k, cols.data(), gemm_k, weight, gemm_k, bias != nullptr ? 1.0f : 0.0f,
-              dst, gemm_n);
-    }
-}
 
 void deconv_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t batch,
                     int64_t in_channels, int64_t height, int64_t width, int64_t out_channels, int64_t kernel,
@@ -90,38 +245,19 @@ void deconv_forward(float* out, const float* inp, const float* weight, const flo
     }
 }
 
-// im2col of one image: cols (tokens, Cin·P·P), row t = the patch of token t, (c, py, px) order.
-void gather_patches(float* cols, const float* img, int64_t channels, int64_t height, int64_t width, int64_t patch,
-                    int64_t tokens, int threads) {
-    const int64_t grid_w = width / patch, depth = channels * patch * patch;
-#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * depth > kParallelElements)
-    for (int64_t t = 0; t < tokens; ++t) {
-        const int64_t gy = t / grid_w, gx = t % grid_w;
-        float* row = cols + t * depth;
-        for (int64_t c = 0; c < channels; ++c)
-            for (int64_t py = 0; py < patch; ++py)
-                std::memcpy(row + (c * patch + py) * patch, img + (c * height + gy * patch + py) * width + gx * patch,
-                            sizeof(float) * patch);
-    }
-}
-
 void patch_embed_backward(float* dimage, float* dweight, float* dbias, const float* dout, const float* image,
                           const float* weight, int64_t batch, int64_t channels, int64_t height, int64_t width,
                           int64_t out_channels, int64_t patch, int gemm_m, int gemm_n, int gemm_k) {
     const int64_t grid_h = height / patch, grid_w = width / patch;
     const int64_t tokens = static_cast<int64_t>(gemm_m);
     const int64_t depth = static_cast<int64_t>(gemm_k);  // Cin·P·P
-    Scratch cols(tokens * depth);
     const int threads = num_threads();
-    for (int64_t b = 0; b < batch; ++b) {
-        const float* g = dout + b * tokens * out_channels;
-        if (dweight != nullptr) {
-            gather_patches(cols.data(), image + b * channels * height * width, channels, height, width, patch, tokens,
-                           threads);
-            // dW (O, D) += gᵀ (O, T) · cols (T, D)
-            sgemm(true, false, gemm_n, gemm_k, gemm_m, g, gemm_n, cols.data(), gemm_k, 1.0f, dweight, gemm_k);
-        }
-        if (dimage != nullptr) {
+    if (dweight != nullptr)
+        kernels().patch_embed_weight_grad(dweight, dout, image, batch, channels, height, width, out_channels, patch);
+    if (dimage != nullptr) {
+        Scratch cols(tokens * depth);
+        for (int64_t b = 0; b < batch; ++b) {
+            const float* g = dout + b * tokens * out_channels;
             // dcols (T, D) = g (T, O) · W (O, D), then scattered back (patches do not overlap).
             sgemm(false, false, gemm_m, gemm_k, gemm_n, g, gemm_n, weight, gemm_k, 0.0f, cols.data(), gemm_k);
             float* dimg = dimage + b * channels * height * width;
@@ -142,13 +278,20 @@ void patch_embed_backward(float* dimage, float* dweight, float* dbias, const flo
         }
     }
     if (dbias != nullptr) {
-        // Column sums over every (image, token), in a fixed order; double keeps long sums exact to fp32.
-#pragma omp parallel for num_threads(threads) schedule(static) if (out_channels * batch * tokens > 65536)
-        for (int64_t o = 0; o < out_channels; ++o) {
-            double sum = 0.0;
-            for (int64_t r = 0; r < batch * tokens; ++r) sum += dout[r * out_channels + o];
-            dbias[o] += static_cast<float>(sum);
-        }
+        // Column sums over every (image, token): rows added into per-part double vectors (RowPartials, deterministic
+        // for a given thread count), which keep long sums exact to fp32.
+        const int64_t rows = batch * tokens;
+        RowPartials parts(rows, out_channels, threads, std::max<int64_t>(1, 32768 / out_channels));
+#pragma omp parallel num_threads(parts.parts())
+        parts.for_each_part([&](int part) {
+            double* acc = parts.partial(part);
+            for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
+                const float* g = dout + r * out_channels;
+                for (int64_t o = 0; o < out_channels; ++o) acc[o] += g[o];
+            }
+        });
+        parts.reduce();
+        for (int64_t o = 0; o < out_channels; ++o) dbias[o] = static_cast<float>(dbias[o] + parts.total(o));
     }
 }
 
@@ -249,8 +392,9 @@ LRM_API lrm_status lrm_patch_embed_forward(float* out, const float* image, const
         args.not_null(out, "out").not_null(image, "image").not_null(weight, "weight");
         const lrm::GemmShape gemm =
             lrm::check_patch_embed_sizes(args, batch, in_channels, height, width, out_channels, patch, "out");
-        lrm::patch_embed_forward(out, image, weight, bias, batch, in_channels, height, width, out_channels, patch,
-                                 gemm.m, gemm.n, gemm.k);
+        (void)gemm;  // the sizes are checked; the product indexes with 64-bit sizes
+        lrm::kernels().patch_embed_forward(out, image, weight, bias, batch, in_channels, height, width, out_channels,
+                                           patch);
     });
 }
 
@@ -302,3 +446,4 @@ LRM_API lrm_status lrm_deconv_backward(float* dinp, float* dweight, float* dbias
 }
 
 }  // extern "C"
+#endif  // !LRM_KERNELS_AVX512

@@ -64,7 +64,8 @@ bool avx512_disabled_by_environment() {
 
 Kernels choose() noexcept {
     const Kernels baseline{&kernels_base::attention_forward, &kernels_base::mlp_forward,
-                           &kernels_base::attention_backward, nullptr};
+                           &kernels_base::attention_backward, &kernels_base::patch_embed_forward,
+                           &kernels_base::patch_embed_weight_grad, nullptr};
 #if defined(LRM_AVX512_DISPATCH) && (defined(__x86_64__) || defined(__i386__))
     if (avx512_disabled_by_environment()) {
         Kernels k = baseline;
@@ -77,7 +78,7 @@ Kernels choose() noexcept {
         return k;
     }
     return Kernels{&kernels_avx512::attention_forward, &kernels_avx512::mlp_forward, &kernels_avx512::attention_backward,
-                   "avx512"};
+                   &kernels_avx512::patch_embed_forward, &kernels_avx512::patch_embed_weight_grad, "avx512"};
 #else
     Kernels k = baseline;
     k.description = LRM_BASELINE_SIMD " (built without LRM_AVX512_DISPATCH)";

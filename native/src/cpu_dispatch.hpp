@@ -63,7 +63,12 @@ constexpr int64_t kMaxTileCols = 64;
                      int32_t output_activation);                                                                     \
     void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, \
                             const float* q, const float* k, const float* v, const AttentionShape& s,                \
-                            int64_t dq_row_stride, int64_t dkv_row_stride);
+                            int64_t dq_row_stride, int64_t dkv_row_stride);                                 \
+    void patch_embed_forward(float* out, const float* image, const float* weight, const float* bias, int64_t batch, \
+                             int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t patch);  \
+    void patch_embed_weight_grad(float* dweight, const float* dout, const float* image, int64_t batch,              \
+                                 int64_t channels, int64_t height, int64_t width, int64_t out_channels,             \
+                                 int64_t patch);
 namespace kernels_base {
 LRM_DECLARE_KERNELS
 }
@@ -76,6 +81,8 @@ struct Kernels {
     decltype(&kernels_base::attention_forward) attention_forward;
     decltype(&kernels_base::mlp_forward) mlp_forward;
     decltype(&kernels_base::attention_backward) attention_backward;
+    decltype(&kernels_base::patch_embed_forward) patch_embed_forward;
+    decltype(&kernels_base::patch_embed_weight_grad) patch_embed_weight_grad;
     const char* description;  // "avx512", or the baseline's SIMD level and why AVX-512 is not used
 };
 

@@ -72,6 +72,29 @@ LRM_TILE_INLINE void gemm_tile(int64_t k, const float* __restrict a, int64_t lda
     for (int r = 0; r < MR; ++r)
         for (int v = 0; v < V; ++v) *reinterpret_cast<vecf*>(c + r * ldc + kVecWidth * v) = acc[r][v];
 }
+
+// gemm_tile with the start of each sum given: C[r] = start[r·ld_start] + (A·B)[r], row by row
+// (ld_start = ldc and start = c: accumulate into C; ld_start = 0: one row, e.g. a bias,
+// under every row; start = nullptr: from zero). The patch embedding's packed products.
+template <int MR, int NR, bool A_T>
+LRM_TILE_INLINE void gemm_tile_from(int64_t k, const float* __restrict a, int64_t lda, const float* __restrict b,
+                                    int64_t ldb, float* c, int64_t ldc, const float* start, int64_t ld_start) {
+    constexpr int V = NR / kVecWidth;
+    vecf acc[MR][V];
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < V; ++v)
+            acc[r][v] = start != nullptr ? *reinterpret_cast<const vecf*>(start + r * ld_start + kVecWidth * v) : vecf{};
+    for (int64_t p = 0; p < k; ++p) {
+        vecf brow[V];
+        for (int v = 0; v < V; ++v) brow[v] = *reinterpret_cast<const vecf*>(b + p * ldb + kVecWidth * v);
+        for (int r = 0; r < MR; ++r) {
+            const float av = A_T ? a[p * lda + r] : a[r * lda + p];
+            for (int v = 0; v < V; ++v) acc[r][v] += av * brow[v];
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < V; ++v) *reinterpret_cast<vecf*>(c + r * ldc + kVecWidth * v) = acc[r][v];
+}
 #else
 #define LRM_TILE_INLINE inline
 template <int MR, int NR, bool A_T>
@@ -80,6 +103,18 @@ LRM_TILE_INLINE void gemm_tile(int64_t k, const float* __restrict a, int64_t lda
     float acc[MR][NR];
     for (int r = 0; r < MR; ++r)
         for (int j = 0; j < NR; ++j) acc[r][j] = accumulate ? c[r * ldc + j] : 0.0f;
+    for (int64_t p = 0; p < k; ++p)
+        for (int r = 0; r < MR; ++r)
+            for (int j = 0; j < NR; ++j) acc[r][j] += (A_T ? a[p * lda + r] : a[r * lda + p]) * b[p * ldb + j];
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NR; ++j) c[r * ldc + j] = acc[r][j];
+}
+template <int MR, int NR, bool A_T>
+LRM_TILE_INLINE void gemm_tile_from(int64_t k, const float* __restrict a, int64_t lda, const float* __restrict b,
+                                    int64_t ldb, float* c, int64_t ldc, const float* start, int64_t ld_start) {
+    float acc[MR][NR];
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NR; ++j) acc[r][j] = start != nullptr ? start[r * ld_start + j] : 0.0f;
     for (int64_t p = 0; p < k; ++p)
         for (int r = 0; r < MR; ++r)
             for (int j = 0; j < NR; ++j) acc[r][j] += (A_T ? a[p * lda + r] : a[r * lda + p]) * b[p * ldb + j];

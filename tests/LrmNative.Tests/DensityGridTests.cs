@@ -67,6 +67,41 @@ public sealed class DensityGridTests
         }
     }
 
+    // The vectorised writer at every vector width this machine has and several thread counts: row lengths 3R that are
+    // and are not whole vectors, slabs that start and end mid-row, and slabs large enough to be split over threads. Each
+    // point must be bitwise DensityGrid.Coordinate's, and nothing outside the slab's floats may be written.
+    [TestCase(7, 40, 60)]
+    [TestCase(16, 0, 16 * 16 * 16)]     // 3R = 48: three whole 16-float vectors, six 8-float ones
+    [TestCase(70, 4900 * 3 + 17, 5000)] // 3R = 210: vector tails of 2 and 2 floats
+    [TestCase(100, 100 * 100 * 37 + 55, 70_000)] // above GridPointsCpu.ParallelPoints, crossing z-planes
+    [TestCase(384, 192 * 384 * 384, 384 * 384)]  // the benchmark's 384³ slab: one whole plane
+    [TestCase(257, 257 * 257 * 3 - 1, 257 * 257 + 2)] // odd 3R = 771; starts on the last point of a plane
+    public void GridPointsAtEveryVectorWidthAndThreadCount(int resolution, long first, int count)
+    {
+        var expected = new float[3 * count];
+        for (var i = 0; i < count; i++)
+        {
+            var k = first + i;
+            expected[3 * i] = DensityGrid.Coordinate((int)(k % resolution), resolution);
+            expected[3 * i + 1] = DensityGrid.Coordinate((int)(k / resolution % resolution), resolution);
+            expected[3 * i + 2] = DensityGrid.Coordinate((int)(k / ((long)resolution * resolution)), resolution);
+        }
+        const int guard = 37;
+        foreach (var width in new[] { 0, 8, 16 }.Where(w => w <= GridPointsCpu.HardwareVectorFloats))
+        {
+            foreach (var threads in new[] { 1, 2, 3 })
+            {
+                var buffer = new float[3 * count + 2 * guard];
+                Array.Fill(buffer, float.NaN);
+                GridPointsCpu.Write(buffer.AsSpan(guard, 3 * count), resolution, first, threads, width);
+                var mismatch = Enumerable.Range(0, 3 * count).FirstOrDefault(i => BitConverter.SingleToInt32Bits(buffer[guard + i]) != BitConverter.SingleToInt32Bits(expected[i]), -1);
+                Assert.That(mismatch, Is.EqualTo(-1), $"{width}-float vectors, {threads} threads: float {mismatch} of point {first + mismatch / 3}");
+                Assert.That(buffer.Take(guard).Concat(buffer.Skip(guard + 3 * count)).All(float.IsNaN), Is.True,
+                    $"{width}-float vectors, {threads} threads: a write outside the slab");
+            }
+        }
+    }
+
     [Test]
     public void GridPointsRefuseBadArguments()
     {

@@ -600,32 +600,8 @@ public sealed unsafe class CpuBackend : IBackend
         const string op = "GridPoints";
         Expect.HostFloat32(op, ("points", points));
         var count = OpShapes.GridPoints(op, points, resolution, first);
-        var p = points.AsSpan<float>();
-        // The R axis coordinates once (−1 + 2·i/(R − 1) in fp32, the operation order of DensityGrid.Coordinate and the
-        // CUDA kernel), then walk x, y, z from the first index without a division per point.
-        Span<float> axis = resolution <= 4096 ? stackalloc float[resolution] : new float[resolution];
-        float scale = resolution - 1;
-        for (var i = 0; i < resolution; i++)
-        {
-            axis[i] = -1f + 2f * i / scale;
-        }
-        long plane = (long)resolution * resolution;
-        int x = (int)(first % resolution), y = (int)(first / resolution % resolution), z = (int)(first / plane);
-        for (var i = 0; i < 3 * count; i += 3)
-        {
-            p[i] = axis[x];
-            p[i + 1] = axis[y];
-            p[i + 2] = axis[z];
-            if (++x == resolution)
-            {
-                x = 0;
-                if (++y == resolution)
-                {
-                    y = 0;
-                    z++;
-                }
-            }
-        }
+        GridPointsCpu.Write(points.AsSpan<float>()[..checked((int)(3 * count))], resolution, first,
+            NativeMethods.lrm_get_num_threads(), GridPointsCpu.HardwareVectorFloats);
     }
 
     /// <inheritdoc />

@@ -94,6 +94,106 @@ public sealed class GradSpatialTests
         }
     }
 
+    // Shapes large enough for the packed products to split over threads (> 4 MFLOP per image), with every edge: tokens
+    // not a multiple of the row tile (8 or 6), out channels not a multiple of it nor of the column panel (32 or 16),
+    // depth 3·7² = 147 not a multiple of a vector, pixels past the last patch; batch 2 (the weight gradient sums over
+    // both images). Forward and backward against a double-precision reference at 1, 2 and 3 threads; outputs guarded,
+    // parameter gradients accumulate onto prefilled values.
+    [TestCase(2, 95, 90, 100, 7)]
+    [TestCase(1, 160, 150, 37, 16)] // depth 768 (three depth blocks), 90 tokens, 37 channels, 6 pixels past the patches
+    public void PatchEmbedMatchesADoubleReferenceAtEveryThreadCount(int batch, int height, int width, int outChannels, int patch)
+    {
+        const int inChannels = 3;
+        var random = new Random(height * 1000 + outChannels);
+        using var scope = new TensorScope();
+        var image = scope.Add(GradientCheck.Random(random, 1f, batch, inChannels, height, width));
+        var weight = scope.Add(GradientCheck.Random(random, 0.1f, outChannels, inChannels, patch, patch));
+        var bias = scope.Add(GradientCheck.Random(random, 0.5f, outChannels));
+        int gridH = height / patch, gridW = width / patch, tokens = gridH * gridW, depth = inChannels * patch * patch;
+        var dout = scope.Add(GradientCheck.Random(random, 1f, batch, tokens, outChannels));
+        var x = image.AsSpan<float>().ToArray();
+        var w = weight.AsSpan<float>().ToArray();
+        var g = dout.AsSpan<float>().ToArray();
+        float Pixel(int b, int t, int p) =>
+            x[((b * inChannels + p / (patch * patch)) * height + t / gridW * patch + p / patch % patch) * width + t % gridW * patch + p % patch];
+
+        var expectedOut = new float[batch * tokens * outChannels];
+        var expectedWeight = new float[outChannels * depth];
+        var expectedBias = new float[outChannels];
+        var expectedImage = new float[x.Length];
+        for (var o = 0; o < outChannels; o++)
+        {
+            double biasSum = 0;
+            for (var b = 0; b < batch; b++)
+            {
+                for (var t = 0; t < tokens; t++)
+                {
+                    double sum = bias.AsSpan<float>()[o];
+                    for (var p = 0; p < depth; p++)
+                    {
+                        sum += (double)Pixel(b, t, p) * w[o * depth + p];
+                    }
+                    expectedOut[(b * tokens + t) * outChannels + o] = (float)sum;
+                    biasSum += g[(b * tokens + t) * outChannels + o];
+                }
+            }
+            expectedBias[o] = (float)biasSum;
+            for (var p = 0; p < depth; p++)
+            {
+                double sum = 0;
+                for (var b = 0; b < batch; b++)
+                {
+                    for (var t = 0; t < tokens; t++)
+                    {
+                        sum += (double)g[(b * tokens + t) * outChannels + o] * Pixel(b, t, p);
+                    }
+                }
+                expectedWeight[o * depth + p] = (float)sum;
+            }
+        }
+        for (var b = 0; b < batch; b++)
+        {
+            for (var t = 0; t < tokens; t++)
+            {
+                for (var p = 0; p < depth; p++)
+                {
+                    double sum = 0;
+                    for (var o = 0; o < outChannels; o++)
+                    {
+                        sum += (double)g[(b * tokens + t) * outChannels + o] * w[o * depth + p];
+                    }
+                    expectedImage[((b * inChannels + p / (patch * patch)) * height + t / gridW * patch + p / patch % patch) * width + t % gridW * patch + p % patch] = (float)sum;
+                }
+            }
+        }
+        using var expectedWeightTensor = Tensor.FromArray(expectedWeight, weight.Shape.ToArray());
+        using var expectedBiasTensor = Tensor.FromArray(expectedBias, outChannels);
+        try
+        {
+            foreach (var threads in new[] { 1, 2, 3 })
+            {
+                using var backend = new CpuBackend(threads);
+                using var outputs = new GuardedOutputs();
+                using var accumulators = new GuardedAccumulators();
+                var output = outputs.Create("out", [batch, tokens, outChannels]);
+                backend.PatchEmbed(output, image, weight, bias);
+                var gradImage = outputs.Create("grad_image", image.Shape);
+                var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, threads);
+                var gradBias = accumulators.Prefilled("grad_bias", bias.Shape, threads + 10);
+                backend.PatchEmbedBackward(gradImage, gradWeight, gradBias, dout, image, weight);
+                outputs.AssertWrittenExactly();
+                Assert.That(Compare.RelativeError(output.AsSpan<float>(), expectedOut), Is.LessThan(1e-6), $"out, {threads} threads");
+                Assert.That(Compare.RelativeError(gradImage.AsSpan<float>(), expectedImage), Is.LessThan(1e-6), $"grad_image, {threads} threads");
+                accumulators.AssertAccumulated(gradWeight, expectedWeightTensor, 1, 1e-6, $"grad_weight, {threads} threads");
+                accumulators.AssertAccumulated(gradBias, expectedBiasTensor, 1, 1e-6, $"grad_bias, {threads} threads");
+            }
+        }
+        finally
+        {
+            NativeCheck.Check(NativeMethods.lrm_set_num_threads(0));
+        }
+    }
+
     [Test]
     public void PatchEmbedBackwardWithoutImageGradient()
     {

@@ -1,4 +1,5 @@
-// cpu_dispatch.hpp — the hot CPU kernels (attention forward/backward, fused MLP) in two builds,
+// cpu_dispatch.hpp — the hot CPU kernels (attention forward/backward, fused MLP, patch embedding
+// forward and weight gradient) in two builds,
 // one picked at run time.
 //
 // The library is compiled for a portable baseline (-march=LRM_CPU_ARCH, x86-64-v3 =

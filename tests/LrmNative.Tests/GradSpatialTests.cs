@@ -168,6 +168,7 @@ public sealed class GradSpatialTests
         }
         using var expectedWeightTensor = Tensor.FromArray(expectedWeight, weight.Shape.ToArray());
         using var expectedBiasTensor = Tensor.FromArray(expectedBias, outChannels);
+        int[]? firstOut = null, firstWeight = null;
         try
         {
             foreach (var threads in new[] { 1, 2, 3 })
@@ -178,14 +179,21 @@ public sealed class GradSpatialTests
                 var output = outputs.Create("out", [batch, tokens, outChannels]);
                 backend.PatchEmbed(output, image, weight, bias);
                 var gradImage = outputs.Create("grad_image", image.Shape);
-                var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, threads);
-                var gradBias = accumulators.Prefilled("grad_bias", bias.Shape, threads + 10);
+                var gradWeight = accumulators.Prefilled("grad_weight", weight.Shape, 1);
+                var gradBias = accumulators.Prefilled("grad_bias", bias.Shape, 2);
                 backend.PatchEmbedBackward(gradImage, gradWeight, gradBias, dout, image, weight);
                 outputs.AssertWrittenExactly();
                 Assert.That(Compare.RelativeError(output.AsSpan<float>(), expectedOut), Is.LessThan(1e-6), $"out, {threads} threads");
                 Assert.That(Compare.RelativeError(gradImage.AsSpan<float>(), expectedImage), Is.LessThan(1e-6), $"grad_image, {threads} threads");
                 accumulators.AssertAccumulated(gradWeight, expectedWeightTensor, 1, 1e-6, $"grad_weight, {threads} threads");
                 accumulators.AssertAccumulated(gradBias, expectedBiasTensor, 1, 1e-6, $"grad_bias, {threads} threads");
+                // Each output and weight-gradient element is one multiply-add chain whatever thread computes it.
+                var outBits = output.AsSpan<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+                var weightBits = gradWeight.AsSpan<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+                firstOut ??= outBits;
+                firstWeight ??= weightBits;
+                Assert.That(outBits, Is.EqualTo(firstOut), $"out with {threads} threads, bitwise vs 1 thread");
+                Assert.That(weightBits, Is.EqualTo(firstWeight), $"grad_weight with {threads} threads, bitwise vs 1 thread");
             }
         }
         finally

@@ -30,10 +30,13 @@
 // from the accumulated gradient), so both builds give bit-identical results and the result does not
 // depend on the thread count. Weight packing is a transpose (16×16 blocks in registers on AVX-512).
 // Threads split the output rows (tokens; output channels for dW), one barrier after the shared pack.
-// Measured (Zen 5, 2 threads, 336²/14 → 576×768, busy shared machine, best runs): OpenBLAS (Haswell
-// kernels, the machine's OPENBLAS_CORETYPE) with im2col ~2.7 ms; packed AVX-512 ~1.7 ms; single
-// thread 5.3 → 2.6 ms (190 GFLOP/s), of which packing ~10% (weight pack 400 → 130 µs with the
-// register transpose, patch gather 190 → 150 µs in image order). PyTorch 1.13 (oneDNN): 2.4 ms.
+// Measured (Zen 5, 2 threads, busy shared machine, best of 300 calls, inputs from memory), forward
+// 224²/14→256×384, 336²/14→576×768, 448²/14→1024×768, 512²/16→1024×768: OpenBLAS (Haswell kernels,
+// the machine's OPENBLAS_CORETYPE) after an im2col 0.60/2.51/4.53/5.84 ms; packed AVX-512 0.33/1.30/
+// 2.34/3.05 ms (~370 GFLOP/s at 336²); PyTorch 1.13 (oneDNN) 0.44/1.79/4.20/5.44 ms. Weight gradient
+// + bias gradient: 0.62/2.77/5.32/6.56 → 0.35/1.40/2.60/3.65 ms. Packing is ~10% of a call: the weight
+// transpose went 400 → 130 µs (single thread, 336²) with 16×16 register transposes, the patch gather
+// 190 → 150 µs walked in image order. The AVX2 build is on par with OpenBLAS' Haswell kernels.
 // The rest (image gradient, de-convolution) goes through lrm::sgemm (gemm.hpp), outside any OpenMP
 // region, with OpenMP gathers/scatters; the bias gradient is a RowPartials sum (reduce.hpp).
 #include "common.hpp"

@@ -14,7 +14,10 @@ namespace LrmNative.Backends;
 /// the template with the y and z lanes blended in, one vector at a time. A vector of W floats starts at row offset vW, whose
 /// phase mod 3 repeats every three vectors, so three lane masks serve the whole row. Blending copies values, so the points are
 /// bitwise the scalar formula's. A partial first or last row, and the last 3R mod W floats of each row, are written one point
-/// or float at a time. Large slabs are split into row ranges over the library's thread count (<see cref="ParallelRows"/>).
+/// or float at a time. Large slabs are split into row ranges over the library's thread count (<see cref="ParallelRows"/>;
+/// a short-lived fork next to OpenMP's pool: the slab's NeRF query that follows takes milliseconds, this microseconds).
+/// Measured (Zen 5, 2 threads, busy shared machine, BenchmarkDotNet minimum): 256³ slab of 4 planes 234 → ~100 µs,
+/// 384³ plane 127 → ~50 µs (PyTorch 1.13 meshgrid + stack: ~145 and ~90 µs).
 /// </remarks>
 internal static class GridPointsCpu
 {

@@ -38,7 +38,7 @@
 // transpose went 400 → 130 µs (single thread, 336²) with 16×16 register transposes, the patch gather
 // 190 → 150 µs walked in image order. The AVX2 build is on par with OpenBLAS' Haswell kernels.
 // The rest (image gradient, de-convolution) goes through lrm::sgemm (gemm.hpp), outside any OpenMP
-// region, with OpenMP gathers/scatters; the bias gradient is a RowPartials sum (reduce.hpp).
+// region, with OpenMP gathers/scatters; the bias gradient is bias_backward (gemm.hpp: RowPartials sums).
 #include "common.hpp"
 #include "cpu_dispatch.hpp"
 #include "errors.hpp"
@@ -371,22 +371,7 @@ void patch_embed_backward(float* dimage, float* dweight, float* dbias, const flo
                 }
         }
     }
-    if (dbias != nullptr) {
-        // Column sums over every (image, token): rows added into per-part double vectors (RowPartials, deterministic
-        // for a given thread count), which keep long sums exact to fp32.
-        const int64_t rows = batch * tokens;
-        RowPartials parts(rows, out_channels, threads, std::max<int64_t>(1, 32768 / out_channels));
-#pragma omp parallel num_threads(parts.parts())
-        parts.for_each_part([&](int part) {
-            double* acc = parts.partial(part);
-            for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
-                const float* g = dout + r * out_channels;
-                for (int64_t o = 0; o < out_channels; ++o) acc[o] += g[o];
-            }
-        });
-        parts.reduce();
-        for (int64_t o = 0; o < out_channels; ++o) dbias[o] = static_cast<float>(dbias[o] + parts.total(o));
-    }
+    if (dbias != nullptr) bias_backward(dbias, dout, batch * tokens, out_channels);  // sums over every (image, token)
 }
 
 void deconv_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

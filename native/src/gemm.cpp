@@ -74,6 +74,20 @@ void sgemm(bool transpose_a, bool transpose_b, int m, int n, int k, const float*
     }
 }
 
+void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
+    RowPartials parts(rows, cols, num_threads(), std::max<int64_t>(1, 32768 / cols));
+#pragma omp parallel num_threads(parts.parts())
+    parts.for_each_part([&](int part) {
+        double* acc = parts.partial(part);
+        for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
+            const float* g = dout + r * cols;
+            for (int64_t c = 0; c < cols; ++c) acc[c] += g[c];
+        }
+    });
+    parts.reduce();
+    for (int64_t c = 0; c < cols; ++c) dbias[c] = static_cast<float>(dbias[c] + parts.total(c));
+}
+
 namespace {
 
 void gemm_forward(float* out, const float* a, const float* b, const float* bias, const float* residual, int m, int n,
@@ -99,21 +113,6 @@ void gemm_forward(float* out, const float* a, const float* b, const float* bias,
         }
     }
     sgemm(transpose_a, transpose_b, m, n, k, a, transpose_a ? m : k, b, transpose_b ? k : n, beta, out, n);
-}
-
-// dbias[c] += Σ_r dout[r, c].
-void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
-    RowPartials parts(rows, cols, num_threads(), std::max<int64_t>(1, 32768 / cols));
-#pragma omp parallel num_threads(parts.parts())
-    parts.for_each_part([&](int part) {
-        double* acc = parts.partial(part);
-        for (int64_t r = parts.begin(part); r < parts.end(part); ++r) {
-            const float* g = dout + r * cols;
-            for (int64_t c = 0; c < cols; ++c) acc[c] += g[c];
-        }
-    });
-    parts.reduce();
-    for (int64_t c = 0; c < cols; ++c) dbias[c] = static_cast<float>(dbias[c] + parts.total(c));
 }
 
 void gemm_backward(float* da, float* db, float* dbias, const float* dout, const float* a, const float* b, int m, int n,

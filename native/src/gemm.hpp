@@ -1,6 +1,8 @@
 // gemm.hpp — the library's one entry to BLAS, shared by gemm.cpp and conv.cpp.
 #pragma once
 
+#include <cstdint>
+
 namespace lrm {
 
 // C (m×n, rows ldc apart) = op(A)·op(B) + beta·C, row-major, OpenBLAS sgemm.
@@ -16,5 +18,9 @@ namespace lrm {
 // Must be called outside OpenMP parallel regions.
 void sgemm(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
            float beta, float* c, int ldc);
+
+// dbias[c] += Σ_r dout[r, c] over rows × cols: per-thread double partials (RowPartials) added in order, so
+// deterministic for a given thread count. The bias gradient of gemm_backward and of the patch embedding.
+void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols);
 
 }  // namespace lrm

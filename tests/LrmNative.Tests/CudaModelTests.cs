@@ -120,6 +120,18 @@ public sealed class CudaModelTests
             Assert.That(EulerCharacteristic(want), Is.EqualTo(2), $"{what}: the CPU mesh is one closed genus-0 surface");
             Assert.That(got.VertexCount, Is.EqualTo(want.VertexCount).Within(0.5).Percent, $"{what}: vertices");
             Assert.That(got.TriangleCount, Is.EqualTo(want.TriangleCount).Within(0.5).Percent, $"{what}: triangles");
+            // Where the surface is, not only its shape: every GPU vertex on the constructed sphere |p| = 0.6 (up to the
+            // triplane's bilinear interpolation of x², as in CoarseToFineTests), and within half a voxel (1/128) of
+            // the CPU mesh's vertices, so a transposed or shifted density grid fails even though a sphere is symmetric.
+            var positions = got.Positions;
+            for (var v = 0; v < got.VertexCount; v++)
+            {
+                var r = Math.Sqrt(positions[3 * v] * positions[3 * v] + positions[3 * v + 1] * positions[3 * v + 1] + positions[3 * v + 2] * positions[3 * v + 2]);
+                Assert.That(r, Is.EqualTo(0.6).Within(0.02), $"{what}: GPU vertex {v} radius");
+            }
+            var difference = MeshDistance.Compare(got, want);
+            TestContext.Out.WriteLine($"{what}: GPU vs CPU mesh Chamfer {difference.Chamfer:G3}, Hausdorff {difference.Hausdorff:G3}");
+            Assert.That(difference.Hausdorff, Is.LessThan(1.0 / 128), $"{what}: GPU mesh vertices within half a voxel of the CPU mesh's");
         }
     }
 

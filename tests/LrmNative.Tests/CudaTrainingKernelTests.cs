@@ -5,7 +5,8 @@ namespace LrmNative.Tests;
 /// <summary>
 /// The CUDA training kernels (GEMM, LayerNorm, ModLN, attention, softmax, patch embedding, de-convolution, resize, triplane sampling, the MLP, compositing, activation, LayerScale and NeRF/render-decode backward, the AdamW step, the
 /// sum of squares behind gradient clipping) against the CPU backend on random inputs of odd sizes, through <see cref="DeviceStagingBackend"/> (outputs
-/// poisoned, guard words checked): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
+/// poisoned, guard words checked; every output the GPU overwrites also starts poisoned on the host side, which is what the
+/// staging uploads): fp32, ‖gpu − cpu‖/‖cpu‖ &lt; 1e-5, no NaN. Skipped without a CUDA device.
 /// </summary>
 [TestFixture]
 [Category("Cuda")]
@@ -48,8 +49,8 @@ public sealed class CudaTrainingKernelTests
         using var cpuA = Tensor.Empty(a.Shape);
         using var cpuB = Tensor.Empty(b.Shape);
         using var cpuBias = Tensor.FromArray(startBias.ToFloatArray(), n);
-        using var gpuA = Tensor.Empty(a.Shape);
-        using var gpuB = Tensor.Empty(b.Shape);
+        using var gpuA = Poisoned(a.Shape);
+        using var gpuB = Poisoned(b.Shape);
         using var gpuBias = Tensor.FromArray(startBias.ToFloatArray(), n);
         _cpu!.GemmBackward(cpuA, cpuB, cpuBias, gradOutput, a, b, transposeA, transposeB);
         device.GemmBackward(gpuA, gpuB, gpuBias, gradOutput, a, b, transposeA, transposeB);
@@ -58,6 +59,15 @@ public sealed class CudaTrainingKernelTests
         Compare.Close(gpuA, cpuA, tolerance, $"dA (transposeA {transposeA}, transposeB {transposeB})");
         Compare.Close(gpuB, cpuB, tolerance, $"dB (transposeA {transposeA}, transposeB {transposeB})");
         Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated onto its start; fp32 sums)");
+    }
+
+    // A GPU output that the kernel overwrites starts as NaN bit patterns (staged onto the device as they are), so an element
+    // the kernel skips, or a sum its atomics add onto instead of a zeroed buffer, fails the comparison with the CPU.
+    private static Tensor Poisoned(ReadOnlySpan<long> shape)
+    {
+        var tensor = Tensor.Empty(shape);
+        System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(tensor.AsSpan<float>()).Fill(GuardedOutputs.Poison);
+        return tensor;
     }
 
     private static void AssertFinite(Tensor tensor, string what) =>
@@ -75,7 +85,7 @@ public sealed class CudaTrainingKernelTests
         input.AsSpan<float>()[0] = 0f; // the ReLU kink: exactly 0 on both
         using var gradOutput = GradientCheck.Random(random, 2f, n);
         using var expected = Tensor.Empty([n]);
-        using var actual = Tensor.Empty([n]);
+        using var actual = Poisoned([n]);
         _cpu!.ActivateBackward(expected, gradOutput, input, activation);
         _cuda!.ActivateBackward(actual, gradOutput, input, activation);
         AssertFinite(actual, "dinp");
@@ -146,8 +156,8 @@ public sealed class CudaTrainingKernelTests
         using var cpuInput = Tensor.Empty([rows, channels]);
         using var cpuResidual = Tensor.Empty([rows, channels]);
         using var cpuGamma = Tensor.FromArray(startGamma.ToFloatArray(), channels);
-        using var gpuInput = Tensor.Empty([rows, channels]);
-        using var gpuResidual = Tensor.Empty([rows, channels]);
+        using var gpuInput = Poisoned([rows, channels]);
+        using var gpuResidual = Poisoned([rows, channels]);
         using var gpuGamma = Tensor.FromArray(startGamma.ToFloatArray(), channels);
         _cpu!.LayerScaleBackward(cpuInput, cpuGamma, cpuResidual, gradOutput, input, gamma);
         _cuda!.LayerScaleBackward(gpuInput, gpuGamma, gpuResidual, gradOutput, input, gamma);
@@ -177,7 +187,7 @@ public sealed class CudaTrainingKernelTests
         foreach (var (sigma, rgb, what) in new (Tensor? Sigma, Tensor? Rgb, string What)[] { (gradSigma, gradRgb, "both"), (gradSigma, null, "sigma only"), (null, gradRgb, "rgb only") })
         {
             using var expected = Tensor.Empty([samples, 4]);
-            using var actual = Tensor.Empty([samples, 4]);
+            using var actual = Poisoned([samples, 4]);
             _cpu!.NerfDecodeBackward(expected, sigma, rgb, raw);
             _cuda!.NerfDecodeBackward(actual, sigma, rgb, raw);
             AssertFinite(actual, "draw");
@@ -186,7 +196,7 @@ public sealed class CudaTrainingKernelTests
         using var points = GradientCheck.Uniform(random, -1.3f, 1.3f, samples, 3); // some outside the box
         using var gradDecoded = GradientCheck.Random(random, 1f, samples, 4);
         using var cpuRaw = Tensor.Empty([samples, 4]);
-        using var gpuRaw = Tensor.Empty([samples, 4]);
+        using var gpuRaw = Poisoned([samples, 4]);
         _cpu!.RenderDecodeBackward(cpuRaw, gradDecoded, raw, points);
         _cuda!.RenderDecodeBackward(gpuRaw, gradDecoded, raw, points);
         AssertFinite(gpuRaw, "draw");
@@ -238,9 +248,9 @@ public sealed class CudaTrainingKernelTests
         using var depthRange = Tensor.FromArray(Enumerable.Range(0, batch).SelectMany(_ => new[] { 1.2f, 2.8f }).ToArray(), batch, 2);
         float[] background = [1f, 0.5f, 0f];
         using var cpuA = Tensor.Empty(decodedA.Shape);
-        using var gpuA = Tensor.Empty(decodedA.Shape);
+        using var gpuA = Poisoned(decodedA.Shape);
         using var cpuB = decodedB is null ? null : Tensor.Empty(decodedB.Shape);
-        using var gpuB = decodedB is null ? null : Tensor.Empty(decodedB.Shape);
+        using var gpuB = decodedB is null ? null : Poisoned(decodedB.Shape);
         _cpu!.RenderMarchBackward(cpuA, cpuB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);
         _cuda!.RenderMarchBackward(gpuA, gpuB, gradRgb, gradDepth, gradOpacity, depthsA, decodedA, depthsB, decodedB, background, depthRange);
         AssertFinite(gpuA, "ddecodedA");
@@ -268,7 +278,7 @@ public sealed class CudaTrainingKernelTests
         using var gradOutput = GradientCheck.Random(random, 1f, rows, channels);
         using var start = GradientCheck.Random(random, 0.1f, channels);
         using var cpuInput = Tensor.Empty([rows, channels]);
-        using var gpuInput = Tensor.Empty([rows, channels]);
+        using var gpuInput = Poisoned([rows, channels]);
         using var cpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
         using var gpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
         using var cpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
@@ -293,7 +303,7 @@ public sealed class CudaTrainingKernelTests
         Compare.Close(gpuBias, cpuBias, 1e-5, "dbias (accumulated)");
         // Without the affine parameters.
         using var plainCpu = Tensor.Empty([rows, channels]);
-        using var plainGpu = Tensor.Empty([rows, channels]);
+        using var plainGpu = Poisoned([rows, channels]);
         _cpu.LayerNormBackward(plainCpu, null, null, gradOutput, mean, rstd, input, null);
         _cuda.LayerNormBackward(plainGpu, null, null, gradOutput, mean, rstd, input, null);
         Compare.Close(plainGpu, plainCpu, 1e-5, "dx without weight");
@@ -317,15 +327,15 @@ public sealed class CudaTrainingKernelTests
         using var gradOutput = GradientCheck.Random(random, 1f, batch, tokens, channels);
         using var start = GradientCheck.Random(random, 0.1f, channels);
         using var cpuInput = Tensor.Empty([batch, tokens, channels]);
-        using var gpuInput = Tensor.Empty([batch, tokens, channels]);
+        using var gpuInput = Poisoned([batch, tokens, channels]);
         using var cpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
         using var gpuWeight = Tensor.FromArray(start.ToFloatArray(), channels);
         using var cpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
         using var gpuBias = Tensor.FromArray(start.ToFloatArray(), channels);
         using var cpuShift = Tensor.Empty([batch, channels]);
-        using var gpuShift = Tensor.Empty([batch, channels]);
+        using var gpuShift = Poisoned([batch, channels]);
         using var cpuScale = Tensor.Empty([batch, channels]);
-        using var gpuScale = Tensor.Empty([batch, channels]);
+        using var gpuScale = Poisoned([batch, channels]);
         _cpu.ModLNBackward(cpuInput, cpuWeight, cpuBias, cpuShift, cpuScale, gradOutput, mean, rstd, input, weight, bias, scale);
         _cuda!.ModLNBackward(gpuInput, gpuWeight, gpuBias, gpuShift, gpuScale, gradOutput, mean, rstd, input, weight, bias, scale);
         AssertFinite(gpuInput, "dx");
@@ -367,7 +377,7 @@ public sealed class CudaTrainingKernelTests
         using var _3 = cpuBias;
         using var _4 = gpuBias;
         using var cpuInput = Tensor.Empty(input.Shape);
-        using var gpuInput = Tensor.Empty(input.Shape);
+        using var gpuInput = Poisoned(input.Shape);
         backward(_cpu!, cpuInput, cpuWeight, cpuBias);
         backward(_cuda!, gpuInput, gpuWeight, gpuBias);
         AssertFinite(gpuInput, inputName);
@@ -400,9 +410,9 @@ public sealed class CudaTrainingKernelTests
         using var points = GradientCheck.Uniform(random, -1.1f, 1.1f, batch, count, 3); // some outside the planes
         using var gradOutput = GradientCheck.Random(random, 1f, batch, count, 3 * channels);
         using var cpuPlanes = Tensor.Empty(planes.Shape);
-        using var gpuPlanes = Tensor.Empty(planes.Shape);
+        using var gpuPlanes = Poisoned(planes.Shape);
         using var cpuPoints = Tensor.Empty(points.Shape);
-        using var gpuPoints = Tensor.Empty(points.Shape);
+        using var gpuPoints = Poisoned(points.Shape);
         _cpu!.TriplaneSampleBackward(cpuPlanes, cpuPoints, gradOutput, planes, points);
         _cuda!.TriplaneSampleBackward(gpuPlanes, gpuPoints, gradOutput, planes, points);
         AssertFinite(gpuPlanes, "dplanes");
@@ -436,7 +446,7 @@ public sealed class CudaTrainingKernelTests
             var cpuBiases = biases.Select((b, l) => b is null ? null : Own(Tensor.Zeros([dims[l + 1]]))).ToList();
             var gpuBiases = biases.Select((b, l) => b is null ? null : Own(Tensor.Zeros([dims[l + 1]]))).ToList();
             using var cpuInput = Tensor.Empty([rows, dims[0]]);
-            using var gpuInput = Tensor.Empty([rows, dims[0]]);
+            using var gpuInput = Poisoned([rows, dims[0]]);
             _cpu!.MlpBackward(cpuInput, cpuWeights, cpuBiases, gradOutput, input, weights, biases, hidden, output);
             _cuda!.MlpBackward(gpuInput, gpuWeights, gpuBiases, gradOutput, input, weights, biases, hidden, output);
             AssertFinite(gpuInput, "dinput");
@@ -468,7 +478,7 @@ public sealed class CudaTrainingKernelTests
         var random = new Random(inHeight * outWidth + planes);
         using var gradOutput = GradientCheck.Random(random, 1f, planes, outHeight, outWidth);
         using var cpuInput = Tensor.Empty([planes, inHeight, inWidth]);
-        using var gpuInput = Tensor.Empty([planes, inHeight, inWidth]);
+        using var gpuInput = Poisoned([planes, inHeight, inWidth]);
         _cpu!.ResizeBackward(cpuInput, gradOutput, mode, -0.75f, antialias);
         _cuda!.ResizeBackward(gpuInput, gradOutput, mode, -0.75f, antialias);
         AssertFinite(gpuInput, "dinput");
@@ -482,7 +492,7 @@ public sealed class CudaTrainingKernelTests
         var random = new Random(37);
         using var gradOutput = GradientCheck.Random(random, 1f, 384, 16, 16);
         using var cpuTable = Tensor.Empty([384, 37, 37]);
-        using var gpuTable = Tensor.Empty([384, 37, 37]);
+        using var gpuTable = Poisoned([384, 37, 37]);
         _cpu!.ResizeScaledBackward(cpuTable, gradOutput, ResizeMode.Bicubic, 16.0 / 37, 16.0 / 37, -0.75f, true);
         _cuda!.ResizeScaledBackward(gpuTable, gradOutput, ResizeMode.Bicubic, 16.0 / 37, 16.0 / 37, -0.75f, true);
         AssertFinite(gpuTable, "dtable");
@@ -508,11 +518,11 @@ public sealed class CudaTrainingKernelTests
         using var lse = Tensor.Empty([batch, heads, queryLength]);
         _cpu!.Attention(output, lse, query, key, value, heads, scale);
         using var gradOutput = GradientCheck.Random(random, 1f, batch, queryLength, width);
-        Tensor[] Gradients() => cross
-            ? [Tensor.Empty([batch, queryLength, width]), Tensor.Empty([batch, keyLength, 2 * width])]
-            : [Tensor.Empty([batch, queryLength, 3 * width])];
-        var cpu = Gradients();
-        var gpu = Gradients();
+        Tensor[] Gradients(Func<long[], Tensor> create) => cross
+            ? [create([batch, queryLength, width]), create([batch, keyLength, 2 * width])]
+            : [create([batch, queryLength, 3 * width])];
+        var cpu = Gradients(shape => Tensor.Empty(shape));
+        var gpu = Gradients(shape => Poisoned(shape));
         try
         {
             (ColumnSlice Q, ColumnSlice K, ColumnSlice V) Slices(Tensor[] g) => cross
@@ -548,7 +558,7 @@ public sealed class CudaTrainingKernelTests
         _cpu!.Softmax(output, logits);
         using var gradOutput = GradientCheck.Random(random, 1f, rows, columns);
         using var cpuInput = Tensor.Empty([rows, columns]);
-        using var gpuInput = Tensor.Empty([rows, columns]);
+        using var gpuInput = Poisoned([rows, columns]);
         _cpu.SoftmaxBackward(cpuInput, gradOutput, output);
         _cuda!.SoftmaxBackward(gpuInput, gradOutput, output);
         AssertFinite(gpuInput, "dinput");

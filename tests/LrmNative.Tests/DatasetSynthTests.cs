@@ -62,8 +62,11 @@ public sealed class DatasetSynthTests
     [Test]
     public void CamerasAreInTheDocumentedRangesAndLookAtTheOrigin()
     {
-        foreach (var item in DatasetLayout.ReadObjects(_dataset))
+        var objects = DatasetLayout.ReadObjects(_dataset).ToList();
+        Assert.That(objects, Has.Count.EqualTo(Objects), "objects read back");
+        foreach (var item in objects)
         {
+            Assert.That(item.Views, Has.Count.EqualTo(Views), $"{item.Name}: views");
             foreach (var view in item.Views)
             {
                 var m = DatasetLayout.ReadPose(item.PosePath(view));
@@ -83,8 +86,11 @@ public sealed class DatasetSynthTests
     public void SurfacePointsReprojectOntoTheAlphaMaskInEveryView()
     {
         var extentsChecked = 0;
-        foreach (var item in DatasetLayout.ReadObjects(_dataset))
+        var objects = DatasetLayout.ReadObjects(_dataset).ToList();
+        Assert.That(objects, Has.Count.EqualTo(Objects), "objects read back");
+        foreach (var item in objects)
         {
+            Assert.That(item.Views, Has.Count.EqualTo(Views), $"{item.Name}: views");
             var mesh = Mesh.Load(item.MeshPath);
             var k = DatasetLayout.ReadIntrinsics(item.IntrinsicsPath);
             var positions = mesh.Positions.ToArray();

@@ -54,6 +54,38 @@ public sealed class ShowcaseCommandTests
             }
             Assert.That(darkest, Is.LessThan(0.9f), $"tile {column} of row 0 is not blank");
         }
+        // The same image twice: the second row is the first, pixel for pixel (every tile of it was made, in place).
+        for (var y = gap; y < gap + Size; y++)
+        {
+            for (var x = 0; x < picture.Width; x++)
+            {
+                for (var c = 0; c < 3; c++)
+                {
+                    Assert.That(Pixel(x, y + Size + gap, c), Is.EqualTo(Pixel(x, y, c)), $"row 1 pixel ({x}, {y}) channel {c}");
+                }
+            }
+        }
+        // The novel-view tiles are the reconstruction rendered from the documented turntable cameras (on white, through
+        // an 8-bit PNG), in order.
+        using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu);
+        using var result = lrm.Reconstruct(Golden.ExampleImagePath);
+        for (var v = 0; v < ShowcaseCommand.ViewAngles.Length; v++)
+        {
+            using var view = result.Render(Camera.LookAt(ShowcaseCommand.Position(ShowcaseCommand.ViewAngles[v])), Size, Size);
+            var rendered = view.Color.Pixels.AsSpan<float>().ToArray();
+            var left = gap + (v + 1) * (Size + gap);
+            var worst = 0.0;
+            for (var p = 0; p < Size * Size; p++)
+            {
+                var alpha = rendered[4 * p + 3];
+                for (var c = 0; c < 3; c++)
+                {
+                    var expected = Math.Clamp(rendered[4 * p + c] * alpha + (1 - alpha), 0f, 1f);
+                    worst = Math.Max(worst, Math.Abs(Pixel(left + p % Size, gap + p / Size, c) - expected));
+                }
+            }
+            Assert.That(worst, Is.LessThanOrEqualTo(0.6 / 255), $"tile {v + 1}: the render from {ShowcaseCommand.ViewAngles[v]}° (8-bit rounding)");
+        }
         Assert.That(text.ToString(), Does.Contain("wrote"));
     }
 

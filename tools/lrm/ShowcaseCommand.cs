@@ -87,15 +87,14 @@ internal static class ShowcaseCommand
             using var result = lrm.Reconstruct(images[row]);
             var top = Gap + row * (size + Gap);
             Place(canvas, width, Resized(lrm.HostBackend, result.InputImage, size), size, top, Gap);
-            var circle = Math.Sqrt(Camera.TurntableRadius * Camera.TurntableRadius - Camera.TurntableHeight * Camera.TurntableHeight);
             for (var v = 0; v < ViewAngles.Length; v++)
             {
-                var camera = Camera.LookAt(Position(ViewAngles[v], circle));
+                var camera = Camera.LookAt(Position(ViewAngles[v]));
                 using var view = result.Render(camera, size, size);
                 Place(canvas, width, Rgb(view.Color), size, top, Gap + (v + 1) * (size + Gap));
             }
             var mesh = result.ExtractMesh(resolution, density);
-            Place(canvas, width, MeshTile(mesh, size, Position(MeshAngle, circle)), size, top, Gap + 4 * (size + Gap));
+            Place(canvas, width, MeshTile(mesh, size, Position(MeshAngle)), size, top, Gap + 4 * (size + Gap));
             log.WriteLine($"{images[row]}: mesh {mesh.VertexCount} vertices, {mesh.TriangleCount} triangles{(mesh.IsEmpty ? " (empty: no surface at this density)" : "")}");
         }
         var directory = Path.GetDirectoryName(Path.GetFullPath(output));
@@ -108,9 +107,10 @@ internal static class ShowcaseCommand
         return (width, height);
     }
 
-    // A camera position on the turntable circle, `degrees` round from the input view's side (−y).
-    private static Vector3 Position(double degrees, double circle)
+    /// <summary>A camera position on the turntable circle, <paramref name="degrees"/> round from the input view's side (−y).</summary>
+    internal static Vector3 Position(double degrees)
     {
+        var circle = Math.Sqrt(Camera.TurntableRadius * Camera.TurntableRadius - Camera.TurntableHeight * Camera.TurntableHeight);
         var theta = (-90 + degrees) * Math.PI / 180;
         return new Vector3((float)(Math.Cos(theta) * circle), (float)(Math.Sin(theta) * circle), Camera.TurntableHeight);
     }

@@ -84,18 +84,21 @@ public sealed class Camera
         return new Camera(cameraToWorld.ToArray(), focal, principalX, principalY);
     }
 
+    /// <summary>The most frames <see cref="Turntable"/> makes (a turntable of 100,000 frames is over an hour of video at 24 fps).</summary>
+    public const int MaxTurntableFrames = 100_000;
+
     /// <summary>
     /// OpenLRM's turntable (surrounding_views_linspace): <paramref name="frames"/> cameras on a horizontal circle at
     /// height <paramref name="height"/> whose distance from the origin is <paramref name="radius"/> (so the circle's
     /// radius is √(radius² − height²)), all looking at the origin with +Z up; angles evenly spaced from −90° (in front,
     /// where the input camera is) to 270°, both ends included as OpenLRM does.
     /// </summary>
-    /// <exception cref="LrmInvalidArgumentException">No frames, or radius ≤ |height|.</exception>
+    /// <exception cref="LrmInvalidArgumentException">No frames or more than <see cref="MaxTurntableFrames"/>, or radius ≤ |height|.</exception>
     public static IReadOnlyList<Camera> Turntable(int frames, float radius = TurntableRadius, float height = TurntableHeight, float focal = DefaultFocal)
     {
-        if (frames < 1)
+        if (frames is < 1 or > MaxTurntableFrames)
         {
-            throw new LrmInvalidArgumentException($"turntable: frames must be >= 1, got {frames}");
+            throw new LrmInvalidArgumentException($"turntable: frames must be in 1..{MaxTurntableFrames}, got {frames}");
         }
         if (!(radius > Math.Abs(height)) || !float.IsFinite(radius))
         {

@@ -8,7 +8,7 @@ namespace LrmNative.Tests;
 
 /// <summary>
 /// Sharded checkpoints and models (files under a size limit plus an index): exact resume, crash safety between the
-/// new shards and the index swap, clear errors for missing/corrupt shards and oversized tensors, and sharded models
+/// new shards and the index swap, clear errors for missing/corrupt shards, oversized tensors in shards of their own, and sharded models
 /// that load and compute exactly like the single file.
 /// </summary>
 public sealed class ShardedCheckpointTests
@@ -190,18 +190,37 @@ public sealed class ShardedCheckpointTests
     }
 
     [Test]
-    public void TensorOverTheLimitIsOneClearErrorAndWritesNothing()
+    public void TensorOverTheLimitGetsAShardOfItsOwnAndLoadsBackExactly()
     {
+        // A limit below the largest tensor (pos_embed, 263,040 bytes) still saves everything: that tensor and its two
+        // AdamW moments each alone in a shard over the limit, every other shard within it (as OpenLRM large's 16.8 MB
+        // MLP weights against the default 16 MB).
+        const long limit = 200_000;
         using var scope = new TensorScope();
         using var backend = new CpuBackend();
         var parameters = TinyParameters(scope);
         using var optimizer = new AdamW();
         Step(parameters, optimizer, new TrainingRandom(5), backend);
-        var error = Assert.Throws<LrmInvalidArgumentException>(() =>
-            TrainingCheckpoint.SaveIn(_directory, parameters, optimizer, new TrainingState(1, 5, default, 0), null, 200_000))!;
-        // pos_embed (263,040 bytes) is the only tensor over the limit; it and its AdamW moments are.
-        Assert.That(error.Message, Does.Contain("encoder.model.pos_embed'").And.Contain("263040 bytes").And.Contain("200000 bytes"));
-        Assert.That(Directory.GetFileSystemEntries(_directory), Is.Empty);
+        var over = SafeTensorsSet.OverLimit(parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)), limit);
+        Assert.That(over.Select(o => o.Name), Is.EqualTo(new[] { "encoder.model.pos_embed" }));
+        Assert.That(over[0].FileBytes, Is.GreaterThan(263_040));
+        var index = TrainingCheckpoint.SaveIn(_directory, parameters, optimizer, new TrainingState(1, 5, default, 0), null, limit);
+        Assert.That(index, Is.EqualTo(Path.Combine(_directory, TrainingCheckpoint.IndexFileName)));
+        var sizes = Shards(_directory, "checkpoint").Select(s => new FileInfo(Path.Combine(_directory, s)).Length).ToList();
+        Assert.That(sizes.Count(size => size > limit), Is.EqualTo(3), "pos_embed and its two moments");
+        foreach (var shard in Shards(_directory, "checkpoint").Where(s => new FileInfo(Path.Combine(_directory, s)).Length > limit))
+        {
+            using var file = SafeTensorsFile.Open(Path.Combine(_directory, shard));
+            Assert.That(file.Tensors.Count(), Is.EqualTo(1), $"{shard}: over the limit, so alone");
+        }
+
+        var target = TinyParameters(scope, zeros: true);
+        using var fresh = new AdamW();
+        Assert.That(TrainingCheckpoint.Load(index, target, fresh).Step, Is.EqualTo(1));
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            Assert.That(target[i].Value.ToFloatArray(), Is.EqualTo(parameters[i].Value.ToFloatArray()), parameters[i].Name);
+        }
     }
 
     [Test]

@@ -156,6 +156,26 @@ public sealed class TrainCommandTests
     }
 
     [Test]
+    public void WeightsLargerThanTheFileLimitAreSavedInShardsOfTheirOwnAndSaidSoFirst()
+    {
+        var (config, data) = WriteInputs();
+        var output = Path.Combine(_folder, "small-limit");
+        var (code, error) = Lrm(TrainArgs(config, data, output, ["--steps", "1", "--warmup", "0", "--max-file-mb", "0.01"]));
+        Assert.That(code, Is.EqualTo(0), error);
+        var note = error.Split('\n').Single(line => line.Contains("larger than --max-file-mb 0.01", StringComparison.Ordinal));
+        Assert.That(error.IndexOf(note, StringComparison.Ordinal), Is.LessThan(error.IndexOf("step 1/1", StringComparison.Ordinal)), "said before the first step");
+        Assert.That(note, Does.Contain("lrm: note:").And.Contain("a shard of its own").And.Contain("--max-file-mb "));
+        var oversized = Directory.GetFiles(output, "*.safetensors").Where(path => new FileInfo(path).Length > 10_000).ToList();
+        Assert.That(oversized, Is.Not.Empty);
+        foreach (var path in oversized)
+        {
+            using var file = SafeTensorsFile.Open(path);
+            Assert.That(file.Tensors.Count(), Is.EqualTo(1), $"{path}: over the limit, so one tensor alone");
+        }
+        Assert.That(TrainingCheckpoint.ReadState(Path.Combine(output, TrainingCheckpoint.IndexFileName)).Step, Is.EqualTo(1));
+    }
+
+    [Test]
     public void NonRigidPoseStopsTrainingNamingTheObjectAndFile()
     {
         var (config, data) = WriteInputs();

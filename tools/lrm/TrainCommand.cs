@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.IO;
 using LrmNative.Metrics;
 using LrmNative.Model;
 using LrmNative.Training;
@@ -336,6 +337,11 @@ internal static class TrainCommand
         };
         lossOptions.Validate(options.Patch);
         using var task = new LrmTrainingTask(model, lossOptions, options.ChunkRays);
+        if (maxFileBytes > 0 && SafeTensorsSet.OverLimit(task.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)), maxFileBytes) is [var largest, ..] over)
+        {
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"lrm: note: {over.Count} weight{(over.Count == 1 ? " is" : "s are")} larger than --max-file-mb {options.MaxFileMb:G} on {(over.Count == 1 ? "its" : "their")} own (largest '{largest.Name}', {largest.FileBytes / 1e6:F2} MB): each, and each of its AdamW moments, is written as a shard of its own, over the limit; --max-file-mb {Math.Ceiling(largest.FileBytes / 1e6 + 0.01):F0} keeps every file within it"));
+        }
         var loop = new TrainingLoop(task, dataset, new TrainingOptions
         {
             Steps = options.Steps,

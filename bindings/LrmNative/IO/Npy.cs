@@ -131,6 +131,12 @@ internal static class Npy
 
     private static FileStream OpenRead(string path)
     {
+        // Sized before opening: a pipe cannot be read this way (the header check needs the length), and opening a named
+        // pipe would wait for a writer.
+        if (FileLength.OfFile(path, ".npy file") == 0)
+        {
+            throw new LrmFormatException($"{path}: 0 bytes: an empty file, or not a regular file (a pipe or device); a .npy file is at least its 10-byte preamble");
+        }
         try
         {
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);

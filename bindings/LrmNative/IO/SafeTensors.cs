@@ -139,7 +139,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             throw new LrmFormatException($"{path}: file not found");
         }
-        var length = FileLength.Of(path);
+        var length = FileLength.OfFile(path, "safetensors file");
         if (length < 8)
         {
             throw new LrmFormatException($"{path}: not a safetensors file: {length} bytes is shorter than the 8-byte header length");

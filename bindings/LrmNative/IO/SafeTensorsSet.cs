@@ -195,7 +195,7 @@ internal sealed class SafeTensorsSet : IDisposable
 
     /// <summary>
     /// Writes <paramref name="tensors"/> as shards of at most <paramref name="maxFileBytes"/> bytes each (whole tensors,
-    /// name order) named <c>{prefix}-0000i-of-0000K.safetensors</c> next to <paramref name="indexPath"/>, then the index
+    /// name order; a tensor too large for the limit alone is a shard of its own, over it) named <c>{prefix}-0000i-of-0000K.safetensors</c> next to <paramref name="indexPath"/>, then the index
     /// (with <paramref name="metadata"/>, the weight map and each shard's size and SHA-256). Crash-safe: the shards get
     /// names the current index does not use, each is flushed to disk, then the index is replaced atomically, and only
     /// then are the shards the old index used (and leftovers of interrupted writes of this <paramref name="family"/>)
@@ -334,7 +334,9 @@ internal sealed class SafeTensorsSet : IDisposable
         }
     }
 
-    // Greedy in name order: a shard takes tensors while its whole file (header included) stays within the limit.
+    // Greedy in name order: a shard takes tensors while its whole file (header included) stays within the limit. A tensor
+    // whose file alone exceeds the limit gets a shard of its own (the only files over the limit; tensors are never
+    // split), as Hugging Face's sharding does, so a limit chosen for most of a model still saves all of it.
     private static List<List<KeyValuePair<string, Tensor>>> Partition(IReadOnlyList<KeyValuePair<string, Tensor>> tensors, long maxFileBytes)
     {
         if (maxFileBytes < 1)
@@ -345,11 +347,15 @@ internal sealed class SafeTensorsSet : IDisposable
         var current = new List<KeyValuePair<string, Tensor>>();
         foreach (var tensor in tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
-            var alone = SafeTensorsFile.FileSize([tensor], ShardMetadata);
-            if (alone > maxFileBytes)
+            if (SafeTensorsFile.FileSize([tensor], ShardMetadata) > maxFileBytes)
             {
-                throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture,
-                    $"tensor '{tensor.Key}' {tensor.Value.ShapeText} is {tensor.Value.ByteCount} bytes and needs a {alone}-byte file ({alone / 1e6:F2} MB), more than the per-file limit of {maxFileBytes} bytes ({maxFileBytes / 1e6:F2} MB); raise --max-file-mb"));
+                if (current.Count > 0)
+                {
+                    groups.Add(current);
+                }
+                groups.Add([tensor]);
+                current = [];
+                continue;
             }
             current.Add(tensor);
             if (current.Count > 1 && SafeTensorsFile.FileSize(current, ShardMetadata) > maxFileBytes)
@@ -365,6 +371,13 @@ internal sealed class SafeTensorsSet : IDisposable
         }
         return groups;
     }
+
+    /// <summary>
+    /// The tensors among <paramref name="tensors"/> whose shard file alone would exceed <paramref name="maxFileBytes"/>
+    /// (each gets a shard of its own, over the limit), with that file's size; largest first.
+    /// </summary>
+    public static IReadOnlyList<(string Name, long FileBytes)> OverLimit(IEnumerable<KeyValuePair<string, Tensor>> tensors, long maxFileBytes) =>
+        [.. tensors.Select(t => (t.Key, SafeTensorsFile.FileSize([t], ShardMetadata))).Where(t => t.Item2 > maxFileBytes).OrderByDescending(t => t.Item2)];
 
     /// <summary>Unmaps every shard.</summary>
     public void Dispose()

@@ -121,10 +121,25 @@ public sealed unsafe class Image : IDisposable
         return ((int)header.Width, (int)header.Height);
     }
 
+    /// <summary>The largest image file read (1 GiB; the decoders' pixel limit is far below what that holds).</summary>
+    internal const long MaxFileBytes = 1L << 30;
+
     // The file's bytes, or only its first `prefix` bytes when given (`complete` says whether that is all of it); a missing,
     // unreadable or empty file is an LrmFormatException naming it.
     private static byte[] ReadFile(string path, int? prefix, out bool complete)
     {
+        // Sized before opening: an endless device (/dev/zero) would be read until memory ran out, a named pipe would wait
+        // for a writer, and a process substitution's pipe cannot be sized at all.
+        var length = IO.FileLength.OfFile(path, "image file");
+        if (length == 0)
+        {
+            throw new LrmFormatException($"{path}: the image file is empty (0 bytes; or not a regular file: a pipe or device)");
+        }
+        if (prefix is null && length > MaxFileBytes)
+        {
+            throw new LrmFormatException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{path}: {length} bytes is more than the {MaxFileBytes >> 20} MiB an image file may have"));
+        }
         byte[] data;
         try
         {

@@ -221,9 +221,9 @@ internal sealed unsafe class KernelCompiler
                 }
                 // Not NVRTC's output: compile afresh and overwrite it.
             }
-            catch (IOException)
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException)
             {
-                // Unreadable cache entry: compile afresh and overwrite it.
+                // Unreadable cache entry (e.g. another user's in a shared LRM_KERNEL_CACHE): compile afresh and overwrite it.
             }
         }
         var image = CompileWithNvrtc(name, source, headers, options, cubin, architecture);

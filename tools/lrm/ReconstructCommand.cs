@@ -74,7 +74,10 @@ internal sealed record ReconstructOptions
 /// breakdown in the paper's terms ends the run. Options, the model and the query points are checked before any
 /// image is touched; each image is read and preprocessed before anything is written for it, so a bad image leaves no
 /// files. In a batch, a bad image is reported (one error line) and the others still run; the exit code is 1 when any
-/// image failed. Every file is written atomically.
+/// image failed. Every file is written atomically. Outputs an earlier run left in the folder that this run does not
+/// write — query.npy without --query, mesh.&lt;format&gt; (of --formats) with --resolution 0 or no surface, the
+/// turntable frames and MP4 (replaced as a whole by --turntable N, removed without it) — are removed with a note, so
+/// every file the command names in the folder is this run's; other files are left alone.
 /// </summary>
 internal static class ReconstructCommand
 {
@@ -105,6 +108,8 @@ internal static class ReconstructCommand
     private const int MaxTurntableFrames = 999;
     private static readonly string[] MeshFormats = ["glb", "ply", "obj"];
     private const int MaxRenderSize = 4096;
+    /// <summary>The file of --query's values in the output folder.</summary>
+    public const string QueryFile = "query.npy";
 
     /// <summary>The stages of the timing breakdown, in the paper's terms first.</summary>
     public static readonly string[] BreakdownStages =
@@ -365,14 +370,18 @@ internal static class ReconstructCommand
                 }
             }, options.SaveTriplane is null ? preprocessedPath : $"{preprocessedPath}, {options.SaveTriplane}");
 
+            var queryPath = Path.Combine(folder, QueryFile);
             if (points is not null)
             {
-                var path = Path.Combine(folder, "query.npy");
                 export += Timed(display, "query", () =>
                 {
                     using var values = result.Query(points);
-                    Npy.Write(path, values);
-                }, $"{points.Size(1)} points → {path} (N, 4) = [density, r, g, b]");
+                    Npy.Write(queryPath, values);
+                }, $"{points.Size(1)} points → {queryPath} (N, 4) = [density, r, g, b]");
+            }
+            else
+            {
+                NoteRemoved(display, RemoveEarlier([queryPath], "no --query this run"), "no --query this run");
             }
 
             var renderStart = result.Timings.Render;
@@ -399,10 +408,20 @@ internal static class ReconstructCommand
                 times["turntable"] = turntableStart.Elapsed;
                 display.Stage("turntable", $"{options.Turntable} frames {options.RenderSize}² → {Path.Combine(folder, Turntable.FolderName)}{(video is null ? "" : $", {video}")}", turntableStart.Elapsed);
             }
+            else
+            {
+                var removed = Turntable.RemoveEarlier(folder, "no --turntable this run");
+                RemoveIfEmpty(Path.Combine(folder, Turntable.FolderName));
+                NoteRemoved(display, removed, "no --turntable this run");
+            }
 
             if (options.Resolution > 0)
             {
                 ExtractMesh(result, folder, options, display, times, ref export, cancellation);
+            }
+            else
+            {
+                NoteRemoved(display, RemoveEarlier(MeshPaths(folder, options), "--resolution 0 writes no mesh"), "--resolution 0 writes no mesh");
             }
             times["export"] = export;
             times["total"] = clock.Elapsed + lrm.LoadTime;
@@ -428,22 +447,10 @@ internal static class ReconstructCommand
         var dropped = mesh == extracted ? "" : string.Create(CultureInfo.InvariantCulture,
             $" (of {extracted.VertexCount:N0} / {extracted.TriangleCount:N0}: pieces under {options.MinPiece:0.###} of the largest dropped)");
         display.Stage("marching cubes", string.Create(CultureInfo.InvariantCulture, $"level {threshold}: {mesh.VertexCount:N0} vertices, {mesh.TriangleCount:N0} triangles{dropped}"), times["marching cubes"]);
-        var paths = options.Formats.Select(format => Path.Combine(folder, $"mesh.{format}")).ToList();
+        var paths = MeshPaths(folder, options);
         if (mesh.IsEmpty)
         {
-            // A mesh left from an earlier run into this folder would pass for this run's: it goes.
-            var stale = paths.Where(File.Exists).ToList();
-            foreach (var path in stale)
-            {
-                try
-                {
-                    File.Delete(path);
-                }
-                catch (Exception error) when (error is IOException or UnauthorizedAccessException)
-                {
-                    throw new LrmFormatException($"{path}: no surface at this threshold, and the mesh of an earlier run cannot be removed: {error.Message}");
-                }
-            }
+            var stale = RemoveEarlier(paths, "no surface at this threshold; it is an earlier run's mesh");
             display.Warning($"no surface at density {threshold.ToString(CultureInfo.InvariantCulture)} inside the object box; no mesh written (try a lower --threshold)"
                 + (stale.Count == 0 ? "" : $"; removed {string.Join(", ", stale)} from an earlier run"));
             return;
@@ -456,6 +463,49 @@ internal static class ReconstructCommand
                 mesh.Save(path);
             }
         }, string.Join(", ", paths));
+    }
+
+    // mesh.<format> for each of --formats: the mesh files this command names (a format not asked for is left alone).
+    private static List<string> MeshPaths(string folder, ReconstructOptions options) =>
+        [.. options.Formats.Select(format => Path.Combine(folder, $"mesh.{format}"))];
+
+    // An output an earlier run into this folder left and this run does not write would pass for this run's: it goes.
+    // Returns the paths removed; a file that cannot be removed is an error naming it.
+    private static List<string> RemoveEarlier(IEnumerable<string> paths, string why)
+    {
+        var removed = new List<string>();
+        foreach (var path in paths.Where(File.Exists))
+        {
+            FileErrors.Delete(path, why);
+            removed.Add(path);
+        }
+        return removed;
+    }
+
+    private static void NoteRemoved(ProgressDisplay display, IReadOnlyList<string> removed, string why)
+    {
+        if (removed.Count > 0)
+        {
+            display.Note(removed.Count <= 3
+                ? $"removed {string.Join(", ", removed)} from an earlier run ({why})"
+                : $"removed {removed.Count} files ({string.Join(", ", removed.Take(2))}, …) from an earlier run ({why})");
+        }
+    }
+
+    // Removes a folder this command made once it holds nothing (a user's file in it keeps it).
+    private static void RemoveIfEmpty(string folder)
+    {
+        try
+        {
+            if (Directory.Exists(folder) && !Directory.EnumerateFileSystemEntries(folder).Any())
+            {
+                Directory.Delete(folder);
+            }
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            // An empty folder misleads no reader; leaving it is harmless.
+        }
     }
 
     // --coarse-to-fine → true, --dense → false, neither → null (the device's default); both is an error.

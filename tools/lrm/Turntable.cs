@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LrmNative.IO;
 
 namespace LrmNative.Cli;
 
@@ -8,7 +9,9 @@ namespace LrmNative.Cli;
 /// to <c>OUT/turntable/000.png</c> … and, when <c>ffmpeg</c> is on PATH, encoded to <c>OUT/turntable.mp4</c> (H.264,
 /// yuv420p, <see cref="ReconstructCommand.TurntableFramesPerSecond"/> frames per second; MPEG-4 part 2 when this ffmpeg
 /// has no libx264). Without ffmpeg a note says so and only the frames are written. The MP4 is written to a temporary
-/// file and renamed, like every other output.
+/// file and renamed, like every other output. Frames and an MP4 left in the folder by an earlier run are removed first:
+/// ffmpeg's <c>%03d.png</c> input reads every consecutive frame it finds, so a shorter turntable would otherwise be
+/// encoded with the old run's frames after its own, and an old MP4 would pass for this run's when ffmpeg is missing.
 /// </summary>
 internal static class Turntable
 {
@@ -21,12 +24,50 @@ internal static class Turntable
     /// <summary>Frame file name: three digits from 000.</summary>
     public static string FrameName(int index) => index.ToString("D3", CultureInfo.InvariantCulture) + ".png";
 
+    /// <summary>True for a frame's file name: three digits and .png (what <see cref="FrameName"/> writes and ffmpeg reads).</summary>
+    public static bool IsFrameName(string name) =>
+        name.Length == 7 && char.IsAsciiDigit(name[0]) && char.IsAsciiDigit(name[1]) && char.IsAsciiDigit(name[2])
+        && name.EndsWith(".png", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Removes the turntable an earlier run left in <paramref name="folder"/>: <c>turntable/NNN.png</c> and
+    /// <c>turntable.mp4</c> (other files in turntable/ are not this command's and stay); returns the paths removed.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveEarlier(string folder, string why)
+    {
+        var frameFolder = Path.Combine(folder, FolderName);
+        var stale = new List<string>();
+        if (Directory.Exists(frameFolder))
+        {
+            stale.AddRange(FileErrors.Reading(frameFolder, "the turntable folder",
+                () => Directory.GetFiles(frameFolder).Where(f => IsFrameName(Path.GetFileName(f))).Order(StringComparer.Ordinal).ToList()));
+        }
+        var video = Path.Combine(folder, VideoName);
+        if (File.Exists(video))
+        {
+            stale.Add(video);
+        }
+        foreach (var path in stale)
+        {
+            FileErrors.Delete(path, why);
+        }
+        return stale;
+    }
+
     /// <summary>Renders and writes the frames, then the MP4 if ffmpeg is available; returns the MP4's path or null.</summary>
     public static string? Write(Reconstruction result, string folder, int frames, int size, ProgressDisplay display,
         CancellationToken cancellation = default)
     {
         var frameFolder = Path.Combine(folder, FolderName);
-        Directory.CreateDirectory(frameFolder);
+        RemoveEarlier(folder, "an earlier run's turntable, replaced by this run's");
+        try
+        {
+            Directory.CreateDirectory(frameFolder);
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            throw new LrmFormatException($"{frameFolder}: cannot create the turntable folder: {error.Message}");
+        }
         var index = 0;
         foreach (var view in result.RenderTurntable(frames, size, cancellation))
         {

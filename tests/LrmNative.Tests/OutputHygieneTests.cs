@@ -93,4 +93,87 @@ public sealed class OutputHygieneTests : TemporaryFolderFixture
         Assert.That(Directory.Exists(Path.Combine(output, Turntable.FolderName)), Is.False, "the emptied turntable folder goes too");
         Assert.That(log, Does.Contain("query.npy").And.Contain("mesh.glb").And.Contain("mesh.obj").And.Contain("from an earlier run"));
     }
+
+    [Test]
+    public void OverwriteRemovesTheEarlierDatasetsObjectsAndMetaFilesOnly()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "3", "--out", data]).ExitCode, Is.EqualTo(0));
+        File.WriteAllText(Path.Combine(data, "notes.txt"), "the user's: stays");
+        Directory.CreateDirectory(Path.Combine(data, "scripts"));
+        File.WriteAllText(Path.Combine(data, "scripts", "make.sh"), "not an object folder: stays");
+
+        var (code, _, log) = DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "12", "--objects", "2", "--out", data, "--overwrite"]);
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("removed the 3 object folder(s) of the earlier dataset"));
+        Assert.That(Directory.GetDirectories(data).Select(Path.GetFileName).Order(StringComparer.Ordinal),
+            Is.EqualTo(new[] { "obj_00000", "obj_00001", "scripts" }), "obj_00002 of the earlier run is gone");
+        Assert.That(DatasetLayout.ReadUids(data), Is.EqualTo(new[] { "obj_00000", "obj_00001" }));
+        Assert.That(File.ReadAllText(Path.Combine(data, SynthManifest.FileName)), Does.Contain("\"seed\": \"12\"").And.Contain("\"objects\": 2"));
+        Assert.That(File.Exists(Path.Combine(data, "notes.txt")) && File.Exists(Path.Combine(data, "scripts", "make.sh")), Is.True);
+
+        // `render --overwrite` over a synth dataset: no synth object and no synth.json (a later `synth --resume` would trust it).
+        var meshes = PathOf("meshes");
+        Directory.CreateDirectory(meshes);
+        DatasetTestSupport.Icosphere(1).SavePly(Path.Combine(meshes, "ball.ply"));
+        Directory.Delete(Path.Combine(data, "scripts"), recursive: true);
+        (code, _, log) = DatasetTestSupport.Lrm("dataset", "render", "--meshes", meshes, "--views", "2", "--resolution", "16", "--out", data, "--overwrite");
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(Directory.GetDirectories(data).Select(Path.GetFileName), Is.EqualTo(new[] { "ball" }));
+        Assert.That(File.Exists(Path.Combine(data, SynthManifest.FileName)), Is.False);
+        Assert.That(DatasetChecker.Check(data).Problems, Is.Empty);
+        Assert.That(DatasetLayout.ObjectFolders(data).Select(Path.GetFileName), Is.EqualTo(new[] { "ball" }), "what training reads");
+    }
+
+    [Test]
+    public void AnInterruptedOverwriteResumesToTheStraightRunsBytes()
+    {
+        // Before: an overwrite of a seed-11 dataset by seed 12, stopped after one object, left seed-11 objects 1 and 2 under
+        // a seed-12 manifest, and --resume kept them as if they were this run's.
+        var straight = PathOf("straight");
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "12", "--objects", "3", "--out", straight]).ExitCode, Is.EqualTo(0));
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "3", "--out", data]).ExitCode, Is.EqualTo(0));
+
+        var options = new DatasetOptions { Style = ObjectStyle.Simple, Views = 2, Resolution = 24, MeshResolution = 16, Threads = 1, Seed = 12, Overwrite = true };
+        using var stop = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() =>
+            DatasetCommand.RunSynth(3, options, data, TextWriter.Null, interactive: false, done: n =>
+            {
+                if (n == 1)
+                {
+                    stop.Cancel();
+                }
+            }, cancellation: stop.Token));
+
+        var (code, _, log) = DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "12", "--objects", "3", "--out", data, "--resume"]);
+        Assert.That(code, Is.EqualTo(0), log);
+        Assert.That(log, Does.Contain("resumed: 1 objects were already there and kept"));
+        Assert.That(DatasetTestSupport.Hashes(data), Is.EqualTo(DatasetTestSupport.Hashes(straight)), "overwritten, interrupted and resumed = straight, byte for byte");
+    }
+
+    [Test]
+    public void ResumeRefusesObjectFoldersTheRunWouldNotWrite()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "2", "--out", data]).ExitCode, Is.EqualTo(0));
+        DatasetTestSupport.CopyFolder(Path.Combine(data, "obj_00001"), Path.Combine(data, "chair"));
+        DatasetTestSupport.CopyFolder(Path.Combine(data, "obj_00001"), Path.Combine(data, "obj_00007"));
+        var (code, _, error) = DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "3", "--out", data, "--resume"]);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("2 object folder(s) this run would not write (chair, obj_00007)").And.Contain("--overwrite"));
+        Assert.That(Directory.Exists(Path.Combine(data, "obj_00002")), Is.False, "a refused resume writes nothing");
+    }
+
+    [Test]
+    public void OverwriteRefusesARootThatIsItselfAnObjectFolder()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "1", "--out", data]).ExitCode, Is.EqualTo(0));
+        var single = Path.Combine(data, "obj_00000");
+        var (code, _, error) = DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "1", "--out", single, "--overwrite"]);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("itself an object folder"));
+        Assert.That(Directory.GetDirectories(single).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { "pose", "rgba" }), "nothing written into it");
+    }
 }

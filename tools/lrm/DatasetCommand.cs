@@ -31,7 +31,7 @@ internal static class DatasetCommand
         public Option<ulong> Seed { get; } = new("--seed") { Description = "Random seed (same seed, same bytes)", DefaultValueFactory = _ => 0UL };
         public Option<string> Out { get; } = new("--out") { Description = "Output dataset folder", Required = true };
         public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0: all cores); the output does not depend on it", DefaultValueFactory = _ => 0 };
-        public Option<bool> Overwrite { get; } = new("--overwrite") { Description = "Replace objects in a non-empty output folder" };
+        public Option<bool> Overwrite { get; } = new("--overwrite") { Description = "Replace the dataset in a non-empty output folder: its object folders (with rgba/ or pose/), uids.json and synth.json are removed first; other files stay" };
         public Option<double?> SourceDistance { get; } = new("--source-distance") { Description = "Put view 000 (the source view) at this distance from the origin, e.g. 2 (LRM's canonical input camera); default: random in [1.5, 3] like the other views" };
 
         public void AddTo(Command command)
@@ -109,7 +109,7 @@ internal static class DatasetCommand
                 kept += p.Kept ? 1 : 0;
                 done?.Invoke(p.Done);
                 report(p.Done, p.Total, p.Name);
-            }, cancellation));
+            }, note: text => log.WriteLine($"lrm: {text}"), cancel: cancellation));
         if (kept > 0)
         {
             log.WriteLine($"lrm: resumed: {kept} objects were already there and kept");
@@ -180,7 +180,7 @@ internal static class DatasetCommand
                 count = p.Total;
                 done?.Invoke(p.Done);
                 report(p.Done, p.Total, p.Name);
-            }, blender: blender, cancel: cancellation));
+            }, blender: blender, cancel: cancellation, note: text => log.WriteLine($"lrm: {text}")));
         Summary(log, count, options, output, clock.Elapsed);
     }
 

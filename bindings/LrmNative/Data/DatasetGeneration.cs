@@ -21,7 +21,7 @@ internal sealed record DatasetOptions
     /// <summary>Threads (0: all cores). The bytes written do not depend on it.</summary>
     public int Threads { get; init; }
 
-    /// <summary>Replace objects in a non-empty output folder.</summary>
+    /// <summary>Replace the dataset in a non-empty output folder (<see cref="DatasetWriter.PrepareRoot"/> removes the earlier one first).</summary>
     public bool Overwrite { get; init; }
 
     /// <summary>Synth only: continue the run in the output folder (<see cref="SynthManifest"/>), keeping the objects already there.</summary>
@@ -173,9 +173,12 @@ internal static class DatasetGeneration
         return SampleCameras(random, options).Select(camera => (camera, MultiViewRenderer.Render(scene, camera, lighting, options.Parallel))).ToList();
     }
 
-    /// <summary><c>lrm dataset synth</c>: <paramref name="objects"/> procedural objects into <paramref name="root"/>.</summary>
+    /// <summary>
+    /// <c>lrm dataset synth</c>: <paramref name="objects"/> procedural objects into <paramref name="root"/>.
+    /// <paramref name="note"/> hears what was done to the folder before the first object (the earlier dataset removed by --overwrite).
+    /// </summary>
     public static void Synthesize(string root, int objects, DatasetOptions options, Action<DatasetProgress>? progress = null,
-        CancellationToken cancel = default)
+        Action<string>? note = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
@@ -184,18 +187,18 @@ internal static class DatasetGeneration
             throw new LrmInvalidArgumentException($"--objects must be in [1, 10000000], got {objects}");
         }
         options.Validate();
+        if (options.Resume && options.Overwrite)
+        {
+            throw new LrmInvalidArgumentException("--resume and --overwrite exclude each other: --resume keeps the objects already written, --overwrite replaces them");
+        }
         if (options.Resume)
         {
-            if (options.Overwrite)
-            {
-                throw new LrmInvalidArgumentException("--resume and --overwrite exclude each other: --resume keeps the objects already written, --overwrite replaces them");
-            }
             SynthManifest.CheckResume(root, options, objects);
             SynthManifest.RemoveStaging(root);
         }
         else
         {
-            DatasetWriter.PrepareRoot(root, options.Overwrite);
+            NoteRemoved(note, root, DatasetWriter.PrepareRoot(root, options.Overwrite));
         }
         SynthManifest.Write(root, options, objects);
         using var backend = new CpuBackend();
@@ -268,6 +271,15 @@ internal static class DatasetGeneration
         return name.Length == 0 ? "mesh" : name;
     }
 
+    // Tells the caller how many objects of an earlier dataset --overwrite removed.
+    private static void NoteRemoved(Action<string>? note, string root, int removed)
+    {
+        if (removed > 0)
+        {
+            note?.Invoke($"--overwrite: removed the {removed} object folder(s) of the earlier dataset in {root}");
+        }
+    }
+
     /// <summary>
     /// <c>lrm dataset render</c>: every OBJ/PLY/GLB in <paramref name="meshFolder"/> (sorted by name), normalised, rendered
     /// with the BVH ray tracer from the same random cameras as synthetic objects. All meshes are read and checked first.
@@ -275,7 +287,7 @@ internal static class DatasetGeneration
     /// the same normalisation, cameras and lighting); poses, intrinsics and mesh.ply are the same bytes either way.
     /// </summary>
     public static void RenderMeshes(string meshFolder, string root, DatasetOptions options, Action<DatasetProgress>? progress = null,
-        BlenderSettings? blender = null, CancellationToken cancel = default)
+        BlenderSettings? blender = null, Action<string>? note = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(meshFolder);
         ArgumentNullException.ThrowIfNull(options);
@@ -305,7 +317,7 @@ internal static class DatasetGeneration
             return (Mesh: Normalize(raw, f), Scale: scale, Center: center);
         }).ToList();
         var meshes = loaded.Select(m => m.Mesh).ToList();
-        DatasetWriter.PrepareRoot(root, options.Overwrite);
+        NoteRemoved(note, root, DatasetWriter.PrepareRoot(root, options.Overwrite));
         var clock = Stopwatch.StartNew();
         for (var index = 0; index < meshes.Count; index++)
         {

@@ -73,16 +73,33 @@ internal static class DatasetWriter
         AtomicFile.Write(Path.Combine(root, DatasetLayout.UidsFile), stream => stream.Write(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
-    /// <summary>Refuses an output folder that holds files other than a previous dataset's, unless overwriting.</summary>
-    public static void PrepareRoot(string root, bool overwrite)
+    /// <summary>
+    /// Makes <paramref name="root"/> ready for a new dataset; returns how many object folders of an earlier dataset it
+    /// removed. A non-empty folder is refused unless <paramref name="overwrite"/>; with it, the earlier dataset goes —
+    /// its object folders (<see cref="IsObjectFolder"/>), the staging folders of a killed run, <c>uids.json</c> and
+    /// <c>synth.json</c> — because readers list every object folder and ignore <c>uids.json</c>, so an object left
+    /// over would be trained on as part of the new dataset. Other files and folders are not the writer's and stay.
+    /// A root that is itself an object folder (it has <c>rgba/</c>, so readers take it as a one-object dataset) is refused.
+    /// </summary>
+    public static int PrepareRoot(string root, bool overwrite)
     {
         if (File.Exists(root))
         {
             throw new LrmInvalidArgumentException($"{root}: the output is a file, not a folder");
         }
-        if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any() && !overwrite)
+        var removed = 0;
+        if (Directory.Exists(root) && FileErrors.Reading(root, "the output folder", () => Directory.EnumerateFileSystemEntries(root).Any()))
         {
-            throw new LrmInvalidArgumentException($"{root}: the output folder is not empty (pass --overwrite to replace the objects in it)");
+            if (!overwrite)
+            {
+                throw new LrmInvalidArgumentException($"{root}: the output folder is not empty (pass --overwrite to replace the dataset in it)");
+            }
+            if (Directory.Exists(Path.Combine(root, DatasetLayout.ImagesFolder)))
+            {
+                throw new LrmInvalidArgumentException(
+                    $"{root}: the output folder is itself an object folder (it has {DatasetLayout.ImagesFolder}/, so readers would take it as one object); --overwrite replaces the objects of a dataset folder: give that folder or a new one");
+            }
+            removed = RemoveEarlierDataset(root);
         }
         try
         {
@@ -92,6 +109,44 @@ internal static class DatasetWriter
         {
             throw new LrmFormatException($"{root}: cannot create the output folder: {error.Message}");
         }
+        return removed;
+    }
+
+    /// <summary>True for a folder laid out as a dataset object: it holds <c>rgba/</c> or <c>pose/</c>.</summary>
+    public static bool IsObjectFolder(string folder) =>
+        Directory.Exists(Path.Combine(folder, DatasetLayout.ImagesFolder)) || Directory.Exists(Path.Combine(folder, DatasetLayout.PosesFolder));
+
+    // The earlier dataset's object folders (counted), staging folders and meta files; returns the object count.
+    private static int RemoveEarlierDataset(string root)
+    {
+        var folders = FileErrors.Reading(root, "the output folder", () => Directory.GetDirectories(root).Where(IsObjectFolder).Order(StringComparer.Ordinal).ToList());
+        var objects = 0;
+        foreach (var folder in folders)
+        {
+            var hidden = Path.GetFileName(folder).StartsWith('.');
+            if (hidden && !folder.EndsWith(".tmp", StringComparison.Ordinal))
+            {
+                continue; // not a writer's staging folder, and readers skip hidden folders anyway
+            }
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (Exception error) when (FileErrors.IsFileSystemError(error))
+            {
+                throw new LrmFormatException($"{folder}: cannot remove this object of the earlier dataset (--overwrite): {error.Message}");
+            }
+            objects += hidden ? 0 : 1;
+        }
+        foreach (var name in new[] { DatasetLayout.UidsFile, SynthManifest.FileName })
+        {
+            var path = Path.Combine(root, name);
+            if (File.Exists(path))
+            {
+                FileErrors.Delete(path, "--overwrite replaces the earlier dataset");
+            }
+        }
+        return objects;
     }
 
     private static void TryDelete(string folder)

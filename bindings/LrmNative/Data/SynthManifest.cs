@@ -9,7 +9,8 @@ namespace LrmNative.Data;
 /// (style, seed, views, resolution, mesh resolution, source distance) and the object count asked for. <c>--resume</c>
 /// reads it to continue an interrupted run, or to grow the dataset to more objects, only with the same options: object
 /// k depends only on (options, k), so the objects already there are exactly those a straight run would have written.
-/// Dataset readers ignore the file (they read object folders and <c>uids.json</c>).
+/// Dataset readers ignore the file (they read object folders and <c>uids.json</c>). A resume refuses a folder holding
+/// object folders the run would not write, and <c>--overwrite</c> removes the manifest with the earlier dataset.
 /// </summary>
 internal static class SynthManifest
 {
@@ -99,7 +100,25 @@ internal static class SynthManifest
             throw new LrmInvalidArgumentException(
                 $"--resume: {root} was started for {asked} objects, --objects {objects} is fewer (a resume continues or grows a dataset, it does not shrink one)");
         }
+        // A resume keeps every object folder it finds; one this run would not write (another command's, a copied-in
+        // object) would be read as part of the dataset, so it is refused rather than kept.
+        var foreign = FileErrors.Reading(root, "the dataset folder", () => Directory.GetDirectories(root)
+            .Where(d => !Path.GetFileName(d).StartsWith('.') && !IsSynthObject(Path.GetFileName(d), objects)
+                && (DatasetWriter.IsObjectFolder(d) || Path.GetFileName(d) is DatasetLayout.ImagesFolder or DatasetLayout.PosesFolder))
+            .Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList());
+        if (foreign.Count > 0)
+        {
+            throw new LrmInvalidArgumentException(
+                $"--resume: {root} holds {foreign.Count} object folder(s) this run would not write ({string.Join(", ", foreign.Take(3))}{(foreign.Count > 3 ? ", …" : "")}): "
+                + "a resume would keep them in the dataset; remove them, or use --overwrite to start again");
+        }
     }
+
+    // True for obj_NNNNN with N below the object count: a folder this synth run writes (or kept from its earlier part).
+    private static bool IsSynthObject(string? name, int objects) =>
+        name is not null && name.StartsWith("obj_", StringComparison.Ordinal) && name.Length > 4 && name.Skip(4).All(char.IsAsciiDigit)
+        && int.TryParse(name.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out var index) && index < objects
+        && DatasetGeneration.SynthName(index) == name;
 
     /// <summary>
     /// Removes the staging folders a killed run left behind (<c>.obj_NNNNN.PID.GUID.tmp</c>, see

@@ -176,4 +176,48 @@ public sealed class OutputHygieneTests : TemporaryFolderFixture
         Assert.That(error, Does.Contain("itself an object folder"));
         Assert.That(Directory.GetDirectories(single).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { "pose", "rgba" }), "nothing written into it");
     }
+
+    [TestCase("chair.obj", "chair")]
+    [TestCase("rgba.obj", "rgba_mesh")]
+    [TestCase("RGBA.ply", "RGBA_mesh")]
+    [TestCase("pose.glb", "pose_mesh")]
+    [TestCase("uids.json.obj", "uids.json_mesh")]
+    [TestCase("synth.json.ply", "synth.json_mesh")]
+    [TestCase("intrinsics.npy.obj", "intrinsics.npy_mesh")]
+    [TestCase(".rgba.obj", "rgba_mesh")]
+    [TestCase("..obj", "mesh")]
+    [TestCase("my chair (2).obj", "my_chair__2_")]
+    public void MeshNamesAvoidTheLayoutsOwnNames(string file, string expected) =>
+        Assert.That(DatasetGeneration.MeshName(Path.Combine("meshes", file)), Is.EqualTo(expected));
+
+    [Test]
+    public void MeshesNamedLikeTheLayoutRenderToADatasetThatReadsBack()
+    {
+        var meshes = PathOf("meshes");
+        Directory.CreateDirectory(meshes);
+        DatasetTestSupport.Icosphere(1).SaveObj(Path.Combine(meshes, "rgba.obj"));
+        DatasetTestSupport.Icosphere(1).SavePly(Path.Combine(meshes, "uids.json.ply"));
+        var output = PathOf("out");
+        var (code, _, error) = DatasetTestSupport.Lrm("dataset", "render", "--meshes", meshes, "--views", "2", "--resolution", "16", "--out", output);
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(DatasetLayout.ObjectFolders(output).Select(Path.GetFileName), Is.EqualTo(new[] { "rgba_mesh", "uids.json_mesh" }),
+            "two objects, not the root read as one object");
+        Assert.That(File.Exists(Path.Combine(output, DatasetLayout.UidsFile)), Is.True, "uids.json is the list, not an object folder");
+        Assert.That(DatasetLayout.ReadUids(output), Is.EqualTo(new[] { "rgba_mesh", "uids.json_mesh" }));
+        Assert.That(DatasetChecker.Check(output).Problems, Is.Empty);
+    }
+
+    [Test]
+    public void TwoMeshesWithOneObjectNameAreRefusedBeforeAnythingIsWritten()
+    {
+        var meshes = PathOf("meshes");
+        Directory.CreateDirectory(meshes);
+        DatasetTestSupport.Icosphere(1).SaveObj(Path.Combine(meshes, "rgba.obj"));
+        DatasetTestSupport.Icosphere(1).SavePly(Path.Combine(meshes, "rgba_mesh.ply"));
+        var output = PathOf("out");
+        var (code, _, error) = DatasetTestSupport.Lrm("dataset", "render", "--meshes", meshes, "--views", "2", "--resolution", "16", "--out", output);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain("rgba.obj and rgba_mesh.ply map to the same object folder 'rgba_mesh'"));
+        Assert.That(Directory.Exists(output), Is.False);
+    }
 }

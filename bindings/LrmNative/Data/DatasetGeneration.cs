@@ -262,13 +262,31 @@ internal static class DatasetGeneration
         return (ObjectHalfExtent / half, new Vec3(box.Center.X, box.Center.Y, box.Center.Z));
     }
 
-    /// <summary>Object folder name for a mesh file: its file name without extension, unsafe characters replaced.</summary>
+    /// <summary>
+    /// Names an object folder must not take: the layout's own (an object folder named <c>rgba</c> makes readers take the
+    /// whole root for one object; <c>uids.json</c> or <c>synth.json</c> as a folder hides the meta file), compared
+    /// ignoring case so the dataset also reads on case-insensitive file systems.
+    /// </summary>
+    public static readonly string[] ReservedNames =
+        [DatasetLayout.ImagesFolder, DatasetLayout.PosesFolder, DatasetLayout.IntrinsicsFile, DatasetLayout.MeshFile, DatasetLayout.UidsFile, SynthManifest.FileName];
+
+    /// <summary>Appended to a mesh name that is one of <see cref="ReservedNames"/>.</summary>
+    public const string ReservedSuffix = "_mesh";
+
+    /// <summary>
+    /// Object folder name for a mesh file: its file name without extension, unsafe characters replaced, leading dots
+    /// dropped (hidden folders are not objects), and <see cref="ReservedSuffix"/> appended to a reserved name.
+    /// </summary>
     public static string MeshName(string path)
     {
         var stem = Path.GetFileNameWithoutExtension(path);
         var chars = stem.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray();
         var name = new string(chars).TrimStart('.');
-        return name.Length == 0 ? "mesh" : name;
+        if (name.Length == 0)
+        {
+            return "mesh";
+        }
+        return ReservedNames.Contains(name, StringComparer.OrdinalIgnoreCase) ? name + ReservedSuffix : name;
     }
 
     // Tells the caller how many objects of an earlier dataset --overwrite removed.
@@ -304,10 +322,12 @@ internal static class DatasetGeneration
             throw new LrmInvalidArgumentException($"{meshFolder}: no .obj, .ply or .glb meshes in the folder");
         }
         var names = files.Select(MeshName).ToList();
-        var duplicate = names.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        // Two meshes with one object folder would overwrite each other: refused before anything is written.
+        var duplicate = names.Select((name, i) => (name, i)).GroupBy(n => n.name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
-            throw new LrmInvalidArgumentException($"{meshFolder}: several meshes map to the object name '{duplicate.Key}' (e.g. a.obj and a.ply); rename them");
+            throw new LrmInvalidArgumentException(
+                $"{meshFolder}: {string.Join(" and ", duplicate.Select(d => Path.GetFileName(files[d.i])))} map to the same object folder '{duplicate.Key}'; rename one");
         }
         // Read everything before writing anything.
         var loaded = files.Select(f =>

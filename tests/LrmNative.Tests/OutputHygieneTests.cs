@@ -220,4 +220,41 @@ public sealed class OutputHygieneTests : TemporaryFolderFixture
         Assert.That(error, Does.Contain("rgba.obj and rgba_mesh.ply map to the same object folder 'rgba_mesh'"));
         Assert.That(Directory.Exists(output), Is.False);
     }
+
+    [Test]
+    [NonParallelizable] // sets the process-wide stand-in for the available memory
+    public void ViewsThatCannotFitInMemoryAreRefusedBeforeAnythingIsRenderedOrRemoved()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "1", "--out", data]).ExitCode, Is.EqualTo(0));
+        var before = DatasetTestSupport.Hashes(data);
+        var meshes = PathOf("meshes");
+        Directory.CreateDirectory(meshes);
+        DatasetTestSupport.Icosphere(1).SavePly(Path.Combine(meshes, "ball.ply"));
+        // 32 views of 512² hold 33 · 512² · 24 bytes ≈ 198 MiB (the views plus one view of working space).
+        Assert.That(DatasetGeneration.ViewMemoryBytes(new DatasetOptions { Views = 32, Resolution = 512 }), Is.EqualTo(33L * 512 * 512 * 24));
+        HostMemory.AvailableOverride = 64L << 20;
+        try
+        {
+            string[][] runs =
+            [
+                ["dataset", "synth", "--style", "simple", "--objects", "1", "--views", "32", "--resolution", "512", "--out", PathOf("new")],
+                ["dataset", "synth", "--style", "simple", "--objects", "1", "--views", "32", "--resolution", "512", "--out", data, "--overwrite"],
+                ["dataset", "render", "--meshes", meshes, "--views", "32", "--resolution", "512", "--out", PathOf("rendered")],
+            ];
+            foreach (var args in runs)
+            {
+                var (code, _, error) = DatasetTestSupport.Lrm(args);
+                Assert.That(code, Is.EqualTo(1), string.Join(' ', args));
+                Assert.That(error, Does.Contain("--views 32 at --resolution 512").And.Contain("198.0 MiB of host memory").And.Contain("64.0 MiB is available")
+                    .And.Contain("fewer --views or a lower --resolution"), string.Join(' ', args));
+            }
+        }
+        finally
+        {
+            HostMemory.AvailableOverride = null;
+        }
+        Assert.That(Directory.Exists(PathOf("new")) || Directory.Exists(PathOf("rendered")), Is.False, "nothing written");
+        Assert.That(DatasetTestSupport.Hashes(data), Is.EqualTo(before), "the dataset --overwrite would have replaced is untouched");
+    }
 }

@@ -165,6 +165,32 @@ internal static class DatasetGeneration
         return cameras;
     }
 
+    /// <summary>Host bytes per pixel of a rendered view (<see cref="RenderedView"/>): RGBA float32 (16) and depth float64 (8).</summary>
+    public const long ViewBytesPerPixel = 24;
+
+    /// <summary>
+    /// Host memory an object's views take: every view is kept until the object is written (<see cref="RenderViews"/>,
+    /// <see cref="DatasetWriter.WriteObject"/>), plus about one view more of working buffers while one is rendered or encoded.
+    /// </summary>
+    public static long ViewMemoryBytes(DatasetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return (options.Views + 1L) * options.Resolution * options.Resolution * ViewBytesPerPixel;
+    }
+
+    /// <summary>
+    /// Throws <see cref="LrmOutOfMemoryException"/> before anything is rendered or removed when an object's views
+    /// (<see cref="ViewMemoryBytes"/>) would not fit in the host memory available: <c>--views 32 --resolution 4096</c>
+    /// needs about 13 GB, which would otherwise end in the kernel's out-of-memory kill partway through the first object.
+    /// </summary>
+    public static void EnsureViewMemory(DatasetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        HostMemory.EnsureAvailable(ViewMemoryBytes(options),
+            $"--views {options.Views} at --resolution {options.Resolution} (an object's views are held until it is written, {ViewBytesPerPixel} bytes per pixel)",
+            "use fewer --views or a lower --resolution");
+    }
+
     /// <summary>Renders all views of an object from cameras drawn from its stream.</summary>
     public static List<(DatasetCamera Camera, RenderedView View)> RenderViews(IRayScene scene, Lighting lighting, DeterministicRandom random,
         DatasetOptions options)
@@ -191,6 +217,7 @@ internal static class DatasetGeneration
         {
             throw new LrmInvalidArgumentException("--resume and --overwrite exclude each other: --resume keeps the objects already written, --overwrite replaces them");
         }
+        EnsureViewMemory(options);
         if (options.Resume)
         {
             SynthManifest.CheckResume(root, options, objects);
@@ -310,6 +337,7 @@ internal static class DatasetGeneration
         ArgumentNullException.ThrowIfNull(meshFolder);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        EnsureViewMemory(options);
         if (!Directory.Exists(meshFolder))
         {
             throw new LrmInvalidArgumentException($"{meshFolder}: mesh folder not found");

@@ -257,4 +257,62 @@ public sealed class OutputHygieneTests : TemporaryFolderFixture
         Assert.That(Directory.Exists(PathOf("new")) || Directory.Exists(PathOf("rendered")), Is.False, "nothing written");
         Assert.That(DatasetTestSupport.Hashes(data), Is.EqualTo(before), "the dataset --overwrite would have replaced is untouched");
     }
+
+    [Test]
+    public void AHugeManifestIsRefusedWithoutReadingIt()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "1", "--out", data]).ExitCode, Is.EqualTo(0));
+        var manifest = Path.Combine(data, SynthManifest.FileName);
+        using (var stream = new FileStream(manifest, FileMode.Create))
+        {
+            stream.SetLength(FileErrors.MaxSideFileBytes + 1); // sparse: costs no disk
+        }
+        var (code, _, error) = DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "2", "--out", data, "--resume"]);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error, Does.Contain(manifest).And.Contain("larger than 64 MB"));
+    }
+
+    [Test]
+    public void AnUnreadableManifestIsAClearError()
+    {
+        var data = PathOf("data");
+        Assert.That(DatasetTestSupport.Lrm([.. SmallSynth, "--seed", "11", "--objects", "1", "--out", data]).ExitCode, Is.EqualTo(0));
+        var manifest = Path.Combine(data, SynthManifest.FileName);
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Ignore("makes the file unreadable with a POSIX file mode");
+            return;
+        }
+        File.SetUnixFileMode(manifest, UnixFileMode.None);
+        try
+        {
+            if (CanRead(manifest))
+            {
+                Assert.Ignore("running as root (or with CAP_DAC_OVERRIDE): a mode-000 file is still readable, so the unreadable case cannot be made here");
+            }
+            var error = Assert.Throws<LrmFormatException>(() => SynthManifest.CheckResume(data, new DatasetOptions
+            {
+                Style = ObjectStyle.Simple, Views = 2, Resolution = 24, MeshResolution = 16, Seed = 11,
+            }, 2));
+            Assert.That(error!.Message, Does.Contain(manifest).And.Contain("cannot read the dataset manifest"));
+        }
+        finally
+        {
+            File.SetUnixFileMode(manifest, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        static bool CanRead(string path)
+        {
+            try
+            {
+                using var stream = File.OpenRead(path);
+                return true;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+    }
 }

@@ -57,7 +57,7 @@ internal static class SynthManifest
         int? asked;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            using var document = JsonDocument.Parse(FileErrors.ReadSideFile(path, "dataset manifest"));
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 throw new LrmFormatException($"{path}: expected a JSON object");
@@ -70,10 +70,6 @@ internal static class SynthManifest
         catch (JsonException error)
         {
             throw new LrmFormatException($"{path}: not valid JSON: {error.Message}");
-        }
-        catch (IOException error)
-        {
-            throw new LrmFormatException($"{path}: cannot read: {error.Message}");
         }
         if (!stored.TryGetValue("generator", out var generator) || generator != Generator)
         {

@@ -315,4 +315,67 @@ public sealed class OutputHygieneTests : TemporaryFolderFixture
             }
         }
     }
+
+    [Test]
+    public void EvalModelOutThatCannotBeAFolderFailsBeforeTheModelLoads()
+    {
+        var data = PathOf("data");
+        DatasetGeneration.Synthesize(data, 2, new DatasetOptions { Style = ObjectStyle.Simple, Views = 3, Resolution = 24, MeshResolution = 16, Seed = 11 });
+        var file = PathOf("file.txt");
+        File.WriteAllText(file, "x");
+        var options = new ModelEvaluationOptions { Views = 2, SkipMesh = true };
+        foreach (var output in new[] { file, Path.Combine(file, "renders") })
+        {
+            using var table = new StringWriter();
+            var error = Assert.Throws<LrmFormatException>(() =>
+                EvalCommand.RunModel(Golden.TinyModelDirectory, data, options with { OutputDirectory = output }, Device.Cpu, null, table));
+            Assert.That(error!.Message, Does.Contain(output).And.Contain("not writable"));
+            Assert.That(table.ToString(), Is.Empty, "refused before the model line");
+        }
+
+        // An object's own folder that cannot be made is named too (not a raw IOException after the first object).
+        var renders = PathOf("renders");
+        Directory.CreateDirectory(renders);
+        File.WriteAllText(Path.Combine(renders, "obj_00001"), "a file where object 1's folder goes");
+        var objectError = Assert.Throws<LrmFormatException>(() =>
+            EvalCommand.RunModel(Golden.TinyModelDirectory, data, options with { OutputDirectory = renders }, Device.Cpu, null, TextWriter.Null));
+        Assert.That(objectError!.Message, Does.Contain(Path.Combine(renders, "obj_00001")).And.Contain("object 'obj_00001'"));
+    }
+
+    [Test]
+    public void EvalModelOutKeepsOnlyThisRunsRendersAndMesh()
+    {
+        var data = PathOf("data");
+        DatasetGeneration.Synthesize(data, 1, new DatasetOptions { Style = ObjectStyle.Simple, Views = 4, Resolution = 24, MeshResolution = 16, Seed = 11 });
+        var renders = PathOf("renders");
+        var options = new ModelEvaluationOptions { Views = 3, SkipMesh = true, OutputDirectory = renders };
+        EvalCommand.RunModel(Golden.TinyModelDirectory, data, options, Device.Cpu, null, TextWriter.Null);
+        var folder = Path.Combine(renders, "obj_00000");
+        Assert.That(Files(folder), Is.EqualTo(new[] { "001_gt.png", "001_render.png", "002_gt.png", "002_render.png", "003_gt.png", "003_render.png" }));
+        File.WriteAllText(Path.Combine(folder, "mesh.ply"), "an earlier run's mesh");
+        File.WriteAllText(Path.Combine(folder, "notes.txt"), "the user's: stays");
+
+        EvalCommand.RunModel(Golden.TinyModelDirectory, data, options with { Views = 1 }, Device.Cpu, null, TextWriter.Null);
+        Assert.That(Files(folder), Is.EqualTo(new[] { "001_gt.png", "001_render.png", "notes.txt" }),
+            "the views and mesh of the earlier run are gone (no mesh: mesh metrics were not asked for)");
+    }
+
+    [Test]
+    public void ShowcaseOutThatCannotBeWrittenFailsBeforeTheModelLoads()
+    {
+        var file = PathOf("file.txt");
+        File.WriteAllText(file, "x");
+        using var log = new StringWriter();
+        var error = Assert.Throws<LrmFormatException>(() =>
+            ShowcaseCommand.Run(Golden.TinyModelDirectory, [Photo()], Path.Combine(file, "x.png"), 16, 8, null, Device.Cpu, log));
+        Assert.That(error!.Message, Does.Contain(file).And.Contain("not writable"));
+        Assert.That(log.ToString(), Is.Empty, "refused before any image was reconstructed");
+
+        var folder = PathOf("picture.png");
+        Directory.CreateDirectory(folder);
+        var folderError = Assert.Throws<LrmInvalidArgumentException>(() =>
+            ShowcaseCommand.Run(Golden.TinyModelDirectory, [Photo()], folder, 16, 8, null, Device.Cpu, log));
+        Assert.That(folderError!.Message, Does.Contain(folder).And.Contain("is a folder"));
+        Assert.That(log.ToString(), Is.Empty);
+    }
 }

@@ -259,6 +259,11 @@ internal static class EvalCommand
         {
             throw new LrmFormatException($"{data}: dataset folder not found (lrm dataset synth writes one)");
         }
+        if (options.OutputDirectory is { } folder)
+        {
+            // Checked before the model loads, not found out after the first object has been reconstructed.
+            ReconstructCommand.EnsureWritableFolder(folder);
+        }
         using var lrm = Reconstructor.Load(modelPath, device);
         var dataset = ModelEvaluation.OpenDataset(data, lrm);
         output.WriteLine($"model {modelPath} on {lrm.Device}: {lrm.Description}");

@@ -77,6 +77,12 @@ internal static class ShowcaseCommand
                 throw new LrmFormatException($"{image}: input image not found");
             }
         }
+        // The picture's folder is checked before the model loads, not found out after every image has been reconstructed.
+        if (Directory.Exists(output))
+        {
+            throw new LrmInvalidArgumentException($"{output}: is a folder; --out names the PNG file to write");
+        }
+        ReconstructCommand.EnsureWritableFolder(Path.GetDirectoryName(Path.GetFullPath(output)) ?? ".");
         using var lrm = Reconstructor.Load(modelPath, device);
         var (width, height) = PictureSize(images.Count, size);
         var canvas = new float[width * height * 3];
@@ -96,11 +102,6 @@ internal static class ShowcaseCommand
             var mesh = result.ExtractMesh(resolution, density);
             Place(canvas, width, MeshTile(mesh, size, Position(MeshAngle)), size, top, Gap + 4 * (size + Gap));
             log.WriteLine($"{images[row]}: mesh {mesh.VertexCount} vertices, {mesh.TriangleCount} triangles{(mesh.IsEmpty ? " (empty: no surface at this density)" : "")}");
-        }
-        var directory = Path.GetDirectoryName(Path.GetFullPath(output));
-        if (directory is not null)
-        {
-            Directory.CreateDirectory(directory);
         }
         using var picture = Image.FromRgb(canvas, width, height, output);
         picture.SavePng(output);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using LrmNative.Data;
+using LrmNative.IO;
 using LrmNative.Training;
 
 namespace LrmNative.Metrics;
@@ -37,7 +38,10 @@ internal sealed record ModelEvaluationOptions
     /// <summary>Leave out the mesh metrics (training's periodic validation scores renders only).</summary>
     public bool SkipMesh { get; init; }
 
-    /// <summary>When set, the renders, composited ground truths and extracted meshes are written here, one folder per object.</summary>
+    /// <summary>
+    /// When set, the renders, composited ground truths and extracted meshes are written here, one folder per object (an
+    /// earlier run's NNN_render.png, NNN_gt.png and mesh.ply in it are removed first).
+    /// </summary>
     public string? OutputDirectory { get; init; }
 
     public void Validate()
@@ -170,7 +174,7 @@ internal static class ModelEvaluation
         if (options.OutputDirectory is { } root)
         {
             outFolder = Path.Combine(root, entry.Name);
-            Directory.CreateDirectory(outFolder);
+            PrepareOutputFolder(outFolder, entry.Name);
         }
         var scores = new List<ViewScore>();
         for (var t = 0; t < targets.Length; t++)
@@ -230,6 +234,36 @@ internal static class ModelEvaluation
             throw new LrmFormatException($"{entry.Directory}: object '{entry.Name}' has no view besides the source view {options.SourceView} to score");
         }
         return new ObjectEvaluation(entry.Name, options.SourceView, scores, shape, note);
+    }
+
+    /// <summary>True for the files <see cref="Run"/> writes into an object's output folder: NNN_render.png, NNN_gt.png, mesh.ply.</summary>
+    public static bool IsOutputFile(string name)
+    {
+        if (name == DatasetLayout.MeshFile)
+        {
+            return true;
+        }
+        var digits = name.TakeWhile(char.IsAsciiDigit).Count();
+        var rest = name[digits..];
+        return digits >= 3 && rest is "_render.png" or "_gt.png";
+    }
+
+    // Creates an object's output folder, or empties it of an earlier run's renders and mesh: views chosen by other
+    // options, or a mesh where this run extracts none, would pass for this run's. Other files stay.
+    private static void PrepareOutputFolder(string folder, string name)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            foreach (var file in Directory.GetFiles(folder).Where(f => IsOutputFile(Path.GetFileName(f))))
+            {
+                File.Delete(file);
+            }
+        }
+        catch (Exception error) when (FileErrors.IsFileSystemError(error))
+        {
+            throw new LrmFormatException($"{folder}: cannot prepare the output folder of object '{name}': {error.Message}");
+        }
     }
 
     /// <summary>A mesh with every vertex (and normal) moved by the rigid 4×4 row-major <paramref name="transform"/>.</summary>

@@ -274,12 +274,7 @@ public sealed class CudaBackendTests
         return tensor;
     }
 
-    private static Tensor Poisoned(params long[] shape)
-    {
-        var tensor = Tensor.Empty(shape);
-        System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(tensor.AsSpan<float>()).Fill(GuardedOutputs.Poison);
-        return tensor;
-    }
+    private static Tensor Poisoned(params long[] shape) => GuardedOutputs.Poisoned(shape);
 
     /// <summary>Runs <paramref name="op"/> on both backends with fresh poisoned outputs and compares every output.</summary>
     private void Parity(IBackend gpu, double tolerance, long[][] outputShapes, Action<IBackend, Tensor[]> op, string what)

@@ -63,12 +63,7 @@ public sealed class CudaTrainingKernelTests
 
     // A GPU output that the kernel overwrites starts as NaN bit patterns (staged onto the device as they are), so an element
     // the kernel skips, or a sum its atomics add onto instead of a zeroed buffer, fails the comparison with the CPU.
-    private static Tensor Poisoned(ReadOnlySpan<long> shape)
-    {
-        var tensor = Tensor.Empty(shape);
-        System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(tensor.AsSpan<float>()).Fill(GuardedOutputs.Poison);
-        return tensor;
-    }
+    private static Tensor Poisoned(ReadOnlySpan<long> shape) => GuardedOutputs.Poisoned(shape);
 
     private static void AssertFinite(Tensor tensor, string what) =>
         Assert.That(tensor.ToFloatArray().All(float.IsFinite), Is.True, $"{what}: NaN or inf");

@@ -93,6 +93,14 @@ internal sealed class GuardedOutputs : IDisposable
     public const uint Poison = 0x7FA5A5A5;
     private readonly List<(string Name, Tensor Tensor)> _outputs = [];
 
+    /// <summary>A plain host tensor (no guards) every element of which is <see cref="Poison"/>; the caller owns it.</summary>
+    public static Tensor Poisoned(ReadOnlySpan<long> shape)
+    {
+        var tensor = Tensor.Empty(shape);
+        System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(tensor.AsSpan<float>()).Fill(Poison);
+        return tensor;
+    }
+
     public Tensor Create(string name, ReadOnlySpan<long> shape)
     {
         var tensor = Tensor.CreateGuarded(shape, Poison);

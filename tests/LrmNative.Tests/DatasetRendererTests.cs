@@ -170,6 +170,17 @@ public sealed class DatasetRendererTests : TemporaryFolderFixture
         Assert.That(scene.NodeCount, Is.GreaterThan(100));
         var random = new DeterministicRandom(21);
         var hits = 0;
+        // The closest any face comes to the centre: the smallest distance from the origin to a face's plane.
+        var p = sphere.Positions.ToArray();
+        var t = sphere.Triangles.ToArray();
+        Vec3 Vertex(int i) => new(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+        var inner = Enumerable.Range(0, t.Length / 3).Min(f =>
+        {
+            Vec3 a = Vertex(t[3 * f]), b = Vertex(t[3 * f + 1]), c = Vertex(t[3 * f + 2]);
+            var normal = Vec3.Cross(b - a, c - a).Normalized();
+            return Math.Abs(Vec3.Dot(normal, a));
+        });
+        Assert.That(inner, Is.InRange(0.79, 0.8), "flat faces sag a little inside the sphere");
         for (var k = 0; k < 2000; k++)
         {
             var origin = random.NextDirection() * random.Uniform(1.2, 3);
@@ -182,6 +193,14 @@ public sealed class DatasetRendererTests : TemporaryFolderFixture
                 hits++;
                 Assert.That(hit.Distance, Is.EqualTo(distance).Within(1e-12), $"ray {k}");
                 Assert.That(Vec3.Dot(hit.Normal, direction), Is.LessThanOrEqualTo(0), "the shading normal faces the ray");
+                // Independent of the shared triangle routine: the hit lies on the icosphere, between the radius-0.8
+                // sphere its vertices sit on (float positions) and the closest face plane, and the ray meets the sphere
+                // no later than it meets the inscribed mesh.
+                var point = origin + direction * hit.Distance;
+                Assert.That(point.Length, Is.InRange(inner - 1e-9, 0.8 + 1e-6), $"ray {k}: hit radius");
+                var b = Vec3.Dot(origin, direction);
+                var sphereHit = -b - Math.Sqrt(b * b - (Vec3.Dot(origin, origin) - 0.8 * 0.8));
+                Assert.That(hit.Distance, Is.GreaterThanOrEqualTo(sphereHit - 1e-6), $"ray {k}: not in front of the sphere");
             }
         }
         Assert.That(hits, Is.InRange(300, 1900));

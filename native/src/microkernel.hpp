@@ -74,6 +74,9 @@ LRM_TILE_INLINE void gemm_tile(int64_t k, const float* __restrict a, int64_t lda
 }
 
 // gemm_tile with the start of each sum given: C[r] = start[r·ld_start] + (A·B)[r], row by row
+// (kept apart from gemm_tile on purpose: gemm_tile as a call of this one, start = accumulate ? c : nullptr, drops the
+// __restrict on C and GCC 12 then emits different, 5-15 % larger gemm_tiles code for the hot GEMM paths; checked by
+// disassembly in session 13, not benchmarked)
 // (ld_start = ldc and start = c: accumulate into C; ld_start = 0: one row, e.g. a bias,
 // under every row; start = nullptr: from zero). The patch embedding's packed products.
 template <int MR, int NR, bool A_T>

@@ -50,13 +50,17 @@ internal static class TrainingSceneData
     /// Writes <paramref name="objects"/> objects (o0, o1, …, or <paramref name="namePrefix"/>0, …) of <paramref name="views"/>
     /// size×size views under <paramref name="root"/>.
     /// </summary>
-    public static void Write(string root, int objects, int views, int size, int seed = 1, bool symmetric = false, string namePrefix = "o")
+    /// <remarks>
+    /// With <paramref name="withMesh"/> every object is one sphere and gets a closed <c>mesh.ply</c> in the world frame
+    /// of its poses: an icosphere (4 subdivisions) of the sphere's centre and radius, for occupancy supervision.
+    /// </remarks>
+    public static void Write(string root, int objects, int views, int size, int seed = 1, bool symmetric = false, string namePrefix = "o", bool withMesh = false)
     {
         using var backend = new CpuBackend();
         var random = new Random(seed);
         for (var o = 0; o < objects; o++)
         {
-            var spheres = Enumerable.Range(0, 1 + random.Next(3)).Select(_ => new Sphere(
+            var spheres = Enumerable.Range(0, withMesh ? 1 : 1 + random.Next(3)).Select(_ => new Sphere(
                 symmetric
                     ? [0f, 0f, (float)(random.NextDouble() - 0.5) * 0.6f]
                     : [(float)(random.NextDouble() - 0.5) * 0.4f, (float)(random.NextDouble() - 0.5) * 0.4f, (float)(random.NextDouble() - 0.5) * 0.4f],
@@ -79,6 +83,17 @@ internal static class TrainingSceneData
             }
             using var intrinsics = Tensor.FromArray([Focal * size, Focal * size, size / 2f, size / 2f, size, size], 3, 2);
             Npy.Write(Path.Combine(directory, "intrinsics.npy"), intrinsics);
+            if (withMesh)
+            {
+                var (center, radius) = (spheres[0].Center, spheres[0].Radius);
+                var unit = DatasetTestSupport.Icosphere(4, radius);
+                var positions = unit.Positions.ToArray();
+                for (var i = 0; i < positions.Length; i++)
+                {
+                    positions[i] += center[i % 3];
+                }
+                new Mesh(positions, unit.Triangles).SavePly(Path.Combine(directory, "mesh.ply"));
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LrmNative.Backends;
+using LrmNative.Data;
 using LrmNative.IO;
 using LrmNative.Metrics;
 using LrmNative.Model;
@@ -86,6 +87,18 @@ internal sealed record TrainOptions
 
     /// <summary>LPIPS weight λ when <see cref="LpipsWeights"/> is given.</summary>
     public float LpipsWeight { get; init; } = PerceptualLoss.PaperWeight;
+
+    /// <summary>Occupancy loss weight (0: off).</summary>
+    public float OccupancyWeight { get; init; }
+
+    /// <summary>Occupancy query points per sample when the occupancy loss is on.</summary>
+    public int OccupancyPoints { get; init; } = DefaultOccupancyPoints;
+
+    /// <summary>Density where the occupancy loss puts the surface.</summary>
+    public float OccupancyDensity { get; init; } = LrmLossOptions.DefaultOccupancyHalfDensity;
+
+    /// <summary>Default of <see cref="OccupancyPoints"/>.</summary>
+    public const int DefaultOccupancyPoints = 2048;
 
     /// <summary>Skip bad objects instead of stopping.</summary>
     public bool SkipBadData { get; init; }
@@ -183,6 +196,16 @@ internal static class TrainCommand
             Description = "Fresh weights (--config) only: the encoder's position table starts as normal (N(0, 0.02²), DINOv2; default) or sincos (MAE's 2D sine-cosine table)",
         };
         positionInit.AcceptOnlyFromAmong("normal", "sincos");
+        var occupancyWeight = new Option<float>("--occupancy-weight")
+        {
+            Description = "Weight of the occupancy loss: points near each object's mesh.ply and uniform in the box, labelled inside/outside, supervise the density directly (3D supervision, not in the paper; needs closed meshes, e.g. lrm dataset synth's); 0: off",
+        };
+        var occupancyPoints = new Option<int>("--occupancy-points") { Description = "Occupancy query points per object and step (half near the surface)", DefaultValueFactory = _ => TrainOptions.DefaultOccupancyPoints };
+        var occupancyDensity = new Option<float>("--occupancy-density")
+        {
+            Description = "Density at which the occupancy loss puts the surface (occupancy 1 − exp(−σ·ln2/d) = ½ at σ = d); match the model's mesh_threshold",
+            DefaultValueFactory = _ => LrmLossOptions.DefaultOccupancyHalfDensity,
+        };
         var skipBad = new Option<bool>("--skip-bad-data") { Description = "Leave out (and list) objects with bad files instead of stopping" };
         var chunk = new Option<int>("--chunk-rays") { Description = "Rays per render chunk", DefaultValueFactory = _ => 4096 };
         var valData = new Option<string?>("--val-data") { Description = "Held-out dataset (same layout): every --val-every updates, render novel views of its first objects from their source view and log PSNR/SSIM (OUT/val.jsonl, renders under OUT/val/)" };
@@ -190,7 +213,7 @@ internal static class TrainCommand
         var valObjects = new Option<int>("--val-objects") { Description = "Held-out objects per validation", DefaultValueFactory = _ => 4 };
         var valViews = new Option<int>("--val-views") { Description = "Novel views scored per validation object", DefaultValueFactory = _ => 4 };
         var maxFileMb = new Option<double>("--max-file-mb") { Description = "Largest checkpoint/model file in MB (10^6 bytes): bigger ones are written as shards plus an index (checkpoint.index.json, model.safetensors.index.json); 0: always one file", DefaultValueFactory = _ => 16 };
-        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, resumeWithChanges, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, ssimWeight, lpipsWeights, lpipsWeight, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
+        foreach (var option in new Option[] { config, model, data, output, steps, stopAt, batch, views, lr, warmup, seed, checkpointEvery, resume, resumeWithChanges, threads, device, deferred, renderMin, renderMax, patch, maskWeight, tvWeight, ssimWeight, lpipsWeights, lpipsWeight, occupancyWeight, occupancyPoints, occupancyDensity, skipBad, chunk, maxFileMb, sourceBackground, sourceView, positionInit, valData, valEvery, valObjects, valViews })
         {
             command.Options.Add(option);
         }
@@ -227,6 +250,9 @@ internal static class TrainCommand
                     SsimWeight = parse.GetValue(ssimWeight),
                     LpipsWeights = parse.GetValue(lpipsWeights),
                     LpipsWeight = parse.GetValue(lpipsWeight),
+                    OccupancyWeight = parse.GetValue(occupancyWeight),
+                    OccupancyPoints = parse.GetValue(occupancyPoints),
+                    OccupancyDensity = parse.GetValue(occupancyDensity),
                     SkipBadData = parse.GetValue(skipBad),
                     SourceBackground = parse.GetValue(sourceBackground),
                     SourceView = parse.GetValue(sourceView),
@@ -299,6 +325,7 @@ internal static class TrainCommand
             BadData = options.SkipBadData ? BadDataPolicy.Skip : BadDataPolicy.Fatal,
             SourceBackground = options.SourceBackground,
             SourceView = options.SourceView,
+            OccupancyPoints = options.OccupancyWeight > 0 ? options.OccupancyPoints : 0,
         };
         var dataset = MultiViewDataset.Open(options.Data, dataOptions);
         var skipped = dataset.Problems.Count;
@@ -326,6 +353,16 @@ internal static class TrainCommand
         using var lpips = PerceptualLoss.Open(options.LpipsWeights);
         log.WriteLine(lpips is null ? $"train: {PerceptualLoss.UnavailableMessage}"
             : string.Create(CultureInfo.InvariantCulture, $"train: LPIPS ({lpips.Name}, {options.LpipsWeights}) at weight {options.LpipsWeight}"));
+        if (options.OccupancyWeight > 0)
+        {
+            var without = dataset.Objects.Where(o => !File.Exists(Path.Combine(o.Directory, DatasetLayout.MeshFile))).ToList();
+            if (without.Count > 0 && !options.SkipBadData)
+            {
+                throw new LrmInvalidArgumentException($"train: --occupancy-weight needs a closed {DatasetLayout.MeshFile} in every object folder; {without.Count} of {dataset.Objects.Count} have none (first: {Path.Combine(without[0].Directory, DatasetLayout.MeshFile)}); train without it, or with --skip-bad-data to leave them out");
+            }
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"train: occupancy loss at weight {options.OccupancyWeight:G}, {options.OccupancyPoints} points per object and step (half near {DatasetLayout.MeshFile}), surface at density {options.OccupancyDensity:G}"));
+        }
         var lossOptions = new LrmLossOptions
         {
             MaskWeight = options.MaskWeight,
@@ -334,6 +371,8 @@ internal static class TrainCommand
             Perceptual = lpips,
             PerceptualWeight = options.LpipsWeight,
             Deferred = options.Deferred,
+            OccupancyWeight = options.OccupancyWeight,
+            OccupancyHalfDensity = options.OccupancyDensity,
         };
         lossOptions.Validate(options.Patch);
         using var task = new LrmTrainingTask(model, lossOptions, options.ChunkRays);
@@ -364,6 +403,9 @@ internal static class TrainCommand
                 RunSetting.Of("lpips_weight", "--lpips-weight", lpips is null ? 0f : options.LpipsWeight),
                 RunSetting.Of("lpips_weights", "--lpips-weights (SHA-256 of the file)", lpips is null ? "" : FileHash(options.LpipsWeights!)),
                 RunSetting.Of("chunk_rays", "--chunk-rays", options.ChunkRays),
+                RunSetting.Of("occupancy_weight", "--occupancy-weight", options.OccupancyWeight),
+                RunSetting.Of("occupancy_points", "--occupancy-points", options.OccupancyWeight > 0 ? options.OccupancyPoints : 0),
+                RunSetting.Of("occupancy_density", "--occupancy-density", options.OccupancyDensity),
             ],
             AllowSettingChanges = options.ResumeWithChanges,
         });
@@ -460,6 +502,14 @@ internal static class TrainCommand
             || !float.IsFinite(options.MaskWeight + options.TvWeight + options.SsimWeight + options.LpipsWeight))
         {
             throw new LrmInvalidArgumentException("train: --mask-weight, --tv-weight, --ssim-weight and --lpips-weight must be finite and >= 0");
+        }
+        if (!(options.OccupancyWeight >= 0) || !float.IsFinite(options.OccupancyWeight) || !(options.OccupancyDensity > 0) || !float.IsFinite(options.OccupancyDensity))
+        {
+            throw new LrmInvalidArgumentException($"train: --occupancy-weight must be finite and >= 0 and --occupancy-density finite and > 0, got {options.OccupancyWeight} and {options.OccupancyDensity}");
+        }
+        if (options.OccupancyPoints is < 1 or > DataOptions.MaxOccupancyPoints)
+        {
+            throw new LrmInvalidArgumentException($"train: --occupancy-points must be in [1, {DataOptions.MaxOccupancyPoints}], got {options.OccupancyPoints}");
         }
         if (options.ValEvery < 0 || options.ValObjects < 1 || options.ValViews < 1)
         {

@@ -195,6 +195,50 @@ internal static class Losses
         return value;
     }
 
+    /// <summary>Softening of the occupancy loss's inside term: −log(p + ε) + log(1 + ε), so ∂/∂σ stays below δ/ε where p → 0.</summary>
+    public const double OccupancyEpsilon = 0.01;
+
+    /// <summary>
+    /// Occupancy loss (docs/derivations/occupancy.md): densities σ ≥ 0 at query points against labels o ∈ [0, 1]
+    /// (1 inside the object). With δ = ln 2 / <paramref name="halfDensity"/>, the occupancy p = 1 − exp(−σδ) is the
+    /// opacity of a slab of thickness δ and ½ at σ = <paramref name="halfDensity"/> (the mesh threshold). Per point
+    /// L = o·(log(1 + ε) − log(p + ε)) + (1 − o)·σδ — binary cross-entropy, whose outside term −log(1 − p) is exactly σδ,
+    /// with the inside term softened by ε (<see cref="OccupancyEpsilon"/>) — averaged over the points;
+    /// ∂L/∂σ = δ·(1 − o − o·exp(−σδ)/(p + ε))/N, times <paramref name="weight"/>.
+    /// </summary>
+    public static double Occupancy(Tensor? gradient, Tensor sigma, Tensor labels, float halfDensity, float weight = 1f, bool accumulate = false)
+    {
+        CheckPair("occupancy", gradient, sigma, labels);
+        if (!(halfDensity > 0) || !float.IsFinite(halfDensity))
+        {
+            throw new LrmInvalidArgumentException($"occupancy: the half-occupancy density must be positive, got {halfDensity}");
+        }
+        var s = sigma.AsSpan<float>();
+        var o = labels.AsSpan<float>();
+        if (s.Length == 0)
+        {
+            throw new LrmShapeException($"occupancy: densities {sigma.ShapeText} are empty");
+        }
+        var delta = Math.Log(2) / halfDensity;
+        var offset = Math.Log(1 + OccupancyEpsilon);
+        var g = gradient is null ? Span<float>.Empty : gradient.AsSpan<float>();
+        var factor = weight / (double)s.Length;
+        double sum = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            var x = s[i] * delta;
+            var transmitted = Math.Exp(-x);
+            var p = 1 - transmitted;
+            sum += o[i] * (offset - Math.Log(p + OccupancyEpsilon)) + (1 - o[i]) * x;
+            if (!g.IsEmpty)
+            {
+                var value = (float)(factor * delta * (1 - o[i] - o[i] * transmitted / (p + OccupancyEpsilon)));
+                g[i] = accumulate ? g[i] + value : value;
+            }
+        }
+        return sum / s.Length;
+    }
+
     // A loss's prediction and target (and gradient, when asked for) must have one shape.
     private static void CheckPair(string op, Tensor? gradient, Tensor prediction, Tensor target)
     {

@@ -37,6 +37,21 @@ internal sealed record LrmLossOptions
     /// <summary>Weight λ of <see cref="Perceptual"/> per view (paper §3.3: 2, the default); 0 leaves the network unused.</summary>
     public float PerceptualWeight { get; init; } = PerceptualLoss.PaperWeight;
 
+    /// <summary>
+    /// Weight of the occupancy loss on the batch's labelled query points (<see cref="Losses.Occupancy"/>; 0: off, the
+    /// default). Not in the paper, which trains on images only: 3D supervision for data with ground-truth meshes.
+    /// </summary>
+    public float OccupancyWeight { get; init; }
+
+    /// <summary>The density at which the occupancy loss puts the surface (occupancy ½); default 2, the default model's mesh threshold.</summary>
+    public float OccupancyHalfDensity { get; init; } = DefaultOccupancyHalfDensity;
+
+    /// <summary>Default of <see cref="OccupancyHalfDensity"/>.</summary>
+    public const float DefaultOccupancyHalfDensity = 2f;
+
+    /// <summary>True when the occupancy term is evaluated.</summary>
+    public bool UsesOccupancy => OccupancyWeight > 0;
+
     /// <summary>Deferred back-propagation (ARF): render without activations, re-render in chunks for the backward.</summary>
     public bool Deferred { get; init; } = true;
 
@@ -59,6 +74,11 @@ internal sealed record LrmLossOptions
         CheckWeight(TotalVariationWeight, "TV");
         CheckWeight(SsimWeight, "SSIM");
         CheckWeight(PerceptualWeight, "LPIPS");
+        CheckWeight(OccupancyWeight, "occupancy");
+        if (!float.IsFinite(OccupancyHalfDensity) || OccupancyHalfDensity <= 0)
+        {
+            throw new LrmInvalidArgumentException(string.Create(CultureInfo.InvariantCulture, $"training: the occupancy loss's half-occupancy density must be finite and > 0, got {OccupancyHalfDensity}"));
+        }
         if (patchSize is not int size)
         {
             return;
@@ -90,7 +110,7 @@ internal sealed record LrmLossOptions
 /// <summary>
 /// One LRM training step's gradients (docs/training.md, "One training step"):
 /// <c>L = (1/N) Σ_views [MSE(rgb, target) + λ_mask·MSE(opacity, alpha) + λ_SSIM·(1 − SSIM(rgb, target)) + λ_LPIPS·LPIPS(rgb, target)]
-/// + λ_TV·TV(planes)</c> over the N = B·V views of the batch, each rendered at its own (patch) camera; the image-space
+/// + λ_TV·TV(planes) + λ_occ·mean_points Occ(σ, o)</c> over the N = B·V views of the batch, each rendered at its own (patch) camera; the image-space
 /// terms add their ∂/∂rgb into one gradient per view, which goes back through the renderer (deferred or kept alike);
 /// then ∂L/∂planes (renderer + TV) back through the transformer once. Returned terms: <c>loss</c> (total), <c>mse</c>,
 /// <c>mask</c>, <c>tv</c>, and when enabled <c>ssim</c> (mean 1 − SSIM) and <c>lpips</c> (all unweighted), and
@@ -105,7 +125,8 @@ internal static class LrmTrainingStep
     /// ∂L/∂rgb as <c>rgb.{sample}.{view}</c> (host copies; caller disposes).
     /// </summary>
     public static IReadOnlyDictionary<string, double> ComputeGradients(IBackend backend, LrmModel model, TrainingRenderer renderer, GradientSet gradients,
-        Tensor images, Tensor cameras, IReadOnlyList<IReadOnlyList<TrainingView>> views, LrmLossOptions options, IDictionary<string, Tensor>? intermediate = null)
+        Tensor images, Tensor cameras, IReadOnlyList<IReadOnlyList<TrainingView>> views, LrmLossOptions options, IDictionary<string, Tensor>? intermediate = null,
+        Tensor? occupancyPoints = null, Tensor? occupancyLabels = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(model);
@@ -122,12 +143,18 @@ internal static class LrmTrainingStep
         {
             options.Validate(size);
         }
+        if (options.UsesOccupancy && (occupancyPoints is null || occupancyLabels is null || occupancyPoints.Rank != 3 || occupancyPoints.Size(0) != batch
+            || occupancyPoints.Size(2) != 3 || occupancyLabels.Rank != 2 || occupancyLabels.Size(0) != batch || occupancyLabels.Size(1) != occupancyPoints.Size(1)
+            || occupancyPoints.Size(1) < 1))
+        {
+            throw new LrmShapeException($"training: the occupancy loss needs points ({batch}, N, 3) and labels ({batch}, N) with N >= 1, got {occupancyPoints?.ShapeText ?? "none"} and {occupancyLabels?.ShapeText ?? "none"}");
+        }
         gradients.Zero();
         using var activations = model.ForwardTraining(backend, images, cameras);
         var planes = activations.Planes;
         var total = views.Sum(v => v.Count);
         var viewWeight = 1f / total;
-        double mse = 0, mask = 0, ssim = 0, lpips = 0;
+        double mse = 0, mask = 0, ssim = 0, lpips = 0, occupancy = 0;
         using var scratch = new ScratchTensors(backend);
         var gradPlanes = scratch.Empty(planes.Shape);
         var planeSize = planes.ElementCount / batch;
@@ -182,6 +209,10 @@ internal static class LrmTrainingStep
                     view.Dispose();
                 }
             }
+            if (options.UsesOccupancy)
+            {
+                occupancy += OccupancyTerm(backend, renderer.Renderer.Nerf, gradients, channelsLast, channelsLastGrad, occupancyPoints!, occupancyLabels!, b, options) / batch;
+            }
             TriplaneNerf.FromChannelsLast(backend, sampleGrad, channelsLastGrad);
             GradientOps.AddSlice(backend, gradPlanes, b * planeSize, sampleGrad, 0, planeSize);
         }
@@ -199,6 +230,10 @@ internal static class LrmTrainingStep
         {
             loss += options.PerceptualWeight * lpips;
         }
+        if (options.UsesOccupancy)
+        {
+            loss += options.OccupancyWeight * occupancy;
+        }
         var terms = new Dictionary<string, double>(StringComparer.Ordinal)
         {
             ["loss"] = loss,
@@ -215,7 +250,40 @@ internal static class LrmTrainingStep
         {
             terms["lpips"] = lpips;
         }
+        if (options.UsesOccupancy)
+        {
+            terms["occupancy"] = occupancy;
+        }
         return terms;
+    }
+
+    // Sample b's occupancy loss (unweighted mean over its points): its points through the NeRF (training query), the
+    // loss's ∂/∂σ (weighted by λ_occ/B) back through the density activation, the MLP and the sampling into
+    // gradPlanes (channels-last) and the MLP's gradients.
+    private static double OccupancyTerm(IBackend backend, TriplaneNerf nerf, GradientSet gradients, Tensor planes, Tensor gradPlanes,
+        Tensor points, Tensor labels, long b, LrmLossOptions options)
+    {
+        var n = points.Size(1);
+        using var scratch = new ScratchTensors(backend);
+        var samplePoints = scratch.Empty(1, n, 3);
+        backend.Copy(samplePoints, 0, points, b * n * 3, n * 3);
+        var features = scratch.Empty(1, n, 3 * nerf.Channels);
+        var raw = scratch.Empty(1, n, 4);
+        nerf.QueryRawTraining(backend, features, raw, planes, samplePoints);
+        var sigma = scratch.Empty(1, n, 1);
+        backend.NerfDecode(sigma, null, raw);
+        using var sampleLabels = Tensor.Empty([1, n, 1]);
+        using (var hostLabels = backend.BorrowHost(labels))
+        {
+            hostLabels.Tensor.AsSpan<float>().Slice((int)(b * n), (int)n).CopyTo(sampleLabels.AsSpan<float>());
+        }
+        var gradSigma = scratch.Empty(sigma.Shape);
+        var value = Losses.OnHost(backend, gradSigma, sigma, null,
+            (g, x, _) => Losses.Occupancy(g, x, sampleLabels, options.OccupancyHalfDensity, options.OccupancyWeight / (float)(points.Size(0))));
+        var gradRaw = scratch.Empty(raw.Shape);
+        backend.NerfDecodeBackward(gradRaw, gradSigma, null, raw);
+        nerf.BackwardRaw(backend, gradients, gradPlanes, gradRaw, features, planes, samplePoints);
+        return value;
     }
 
     /// <summary>10·log10(1/mse) for images in [0, 1], capped at 100 dB (mse = 0).</summary>
@@ -293,7 +361,13 @@ internal sealed class LrmTrainingTask : ITrainingTask, IDisposable
             }
             views.Add(list);
         }
-        return LrmTrainingStep.ComputeGradients(backend, _model, _renderer, _gradients, images.Tensor, sourceCameras.Tensor, views, _options);
+        if (_options.UsesOccupancy && batch.OccupancyPoints is null)
+        {
+            throw new LrmInvalidArgumentException("training: the occupancy loss is on but the batch has no occupancy points (set DataOptions.OccupancyPoints)");
+        }
+        using var occupancyPoints = _options.UsesOccupancy ? backend.Borrow(batch.OccupancyPoints!) : default;
+        return LrmTrainingStep.ComputeGradients(backend, _model, _renderer, _gradients, images.Tensor, sourceCameras.Tensor, views, _options,
+            occupancyPoints: _options.UsesOccupancy ? occupancyPoints.Tensor : null, occupancyLabels: _options.UsesOccupancy ? batch.OccupancyLabels : null);
     }
 
     /// <summary>Frees the gradients (the model belongs to the caller).</summary>

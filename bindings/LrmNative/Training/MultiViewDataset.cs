@@ -26,6 +26,9 @@ internal sealed record DataProblem(string Object, string File, string Message)
 /// <summary>How samples are drawn; defaults follow OpenLRM's small model (V = 4, renders 64–192 px, 64² patch).</summary>
 internal sealed record DataOptions
 {
+    /// <summary>Most occupancy points per sample (one training query of the NeRF each; they are not chunked).</summary>
+    public const int MaxOccupancyPoints = 65536;
+
     /// <summary>Views per sample, the source included (LRM: 4 = source + 3; the source view is supervised too).</summary>
     public int ViewsPerSample { get; init; } = 4;
 
@@ -62,6 +65,13 @@ internal sealed record DataOptions
     /// </summary>
     public int? SourceView { get; init; }
 
+    /// <summary>
+    /// Occupancy query points per sample (0: none, default): points near the object's <c>mesh.ply</c> and uniform in the
+    /// box, labelled inside/outside (<see cref="MeshOccupancy"/>), for the occupancy loss. Needs a closed mesh per object
+    /// in the world frame of its poses (<c>lrm dataset synth</c> writes one); a missing or open mesh is bad data.
+    /// </summary>
+    public int OccupancyPoints { get; init; }
+
     /// <summary>Bad objects: fatal (default) or skipped with a report.</summary>
     public BadDataPolicy BadData { get; init; } = BadDataPolicy.Fatal;
 
@@ -88,6 +98,7 @@ internal sealed record DataOptions
         Require(RigidTolerance > 0, $"rigid tolerance must be positive, got {RigidTolerance}");
         Require(SourceBackground is null or (>= 0 and <= 1), $"source background must be in [0, 1], got {SourceBackground}");
         Require(SourceView is null or (>= 0 and <= 999), $"source view must be a view number in [0, 999], got {SourceView}");
+        Require(OccupancyPoints is >= 0 and <= MaxOccupancyPoints, $"occupancy points per sample must be in [0, {MaxOccupancyPoints}], got {OccupancyPoints}");
     }
 }
 
@@ -327,6 +338,33 @@ internal sealed class MultiViewDataset
             {
                 WriteSourceCamera(batch, row, normalized[0], intrinsics, options.CameraInputDim);
             }
+        }
+        if (options.OccupancyPoints > 0)
+        {
+            // Drawn after the views' draws, from a stream of their own, so the rest of the sample is the same with or without them.
+            var occupancyRandom = new TrainingRandom(random.NextUInt64());
+            var occupancy = LoadOccupancy(entry, CameraNormalization.Transform(entry.Poses[chosen[0]]));
+            var n = options.OccupancyPoints;
+            occupancy.Sample(occupancyRandom, batch.OccupancyPoints!.AsSpan<float>().Slice(row * 3 * n, 3 * n), batch.OccupancyLabels!.AsSpan<float>().Slice(row * n, n));
+        }
+    }
+
+    // The object's ground-truth mesh moved into the normalised frame of this sample (the source camera canonical), as an
+    // occupancy; a missing, unreadable or open mesh is bad data naming the file.
+    private static MeshOccupancy LoadOccupancy(DatasetObject entry, double[] transform)
+    {
+        var path = Path.Combine(entry.Directory, DatasetLayout.MeshFile);
+        if (!File.Exists(path))
+        {
+            throw new BadDataException(new DataProblem(entry.Name, path, "missing: occupancy supervision needs each object's closed ground-truth mesh"));
+        }
+        try
+        {
+            return new MeshOccupancy(Metrics.ModelEvaluation.Transformed(Mesh.Load(path), transform), path);
+        }
+        catch (LrmException error)
+        {
+            throw new BadDataException(new DataProblem(entry.Name, path, error.Message.StartsWith(path, StringComparison.Ordinal) ? error.Message[(path.Length + 2)..] : error.Message));
         }
     }
 

@@ -35,6 +35,11 @@ internal sealed class TrainingBatch : IDisposable
         TargetAlpha = Tensor.Zeros([b, v, p, p, 1]);
         RenderCameras = Tensor.Zeros([b, v, 25]);
         FullCameras = Tensor.Zeros([b, v, 25]);
+        if (options.OccupancyPoints > 0)
+        {
+            OccupancyPoints = Tensor.Zeros([b, options.OccupancyPoints, 3]);
+            OccupancyLabels = Tensor.Zeros([b, options.OccupancyPoints]);
+        }
     }
 
     /// <summary>Position of this batch's first sample.</summary>
@@ -76,6 +81,12 @@ internal sealed class TrainingBatch : IDisposable
     /// <summary>(B, V, 25): full-image cameras.</summary>
     public Tensor FullCameras { get; }
 
+    /// <summary>(B, N, 3) occupancy query points in the normalised frame, or null (<see cref="DataOptions.OccupancyPoints"/> 0).</summary>
+    public Tensor? OccupancyPoints { get; }
+
+    /// <summary>(B, N): 1 where the point is inside the object, 0 outside; null with <see cref="OccupancyPoints"/>.</summary>
+    public Tensor? OccupancyLabels { get; }
+
     internal void AddSkipped(DataProblem problem) => _skipped.Add(problem);
 
     /// <summary>Frees the tensors.</summary>
@@ -87,6 +98,8 @@ internal sealed class TrainingBatch : IDisposable
         TargetAlpha.Dispose();
         RenderCameras.Dispose();
         FullCameras.Dispose();
+        OccupancyPoints?.Dispose();
+        OccupancyLabels?.Dispose();
     }
 }
 

@@ -262,6 +262,50 @@ public sealed class OccupancyTests
             image, camera, views, plain with { OccupancyWeight = weight }), Throws.TypeOf<LrmShapeException>().With.Message.Contains("occupancy loss needs points"));
     }
 
+    // One training step of the tiny model with the occupancy term on backend (every input moved there): its losses
+    // and every gradient on the host.
+    private static (IReadOnlyDictionary<string, double> Losses, Dictionary<string, float[]> Gradients) DeviceStep(IBackend backend)
+    {
+        using var model = LrmModel.Load(TinyModel, trainable: true, backend);
+        using var file = SafeTensorsFile.Open(Path.Combine(TinyModel, "gradients.safetensors"));
+        using var scope = new ScratchTensors(backend);
+        Tensor Place(Tensor host)
+        {
+            using (host)
+            {
+                return scope.Adopt(backend.ToBackend(host));
+            }
+        }
+        var random = new Random(9);
+        var views = new List<TrainingView>
+        {
+            new(Place(file.ReadTensor("in.camera.1")), 8, 0.5f, Place(GradientCheck.Uniform(random, 0f, 1f, 1, 8, 8, 3)), Place(GradientCheck.Uniform(random, 0f, 1f, 1, 8, 8, 1))),
+        };
+        var points = Place(GradientCheck.Uniform(random, -1f, 1f, 1, 50, 3));
+        var labels = Place(Tensor.FromArray(Enumerable.Range(0, 50).Select(_ => (float)random.Next(2)).ToArray(), 1, 50));
+        using var gradients = new GradientSet(LrmWeightNames.Expected(model.Config), model.Placement);
+        var losses = LrmTrainingStep.ComputeGradients(backend, model, new TrainingRenderer(model.Renderer) { ChunkRays = 30 }, gradients,
+            Place(file.ReadTensor("in.image")), Place(file.ReadTensor("in.source_camera")), [views],
+            new LrmLossOptions { MaskWeight = 0.5f, OccupancyWeight = 0.3f }, occupancyPoints: points, occupancyLabels: labels);
+        return (losses, gradients.Names.ToDictionary(n => n, n => backend.ToFloatArray(gradients[n]), StringComparer.Ordinal));
+    }
+
+    [Test]
+    public void OccupancyStepOnADeviceBackendEqualsTheCpuBitForBit()
+    {
+        using var cpu = new CpuBackend();
+        var expected = DeviceStep(cpu);
+        using var device = new SimulatedDeviceBackend();
+        var actual = DeviceStep(device);
+        Assert.That(expected.Losses["occupancy"], Is.GreaterThan(0));
+        Assert.That(actual.Losses, Is.EqualTo(expected.Losses));
+        foreach (var (name, gradient) in expected.Gradients)
+        {
+            Assert.That(actual.Gradients[name], Is.EqualTo(gradient), name);
+        }
+        Assert.That(device.LiveTensors, Is.Zero, "no device tensor left behind");
+    }
+
     private static readonly DataOptions MeshOptions = new()
     {
         ViewsPerSample = 2,
@@ -372,6 +416,16 @@ public sealed class OccupancyTests
         var first = rows.Take(5).Average(r => r["occupancy"]);
         var last = rows.TakeLast(5).Average(r => r["occupancy"]);
         Assert.That(last, Is.LessThan(0.8 * first), $"occupancy {first:F3} → {last:F3}");
+
+        // The points are part of the resumable data stream: 4 straight = 2, stop, resume 2, bit for bit.
+        var straight = options with { Out = Path.Combine(temp.Path, "straight"), Steps = 4 };
+        TrainCommand.Run(straight, new StringWriter());
+        var split = straight with { Out = Path.Combine(temp.Path, "split") };
+        Assert.That(TrainCommand.Run(split with { StopAt = 2 }, new StringWriter()), Is.EqualTo(2));
+        Assert.That(TrainCommand.Run(split with { Resume = true }, new StringWriter()), Is.EqualTo(4));
+        Assert.That(File.ReadAllBytes(Path.Combine(split.Out, TrainCommand.ModelFileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight.Out, TrainCommand.ModelFileName))));
+        var changed = Assert.Throws<LrmInvalidArgumentException>(() => TrainCommand.Run(split with { Resume = true, Steps = 4, OccupancyWeight = 0.5f }, new StringWriter()))!;
+        Assert.That(changed.Message, Does.Contain("--occupancy-weight 1 → 0.5"));
 
         File.Delete(Path.Combine(data, "o1", "mesh.ply"));
         var error = Assert.Throws<LrmInvalidArgumentException>(() => TrainCommand.Run(options with { Out = Path.Combine(temp.Path, "again") }, new StringWriter()))!;

@@ -427,6 +427,11 @@ public sealed class OccupancyTests
         var changed = Assert.Throws<LrmInvalidArgumentException>(() => TrainCommand.Run(split with { Resume = true, Steps = 4, OccupancyWeight = 0.5f }, new StringWriter()))!;
         Assert.That(changed.Message, Does.Contain("--occupancy-weight 1 → 0.5"));
 
+        var off = new StringWriter();
+        TrainCommand.Run(options with { Out = Path.Combine(temp.Path, "off"), Steps = 1, OccupancyWeight = 0, OccupancyPoints = 100 }, off);
+        Assert.That(off.ToString(), Does.Contain("--occupancy-points and --occupancy-density have no effect without --occupancy-weight").And.Not.Contain("occupancy loss at weight"));
+        Assert.That(TrainingLoop.ReadLog(Path.Combine(temp.Path, "off"))[0].ContainsKey("occupancy"), Is.False);
+
         File.Delete(Path.Combine(data, "o1", "mesh.ply"));
         var error = Assert.Throws<LrmInvalidArgumentException>(() => TrainCommand.Run(options with { Out = Path.Combine(temp.Path, "again") }, new StringWriter()))!;
         Assert.That(error.Message, Does.Contain("--occupancy-weight needs a closed mesh.ply").And.Contains(Path.Combine(data, "o1", "mesh.ply")));

@@ -353,6 +353,10 @@ internal static class TrainCommand
         using var lpips = PerceptualLoss.Open(options.LpipsWeights);
         log.WriteLine(lpips is null ? $"train: {PerceptualLoss.UnavailableMessage}"
             : string.Create(CultureInfo.InvariantCulture, $"train: LPIPS ({lpips.Name}, {options.LpipsWeights}) at weight {options.LpipsWeight}"));
+        if (options.OccupancyWeight == 0 && (options.OccupancyPoints != TrainOptions.DefaultOccupancyPoints || options.OccupancyDensity != LrmLossOptions.DefaultOccupancyHalfDensity))
+        {
+            log.WriteLine("lrm: warning: --occupancy-points and --occupancy-density have no effect without --occupancy-weight (the occupancy loss is off)");
+        }
         if (options.OccupancyWeight > 0)
         {
             var without = dataset.Objects.Where(o => !File.Exists(Path.Combine(o.Directory, DatasetLayout.MeshFile))).ToList();

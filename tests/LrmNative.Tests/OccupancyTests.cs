@@ -376,10 +376,12 @@ public sealed class OccupancyTests
     private static Matrix4x4 ToMatrix(float[] m) => Matrix4x4.Transpose(new Matrix4x4(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10], m[11], m[12], m[13], m[14], m[15]));
 
     [Test]
-    public void MissingOrOpenMeshesAreBadDataNamingTheFile()
+    public void MissingOpenOrUnreadableMeshesAreBadDataNamingTheFile()
     {
         using var temp = new TempFolder();
-        TrainingSceneData.Write(temp.Path, objects: 2, views: 3, size: 16, seed: 4, withMesh: true);
+        TrainingSceneData.Write(temp.Path, objects: 3, views: 3, size: 16, seed: 4, withMesh: true);
+        var garbage = Path.Combine(temp.Path, "o2", "mesh.ply");
+        File.WriteAllText(garbage, "ply\nformat ascii 1.0\nelement vertex many\nend_header\n");
         var missing = Path.Combine(temp.Path, "o0", "mesh.ply");
         File.Delete(missing);
         var open = Path.Combine(temp.Path, "o1", "mesh.ply");
@@ -389,9 +391,10 @@ public sealed class OccupancyTests
         using var loader = new MultiViewLoader(dataset, batchSize: 1, seed: 1);
         Assert.That(() => loader.Next(), Throws.TypeOf<LrmFormatException>().With.Message.Contains("every object failed"));
         var problems = loader.Problems.OrderBy(p => p.Object, StringComparer.Ordinal).ToList();
-        Assert.That(problems.Select(p => p.File), Is.EqualTo(new[] { missing, open }));
+        Assert.That(problems.Select(p => p.File), Is.EqualTo(new[] { missing, open, garbage }));
         Assert.That(problems[0].Message, Does.Contain("missing"));
         Assert.That(problems[1].Message, Does.Contain("not closed").And.Not.StartWith(open));
+        Assert.That(problems[2].Message, Is.Not.Empty.And.Not.StartWith(garbage));
     }
 
     [Test]

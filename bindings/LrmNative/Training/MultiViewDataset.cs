@@ -364,7 +364,7 @@ internal sealed class MultiViewDataset
         }
         catch (LrmException error)
         {
-            throw new BadDataException(new DataProblem(entry.Name, path, error.Message.StartsWith(path, StringComparison.Ordinal) ? error.Message[(path.Length + 2)..] : error.Message));
+            throw new BadDataException(new DataProblem(entry.Name, path, error.Message.StartsWith(path + ": ", StringComparison.Ordinal) ? error.Message[(path.Length + 2)..] : error.Message));
         }
     }
 

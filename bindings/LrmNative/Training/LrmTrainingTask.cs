@@ -155,6 +155,7 @@ internal static class LrmTrainingStep
         var total = views.Sum(v => v.Count);
         var viewWeight = 1f / total;
         double mse = 0, mask = 0, ssim = 0, lpips = 0, occupancy = 0;
+        using var hostLabels = options.UsesOccupancy ? backend.BorrowHost(occupancyLabels!) : default;
         using var scratch = new ScratchTensors(backend);
         var gradPlanes = scratch.Empty(planes.Shape);
         var planeSize = planes.ElementCount / batch;
@@ -211,7 +212,7 @@ internal static class LrmTrainingStep
             }
             if (options.UsesOccupancy)
             {
-                occupancy += OccupancyTerm(backend, renderer.Renderer.Nerf, gradients, channelsLast, channelsLastGrad, occupancyPoints!, occupancyLabels!, b, options) / batch;
+                occupancy += OccupancyTerm(backend, renderer.Renderer.Nerf, gradients, channelsLast, channelsLastGrad, occupancyPoints!, hostLabels.Tensor, b, options) / batch;
             }
             TriplaneNerf.FromChannelsLast(backend, sampleGrad, channelsLastGrad);
             GradientOps.AddSlice(backend, gradPlanes, b * planeSize, sampleGrad, 0, planeSize);
@@ -257,7 +258,7 @@ internal static class LrmTrainingStep
         return terms;
     }
 
-    // Sample b's occupancy loss (unweighted mean over its points): its points through the NeRF (training query), the
+    // Sample b's occupancy loss (unweighted mean over its points; labels on the host): its points through the NeRF (training query), the
     // loss's ∂/∂σ (weighted by λ_occ/B) back through the density activation, the MLP and the sampling into
     // gradPlanes (channels-last) and the MLP's gradients.
     private static double OccupancyTerm(IBackend backend, TriplaneNerf nerf, GradientSet gradients, Tensor planes, Tensor gradPlanes,
@@ -273,10 +274,7 @@ internal static class LrmTrainingStep
         var sigma = scratch.Empty(1, n, 1);
         backend.NerfDecode(sigma, null, raw);
         using var sampleLabels = Tensor.Empty([1, n, 1]);
-        using (var hostLabels = backend.BorrowHost(labels))
-        {
-            hostLabels.Tensor.AsSpan<float>().Slice((int)(b * n), (int)n).CopyTo(sampleLabels.AsSpan<float>());
-        }
+        labels.AsSpan<float>().Slice((int)(b * n), (int)n).CopyTo(sampleLabels.AsSpan<float>());
         var gradSigma = scratch.Empty(sigma.Shape);
         var value = Losses.OnHost(backend, gradSigma, sigma, null,
             (g, x, _) => Losses.Occupancy(g, x, sampleLabels, options.OccupancyHalfDensity, options.OccupancyWeight / (float)(points.Size(0))));

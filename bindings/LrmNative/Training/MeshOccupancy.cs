@@ -19,10 +19,8 @@ internal sealed class MeshOccupancy
     /// <summary>Half side of the box points are drawn in: the triplane's [−1, 1]³.</summary>
     public const double BoxHalfSide = 1.0;
 
-    private readonly double[] _y0, _z0, _y1, _z1, _y2, _z2, _x0, _x1, _x2, _area;
+    private readonly double[] _y0, _z0, _y1, _z1, _y2, _z2, _x0, _x1, _x2;
     private readonly double[] _cumulativeArea;
-    private readonly float[] _positions;
-    private readonly int[] _triangles;
     private readonly int[] _bucketStart, _bucketItems;
     private readonly int _cells;
     private readonly double _minY, _minZ, _cellY, _cellZ, _minX, _maxX, _maxY, _maxZ;
@@ -47,13 +45,12 @@ internal sealed class MeshOccupancy
         {
             throw new LrmFormatException($"{what}: the mesh is not closed ({open} edge(s) not shared by exactly two triangles); occupancy needs a watertight surface");
         }
-        _positions = mesh.Positions.ToArray();
-        _triangles = mesh.Triangles.ToArray();
-        var count = _triangles.Length / 3;
+        var positions = mesh.Positions;
+        var triangles = mesh.Triangles;
+        var count = triangles.Length / 3;
         _x0 = new double[count]; _y0 = new double[count]; _z0 = new double[count];
         _x1 = new double[count]; _y1 = new double[count]; _z1 = new double[count];
         _x2 = new double[count]; _y2 = new double[count]; _z2 = new double[count];
-        _area = new double[count];
         _cumulativeArea = new double[count];
         var bounds = mesh.Bounds;
         (_minX, _maxX) = (bounds.Min.X, bounds.Max.X);
@@ -66,14 +63,13 @@ internal sealed class MeshOccupancy
         var perBucket = new int[cells * cells + 1];
         for (var t = 0; t < count; t++)
         {
-            Vertex(_triangles[3 * t], out _x0[t], out _y0[t], out _z0[t]);
-            Vertex(_triangles[3 * t + 1], out _x1[t], out _y1[t], out _z1[t]);
-            Vertex(_triangles[3 * t + 2], out _x2[t], out _y2[t], out _z2[t]);
+            Vertex(positions, triangles[3 * t], out _x0[t], out _y0[t], out _z0[t]);
+            Vertex(positions, triangles[3 * t + 1], out _x1[t], out _y1[t], out _z1[t]);
+            Vertex(positions, triangles[3 * t + 2], out _x2[t], out _y2[t], out _z2[t]);
             double ax = _x1[t] - _x0[t], ay = _y1[t] - _y0[t], az = _z1[t] - _z0[t];
             double bx = _x2[t] - _x0[t], by = _y2[t] - _y0[t], bz = _z2[t] - _z0[t];
             double cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
-            _area[t] = 0.5 * Math.Sqrt(cx * cx + cy * cy + cz * cz);
-            total += _area[t];
+            total += 0.5 * Math.Sqrt(cx * cx + cy * cy + cz * cz);
             _cumulativeArea[t] = total;
             ForEachBucket(t, bucket => perBucket[bucket + 1]++);
         }
@@ -180,11 +176,11 @@ internal sealed class MeshOccupancy
         return uses.Values.Count(u => u != 2);
     }
 
-    private void Vertex(int index, out double x, out double y, out double z)
+    private static void Vertex(ReadOnlySpan<float> positions, int index, out double x, out double y, out double z)
     {
-        x = _positions[3 * index];
-        y = _positions[3 * index + 1];
-        z = _positions[3 * index + 2];
+        x = positions[3 * index];
+        y = positions[3 * index + 1];
+        z = positions[3 * index + 2];
     }
 
     private void ForEachBucket(int t, Action<int> action)

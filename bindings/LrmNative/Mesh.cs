@@ -288,6 +288,28 @@ public sealed class Mesh
     }
 
     /// <summary>
+    /// This mesh simplified to at most <paramref name="maxTriangles"/> triangles by quadric edge collapse (Garland and
+    /// Heckbert 1997), e.g. a 384³ reconstruction's few hundred thousand triangles down to a game asset's few thousand.
+    /// Topology is kept (a closed surface stays closed with the same genus; open borders stay in place), so the result
+    /// has more triangles than <paramref name="maxTriangles"/> when no further collapse keeps the topology and every
+    /// triangle's facing (a closed genus-0 piece goes down to a tetrahedron). Colours are interpolated along collapsed edges; normals, when
+    /// this mesh has them, are recomputed area-weighted. Vertices no triangle uses are dropped. Deterministic. Returns
+    /// this mesh when it has no more than <paramref name="maxTriangles"/> triangles already.
+    /// </summary>
+    /// <param name="maxTriangles">The triangle budget, at least 1.</param>
+    /// <param name="cancellation">Checked every 1,024 collapses.</param>
+    /// <exception cref="LrmInvalidArgumentException"><paramref name="maxTriangles"/> is below 1.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was cancelled.</exception>
+    public Mesh Simplified(int maxTriangles, CancellationToken cancellation = default)
+    {
+        if (maxTriangles < 1)
+        {
+            throw new LrmInvalidArgumentException($"mesh: the triangle budget must be at least 1, got {maxTriangles}");
+        }
+        return TriangleCount <= maxTriangles ? this : MeshSimplifier.Simplify(this, maxTriangles, cancellation);
+    }
+
+    /// <summary>
     /// Writes a binary little-endian PLY (1.0) atomically: x, y, z float; nx, ny, nz float when the mesh has normals;
     /// red, green, blue uchar (colour × 255, rounded) when it has colours; faces as a uchar count and int indices.
     /// Coordinates stay z-up as in the engine. The folder is created if needed.

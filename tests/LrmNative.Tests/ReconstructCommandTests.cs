@@ -150,6 +150,35 @@ public sealed class ReconstructCommandTests : TemporaryFolderFixture
     }
 
     [Test]
+    public void MaxTrianglesWritesTheLibrarysSimplifiedMesh()
+    {
+        var output = Path.Combine(Folder, "simplified");
+        var image = SyntheticImage();
+        var (code, log) = Lrm("--model", Golden.TinyModelDirectory, image, "--out", output, "--render-size", "8",
+            "--resolution", "40", "--threshold", "0.7", "--formats", "glb,ply", "--max-triangles", "120", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), log);
+
+        using var lrm = Reconstructor.Load(Golden.TinyModelDirectory, Device.Cpu);
+        using var result = lrm.Reconstruct(image);
+        var full = result.ExtractMesh(40, 0.7f);
+        Assert.That(full.TriangleCount, Is.GreaterThan(240), "the test needs a mesh well above the budget");
+        var expected = full.Simplified(120);
+        Assert.That(expected.TriangleCount, Is.InRange(119, 120));
+        Assert.That(log, Does.Contain($"simplify").And.Contain($"{full.TriangleCount:N0} → {expected.TriangleCount:N0} triangles"));
+        foreach (var format in new[] { "glb", "ply" })
+        {
+            var written = Mesh.Load(Path.Combine(output, $"mesh.{format}"));
+            Assert.That(written.Triangles.ToArray(), Is.EqualTo(expected.Triangles.ToArray()), $"{format}: triangles");
+            Assert.That(written.Positions.ToArray(), Is.EqualTo(expected.Positions.ToArray()).Within(1e-6f), $"{format}: positions");
+            Assert.That(written.HasColors, Is.True, $"{format}: colours");
+        }
+        // Normals recomputed on the simplified surface are written (our readers take positions and colours only).
+        Assert.That(expected.HasNormals, Is.True);
+        Assert.That(File.ReadAllText(Path.Combine(output, "mesh.ply"), System.Text.Encoding.Latin1), Does.Contain("property float nx"));
+        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
+    }
+
+    [Test]
     public void NoSurfaceAboveTheThresholdWarnsAndWritesNoMesh()
     {
         var output = Path.Combine(Folder, "nomesh");
@@ -182,6 +211,7 @@ public sealed class ReconstructCommandTests : TemporaryFolderFixture
     [TestCase("--resolution", "1", "--resolution")]
     [TestCase("--min-piece", "1.5", "--min-piece")]
     [TestCase("--min-piece", "-0.1", "--min-piece")]
+    [TestCase("--max-triangles", "-1", "--max-triangles must be >= 0")]
     [TestCase("--threshold", "0", "--threshold must be a finite density > 0")]
     [TestCase("--threshold", "-0.5", "--threshold must be a finite density > 0")]
     public void BadMeshOptionsFailBeforeAnythingIsWritten(string option, string value, string expected)

@@ -54,11 +54,14 @@ internal sealed record ReconstructOptions
 
     /// <summary>Drop mesh pieces with fewer triangles than this share of the largest (0: keep all).</summary>
     public double MinPiece { get; init; }
+
+    /// <summary>Simplify the mesh to at most this many triangles (quadric edge collapse; 0: keep all).</summary>
+    public int MaxTriangles { get; init; }
 }
 
 /// <summary>
 /// <c>lrm reconstruct IMAGE... --model DIR [--out DIR] [--resolution N] [--threshold T] [--formats glb,ply,obj]
-/// [--turntable N] [--device cpu|cuda|auto] [--coarse-to-fine | --dense] [--min-piece S] [--render-size N]
+/// [--turntable N] [--device cpu|cuda|auto] [--coarse-to-fine | --dense] [--min-piece S] [--max-triangles N] [--render-size N]
 /// [--save-triplane FILE] [--query POINTS.npy] [--threads N] [--foreground-ratio R]</c>: photos through the model via the public
 /// <see cref="Reconstructor"/> facade. For each image, in OUT (one image) or OUT/&lt;file name without extension&gt;
 /// (several):
@@ -113,7 +116,7 @@ internal static class ReconstructCommand
 
     /// <summary>The stages of the timing breakdown, in the paper's terms first.</summary>
     public static readonly string[] BreakdownStages =
-        ["load", "preprocess", "image→triplane", "render", "turntable", "grid query", "marching cubes", "vertex colours", "export", "total"];
+        ["load", "preprocess", "image→triplane", "render", "turntable", "grid query", "marching cubes", "vertex colours", "simplify", "export", "total"];
 
     public static Command Create()
     {
@@ -178,8 +181,12 @@ internal static class ReconstructCommand
         {
             Description = "Drop disconnected mesh pieces with fewer triangles than this share of the largest, e.g. 0.05 for floaters (default 0: keep all)",
         };
+        var maxTriangles = new Option<int>("--max-triangles")
+        {
+            Description = "Simplify the mesh to at most N triangles by quadric edge collapse, keeping its topology, e.g. 20000 for a game asset (default 0: keep all)",
+        };
         command.Arguments.Add(images);
-        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine, dense, minPiece })
+        foreach (var option in new Option[] { model, output, saveTriplane, query, renderSize, threads, ratio, resolution, threshold, formats, turntable, device, coarseToFine, dense, minPiece, maxTriangles })
         {
             command.Options.Add(option);
         }
@@ -207,6 +214,7 @@ internal static class ReconstructCommand
                     Device = parse.GetValue(device) ?? "auto",
                     CoarseToFine = GridChoice(parse.GetValue(coarseToFine), parse.GetValue(dense)),
                     MinPiece = parse.GetValue(minPiece),
+                    MaxTriangles = parse.GetValue(maxTriangles),
                 }, display, interruption.Token);
                 return failed == 0 ? 0 : 1;
             }
@@ -456,6 +464,16 @@ internal static class ReconstructCommand
             return;
         }
         display.Stage("colours", "NeRF colour at every vertex, area-weighted normals", times["vertex colours"]);
+        if (options.MaxTriangles > 0 && mesh.TriangleCount > options.MaxTriangles)
+        {
+            var clock = Stopwatch.StartNew();
+            var simple = mesh.Simplified(options.MaxTriangles, cancellation);
+            times["simplify"] = clock.Elapsed;
+            var note = simple.TriangleCount > options.MaxTriangles ? " (no further collapse keeps the topology)" : "";
+            display.Stage("simplify", string.Create(CultureInfo.InvariantCulture,
+                $"{mesh.TriangleCount:N0} → {simple.TriangleCount:N0} triangles, {simple.VertexCount:N0} vertices (quadric edge collapse){note}"), clock.Elapsed);
+            mesh = simple;
+        }
         export += Timed(display, "export", () =>
         {
             foreach (var path in paths)
@@ -555,6 +573,10 @@ internal static class ReconstructCommand
         if (options.MinPiece is not (>= 0 and <= 1))
         {
             throw new LrmInvalidArgumentException($"--min-piece must be a share of the largest piece in [0, 1], got {options.MinPiece.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (options.MaxTriangles < 0)
+        {
+            throw new LrmInvalidArgumentException($"--max-triangles must be >= 0 (0: keep all), got {options.MaxTriangles}");
         }
         if (options.SaveTriplane is not null && options.Images.Count > 1)
         {

@@ -147,7 +147,7 @@ internal static class TrainCommand
 
     public static Command Create()
     {
-        var command = new Command("train", "Train or fine-tune LRM on a multi-view dataset (OpenLRM layout) on the CPU");
+        var command = new Command("train", "Train or fine-tune LRM on a multi-view dataset (OpenLRM layout) on the CPU or a CUDA GPU (--device)");
         var config = new Option<string?>("--config") { Description = "Model config JSON (OpenLRM keys): train from a fresh, seeded initialisation" };
         var model = new Option<string?>("--model") { Description = "Model to fine-tune: an OpenLRM folder or an LrmNative model file" };
         var data = new Option<string>("--data") { Description = "Dataset root: one folder per object with rgba/NNN.png, pose/NNN.npy, intrinsics.npy", Required = true };

@@ -62,53 +62,9 @@ public sealed class MarchingCubesTests
 
     private static double Sphere(double x, double y, double z, double radius) => radius - Math.Sqrt(x * x + y * y + z * z);
 
-    /// <summary>
-    /// Watertight and consistently wound: every directed edge occurs once and its reverse once, so
-    /// every undirected edge lies in exactly two triangles that traverse it in opposite directions.
-    /// Returns the number of undirected edges.
-    /// </summary>
-    private static int AssertClosedManifold(Mesh mesh)
-    {
-        var directed = new HashSet<(int, int)>();
-        var used = new bool[mesh.VertexCount];
-        for (var t = 0; t < mesh.TriangleCount; t++)
-        {
-            for (var k = 0; k < 3; k++)
-            {
-                int a = mesh.Triangles[3 * t + k], b = mesh.Triangles[3 * t + (k + 1) % 3];
-                Assert.That(a, Is.InRange(0, mesh.VertexCount - 1));
-                Assert.That(a, Is.Not.EqualTo(b), $"triangle {t} repeats vertex {a}");
-                Assert.That(directed.Add((a, b)), Is.True, $"directed edge ({a}, {b}) is used twice: non-manifold or inconsistent winding");
-                used[a] = true;
-            }
-        }
-        foreach (var (a, b) in directed)
-        {
-            Assert.That(directed.Contains((b, a)), Is.True, $"edge ({a}, {b}) is a boundary (hole)");
-        }
-        Assert.That(used, Has.All.True, "every vertex belongs to a triangle");
-        return directed.Count / 2;
-    }
+    private static int EulerCharacteristic(Mesh mesh) => MeshTopology.AssertClosedManifold(mesh.Triangles, mesh.VertexCount);
 
-    private static int EulerCharacteristic(Mesh mesh)
-    {
-        var edges = AssertClosedManifold(mesh);
-        return mesh.VertexCount - edges + mesh.TriangleCount;
-    }
-
-    /// <summary>Signed enclosed volume by the divergence theorem, Σ a·(b × c) / 6.</summary>
-    private static double SignedVolume(Mesh mesh)
-    {
-        var volume = 0.0;
-        for (var t = 0; t < mesh.TriangleCount; t++)
-        {
-            var (ax, ay, az) = mesh.Vertex(mesh.Triangles[3 * t]);
-            var (bx, by, bz) = mesh.Vertex(mesh.Triangles[3 * t + 1]);
-            var (cx, cy, cz) = mesh.Vertex(mesh.Triangles[3 * t + 2]);
-            volume += ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx);
-        }
-        return volume / 6;
-    }
+    private static double SignedVolume(Mesh mesh) => MeshTopology.SignedVolume(mesh.Vertices, mesh.Triangles);
 
     private static int Components(Mesh mesh)
     {
@@ -275,7 +231,7 @@ public sealed class MarchingCubesTests
         }
         var mesh = Extract(field);
         Assert.That(mesh.TriangleCount, Is.GreaterThan(100));
-        AssertClosedManifold(mesh);
+        EulerCharacteristic(mesh); // asserts a closed, consistently wound manifold
         Assert.That(SignedVolume(mesh), Is.Positive);
     }
 

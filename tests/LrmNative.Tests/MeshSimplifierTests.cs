@@ -79,46 +79,9 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
     private static (double X, double Y, double Z) Vertex(Mesh mesh, int v) =>
         (mesh.Positions[3 * v], mesh.Positions[3 * v + 1], mesh.Positions[3 * v + 2]);
 
-    /// <summary>
-    /// Every directed edge once and its reverse once (closed, manifold, consistently wound), no repeated vertex in a
-    /// triangle, every vertex used; returns the Euler characteristic V − E + F.
-    /// </summary>
-    private static int AssertClosedManifold(Mesh mesh)
-    {
-        var directed = new HashSet<(int, int)>();
-        var used = new bool[mesh.VertexCount];
-        var triangles = mesh.Triangles;
-        for (var t = 0; t < mesh.TriangleCount; t++)
-        {
-            for (var k = 0; k < 3; k++)
-            {
-                int a = triangles[3 * t + k], b = triangles[3 * t + (k + 1) % 3];
-                Assert.That(a, Is.Not.EqualTo(b), $"triangle {t} repeats vertex {a}");
-                Assert.That(directed.Add((a, b)), Is.True, $"directed edge ({a}, {b}) is used twice: non-manifold or inconsistent winding");
-                used[a] = true;
-            }
-        }
-        foreach (var (a, b) in directed)
-        {
-            Assert.That(directed.Contains((b, a)), Is.True, $"edge ({a}, {b}) is a border (hole)");
-        }
-        Assert.That(used, Has.All.True, "every vertex belongs to a triangle");
-        return mesh.VertexCount - directed.Count / 2 + mesh.TriangleCount;
-    }
+    private static int AssertClosedManifold(Mesh mesh) => MeshTopology.AssertClosedManifold(mesh.Triangles, mesh.VertexCount);
 
-    private static double SignedVolume(Mesh mesh)
-    {
-        var volume = 0.0;
-        var triangles = mesh.Triangles;
-        for (var t = 0; t < mesh.TriangleCount; t++)
-        {
-            var (ax, ay, az) = Vertex(mesh, triangles[3 * t]);
-            var (bx, by, bz) = Vertex(mesh, triangles[3 * t + 1]);
-            var (cx, cy, cz) = Vertex(mesh, triangles[3 * t + 2]);
-            volume += ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx);
-        }
-        return volume / 6;
-    }
+    private static double SignedVolume(Mesh mesh) => MeshTopology.SignedVolume(mesh.Positions, mesh.Triangles);
 
     private static double Area(Mesh mesh)
     {

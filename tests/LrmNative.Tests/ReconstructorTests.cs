@@ -307,13 +307,15 @@ public sealed class ReconstructorTests : TemporaryFolderFixture
         using var image = Image.Load(Golden.ExampleImagePath);
         using var result = lrm.Reconstruct(image);
         result.ExtractMesh(128).SaveGlb(Path.Combine(output, "mesh.glb"));
+        result.ExtractMesh(128).Simplified(2_000).SaveGlb(Path.Combine(output, "mesh-2k.glb"));
         using (var view = result.RenderInputView(32)) view.Color.SavePng(Path.Combine(output, "view.png"));
         var frame = 0;
         foreach (var view in result.RenderTurntable(3, 16))
             using (view) view.Color.SavePng(Path.Combine(output, "turntable", $"{frame++:D3}.png"));
         Assert.That(result.Timings.ToString(), Does.Contain("ImageToTriplane").And.Contain("GridQuery"));
         Assert.That(Directory.GetFiles(Path.Combine(output, "turntable")), Has.Length.EqualTo(3));
-        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"));
+        GltfValidator.AssertValid(Path.Combine(output, "mesh.glb"), Path.Combine(output, "mesh-2k.glb"));
+        Assert.That(Mesh.Load(Path.Combine(output, "mesh-2k.glb")).TriangleCount, Is.InRange(1, 2_000));
     }
 }
 

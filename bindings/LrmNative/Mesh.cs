@@ -292,9 +292,10 @@ public sealed class Mesh
     /// Heckbert 1997), e.g. a 384³ reconstruction's few hundred thousand triangles down to a game asset's few thousand.
     /// Topology is kept (a closed surface stays closed with the same genus; open borders stay in place), so the result
     /// has more triangles than <paramref name="maxTriangles"/> when no further collapse keeps the topology and every
-    /// triangle's facing (a closed genus-0 piece goes down to a tetrahedron). Colours are interpolated along collapsed edges; normals, when
-    /// this mesh has them, are recomputed area-weighted. Vertices no triangle uses are dropped. Deterministic. Returns
-    /// this mesh when it has no more than <paramref name="maxTriangles"/> triangles already.
+    /// triangle's facing (a closed genus-0 piece goes down to a tetrahedron). Colours are interpolated along collapsed
+    /// edges; normals, when this mesh has them, are recomputed area-weighted. Triangles that repeat a vertex and
+    /// vertices no triangle uses are dropped. Deterministic. Returns this mesh when it has no more than
+    /// <paramref name="maxTriangles"/> triangles already.
     /// </summary>
     /// <param name="maxTriangles">The triangle budget, at least 1.</param>
     /// <param name="cancellation">Checked every 1,024 collapses.</param>

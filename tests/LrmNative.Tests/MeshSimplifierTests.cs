@@ -304,6 +304,26 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
     }
 
     [Test]
+    public void TrianglesThatRepeatAVertexAndUnusedVerticesAreDropped()
+    {
+        var sheet = Sheet(4, 0, colors: false);
+        var positions = sheet.Positions.ToArray().Concat(new[] { 5f, 5f, 5f }).ToArray(); // a vertex no triangle uses
+        var triangles = sheet.Triangles.ToArray().Concat(new[] { 0, 0, 1, 3, 7, 7 }).ToArray();
+        var mesh = new Mesh(positions, triangles);
+
+        var simple = mesh.Simplified(mesh.TriangleCount - 1);
+
+        Assert.That(simple.Bounds.Max.X, Is.EqualTo(1f), "the unused vertex at (5, 5, 5) is gone");
+        for (var t = 0; t < simple.TriangleCount; t++)
+        {
+            var corners = simple.Triangles.Slice(3 * t, 3).ToArray();
+            Assert.That(corners.Distinct().Count(), Is.EqualTo(3), $"triangle {t} repeats a vertex");
+        }
+        Assert.That(Area(simple), Is.EqualTo(1).Within(1e-6));
+        Assert.That(simple.TriangleCount, Is.LessThanOrEqualTo(mesh.TriangleCount - 2));
+    }
+
+    [Test]
     public void CancellationStopsTheWork()
     {
         var sphere = Extract(SphereDistance, 48);

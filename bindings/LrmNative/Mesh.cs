@@ -234,36 +234,41 @@ public sealed class Mesh
         {
             return this;
         }
-        var newIndex = new int[VertexCount];
+        return Compacted(_positions, _triangles, _colors, _normals, t => pieceOfTriangle[t] < keepPieces);
+    }
+
+    /// <summary>
+    /// The triangles (T, 3) for which <paramref name="keep"/> holds, in their order, over the vertices they use, in
+    /// theirs; positions, colours and normals (each (V, 3) or null) of those vertices are copied as they are (the
+    /// constructor would normalise unit normals again, changing last bits).
+    /// </summary>
+    internal static Mesh Compacted(float[] positions, int[] triangles, float[]? colors, float[]? normals, Func<int, bool> keep)
+    {
+        var newIndex = new int[positions.Length / 3];
         Array.Fill(newIndex, -1);
-        var triangles = new List<int>(_triangles.Length);
-        for (var t = 0; t < TriangleCount; t++)
+        var kept = new List<int>(triangles.Length);
+        for (var t = 0; t < triangles.Length / 3; t++)
         {
-            if (pieceOfTriangle[t] < keepPieces)
+            if (keep(t))
             {
-                for (var k = 0; k < 3; k++)
+                kept.AddRange(triangles.AsSpan(3 * t, 3));
+                foreach (var v in triangles.AsSpan(3 * t, 3))
                 {
-                    newIndex[_triangles[3 * t + k]] = 0;
+                    newIndex[v] = 0;
                 }
             }
         }
-        var kept = 0;
+        var vertices = 0;
         for (var v = 0; v < newIndex.Length; v++)
         {
             if (newIndex[v] == 0)
             {
-                newIndex[v] = kept++;
+                newIndex[v] = vertices++;
             }
         }
-        for (var t = 0; t < TriangleCount; t++)
+        for (var i = 0; i < kept.Count; i++)
         {
-            if (pieceOfTriangle[t] < keepPieces)
-            {
-                for (var k = 0; k < 3; k++)
-                {
-                    triangles.Add(newIndex[_triangles[3 * t + k]]);
-                }
-            }
+            kept[i] = newIndex[kept[i]];
         }
         float[] Compact(float[]? values)
         {
@@ -271,7 +276,7 @@ public sealed class Mesh
             {
                 return [];
             }
-            var result = new float[3 * kept];
+            var result = new float[3 * vertices];
             for (var v = 0; v < newIndex.Length; v++)
             {
                 if (newIndex[v] >= 0)
@@ -281,10 +286,9 @@ public sealed class Mesh
             }
             return result;
         }
-        // The normals are copied as they are (the constructor would normalise the unit vectors again, changing last bits).
-        var result = new Mesh(Compact(_positions), [.. triangles], Compact(_colors));
-        result._normals = _normals is null ? null : Compact(_normals);
-        return result;
+        var mesh = new Mesh(Compact(positions), [.. kept], Compact(colors));
+        mesh._normals = normals is null ? null : Compact(normals);
+        return mesh;
     }
 
     /// <summary>

@@ -579,59 +579,21 @@ internal static class MeshSimplifier
         // The live triangles over the vertices they use, in the original order of both.
         public Mesh ToMesh(bool withNormals)
         {
-            var newIndex = new int[_vertexAlive.Length];
-            Array.Fill(newIndex, -1);
-            var triangles = new List<int>(3 * _liveTriangles);
-            var kept = 0;
-            for (var t = 0; t < _triangleAlive.Length; t++)
+            var positions = new float[_position.Length];
+            for (var i = 0; i < positions.Length; i++)
             {
-                if (_triangleAlive[t])
+                positions[i] = (float)_position[i];
+            }
+            float[]? colors = null;
+            if (_color is not null)
+            {
+                colors = new float[_color.Length];
+                for (var i = 0; i < colors.Length; i++)
                 {
-                    foreach (var v in _triangles.AsSpan(3 * t, 3))
-                    {
-                        if (newIndex[v] < 0)
-                        {
-                            newIndex[v] = 0;
-                        }
-                    }
+                    colors[i] = (float)Math.Clamp(_color[i], 0, 1);
                 }
             }
-            for (var v = 0; v < newIndex.Length; v++)
-            {
-                if (newIndex[v] == 0)
-                {
-                    newIndex[v] = kept++;
-                }
-            }
-            for (var t = 0; t < _triangleAlive.Length; t++)
-            {
-                if (_triangleAlive[t])
-                {
-                    foreach (var v in _triangles.AsSpan(3 * t, 3))
-                    {
-                        triangles.Add(newIndex[v]);
-                    }
-                }
-            }
-            var positions = new float[3 * kept];
-            var colors = _color is null ? [] : new float[3 * kept];
-            for (var v = 0; v < newIndex.Length; v++)
-            {
-                var i = newIndex[v];
-                if (i < 0)
-                {
-                    continue;
-                }
-                for (var k = 0; k < 3; k++)
-                {
-                    positions[3 * i + k] = (float)_position[3 * v + k];
-                    if (_color is not null)
-                    {
-                        colors[3 * i + k] = (float)Math.Clamp(_color[3 * v + k], 0, 1);
-                    }
-                }
-            }
-            var mesh = new Mesh(positions, [.. triangles], colors);
+            var mesh = Mesh.Compacted(positions, _triangles, colors, null, t => _triangleAlive[t]);
             return withNormals ? mesh.ComputeVertexNormals() : mesh;
         }
     }

@@ -79,6 +79,9 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
     private static (double X, double Y, double Z) Vertex(Mesh mesh, int v) =>
         (mesh.Positions[3 * v], mesh.Positions[3 * v + 1], mesh.Positions[3 * v + 2]);
 
+    private static ((double X, double Y, double Z) A, (double X, double Y, double Z) B, (double X, double Y, double Z) C) Corners(Mesh mesh, int t) =>
+        (Vertex(mesh, mesh.Triangles[3 * t]), Vertex(mesh, mesh.Triangles[3 * t + 1]), Vertex(mesh, mesh.Triangles[3 * t + 2]));
+
     private static int AssertClosedManifold(Mesh mesh) => MeshTopology.AssertClosedManifold(mesh.Triangles, mesh.VertexCount);
 
     private static double SignedVolume(Mesh mesh) => MeshTopology.SignedVolume(mesh.Positions, mesh.Triangles);
@@ -86,12 +89,9 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
     private static double Area(Mesh mesh)
     {
         var area = 0.0;
-        var triangles = mesh.Triangles;
         for (var t = 0; t < mesh.TriangleCount; t++)
         {
-            var (ax, ay, az) = Vertex(mesh, triangles[3 * t]);
-            var (bx, by, bz) = Vertex(mesh, triangles[3 * t + 1]);
-            var (cx, cy, cz) = Vertex(mesh, triangles[3 * t + 2]);
+            var ((ax, ay, az), (bx, by, bz), (cx, cy, cz)) = Corners(mesh, t);
             double ux = bx - ax, uy = by - ay, uz = bz - az, wx = cx - ax, wy = cy - ay, wz = cz - az;
             double nx = uy * wz - uz * wy, ny = uz * wx - ux * wz, nz = ux * wy - uy * wx;
             area += Math.Sqrt(nx * nx + ny * ny + nz * nz) / 2;
@@ -109,12 +109,9 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
             vertices = Math.Max(vertices, Math.Abs(distance(x, y, z)));
         }
         var centres = 0.0;
-        var triangles = mesh.Triangles;
         for (var t = 0; t < mesh.TriangleCount; t++)
         {
-            var (ax, ay, az) = Vertex(mesh, triangles[3 * t]);
-            var (bx, by, bz) = Vertex(mesh, triangles[3 * t + 1]);
-            var (cx, cy, cz) = Vertex(mesh, triangles[3 * t + 2]);
+            var ((ax, ay, az), (bx, by, bz), (cx, cy, cz)) = Corners(mesh, t);
             centres = Math.Max(centres, Math.Abs(distance((ax + bx + cx) / 3, (ay + by + cy) / 3, (az + bz + cz) / 3)));
         }
         return (vertices, centres);
@@ -219,9 +216,7 @@ public sealed class MeshSimplifierTests : TemporaryFolderFixture
         }
         for (var t = 0; t < simple.TriangleCount; t++)
         {
-            var (ax, ay, _) = Vertex(simple, simple.Triangles[3 * t]);
-            var (bx, by, _) = Vertex(simple, simple.Triangles[3 * t + 1]);
-            var (cx, cy, _) = Vertex(simple, simple.Triangles[3 * t + 2]);
+            var ((ax, ay, _), (bx, by, _), (cx, cy, _)) = Corners(simple, t);
             Assert.That((bx - ax) * (cy - ay) - (by - ay) * (cx - ax), Is.GreaterThan(0), $"triangle {t} still faces +z");
         }
     }

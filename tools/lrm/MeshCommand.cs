@@ -68,8 +68,9 @@ internal static class MeshCommand
             {
                 throw new LrmInvalidArgumentException($"{volumePath}: no surface at level {level} (values span {Min(field)} .. {Max(field)}); nothing written");
             }
-            var extracted = new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>()).ComputeVertexNormals();
-            var mesh = maxTriangles > 0 ? extracted.Simplified(maxTriangles) : extracted;
+            // Normals once, on the mesh that is written.
+            var extracted = new Mesh(vertices.AsSpan<float>(), triangles.AsSpan<int>());
+            var mesh = (maxTriangles > 0 ? extracted.Simplified(maxTriangles) : extracted).ComputeVertexNormals();
             mesh.Save(outputPath);
             var simplified = mesh == extracted ? "" : $" (simplified from {extracted.TriangleCount} triangles)";
             log.WriteLine($"lrm: mesh {field.ShapeText} at level {level}: {mesh.VertexCount} vertices, {mesh.TriangleCount} triangles{simplified} → {outputPath} ({clock.Elapsed.TotalSeconds:F2} s)");
